@@ -1,0 +1,66 @@
+import createError from '@fastify/error'
+
+/**
+ * Every error the plugin raises, each with a code under one prefix and the
+ * HTTP status it answers with. `docs/errors.md` lists them.
+ */
+
+/** A plugin option is missing, of the wrong type or unsafe. Thrown at registration. */
+export const InvalidOptionError = createError<[string, string]>(
+  'FST_SESSION_GUARD_INVALID_OPTION',
+  'Invalid option "%s": %s',
+  500,
+  TypeError
+)
+
+/**
+ * The request carries no valid session. One code for every cause, so a client
+ * cannot learn which check failed; the precise reason goes to the request log.
+ */
+export const UnauthorizedError = createError(
+  'FST_SESSION_GUARD_UNAUTHORIZED',
+  'Authentication required',
+  401
+)
+
+/** The user already holds `maxSessionsPerUser` sessions and `onSessionLimit` is `'reject'`. */
+export const SessionLimitError = createError(
+  'FST_SESSION_GUARD_SESSION_LIMIT',
+  'Too many active sessions for this user',
+  409
+)
+
+/** A refresh lost a race with a parallel refresh of the same token (inside the grace window). */
+export const RefreshConflictError = createError(
+  'FST_SESSION_GUARD_REFRESH_CONFLICT',
+  'The refresh token was just rotated by another request; retry with the new one',
+  409
+)
+
+/** A refresh request failed the CSRF checks (missing custom header or a foreign `Origin`). */
+export const CsrfError = createError(
+  'FST_SESSION_GUARD_CSRF',
+  'Cross-site request refused',
+  403
+)
+
+/** The memory store is full and configured to refuse new sessions rather than evict. */
+export const StoreFullError = createError(
+  'FST_SESSION_GUARD_STORE_FULL',
+  'The session store is full',
+  503
+)
+
+/** The session store failed or did not answer in time. The guard fails closed. */
+export const StoreUnavailableError = createError(
+  'FST_SESSION_GUARD_STORE_UNAVAILABLE',
+  'The session store is unavailable',
+  503
+)
+
+/** A method was called in a state where it cannot work (for example `endSession` on an unauthenticated request). */
+export const NoSessionError = createError(
+  'FST_SESSION_GUARD_NO_SESSION',
+  'This request has no authenticated session',
+  500
+)

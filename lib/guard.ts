@@ -1,0 +1,76 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { safeEqual } from './crypto.js'
+import { StoreUnavailableError, UnauthorizedError } from './errors.js'
+import { isFingerprintRejection, readFingerprintHash } from './fingerprint.js'
+import type { Runtime } from './runtime.js'
+import type { AccessClaims } from './tokens.js'
+
+/** Longest `Authorization` header the guard will look at. */
+const MAX_AUTHORIZATION_LENGTH = 8192
+const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
+
+export type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
+/**
+ * The guard: a `preHandler` (or `onRequest`) hook that lets a request through
+ * only with a valid access token, the fingerprint cookie it is bound to, and a
+ * live session in the store that matches both. Then it records activity (at
+ * most once per `touchInterval`) and sets `request.user` and `request.authSession`.
+ */
+export function createGuard (runtime: Runtime): Guard {
+  const { store, accessTokens, options, events } = runtime
+  const { clock, touchIntervalMs } = options
+  const cookieName = options.cookies.fingerprint
+
+  function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
+    events.publish(request.log, 'auth.rejected', clock(), claims === undefined
+      ? { reason }
+      : { reason, userId: claims.sub, sessionId: claims.sid })
+    // RFC 6750: the same challenge whatever failed, so the answer tells an attacker nothing.
+    reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
+    throw new UnauthorizedError()
+  }
+
+  return async function requireSession (request, reply) {
+    const authorization = request.headers.authorization
+    if (authorization === undefined) return reject(request, reply, 'missing_token')
+    const match = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER.exec(authorization) : null
+    if (match === null) return reject(request, reply, 'malformed_token')
+
+    const now = clock()
+    const claims = accessTokens.verify(match[1] as string, now)
+    if (typeof claims === 'string') return reject(request, reply, claims)
+
+    const fingerprintHash = readFingerprintHash(request, cookieName)
+    if (isFingerprintRejection(fingerprintHash)) return reject(request, reply, fingerprintHash, claims)
+    if (!safeEqual(fingerprintHash, claims.fph)) return reject(request, reply, 'fingerprint_mismatch', claims)
+
+    let session
+    try {
+      session = await store.get(claims.sid, now)
+    } catch (err) {
+      request.log.error({ err }, 'session guard: the session store failed')
+      throw new StoreUnavailableError()
+    }
+    if (session === undefined) return reject(request, reply, 'unknown_session', claims)
+    if (session.userId !== claims.sub || session.fingerprintHash !== claims.fph) {
+      return reject(request, reply, 'session_mismatch', claims)
+    }
+
+    if (now - session.lastSeenAt >= touchIntervalMs) {
+      const { idleMs } = runtime.lifetime(session.remembered)
+      const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + idleMs, session.absoluteExpiresAt) }
+      try {
+        session = await store.touch(session.id, activity, now)
+      } catch (err) {
+        request.log.error({ err }, 'session guard: the session store failed')
+        throw new StoreUnavailableError()
+      }
+      // Revoked between the read and the write: the revocation wins.
+      if (session === undefined) return reject(request, reply, 'unknown_session', claims)
+    }
+
+    request.user = claims as typeof request.user
+    request.authSession = session
+  }
+}

@@ -1,0 +1,250 @@
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import { randomToken } from './crypto.js'
+import {
+  CsrfError,
+  NoSessionError,
+  RefreshConflictError,
+  SessionLimitError,
+  StoreFullError,
+  StoreUnavailableError,
+  UnauthorizedError
+} from './errors.js'
+import { createFingerprint, isFingerprintRejection, readFingerprintHash } from './fingerprint.js'
+import type { Runtime } from './runtime.js'
+import type { SessionRecord } from './session.js'
+import { RESERVED_CLAIMS } from './tokens.js'
+
+/** 128 random bits. */
+const SESSION_ID_BYTES = 16
+const MAX_USER_ID_LENGTH = 256
+const MAX_REFRESH_TOKEN_LENGTH = 256
+
+/** What `reply.issueSession()` takes. */
+export interface IssueSessionInput {
+  /** The authenticated user's id (becomes the token's `sub`). */
+  userId: string
+  /** The app's own claims, signed into every access token of the session. */
+  claims?: Record<string, unknown>
+  /** Longer lifetimes and persistent cookies ("remember me"). */
+  remember?: boolean
+}
+
+/** What issuing, refreshing or regenerating a session gives back. */
+export interface IssuedSession {
+  /** The access token, for the client's `Authorization: Bearer` header. */
+  accessToken: string
+  /** The refresh token, only when `refresh.transport` is `'body'` (otherwise it is in its cookie). */
+  refreshToken?: string
+  session: SessionRecord
+}
+
+/**
+ * Issues, refreshes, regenerates and ends sessions: every step that hands a
+ * client new credentials or takes them away.
+ */
+export class Lifecycle {
+  readonly #runtime: Runtime
+
+  constructor (runtime: Runtime) {
+    this.#runtime = runtime
+  }
+
+  /** Creates a session under the per-user limit, sets its cookies and signs its first access token. */
+  async issue (reply: FastifyReply, input: IssueSessionInput): Promise<IssuedSession> {
+    const { options, store, events } = this.#runtime
+    const { userId, claims, remember = false } = validateInput(input)
+    const now = options.clock()
+    const { idleMs, absoluteMs } = this.#runtime.lifetime(remember)
+    const id = randomToken(SESSION_ID_BYTES)
+    const fingerprint = createFingerprint()
+    const refresh = this.#runtime.refreshTokens.issue(id)
+    const session: SessionRecord = {
+      id,
+      userId,
+      fingerprintHash: fingerprint.hash,
+      createdAt: now,
+      lastSeenAt: now,
+      idleExpiresAt: now + Math.min(idleMs, absoluteMs),
+      absoluteExpiresAt: now + absoluteMs,
+      remembered: remember,
+      ...(claims === undefined ? {} : { claims }),
+      refresh: { hash: refresh.hash, rotatedAt: now, rotations: 0 }
+    }
+
+    const result = await storeCall(reply.log, () => store.create(session, options.limit, now))
+    if (!result.created) throw new SessionLimitError()
+    for (const evicted of result.evicted) {
+      events.publish(reply.log, 'session.revoked', now, { userId, sessionId: evicted.id, reason: 'limit' })
+    }
+    events.publish(reply.log, 'session.created', now, { userId, sessionId: id, remembered: remember })
+    return this.#deliver(reply, session, fingerprint.value, refresh.token, now)
+  }
+
+  /**
+   * Trades a refresh token (with its fingerprint cookie) for a new access
+   * token and a new refresh token. An older refresh token revokes the session.
+   */
+  async refresh (request: FastifyRequest, reply: FastifyReply): Promise<IssuedSession> {
+    const { options, store, events, refreshTokens } = this.#runtime
+    const now = options.clock()
+    const fail = (reason: string, session?: SessionRecord): never => {
+      events.publish(request.log, 'auth.rejected', now, session === undefined
+        ? { reason }
+        : { reason, userId: session.userId, sessionId: session.id })
+      this.#runtime.cookies.clear(reply)
+      throw new UnauthorizedError()
+    }
+
+    if (options.refresh.transport === 'cookie') this.#checkCsrf(request)
+    const token = this.#presentedRefreshToken(request)
+    if (token === undefined) return fail('missing_refresh_token')
+    const opened = refreshTokens.open(token)
+    if (opened === undefined) return fail('invalid_refresh_token')
+    const fingerprintHash = readFingerprintHash(request, options.cookies.fingerprint)
+    if (isFingerprintRejection(fingerprintHash)) return fail(fingerprintHash)
+
+    const current = await storeCall(request.log, () => store.get(opened.sessionId, now))
+    if (current === undefined) return fail('unknown_session')
+    if (current.fingerprintHash !== fingerprintHash) return fail('fingerprint_mismatch', current)
+
+    const successor = refreshTokens.issue(current.id)
+    const { idleMs } = this.#runtime.lifetime(current.remembered)
+    const result = await storeCall(request.log, () => store.rotate(current.id, {
+      presentedHash: opened.hash,
+      successorHash: successor.hash,
+      graceMs: options.refresh.graceMs,
+      activity: { lastSeenAt: now, idleExpiresAt: Math.min(now + idleMs, current.absoluteExpiresAt) }
+    }, now))
+
+    switch (result.outcome) {
+      case 'missing':
+        return fail('unknown_session', current)
+      case 'conflict':
+        throw new RefreshConflictError()
+      case 'reuse':
+        events.publish(request.log, 'refresh.reuse_detected', now, { userId: current.userId, sessionId: current.id })
+        events.publish(request.log, 'session.revoked', now, { userId: current.userId, sessionId: current.id, reason: 'reuse' })
+        return fail('refresh_token_reuse', current)
+    }
+    events.publish(request.log, 'session.refreshed', now, {
+      userId: current.userId, sessionId: current.id, rotations: result.session.refresh?.rotations ?? 0
+    })
+    return this.#deliver(reply, result.session, undefined, successor.token, now)
+  }
+
+  /**
+   * Replaces the request's session with a new one (new id, fingerprint and
+   * tokens) in one store step, so nothing known before works after. Use it
+   * after a privilege change. The absolute deadline carries over.
+   */
+  async regenerate (request: FastifyRequest, reply: FastifyReply, claims?: Record<string, unknown>): Promise<IssuedSession> {
+    const { options, store, events } = this.#runtime
+    const old = currentSession(request)
+    const now = options.clock()
+    const id = randomToken(SESSION_ID_BYTES)
+    const fingerprint = createFingerprint()
+    const refresh = this.#runtime.refreshTokens.issue(id)
+    const newClaims = claims === undefined ? old.claims : validateClaims(claims)
+    const session: SessionRecord = {
+      ...old,
+      id,
+      fingerprintHash: fingerprint.hash,
+      lastSeenAt: now,
+      ...(newClaims === undefined ? {} : { claims: newClaims }),
+      refresh: { hash: refresh.hash, rotatedAt: now, rotations: 0 }
+    }
+    const replaced = await storeCall(request.log, () => store.replace(old.id, session, now))
+    if (!replaced) {
+      events.publish(request.log, 'auth.rejected', now, { reason: 'unknown_session', userId: old.userId, sessionId: old.id })
+      throw new UnauthorizedError()
+    }
+    events.publish(request.log, 'session.revoked', now, { userId: old.userId, sessionId: old.id, reason: 'regenerate' })
+    events.publish(request.log, 'session.created', now, { userId: old.userId, sessionId: id, remembered: old.remembered })
+    request.authSession = session
+    return this.#deliver(reply, session, fingerprint.value, refresh.token, now)
+  }
+
+  /** Revokes the request's session and clears its cookies (logout). */
+  async end (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const { options, store, events } = this.#runtime
+    const session = currentSession(request)
+    const now = options.clock()
+    const revoked = await storeCall(request.log, () => store.revoke(session.id, now))
+    if (revoked !== undefined) {
+      events.publish(request.log, 'session.revoked', now, { userId: session.userId, sessionId: session.id, reason: 'user' })
+    }
+    this.#runtime.cookies.clear(reply)
+    request.authSession = null
+  }
+
+  #deliver (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string, now: number): IssuedSession {
+    this.#runtime.cookies.set(reply, session, fingerprint, refreshToken, now)
+    const issued: IssuedSession = { accessToken: this.#runtime.accessTokens.sign(session, now), session }
+    if (this.#runtime.options.refresh.transport === 'body') issued.refreshToken = refreshToken
+    return issued
+  }
+
+  #presentedRefreshToken (request: FastifyRequest): string | undefined {
+    const { options } = this.#runtime
+    const token = options.refresh.transport === 'cookie'
+      ? request.cookies[options.cookies.refresh]
+      : (request.body as { refreshToken?: unknown } | undefined)?.refreshToken
+    return typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH ? token : undefined
+  }
+
+  /**
+   * A cookie rides along with any request the browser makes, so a refresh by
+   * cookie needs proof the request came from the app's own script: a custom
+   * header (a cross-site form cannot set one, and CORS preflights it) and, when
+   * the browser says where it comes from, an allowed origin.
+   */
+  #checkCsrf (request: FastifyRequest): void {
+    const { csrfHeader, allowedOrigins } = this.#runtime.options.refresh
+    if (request.headers[csrfHeader] === undefined) throw new CsrfError()
+    const origin = request.headers.origin
+    if (origin === undefined) return
+    const allowed = allowedOrigins.size > 0
+      ? allowedOrigins.has(origin)
+      : origin === `${request.protocol}://${request.host}`
+    if (!allowed) throw new CsrfError()
+  }
+}
+
+/** The request's authenticated session; only after the guard ran. */
+function currentSession (request: FastifyRequest): SessionRecord {
+  const session = request.authSession
+  if (session === null) throw new NoSessionError()
+  return session
+}
+
+/** Runs a store call; a store failure becomes a 503 that names no internals (our own coded errors pass). */
+async function storeCall<T> (log: FastifyBaseLogger, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (err) {
+    if (err instanceof StoreFullError) throw err
+    log.error({ err }, 'session guard: the session store failed')
+    throw new StoreUnavailableError()
+  }
+}
+
+function validateInput (input: IssueSessionInput): IssueSessionInput {
+  if (typeof input !== 'object' || input === null) throw new TypeError('issueSession() takes { userId, claims?, remember? }')
+  const { userId, remember } = input
+  if (typeof userId !== 'string' || userId === '' || userId.length > MAX_USER_ID_LENGTH) {
+    throw new TypeError(`issueSession(): userId must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters`)
+  }
+  if (remember !== undefined && typeof remember !== 'boolean') throw new TypeError('issueSession(): remember must be a boolean')
+  const claims = input.claims === undefined ? undefined : validateClaims(input.claims)
+  return { userId, claims, remember }
+}
+
+function validateClaims (claims: Record<string, unknown>): Record<string, unknown> {
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
+    throw new TypeError('claims must be a plain object')
+  }
+  for (const name of Object.keys(claims)) {
+    if (RESERVED_CLAIMS.has(name)) throw new TypeError(`claims may not set the reserved claim "${name}"`)
+  }
+  return Object.freeze({ ...claims })
+}

@@ -1,0 +1,349 @@
+import { parse as parseDuration } from '@lukeed/ms'
+import { InvalidOptionError } from './errors.js'
+import type { Clock } from './session.js'
+import { memoryStore } from './stores/memory.js'
+import type { SessionStore } from './stores/store.js'
+
+/** Milliseconds, or a string such as `'15m'`, `'12h'`, `'30d'`. */
+export type Duration = number | string
+
+export type HmacAlgorithm = 'HS256' | 'HS384' | 'HS512'
+export type AsymmetricAlgorithm =
+  | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
+
+/** The plugin's options. Every one has a safe default except the signing key. */
+export interface SessionGuardOptions {
+  /**
+   * HMAC secret for access tokens, at least 32 bytes. Give this or `keys`.
+   */
+  secret?: string | Buffer
+  /**
+   * PEM key pair for an asymmetric `algorithm`. Give this or `secret`.
+   */
+  keys?: { private: string | Buffer, public: string | Buffer }
+  /**
+   * The one algorithm access tokens are signed and verified with. Must be an
+   * HMAC algorithm with `secret`, and an asymmetric one with `keys`.
+   * @default 'HS256' with `secret`; required with `keys`
+   */
+  algorithm?: HmacAlgorithm | AsymmetricAlgorithm
+  /** `iss` claim to sign, and to require when verifying. */
+  issuer?: string
+  /** `aud` claim to sign, and to require when verifying. */
+  audience?: string
+  /**
+   * Lifetime of an access token. Keep it short: refresh tokens renew it.
+   * @default '15m'
+   */
+  accessTokenTtl?: Duration
+  /**
+   * Tolerance for clock skew when checking an access token's `exp`.
+   * @default 0
+   */
+  clockTolerance?: Duration
+  /**
+   * A session ends after this long without activity (sliding window).
+   * @default '30m'
+   */
+  idleTimeout?: Duration
+  /**
+   * A session ends this long after login, whatever its activity.
+   * @default '12h'
+   */
+  absoluteTimeout?: Duration
+  /** Lifetimes of sessions issued with `remember: true`. */
+  remember?: {
+    /** @default '14d' */
+    idleTimeout?: Duration
+    /** @default '30d' */
+    absoluteTimeout?: Duration
+  }
+  /**
+   * Activity is written to the store at most once per this interval per session,
+   * so a busy client does not cause a write on every request.
+   * @default '1m'
+   */
+  touchInterval?: Duration
+  /**
+   * Most live sessions per user.
+   * @default 15
+   */
+  maxSessionsPerUser?: number
+  /**
+   * At the limit, `'evict-oldest'` revokes the user's least recently active
+   * session; `'reject'` refuses the new login with a 409.
+   * @default 'evict-oldest'
+   */
+  onSessionLimit?: 'evict-oldest' | 'reject'
+  /**
+   * Where sessions live.
+   * @default memoryStore()
+   */
+  store?: SessionStore
+  /**
+   * Guard every route in the plugin's scope, except those with `config: { public: true }`.
+   * @default false
+   */
+  global?: boolean
+  /**
+   * Name of the fingerprint cookie.
+   * @default '__Host-sg-fp' ('sg-fp' when `secureCookies` is false)
+   */
+  fingerprintCookie?: string
+  /**
+   * Set the `Secure` attribute (and use `__Host-`/`__Secure-` names). May only
+   * be turned off together with `development: true`.
+   * @default true
+   */
+  secureCookies?: boolean
+  /**
+   * Allows settings that are unsafe in production (`secureCookies: false`).
+   * @default false
+   */
+  development?: boolean
+  /** Refresh tokens. */
+  refresh?: RefreshOptions
+  /**
+   * The clock, in epoch ms. Tests inject one to move time forward.
+   * @default Date.now
+   */
+  clock?: Clock
+}
+
+export interface RefreshOptions {
+  /**
+   * How the refresh token travels: in its own HttpOnly cookie, or in the
+   * response body (for clients that are not browsers).
+   * @default 'cookie'
+   */
+  transport?: 'cookie' | 'body'
+  /**
+   * Path of the app's refresh route; the refresh cookie is only sent there.
+   * @default '/refresh'
+   */
+  path?: string
+  /**
+   * Name of the refresh cookie.
+   * @default '__Secure-sg-rt' ('sg-rt' when `secureCookies` is false)
+   */
+  cookie?: string
+  /**
+   * After a rotation, a second refresh with the same (now previous) token
+   * inside this window is answered 409 without revoking anything (parallel
+   * tabs). After it, the previous token still works once if its successor was
+   * never used (a response lost on the way); any older token revokes the session.
+   * @default '10s'
+   */
+  graceWindow?: Duration
+  /**
+   * Header a cookie-carried refresh must send; a cross-site form cannot.
+   * @default 'x-requested-with'
+   */
+  csrfHeader?: string
+  /**
+   * Origins allowed to refresh. A request with an `Origin` header outside this
+   * list is refused. Empty: only the request's own origin.
+   * @default []
+   */
+  allowedOrigins?: string[]
+}
+
+/** The options after validation and defaults; frozen. */
+export interface NormalizedOptions {
+  readonly signing: {
+    readonly algorithm: HmacAlgorithm | AsymmetricAlgorithm
+    readonly signKey: string | Buffer
+    readonly verifyKey: string | Buffer
+    readonly issuer: string | undefined
+    readonly audience: string | undefined
+  }
+  readonly accessTokenTtlMs: number
+  readonly clockToleranceMs: number
+  readonly lifetimes: {
+    readonly normal: Lifetime
+    readonly remembered: Lifetime
+  }
+  readonly touchIntervalMs: number
+  readonly limit: { readonly max: number, readonly onLimit: 'evict-oldest' | 'reject' }
+  readonly store: SessionStore
+  readonly global: boolean
+  readonly cookies: {
+    readonly secure: boolean
+    readonly fingerprint: string
+    readonly refresh: string
+  }
+  readonly refresh: {
+    readonly transport: 'cookie' | 'body'
+    readonly path: string
+    readonly graceMs: number
+    readonly csrfHeader: string
+    readonly allowedOrigins: ReadonlySet<string>
+  }
+  readonly clock: Clock
+}
+
+export interface Lifetime {
+  readonly idleMs: number
+  readonly absoluteMs: number
+}
+
+const DEFAULT_ACCESS_TOKEN_TTL = '15m'
+const DEFAULT_IDLE_TIMEOUT = '30m'
+const DEFAULT_ABSOLUTE_TIMEOUT = '12h'
+const DEFAULT_REMEMBER_IDLE_TIMEOUT = '14d'
+const DEFAULT_REMEMBER_ABSOLUTE_TIMEOUT = '30d'
+const DEFAULT_TOUCH_INTERVAL = '1m'
+const DEFAULT_MAX_SESSIONS_PER_USER = 15
+const DEFAULT_GRACE_WINDOW = '10s'
+const DEFAULT_CSRF_HEADER = 'x-requested-with'
+const DEFAULT_REFRESH_PATH = '/refresh'
+const MIN_SECRET_BYTES = 32
+const HMAC_ALGORITHMS = new Set(['HS256', 'HS384', 'HS512'])
+const ASYMMETRIC_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])
+// RFC 6265bis cookie-name token: no separators, controls or spaces.
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/** Validates options and fills in defaults. Throws `FST_SESSION_GUARD_INVALID_OPTION` naming the option. */
+export function normalizeOptions (options: SessionGuardOptions): NormalizedOptions {
+  const development = options.development === true
+  const secure = options.secureCookies === undefined ? true : bool(options.secureCookies, 'secureCookies')
+  if (!secure && !development) {
+    throw new InvalidOptionError('secureCookies', 'may only be false together with `development: true`')
+  }
+
+  const normal: Lifetime = {
+    idleMs: duration(options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 'idleTimeout'),
+    absoluteMs: duration(options.absoluteTimeout ?? DEFAULT_ABSOLUTE_TIMEOUT, 'absoluteTimeout')
+  }
+  const remember = options.remember ?? {}
+  const remembered: Lifetime = {
+    idleMs: duration(remember.idleTimeout ?? DEFAULT_REMEMBER_IDLE_TIMEOUT, 'remember.idleTimeout'),
+    absoluteMs: duration(remember.absoluteTimeout ?? DEFAULT_REMEMBER_ABSOLUTE_TIMEOUT, 'remember.absoluteTimeout')
+  }
+  const touchIntervalMs = duration(options.touchInterval ?? DEFAULT_TOUCH_INTERVAL, 'touchInterval', { allowZero: true })
+  if (touchIntervalMs >= normal.idleMs) {
+    throw new InvalidOptionError('touchInterval', 'must be shorter than idleTimeout')
+  }
+
+  const max = options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER
+  if (!Number.isSafeInteger(max) || max < 1) {
+    throw new InvalidOptionError('maxSessionsPerUser', `must be a positive integer, got ${String(max)}`)
+  }
+  const onLimit = options.onSessionLimit ?? 'evict-oldest'
+  if (onLimit !== 'evict-oldest' && onLimit !== 'reject') {
+    throw new InvalidOptionError('onSessionLimit', `must be 'evict-oldest' or 'reject', got ${String(onLimit)}`)
+  }
+
+  const refresh = options.refresh ?? {}
+  const transport = refresh.transport ?? 'cookie'
+  if (transport !== 'cookie' && transport !== 'body') {
+    throw new InvalidOptionError('refresh.transport', `must be 'cookie' or 'body', got ${String(transport)}`)
+  }
+  const path = refresh.path ?? DEFAULT_REFRESH_PATH
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new InvalidOptionError('refresh.path', 'must be a path starting with "/"')
+  }
+  const csrfHeader = refresh.csrfHeader ?? DEFAULT_CSRF_HEADER
+  if (typeof csrfHeader !== 'string' || !COOKIE_NAME.test(csrfHeader)) {
+    throw new InvalidOptionError('refresh.csrfHeader', 'must be a header name')
+  }
+  const allowedOrigins = refresh.allowedOrigins ?? []
+  if (!Array.isArray(allowedOrigins) || !allowedOrigins.every((origin) => typeof origin === 'string')) {
+    throw new InvalidOptionError('refresh.allowedOrigins', 'must be an array of origins such as "https://app.example.com"')
+  }
+
+  const store = options.store ?? memoryStore()
+  for (const method of ['create', 'get', 'touch', 'rotate', 'replace', 'revoke', 'revokeUser', 'listUser', 'stats', 'close'] as const) {
+    if (typeof store[method] !== 'function') {
+      throw new InvalidOptionError('store', `must implement SessionStore (missing ${method}())`)
+    }
+  }
+
+  const clock = options.clock ?? Date.now
+  if (typeof clock !== 'function') throw new InvalidOptionError('clock', 'must be a function returning epoch ms')
+
+  return Object.freeze({
+    signing: signing(options),
+    accessTokenTtlMs: duration(options.accessTokenTtl ?? DEFAULT_ACCESS_TOKEN_TTL, 'accessTokenTtl'),
+    clockToleranceMs: duration(options.clockTolerance ?? 0, 'clockTolerance', { allowZero: true }),
+    lifetimes: { normal, remembered },
+    touchIntervalMs,
+    limit: { max, onLimit },
+    store,
+    global: options.global === undefined ? false : bool(options.global, 'global'),
+    cookies: {
+      secure,
+      fingerprint: cookieName(options.fingerprintCookie ?? (secure ? '__Host-sg-fp' : 'sg-fp'), 'fingerprintCookie', secure),
+      refresh: cookieName(refresh.cookie ?? (secure ? '__Secure-sg-rt' : 'sg-rt'), 'refresh.cookie', secure)
+    },
+    refresh: {
+      transport,
+      path,
+      graceMs: duration(refresh.graceWindow ?? DEFAULT_GRACE_WINDOW, 'refresh.graceWindow', { allowZero: true }),
+      csrfHeader: csrfHeader.toLowerCase(),
+      allowedOrigins: new Set(allowedOrigins)
+    },
+    clock
+  })
+}
+
+function signing (options: SessionGuardOptions): NormalizedOptions['signing'] {
+  const { secret, keys, issuer, audience } = options
+  if (issuer !== undefined && (typeof issuer !== 'string' || issuer === '')) {
+    throw new InvalidOptionError('issuer', 'must be a non-empty string')
+  }
+  if (audience !== undefined && (typeof audience !== 'string' || audience === '')) {
+    throw new InvalidOptionError('audience', 'must be a non-empty string')
+  }
+  if (secret !== undefined && keys !== undefined) {
+    throw new InvalidOptionError('secret', 'give either `secret` or `keys`, not both')
+  }
+  if (keys !== undefined) {
+    const algorithm = options.algorithm
+    if (algorithm === undefined || !ASYMMETRIC_ALGORITHMS.has(algorithm)) {
+      throw new InvalidOptionError('algorithm', `must name the asymmetric algorithm of \`keys\` (${[...ASYMMETRIC_ALGORITHMS].join(', ')})`)
+    }
+    if (!isKey(keys.private) || !isKey(keys.public)) {
+      throw new InvalidOptionError('keys', 'must hold non-empty PEM `private` and `public` keys')
+    }
+    return { algorithm, signKey: keys.private, verifyKey: keys.public, issuer, audience }
+  }
+  if (secret === undefined) {
+    throw new InvalidOptionError('secret', 'is required (or `keys` with an asymmetric `algorithm`)')
+  }
+  if (!isKey(secret) || Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
+    throw new InvalidOptionError('secret', `must be a string or Buffer of at least ${MIN_SECRET_BYTES} bytes`)
+  }
+  const algorithm = options.algorithm ?? 'HS256'
+  if (!HMAC_ALGORITHMS.has(algorithm)) {
+    throw new InvalidOptionError('algorithm', 'must be HS256, HS384 or HS512 with `secret`')
+  }
+  return { algorithm, signKey: secret, verifyKey: secret, issuer, audience }
+}
+
+function isKey (value: unknown): value is string | Buffer {
+  return (typeof value === 'string' || Buffer.isBuffer(value)) && value.length > 0
+}
+
+function duration (value: Duration, name: string, { allowZero = false } = {}): number {
+  const ms = typeof value === 'string' ? parseDuration(value) : value
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero)) {
+    throw new InvalidOptionError(name, `must be a ${allowZero ? 'non-negative' : 'positive'} duration in ms or a string such as '15m', got ${String(value)}`)
+  }
+  return ms
+}
+
+function bool (value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'must be a boolean')
+  return value
+}
+
+function cookieName (name: string, option: string, secure: boolean): string {
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) {
+    throw new InvalidOptionError(option, 'must be a valid cookie name')
+  }
+  if (!secure && /^__(host|secure)-/i.test(name)) {
+    throw new InvalidOptionError(option, 'a __Host- or __Secure- name needs secure cookies')
+  }
+  return name
+}

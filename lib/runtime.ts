@@ -1,0 +1,17 @@
+import type { SessionCookies } from './cookies.js'
+import type { SessionEventStream } from './events.js'
+import type { Lifetime, NormalizedOptions } from './options.js'
+import type { SessionStore } from './stores/store.js'
+import type { AccessTokens, RefreshTokens } from './tokens.js'
+
+/** What the guard, the lifecycle and the manager share: built once per registration in `index.ts`. */
+export interface Runtime {
+  readonly options: NormalizedOptions
+  readonly store: SessionStore
+  readonly accessTokens: AccessTokens
+  readonly refreshTokens: RefreshTokens
+  readonly cookies: SessionCookies
+  readonly events: SessionEventStream
+  /** The idle and absolute lifetimes of a session, by whether it is remembered. */
+  lifetime (remembered: boolean): Lifetime
+}

@@ -1,0 +1,98 @@
+/** Milliseconds since the epoch, from the injected clock. */
+export type Clock = () => number
+
+/**
+ * The refresh-token state of a session. Only hashes are kept.
+ *
+ * The successor of a rotation (`nextHash`) becomes current on its first use,
+ * so a response lost on the way to the client never raises a false alarm:
+ * until then the current token still works (after the grace window).
+ */
+export interface RefreshState {
+  /** Hash of the newest refresh token the client has proven to hold. */
+  readonly hash: string
+  /** Hash of the successor issued by the last rotation, not used yet. */
+  readonly nextHash?: string
+  /** When the last rotation happened (epoch ms). */
+  readonly rotatedAt: number
+  /** How many rotations the session has gone through. */
+  readonly rotations: number
+}
+
+/**
+ * One session as the store keeps it. Records are immutable: every change
+ * stores a new object, so a record handed out can never change under its holder.
+ */
+export interface SessionRecord {
+  /** Random id, at least 128 bits, base64url. */
+  readonly id: string
+  readonly userId: string
+  /** SHA-256 (base64url) of the fingerprint kept in the HttpOnly cookie. */
+  readonly fingerprintHash: string
+  /** Epoch ms of the login. */
+  readonly createdAt: number
+  /** Epoch ms of the last recorded activity (throttled by `touchInterval`). */
+  readonly lastSeenAt: number
+  /** The session ends here unless activity extends it (sliding). */
+  readonly idleExpiresAt: number
+  /** The session ends here whatever happens (never extended). */
+  readonly absoluteExpiresAt: number
+  /** Whether the login asked to be remembered (longer lifetimes, persistent cookies). */
+  readonly remembered: boolean
+  /** The app's own claims, signed into every access token of the session. */
+  readonly claims?: Readonly<Record<string, unknown>>
+  readonly refresh?: RefreshState
+}
+
+/** The moment a session stops being usable: the earlier of its two deadlines. */
+export function expiresAt (session: Pick<SessionRecord, 'idleExpiresAt' | 'absoluteExpiresAt'>): number {
+  return Math.min(session.idleExpiresAt, session.absoluteExpiresAt)
+}
+
+/** Whether a session is still usable at `now`. */
+export function isLive (session: Pick<SessionRecord, 'idleExpiresAt' | 'absoluteExpiresAt'>, now: number): boolean {
+  return now < session.idleExpiresAt && now < session.absoluteExpiresAt
+}
+
+/** Which deadline a session has passed at `now`, if any. */
+export function expiryReason (session: SessionRecord, now: number): 'absolute_timeout' | 'idle_timeout' | undefined {
+  if (now >= session.absoluteExpiresAt) return 'absolute_timeout'
+  if (now >= session.idleExpiresAt) return 'idle_timeout'
+  return undefined
+}
+
+/** What a refresh with a given token hash must do, decided from the session's refresh state. */
+export type RotationDecision =
+  /** The token is current (or the pending successor): rotate to `successorHash`. */
+  | 'rotate'
+  /** The token was rotated a moment ago by a parallel request: refuse, change nothing. */
+  | 'conflict'
+  /** The token is an older generation: the session is stolen, revoke it. */
+  | 'reuse'
+
+/**
+ * The theft-detection rule, shared by every store (the Redis store's Lua script
+ * mirrors it; the conformance suite holds them to the same answers).
+ */
+export function decideRotation (state: RefreshState, presentedHash: string, now: number, graceMs: number): RotationDecision {
+  if (presentedHash === state.nextHash) return 'rotate'
+  if (presentedHash === state.hash) {
+    if (state.nextHash === undefined) return 'rotate'
+    // The successor exists but was never used: a parallel tab (inside the grace
+    // window) or a response lost on its way to the client (after it).
+    return now - state.rotatedAt < graceMs ? 'conflict' : 'rotate'
+  }
+  return 'reuse'
+}
+
+/** The refresh state after a rotation decided as `'rotate'`. */
+export function rotatedState (state: RefreshState, presentedHash: string, successorHash: string, now: number): RefreshState {
+  return {
+    // Using the successor proves the client holds it: it becomes current.
+    // Re-using the current one (lost response) keeps it current.
+    hash: presentedHash,
+    nextHash: successorHash,
+    rotatedAt: now,
+    rotations: state.rotations + 1
+  }
+}

@@ -1,0 +1,224 @@
+import { LRUCache } from 'lru-cache'
+import { StoreFullError } from '../errors.js'
+import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord } from '../session.js'
+import type {
+  Activity,
+  CreateResult,
+  Rotation,
+  RotationResult,
+  SessionLimit,
+  SessionStore,
+  StoreContext,
+  StoreStats
+} from './store.js'
+
+export interface MemoryStoreOptions {
+  /**
+   * Most sessions held at once.
+   * @default 100_000
+   */
+  max?: number
+  /**
+   * What happens when `max` sessions are held and a new one is created:
+   * `'evict-lru'` drops the least recently used session (reported as a
+   * `capacity` removal), `'reject'` refuses the login with a 503.
+   * @default 'evict-lru'
+   */
+  onCapacity?: 'evict-lru' | 'reject'
+  /**
+   * How often expired sessions are purged, in ms. The timer is `unref()`ed and
+   * stopped by `close()`.
+   * @default 60_000
+   */
+  purgeIntervalMs?: number
+}
+
+const DEFAULT_MAX = 100_000
+const DEFAULT_PURGE_INTERVAL_MS = 60_000
+
+/**
+ * A bounded in-process store on `lru-cache`, with a per-user index kept in step
+ * on every removal path (revoke, expiry, eviction at capacity). For one process;
+ * use the Redis store when several instances serve the same users.
+ */
+export class MemoryStore implements SessionStore {
+  readonly #max: number
+  readonly #onCapacity: 'evict-lru' | 'reject'
+  readonly #purgeIntervalMs: number
+  readonly #byUser = new Map<string, Set<string>>()
+  readonly #cache: LRUCache<string, SessionRecord>
+  #context: StoreContext = { now: Date.now, onRemoved: () => {} }
+  #timer: NodeJS.Timeout | undefined
+  #evictions = 0
+  #expirations = 0
+
+  constructor (options: MemoryStoreOptions = {}) {
+    const { max = DEFAULT_MAX, onCapacity = 'evict-lru', purgeIntervalMs = DEFAULT_PURGE_INTERVAL_MS } = options
+    if (!Number.isSafeInteger(max) || max < 1) {
+      throw new TypeError(`memoryStore: "max" must be a positive integer, got ${String(max)}`)
+    }
+    if (onCapacity !== 'evict-lru' && onCapacity !== 'reject') {
+      throw new TypeError(`memoryStore: "onCapacity" must be 'evict-lru' or 'reject', got ${String(onCapacity)}`)
+    }
+    if (!Number.isFinite(purgeIntervalMs) || purgeIntervalMs <= 0) {
+      throw new TypeError(`memoryStore: "purgeIntervalMs" must be a positive number, got ${String(purgeIntervalMs)}`)
+    }
+    this.#max = max
+    this.#onCapacity = onCapacity
+    this.#purgeIntervalMs = purgeIntervalMs
+    this.#cache = new LRUCache<string, SessionRecord>({
+      max,
+      // lru-cache reads time through `perf`: give it the plugin's clock, so
+      // its TTLs and ours agree, and tests can move both at once.
+      perf: { now: () => this.#context.now() },
+      // 0: read the clock on every check rather than cache it behind a timer.
+      ttlResolution: 0,
+      dispose: (session, id, reason) => this.#disposed(session, id, reason)
+    })
+  }
+
+  open (context: StoreContext): void {
+    this.#context = context
+    this.#timer ??= setInterval(() => this.#cache.purgeStale(), this.#purgeIntervalMs).unref()
+  }
+
+  async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
+    const active = this.#live(session.userId, now)
+    let evicted: SessionRecord[] = []
+    if (active.length >= limit.max) {
+      if (limit.onLimit === 'reject') return { created: false, active }
+      // evict by lastSeenAt, not createdAt: the user may still be on the older device
+      evicted = active.slice(limit.max - 1)
+      for (const old of evicted) this.#cache.delete(old.id)
+    }
+    this.#ensureRoom()
+    this.#insert(session, now)
+    return { created: true, evicted }
+  }
+
+  async get (id: string, now: number): Promise<SessionRecord | undefined> {
+    return this.#liveById(id, now)
+  }
+
+  async touch (id: string, activity: Activity, now: number): Promise<SessionRecord | undefined> {
+    const session = this.#liveById(id, now)
+    if (session === undefined) return undefined
+    const touched = { ...session, ...activity }
+    this.#cache.set(id, touched, { ttl: expiresAt(touched) - now })
+    return touched
+  }
+
+  async rotate (id: string, rotation: Rotation, now: number): Promise<RotationResult> {
+    const session = this.#liveById(id, now)
+    if (session?.refresh === undefined) return { outcome: 'missing' }
+    const decision = decideRotation(session.refresh, rotation.presentedHash, now, rotation.graceMs)
+    if (decision === 'conflict') return { outcome: 'conflict' }
+    if (decision === 'reuse') {
+      this.#cache.delete(id)
+      return { outcome: 'reuse', session }
+    }
+    const rotated: SessionRecord = {
+      ...session,
+      ...rotation.activity,
+      refresh: rotatedState(session.refresh, rotation.presentedHash, rotation.successorHash, now)
+    }
+    this.#cache.set(id, rotated, { ttl: expiresAt(rotated) - now })
+    return { outcome: 'rotated', session: rotated }
+  }
+
+  async replace (oldId: string, session: SessionRecord, now: number): Promise<boolean> {
+    if (this.#liveById(oldId, now) === undefined) return false
+    this.#cache.delete(oldId)
+    this.#insert(session, now)
+    return true
+  }
+
+  async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
+    const session = this.#liveById(id, now)
+    if (session !== undefined) this.#cache.delete(id)
+    return session
+  }
+
+  async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
+    const revoked = this.#live(userId, now).filter((session) => session.id !== exceptId)
+    for (const session of revoked) this.#cache.delete(session.id)
+    return revoked
+  }
+
+  async listUser (userId: string, now: number): Promise<SessionRecord[]> {
+    return this.#live(userId, now)
+  }
+
+  async stats (): Promise<StoreStats> {
+    return {
+      sessions: this.#cache.size,
+      users: this.#byUser.size,
+      evictions: this.#evictions,
+      expirations: this.#expirations
+    }
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  /** The user's live sessions, most recently active first; expired ones are removed on the way. */
+  #live (userId: string, now: number): SessionRecord[] {
+    const ids = this.#byUser.get(userId)
+    if (ids === undefined) return []
+    const live: SessionRecord[] = []
+    for (const id of ids) {
+      const session = this.#liveById(id, now)
+      if (session !== undefined) live.push(session)
+    }
+    return live.sort((a, b) => b.lastSeenAt - a.lastSeenAt)
+  }
+
+  #liveById (id: string, now: number): SessionRecord | undefined {
+    const session = this.#cache.get(id)
+    if (session === undefined || isLive(session, now)) return session
+    // Past a deadline by the caller's clock: lru-cache may not see it yet (its
+    // TTL is only set when the record is written), so expire it here.
+    this.#expirations++
+    this.#cache.delete(id)
+    this.#context.onRemoved(session, 'expired')
+    return undefined
+  }
+
+  #ensureRoom (): void {
+    if (this.#onCapacity === 'evict-lru' || this.#cache.size < this.#max) return
+    this.#cache.purgeStale()
+    if (this.#cache.size >= this.#max) throw new StoreFullError()
+  }
+
+  #insert (session: SessionRecord, now: number): void {
+    this.#cache.set(session.id, session, { ttl: expiresAt(session) - now })
+    let ids = this.#byUser.get(session.userId)
+    if (ids === undefined) {
+      ids = new Set()
+      this.#byUser.set(session.userId, ids)
+    }
+    ids.add(session.id)
+  }
+
+  #disposed (session: SessionRecord, id: string, reason: LRUCache.DisposeReason): void {
+    // 'set' replaces a record with its newer version under the same id: the index is unchanged.
+    if (reason === 'set') return
+    const ids = this.#byUser.get(session.userId)
+    ids?.delete(id)
+    if (ids?.size === 0) this.#byUser.delete(session.userId)
+    if (reason === 'evict') {
+      this.#evictions++
+      this.#context.onRemoved(session, 'capacity')
+    } else if (reason === 'expire') {
+      this.#expirations++
+      this.#context.onRemoved(session, 'expired')
+    }
+  }
+}
+
+/** Creates the in-memory store (the default when no `store` option is given). */
+export function memoryStore (options?: MemoryStoreOptions): MemoryStore {
+  return new MemoryStore(options)
+}

@@ -1,0 +1,119 @@
+import type { Clock, SessionRecord } from '../session.js'
+
+/**
+ * The contract between the plugin and a session store.
+ *
+ * Every method is Promise-based and takes `now` (epoch ms from the plugin's
+ * injected clock): a store never reads a clock of its own to decide whether a
+ * session is live. A store never returns a session whose deadlines have passed.
+ * Operations marked atomic must hold under any interleaving of concurrent calls,
+ * from one process or many. `test/stores/conformance.ts` checks every store
+ * against this contract.
+ */
+export interface SessionStore {
+  /**
+   * Called once when the plugin is registered, before any other method.
+   * A store that needs no context may leave it out.
+   */
+  open?(context: StoreContext): void | Promise<void>
+
+  /**
+   * Atomic: count the user's live sessions and, if `limit.max` are already live,
+   * either evict the least recently active ones (`'evict-oldest'`) or refuse
+   * (`'reject'`, leaving every session untouched); then insert.
+   */
+  create(session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult>
+
+  /** The live session with this id, or `undefined`. */
+  get(id: string, now: number): Promise<SessionRecord | undefined>
+
+  /**
+   * Records activity: sets `lastSeenAt` and `idleExpiresAt`. Only updates a
+   * session that is still live; never brings back a revoked or expired one.
+   * Returns the updated session, or `undefined` when there is none.
+   */
+  touch(id: string, activity: Activity, now: number): Promise<SessionRecord | undefined>
+
+  /**
+   * Atomic compare-and-swap of the refresh state (see `decideRotation` in
+   * `lib/session.ts`): rotates, refuses a parallel loser, or, for an older
+   * generation, revokes the session. A rotation also records activity.
+   */
+  rotate(id: string, rotation: Rotation, now: number): Promise<RotationResult>
+
+  /**
+   * Atomic: removes `oldId` and inserts `session` in its place (same user), so
+   * no moment exists where both or neither are live. Returns `false`, changing
+   * nothing, when `oldId` is no longer live.
+   */
+  replace(oldId: string, session: SessionRecord, now: number): Promise<boolean>
+
+  /** Removes one session. Returns it, or `undefined` if it was not live. */
+  revoke(id: string, now: number): Promise<SessionRecord | undefined>
+
+  /** Atomic: removes every live session of a user, except `exceptId` when given. Returns the removed ones. */
+  revokeUser(userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]>
+
+  /** The user's live sessions, most recently active first. O(sessions of that user), never a scan. */
+  listUser(userId: string, now: number): Promise<SessionRecord[]>
+
+  /** Counters and sizes. */
+  stats(now: number): Promise<StoreStats>
+
+  /** Stops timers and releases what the store itself opened. */
+  close(): Promise<void>
+}
+
+/** What the plugin hands a store when it opens it. */
+export interface StoreContext {
+  /** The plugin's injected clock, for a store's own housekeeping (purge timers, cache TTLs). */
+  readonly now: Clock
+  /** Called for each session the store removes on its own (capacity eviction, expiry). */
+  readonly onRemoved: (session: SessionRecord, reason: RemovalReason) => void
+}
+
+/** Why a store removed a session without being asked to. */
+export type RemovalReason = 'capacity' | 'expired'
+
+export interface SessionLimit {
+  /** Most live sessions one user may hold (>= 1). */
+  readonly max: number
+  readonly onLimit: 'evict-oldest' | 'reject'
+}
+
+export type CreateResult =
+  | { readonly created: true, readonly evicted: readonly SessionRecord[] }
+  | { readonly created: false, readonly active: readonly SessionRecord[] }
+
+export interface Activity {
+  readonly lastSeenAt: number
+  readonly idleExpiresAt: number
+}
+
+export interface Rotation {
+  /** Hash of the refresh token the client presented. */
+  readonly presentedHash: string
+  /** Hash of the successor to issue if the rotation goes ahead. */
+  readonly successorHash: string
+  /** How long after a rotation its predecessor answers `conflict` rather than rotating again. */
+  readonly graceMs: number
+  /** Activity to record with the rotation. */
+  readonly activity: Activity
+}
+
+export type RotationResult =
+  | { readonly outcome: 'rotated', readonly session: SessionRecord }
+  | { readonly outcome: 'conflict' }
+  | { readonly outcome: 'reuse', readonly session: SessionRecord }
+  | { readonly outcome: 'missing' }
+
+export interface StoreStats {
+  /** Sessions held (may include expired ones not purged yet). */
+  readonly sessions: number
+  /** Users with at least one session held. */
+  readonly users: number
+  /** Sessions removed because the store was at capacity, since it was opened. */
+  readonly evictions: number
+  /** Sessions removed because a deadline passed, since it was opened. */
+  readonly expirations: number
+}

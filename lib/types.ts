@@ -1,0 +1,40 @@
+import type { FastifyReply } from 'fastify'
+import type { Guard } from './guard.js'
+import type { IssuedSession, IssueSessionInput } from './lifecycle.js'
+import type { SessionManager } from './manager.js'
+import type { SessionRecord } from './session.js'
+// `request.user` and its typing (the `FastifyJWT` interface) come from @fastify/jwt.
+import '@fastify/jwt'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The guard, for `preHandler` or `onRequest`: `{ preHandler: app.requireSession }`. */
+    requireSession: Guard
+    /** The management API and event stream. */
+    sessions: SessionManager
+  }
+
+  interface FastifyRequest {
+    /** The request's session, set by the guard; `null` before it runs or on a public route. */
+    authSession: SessionRecord | null
+    /** Revokes this request's session and clears its cookies (logout). */
+    endSession (reply: FastifyReply): Promise<void>
+    /**
+     * Replaces this request's session with a new id, fingerprint and tokens
+     * (after a privilege change), optionally with new claims.
+     */
+    regenerateSession (reply: FastifyReply, claims?: Record<string, unknown>): Promise<IssuedSession>
+  }
+
+  interface FastifyReply {
+    /** Creates a session for an authenticated user, sets its cookies, and returns its access token. */
+    issueSession (input: IssueSessionInput): Promise<IssuedSession>
+    /** Trades the request's refresh token for new tokens (rotation with theft detection). */
+    refreshSession (): Promise<IssuedSession>
+  }
+
+  interface FastifyContextConfig {
+    /** With the `global` option: leave this route unguarded. */
+    public?: boolean
+  }
+}

@@ -1,0 +1,87 @@
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import type { Test } from 'tap'
+import sessionGuard, { type SessionGuardOptions } from '../lib/index.js'
+
+export const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
+/** 2026-01-01T00:00:00Z: tests run on a clock they move themselves. */
+export const EPOCH = Date.UTC(2026, 0, 1)
+export const MINUTE = 60_000
+
+/** A clock the test moves forward by hand. */
+export class TestClock {
+  now = EPOCH
+  readonly read = (): number => this.now
+  advance (ms: number): void { this.now += ms }
+}
+
+export interface Harness {
+  app: FastifyInstance
+  clock: TestClock
+  login: (userId: string, body?: Record<string, unknown>) => Promise<Credentials>
+  me: (credentials: Credentials, headers?: Record<string, string>) => Promise<LightMyRequestResponse>
+}
+
+export interface Credentials {
+  accessToken: string
+  sessionId: string
+  /** `name=value` of the fingerprint cookie. */
+  fingerprint: string
+  /** The refresh token (from its cookie or the body). */
+  refreshToken: string
+  response: LightMyRequestResponse
+}
+
+/**
+ * An app with the plugin, a login route for any user id (`POST /login`,
+ * body `{ userId, remember?, claims? }`), `GET /me`, `POST /logout` and
+ * `POST /refresh`, and a clock the test moves. Closed when the test ends.
+ */
+export async function build (t: Test, options: Partial<SessionGuardOptions> = {}): Promise<Harness> {
+  const clock = new TestClock()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, clock: clock.read, ...options })
+  app.post<{ Body: { userId: string, remember?: boolean, claims?: Record<string, unknown> } }>('/login', async (request, reply) => {
+    const { accessToken, refreshToken, session } = await reply.issueSession(request.body)
+    return { accessToken, refreshToken, sessionId: session.id }
+  })
+  app.get('/me', { preHandler: app.requireSession }, async (request) => ({ user: request.user, session: request.authSession }))
+  app.post('/logout', { preHandler: app.requireSession }, async (request, reply) => {
+    await request.endSession(reply)
+    return reply.code(204).send()
+  })
+  app.post('/refresh', async (request, reply) => {
+    const { accessToken, refreshToken } = await reply.refreshSession()
+    return { accessToken, refreshToken }
+  })
+  await app.ready()
+
+  const fingerprintName = options.fingerprintCookie ?? (options.secureCookies === false ? 'sg-fp' : '__Host-sg-fp')
+  const refreshName = options.refresh?.cookie ?? (options.secureCookies === false ? 'sg-rt' : '__Secure-sg-rt')
+
+  async function login (userId: string, body: Record<string, unknown> = {}): Promise<Credentials> {
+    const response = await app.inject({ method: 'POST', url: '/login', payload: { userId, ...body } })
+    if (response.statusCode !== 200) throw Object.assign(new Error(`login failed: ${response.statusCode}`), { response })
+    const json = response.json()
+    const cookies = response.cookies as Array<{ name: string, value: string }>
+    const fingerprint = cookies.find((cookie) => cookie.name === fingerprintName)
+    const refresh = cookies.find((cookie) => cookie.name === refreshName)
+    return {
+      accessToken: json.accessToken,
+      sessionId: json.sessionId,
+      fingerprint: `${fingerprintName}=${fingerprint?.value ?? ''}`,
+      refreshToken: json.refreshToken ?? refresh?.value ?? '',
+      response
+    }
+  }
+
+  async function me (credentials: Credentials, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+    return await app.inject({
+      method: 'GET',
+      url: '/me',
+      headers: { authorization: `Bearer ${credentials.accessToken}`, cookie: credentials.fingerprint, ...headers }
+    })
+  }
+
+  return { app, clock, login, me }
+}
