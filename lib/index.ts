@@ -13,6 +13,8 @@ import { expiryReason } from './session.js'
 import { AccessTokens, RefreshTokens } from './tokens.js'
 import './types.js'
 
+const JWT_NAMESPACE = 'sessionGuard'
+
 const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, opts) => {
   if (fastify.hasDecorator('sessions')) {
     throw new Error('fastify-session-guard is already registered in this scope')
@@ -37,7 +39,7 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
     onRemoved (session, reason) {
       const fields = { userId: session.userId, sessionId: session.id }
       if (reason === 'capacity') events.publish(undefined, 'session.evicted', clock(), fields)
-      else events.publish(undefined, 'session.expired', clock(), { ...fields, reason: expiryReason(session, clock()) === 'absolute_timeout' ? 'absolute' : 'idle' })
+      else events.publish(undefined, 'session.expired', clock(), { ...fields, reason: expiryReason(session, clock()) })
     }
   })
   fastify.addHook('onClose', async () => await store.close())
@@ -46,8 +48,8 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
   const lifecycle = new Lifecycle(runtime)
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', new SessionManager(runtime))
-  // The same `request.user` as @fastify/jwt's, so an app using both sees one property.
-  if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as never)
+  // `request.user` is not decorated here: @fastify/jwt declares it, and an app
+  // may register its own @fastify/jwt after this plugin without a clash.
   fastify.decorateRequest('authSession', null)
   fastify.decorateRequest('endSession', function (this: FastifyRequest, reply: FastifyReply) {
     return lifecycle.end(this, reply)
@@ -71,15 +73,18 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
 }
 
 /**
- * Registers @fastify/jwt in a child context of its own, so its decorators never
- * meet an @fastify/jwt the app registers for itself, and returns its signer and
- * verifier with the algorithm pinned.
+ * Registers @fastify/jwt in a child context of its own and under a namespace,
+ * so it never clashes with an @fastify/jwt the app registers itself, before or
+ * after this plugin (when the app's comes first, ours is `app.jwt.sessionGuard`).
+ * Returns its signer and verifier, with the algorithm pinned.
  */
 async function privateJwt (fastify: FastifyInstance, options: NormalizedOptions): Promise<JWT> {
   const { algorithm, signKey, verifyKey, issuer, audience } = options.signing
   let jwt: JWT | undefined
   await fastify.register(async function sessionGuardJwt (child) {
     await child.register(fastifyJwt, {
+      namespace: JWT_NAMESPACE,
+      decoratorName: `${JWT_NAMESPACE}Claims`,
       secret: { private: signKey, public: verifyKey },
       sign: { algorithm, ...(issuer === undefined ? {} : { iss: issuer }), ...(audience === undefined ? {} : { aud: audience }) },
       verify: {
@@ -91,7 +96,7 @@ async function privateJwt (fastify: FastifyInstance, options: NormalizedOptions)
         ignoreNotBefore: true
       }
     })
-    jwt = child.jwt
+    jwt = (child.jwt as unknown as Record<string, JWT>)[JWT_NAMESPACE]
   })
   return jwt as JWT
 }

@@ -127,7 +127,7 @@ export class Lifecycle {
         return fail('refresh_token_reuse', current)
     }
     events.publish(request.log, 'session.refreshed', now, {
-      userId: current.userId, sessionId: current.id, rotations: result.session.refresh?.rotations ?? 0
+      userId: current.userId, sessionId: current.id, rotations: result.session.refresh.rotations
     })
     return this.#deliver(reply, result.session, undefined, successor.token, now)
   }

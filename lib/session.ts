@@ -54,11 +54,9 @@ export function isLive (session: Pick<SessionRecord, 'idleExpiresAt' | 'absolute
   return now < session.idleExpiresAt && now < session.absoluteExpiresAt
 }
 
-/** Which deadline a session has passed at `now`, if any. */
-export function expiryReason (session: SessionRecord, now: number): 'absolute_timeout' | 'idle_timeout' | undefined {
-  if (now >= session.absoluteExpiresAt) return 'absolute_timeout'
-  if (now >= session.idleExpiresAt) return 'idle_timeout'
-  return undefined
+/** Which deadline an expired session has passed: the absolute one wins when both have. */
+export function expiryReason (session: SessionRecord, now: number): 'absolute' | 'idle' {
+  return now >= session.absoluteExpiresAt ? 'absolute' : 'idle'
 }
 
 /** What a refresh with a given token hash must do, decided from the session's refresh state. */

@@ -65,8 +65,8 @@ export class AccessTokens {
   }
 }
 
+// fast-jwt refuses a token whose payload is not a JSON object, so only its fields are checked here.
 function isAccessClaims (payload: unknown): payload is AccessClaims {
-  if (typeof payload !== 'object' || payload === null) return false
   const claims = payload as Record<string, unknown>
   return typeof claims.sub === 'string' && claims.sub !== '' &&
     typeof claims.sid === 'string' && claims.sid !== '' &&

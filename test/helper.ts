@@ -34,9 +34,14 @@ export interface Credentials {
 /**
  * An app with the plugin, a login route for any user id (`POST /login`,
  * body `{ userId, remember?, claims? }`), `GET /me`, `POST /logout` and
- * `POST /refresh`, and a clock the test moves. Closed when the test ends.
+ * `POST /refresh`, plus whatever `routes` adds, and a clock the test moves.
+ * Closed when the test ends.
  */
-export async function build (t: Test, options: Partial<SessionGuardOptions> = {}): Promise<Harness> {
+export async function build (
+  t: Test,
+  options: Partial<SessionGuardOptions> = {},
+  routes: (app: FastifyInstance) => void = () => {}
+): Promise<Harness> {
   const clock = new TestClock()
   const app = Fastify()
   t.teardown(() => app.close())
@@ -54,6 +59,7 @@ export async function build (t: Test, options: Partial<SessionGuardOptions> = {}
     const { accessToken, refreshToken } = await reply.refreshSession()
     return { accessToken, refreshToken }
   })
+  routes(app)
   await app.ready()
 
   const fingerprintName = options.fingerprintCookie ?? (options.secureCookies === false ? 'sg-fp' : '__Host-sg-fp')

@@ -117,7 +117,7 @@ export class MemoryStore implements SessionStore {
       this.#cache.delete(id)
       return { outcome: 'reuse', session }
     }
-    const rotated: SessionRecord = {
+    const rotated = {
       ...session,
       ...rotation.activity,
       refresh: rotatedState(session.refresh, rotation.presentedHash, rotation.successorHash, now)

@@ -1,4 +1,4 @@
-import type { Clock, SessionRecord } from '../session.js'
+import type { Clock, RefreshState, SessionRecord } from '../session.js'
 
 /**
  * The contract between the plugin and a session store.
@@ -102,7 +102,7 @@ export interface Rotation {
 }
 
 export type RotationResult =
-  | { readonly outcome: 'rotated', readonly session: SessionRecord }
+  | { readonly outcome: 'rotated', readonly session: SessionRecord & { readonly refresh: RefreshState } }
   | { readonly outcome: 'conflict' }
   | { readonly outcome: 'reuse', readonly session: SessionRecord }
   | { readonly outcome: 'missing' }

@@ -1,0 +1,169 @@
+import { generateKeyPairSync } from 'node:crypto'
+import fastifyCookie from '@fastify/cookie'
+import fastifyJwt from '@fastify/jwt'
+import Fastify from 'fastify'
+import t from 'tap'
+import sessionGuard, { memoryStore, type SessionGuardOptions } from '../lib/index.js'
+import { build, SECRET } from './helper.js'
+
+async function register (options: Partial<SessionGuardOptions>): Promise<unknown> {
+  const app = Fastify()
+  try {
+    await app.register(sessionGuard, options as SessionGuardOptions)
+    await app.ready()
+    return undefined
+  } catch (err) {
+    return err
+  } finally {
+    await app.close()
+  }
+}
+
+t.test('unsafe or malformed options are refused at registration, naming the option', async (t) => {
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+  const cases: Array<[string, Partial<SessionGuardOptions>]> = [
+    ['secret', {}],
+    ['secret', { secret: '' }],
+    ['secret', { secret: 'short' }],
+    ['secret', { secret: Buffer.alloc(31) }],
+    ['secret', { secret: SECRET, keys: { private: keys.privateKey, public: keys.publicKey } }],
+    ['algorithm', { secret: SECRET, algorithm: 'ES256' }],
+    ['algorithm', { secret: SECRET, algorithm: 'none' as 'HS256' }],
+    ['algorithm', { keys: { private: keys.privateKey, public: keys.publicKey } }],
+    ['algorithm', { keys: { private: keys.privateKey, public: keys.publicKey }, algorithm: 'HS256' }],
+    ['keys', { keys: { private: '', public: keys.publicKey }, algorithm: 'ES256' }],
+    ['issuer', { secret: SECRET, issuer: '' }],
+    ['audience', { secret: SECRET, audience: 42 as unknown as string }],
+    ['accessTokenTtl', { secret: SECRET, accessTokenTtl: -1 }],
+    ['accessTokenTtl', { secret: SECRET, accessTokenTtl: 0 }],
+    ['accessTokenTtl', { secret: SECRET, accessTokenTtl: 'soon' }],
+    ['idleTimeout', { secret: SECRET, idleTimeout: Number.NaN }],
+    ['absoluteTimeout', { secret: SECRET, absoluteTimeout: Number.POSITIVE_INFINITY }],
+    ['clockTolerance', { secret: SECRET, clockTolerance: Number.POSITIVE_INFINITY }],
+    ['remember.idleTimeout', { secret: SECRET, remember: { idleTimeout: '-5m' } }],
+    ['remember.absoluteTimeout', { secret: SECRET, remember: { absoluteTimeout: 0 } }],
+    ['touchInterval', { secret: SECRET, touchInterval: '30m' }],
+    ['maxSessionsPerUser', { secret: SECRET, maxSessionsPerUser: 0 }],
+    ['maxSessionsPerUser', { secret: SECRET, maxSessionsPerUser: 1.5 }],
+    ['onSessionLimit', { secret: SECRET, onSessionLimit: 'drop' as 'reject' }],
+    ['secureCookies', { secret: SECRET, secureCookies: false }],
+    ['secureCookies', { secret: SECRET, secureCookies: 'no' as unknown as boolean }],
+    ['global', { secret: SECRET, global: 1 as unknown as boolean }],
+    ['fingerprintCookie', { secret: SECRET, fingerprintCookie: 'bad name' }],
+    ['fingerprintCookie', { secret: SECRET, fingerprintCookie: '__Host-fp', secureCookies: false, development: true }],
+    ['refresh.cookie', { secret: SECRET, refresh: { cookie: 'a;b' } }],
+    ['refresh.transport', { secret: SECRET, refresh: { transport: 'header' as 'body' } }],
+    ['refresh.path', { secret: SECRET, refresh: { path: 'refresh' } }],
+    ['refresh.graceWindow', { secret: SECRET, refresh: { graceWindow: -1 } }],
+    ['refresh.csrfHeader', { secret: SECRET, refresh: { csrfHeader: 'bad header' } }],
+    ['refresh.allowedOrigins', { secret: SECRET, refresh: { allowedOrigins: 'https://a.example' as unknown as string[] } }],
+    ['refresh.allowedOrigins', { secret: SECRET, refresh: { allowedOrigins: [1 as unknown as string] } }],
+    ['store', { secret: SECRET, store: {} as never }],
+    ['clock', { secret: SECRET, clock: 5 as unknown as () => number }]
+  ]
+  for (const [option, options] of cases) {
+    const err = await register(options) as { code?: string, message?: string }
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `${option}: ${JSON.stringify(options, (_k, v) => typeof v === 'string' && v.length > 60 ? '<pem>' : v)}`)
+    t.match(err?.message, `"${option}"`, 'the message names the option')
+  }
+  t.equal(await register({ secret: SECRET, secureCookies: false, development: true }), undefined, 'development may turn Secure off')
+  t.equal(await register({ secret: SECRET, touchInterval: 0, refresh: { graceWindow: 0 }, clockTolerance: 0 }), undefined, 'zero where zero makes sense')
+})
+
+t.test('development mode: cookies without Secure and without prefixed names', async (t) => {
+  const h = await build(t, { secureCookies: false, development: true })
+  const alice = await h.login('alice')
+  const cookies = alice.response.headers['set-cookie'] as string[]
+  t.ok(cookies.some((c) => c.startsWith('sg-fp=')))
+  t.ok(cookies.some((c) => c.startsWith('sg-rt=')))
+  t.notOk(cookies.some((c) => /Secure/.test(c)))
+  t.equal((await h.me(alice)).statusCode, 200)
+})
+
+for (const [algorithm, type, extra] of [
+  ['RS256', 'rsa', { modulusLength: 2048 }],
+  ['ES256', 'ec', { namedCurve: 'P-256' }],
+  ['EdDSA', 'ed25519', {}]
+] as const) {
+  t.test(`asymmetric keys: ${algorithm}`, async (t) => {
+    const { privateKey, publicKey } = generateKeyPairSync(type as 'rsa', { ...extra, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as never) as unknown as { privateKey: string, publicKey: string }
+    const h = await build(t, { secret: undefined, keys: { private: privateKey, public: publicKey }, algorithm })
+    const alice = await h.login('alice')
+    t.equal(JSON.parse(Buffer.from(alice.accessToken.split('.')[0] as string, 'base64url').toString()).alg, algorithm)
+    t.equal((await h.me(alice)).statusCode, 200)
+  })
+}
+
+t.test('issuer and audience are signed and required', async (t) => {
+  const h = await build(t, { issuer: 'https://auth.example', audience: 'api' })
+  const alice = await h.login('alice')
+  const claims = JSON.parse(Buffer.from(alice.accessToken.split('.')[1] as string, 'base64url').toString())
+  t.match(claims, { iss: 'https://auth.example', aud: 'api' })
+  t.equal((await h.me(alice)).statusCode, 200)
+  const other = await build(t, { issuer: 'https://other.example', audience: 'api' })
+  const [fpName, fpValue] = alice.fingerprint.split('=')
+  t.equal((await other.app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${alice.accessToken}`, cookie: `${fpName}=${fpValue}` } })).statusCode, 401, 'a token for another issuer is refused')
+})
+
+// @fastify/cookie must come first when the app configures its own (the plugin
+// registers a default one when absent); @fastify/jwt may come before or after.
+for (const order of ['before', 'after'] as const) t.test(`works beside the app's own @fastify/cookie, and @fastify/jwt registered ${order} it`, async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyCookie, { secret: 'cookie-signing-secret' })
+  if (order === 'after') await app.register(sessionGuard, { secret: SECRET })
+  await app.register(fastifyJwt, { secret: 'the-apps-own-jwt-secret-0123456789abcdef' })
+  if (order === 'before') await app.register(sessionGuard, { secret: SECRET })
+  app.get('/own', async (request) => { await request.jwtVerify(); return request.user })
+  app.post('/login', async (_request, reply) => (await reply.issueSession({ userId: 'alice' })).accessToken)
+  app.get('/me', { preHandler: app.requireSession }, async (request) => request.user)
+  const ownToken = app.jwt.sign({ hello: 'world' })
+  t.match((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${ownToken}` } })).json(), { hello: 'world' })
+  t.equal((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${ownToken}` } })).statusCode, 401, "the app's tokens are not sessions")
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  const cookie = (login.headers['set-cookie'] as string[])[0]!.split(';')[0]!
+  t.match((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${login.body}`, cookie } })).json(), { sub: 'alice' })
+  t.equal((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${login.body}` } })).statusCode, 401, 'and ours are not the app\'s')
+})
+
+t.test('registering twice in one scope is a clear error', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(sessionGuard, { secret: SECRET })
+  app.register(sessionGuard, { secret: SECRET })
+  await t.rejects(async () => { await app.ready() }, /already registered in this scope/)
+})
+
+t.test('onClose closes the store', async (t) => {
+  const store = memoryStore()
+  let closed = 0
+  const close = store.close.bind(store)
+  store.close = async () => { closed++; await close() }
+  const app = Fastify()
+  await app.register(sessionGuard, { secret: SECRET, store })
+  await app.ready()
+  await app.close()
+  t.equal(closed, 1)
+})
+
+t.test('issueSession validates its input', async (t) => {
+  const h = await build(t, {}, (app) => {
+    app.post('/raw', async (request, reply) => await reply.issueSession(request.body as never))
+  })
+  const cases: Array<[string, unknown]> = [
+    ['no body', null],
+    ['no userId', {}],
+    ['empty userId', { userId: '' }],
+    ['numeric userId', { userId: 42 }],
+    ['huge userId', { userId: 'a'.repeat(257) }],
+    ['remember not boolean', { userId: 'a', remember: 'yes' }],
+    ['claims not an object', { userId: 'a', claims: ['x'] }],
+    ['reserved claim', { userId: 'a', claims: { sub: 'admin' } }],
+    ['reserved claim sid', { userId: 'a', claims: { sid: 'x' } }]
+  ]
+  for (const [name, body] of cases) {
+    const response = await h.app.inject({ method: 'POST', url: '/raw', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) })
+    t.equal(response.statusCode, 500, name)
+  }
+  t.same(await h.app.sessions.stats(), { sessions: 0, users: 0, evictions: 0, expirations: 0 }, 'no session was created')
+})

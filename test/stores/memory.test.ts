@@ -1,0 +1,119 @@
+import t from 'tap'
+import { MemoryStore, memoryStore, type SessionRecord, type StoreContext } from '../../lib/index.js'
+import { EPOCH, MINUTE, TestClock } from '../helper.js'
+
+const LIMIT = { max: 100, onLimit: 'evict-oldest' } as const
+
+function session (id: string, userId: string, now: number, lifetimeMs = 30 * MINUTE): SessionRecord {
+  return {
+    id,
+    userId,
+    fingerprintHash: 'h',
+    createdAt: now,
+    lastSeenAt: now,
+    idleExpiresAt: now + lifetimeMs,
+    absoluteExpiresAt: now + 2 * lifetimeMs,
+    remembered: false
+  }
+}
+
+function open (store: MemoryStore, clock: TestClock): Array<[string, string]> {
+  const removed: Array<[string, string]> = []
+  const context: StoreContext = { now: clock.read, onRemoved: (s, reason) => removed.push([s.id, reason]) }
+  store.open(context)
+  return removed
+}
+
+t.test('eviction at capacity drops the least recently used and keeps the user index consistent', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ max: 3 })
+  t.teardown(() => store.close())
+  const removed = open(store, clock)
+  await store.create(session('a1', 'alice', clock.now), LIMIT, clock.now)
+  await store.create(session('a2', 'alice', clock.now), LIMIT, clock.now)
+  await store.create(session('b1', 'bob', clock.now), LIMIT, clock.now)
+  await store.get('a1', clock.now) // a1 is now more recently used than a2
+  await store.create(session('c1', 'carol', clock.now), LIMIT, clock.now)
+  t.same(removed, [['a2', 'capacity']])
+  t.same((await store.listUser('alice', clock.now)).map((s) => s.id), ['a1'])
+  t.match(await store.stats(), { sessions: 3, users: 3, evictions: 1, expirations: 0 })
+  await store.create(session('d1', 'dave', clock.now), LIMIT, clock.now)
+  await store.create(session('e1', 'erin', clock.now), LIMIT, clock.now)
+  t.match(await store.stats(), { sessions: 3, users: 3, evictions: 3 }, 'users whose last session was evicted leave the index')
+})
+
+t.test("onCapacity: 'reject' refuses new sessions when full, after purging expired ones", async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ max: 2, onCapacity: 'reject' })
+  t.teardown(() => store.close())
+  open(store, clock)
+  await store.create(session('a1', 'alice', clock.now, MINUTE), LIMIT, clock.now)
+  await store.create(session('b1', 'bob', clock.now, 10 * MINUTE), LIMIT, clock.now)
+  await t.rejects(store.create(session('c1', 'carol', clock.now), LIMIT, clock.now), { code: 'FST_SESSION_GUARD_STORE_FULL', statusCode: 503 })
+  t.ok(await store.get('b1', clock.now), 'nothing was evicted')
+  clock.advance(2 * MINUTE)
+  t.match(await store.create(session('c1', 'carol', clock.now), LIMIT, clock.now), { created: true }, 'room once a1 expired')
+  t.match(await store.stats(), { sessions: 2, expirations: 1 })
+})
+
+t.test('the purge timer removes expired sessions and their index entries, and close() stops it', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ purgeIntervalMs: 1000 })
+  const removed = open(store, clock)
+  await store.create(session('a1', 'alice', clock.now, MINUTE), LIMIT, clock.now)
+  await store.create(session('a2', 'alice', clock.now, 10 * MINUTE), LIMIT, clock.now)
+  clock.advance(2 * MINUTE)
+  // Let the real interval fire once: this test is about the timer itself.
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  t.same(removed, [['a1', 'expired']])
+  t.match(await store.stats(), { sessions: 1, users: 1, expirations: 1 })
+  await store.close()
+  await store.close()
+  t.pass('close() is idempotent')
+})
+
+t.test('a session past its deadline is never returned, even before lru-cache sees it stale', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  const removed = open(store, clock)
+  await store.create(session('a1', 'alice', clock.now, MINUTE), LIMIT, clock.now)
+  t.equal(await store.get('a1', clock.now + MINUTE), undefined, 'at the deadline exactly')
+  t.same(removed, [['a1', 'expired']])
+  t.same(await store.listUser('alice', clock.now), [])
+})
+
+t.test('a store works before open() with the system clock', async (t) => {
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  const now = Date.now()
+  await store.create(session('a1', 'alice', now), LIMIT, now)
+  t.ok(await store.get('a1', now))
+})
+
+t.test('constructor options are validated', async (t) => {
+  t.throws(() => memoryStore({ max: 0 }), /"max" must be a positive integer/)
+  t.throws(() => memoryStore({ onCapacity: 'drop' as 'reject' }), /"onCapacity"/)
+  t.throws(() => memoryStore({ purgeIntervalMs: -1 }), /"purgeIntervalMs"/)
+  t.ok(new MemoryStore() instanceof MemoryStore)
+  t.equal(EPOCH > 0, true)
+})
+
+t.test('rotate answers missing for an unknown session or one without refresh state', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  open(store, clock)
+  const rotation = { presentedHash: 'a', successorHash: 'b', graceMs: 0, activity: { lastSeenAt: clock.now, idleExpiresAt: clock.now + MINUTE } }
+  t.same(await store.rotate('nope', rotation, clock.now), { outcome: 'missing' })
+  await store.create(session('a1', 'alice', clock.now), LIMIT, clock.now)
+  t.same(await store.rotate('a1', rotation, clock.now), { outcome: 'missing' })
+})
+
+t.test('a store expires sessions before open() without a listener', async (t) => {
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  const now = Date.now()
+  await store.create(session('a1', 'alice', now, MINUTE), LIMIT, now)
+  t.equal(await store.get('a1', now + MINUTE), undefined)
+})
