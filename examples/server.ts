@@ -1,0 +1,145 @@
+/**
+ * The example server: two demo users (alice and bob, password "demo-password")
+ * on the in-memory store. Run it with `npm run example`, then follow what it
+ * prints. Everything here is the app's own code except the plugin's decorators.
+ */
+import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { promisify } from 'node:util'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import sessionGuard, { type SessionGuardOptions } from '../lib/index.js'
+
+const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>
+
+interface User { id: string, username: string, role: string, salt: Buffer, hash: Buffer }
+
+async function hashPassword (password: string, salt = randomBytes(16)): Promise<{ salt: Buffer, hash: Buffer }> {
+  return { salt, hash: await scryptAsync(password, salt, 32) }
+}
+
+/** The app's own user table: in memory, passwords hashed with scrypt. */
+export async function createUsers (): Promise<Map<string, User>> {
+  const users = new Map<string, User>()
+  for (const [username, role] of [['alice', 'admin'], ['bob', 'member']] as const) {
+    users.set(username, { id: `user-${username}`, username, role, ...await hashPassword('demo-password') })
+  }
+  return users
+}
+
+export async function buildServer (
+  options: Partial<SessionGuardOptions> & { logger?: FastifyServerOptions['logger'] } = {}
+): Promise<FastifyInstance> {
+  const { logger = true, ...guardOptions } = options
+  const app = Fastify({ logger })
+  const users = await createUsers()
+  const byId = new Map([...users.values()].map((user) => [user.id, user]))
+  // An unknown username is checked against this, so it costs what a wrong password costs.
+  const decoy = await hashPassword('decoy-password')
+
+  async function checkPassword (username: string, password: string): Promise<User | undefined> {
+    const user = users.get(username.trim().toLowerCase())
+    const { salt, hash } = user ?? decoy
+    const candidate = await scryptAsync(password, salt, 32)
+    return timingSafeEqual(candidate, hash) && user !== undefined ? user : undefined
+  }
+
+  await app.register(sessionGuard, {
+    secret: guardOptions.secret ?? process.env.JWT_SECRET ?? randomSecret(app),
+    accessTokenTtl: '15m',
+    idleTimeout: '30m',
+    absoluteTimeout: '12h',
+    maxSessionsPerUser: 5,
+    onSessionLimit: 'evict-oldest',
+    ...guardOptions
+  })
+
+  const credentials = {
+    type: 'object',
+    required: ['username', 'password'],
+    properties: {
+      username: { type: 'string', maxLength: 128 },
+      password: { type: 'string', maxLength: 1024 },
+      remember: { type: 'boolean' }
+    }
+  } as const
+
+  app.post<{ Body: { username: string, password: string, remember?: boolean } }>('/login', { schema: { body: credentials } }, async (request, reply) => {
+    const user = await checkPassword(request.body.username, request.body.password)
+    if (user === undefined) return await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Wrong username or password' })
+    const { accessToken, refreshToken, session } = await reply.issueSession({
+      userId: user.id,
+      claims: { name: user.username, role: user.role },
+      remember: request.body.remember === true
+    })
+    return { accessToken, refreshToken, sessionId: session.id }
+  })
+
+  app.get('/me', { preHandler: app.requireSession }, async (request) => ({
+    user: request.user,
+    session: { id: request.authSession?.id, createdAt: request.authSession?.createdAt, remembered: request.authSession?.remembered }
+  }))
+
+  app.post('/refresh', async (request, reply) => {
+    const { accessToken, refreshToken } = await reply.refreshSession()
+    return { accessToken, refreshToken }
+  })
+
+  app.post('/logout', { preHandler: app.requireSession }, async (request, reply) => {
+    await request.endSession(reply)
+    return await reply.code(204).send()
+  })
+
+  app.post<{ Body: { currentPassword: string, newPassword: string } }>('/password', {
+    preHandler: app.requireSession,
+    schema: {
+      body: {
+        type: 'object',
+        required: ['currentPassword', 'newPassword'],
+        properties: { currentPassword: { type: 'string', maxLength: 1024 }, newPassword: { type: 'string', minLength: 12, maxLength: 1024 } }
+      }
+    }
+  }, async (request, reply) => {
+    const user = byId.get(request.authSession?.userId as string) as User
+    if (await checkPassword(user.username, request.body.currentPassword) === undefined) {
+      return await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'Wrong current password' })
+    }
+    Object.assign(user, await hashPassword(request.body.newPassword))
+    // A changed password ends every session of the user, this one included.
+    const revoked = await app.sessions.revokeAll(user.id, { reason: 'password-change' })
+    await request.endSession(reply)
+    return { revoked }
+  })
+
+  return app
+}
+
+function randomSecret (app: FastifyInstance): string {
+  app.log.warn('JWT_SECRET is not set: using a random secret, so tokens die with this process')
+  return randomBytes(32).toString('base64url')
+}
+
+/* c8 ignore start -- runs only when started as a program */
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 3000)
+  const host = process.env.HOST ?? '127.0.0.1'
+  buildServer().then(async (app) => {
+    await app.listen({ port, host })
+    const base = `http://${host}:${port}`
+    console.log(`
+fastify-session-guard example on ${base}
+Users: alice and bob, password "demo-password".
+
+  # log in: keep the cookies (fingerprint and refresh token), copy the accessToken
+  curl -s -c jar -H 'content-type: application/json' -d '{"username":"alice","password":"demo-password"}' ${base}/login
+  TOKEN=<accessToken from above>
+
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # who am I
+  curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh            # new tokens
+  curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now
+`)
+  }).catch((err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  })
+}
+/* c8 ignore stop */

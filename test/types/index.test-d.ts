@@ -1,0 +1,54 @@
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import { expectAssignable, expectError, expectType } from 'tsd'
+import sessionGuard, {
+  type IssuedSession,
+  memoryStore,
+  type MemoryStore,
+  type SessionGuardOptions,
+  type SessionManager,
+  type SessionRecord,
+  type SessionStore,
+  sessionGuard as named
+} from '../..'
+
+const app = Fastify()
+app.register(sessionGuard, { secret: 'x'.repeat(32) })
+app.register(named, { secret: 'x'.repeat(32), store: memoryStore({ max: 10 }), onSessionLimit: 'reject' })
+app.register(sessionGuard, {
+  keys: { private: 'pem', public: 'pem' },
+  algorithm: 'ES256',
+  accessTokenTtl: '15m',
+  idleTimeout: 30 * 60_000,
+  remember: { absoluteTimeout: '30d' },
+  refresh: { transport: 'body', graceWindow: '5s', allowedOrigins: ['https://app.example'] },
+  clock: () => Date.now()
+})
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), onSessionLimit: 'drop' }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), maxSessionsPerUser: '5' }))
+
+expectAssignable<SessionStore>(memoryStore())
+expectType<MemoryStore>(memoryStore({ onCapacity: 'reject' }))
+expectAssignable<SessionGuardOptions>({ secret: 'x', global: true })
+
+expectType<SessionManager>(app.sessions)
+expectType<Promise<SessionRecord[]>>(app.sessions.list('alice'))
+expectType<Promise<number>>(app.sessions.revokeAll('alice', { except: 'sid', reason: 'password-change' }))
+expectType<Promise<boolean>>(app.sessions.revoke('sid'))
+
+app.get('/me', { preHandler: app.requireSession }, async (request) => {
+  expectType<SessionRecord | null>(request.authSession)
+  return request.user
+})
+app.get('/hook', { onRequest: app.requireSession }, async () => 'ok')
+app.get('/open', { config: { public: true } }, async () => 'ok')
+
+app.post('/login', async (request: FastifyRequest, reply: FastifyReply) => {
+  const issued = await reply.issueSession({ userId: 'alice', claims: { role: 'admin' }, remember: true })
+  expectType<IssuedSession>(issued)
+  expectType<string>(issued.accessToken)
+  expectType<string | undefined>(issued.refreshToken)
+  expectError(reply.issueSession({ user: 'alice' }))
+  expectType<Promise<IssuedSession>>(reply.refreshSession())
+  expectType<Promise<IssuedSession>>(request.regenerateSession(reply, { role: 'user' }))
+  expectType<Promise<void>>(request.endSession(reply))
+})
