@@ -135,7 +135,10 @@ function describe (ua: string, hints: Hints): DeviceInfo {
   // user agent (Windows NT 10.0 for Windows 11, macOS 10_15_7, Android 10; K,
   // Chrome/131.0.0.0): where a hint is present it replaces the frozen value.
   const brand = pickBrand(hints.fullVersionList) ?? pickBrand(hints.brands)
-  if (brand !== undefined) {
+  // A browser that sends only the generic "Chromium" brand (Vivaldi does) is
+  // better named by its user agent, unless that says just Chrome.
+  const generic = brand?.name === 'Chromium' && browserName !== undefined && browserName !== 'Chrome'
+  if (brand !== undefined && !generic) {
     browserName = browserDisplayName(brand.name)
     browserVersion = brand.version
   }
@@ -208,6 +211,8 @@ const BROWSER_NAMES: Readonly<Record<string, string>> = {
   'Chrome WebView': 'Android WebView',
   YaBrowser: 'Yandex',
   'Opera Touch': 'Opera',
+  'Opera Mobile': 'Opera',
+  GSA: 'Google app',
   'Mobile Firefox': 'Firefox'
 }
 

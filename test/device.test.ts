@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { createDeviceParser, type DeviceHeaders, type DeviceInfo, MAX_HINT_LENGTH, MAX_USER_AGENT_LENGTH, parseDevice } from '../lib/device.js'
 
@@ -224,6 +226,13 @@ t.test('client hints win over the frozen user agent', async (t) => {
     check(t, { 'user-agent': CHROME_WINDOWS, 'sec-ch-ua': '"Brave";v="131", "Chromium";v="131", "Not_A Brand";v="24"', 'sec-ch-ua-platform': '"Linux"' },
       { type: 'desktop', name: 'Brave on Linux', browser: ['Brave', '131'], os: ['Linux', undefined] })
   })
+  t.test('Vivaldi, which sends only the Chromium brand, keeps its user-agent name', async (t) => {
+    check(t, {
+      'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Vivaldi/7.0.3495.18',
+      'sec-ch-ua': '"Chromium";v="131", "Not_A Brand";v="24"',
+      'sec-ch-ua-platform': '"Linux"'
+    }, { type: 'desktop', name: 'Vivaldi on Linux', browser: ['Vivaldi', '7.0.3495.18'] })
+  })
   t.test('a Chromium build with no brand of its own', async (t) => {
     check(t, { 'user-agent': CHROME_MAC, 'sec-ch-ua': '"Chromium";v="131", "Not_A Brand";v="24"', 'sec-ch-ua-platform': '"Chrome OS"' },
       { type: 'desktop', name: 'Chromium on ChromeOS', browser: ['Chromium', '131'] })
@@ -359,4 +368,21 @@ t.test('cacheSize is checked', async (t) => {
   for (const cacheSize of [0, -1, 1.5, Number.NaN, Infinity]) {
     t.throws(() => createDeviceParser({ cacheSize }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"cacheSize": must be a positive integer/ }, String(cacheSize))
   }
+})
+
+interface FixtureEntry { ua: string, weight: number, type: DeviceInfo['type'], hints?: Record<string, string> }
+
+t.test('every user agent of the benchmark fixture parses to the type it is listed with', async (t) => {
+  const entries = JSON.parse(readFileSync(join(__dirname, '..', 'bench', 'fixtures', 'user-agents.json'), 'utf8')) as FixtureEntry[]
+  t.ok(entries.length >= 300, `${entries.length} entries`)
+  const parser = createDeviceParser({ cacheSize: 10_000 })
+  const wrong: string[] = []
+  for (const entry of entries) {
+    if (!Number.isSafeInteger(entry.weight) || entry.weight < 1) wrong.push(`${entry.ua}: weight ${entry.weight}`)
+    const device = parser.parse({ 'user-agent': entry.ua, ...entry.hints })
+    if (device.type !== entry.type) wrong.push(`${entry.ua} → ${device.type}, listed as ${entry.type}`)
+    if (entry.type !== 'bot' && entry.type !== 'unknown' && device.browser.name === undefined) wrong.push(`${entry.ua}: no browser`)
+  }
+  t.same(wrong, [], 'every entry as listed')
+  t.ok(entries.filter((entry) => entry.type !== 'bot').length >= 250, 'mostly browsers')
 })
