@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { createDeviceParser, type DeviceHeaders, type DeviceInfo, MAX_HINT_LENGTH, MAX_USER_AGENT_LENGTH, parseDevice } from '../lib/device.js'
 
@@ -330,6 +331,26 @@ t.test('structured-field details the parser accepts', async (t) => {
     const device = parseDevice({ 'sec-ch-ua': value, 'sec-ch-ua-platform': '"Linux"' })
     t.same([device.browser.name, device.browser.version], [name, version], value)
   }
+})
+
+t.test('any header values: never throws, always a frozen device of a known type', async (t) => {
+  const types = new Set(['desktop', 'mobile', 'tablet', 'bot', 'unknown'])
+  const value = fc.oneof(
+    fc.string({ maxLength: 600 }),
+    fc.string({ unit: 'binary', maxLength: 300 }),
+    fc.constantFrom('?0', '?1', '"Windows"', '"Android"', '"15.0.0"', CHROME_BRANDS, CHROME_WINDOWS),
+    fc.array(fc.string({ maxLength: 20 }), { maxLength: 3 }),
+    fc.constant(undefined)
+  )
+  const names = ['user-agent', 'sec-ch-ua', 'sec-ch-ua-mobile', 'sec-ch-ua-platform', 'sec-ch-ua-platform-version', 'sec-ch-ua-full-version-list', 'sec-ch-ua-model'] as const
+  const headers = fc.record(Object.fromEntries(names.map((name) => [name, value])) as Record<(typeof names)[number], typeof value>, { requiredKeys: [] })
+  const parser = createDeviceParser({ cacheSize: 50 })
+  fc.assert(fc.property(headers, (h) => {
+    const device = parser.parse(h)
+    return types.has(device.type) && typeof device.name === 'string' && device.name.length > 0 &&
+      Object.isFrozen(device) && Object.isFrozen(device.browser) && Object.isFrozen(device.os)
+  }), { numRuns: 500 })
+  t.ok(parser.size <= 50, 'the cache stayed bounded')
 })
 
 t.test('interning: same headers, same frozen object', async (t) => {
