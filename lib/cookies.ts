@@ -23,10 +23,12 @@ export class SessionCookies {
     this.#refreshInCookie = options.refresh.transport === 'cookie'
   }
 
-  set (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string, now: number): void {
+  set (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string | undefined, now: number): void {
     const maxAgeMs = session.remembered ? session.absoluteExpiresAt - now : undefined
     if (fingerprint !== undefined) reply.setCookie(this.#names.fingerprint, fingerprint, this.#attributes('/', maxAgeMs))
-    if (this.#refreshInCookie) reply.setCookie(this.#names.refresh, refreshToken, this.#attributes(this.#refreshPath, maxAgeMs))
+    if (this.#refreshInCookie && refreshToken !== undefined) {
+      reply.setCookie(this.#names.refresh, refreshToken, this.#attributes(this.#refreshPath, maxAgeMs))
+    }
   }
 
   clear (reply: FastifyReply): void {

@@ -44,6 +44,13 @@ export const CsrfError = createError(
   403
 )
 
+/** A session-management route was given the id of no session of the caller's (unknown, or another user's). */
+export const SessionNotFoundError = createError(
+  'FST_SESSION_GUARD_SESSION_NOT_FOUND',
+  'No such session',
+  404
+)
+
 /** The memory store is full and configured to refuse new sessions rather than evict. */
 export const StoreFullError = createError(
   'FST_SESSION_GUARD_STORE_FULL',

@@ -59,7 +59,8 @@ export function createGuard (runtime: Runtime): Guard {
 
     if (now - session.lastSeenAt >= touchIntervalMs) {
       const { idleMs } = runtime.lifetime(session.remembered)
-      const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + idleMs, session.absoluteExpiresAt) }
+      const client = await runtime.client.changes(session, request)
+      const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + idleMs, session.absoluteExpiresAt), client }
       try {
         session = await store.touch(session.id, activity, now)
       } catch (err) {

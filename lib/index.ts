@@ -2,6 +2,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { ClientObserver } from './client.js'
 import { SessionCookies } from './cookies.js'
 import { SessionEventStream } from './events.js'
 import { createGuard } from './guard.js'
@@ -10,10 +11,13 @@ import { SessionManager } from './manager.js'
 import { normalizeOptions, type NormalizedOptions, type SessionGuardOptions } from './options.js'
 import type { Runtime } from './runtime.js'
 import { expiryReason } from './session.js'
-import { AccessTokens, RefreshTokens } from './tokens.js'
+import { sessionRoutes } from './routes.js'
+import { AccessTokens, LimitTickets, RefreshTokens } from './tokens.js'
 import './types.js'
 
 const JWT_NAMESPACE = 'sessionGuard'
+/** How long a client has to resolve a login refused at the session limit. */
+const LIMIT_TICKET_TTL_MS = 5 * 60_000
 
 const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, opts) => {
   if (fastify.hasDecorator('sessions')) {
@@ -30,8 +34,10 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
     store,
     accessTokens: new AccessTokens(jwt, options.accessTokenTtlMs, options.clockToleranceMs),
     refreshTokens: new RefreshTokens(options.signing.signKey),
+    tickets: new LimitTickets(jwt, LIMIT_TICKET_TTL_MS),
     cookies: new SessionCookies(options),
     events,
+    client: new ClientObserver(options),
     lifetime: (remembered) => remembered ? lifetimes.remembered : lifetimes.normal
   }
   await store.open?.({
@@ -46,8 +52,9 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
 
   const guard = createGuard(runtime)
   const lifecycle = new Lifecycle(runtime)
+  const manager = new SessionManager(runtime)
   fastify.decorate('requireSession', guard)
-  fastify.decorate('sessions', new SessionManager(runtime))
+  fastify.decorate('sessions', manager)
   // `request.user` is not decorated here: @fastify/jwt declares it, and an app
   // may register its own @fastify/jwt after this plugin without a clash.
   fastify.decorateRequest('authSession', null)
@@ -63,6 +70,10 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
   fastify.decorateReply('refreshSession', function (this: FastifyReply) {
     return lifecycle.refresh(this.request, this)
   })
+
+  if (options.routes !== undefined) {
+    await fastify.register(sessionRoutes({ guard, lifecycle, manager }), { prefix: options.routes.prefix })
+  }
 
   if (options.global) {
     fastify.addHook('onRequest', async (request, reply) => {
@@ -113,3 +124,4 @@ export type { SessionManager } from './manager.js'
 export type { RevocationReason, SessionEvent, SessionEventName, SessionEvents } from './events.js'
 export type { AccessClaims } from './tokens.js'
 export type { Guard } from './guard.js'
+export { sessionLimitResponseSchema, sessionViewSchema, toView, type SessionView } from './views.js'

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import { randomToken } from './crypto.js'
+import { randomToken, safeEqual } from './crypto.js'
 import {
   CsrfError,
   NoSessionError,
@@ -12,7 +12,8 @@ import {
 import { createFingerprint, isFingerprintRejection, readFingerprintHash } from './fingerprint.js'
 import type { Runtime } from './runtime.js'
 import type { SessionRecord } from './session.js'
-import { RESERVED_CLAIMS } from './tokens.js'
+import { idSetHash, RESERVED_CLAIMS } from './tokens.js'
+import { toViews } from './views.js'
 
 /** 128 random bits. */
 const SESSION_ID_BYTES = 16
@@ -51,14 +52,48 @@ export class Lifecycle {
 
   /** Creates a session under the per-user limit, sets its cookies and signs its first access token. */
   async issue (reply: FastifyReply, input: IssueSessionInput): Promise<IssuedSession> {
+    return await this.#create(reply, validateInput(input), createFingerprint())
+  }
+
+  /**
+   * Completes a login refused at the session limit: checks the ticket and the
+   * fingerprint cookie set with the 409, signs out the session the user picked
+   * (one of those the ticket saw), and creates the new one.
+   */
+  async resolveLimit (request: FastifyRequest, reply: FastifyReply, ticketToken: string, revokeId: string): Promise<IssuedSession> {
+    const { options, store, events, tickets } = this.#runtime
+    const now = options.clock()
+    const fail = (reason: string): never => {
+      events.publish(request.log, 'auth.rejected', now, { reason })
+      throw new UnauthorizedError()
+    }
+    const ticket = tickets.verify(ticketToken, now)
+    if (ticket === undefined) return fail('invalid_ticket')
+    const fingerprintHash = readFingerprintHash(request, options.cookies.fingerprint)
+    if (isFingerprintRejection(fingerprintHash)) return fail(fingerprintHash)
+    if (!safeEqual(fingerprintHash, ticket.fingerprintHash)) return fail('fingerprint_mismatch')
+    const fingerprint = request.cookies[options.cookies.fingerprint] as string
+
+    const active = await storeCall(request.log, () => store.listUser(ticket.userId, now))
+    if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) return fail('stale_ticket')
+    if (!active.some((session) => session.id === revokeId)) return fail('unknown_session')
+    // Only one request can revoke a given session: this makes the ticket single-use.
+    const revoked = await storeCall(request.log, () => store.revoke(revokeId, now))
+    if (revoked === undefined) return fail('stale_ticket')
+    events.publish(request.log, 'session.revoked', now, { userId: ticket.userId, sessionId: revokeId, reason: 'user' })
+    return await this.#create(reply, ticket, { value: fingerprint, hash: fingerprintHash })
+  }
+
+  async #create (reply: FastifyReply, input: IssueSessionInput, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
     const { options, store, events } = this.#runtime
-    const { userId, claims, remember = false } = validateInput(input)
+    const { userId, claims, remember = false } = input
     const now = options.clock()
     const { idleMs, absoluteMs } = this.#runtime.lifetime(remember)
     const id = randomToken(SESSION_ID_BYTES)
-    const fingerprint = createFingerprint()
     const refresh = this.#runtime.refreshTokens.issue(id)
+    const client = await this.#runtime.client.describe(reply.request)
     const session: SessionRecord = {
+      ...client,
       id,
       userId,
       fingerprintHash: fingerprint.hash,
@@ -72,7 +107,15 @@ export class Lifecycle {
     }
 
     const result = await storeCall(reply.log, () => store.create(session, options.limit, now))
-    if (!result.created) throw new SessionLimitError()
+    if (!result.created) {
+      // The way out: the fingerprint cookie now, and a ticket bound to it and to
+      // the sessions seen, with which the client signs one out and logs in.
+      this.#runtime.cookies.set(reply, session, fingerprint.value, undefined, now)
+      const ticket = this.#runtime.tickets.sign({
+        userId, claims, remember, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
+      }, now)
+      throw Object.assign(new SessionLimitError(), { sessions: toViews(result.active), ticket })
+    }
     for (const evicted of result.evicted) {
       events.publish(reply.log, 'session.revoked', now, { userId, sessionId: evicted.id, reason: 'limit' })
     }
@@ -108,12 +151,17 @@ export class Lifecycle {
     if (current.fingerprintHash !== fingerprintHash) return fail('fingerprint_mismatch', current)
 
     const successor = refreshTokens.issue(current.id)
+    const client = await this.#runtime.client.changes(current, request)
     const { idleMs } = this.#runtime.lifetime(current.remembered)
     const result = await storeCall(request.log, () => store.rotate(current.id, {
       presentedHash: opened.hash,
       successorHash: successor.hash,
       graceMs: options.refresh.graceMs,
-      activity: { lastSeenAt: now, idleExpiresAt: Math.min(now + idleMs, current.absoluteExpiresAt) }
+      activity: {
+        lastSeenAt: now,
+        idleExpiresAt: Math.min(now + idleMs, current.absoluteExpiresAt),
+        client
+      }
     }, now))
 
     switch (result.outcome) {

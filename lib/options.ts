@@ -1,6 +1,7 @@
 import { parse as parseDuration } from '@lukeed/ms'
 import { InvalidOptionError } from './errors.js'
-import type { Clock } from './session.js'
+import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './privacy.js'
+import type { Clock, Location } from './session.js'
 import { memoryStore } from './stores/memory.js'
 import type { SessionStore } from './stores/store.js'
 
@@ -104,6 +105,25 @@ export interface SessionGuardOptions {
   /** Refresh tokens. */
   refresh?: RefreshOptions
   /**
+   * How much of the client the session keeps: the IP (`'full'`, `'truncated'`
+   * to /24 and /48, `'hashed'` with `ipSalt`, or `'none'`) and whether the raw
+   * User-Agent is kept after parsing.
+   * @default { ipMode: 'truncated', keepUserAgent: false }
+   */
+  privacy?: PrivacyOptions
+  /**
+   * Resolves a client IP (the full `request.ip`, before the privacy policy
+   * reduces it) to a location, e.g. with `@maxmind/geoip2-node`. Called at
+   * login and when a session's IP changes. A failure is logged and ignored.
+   */
+  resolveLocation?: (ip: string) => Location | undefined | Promise<Location | undefined>
+  /**
+   * Registers the session-management routes (list, revoke one, revoke others,
+   * revoke all, resolve a session-limit refusal) under `prefix`.
+   * @default undefined (no routes)
+   */
+  routes?: { prefix: string }
+  /**
    * The clock, in epoch ms. Tests inject one to move time forward.
    * @default Date.now
    */
@@ -179,6 +199,9 @@ export interface NormalizedOptions {
     readonly csrfHeader: string
     readonly allowedOrigins: ReadonlySet<string>
   }
+  readonly routes: { readonly prefix: string } | undefined
+  readonly privacy: PrivacyPolicy
+  readonly resolveLocation: ((ip: string) => Location | undefined | Promise<Location | undefined>) | undefined
   readonly clock: Clock
 }
 
@@ -259,6 +282,16 @@ export function normalizeOptions (options: SessionGuardOptions): NormalizedOptio
     }
   }
 
+  const routes = options.routes
+  if (routes !== undefined && (typeof routes?.prefix !== 'string' || !routes.prefix.startsWith('/'))) {
+    throw new InvalidOptionError('routes.prefix', 'must be a path starting with "/", such as "/sessions"')
+  }
+
+  const resolveLocation = options.resolveLocation
+  if (resolveLocation !== undefined && typeof resolveLocation !== 'function') {
+    throw new InvalidOptionError('resolveLocation', 'must be a function (ip) => location')
+  }
+
   const clock = options.clock ?? Date.now
   if (typeof clock !== 'function') throw new InvalidOptionError('clock', 'must be a function returning epoch ms')
 
@@ -283,6 +316,9 @@ export function normalizeOptions (options: SessionGuardOptions): NormalizedOptio
       csrfHeader: csrfHeader.toLowerCase(),
       allowedOrigins: new Set(allowedOrigins)
     },
+    routes: routes === undefined ? undefined : { prefix: routes.prefix },
+    privacy: createPrivacyPolicy(options.privacy),
+    resolveLocation,
     clock
   })
 }

@@ -1,8 +1,9 @@
+import type { ClientObserver } from './client.js'
 import type { SessionCookies } from './cookies.js'
 import type { SessionEventStream } from './events.js'
 import type { Lifetime, NormalizedOptions } from './options.js'
 import type { SessionStore } from './stores/store.js'
-import type { AccessTokens, RefreshTokens } from './tokens.js'
+import type { AccessTokens, LimitTickets, RefreshTokens } from './tokens.js'
 
 /** What the guard, the lifecycle and the manager share: built once per registration in `index.ts`. */
 export interface Runtime {
@@ -10,8 +11,10 @@ export interface Runtime {
   readonly store: SessionStore
   readonly accessTokens: AccessTokens
   readonly refreshTokens: RefreshTokens
+  readonly tickets: LimitTickets
   readonly cookies: SessionCookies
   readonly events: SessionEventStream
+  readonly client: ClientObserver
   /** The idle and absolute lifetimes of a session, by whether it is remembered. */
   lifetime (remembered: boolean): Lifetime
 }

@@ -1,3 +1,5 @@
+import type { DeviceInfo } from './device.js'
+
 /** Milliseconds since the epoch, from the injected clock. */
 export type Clock = () => number
 
@@ -42,6 +44,23 @@ export interface SessionRecord {
   /** The app's own claims, signed into every access token of the session. */
   readonly claims?: Readonly<Record<string, unknown>>
   readonly refresh?: RefreshState
+  /** The device, parsed from User-Agent and client hints (one shared object per distinct device). */
+  readonly device?: DeviceInfo
+  /** The client's IP as the privacy policy keeps it (full, truncated, hashed; absent with 'none'). */
+  readonly ip?: string
+  /** The raw User-Agent, only with `privacy.keepUserAgent`. */
+  readonly userAgent?: string
+  /** Where the client was, from the app's `resolveLocation` hook. */
+  readonly location?: Location
+}
+
+/** A location as the app's `resolveLocation(ip)` hook returns it. */
+export interface Location {
+  /** ISO 3166-1 alpha-2 country code, e.g. `'FR'`. */
+  readonly country?: string
+  readonly city?: string
+  readonly latitude?: number
+  readonly longitude?: number
 }
 
 /** The moment a session stops being usable: the earlier of its two deadlines. */
@@ -93,4 +112,9 @@ export function rotatedState (state: RefreshState, presentedHash: string, succes
     rotatedAt: now,
     rotations: state.rotations + 1
   }
+}
+
+/** A session after activity: the new activity times, and the client's fields when they changed. */
+export function withActivity<S extends SessionRecord> (session: S, activity: { lastSeenAt: number, idleExpiresAt: number, client?: Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location'> }): S {
+  return { ...session, ...activity.client, lastSeenAt: activity.lastSeenAt, idleExpiresAt: activity.idleExpiresAt }
 }

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { StoreFullError } from '../errors.js'
-import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord } from '../session.js'
+import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, withActivity } from '../session.js'
 import type {
   Activity,
   CreateResult,
@@ -103,7 +103,7 @@ export class MemoryStore implements SessionStore {
   async touch (id: string, activity: Activity, now: number): Promise<SessionRecord | undefined> {
     const session = this.#liveById(id, now)
     if (session === undefined) return undefined
-    const touched = { ...session, ...activity }
+    const touched = withActivity(session, activity)
     this.#cache.set(id, touched, { ttl: expiresAt(touched) - now })
     return touched
   }
@@ -118,8 +118,7 @@ export class MemoryStore implements SessionStore {
       return { outcome: 'reuse', session }
     }
     const rotated = {
-      ...session,
-      ...rotation.activity,
+      ...withActivity(session, rotation.activity),
       refresh: rotatedState(session.refresh, rotation.presentedHash, rotation.successorHash, now)
     }
     this.#cache.set(id, rotated, { ttl: expiresAt(rotated) - now })

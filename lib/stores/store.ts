@@ -88,7 +88,12 @@ export type CreateResult =
 export interface Activity {
   readonly lastSeenAt: number
   readonly idleExpiresAt: number
+  /** Where the client is now, when it changed since the session last recorded it. */
+  readonly client?: ClientInfo
 }
+
+/** The client fields of a session that activity keeps fresh. */
+export type ClientInfo = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location'>
 
 export interface Rotation {
   /** Hash of the refresh token the client presented. */

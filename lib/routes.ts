@@ -1,0 +1,124 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { SessionNotFoundError } from './errors.js'
+import type { Guard } from './guard.js'
+import type { Lifecycle } from './lifecycle.js'
+import type { SessionManager } from './manager.js'
+import { errorResponseSchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
+
+export interface RoutesOptions {
+  /** Where the routes are mounted, e.g. `'/sessions'`. */
+  prefix: string
+}
+
+interface RoutesContext {
+  guard: Guard
+  lifecycle: Lifecycle
+  manager: SessionManager
+}
+
+const revokedSchema = {
+  type: 'object',
+  required: ['revoked'],
+  properties: { revoked: { type: 'integer', description: 'How many sessions were signed out' } }
+} as const
+
+const unauthorized = { 401: errorResponseSchema }
+
+/** OpenAPI summary and tag, read by `@fastify/swagger`. */
+function describe (summary: string): Record<string, unknown> {
+  return { summary, tags: ['sessions'] }
+}
+
+/**
+ * The self-service routes of the "Your devices" page, each with request and
+ * response schemas (so `@fastify/swagger` documents them):
+ *
+ * - `GET    /`               the caller's sessions, current first
+ * - `DELETE /:id`            sign one of them out (another user's id answers like an unknown one)
+ * - `POST   /revoke-others`  sign out everywhere else
+ * - `POST   /revoke-all`     sign out everywhere, here included
+ * - `POST   /resolve-limit`  complete a login refused at the session limit (public)
+ */
+export function sessionRoutes ({ guard, lifecycle, manager }: RoutesContext): FastifyPluginAsync {
+  return async function routes (fastify) {
+    fastify.get('/', {
+      preHandler: guard,
+      schema: {
+        ...describe("The caller's sessions, current first"),
+        response: {
+          200: { type: 'object', required: ['sessions'], properties: { sessions: { type: 'array', items: sessionViewSchema } } },
+          ...unauthorized
+        }
+      }
+    }, async (request) => {
+      const current = request.authSession!
+      return { sessions: toViews(await manager.list(current.userId), current.id) }
+    })
+
+    fastify.delete<{ Params: { id: string } }>('/:id', {
+      preHandler: guard,
+      schema: {
+        ...describe('Sign out one of the caller\'s sessions'),
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } },
+        response: { 204: { type: 'null' }, 404: errorResponseSchema, ...unauthorized }
+      }
+    }, async (request, reply) => {
+      const current = request.authSession!
+      const { id } = request.params
+      if (id === current.id) {
+        await request.endSession(reply)
+        return await reply.code(204).send()
+      }
+      // Only the caller's own: another user's id is answered exactly like an unknown one.
+      const own = (await manager.list(current.userId)).some((session) => session.id === id)
+      if (!own || !await manager.revoke(id, 'user')) throw new SessionNotFoundError()
+      return await reply.code(204).send()
+    })
+
+    fastify.post('/revoke-others', {
+      preHandler: guard,
+      schema: { ...describe('Sign out every other session of the caller'), response: { 200: revokedSchema, ...unauthorized } }
+    }, async (request) => {
+      const current = request.authSession!
+      return { revoked: await manager.revokeAll(current.userId, { except: current.id, reason: 'user' }) }
+    })
+
+    fastify.post('/revoke-all', {
+      preHandler: guard,
+      schema: { ...describe('Sign out every session of the caller, this one included'), response: { 200: revokedSchema, ...unauthorized } }
+    }, async (request, reply) => {
+      const current = request.authSession!
+      const revoked = await manager.revokeAll(current.userId, { reason: 'user' })
+      await request.endSession(reply)
+      return { revoked }
+    })
+
+    fastify.post<{ Body: { ticket: string, revoke: string } }>('/resolve-limit', {
+      config: { public: true },
+      schema: {
+        ...describe('Complete a login refused at the session limit by signing one session out'),
+        body: {
+          type: 'object',
+          required: ['ticket', 'revoke'],
+          additionalProperties: false,
+          properties: {
+            ticket: { type: 'string', minLength: 1, maxLength: 4096, description: 'The ticket from the 409 answer' },
+            revoke: { type: 'string', minLength: 1, maxLength: 64, description: 'Id of the session to sign out' }
+          }
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['accessToken', 'sessionId'],
+            properties: { accessToken: { type: 'string' }, refreshToken: { type: 'string' }, sessionId: { type: 'string' } }
+          },
+          409: sessionLimitResponseSchema,
+          ...unauthorized
+        }
+      }
+    }, async (request, reply) => {
+      const { accessToken, refreshToken, session } = await lifecycle.resolveLimit(request, reply, request.body.ticket, request.body.revoke)
+      return { accessToken, refreshToken, sessionId: session.id }
+    })
+  }
+}

@@ -1,0 +1,122 @@
+import type { DeviceType } from './device.js'
+import type { Location, SessionRecord } from './session.js'
+
+/**
+ * A session as a client or an admin sees it: what the "Your devices" page
+ * needs, and nothing secret (no hashes, no claims, no refresh state).
+ */
+export interface SessionView {
+  /** The session id: the one `DELETE /sessions/:id` takes. */
+  id: string
+  /** Whether this is the session of the request that asked. */
+  isCurrent: boolean
+  /** ISO 8601 times. */
+  createdAt: string
+  lastActiveAt: string
+  expiresAt: string
+  remembered: boolean
+  /** The device, when its User-Agent said anything. */
+  device?: {
+    type: DeviceType
+    /** "Firefox on Windows", "Safari on iPhone". */
+    name: string
+    browser?: string
+    browserVersion?: string
+    os?: string
+    osVersion?: string
+  }
+  /** The IP as the privacy policy keeps it. */
+  ip?: string
+  location?: Location
+}
+
+export function toView (session: SessionRecord, currentId?: string): SessionView {
+  return {
+    id: session.id,
+    isCurrent: session.id === currentId,
+    createdAt: new Date(session.createdAt).toISOString(),
+    lastActiveAt: new Date(session.lastSeenAt).toISOString(),
+    expiresAt: new Date(Math.min(session.idleExpiresAt, session.absoluteExpiresAt)).toISOString(),
+    remembered: session.remembered,
+    ...(session.device === undefined
+      ? {}
+      : {
+          device: {
+            type: session.device.type,
+            name: session.device.name,
+            browser: session.device.browser.name,
+            browserVersion: session.device.browser.version,
+            os: session.device.os.name,
+            osVersion: session.device.os.version
+          }
+        }),
+    ...(session.ip === undefined ? {} : { ip: session.ip }),
+    ...(session.location === undefined ? {} : { location: session.location })
+  }
+}
+
+/** Current session first, then most recently active first. */
+export function toViews (sessions: readonly SessionRecord[], currentId?: string): SessionView[] {
+  return sessions
+    .map((session) => toView(session, currentId))
+    .sort((a, b) => Number(b.isCurrent) - Number(a.isCurrent) || b.lastActiveAt.localeCompare(a.lastActiveAt))
+}
+
+/** JSON schema of a `SessionView`, for response schemas (and so for `@fastify/swagger`). */
+export const sessionViewSchema = {
+  type: 'object',
+  required: ['id', 'isCurrent', 'createdAt', 'lastActiveAt', 'expiresAt', 'remembered'],
+  properties: {
+    id: { type: 'string' },
+    isCurrent: { type: 'boolean' },
+    createdAt: { type: 'string', format: 'date-time' },
+    lastActiveAt: { type: 'string', format: 'date-time' },
+    expiresAt: { type: 'string', format: 'date-time' },
+    remembered: { type: 'boolean' },
+    device: {
+      type: 'object',
+      required: ['type', 'name'],
+      properties: {
+        type: { type: 'string', enum: ['desktop', 'mobile', 'tablet', 'bot', 'unknown'] },
+        name: { type: 'string' },
+        browser: { type: 'string' },
+        browserVersion: { type: 'string' },
+        os: { type: 'string' },
+        osVersion: { type: 'string' }
+      }
+    },
+    ip: { type: 'string' },
+    location: {
+      type: 'object',
+      properties: {
+        country: { type: 'string' },
+        city: { type: 'string' },
+        latitude: { type: 'number' },
+        longitude: { type: 'number' }
+      }
+    }
+  }
+} as const
+
+const errorProperties = {
+  statusCode: { type: 'integer' },
+  code: { type: 'string' },
+  error: { type: 'string' },
+  message: { type: 'string' }
+} as const
+
+/**
+ * Response schema for the `409` of a login refused at the session limit. Put
+ * it on your login route (`schema: { response: { 409: sessionLimitResponseSchema } }`)
+ * so the answer carries the user's sessions and the ticket that resolves it.
+ */
+export const sessionLimitResponseSchema = {
+  type: 'object',
+  properties: {
+    ...errorProperties,
+    sessions: { type: 'array', items: sessionViewSchema },
+    ticket: { type: 'string' }
+  }
+} as const
+
+export const errorResponseSchema = { type: 'object', properties: errorProperties } as const

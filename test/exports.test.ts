@@ -1,0 +1,32 @@
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import * as errors from '../lib/errors.js'
+import * as api from '../lib/index.js'
+
+t.test('the public API: the plugin as default and named export, stores, errors and schemas', async (t) => {
+  t.equal(typeof api.default, 'function')
+  t.equal(typeof api.sessionGuard, 'function')
+  t.equal((api.default as unknown as Record<symbol, unknown>)[Symbol.for('plugin-meta')] !== undefined, true, 'wrapped with fastify-plugin')
+  t.equal(typeof api.memoryStore, 'function')
+  t.ok(api.memoryStore() instanceof api.MemoryStore)
+  t.equal(typeof api.toView, 'function')
+  t.equal(api.sessionViewSchema.type, 'object')
+  t.equal(api.sessionLimitResponseSchema.properties.sessions.items, api.sessionViewSchema)
+  const codes = Object.entries(errors).map(([name, ErrorClass]) => {
+    t.equal((api as Record<string, unknown>)[name], ErrorClass, `${name} is exported`)
+    return new ErrorClass('a', 'b').code
+  }).sort()
+  t.same(codes, [
+    'FST_SESSION_GUARD_CSRF',
+    'FST_SESSION_GUARD_INVALID_OPTION',
+    'FST_SESSION_GUARD_NO_SESSION',
+    'FST_SESSION_GUARD_REFRESH_CONFLICT',
+    'FST_SESSION_GUARD_SESSION_LIMIT',
+    'FST_SESSION_GUARD_SESSION_NOT_FOUND',
+    'FST_SESSION_GUARD_STORE_FULL',
+    'FST_SESSION_GUARD_STORE_UNAVAILABLE',
+    'FST_SESSION_GUARD_UNAUTHORIZED'
+  ])
+  const documented = await readFile(new URL('../docs/errors.md', `file://${__filename}`), 'utf8')
+  for (const code of codes) t.match(documented, `| \`${code}\` |`, `${code} is in docs/errors.md`)
+})
