@@ -1,12 +1,16 @@
 /**
  * The example server: two demo users (alice and bob, password "demo-password")
- * on the in-memory store. Run it with `npm run example`, then follow what it
- * prints. Everything here is the app's own code except the plugin's decorators.
+ * on the in-memory store, a "Your devices" page at `/`, the session routes at
+ * `/sessions`, and admin routes for alice. Run it with `npm run example`, then
+ * follow what it prints. Everything here is the app's own code except the
+ * plugin's decorators and routes.
  */
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import sessionGuard, { type SessionGuardOptions } from '../lib/index.js'
+import fastifyStatic from '@fastify/static'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type preHandlerAsyncHookHandler } from 'fastify'
+import sessionGuard, { type SessionGuardOptions, sessionLimitResponseSchema, toView } from '../lib/index.js'
 
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>
 
@@ -49,8 +53,10 @@ export async function buildServer (
     absoluteTimeout: '12h',
     maxSessionsPerUser: 5,
     onSessionLimit: 'evict-oldest',
+    routes: { prefix: '/sessions' },
     ...guardOptions
   })
+  await app.register(fastifyStatic, { root: join(__dirname, 'public') })
 
   const credentials = {
     type: 'object',
@@ -62,7 +68,8 @@ export async function buildServer (
     }
   } as const
 
-  app.post<{ Body: { username: string, password: string, remember?: boolean } }>('/login', { schema: { body: credentials } }, async (request, reply) => {
+  // The 409 schema lets a login refused at the session limit (onSessionLimit: 'reject') carry the way out.
+  app.post<{ Body: { username: string, password: string, remember?: boolean } }>('/login', { schema: { body: credentials, response: { 409: sessionLimitResponseSchema } } }, async (request, reply) => {
     const user = await checkPassword(request.body.username, request.body.password)
     if (user === undefined) return await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Wrong username or password' })
     const { accessToken, refreshToken, session } = await reply.issueSession({
@@ -109,6 +116,23 @@ export async function buildServer (
     return { revoked }
   })
 
+  // The admin view: any user's sessions, for users whose token says role "admin".
+  const requireAdmin: preHandlerAsyncHookHandler = async (request, reply) => {
+    await app.requireSession(request, reply)
+    if ((request.user as { role?: string }).role !== 'admin') {
+      return await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'Admins only' })
+    }
+  }
+  app.get<{ Params: { username: string } }>('/admin/users/:username/sessions', { preHandler: requireAdmin }, async (request, reply) => {
+    const user = users.get(request.params.username)
+    if (user === undefined) return await reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No such user' })
+    return { sessions: (await app.sessions.list(user.id)).map((session) => toView(session)) }
+  })
+  app.delete<{ Params: { id: string } }>('/admin/sessions/:id', { preHandler: requireAdmin }, async (request, reply) => {
+    const revoked = await app.sessions.revoke(request.params.id, 'admin')
+    return await reply.code(revoked ? 204 : 404).send()
+  })
+
   return app
 }
 
@@ -128,11 +152,14 @@ if (require.main === module) {
 fastify-session-guard example on ${base}
 Users: alice and bob, password "demo-password".
 
+Open ${base}/ in a browser for the "Your devices" page (sign in from two browsers).
+
   # log in: keep the cookies (fingerprint and refresh token), copy the accessToken
   curl -s -c jar -H 'content-type: application/json' -d '{"username":"alice","password":"demo-password"}' ${base}/login
   TOKEN=<accessToken from above>
 
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # who am I
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions                    # your devices
   curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh            # new tokens
   curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now

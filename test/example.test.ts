@@ -56,3 +56,34 @@ t.test('the example: a password change revokes every session of the user', async
   t.equal((await login(app, 'alice', 'demo-password')).response.statusCode, 401, 'old password gone')
   t.equal((await login(app, 'alice', 'a-new-long-password')).response.statusCode, 200)
 })
+
+t.test('the example serves the devices page and an admin view for admins only', async (t) => {
+  const app = await buildServer({ logger: false })
+  t.teardown(() => app.close())
+  const page = await app.inject({ method: 'GET', url: '/' })
+  t.equal(page.statusCode, 200)
+  t.match(page.body, /Your devices/)
+  t.match((await app.inject({ method: 'GET', url: '/devices.js' })).headers['content-type'], /javascript/)
+
+  const alice = await login(app, 'alice')
+  const bob = await login(app, 'bob')
+  const auth = (s: typeof alice) => ({ authorization: `Bearer ${s.accessToken}`, cookie: s.cookie })
+  const listed = await app.inject({ method: 'GET', url: '/admin/users/bob/sessions', headers: auth(alice) })
+  t.equal(listed.statusCode, 200)
+  const [session] = listed.json().sessions
+  t.equal(session.id, bob.response.json().sessionId)
+  t.equal((await app.inject({ method: 'GET', url: '/admin/users/nobody/sessions', headers: auth(alice) })).statusCode, 404)
+  t.equal((await app.inject({ method: 'GET', url: '/admin/users/alice/sessions', headers: auth(bob) })).statusCode, 403, 'bob is no admin')
+  t.equal((await app.inject({ method: 'DELETE', url: `/admin/sessions/${session.id}`, headers: auth(alice) })).statusCode, 204)
+  t.equal((await app.inject({ method: 'DELETE', url: `/admin/sessions/${session.id}`, headers: auth(alice) })).statusCode, 404)
+  t.equal((await app.inject({ method: 'GET', url: '/me', headers: auth(bob) })).statusCode, 401, "an admin revoked bob's session")
+})
+
+t.test('the example with the reject policy answers the limit with its way out', async (t) => {
+  const app = await buildServer({ logger: false, maxSessionsPerUser: 1, onSessionLimit: 'reject' })
+  t.teardown(() => app.close())
+  await login(app, 'bob')
+  const refused = await login(app, 'bob')
+  t.equal(refused.response.statusCode, 409)
+  t.match(refused.response.json(), { code: 'FST_SESSION_GUARD_SESSION_LIMIT', sessions: [{ isCurrent: false }], ticket: String })
+})

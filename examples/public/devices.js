@@ -1,0 +1,153 @@
+// The "Your devices" page: plain ES module, no build step. The access token
+// lives in memory only; the fingerprint and refresh token are HttpOnly cookies
+// this script never sees. On a 401 it refreshes once, then falls back to login.
+
+const $ = (selector) => document.querySelector(selector)
+let accessToken = null
+
+const ICONS = {
+  desktop: '<path d="M3 4h18v12H3zM8 20h8M12 16v4"/>',
+  mobile: '<path d="M7 2h10v20H7zM11 18h2"/>',
+  tablet: '<path d="M4 3h16v18H4zM11 18h2"/>',
+  bot: '<path d="M5 8h14v11H5zM12 8V4M9 13h.01M15 13h.01"/>',
+  unknown: '<path d="M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM9.5 9a2.5 2.5 0 1 1 3.5 2.3c-.6.3-1 .9-1 1.7M12 17h.01"/>'
+}
+
+function show (id) {
+  for (const section of document.querySelectorAll('main > section')) section.hidden = section.id !== id
+}
+
+function ago (iso) {
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000))
+  if (seconds < 60) return 'just now'
+  const units = [['day', 86400], ['hour', 3600], ['minute', 60]]
+  for (const [unit, size] of units) {
+    if (seconds >= size) {
+      const n = Math.floor(seconds / size)
+      return `${n} ${unit}${n === 1 ? '' : 's'} ago`
+    }
+  }
+}
+
+function where (session) {
+  const place = session.location && [session.location.city, session.location.country].filter(Boolean).join(', ')
+  return place || (session.ip ? `IP ${session.ip}` : 'Location unknown')
+}
+
+/** Calls the API with the access token; on 401, refreshes once and retries. */
+async function api (method, url, body) {
+  const send = () => fetch(url, {
+    method,
+    headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}) },
+    body: body ? JSON.stringify(body) : undefined
+  })
+  let response = await send()
+  if (response.status === 401 && await refresh()) response = await send()
+  if (response.status === 401) throw new SignedOut()
+  return response
+}
+
+class SignedOut extends Error {}
+
+async function refresh () {
+  const response = await fetch('/refresh', { method: 'POST', headers: { 'x-requested-with': 'fetch' } })
+  if (!response.ok) {
+    accessToken = null
+    return false
+  }
+  accessToken = (await response.json()).accessToken
+  return true
+}
+
+function deviceItem (session, action) {
+  const item = document.createElement('li')
+  item.className = 'device'
+  item.dataset.sessionId = session.id
+  const type = session.device?.type ?? 'unknown'
+  item.innerHTML = `
+    <span class="icon" title="${type}"><svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">${ICONS[type] ?? ICONS.unknown}</svg></span>
+    <div><div class="name"></div><div class="meta"></div></div>`
+  item.querySelector('.name').textContent = session.device?.name ?? 'Unknown device'
+  if (session.isCurrent) item.querySelector('.name').insertAdjacentHTML('beforeend', '<span class="badge">This device</span>')
+  item.querySelector('.meta').textContent = `${where(session)} · ${session.isCurrent ? 'active now' : `last active ${ago(session.lastActiveAt)}`}`
+  if (action) item.append(action)
+  return item
+}
+
+function button (label, className, onClick) {
+  const element = document.createElement('button')
+  element.type = 'button'
+  element.className = className
+  element.textContent = label
+  element.addEventListener('click', async () => {
+    element.disabled = true
+    try { await onClick() } catch (err) { handle(err) } finally { element.disabled = false }
+  })
+  return element
+}
+
+async function renderDevices () {
+  const response = await api('GET', '/sessions')
+  const { sessions } = await response.json()
+  const me = await (await api('GET', '/me')).json()
+  $('#who').textContent = me.user.name
+  $('#device-list').replaceChildren(...sessions.map((session) => deviceItem(session, session.isCurrent
+    ? null
+    : button('Revoke', 'danger', async () => {
+      await api('DELETE', `/sessions/${encodeURIComponent(session.id)}`)
+      await renderDevices()
+    }))))
+  $('#revoke-others').disabled = sessions.length < 2
+  show('devices')
+}
+
+function renderLimit ({ sessions, ticket }) {
+  $('#limit-list').replaceChildren(...sessions.map((session) => deviceItem(session, button('Sign out and continue', 'danger', async () => {
+    const response = await fetch('/sessions/resolve-limit', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ticket, revoke: session.id }) })
+    if (!response.ok) return showLogin('That took too long: please sign in again.')
+    accessToken = (await response.json()).accessToken
+    await renderDevices()
+  }))))
+  show('limit')
+}
+
+function showLogin (message = '') {
+  accessToken = null
+  $('#login-error').textContent = message
+  show('login')
+}
+
+function handle (err) {
+  if (err instanceof SignedOut) return showLogin('You were signed out.')
+  console.error(err)
+  showLogin('Something went wrong. Please sign in again.')
+}
+
+$('#login-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const form = new FormData(event.target)
+  const response = await fetch('/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: form.get('username'), password: form.get('password'), remember: form.get('remember') === 'on' })
+  })
+  const body = await response.json()
+  if (response.status === 409 && body.ticket) return renderLimit(body)
+  if (!response.ok) return showLogin(body.message ?? 'Sign-in failed')
+  accessToken = body.accessToken
+  event.target.reset()
+  await renderDevices().catch(handle)
+})
+
+$('#revoke-others').addEventListener('click', async () => {
+  await api('POST', '/sessions/revoke-others').then(renderDevices).catch(handle)
+})
+
+$('#logout').addEventListener('click', async () => {
+  await api('POST', '/logout').catch(() => {})
+  showLogin()
+})
+
+// A reload loses the in-memory token: the refresh cookie brings it back.
+if (await refresh()) await renderDevices().catch(handle)
+else showLogin()

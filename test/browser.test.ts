@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import t from 'tap'
+import { buildServer } from '../examples/server.js'
+
+/**
+ * The "Your devices" page in a real browser: two browser contexts are two
+ * devices of alice; one signs the other out. Needs Debian's Chromium
+ * (`apt-get install chromium`, or CHROMIUM_PATH); without it the test skips
+ * loudly, except on CI, where it fails.
+ */
+const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const SCREENSHOT = join(__dirname, '..', 'docs', 'img', 'devices.png')
+
+const DEVICES = {
+  laptop: {
+    userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0',
+    hints: { 'sec-ch-ua': '"Microsoft Edge";v="131", "Chromium";v="131", "Not_A Brand";v="24"', 'sec-ch-ua-mobile': '?0', 'sec-ch-ua-platform': '"Windows"' },
+    name: 'Edge on Windows'
+  },
+  phone: {
+    userAgent: 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36',
+    hints: { 'sec-ch-ua': '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"', 'sec-ch-ua-mobile': '?1', 'sec-ch-ua-platform': '"Android"' },
+    name: 'Chrome on Android'
+  }
+}
+
+if (!existsSync(executablePath)) {
+  if (process.env.CI !== undefined) {
+    t.fail(`CI is set but no Chromium at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH`)
+  } else {
+    console.error(`\n!!! SKIPPING the browser test: no Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH) !!!\n`)
+    t.plan(0, 'no Chromium found')
+  }
+} else {
+  t.test('two devices: both listed and named, one signs the other out', async (t) => {
+    const app = await buildServer({ logger: false })
+    t.teardown(() => app.close())
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+
+    const browser: Browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
+    })
+    t.teardown(() => browser.close())
+
+    async function device (kind: keyof typeof DEVICES): Promise<{ context: BrowserContext, page: Page }> {
+      const { userAgent, hints } = DEVICES[kind]
+      const context = await browser.newContext({ userAgent, extraHTTPHeaders: hints, viewport: { width: 760, height: 560 }, deviceScaleFactor: 1 })
+      const page = await context.newPage()
+      await page.goto(base)
+      await page.getByLabel('Username').fill('alice')
+      await page.getByLabel('Password').fill('demo-password')
+      await page.getByRole('button', { name: 'Sign in' }).click()
+      await page.locator('#devices').waitFor({ state: 'visible' })
+      return { context, page }
+    }
+
+    const laptop = await device('laptop')
+    const phone = await device('phone')
+    await laptop.page.reload()
+    await laptop.page.locator('#devices').waitFor({ state: 'visible' })
+
+    for (const [kind, { page }] of [['laptop', laptop], ['phone', phone]] as const) {
+      const items = page.locator('#device-list .device')
+      await items.nth(1).waitFor()
+      t.equal(await items.count(), 2, `${kind} sees two devices`)
+      t.same((await items.locator('.name').allTextContents()).map((name) => name.replace('This device', '').trim()).sort(), [DEVICES.laptop.name, DEVICES.phone.name].sort(), `${kind} sees both names`)
+      t.match(await items.first().locator('.name').textContent(), `${DEVICES[kind].name}This device`, `${kind} is listed first, as this device`)
+      t.equal(await items.first().locator('button').count(), 0, 'no revoke button on this device')
+    }
+    t.match(await laptop.page.locator('#who').textContent(), 'alice')
+    await laptop.page.screenshot({ path: SCREENSHOT })
+
+    // The laptop signs the phone out.
+    await laptop.page.locator('#device-list .device').nth(1).getByRole('button', { name: 'Revoke' }).click()
+    await laptop.page.locator('#device-list .device').nth(1).waitFor({ state: 'detached' })
+    t.equal(await laptop.page.locator('#device-list .device').count(), 1, 'the laptop now sees one device')
+
+    // The phone's next action finds its session gone and returns to the login form.
+    await phone.page.getByRole('button', { name: 'Sign out of all other devices' }).click()
+    await phone.page.locator('#login').waitFor({ state: 'visible' })
+    t.match(await phone.page.locator('#login-error').textContent(), 'signed out')
+    t.equal((await app.sessions.list('user-alice')).length, 1)
+  })
+}
