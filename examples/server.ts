@@ -11,6 +11,7 @@ import { promisify } from 'node:util'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type preHandlerAsyncHookHandler } from 'fastify'
 import sessionGuard, { type SessionGuardOptions, sessionLimitResponseSchema, toView } from '../lib/index.js'
+import { demoLocation } from './geo.js'
 
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>
 
@@ -33,7 +34,9 @@ export async function buildServer (
   options: Partial<SessionGuardOptions> & { logger?: FastifyServerOptions['logger'] } = {}
 ): Promise<FastifyInstance> {
   const { logger = true, ...guardOptions } = options
-  const app = Fastify({ logger })
+  // Trust X-Forwarded-For only from a proxy on this machine: `curl -H 'X-Forwarded-For: 198.51.100.7'`
+  // then plays a client in Sydney (see examples/geo.ts).
+  const app = Fastify({ logger, trustProxy: '127.0.0.1' })
   const users = await createUsers()
   const byId = new Map([...users.values()].map((user) => [user.id, user]))
   // An unknown username is checked against this, so it costs what a wrong password costs.
@@ -54,6 +57,10 @@ export async function buildServer (
     maxSessionsPerUser: 5,
     onSessionLimit: 'evict-oldest',
     routes: { prefix: '/sessions' },
+    resolveLocation: demoLocation,
+    privacy: { ipMode: 'full' },
+    health: { path: '/health' },
+    metrics: { path: '/metrics' },
     ...guardOptions
   })
   await app.register(fastifyStatic, { root: join(__dirname, 'public') })
@@ -70,8 +77,15 @@ export async function buildServer (
 
   // The 409 schema lets a login refused at the session limit (onSessionLimit: 'reject') carry the way out.
   app.post<{ Body: { username: string, password: string, remember?: boolean } }>('/login', { schema: { body: credentials, response: { 409: sessionLimitResponseSchema } } }, async (request, reply) => {
-    const user = await checkPassword(request.body.username, request.body.password)
-    if (user === undefined) return await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Wrong username or password' })
+    const { username, password } = request.body
+    // Locked after repeated failures: 429 with Retry-After, before any password is checked.
+    await app.sessions.loginAttempts.check(request, username)
+    const user = await checkPassword(username, password)
+    if (user === undefined) {
+      await app.sessions.loginAttempts.fail(request, username)
+      return await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Wrong username or password' })
+    }
+    await app.sessions.loginAttempts.succeed(request, username)
     const { accessToken, refreshToken, session } = await reply.issueSession({
       userId: user.id,
       claims: { name: user.username, role: user.role },
@@ -163,6 +177,13 @@ Open ${base}/ in a browser for the "Your devices" page (sign in from two browser
   curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh            # new tokens
   curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now
+
+  # monitoring: a login "from Paris" then one "from Sydney" is impossible travel
+  curl -s -H 'content-type: application/json' -H 'x-forwarded-for: 203.0.113.5' -d '{"username":"bob","password":"demo-password"}' ${base}/login
+  curl -s -H 'content-type: application/json' -H 'x-forwarded-for: 198.51.100.5' -d '{"username":"bob","password":"demo-password"}' ${base}/login
+  for i in $(seq 10); do curl -s -o /dev/null -w '%{http_code} ' -H 'content-type: application/json' -d '{"username":"alice","password":"wrong"}' ${base}/login; done; echo
+  curl -s ${base}/metrics | grep -E 'anomalies|lockouts'
+  curl -s ${base}/health
 `)
   }).catch((err: unknown) => {
     console.error(err)

@@ -51,6 +51,20 @@ export const SessionNotFoundError = createError(
   404
 )
 
+/** Too many failed logins for this username or IP: retry after the `Retry-After` header's seconds. */
+export const LoginLockedError = createError(
+  'FST_SESSION_GUARD_LOGIN_LOCKED',
+  'Too many failed login attempts; try again later',
+  429
+)
+
+/** A login refused because an anomaly rule (or the app's `decide` hook) said `'revoke'`. */
+export const AnomalyError = createError(
+  'FST_SESSION_GUARD_ANOMALY',
+  'This sign-in was refused',
+  403
+)
+
 /** The memory store is full and configured to refuse new sessions rather than evict. */
 export const StoreFullError = createError(
   'FST_SESSION_GUARD_STORE_FULL',

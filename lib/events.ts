@@ -1,61 +1,129 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import { sha256 } from './crypto.js'
+import type { DeviceType } from './device.js'
+import type { SessionRecord } from './session.js'
+
+/** The version of the event shape. It changes only when a field changes meaning or goes away. */
+export const EVENT_VERSION = 1
 
 /** Why a session was revoked. */
-export type RevocationReason = 'user' | 'admin' | 'limit' | 'regenerate' | 'reuse' | 'password-change'
+export type RevocationReason = 'user' | 'admin' | 'limit' | 'regenerate' | 'reuse' | 'password-change' | 'anomaly'
 
-/** Every event the plugin emits, by name. */
+/** The anomaly rules (see docs/monitoring.md). */
+export type AnomalyRule = 'new_device' | 'new_country' | 'ip_change' | 'too_many_ips' | 'too_many_countries' | 'impossible_travel' | 'login_burst'
+
+/** What is done about an anomaly. */
+export type AnomalyDecision = 'ignore' | 'flag' | 'revoke'
+
+/** The fields of each event besides the common ones. */
 export interface SessionEvents {
-  'session.created': { userId: string, sessionId: string, remembered: boolean }
-  'session.refreshed': { userId: string, sessionId: string, rotations: number }
-  'session.revoked': { userId: string, sessionId: string, reason: RevocationReason }
-  'session.evicted': { userId: string, sessionId: string }
-  'session.expired': { userId: string, sessionId: string, reason: 'idle' | 'absolute' }
-  'auth.rejected': { reason: string, userId?: string, sessionId?: string }
-  'refresh.reuse_detected': { userId: string, sessionId: string }
+  'session.created': { remembered: boolean, flags?: readonly string[] }
+  'session.refreshed': { rotations: number }
+  'session.revoked': { reason: RevocationReason }
+  'session.evicted': Record<string, never>
+  'session.expired': { reason: 'idle' | 'absolute' }
+  /** A request or refresh was refused; `reason` is the precise one the client never sees. */
+  'auth.rejected': { reason: string }
+  'refresh.reuse_detected': Record<string, never>
+  /** `username` is normalised (trimmed, lower case, NFKC). */
+  'login.failed': { username: string, failures: number }
+  'login.locked': { username: string, scope: 'username' | 'ip', retryAfterMs: number }
+  'anomaly.detected': { rule: AnomalyRule, decision: AnomalyDecision, at: 'login' | 'request', detail: Record<string, unknown> }
 }
 
 export type SessionEventName = keyof SessionEvents
 
-/** An event as listeners receive it. Never carries a token, fingerprint or refresh token. */
+/** Common to every event. Never a token, fingerprint or refresh token. */
+export interface EventBase<N extends SessionEventName = SessionEventName> {
+  version: typeof EVENT_VERSION
+  type: N
+  /** Epoch ms, from the plugin's clock. */
+  time: number
+  userId?: string
+  sessionId?: string
+  /** The session's device, summarised. */
+  device?: { type: DeviceType, name: string }
+  /** The IP as the privacy policy stores it. */
+  ip?: string
+}
+
+/** An event as listeners receive it. */
 export type SessionEvent<N extends SessionEventName = SessionEventName> = {
-  [K in N]: { type: K, time: number } & SessionEvents[K]
+  [K in N]: EventBase<K> & SessionEvents[K]
 }[N]
 
-const LEVELS: Record<SessionEventName, 'info' | 'warn'> = {
+/** Who an event is about: a session, or what is known without one. */
+export type EventSubject = Pick<SessionRecord, 'userId'> & Partial<Pick<SessionRecord, 'id' | 'device' | 'ip'>>
+
+const LEVELS: Record<SessionEventName, 'debug' | 'info' | 'warn'> = {
   'session.created': 'info',
-  'session.refreshed': 'info',
+  'session.refreshed': 'debug',
   'session.revoked': 'info',
   'session.evicted': 'info',
   'session.expired': 'info',
   'auth.rejected': 'info',
-  'refresh.reuse_detected': 'warn'
+  'refresh.reuse_detected': 'warn',
+  'login.failed': 'info',
+  'login.locked': 'warn',
+  'anomaly.detected': 'warn'
 }
 
-/**
- * The plugin's event stream: each event is logged (session ids hashed) and
- * handed to listeners. A listener that throws is logged and never breaks the
- * request that caused the event.
- */
-export class SessionEventStream extends EventEmitter<{ [K in SessionEventName]: [SessionEvent<K>] }> {
-  readonly #log: FastifyBaseLogger
+type Listeners = { [K in SessionEventName]: [SessionEvent<K>] } & { event: [SessionEvent] }
 
-  constructor (log: FastifyBaseLogger) {
+/**
+ * The plugin's event stream. Each event is logged at once (session id hashed),
+ * then handed to listeners on a later turn of the event loop, so a slow or
+ * throwing listener never delays or breaks the request that caused it.
+ * `on('event', …)` receives every event.
+ */
+export class SessionEventStream extends EventEmitter<Listeners> {
+  readonly #log: FastifyBaseLogger
+  readonly #onEvent: ((event: SessionEvent) => void) | undefined
+  readonly #observe: (event: SessionEvent) => void
+
+  /** `observe` sees each event synchronously (the plugin's own counters); it must not throw. */
+  constructor (log: FastifyBaseLogger, onEvent: ((event: SessionEvent) => void) | undefined, observe: (event: SessionEvent) => void) {
     super({ captureRejections: false })
     this.#log = log
+    this.#onEvent = onEvent
+    this.#observe = observe
   }
 
-  publish<N extends SessionEventName> (log: FastifyBaseLogger | undefined, type: N, time: number, fields: SessionEvents[N]): void {
-    const event = { type, time, ...fields } as SessionEvent<N>
-    const logged: Record<string, unknown> = { event: type, ...fields }
-    if (typeof logged.sessionId === 'string') logged.sessionId = sha256(logged.sessionId).slice(0, 16)
+  publish<N extends SessionEventName> (log: FastifyBaseLogger | undefined, type: N, time: number, subject: EventSubject | undefined, fields: SessionEvents[N]): void {
+    const event = { version: EVENT_VERSION, type, time, ...describe(subject), ...fields } as SessionEvent<N>
+    const logged: Record<string, unknown> = { ...event }
+    delete logged.version
+    if (event.sessionId !== undefined) logged.sessionId = hashId(event.sessionId)
     ;(log ?? this.#log)[LEVELS[type]](logged, `session guard: ${type}`)
-    try {
-      // EventEmitter's typing cannot follow a generic key; the map above ties them.
-      ;(this.emit as (name: string, value: unknown) => boolean)(type, event)
-    } catch (err) {
-      this.#log.error({ err, event: type }, 'session guard: an event listener threw')
+    this.#observe(event as SessionEvent)
+    if (this.#onEvent === undefined && this.listenerCount(type) === 0 && this.listenerCount('event') === 0) return
+    setImmediate(() => this.#dispatch(event as SessionEvent))
+  }
+
+  #dispatch (event: SessionEvent): void {
+    // EventEmitter's typing cannot follow an event's name to its shape; Listeners ties them.
+    const emit = this.emit.bind(this) as (name: string, value: SessionEvent) => boolean
+    for (const deliver of [() => this.#onEvent?.(event), () => emit(event.type, event), () => emit('event', event)]) {
+      try {
+        deliver()
+      } catch (err) {
+        this.#log.error({ err, event: event.type }, 'session guard: an event listener threw')
+      }
     }
   }
+}
+
+/** A session id as logs show it: enough to correlate lines, useless to present. */
+export function hashId (sessionId: string): string {
+  return sha256(sessionId).slice(0, 16)
+}
+
+function describe (subject: EventSubject | undefined): Partial<EventBase> {
+  if (subject === undefined) return {}
+  const base: Partial<EventBase> = { userId: subject.userId }
+  if (subject.id !== undefined) base.sessionId = subject.id
+  if (subject.device !== undefined) base.device = { type: subject.device.type, name: subject.device.name }
+  if (subject.ip !== undefined) base.ip = subject.ip
+  return base
 }

@@ -3,6 +3,8 @@ import { safeEqual } from './crypto.js'
 import { StoreUnavailableError, UnauthorizedError } from './errors.js'
 import { isFingerprintRejection, readFingerprintHash } from './fingerprint.js'
 import type { Runtime } from './runtime.js'
+import type { SessionRecord } from './session.js'
+import type { SessionChanges } from './stores/store.js'
 import type { AccessClaims } from './tokens.js'
 
 /** Longest `Authorization` header the guard will look at. */
@@ -23,12 +25,20 @@ export function createGuard (runtime: Runtime): Guard {
   const cookieName = options.cookies.fingerprint
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
-    events.publish(request.log, 'auth.rejected', clock(), claims === undefined
-      ? { reason }
-      : { reason, userId: claims.sub, sessionId: claims.sid })
+    events.publish(request.log, 'auth.rejected', clock(), claims === undefined ? undefined : { userId: claims.sub, id: claims.sid }, { reason })
     // RFC 6750: the same challenge whatever failed, so the answer tells an attacker nothing.
     reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
     throw new UnauthorizedError()
+  }
+
+  async function revokeForAnomaly (request: FastifyRequest, session: SessionRecord): Promise<void> {
+    const now = clock()
+    try {
+      if (await store.revoke(session.id, now) !== undefined) events.publish(request.log, 'session.revoked', now, session, { reason: 'anomaly' })
+    } catch (err) {
+      request.log.error({ err }, 'session guard: the session store failed')
+      throw new StoreUnavailableError()
+    }
   }
 
   return async function requireSession (request, reply) {
@@ -59,8 +69,16 @@ export function createGuard (runtime: Runtime): Guard {
 
     if (now - session.lastSeenAt >= touchIntervalMs) {
       const { idleMs } = runtime.lifetime(session.remembered)
-      const client = await runtime.client.changes(session, request)
-      const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + idleMs, session.absoluteExpiresAt), client }
+      let changes: SessionChanges | undefined = await runtime.client.changes(session, request)
+      if (changes !== undefined) {
+        const verdict = await runtime.anomalies.onRequest(request, session, changes)
+        if (verdict.revoke) {
+          await revokeForAnomaly(request, session)
+          return reject(request, reply, 'anomaly', claims)
+        }
+        if (verdict.flags.length > 0) changes = { ...changes, flags: [...new Set([...session.flags ?? [], ...verdict.flags])] }
+      }
+      const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + idleMs, session.absoluteExpiresAt), ...(changes === undefined ? {} : { changes }) }
       try {
         session = await store.touch(session.id, activity, now)
       } catch (err) {

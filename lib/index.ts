@@ -2,12 +2,15 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { AnomalyDetector } from './anomaly.js'
 import { ClientObserver } from './client.js'
 import { SessionCookies } from './cookies.js'
 import { SessionEventStream } from './events.js'
 import { createGuard } from './guard.js'
 import { Lifecycle } from './lifecycle.js'
 import { SessionManager } from './manager.js'
+import { SessionMetrics } from './metrics.js'
+import { monitoringRoutes } from './monitoring-routes.js'
 import { normalizeOptions, type NormalizedOptions, type SessionGuardOptions } from './options.js'
 import type { Runtime } from './runtime.js'
 import { expiryReason } from './session.js'
@@ -28,7 +31,8 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
   const jwt = await privateJwt(fastify, options)
 
   const { store, clock, lifetimes } = options
-  const events = new SessionEventStream(fastify.log)
+  const metrics = new SessionMetrics()
+  const events = new SessionEventStream(fastify.log, options.onEvent, (event) => metrics.record(event))
   const runtime: Runtime = {
     options,
     store,
@@ -38,14 +42,15 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
     cookies: new SessionCookies(options),
     events,
     client: new ClientObserver(options),
+    metrics,
+    anomalies: new AnomalyDetector({ store, events, clock }, options.anomalies),
     lifetime: (remembered) => remembered ? lifetimes.remembered : lifetimes.normal
   }
   await store.open?.({
     now: clock,
     onRemoved (session, reason) {
-      const fields = { userId: session.userId, sessionId: session.id }
-      if (reason === 'capacity') events.publish(undefined, 'session.evicted', clock(), fields)
-      else events.publish(undefined, 'session.expired', clock(), { ...fields, reason: expiryReason(session, clock()) })
+      if (reason === 'capacity') events.publish(undefined, 'session.evicted', clock(), session, {})
+      else events.publish(undefined, 'session.expired', clock(), session, { reason: expiryReason(session, clock()) })
     }
   })
   fastify.addHook('onClose', async () => await store.close())
@@ -73,6 +78,10 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
 
   if (options.routes !== undefined) {
     await fastify.register(sessionRoutes({ guard, lifecycle, manager }), { prefix: options.routes.prefix })
+  }
+
+  if (options.health !== undefined || options.metrics !== undefined) {
+    await fastify.register(monitoringRoutes({ manager, health: options.health, metrics: options.metrics }))
   }
 
   if (options.global) {
@@ -124,6 +133,13 @@ export type { SessionManager } from './manager.js'
 export type { RevocationReason, SessionEvent, SessionEventName, SessionEvents } from './events.js'
 export type { AccessClaims } from './tokens.js'
 export type { Guard } from './guard.js'
+export type { Anomaly, AnomalyHook } from './anomaly.js'
+export type { AnomalyDecision, AnomalyRule, EventBase } from './events.js'
+export type { AnomalyOptions, LockoutOptions } from './options.js'
+export type { LoginAttempts } from './login-attempts.js'
+export type { SessionStats } from './manager.js'
+export type { EventCounts } from './metrics.js'
+export type { AnalyticsOptions, SessionAnalytics } from './analytics.js'
 export { sessionLimitResponseSchema, sessionViewSchema, toView, type SessionView } from './views.js'
 export { parseDevice, type DeviceInfo, type DeviceType } from './device.js'
 export type { IpMode, PrivacyOptions } from './privacy.js'

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { randomToken, safeEqual } from './crypto.js'
 import {
+  AnomalyError,
   CsrfError,
   NoSessionError,
   RefreshConflictError,
@@ -64,7 +65,7 @@ export class Lifecycle {
     const { options, store, events, tickets } = this.#runtime
     const now = options.clock()
     const fail = (reason: string): never => {
-      events.publish(request.log, 'auth.rejected', now, { reason })
+      events.publish(request.log, 'auth.rejected', now, undefined, { reason })
       throw new UnauthorizedError()
     }
     const ticket = tickets.verify(ticketToken, now)
@@ -80,7 +81,7 @@ export class Lifecycle {
     // Only one request can revoke a given session: this makes the ticket single-use.
     const revoked = await storeCall(request.log, () => store.revoke(revokeId, now))
     if (revoked === undefined) return fail('stale_ticket')
-    events.publish(request.log, 'session.revoked', now, { userId: ticket.userId, sessionId: revokeId, reason: 'user' })
+    events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
     return await this.#create(reply, ticket, { value: fingerprint, hash: fingerprintHash })
   }
 
@@ -92,8 +93,11 @@ export class Lifecycle {
     const id = randomToken(SESSION_ID_BYTES)
     const refresh = this.#runtime.refreshTokens.issue(id)
     const client = await this.#runtime.client.describe(reply.request)
+    const verdict = await this.#runtime.anomalies.atLogin(reply.request, userId, client)
+    if (verdict.revoke) throw new AnomalyError()
     const session: SessionRecord = {
       ...client,
+      ...(verdict.flags.length === 0 ? {} : { flags: verdict.flags }),
       id,
       userId,
       fingerprintHash: fingerprint.hash,
@@ -117,9 +121,9 @@ export class Lifecycle {
       throw Object.assign(new SessionLimitError(), { sessions: toViews(result.active), ticket })
     }
     for (const evicted of result.evicted) {
-      events.publish(reply.log, 'session.revoked', now, { userId, sessionId: evicted.id, reason: 'limit' })
+      events.publish(reply.log, 'session.revoked', now, evicted, { reason: 'limit' })
     }
-    events.publish(reply.log, 'session.created', now, { userId, sessionId: id, remembered: remember })
+    events.publish(reply.log, 'session.created', now, session, { remembered: remember, ...(session.flags === undefined ? {} : { flags: session.flags }) })
     return this.#deliver(reply, session, fingerprint.value, refresh.token, now)
   }
 
@@ -131,9 +135,7 @@ export class Lifecycle {
     const { options, store, events, refreshTokens } = this.#runtime
     const now = options.clock()
     const fail = (reason: string, session?: SessionRecord): never => {
-      events.publish(request.log, 'auth.rejected', now, session === undefined
-        ? { reason }
-        : { reason, userId: session.userId, sessionId: session.id })
+      events.publish(request.log, 'auth.rejected', now, session, { reason })
       this.#runtime.cookies.clear(reply)
       throw new UnauthorizedError()
     }
@@ -160,7 +162,7 @@ export class Lifecycle {
       activity: {
         lastSeenAt: now,
         idleExpiresAt: Math.min(now + idleMs, current.absoluteExpiresAt),
-        client
+        ...(client === undefined ? {} : { changes: client })
       }
     }, now))
 
@@ -170,13 +172,11 @@ export class Lifecycle {
       case 'conflict':
         throw new RefreshConflictError()
       case 'reuse':
-        events.publish(request.log, 'refresh.reuse_detected', now, { userId: current.userId, sessionId: current.id })
-        events.publish(request.log, 'session.revoked', now, { userId: current.userId, sessionId: current.id, reason: 'reuse' })
+        events.publish(request.log, 'refresh.reuse_detected', now, current, {})
+        events.publish(request.log, 'session.revoked', now, current, { reason: 'reuse' })
         return fail('refresh_token_reuse', current)
     }
-    events.publish(request.log, 'session.refreshed', now, {
-      userId: current.userId, sessionId: current.id, rotations: result.session.refresh.rotations
-    })
+    events.publish(request.log, 'session.refreshed', now, result.session, { rotations: result.session.refresh.rotations })
     return this.#deliver(reply, result.session, undefined, successor.token, now)
   }
 
@@ -203,11 +203,11 @@ export class Lifecycle {
     }
     const replaced = await storeCall(request.log, () => store.replace(old.id, session, now))
     if (!replaced) {
-      events.publish(request.log, 'auth.rejected', now, { reason: 'unknown_session', userId: old.userId, sessionId: old.id })
+      events.publish(request.log, 'auth.rejected', now, old, { reason: 'unknown_session' })
       throw new UnauthorizedError()
     }
-    events.publish(request.log, 'session.revoked', now, { userId: old.userId, sessionId: old.id, reason: 'regenerate' })
-    events.publish(request.log, 'session.created', now, { userId: old.userId, sessionId: id, remembered: old.remembered })
+    events.publish(request.log, 'session.revoked', now, old, { reason: 'regenerate' })
+    events.publish(request.log, 'session.created', now, session, { remembered: old.remembered })
     request.authSession = session
     return this.#deliver(reply, session, fingerprint.value, refresh.token, now)
   }
@@ -219,7 +219,7 @@ export class Lifecycle {
     const now = options.clock()
     const revoked = await storeCall(request.log, () => store.revoke(session.id, now))
     if (revoked !== undefined) {
-      events.publish(request.log, 'session.revoked', now, { userId: session.userId, sessionId: session.id, reason: 'user' })
+      events.publish(request.log, 'session.revoked', now, session, { reason: 'user' })
     }
     this.#runtime.cookies.clear(reply)
     request.authSession = null

@@ -1,4 +1,7 @@
 import { parse as parseDuration } from '@lukeed/ms'
+import type { AnomalyHook, AnomalyPolicy } from './anomaly.js'
+import type { AnomalyDecision, SessionEvent } from './events.js'
+import type { LockoutPolicy } from './login-attempts.js'
 import { InvalidOptionError } from './errors.js'
 import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './privacy.js'
 import type { Clock, Location } from './session.js'
@@ -117,6 +120,27 @@ export interface SessionGuardOptions {
    * login and when a session's IP changes. A failure is logged and ignored.
    */
   resolveLocation?: (ip: string) => Location | undefined | Promise<Location | undefined>
+  /** Failed-login tracking for `app.sessions.loginAttempts`. */
+  lockout?: LockoutOptions
+  /** Anomaly rules, each with a policy, and a hook to decide per case. */
+  anomalies?: AnomalyOptions
+  /**
+   * Receives every event (as `app.sessions.events.on('event', …)` does), after
+   * the request's own work; a throw is logged, never propagated.
+   */
+  onEvent?: (event: SessionEvent) => void
+  /**
+   * Registers a health route: 200 with the store's figures, 503 when the store
+   * does not answer within a second or holds more than `maxUtilization` of its capacity.
+   * @default undefined (no route)
+   */
+  health?: { path: string, maxUtilization?: number }
+  /**
+   * Registers a metrics route in the Prometheus text format. Protect it (a
+   * network policy, or `onRequest` on your side) if it must not be public.
+   * @default undefined (no route)
+   */
+  metrics?: { path: string }
   /**
    * Registers the session-management routes (list, revoke one, revoke others,
    * revoke all, resolve a session-limit refusal) under `prefix`.
@@ -128,6 +152,44 @@ export interface SessionGuardOptions {
    * @default Date.now
    */
   clock?: Clock
+}
+
+export interface LockoutOptions {
+  /** Failures are forgotten this long after the last one. @default '15m' */
+  window?: Duration
+  /** Failures per username before the back-off starts. @default 5 */
+  usernameFreeAttempts?: number
+  /** Failures per IP (any username) before the back-off starts. @default 20 */
+  ipFreeAttempts?: number
+  /** First lockout; each further failure doubles it. @default '1s' */
+  baseDelay?: Duration
+  /** Longest lockout. @default '15m' */
+  maxDelay?: Duration
+}
+
+export interface AnomalyOptions {
+  /** A login from a device (browser, OS, type, model) the user has not used within `memory`. @default 'flag' */
+  newDevice?: AnomalyDecision
+  /** A login from a country the user has not logged in from within `memory` (needs `resolveLocation`). @default 'flag' */
+  newCountry?: AnomalyDecision
+  /** A session's IP changes between requests (mobile networks do this often). @default 'ignore' */
+  ipChange?: AnomalyDecision
+  /** More distinct IPs across a user's live sessions than `max`. @default { policy: 'flag', max: 10 } */
+  tooManyIps?: { policy?: AnomalyDecision, max?: number }
+  /** More distinct countries across a user's live sessions than `max`. @default { policy: 'flag', max: 3 } */
+  tooManyCountries?: { policy?: AnomalyDecision, max?: number }
+  /**
+   * Two places (logins or requests, with coordinates) farther apart than
+   * `maxSpeedKmh` allows; distances under `minDistanceKm` are geolocation noise.
+   * @default { policy: 'flag', maxSpeedKmh: 1000, minDistanceKm: 200 }
+   */
+  impossibleTravel?: { policy?: AnomalyDecision, maxSpeedKmh?: number, minDistanceKm?: number }
+  /** More than `max` logins of one user in a `window`. @default { policy: 'flag', max: 10, window: '1m' } */
+  loginBurst?: { policy?: AnomalyDecision, max?: number, window?: Duration }
+  /** How long a device or country stays known after a login from it. @default '90d' */
+  memory?: Duration
+  /** Decides per case; returning `undefined` keeps the rule's policy. */
+  decide?: AnomalyHook
 }
 
 export interface RefreshOptions {
@@ -200,6 +262,11 @@ export interface NormalizedOptions {
     readonly allowedOrigins: ReadonlySet<string>
   }
   readonly routes: { readonly prefix: string } | undefined
+  readonly lockout: LockoutPolicy
+  readonly anomalies: AnomalyPolicy
+  readonly onEvent: ((event: SessionEvent) => void) | undefined
+  readonly health: { readonly path: string, readonly maxUtilization: number } | undefined
+  readonly metrics: { readonly path: string } | undefined
   readonly privacy: PrivacyPolicy
   readonly resolveLocation: ((ip: string) => Location | undefined | Promise<Location | undefined>) | undefined
   readonly clock: Clock
@@ -221,6 +288,8 @@ const DEFAULT_GRACE_WINDOW = '10s'
 const DEFAULT_CSRF_HEADER = 'x-requested-with'
 const DEFAULT_REFRESH_PATH = '/refresh'
 const MIN_SECRET_BYTES = 32
+const DEFAULT_MAX_UTILIZATION = 0.9
+const DECISIONS: ReadonlySet<string> = new Set(['ignore', 'flag', 'revoke'])
 const HMAC_ALGORITHMS = new Set(['HS256', 'HS384', 'HS512'])
 const ASYMMETRIC_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])
 // RFC 6265bis cookie-name token: no separators, controls or spaces.
@@ -282,15 +351,14 @@ export function normalizeOptions (options: SessionGuardOptions): NormalizedOptio
     }
   }
 
-  const routes = options.routes
-  if (routes !== undefined && (typeof routes?.prefix !== 'string' || !routes.prefix.startsWith('/'))) {
-    throw new InvalidOptionError('routes.prefix', 'must be a path starting with "/", such as "/sessions"')
-  }
 
   const resolveLocation = options.resolveLocation
   if (resolveLocation !== undefined && typeof resolveLocation !== 'function') {
     throw new InvalidOptionError('resolveLocation', 'must be a function (ip) => location')
   }
+
+  const onEvent = options.onEvent
+  if (onEvent !== undefined && typeof onEvent !== 'function') throw new InvalidOptionError('onEvent', 'must be a function (event) => void')
 
   const clock = options.clock ?? Date.now
   if (typeof clock !== 'function') throw new InvalidOptionError('clock', 'must be a function returning epoch ms')
@@ -316,9 +384,19 @@ export function normalizeOptions (options: SessionGuardOptions): NormalizedOptio
       csrfHeader: csrfHeader.toLowerCase(),
       allowedOrigins: new Set(allowedOrigins)
     },
-    routes: routes === undefined ? undefined : { prefix: routes.prefix },
+    routes: options.routes === undefined ? undefined : { prefix: routePath(options.routes.prefix, 'routes.prefix') },
     privacy: createPrivacyPolicy(options.privacy),
     resolveLocation,
+    lockout: lockout(options.lockout ?? {}),
+    anomalies: anomalies(options.anomalies ?? {}),
+    onEvent,
+    health: options.health === undefined
+      ? undefined
+      : {
+          path: routePath(options.health.path, 'health.path'),
+          maxUtilization: fraction(options.health.maxUtilization ?? DEFAULT_MAX_UTILIZATION, 'health.maxUtilization')
+        },
+    metrics: options.metrics === undefined ? undefined : { path: routePath(options.metrics.path, 'metrics.path') },
     clock
   })
 }
@@ -382,4 +460,64 @@ function cookieName (name: string, option: string, secure: boolean): string {
     throw new InvalidOptionError(option, 'a __Host- or __Secure- name needs secure cookies')
   }
   return name
+}
+
+function lockout (options: LockoutOptions): LockoutPolicy {
+  const baseDelayMs = duration(options.baseDelay ?? '1s', 'lockout.baseDelay')
+  const maxDelayMs = duration(options.maxDelay ?? '15m', 'lockout.maxDelay')
+  if (maxDelayMs < baseDelayMs) throw new InvalidOptionError('lockout.maxDelay', 'must not be shorter than lockout.baseDelay')
+  return {
+    windowMs: duration(options.window ?? '15m', 'lockout.window'),
+    usernameFreeAttempts: count(options.usernameFreeAttempts ?? 5, 'lockout.usernameFreeAttempts'),
+    ipFreeAttempts: count(options.ipFreeAttempts ?? 20, 'lockout.ipFreeAttempts'),
+    baseDelayMs,
+    maxDelayMs
+  }
+}
+
+function anomalies (options: AnomalyOptions): AnomalyPolicy {
+  const { tooManyIps = {}, tooManyCountries = {}, impossibleTravel = {}, loginBurst = {}, decide } = options
+  if (decide !== undefined && typeof decide !== 'function') throw new InvalidOptionError('anomalies.decide', 'must be a function')
+  return {
+    newDevice: decision(options.newDevice ?? 'flag', 'anomalies.newDevice'),
+    newCountry: decision(options.newCountry ?? 'flag', 'anomalies.newCountry'),
+    ipChange: decision(options.ipChange ?? 'ignore', 'anomalies.ipChange'),
+    tooManyIps: { policy: decision(tooManyIps.policy ?? 'flag', 'anomalies.tooManyIps.policy'), max: count(tooManyIps.max ?? 10, 'anomalies.tooManyIps.max') },
+    tooManyCountries: {
+      policy: decision(tooManyCountries.policy ?? 'flag', 'anomalies.tooManyCountries.policy'),
+      max: count(tooManyCountries.max ?? 3, 'anomalies.tooManyCountries.max')
+    },
+    impossibleTravel: {
+      policy: decision(impossibleTravel.policy ?? 'flag', 'anomalies.impossibleTravel.policy'),
+      maxSpeedKmh: count(impossibleTravel.maxSpeedKmh ?? 1000, 'anomalies.impossibleTravel.maxSpeedKmh'),
+      minDistanceKm: count(impossibleTravel.minDistanceKm ?? 200, 'anomalies.impossibleTravel.minDistanceKm')
+    },
+    loginBurst: {
+      policy: decision(loginBurst.policy ?? 'flag', 'anomalies.loginBurst.policy'),
+      max: count(loginBurst.max ?? 10, 'anomalies.loginBurst.max'),
+      windowMs: duration(loginBurst.window ?? '1m', 'anomalies.loginBurst.window')
+    },
+    memoryMs: duration(options.memory ?? '90d', 'anomalies.memory'),
+    decide
+  }
+}
+
+function decision (value: unknown, name: string): AnomalyDecision {
+  if (typeof value !== 'string' || !DECISIONS.has(value)) throw new InvalidOptionError(name, "must be 'ignore', 'flag' or 'revoke'")
+  return value as AnomalyDecision
+}
+
+function count (value: unknown, name: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new InvalidOptionError(name, 'must be a positive integer')
+  return value as number
+}
+
+function fraction (value: unknown, name: string): number {
+  if (typeof value !== 'number' || !(value > 0 && value <= 1)) throw new InvalidOptionError(name, 'must be a number in (0, 1]')
+  return value
+}
+
+function routePath (value: unknown, name: string): string {
+  if (typeof value !== 'string' || !value.startsWith('/')) throw new InvalidOptionError(name, 'must be a path starting with "/"')
+  return value
 }

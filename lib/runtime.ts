@@ -1,6 +1,8 @@
+import type { AnomalyDetector } from './anomaly.js'
 import type { ClientObserver } from './client.js'
 import type { SessionCookies } from './cookies.js'
 import type { SessionEventStream } from './events.js'
+import type { SessionMetrics } from './metrics.js'
 import type { Lifetime, NormalizedOptions } from './options.js'
 import type { SessionStore } from './stores/store.js'
 import type { AccessTokens, LimitTickets, RefreshTokens } from './tokens.js'
@@ -15,6 +17,8 @@ export interface Runtime {
   readonly cookies: SessionCookies
   readonly events: SessionEventStream
   readonly client: ClientObserver
+  readonly metrics: SessionMetrics
+  readonly anomalies: AnomalyDetector
   /** The idle and absolute lifetimes of a session, by whether it is remembered. */
   lifetime (remembered: boolean): Lifetime
 }

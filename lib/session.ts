@@ -52,6 +52,8 @@ export interface SessionRecord {
   readonly userAgent?: string
   /** Where the client was, from the app's `resolveLocation` hook. */
   readonly location?: Location
+  /** Anomalies flagged on this session (`'new_device'`, `'new_country'`, `'ip_change'` …). */
+  readonly flags?: readonly string[]
 }
 
 /** A location as the app's `resolveLocation(ip)` hook returns it. */
@@ -114,7 +116,7 @@ export function rotatedState (state: RefreshState, presentedHash: string, succes
   }
 }
 
-/** A session after activity: the new activity times, and the client's fields when they changed. */
-export function withActivity<S extends SessionRecord> (session: S, activity: { lastSeenAt: number, idleExpiresAt: number, client?: Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location'> }): S {
-  return { ...session, ...activity.client, lastSeenAt: activity.lastSeenAt, idleExpiresAt: activity.idleExpiresAt }
+/** A session after activity: the new activity times, and whatever else changed. */
+export function withActivity<S extends SessionRecord> (session: S, activity: { lastSeenAt: number, idleExpiresAt: number, changes?: Partial<SessionRecord> }): S {
+  return { ...session, ...activity.changes, lastSeenAt: activity.lastSeenAt, idleExpiresAt: activity.idleExpiresAt }
 }

@@ -28,6 +28,8 @@ export interface SessionView {
   /** The IP as the privacy policy keeps it. */
   ip?: string
   location?: Location
+  /** Anomalies flagged on the session (`'new_device'`, `'new_country'` …), for a "new location" hint. */
+  flags?: string[]
 }
 
 export function toView (session: SessionRecord, currentId?: string): SessionView {
@@ -51,7 +53,8 @@ export function toView (session: SessionRecord, currentId?: string): SessionView
           }
         }),
     ...(session.ip === undefined ? {} : { ip: session.ip }),
-    ...(session.location === undefined ? {} : { location: session.location })
+    ...(session.location === undefined ? {} : { location: session.location }),
+    ...(session.flags === undefined ? {} : { flags: [...session.flags] })
   }
 }
 
@@ -86,6 +89,7 @@ export const sessionViewSchema = {
       }
     },
     ip: { type: 'string' },
+    flags: { type: 'array', items: { type: 'string' } },
     location: {
       type: 'object',
       properties: {

@@ -117,3 +117,13 @@ t.test('routes and resolveLocation options are validated', async (t) => {
     await t.rejects(async () => { await app.register(sessionGuard, { secret: SECRET, ...options } as never); await app.ready() }, { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: new RegExp(`"${option.replace('.', '\\.')}"`) }, option)
   }
 })
+
+t.test('a refresh from a new address records it', async (t) => {
+  const h = await build(t, { privacy: { ipMode: 'full' } })
+  const alice = await h.login('alice')
+  const response = await h.app.inject({
+    method: 'POST', url: '/refresh', remoteAddress: '198.51.100.4', headers: { cookie: `__Secure-sg-rt=${alice.refreshToken}; ${alice.fingerprint}`, 'x-requested-with': 'x' }
+  })
+  t.equal(response.statusCode, 200)
+  t.equal((await h.app.sessions.get(alice.sessionId))?.ip, '198.51.100.4')
+})

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { memoryStore, type SessionEvent } from '../lib/index.js'
-import { build, MINUTE } from './helper.js'
+import { build, MINUTE, settle } from './helper.js'
 
 t.test('events carry time, user and session, and never a secret', async (t) => {
   const h = await build(t)
@@ -12,6 +12,7 @@ t.test('events carry time, user and session, and never a secret', async (t) => {
   await h.app.inject({ method: 'POST', url: '/refresh', headers: { cookie: `__Secure-sg-rt=${alice.refreshToken}; ${alice.fingerprint}`, 'x-requested-with': 'x' } })
   await h.app.sessions.revoke(alice.sessionId)
   await h.me(alice)
+  await settle()
   t.same(events.map((e) => e.type), ['session.created', 'session.refreshed', 'session.revoked', 'auth.rejected'])
   t.match(events[0], { type: 'session.created', time: h.clock.now, userId: 'alice', sessionId: alice.sessionId, remembered: false })
   t.match(events[2], { reason: 'admin' })
@@ -39,5 +40,6 @@ t.test('capacity evictions and expiries found by the store are reported', async 
   const bob = await h.login('bob')
   h.clock.advance(10 * MINUTE)
   t.equal((await h.me(bob)).statusCode, 401)
+  await settle()
   t.same(seen, ['evicted:alice', 'expired:bob:idle'])
 })

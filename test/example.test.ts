@@ -87,3 +87,36 @@ t.test('the example with the reject policy answers the limit with its way out', 
   t.equal(refused.response.statusCode, 409)
   t.match(refused.response.json(), { code: 'FST_SESSION_GUARD_SESSION_LIMIT', sessions: [{ isCurrent: false }], ticket: String })
 })
+
+t.test('the example locks a login after repeated failures, with Retry-After', async (t) => {
+  const app = await buildServer({ logger: false })
+  t.teardown(() => app.close())
+  const codes: number[] = []
+  for (let i = 0; i < 10; i++) codes.push((await login(app, 'alice', 'wrong')).response.statusCode)
+  t.same(codes.slice(0, 5), [401, 401, 401, 401, 401])
+  t.ok(codes.slice(5).every((code) => code === 429), 'then locked')
+  const locked = await login(app, 'alice')
+  t.equal(locked.response.statusCode, 429, 'even with the right password, while locked')
+  t.ok(Number(locked.response.headers['retry-after']) >= 1)
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.match(metrics.body, /session_guard_login_lockouts_total\{scope="username"\} [1-9]/)
+  t.match(metrics.body, /session_guard_login_failures_total 5/)
+})
+
+t.test('the example: logins from Paris then Sydney minutes apart raise impossible travel', async (t) => {
+  const app = await buildServer({ logger: false })
+  t.teardown(() => app.close())
+  const from = async (ip: string) => await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': ip } })
+  const paris = await from('203.0.113.5')
+  const sydney = await from('198.51.100.5')
+  t.equal(sydney.statusCode, 200, 'flagged, not refused')
+  const session = await app.sessions.get(sydney.json().sessionId)
+  t.match(session, { ip: '198.51.100.5', location: { city: 'Sydney' } })
+  t.same(session?.flags, ['new_country', 'impossible_travel'])
+  t.match(await app.sessions.get(paris.json().sessionId), { location: { city: 'Paris' } })
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(metrics, 'session_guard_anomalies_total{rule="impossible_travel",decision="flag"} 1')
+  t.same((await app.inject({ method: 'GET', url: '/health' })).json(), { status: 'ok', store: 'up', sessions: 2, users: 1, capacity: 100000, utilization: 0.00002 })
+  const untrusted = await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': '192.0.2.1' }, remoteAddress: '10.1.2.3' })
+  t.equal((await app.sessions.get(untrusted.json().sessionId))?.ip, '10.1.2.3', 'X-Forwarded-For is only believed from loopback')
+})

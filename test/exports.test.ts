@@ -18,8 +18,10 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     return new ErrorClass('a', 'b').code
   }).sort()
   t.same(codes, [
+    'FST_SESSION_GUARD_ANOMALY',
     'FST_SESSION_GUARD_CSRF',
     'FST_SESSION_GUARD_INVALID_OPTION',
+    'FST_SESSION_GUARD_LOGIN_LOCKED',
     'FST_SESSION_GUARD_NO_SESSION',
     'FST_SESSION_GUARD_REFRESH_CONFLICT',
     'FST_SESSION_GUARD_SESSION_LIMIT',

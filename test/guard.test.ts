@@ -115,7 +115,7 @@ t.test('the precise reason goes to the log, without secrets', async (t) => {
   const { accessToken } = login.json()
   const fingerprint = (login.cookies as Array<{ value: string }>)[0]?.value as string
   await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${accessToken}` } })
-  const rejected = lines.map((line) => JSON.parse(line)).find((entry) => entry.event === 'auth.rejected')
+  const rejected = lines.map((line) => JSON.parse(line)).find((entry) => entry.type === 'auth.rejected')
   t.equal(rejected.reason, 'missing_fingerprint')
   t.equal(rejected.userId, 'alice')
   const sid = decode(accessToken).sid as string

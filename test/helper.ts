@@ -7,6 +7,11 @@ export const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
 export const EPOCH = Date.UTC(2026, 0, 1)
 export const MINUTE = 60_000
 
+/** Event listeners run on a later turn of the event loop: let them. */
+export async function settle (): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve))
+}
+
 /** A clock the test moves forward by hand. */
 export class TestClock {
   now = EPOCH

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { memoryStore } from '../lib/index.js'
-import { build, type Credentials, type Harness, MINUTE } from './helper.js'
+import { build, type Credentials, type Harness, MINUTE, settle } from './helper.js'
 
 const DAY = 24 * 60 * MINUTE
 
@@ -62,10 +62,11 @@ t.test('the rotation chain: each successor works once it is used, every older to
       chain.push((await refresh(h2, chain[i]!)).next)
     }
     const events: string[] = []
-    h2.app.sessions.events.on('refresh.reuse_detected', (e) => events.push(e.sessionId))
+    h2.app.sessions.events.on('refresh.reuse_detected', (e) => events.push(e.sessionId as string))
     h2.clock.advance(MINUTE)
     const replay = await refresh(h2, chain[old]!)
     t.equal(replay.response.statusCode, 401, `generation ${old} replayed`)
+    await settle()
     t.same(events, [chain[0]!.sessionId], 'refresh.reuse_detected emitted')
     t.equal(await h2.app.sessions.get(chain[0]!.sessionId), undefined, 'the whole session is revoked')
     t.equal((await h2.me(chain[4]!)).statusCode, 401, "the thief's (or victim's) newest access token dies at once")
@@ -112,6 +113,7 @@ t.test('idle and absolute timeouts hold on the refresh path too; refresh never r
   let alice = await h.login('alice')
   h.clock.advance(30 * MINUTE)
   t.equal((await refresh(h, alice)).response.statusCode, 401, 'idle: no refresh after 30 quiet minutes')
+  await settle()
   t.same(events, ['idle'])
 
   alice = await h.login('alice')
@@ -123,6 +125,7 @@ t.test('idle and absolute timeouts hold on the refresh path too; refresh never r
   }
   h.clock.advance(2 * 60 * MINUTE - 7 * 17 * MINUTE)
   t.equal((await refresh(h, alice)).response.statusCode, 401, 'absolute: refreshing cannot go past 2h')
+  await settle()
   t.same(events, ['idle', 'absolute'])
 
   const bob = await h.login('bob')
@@ -207,6 +210,7 @@ t.test('revokeAll after a password change kills every access and refresh token o
   const reasons: string[] = []
   h.app.sessions.events.on('session.revoked', (e) => reasons.push(e.reason))
   t.equal(await h.app.sessions.revokeAll('alice', { reason: 'password-change' }), 3)
+  await settle()
   t.same(reasons, ['password-change', 'password-change', 'password-change'])
   for (const device of devices) {
     t.equal((await h.me(device)).statusCode, 401)

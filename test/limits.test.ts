@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, MINUTE } from './helper.js'
+import { build, MINUTE, settle } from './helper.js'
 
 t.test('maxSessionsPerUser defaults to 15 and evicts the least recently active', async (t) => {
   const { app, clock, login, me } = await build(t, { accessTokenTtl: '2h', idleTimeout: '2h' })
@@ -14,6 +14,7 @@ t.test('maxSessionsPerUser defaults to 15 and evicts the least recently active',
   app.sessions.events.on('session.revoked', (event) => revoked.push(`${event.sessionId}:${event.reason}`))
   const sixteenth = await login('alice')
   t.equal((await app.sessions.list('alice')).length, 15)
+  await settle()
   t.same(revoked, [`${sessions[1]!.sessionId}:limit`], 'the least recently active one went, reported as a limit revocation')
   t.equal((await me(sessions[1]!)).statusCode, 401, 'its token stops working')
   t.equal((await me(sessions[0]!)).statusCode, 200, 'the active older device stays')

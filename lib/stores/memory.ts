@@ -1,8 +1,10 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { StoreFullError } from '../errors.js'
 import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, withActivity } from '../session.js'
 import type {
   Activity,
+  Counter,
   CreateResult,
   Rotation,
   RotationResult,
@@ -31,10 +33,26 @@ export interface MemoryStoreOptions {
    * @default 60_000
    */
   purgeIntervalMs?: number
+  /**
+   * Most counters held at once (failed logins, known devices, login bursts);
+   * the least recently used go first.
+   * @default 100_000
+   */
+  maxCounters?: number
 }
 
 const DEFAULT_MAX = 100_000
 const DEFAULT_PURGE_INTERVAL_MS = 60_000
+const DEFAULT_MAX_COUNTERS = 100_000
+/**
+ * Heap bytes per session with device metadata, as `npm run bench:memory`
+ * measures it (docs/benchmarks.md); `stats().estimatedBytes` multiplies by it.
+ */
+const ESTIMATED_BYTES_PER_SESSION = 450
+
+interface HeldCounter extends Counter {
+  readonly expiresAt: number
+}
 
 /**
  * A bounded in-process store on `lru-cache`, with a per-user index kept in step
@@ -47,13 +65,21 @@ export class MemoryStore implements SessionStore {
   readonly #purgeIntervalMs: number
   readonly #byUser = new Map<string, Set<string>>()
   readonly #cache: LRUCache<string, SessionRecord>
+  readonly #counters: LRUCache<string, HeldCounter>
+  /** How many users hold n sessions, kept in step with the index. */
+  readonly #usersBySize = new Map<number, number>()
   #context: StoreContext = { now: Date.now, onRemoved: () => {} }
   #timer: NodeJS.Timeout | undefined
   #evictions = 0
   #expirations = 0
 
   constructor (options: MemoryStoreOptions = {}) {
-    const { max = DEFAULT_MAX, onCapacity = 'evict-lru', purgeIntervalMs = DEFAULT_PURGE_INTERVAL_MS } = options
+    const {
+      max = DEFAULT_MAX,
+      onCapacity = 'evict-lru',
+      purgeIntervalMs = DEFAULT_PURGE_INTERVAL_MS,
+      maxCounters = DEFAULT_MAX_COUNTERS
+    } = options
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new TypeError(`memoryStore: "max" must be a positive integer, got ${String(max)}`)
     }
@@ -62,6 +88,9 @@ export class MemoryStore implements SessionStore {
     }
     if (!Number.isFinite(purgeIntervalMs) || purgeIntervalMs <= 0) {
       throw new TypeError(`memoryStore: "purgeIntervalMs" must be a positive number, got ${String(purgeIntervalMs)}`)
+    }
+    if (!Number.isSafeInteger(maxCounters) || maxCounters < 1) {
+      throw new TypeError(`memoryStore: "maxCounters" must be a positive integer, got ${String(maxCounters)}`)
     }
     this.#max = max
     this.#onCapacity = onCapacity
@@ -75,6 +104,7 @@ export class MemoryStore implements SessionStore {
       ttlResolution: 0,
       dispose: (session, id, reason) => this.#disposed(session, id, reason)
     })
+    this.#counters = new LRUCache<string, HeldCounter>({ max: maxCounters })
   }
 
   open (context: StoreContext): void {
@@ -148,12 +178,52 @@ export class MemoryStore implements SessionStore {
     return this.#live(userId, now)
   }
 
+  async * scan (batchSize: number, now: number): AsyncIterable<SessionRecord[]> {
+    let batch: SessionRecord[] = []
+    // Map and Set iterators stay valid while entries come and go between batches.
+    for (const ids of this.#byUser.values()) {
+      for (const id of ids) {
+        const session = this.#cache.peek(id)
+        if (session !== undefined && isLive(session, now)) batch.push(session)
+      }
+      if (batch.length >= batchSize) {
+        yield batch
+        batch = []
+        await yieldToEventLoop()
+      }
+    }
+    if (batch.length > 0) yield batch
+  }
+
+  async increment (key: string, windowMs: number, now: number): Promise<Counter> {
+    const held = this.#liveCounter(key, now)
+    const counter: HeldCounter = {
+      count: (held?.count ?? 0) + 1,
+      firstAt: held?.firstAt ?? now,
+      lastAt: now,
+      expiresAt: now + windowMs
+    }
+    this.#counters.set(key, counter)
+    return counter
+  }
+
+  async counter (key: string, now: number): Promise<Counter | undefined> {
+    return this.#liveCounter(key, now)
+  }
+
+  async resetCounter (key: string): Promise<void> {
+    this.#counters.delete(key)
+  }
+
   async stats (): Promise<StoreStats> {
     return {
       sessions: this.#cache.size,
       users: this.#byUser.size,
       evictions: this.#evictions,
-      expirations: this.#expirations
+      expirations: this.#expirations,
+      sessionsPerUser: Object.fromEntries([...this.#usersBySize].sort((a, b) => a[0] - b[0])),
+      capacity: this.#max,
+      estimatedBytes: this.#cache.size * ESTIMATED_BYTES_PER_SESSION
     }
   }
 
@@ -185,6 +255,23 @@ export class MemoryStore implements SessionStore {
     return undefined
   }
 
+  #liveCounter (key: string, now: number): HeldCounter | undefined {
+    const counter = this.#counters.get(key)
+    if (counter === undefined || now < counter.expiresAt) return counter
+    this.#counters.delete(key)
+    return undefined
+  }
+
+  /** Keeps the sessions-per-user histogram in step when a user's count goes from `from` to `to`. */
+  #resize (from: number, to: number): void {
+    if (from > 0) {
+      const users = (this.#usersBySize.get(from) as number) - 1
+      if (users === 0) this.#usersBySize.delete(from)
+      else this.#usersBySize.set(from, users)
+    }
+    if (to > 0) this.#usersBySize.set(to, (this.#usersBySize.get(to) ?? 0) + 1)
+  }
+
   #ensureRoom (): void {
     if (this.#onCapacity === 'evict-lru' || this.#cache.size < this.#max) return
     this.#cache.purgeStale()
@@ -199,14 +286,16 @@ export class MemoryStore implements SessionStore {
       this.#byUser.set(session.userId, ids)
     }
     ids.add(session.id)
+    this.#resize(ids.size - 1, ids.size)
   }
 
   #disposed (session: SessionRecord, id: string, reason: LRUCache.DisposeReason): void {
     // 'set' replaces a record with its newer version under the same id: the index is unchanged.
     if (reason === 'set') return
-    const ids = this.#byUser.get(session.userId)
-    ids?.delete(id)
-    if (ids?.size === 0) this.#byUser.delete(session.userId)
+    const ids = this.#byUser.get(session.userId) as Set<string>
+    ids.delete(id)
+    this.#resize(ids.size + 1, ids.size)
+    if (ids.size === 0) this.#byUser.delete(session.userId)
     if (reason === 'evict') {
       this.#evictions++
       this.#context.onRemoved(session, 'capacity')

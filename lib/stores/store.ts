@@ -57,6 +57,26 @@ export interface SessionStore {
   /** The user's live sessions, most recently active first. O(sessions of that user), never a scan. */
   listUser(userId: string, now: number): Promise<SessionRecord[]>
 
+  /**
+   * Every live session, in batches of about `batchSize`, without holding the
+   * event loop (or the server) for the whole store: for analytics, not for
+   * requests. Sessions created or removed during a scan may or may not appear.
+   */
+  scan(batchSize: number, now: number): AsyncIterable<SessionRecord[]>
+
+  /**
+   * Atomic: counts one more event under `key` and returns the counter. The
+   * counter lives `windowMs` after its last event (a sliding window); a key is
+   * independent of sessions (failed logins, known devices, login bursts).
+   */
+  increment(key: string, windowMs: number, now: number): Promise<Counter>
+
+  /** The counter under `key`, or `undefined` when it has expired or never existed. */
+  counter(key: string, now: number): Promise<Counter | undefined>
+
+  /** Removes the counter under `key`. */
+  resetCounter(key: string): Promise<void>
+
   /** Counters and sizes. */
   stats(now: number): Promise<StoreStats>
 
@@ -88,11 +108,14 @@ export type CreateResult =
 export interface Activity {
   readonly lastSeenAt: number
   readonly idleExpiresAt: number
-  /** Where the client is now, when it changed since the session last recorded it. */
-  readonly client?: ClientInfo
+  /** Fields that changed since the session last recorded them (a new IP, device or location; anomaly flags). */
+  readonly changes?: SessionChanges
 }
 
-/** The client fields of a session that activity keeps fresh. */
+/** The fields of a session that activity may change besides its times. */
+export type SessionChanges = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location' | 'flags'>
+
+/** The client fields of a session: what the request says about where it comes from. */
 export type ClientInfo = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location'>
 
 export interface Rotation {
@@ -112,6 +135,13 @@ export type RotationResult =
   | { readonly outcome: 'reuse', readonly session: SessionRecord }
   | { readonly outcome: 'missing' }
 
+export interface Counter {
+  readonly count: number
+  /** Epoch ms of the first and the last event counted. */
+  readonly firstAt: number
+  readonly lastAt: number
+}
+
 export interface StoreStats {
   /** Sessions held (may include expired ones not purged yet). */
   readonly sessions: number
@@ -121,4 +151,10 @@ export interface StoreStats {
   readonly evictions: number
   /** Sessions removed because a deadline passed, since it was opened. */
   readonly expirations: number
+  /** How many users hold 1, 2, 3 … sessions: `{ 1: 812, 2: 95, 3: 12 }`. */
+  readonly sessionsPerUser: Readonly<Record<number, number>>
+  /** Most sessions the store holds, when it is bounded. */
+  readonly capacity?: number
+  /** Estimated bytes the sessions take, when the store can tell. */
+  readonly estimatedBytes?: number
 }

@@ -117,3 +117,55 @@ t.test('a store expires sessions before open() without a listener', async (t) =>
   await store.create(session('a1', 'alice', now, MINUTE), LIMIT, now)
   t.equal(await store.get('a1', now + MINUTE), undefined)
 })
+
+t.test('counters slide with each event, expire after their window, and can be reset', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ maxCounters: 2 })
+  t.teardown(() => store.close())
+  open(store, clock)
+  t.same(await store.increment('k', MINUTE, clock.now), { count: 1, firstAt: clock.now, lastAt: clock.now, expiresAt: clock.now + MINUTE })
+  clock.advance(MINUTE - 1)
+  t.match(await store.increment('k', MINUTE, clock.now), { count: 2, firstAt: EPOCH, lastAt: clock.now })
+  clock.advance(MINUTE - 1)
+  t.match(await store.counter('k', clock.now), { count: 2 }, 'the window slid with the last event')
+  clock.advance(1)
+  t.equal(await store.counter('k', clock.now), undefined, 'expired')
+  t.match(await store.increment('k', MINUTE, clock.now), { count: 1 }, 'a fresh start')
+  await store.resetCounter('k')
+  t.equal(await store.counter('k', clock.now), undefined)
+  for (const key of ['a', 'b', 'c']) await store.increment(key, MINUTE, clock.now)
+  t.equal(await store.counter('a', clock.now), undefined, 'bounded: the least recently used counter went')
+  t.throws(() => memoryStore({ maxCounters: 0 }), /"maxCounters"/)
+})
+
+t.test('the sessions-per-user histogram follows creates, revokes and evictions', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ max: 4 })
+  t.teardown(() => store.close())
+  open(store, clock)
+  for (const [id, user] of [['a1', 'alice'], ['a2', 'alice'], ['a3', 'alice'], ['b1', 'bob']] as const) {
+    await store.create(session(id, user, clock.now), LIMIT, clock.now)
+  }
+  t.match(await store.stats(), { sessionsPerUser: { 1: 1, 3: 1 } })
+  await store.revoke('a2', clock.now)
+  t.match(await store.stats(), { sessionsPerUser: { 1: 1, 2: 1 } })
+  await store.create(session('c1', 'carol', clock.now), LIMIT, clock.now)
+  await store.create(session('d1', 'dave', clock.now), LIMIT, clock.now)
+  t.same((await store.stats()).sessionsPerUser, { 1: 4 }, 'alice lost her oldest two to capacity')
+})
+
+t.test('scan yields live sessions in batches', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  open(store, clock)
+  await store.create(session('a1', 'alice', clock.now), LIMIT, clock.now)
+  await store.create(session('a2', 'alice', clock.now, MINUTE), LIMIT, clock.now)
+  await store.create(session('b1', 'bob', clock.now), LIMIT, clock.now)
+  const batches: string[][] = []
+  for await (const batch of store.scan(1, clock.now + MINUTE)) batches.push(batch.map((s) => s.id))
+  t.same(batches, [['a1'], ['b1']], 'the expired a2 is skipped')
+  const whole: string[][] = []
+  for await (const batch of store.scan(10, clock.now)) whole.push(batch.map((s) => s.id))
+  t.same(whole, [['a1', 'a2', 'b1']], 'one batch when it fits')
+})

@@ -1,0 +1,69 @@
+import type { FastifyPluginAsync } from 'fastify'
+import type { SessionManager } from './manager.js'
+import type { StoreStats } from './stores/store.js'
+
+interface MonitoringContext {
+  manager: SessionManager
+  health: { path: string, maxUtilization: number } | undefined
+  metrics: { path: string } | undefined
+}
+
+/** How long the health and metrics routes wait for the store before calling it down. */
+const STORE_TIMEOUT_MS = 1000
+
+/**
+ * The opt-in health and metrics routes. Both are public (`config.public`), so
+ * `global: true` does not guard them: protect `/metrics` at the network edge
+ * if its figures must stay private.
+ */
+export function monitoringRoutes ({ manager, health, metrics }: MonitoringContext): FastifyPluginAsync {
+  return async function routes (fastify) {
+    if (health !== undefined) {
+      fastify.get(health.path, {
+        config: { public: true },
+        schema: {
+          response: {
+            200: healthSchema,
+            503: healthSchema
+          }
+        }
+      }, async (_request, reply) => {
+        const stats = await storeStats(manager)
+        if (stats === undefined) return await reply.code(503).send({ status: 'unavailable', store: 'down' })
+        const utilization = stats.capacity === undefined ? undefined : stats.sessions / stats.capacity
+        const body = { status: 'ok', store: 'up', sessions: stats.sessions, users: stats.users, capacity: stats.capacity, utilization }
+        if (utilization !== undefined && utilization > health.maxUtilization) return await reply.code(503).send({ ...body, status: 'over_capacity' })
+        return body
+      })
+    }
+
+    if (metrics !== undefined) {
+      fastify.get(metrics.path, { config: { public: true } }, async (_request, reply) => {
+        const stats = await storeStats(manager)
+        return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(manager.prometheus(stats))
+      })
+    }
+  }
+}
+
+/** The store's stats, or `undefined` when it fails or does not answer in time. */
+async function storeStats (manager: SessionManager): Promise<StoreStats | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<undefined>((resolve) => { timer = setTimeout(resolve, STORE_TIMEOUT_MS, undefined) })
+  const stats = await Promise.race([manager.storeStats().catch(() => undefined), timeout])
+  clearTimeout(timer)
+  return stats
+}
+
+const healthSchema = {
+  type: 'object',
+  required: ['status', 'store'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'unavailable', 'over_capacity'] },
+    store: { type: 'string', enum: ['up', 'down'] },
+    sessions: { type: 'integer' },
+    users: { type: 'integer' },
+    capacity: { type: 'integer' },
+    utilization: { type: 'number' }
+  }
+} as const

@@ -1,0 +1,174 @@
+import t, { type Test } from 'tap'
+import { type Anomaly, memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
+import { build, type Harness, MINUTE, settle } from './helper.js'
+
+const PLACES: Record<string, { country: string, city: string, latitude: number, longitude: number }> = {
+  '203.0.113.1': { country: 'FR', city: 'Paris', latitude: 48.8566, longitude: 2.3522 },
+  '203.0.113.2': { country: 'FR', city: 'Lyon', latitude: 45.764, longitude: 4.8357 },
+  '198.51.100.1': { country: 'AU', city: 'Sydney', latitude: -33.8688, longitude: 151.2093 },
+  '192.0.2.1': { country: 'DE', city: 'Berlin', latitude: 52.52, longitude: 13.405 }
+}
+const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0'
+const SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1'
+
+async function harness (t: Test, options: Partial<SessionGuardOptions> = {}) {
+  const events: SessionEvent[] = []
+  const h = await build(t, { resolveLocation: (ip) => PLACES[ip], privacy: { ipMode: 'full' }, onEvent: (e: SessionEvent) => events.push(e), ...options })
+  const login = async (ip: string, userAgent = FIREFOX, userId = 'alice') => {
+    const response = await h.app.inject({ method: 'POST', url: '/login', payload: { userId }, remoteAddress: ip, headers: { 'user-agent': userAgent } })
+    return { response, session: response.statusCode === 200 ? await h.app.sessions.get(response.json().sessionId) : undefined }
+  }
+  const anomalies = async (): Promise<string[]> => {
+    await settle()
+    return events.filter((e): e is SessionEvent<'anomaly.detected'> => e.type === 'anomaly.detected').map((e) => `${e.rule}:${e.decision}`)
+  }
+  return { h, events, login, anomalies }
+}
+
+t.test('new device: not on a first login, flagged on a second from another device, not for a known one', async (t) => {
+  const { login, anomalies } = await harness(t)
+  t.equal((await login('203.0.113.1')).session?.flags, undefined, 'first login: nothing to compare with')
+  t.equal((await login('203.0.113.1')).session?.flags, undefined, 'same device again')
+  t.same((await login('203.0.113.1', SAFARI)).session?.flags, ['new_device'])
+  t.same(await anomalies(), ['new_device:flag'])
+  t.equal((await login('203.0.113.1', SAFARI)).session?.flags, undefined, 'known now')
+})
+
+t.test('new country: flagged once per country, and shown in the session view', async (t) => {
+  const { h, login, anomalies } = await harness(t, { routes: { prefix: '/sessions' }, anomalies: { newDevice: 'ignore' } })
+  await login('203.0.113.1')
+  h.clock.advance(24 * 60 * MINUTE)
+  const berlin = await login('192.0.2.1')
+  t.same(berlin.session?.flags, ['new_country'])
+  t.same(await anomalies(), ['new_country:flag'])
+  const list = await h.app.inject({ method: 'GET', url: '/sessions', headers: { authorization: `Bearer ${berlin.response.json().accessToken}`, cookie: `__Host-sg-fp=${(berlin.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}` }, remoteAddress: '192.0.2.1', })
+  t.same(list.json().sessions[0].flags, ['new_country'], 'the devices list can say "new location"')
+  t.same(list.json().sessions[0].location, PLACES['192.0.2.1'])
+  h.clock.advance(24 * 60 * MINUTE)
+  t.equal((await login('203.0.113.1')).session?.flags, undefined, 'France is known')
+})
+
+t.test('impossible travel at login: Paris then Sydney ten minutes later; not a day later; Paris to Lyon by train', async (t) => {
+  const { h, events, login, anomalies } = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore' } })
+  await login('203.0.113.1')
+  h.clock.advance(10 * MINUTE)
+  t.same((await login('198.51.100.1')).session?.flags, ['impossible_travel'])
+  t.same(await anomalies(), ['impossible_travel:flag'])
+  const event = events.find((e) => e.type === 'anomaly.detected') as SessionEvent<'anomaly.detected'>
+  t.match(event, { at: 'login', userId: 'alice', detail: { from: 'FR', to: 'AU' } }, 'from where the user was last seen')
+  t.ok((event.detail.speedKmh as number) > 1000)
+
+  const second = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore' } })
+  await second.login('203.0.113.1')
+  second.h.clock.advance(24 * 60 * MINUTE)
+  t.equal((await second.login('198.51.100.1')).session?.flags, undefined, 'a day is enough to fly there')
+  second.h.clock.advance(MINUTE)
+  await second.login('198.51.100.1')
+  t.same(await second.anomalies(), [])
+
+  const third = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore' } })
+  await third.login('203.0.113.1')
+  third.h.clock.advance(5 * 60 * MINUTE)
+  t.equal((await third.login('203.0.113.2')).session?.flags, undefined, 'Paris to Lyon (390 km) in five hours is a train ride')
+})
+
+t.test('too many IPs and countries across a user\'s live sessions', async (t) => {
+  const { login, anomalies } = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { policy: 'ignore' }, tooManyIps: { max: 2 }, tooManyCountries: { max: 2 } } })
+  await login('203.0.113.1')
+  await login('203.0.113.2')
+  t.equal((await login('203.0.113.2')).session?.flags, undefined, 'two IPs, one country')
+  t.same((await login('198.51.100.1')).session?.flags, ['too_many_ips'], 'a third IP; a second country')
+  t.same((await login('192.0.2.1')).session?.flags, ['too_many_ips', 'too_many_countries'])
+  t.same(await anomalies(), ['too_many_ips:flag', 'too_many_ips:flag', 'too_many_countries:flag'])
+})
+
+t.test('a burst of logins', async (t) => {
+  const { h, login, anomalies } = await harness(t, { anomalies: { loginBurst: { max: 3, window: '1m' } } })
+  for (let i = 0; i < 3; i++) t.equal((await login('203.0.113.1')).session?.flags, undefined)
+  t.same((await login('203.0.113.1')).session?.flags, ['login_burst'])
+  h.clock.advance(MINUTE)
+  t.equal((await login('203.0.113.1')).session?.flags, undefined, 'a new window')
+  t.same(await anomalies(), ['login_burst:flag'])
+})
+
+t.test("'revoke' at login refuses the login with 403 and creates nothing", async (t) => {
+  const { h, login } = await harness(t, { anomalies: { newDevice: 'revoke' } })
+  await login('203.0.113.1')
+  const refused = await login('203.0.113.1', SAFARI)
+  t.equal(refused.response.statusCode, 403)
+  t.equal(refused.response.json().code, 'FST_SESSION_GUARD_ANOMALY')
+  t.equal((await h.app.sessions.list('alice')).length, 1)
+})
+
+t.test('during a session: an IP change is flagged (or revokes), and travel is checked too', async (t) => {
+  const { h, login, anomalies } = await harness(t, { anomalies: { ipChange: 'flag' } })
+  const first = await login('203.0.113.1')
+  const credentials = { authorization: `Bearer ${first.response.json().accessToken}`, cookie: `__Host-sg-fp=${(first.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  h.clock.advance(MINUTE)
+  t.equal((await h.app.inject({ method: 'GET', url: '/me', headers: credentials, remoteAddress: '203.0.113.1' })).statusCode, 200)
+  t.same(await anomalies(), [], 'same IP: nothing')
+  h.clock.advance(MINUTE)
+  t.equal((await h.app.inject({ method: 'GET', url: '/me', headers: credentials, remoteAddress: '198.51.100.1' })).statusCode, 200)
+  t.same(await anomalies(), ['ip_change:flag', 'impossible_travel:flag'])
+  t.same((await h.app.sessions.get(first.response.json().sessionId))?.flags, ['ip_change', 'impossible_travel'])
+
+  const strict = await harness(t, { anomalies: { ipChange: 'revoke' } })
+  const s = await strict.login('203.0.113.1')
+  const headers = { authorization: `Bearer ${s.response.json().accessToken}`, cookie: `__Host-sg-fp=${(s.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  strict.h.clock.advance(MINUTE)
+  t.equal((await strict.h.app.inject({ method: 'GET', url: '/me', headers, remoteAddress: '192.0.2.1' })).statusCode, 401)
+  t.equal(await strict.h.app.sessions.get(s.response.json().sessionId), undefined, 'revoked')
+  await settle()
+  t.ok(strict.events.some((e) => e.type === 'session.revoked' && e.reason === 'anomaly'))
+})
+
+t.test('the decide hook overrides the policy per case', async (t) => {
+  const seen: Anomaly[] = []
+  const { login, anomalies } = await harness(t, {
+    anomalies: {
+      newDevice: 'revoke',
+      decide: (anomaly) => {
+        seen.push(anomaly)
+        return anomaly.detail.device === 'Safari on iPhone' ? 'flag' : undefined
+      }
+    }
+  })
+  await login('203.0.113.1')
+  t.same((await login('203.0.113.1', SAFARI)).session?.flags, ['new_device'], 'the hook said flag')
+  t.equal((await login('203.0.113.1', 'curl/8.5.0')).response.statusCode, 403, 'no opinion: the policy (revoke) holds')
+  t.match(seen[0], { rule: 'new_device', at: 'login', userId: 'alice', detail: { device: 'Safari on iPhone' } })
+  t.same(await anomalies(), ['new_device:flag', 'new_device:revoke'])
+})
+
+t.test('ignored rules are not evaluated into events', async (t) => {
+  const { h, login, anomalies } = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { policy: 'ignore' }, loginBurst: { policy: 'ignore' }, tooManyIps: { policy: 'ignore' }, tooManyCountries: { policy: 'ignore' } } })
+  await login('203.0.113.1')
+  h.clock.advance(MINUTE)
+  await login('198.51.100.1', SAFARI)
+  t.same(await anomalies(), [])
+  const decided = await harness(t, { anomalies: { decide: () => 'ignore' } })
+  await decided.login('203.0.113.1')
+  await decided.login('203.0.113.1', SAFARI)
+  t.same(await decided.anomalies(), [], 'the hook may ignore too')
+})
+
+t.test('locations without coordinates are never compared for travel', async (t) => {
+  const h = await build(t, { resolveLocation: (ip) => ip === '203.0.113.1' ? { country: 'FR', latitude: 48.8 } : { country: 'AU', latitude: -33.8, longitude: 151.2 } })
+  const login = async (ip: string) => await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice' }, remoteAddress: ip })
+  await login('203.0.113.1')
+  h.clock.advance(MINUTE)
+  const far = await login('198.51.100.1')
+  t.notOk((await h.app.sessions.get(far.json().sessionId))?.flags?.includes('impossible_travel'))
+})
+
+t.test('a store failure while revoking for an anomaly answers 503', async (t) => {
+  const store = memoryStore()
+  const { h, login } = await harness(t, { store, anomalies: { ipChange: 'revoke' } })
+  const s = await login('203.0.113.1')
+  const headers = { authorization: `Bearer ${s.response.json().accessToken}`, cookie: `__Host-sg-fp=${(s.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  store.revoke = async () => { throw new Error('down') }
+  h.clock.advance(MINUTE)
+  const response = await h.app.inject({ method: 'GET', url: '/me', headers, remoteAddress: '192.0.2.1' })
+  t.equal(response.statusCode, 503)
+  t.equal(response.json().code, 'FST_SESSION_GUARD_STORE_UNAVAILABLE')
+})

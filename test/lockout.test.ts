@@ -1,0 +1,81 @@
+import t, { type Test } from 'tap'
+import type { SessionEvent, SessionGuardOptions } from '../lib/index.js'
+import { build, type Harness, MINUTE, settle } from './helper.js'
+
+/** A login route the way the example writes it: check, verify, then fail or succeed. */
+async function withLogin (t: Test, options: Partial<SessionGuardOptions> = {}): Promise<Harness> {
+  return await build(t, options, (app) => {
+    app.post<{ Body: { username: string, password: string } }>('/password-login', async (request, reply) => {
+      const { username, password } = request.body
+      await app.sessions.loginAttempts.check(request, username)
+      if (password !== 'right') {
+        await app.sessions.loginAttempts.fail(request, username)
+        return await reply.code(401).send({ message: 'Wrong username or password' })
+      }
+      await app.sessions.loginAttempts.succeed(request, username)
+      return await reply.issueSession({ userId: username })
+    })
+  })
+}
+
+async function attempt (h: Harness, username: string, password = 'wrong', remoteAddress = '203.0.113.7') {
+  return await h.app.inject({ method: 'POST', url: '/password-login', payload: { username, password }, remoteAddress })
+}
+
+t.test('five free failures, then 429 with Retry-After, doubling with each further failure', async (t) => {
+  const h = await withLogin(t)
+  for (let i = 0; i < 5; i++) t.equal((await attempt(h, 'alice')).statusCode, 401, `failure ${i + 1}`)
+  let locked = await attempt(h, 'alice')
+  t.equal(locked.statusCode, 429)
+  t.equal(locked.json().code, 'FST_SESSION_GUARD_LOGIN_LOCKED')
+  t.equal(locked.headers['retry-after'], '1')
+  t.equal((await attempt(h, 'alice', 'right')).statusCode, 429, 'even the right password waits: the lock is checked first')
+  h.clock.advance(1000)
+  t.equal((await attempt(h, 'alice')).statusCode, 401, 'after the lockout, one more try (a failure)')
+  locked = await attempt(h, 'alice')
+  t.equal(locked.headers['retry-after'], '2', 'the lockout doubled')
+  h.clock.advance(2000)
+  await attempt(h, 'alice')
+  t.equal((await attempt(h, 'alice')).headers['retry-after'], '4')
+})
+
+t.test('the lockout is capped at maxDelay, and failures are forgotten after the window', async (t) => {
+  const h = await withLogin(t, { lockout: { usernameFreeAttempts: 1, baseDelay: '1m', maxDelay: '5m', window: '1h' } })
+  for (let i = 0; i < 6; i++) {
+    await attempt(h, 'alice')
+    h.clock.advance(5 * MINUTE)
+  }
+  await attempt(h, 'alice')
+  t.equal((await attempt(h, 'alice')).headers['retry-after'], String(5 * 60), 'capped')
+  h.clock.advance(60 * MINUTE)
+  t.equal((await attempt(h, 'alice')).statusCode, 401, 'a fresh start: not locked')
+})
+
+t.test('a success forgets the username\'s failures; usernames are normalised', async (t) => {
+  const h = await withLogin(t)
+  for (let i = 0; i < 4; i++) await attempt(h, ' Alice ')
+  t.equal((await attempt(h, 'alice', 'right')).statusCode, 200)
+  for (let i = 0; i < 4; i++) t.equal((await attempt(h, 'ALICE')).statusCode, 401)
+  t.equal((await attempt(h, 'alice')).statusCode, 401, 'the count started again after the success')
+  t.equal((await attempt(h, 'alice')).statusCode, 429)
+})
+
+t.test('an IP failing across many usernames is locked too', async (t) => {
+  const h = await withLogin(t, { lockout: { ipFreeAttempts: 3 } })
+  for (const user of ['a', 'b', 'c']) t.equal((await attempt(h, user)).statusCode, 401)
+  t.equal((await attempt(h, 'd')).statusCode, 429, 'a fourth username from the same IP')
+  t.equal((await attempt(h, 'd', 'wrong', '198.51.100.9')).statusCode, 401, 'another IP is not locked')
+})
+
+t.test('failures and lockouts are events and counted in stats; no password is ever in them', async (t) => {
+  const events: SessionEvent[] = []
+  const h = await withLogin(t, { onEvent: (event: SessionEvent) => events.push(event) })
+  for (let i = 0; i < 6; i++) await attempt(h, 'Alice', 'hunter2-wrong')
+  await settle()
+  const failed = events.filter((e) => e.type === 'login.failed')
+  t.equal(failed.length, 5)
+  t.match(failed[4], { version: 1, username: 'alice', failures: 5 })
+  t.match(events.find((e) => e.type === 'login.locked'), { username: 'alice', scope: 'username', retryAfterMs: 1000 })
+  t.notOk(JSON.stringify(events).includes('hunter2'))
+  t.match((await h.app.sessions.stats()).events, { loginFailures: 5, lockouts: { username: 1 } })
+})
