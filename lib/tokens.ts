@@ -23,41 +23,53 @@ export interface AccessClaims {
 export type TokenRejection = 'invalid_token' | 'expired_token' | 'invalid_claims'
 
 /**
- * Signs and verifies access tokens through the plugin's own `@fastify/jwt`
- * instance, with the algorithm pinned. Expiry is checked here against the
- * injected clock (the verifier is told to skip it), so one clock rules all.
+ * A JWT of fixed lifetime through the plugin's own `@fastify/jwt` instance,
+ * with the algorithm pinned. `iat` and `exp` come from the injected clock, and
+ * expiry is checked by the subclasses against it (the verifier is told to skip
+ * it), so one clock rules all.
  */
-export class AccessTokens {
+abstract class TimedJwt {
   readonly #jwt: JWT
   readonly #ttlSeconds: number
+
+  constructor (jwt: JWT, ttlMs: number) {
+    this.#jwt = jwt
+    this.#ttlSeconds = Math.ceil(ttlMs / 1000)
+  }
+
+  protected signClaims (claims: Record<string, unknown>, now: number): string {
+    const iat = Math.floor(now / 1000)
+    return this.#jwt.sign({ ...claims, iat, exp: iat + this.#ttlSeconds })
+  }
+
+  /** The verified payload, or `undefined` for a bad signature, algorithm, issuer or audience. */
+  protected payload (token: string): Record<string, unknown> | undefined {
+    try {
+      // fast-jwt refuses a token whose payload is not a JSON object.
+      return this.#jwt.verify<Record<string, unknown>>(token)
+    } catch {
+      return undefined
+    }
+  }
+}
+
+/** Signs and verifies access tokens. */
+export class AccessTokens extends TimedJwt {
   readonly #toleranceMs: number
 
   constructor (jwt: JWT, ttlMs: number, toleranceMs: number) {
-    this.#jwt = jwt
-    this.#ttlSeconds = Math.ceil(ttlMs / 1000)
+    super(jwt, ttlMs)
     this.#toleranceMs = toleranceMs
   }
 
   sign (session: SessionRecord, now: number): string {
-    const iat = Math.floor(now / 1000)
-    return this.#jwt.sign({
-      ...session.claims,
-      sub: session.userId,
-      sid: session.id,
-      fph: session.fingerprintHash,
-      iat,
-      exp: iat + this.#ttlSeconds
-    })
+    return this.signClaims({ ...session.claims, sub: session.userId, sid: session.id, fph: session.fingerprintHash }, now)
   }
 
   /** The token's claims, or why it is refused. */
   verify (token: string, now: number): AccessClaims | TokenRejection {
-    let payload: unknown
-    try {
-      payload = this.#jwt.verify(token)
-    } catch {
-      return 'invalid_token'
-    }
+    const payload = this.payload(token)
+    if (payload === undefined) return 'invalid_token'
     if (!isAccessClaims(payload)) return 'invalid_claims'
     if (now >= payload.exp * 1000 + this.#toleranceMs) return 'expired_token'
     if (typeof payload.nbf === 'number' && now < payload.nbf * 1000 - this.#toleranceMs) return 'invalid_token'
@@ -65,9 +77,7 @@ export class AccessTokens {
   }
 }
 
-// fast-jwt refuses a token whose payload is not a JSON object, so only its fields are checked here.
-function isAccessClaims (payload: unknown): payload is AccessClaims {
-  const claims = payload as Record<string, unknown>
+function isAccessClaims (claims: Record<string, unknown>): claims is AccessClaims {
   return typeof claims.sub === 'string' && claims.sub !== '' &&
     typeof claims.sid === 'string' && claims.sid !== '' &&
     typeof claims.fph === 'string' &&
@@ -127,37 +137,21 @@ const TICKET_TYPE = 'sg-limit'
  * Single use: completing one revokes a session, which changes the set of
  * sessions the ticket is bound to.
  */
-export class LimitTickets {
-  readonly #jwt: JWT
-  readonly #ttlSeconds: number
-
-  constructor (jwt: JWT, ttlMs: number) {
-    this.#jwt = jwt
-    this.#ttlSeconds = Math.ceil(ttlMs / 1000)
-  }
-
+export class LimitTickets extends TimedJwt {
   sign (ticket: LimitTicket, now: number): string {
-    const iat = Math.floor(now / 1000)
-    return this.#jwt.sign({
+    return this.signClaims({
       typ: TICKET_TYPE,
       sub: ticket.userId,
       clm: ticket.claims,
       rem: ticket.remember,
       fph: ticket.fingerprintHash,
-      act: ticket.activeHash,
-      iat,
-      exp: iat + this.#ttlSeconds
-    })
+      act: ticket.activeHash
+    }, now)
   }
 
   verify (token: string, now: number): LimitTicket | undefined {
-    let payload: Record<string, unknown>
-    try {
-      payload = this.#jwt.verify(token)
-    } catch {
-      return undefined
-    }
-    if (payload.typ !== TICKET_TYPE || typeof payload.exp !== 'number' || now >= payload.exp * 1000) return undefined
+    const payload = this.payload(token)
+    if (payload === undefined || payload.typ !== TICKET_TYPE || typeof payload.exp !== 'number' || now >= payload.exp * 1000) return undefined
     return {
       userId: payload.sub as string,
       claims: payload.clm as Record<string, unknown> | undefined,
