@@ -91,6 +91,8 @@ async function privateJwt (fastify: FastifyInstance, options: NormalizedOptions)
         algorithms: [algorithm],
         ...(issuer === undefined ? {} : { allowedIss: issuer }),
         ...(audience === undefined ? {} : { allowedAud: audience }),
+        // fast-jwt checks iss and aud only when present: a token without them must not pass.
+        requiredClaims: [...(issuer === undefined ? [] : ['iss']), ...(audience === undefined ? [] : ['aud'])],
         // Expiry is checked against the injected clock in tokens.ts.
         ignoreExpiration: true,
         ignoreNotBefore: true
