@@ -60,7 +60,7 @@ export class AccessTokens {
     }
     if (!isAccessClaims(payload)) return 'invalid_claims'
     if (now >= payload.exp * 1000 + this.#toleranceMs) return 'expired_token'
-    if (typeof payload.nbf === 'number' && now < payload.nbf * 1000 - this.#toleranceMs) return 'invalid_token'
+    if (payload.nbf !== undefined && now < (payload.nbf as number) * 1000 - this.#toleranceMs) return 'invalid_token'
     return payload
   }
 }
@@ -71,7 +71,11 @@ function isAccessClaims (payload: unknown): payload is AccessClaims {
   return typeof claims.sub === 'string' && claims.sub !== '' &&
     typeof claims.sid === 'string' && claims.sid !== '' &&
     typeof claims.fph === 'string' &&
-    Number.isSafeInteger(claims.exp) && Number.isSafeInteger(claims.iat)
+    Number.isSafeInteger(claims.exp) && Number.isSafeInteger(claims.iat) &&
+    // The verifier is told to skip nbf (it is checked against the injected clock
+    // in verify()), so its type is checked here: an nbf that is not a number
+    // must refuse the token, not be skipped.
+    (claims.nbf === undefined || Number.isFinite(claims.nbf))
 }
 
 /**
