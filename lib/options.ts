@@ -303,7 +303,7 @@ function signing (options: SessionGuardOptions): NormalizedOptions['signing'] {
     if (algorithm === undefined || !ASYMMETRIC_ALGORITHMS.has(algorithm)) {
       throw new InvalidOptionError('algorithm', `must name the asymmetric algorithm of \`keys\` (${[...ASYMMETRIC_ALGORITHMS].join(', ')})`)
     }
-    if (!isKey(keys.private) || !isKey(keys.public)) {
+    if (typeof keys !== 'object' || keys === null || !isKey(keys.private) || !isKey(keys.public)) {
       throw new InvalidOptionError('keys', 'must hold non-empty PEM `private` and `public` keys')
     }
     return { algorithm, signKey: keys.private, verifyKey: keys.public, issuer, audience }

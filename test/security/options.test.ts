@@ -56,6 +56,27 @@ t.test('empty, short and falsy HMAC secrets are refused, strings and Buffers ali
   t.equal(await refusal({ secret: Buffer.alloc(32, 1) }), undefined, 'a 32-byte Buffer is long enough')
 })
 
+t.test('empty, falsy or mismatched asymmetric keys are refused', async (t) => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+  const cases: Array<[string, unknown]> = [
+    ['keys null', { keys: null, algorithm: 'RS256' }],
+    ['keys empty', { keys: {}, algorithm: 'RS256' }],
+    ['public key empty', { keys: { private: rsa.privateKey, public: '' }, algorithm: 'RS256' }],
+    ['public key an empty Buffer', { keys: { private: rsa.privateKey, public: Buffer.alloc(0) }, algorithm: 'RS256' }],
+    ['public key null', { keys: { private: rsa.privateKey, public: null }, algorithm: 'RS256' }],
+    ['private key false', { keys: { private: false, public: rsa.publicKey }, algorithm: 'RS256' }],
+    ['an RSA pair with ES256', { keys: { private: rsa.privateKey, public: rsa.publicKey }, algorithm: 'ES256' }],
+    ['an EC public key with an RSA private key', { keys: { private: rsa.privateKey, public: ec.publicKey }, algorithm: 'RS256' }],
+    ['a private key as the public key', { keys: { private: rsa.privateKey, public: rsa.privateKey }, algorithm: 'RS256' }],
+    ['a string that is no key as the public key', { keys: { private: rsa.privateKey, public: 'x'.repeat(64) }, algorithm: 'RS256' }]
+  ]
+  for (const [name, options] of cases) {
+    const err = await refusal(options)
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', name)
+    t.match(err?.message, /"(keys|algorithm)"/, `${name}: names the option`)
+  }
+})
+
 t.test('the algorithm is pinned to exactly one, of the key\'s family', async (t) => {
   const cases: unknown[] = ['none', 'None', 'NONE', 'hs256', 'HS256 ', ['HS256'], ['HS256', 'RS256'], 'HS256,RS256', 'RS256', '', 0]
   for (const algorithm of cases) {
