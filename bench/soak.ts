@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import autocannon from 'autocannon'
 import Fastify, { type FastifyInstance } from 'fastify'
-import sessionGuard, { memoryStore } from '../lib/index.js'
+import sessionGuard, { memoryStore, type SessionStore } from '../lib/index.js'
 
 /**
  * Soak and leak test: a real server on 127.0.0.1 (random port) under
@@ -26,6 +26,8 @@ export interface SoakOptions {
   maxSessionsPerUser: number
   /** Seconds of load before memory samples count. */
   warmupSeconds: number
+  /** The store under test, created fresh for the run (the memory store, or any other). */
+  store: () => SessionStore
   log?: (line: string) => void
 }
 
@@ -80,7 +82,7 @@ async function buildServer (options: SoakOptions, tally: { routes: Record<string
     // Plain HTTP on 127.0.0.1: a browser would refuse Secure cookies here.
     secureCookies: false,
     development: true,
-    store: memoryStore({ max: 100_000, purgeIntervalMs: 1000 })
+    store: options.store()
   })
   app.addHook('onResponse', async (request, reply) => {
     const key = `${request.method} ${String(request.routeOptions.url)} ${reply.statusCode}`
@@ -289,6 +291,7 @@ if (require.main === module) {
     users: Number(process.env.SOAK_USERS ?? 500),
     maxSessionsPerUser: 5,
     warmupSeconds: short ? 1 : Math.min(30, durationSeconds / 5),
+    store: () => memoryStore({ max: 100_000, purgeIntervalMs: 1000 }),
     log: (line) => console.log(line)
   }).then((report) => {
     console.log(JSON.stringify(report, null, 2))

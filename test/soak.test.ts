@@ -1,11 +1,15 @@
 import t from 'tap'
 import { runSoak, slope } from '../bench/soak.js'
+import { memoryStore } from '../lib/index.js'
+
+/** The store under load; the Redis store plugs in here. */
+const store = () => memoryStore({ max: 100_000, purgeIntervalMs: 1000 })
 
 // The short mode of bench/soak.ts (`npm run soak` runs it for minutes). It
 // asserts what cannot flake: no errors, no 5xx, the index and the store
 // agreeing, nothing left open; memory only against a very generous bound.
 t.test('short soak: a real server under mixed load', async (t) => {
-  const report = await runSoak({ durationSeconds: 5, connections: 16, users: 200, maxSessionsPerUser: 5, warmupSeconds: 1 })
+  const report = await runSoak({ durationSeconds: 5, connections: 16, users: 200, maxSessionsPerUser: 5, warmupSeconds: 1, store })
   t.ok(report.requests > 0, `${report.requests} requests`)
   t.equal(report.errors, 0, 'no socket errors or timeouts')
   t.equal(report.serverErrors, 0, 'no 5xx')
