@@ -165,4 +165,12 @@ t.test('over a real socket: oversized and broken requests are answered and the s
   }
   const after = await raw('GET /me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
   t.match(after, /^HTTP\/1\.1 401/, 'the server still answers')
+
+  // Node joins repeated Cookie headers into one: a fingerprint in each is a duplicate.
+  const alice = await h.login('alice')
+  const bob = await h.login('bob')
+  const me = (cookies: string[]): string => `GET /me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.accessToken}\r\n${cookies.map((c) => `Cookie: ${c}\r\n`).join('')}Connection: close\r\n\r\n`
+  t.match(await raw(me([alice.fingerprint])), /^HTTP\/1\.1 200/, 'control: the real cookie over the socket')
+  t.match(await raw(me([alice.fingerprint, bob.fingerprint])), /^HTTP\/1\.1 401/, 'the fingerprint in two Cookie headers')
+  t.match(await raw(me([bob.fingerprint, alice.fingerprint])), /^HTTP\/1\.1 401/, 'the fingerprint in two Cookie headers, the real one second')
 })
