@@ -264,7 +264,7 @@ t.test('no verification cache outlives a token or its session', async (t) => {
   const alice = await h.login('alice')
   for (let i = 0; i < 5; i++) t.equal((await h.me(alice)).statusCode, 200, `verified ${i + 1} times`)
   const [header, payload, signature] = alice.accessToken.split('.') as [string, string, string]
-  const flipped = `${signature.slice(0, -1)}${signature.endsWith('A') ? 'B' : 'A'}`
+  const flipped = `${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`
   assertGuardRefused(t, await callMe(h.app, `${header}.${payload}.${flipped}`, alice.fingerprint), 'same header and payload, another signature (cache-key collision)')
   assertGuardRefused(t, await callMe(h.app, `${header}.${b64u({ ...claimsOf(alice.accessToken), role: 'admin' })}.${signature}`, alice.fingerprint), 'same signature, another payload')
   h.clock.advance(5 * MINUTE)
@@ -354,3 +354,24 @@ for (const [algorithm, label, privatePem, publicPem] of asymmetric) {
     })
   })
 }
+
+t.test('a token has one spelling: a signature with other unused trailing bits is refused', async (t) => {
+  // 32 signature bytes take 43 base64url characters, 258 bits: the last
+  // character's two low bits carry nothing, so flipping them decodes to the same
+  // signature. Accepting that would give every token several spellings, which
+  // defeats anything keyed on the token string (a log search, a denylist, a cache).
+  const h = await setup(t)
+  const alice = await h.login('alice')
+  const [header, payload, signature] = alice.accessToken.split('.') as [string, string, string]
+  const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const last = ALPHABET.indexOf(signature.at(-1) as string)
+  h.clock.advance(2 * MINUTE)
+  const before = await snapshot(h.app, [alice], ['alice'])
+  for (const spare of [1, 2, 3]) {
+    const respelled = `${signature.slice(0, -1)}${ALPHABET[last ^ spare]}`
+    t.same(Buffer.from(respelled, 'base64url'), Buffer.from(signature, 'base64url'), `flipping spare bits ${spare} decodes to the same bytes`)
+    assertGuardRefused(t, await callMe(h.app, `${header}.${payload}.${respelled}`, alice.fingerprint), `spare bits ${spare} flipped`)
+  }
+  await assertUntouched(t, h.app, before, 'after the respelled tokens', [alice], ['alice'])
+  t.equal((await h.me(alice)).statusCode, 200, 'control: the canonical spelling works')
+})
