@@ -37,7 +37,22 @@ export function readFingerprintHash (request: FastifyRequest, name: string): str
   if (!FINGERPRINT.test(value)) return 'malformed_fingerprint'
   // The cookie parser keeps the first of two same-named cookies; a second one
   // (say, planted on a sibling domain) must not be silently ignored.
-  const header = request.headers.cookie as string
-  if (header.indexOf(`${name}=`) !== header.lastIndexOf(`${name}=`)) return 'duplicate_fingerprint'
+  if (countCookies(request.headers.cookie as string, name) > 1) return 'duplicate_fingerprint'
   return sha256(value)
+}
+
+/**
+ * How many cookies in a `Cookie` header carry this name. Names are trimmed, as
+ * the parser trims them, and compared without case, as browsers compare the
+ * `__Host-` prefix; another cookie whose name or value merely contains the
+ * name does not count.
+ */
+function countCookies (header: string, name: string): number {
+  const wanted = name.toLowerCase()
+  let count = 0
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=')
+    if (eq !== -1 && pair.slice(0, eq).trim().toLowerCase() === wanted) count++
+  }
+  return count
 }

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import { AnomalyDetector } from './anomaly.js'
 import { ClientObserver } from './client.js'
 import { SessionCookies } from './cookies.js'
+import { InvalidOptionError } from './errors.js'
 import { SessionEventStream } from './events.js'
 import { createGuard } from './guard.js'
 import { Lifecycle } from './lifecycle.js'
@@ -102,20 +103,28 @@ async function privateJwt (fastify: FastifyInstance, options: NormalizedOptions)
   const { algorithm, signKey, verifyKey, issuer, audience } = options.signing
   let jwt: JWT | undefined
   await fastify.register(async function sessionGuardJwt (child) {
-    await child.register(fastifyJwt, {
-      namespace: JWT_NAMESPACE,
-      decoratorName: `${JWT_NAMESPACE}Claims`,
-      secret: { private: signKey, public: verifyKey },
-      sign: { algorithm, ...(issuer === undefined ? {} : { iss: issuer }), ...(audience === undefined ? {} : { aud: audience }) },
-      verify: {
-        algorithms: [algorithm],
-        ...(issuer === undefined ? {} : { allowedIss: issuer }),
-        ...(audience === undefined ? {} : { allowedAud: audience }),
-        // Expiry is checked against the injected clock in tokens.ts.
-        ignoreExpiration: true,
-        ignoreNotBefore: true
-      }
-    })
+    try {
+      await child.register(fastifyJwt, {
+        namespace: JWT_NAMESPACE,
+        decoratorName: `${JWT_NAMESPACE}Claims`,
+        secret: { private: signKey, public: verifyKey },
+        sign: { algorithm, ...(issuer === undefined ? {} : { iss: issuer }), ...(audience === undefined ? {} : { aud: audience }) },
+        verify: {
+          algorithms: [algorithm],
+          ...(issuer === undefined ? {} : { allowedIss: issuer }),
+          ...(audience === undefined ? {} : { allowedAud: audience }),
+          // fast-jwt checks iss and aud only when present: a token without them must not pass.
+          requiredClaims: [...(issuer === undefined ? [] : ['iss']), ...(audience === undefined ? [] : ['aud'])],
+          // Expiry is checked against the injected clock in tokens.ts.
+          ignoreExpiration: true,
+          ignoreNotBefore: true
+        }
+      })
+    } catch (err) {
+      // fast-jwt checks that the keys fit the algorithm (a secret is fully checked in options.ts);
+      // its refusal names our option, like every other.
+      throw new InvalidOptionError('keys', (err as Error).message)
+    }
     jwt = (child.jwt as unknown as Record<string, JWT>)[JWT_NAMESPACE]
   })
   return jwt as JWT

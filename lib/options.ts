@@ -417,7 +417,7 @@ function signing (options: SessionGuardOptions): NormalizedOptions['signing'] {
     if (algorithm === undefined || !ASYMMETRIC_ALGORITHMS.has(algorithm)) {
       throw new InvalidOptionError('algorithm', `must name the asymmetric algorithm of \`keys\` (${[...ASYMMETRIC_ALGORITHMS].join(', ')})`)
     }
-    if (!isKey(keys.private) || !isKey(keys.public)) {
+    if (typeof keys !== 'object' || keys === null || !isKey(keys.private) || !isKey(keys.public)) {
       throw new InvalidOptionError('keys', 'must hold non-empty PEM `private` and `public` keys')
     }
     return { algorithm, signKey: keys.private, verifyKey: keys.public, issuer, audience }
@@ -428,11 +428,21 @@ function signing (options: SessionGuardOptions): NormalizedOptions['signing'] {
   if (!isKey(secret) || Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
     throw new InvalidOptionError('secret', `must be a string or Buffer of at least ${MIN_SECRET_BYTES} bytes`)
   }
+  if (looksLikeKey(secret)) {
+    // An HMAC keyed with a public key lets anyone who has that key sign tokens.
+    throw new InvalidOptionError('secret', 'looks like a PEM or JWK key: give key pairs as `keys` with an asymmetric `algorithm`')
+  }
   const algorithm = options.algorithm ?? 'HS256'
   if (!HMAC_ALGORITHMS.has(algorithm)) {
     throw new InvalidOptionError('algorithm', 'must be HS256, HS384 or HS512 with `secret`')
   }
   return { algorithm, signKey: secret, verifyKey: secret, issuer, audience }
+}
+
+/** A PEM block (key or certificate) or a JWK, as text. */
+function looksLikeKey (secret: string | Buffer): boolean {
+  const text = Buffer.isBuffer(secret) ? secret.toString('latin1') : secret
+  return text.includes('-----BEGIN') || /^\s*\{[\s\S]*"kty"/.test(text)
 }
 
 function isKey (value: unknown): value is string | Buffer {

@@ -1,0 +1,118 @@
+import { generateKeyPairSync } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Fastify from 'fastify'
+import t from 'tap'
+import sessionGuard, { type SessionGuardOptions } from '../../lib/index.js'
+import { SECRET } from '../helper.js'
+
+/**
+ * The plugin refuses to start with unsafe settings, with an error that names
+ * the option. `test/registration.test.ts` covers the basic cases; these are
+ * the ones an attacker profits from or a hurried deployment gets wrong.
+ */
+
+async function refusal (options: unknown): Promise<{ code?: string, message?: string } | undefined> {
+  const app = Fastify()
+  try {
+    await app.register(sessionGuard, options as SessionGuardOptions)
+    await app.ready()
+    return undefined
+  } catch (err) {
+    return err as { code?: string, message?: string }
+  } finally {
+    await app.close()
+  }
+}
+
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+const cert = readFileSync(join(__dirname, 'fixtures', 'rsa-cert.pem'), 'utf8')
+const jwk = JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }))
+
+t.test('a key where an HMAC secret goes is refused (algorithm confusion by configuration)', async (t) => {
+  const cases: Array<[string, unknown]> = [
+    ['a public key PEM', rsa.publicKey],
+    ['a public key PEM as a Buffer', Buffer.from(rsa.publicKey)],
+    ['a private key PEM', rsa.privateKey],
+    ['a certificate PEM', cert],
+    ['a public key PEM after whitespace', `\n  ${rsa.publicKey}`],
+    ['a JWK', jwk],
+    ['a JWK with leading whitespace', `  ${jwk}`]
+  ]
+  for (const [name, secret] of cases) {
+    const err = await refusal({ secret })
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', name)
+    t.match(err?.message, '"secret"', `${name}: names the option`)
+  }
+})
+
+t.test('empty, short and falsy HMAC secrets are refused, strings and Buffers alike', async (t) => {
+  const cases: unknown[] = [null, 0, false, '', ' ', Buffer.alloc(0), Buffer.alloc(16), 'x'.repeat(31), Buffer.from('x'.repeat(31)), {}, [], ['x'.repeat(40)], 12345678901234567890123456789012345]
+  for (const secret of cases) {
+    const err = await refusal({ secret })
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `secret ${JSON.stringify(secret)}`)
+    t.match(err?.message, '"secret"')
+  }
+  t.equal(await refusal({ secret: Buffer.alloc(32, 1) }), undefined, 'a 32-byte Buffer is long enough')
+})
+
+t.test('empty, falsy or mismatched asymmetric keys are refused', async (t) => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+  const cases: Array<[string, unknown]> = [
+    ['keys null', { keys: null, algorithm: 'RS256' }],
+    ['keys empty', { keys: {}, algorithm: 'RS256' }],
+    ['public key empty', { keys: { private: rsa.privateKey, public: '' }, algorithm: 'RS256' }],
+    ['public key an empty Buffer', { keys: { private: rsa.privateKey, public: Buffer.alloc(0) }, algorithm: 'RS256' }],
+    ['public key null', { keys: { private: rsa.privateKey, public: null }, algorithm: 'RS256' }],
+    ['private key false', { keys: { private: false, public: rsa.publicKey }, algorithm: 'RS256' }],
+    ['an RSA pair with ES256', { keys: { private: rsa.privateKey, public: rsa.publicKey }, algorithm: 'ES256' }],
+    ['an EC public key with an RSA private key', { keys: { private: rsa.privateKey, public: ec.publicKey }, algorithm: 'RS256' }],
+    ['a private key as the public key', { keys: { private: rsa.privateKey, public: rsa.privateKey }, algorithm: 'RS256' }],
+    ['a string that is no key as the public key', { keys: { private: rsa.privateKey, public: 'x'.repeat(64) }, algorithm: 'RS256' }]
+  ]
+  for (const [name, options] of cases) {
+    const err = await refusal(options)
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', name)
+    t.match(err?.message, /"(keys|algorithm)"/, `${name}: names the option`)
+  }
+})
+
+t.test('the algorithm is pinned to exactly one, of the key\'s family', async (t) => {
+  const cases: unknown[] = ['none', 'None', 'NONE', 'hs256', 'HS256 ', ['HS256'], ['HS256', 'RS256'], 'HS256,RS256', 'RS256', '', 0]
+  for (const algorithm of cases) {
+    const err = await refusal({ secret: SECRET, algorithm })
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `with secret: ${JSON.stringify(algorithm)}`)
+    t.match(err?.message, '"algorithm"')
+  }
+  for (const algorithm of ['HS256', 'none', ['RS256'], ['RS256', 'PS256'], 'rs256', undefined]) {
+    const err = await refusal({ keys: { private: rsa.privateKey, public: rsa.publicKey }, algorithm })
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `with keys: ${JSON.stringify(algorithm)}`)
+    t.match(err?.message, '"algorithm"')
+  }
+})
+
+t.test('infinite, NaN and negative tolerances and durations are refused', async (t) => {
+  const options = ['accessTokenTtl', 'clockTolerance', 'idleTimeout', 'absoluteTimeout', 'touchInterval', 'remember.idleTimeout', 'remember.absoluteTimeout', 'refresh.graceWindow']
+  const values: unknown[] = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, '1e999ms', 'Infinity', 'NaN', '-5m', '', 'forever', true, {}]
+  for (const option of options) {
+    for (const value of values) {
+      const [outer, inner] = option.split('.') as [string, string | undefined]
+      const err = await refusal({ secret: SECRET, ...(inner === undefined ? { [outer]: value } : { [outer]: { [inner]: value } }) })
+      t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `${option}: ${String(value)}`)
+      t.match(err?.message, `"${option}"`)
+    }
+  }
+})
+
+t.test('Secure cookies may only be turned off with an explicit development: true', async (t) => {
+  for (const development of [undefined, false, 'true', 1, 'yes', {}]) {
+    const err = await refusal({ secret: SECRET, secureCookies: false, development })
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `development ${JSON.stringify(development)}`)
+    t.match(err?.message, '"secureCookies"')
+  }
+  for (const secureCookies of [0, '', null, 'false']) {
+    const err = await refusal({ secret: SECRET, secureCookies, development: true })
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `secureCookies ${JSON.stringify(secureCookies)} is not a boolean`)
+  }
+  t.equal(await refusal({ secret: SECRET, secureCookies: false, development: true }), undefined)
+})
