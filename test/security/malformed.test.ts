@@ -96,19 +96,26 @@ function headerCases (fingerprint: string): Array<[string, Record<string, string
 
 t.test('every route, every malformed header: never a 5xx, a trace, a hang or a side effect', async (t) => {
   for (const transport of ['cookie', 'body'] as const) {
-    const h = await setup(t, { refresh: { transport } })
+    const h = await setup(t, { refresh: { transport }, routes: { prefix: '/sessions' } })
     const alice = await h.login('alice')
     const before = await snapshot(h.app, [alice], ['alice'])
     const routes: Array<[InjectOptions['method'], string, Record<string, string>]> = [
       ['GET', '/me', {}],
       ['POST', '/logout', {}],
-      ['POST', '/refresh', transport === 'cookie' ? { 'x-requested-with': 'fetch' } : {}]
+      ['POST', '/refresh', transport === 'cookie' ? { 'x-requested-with': 'fetch' } : {}],
+      ['GET', '/sessions', {}],
+      ['DELETE', `/sessions/${alice.sessionId}`, {}],
+      ['POST', '/sessions/revoke-others', {}],
+      ['POST', '/sessions/revoke-all', {}],
+      ['POST', '/sessions/resolve-limit', {}]
     ]
     for (const [method, url, base] of routes) {
       for (const [name, headers, allowed] of headerCases(alice.fingerprint)) {
         const label = `${transport}: ${method} ${url}: ${name}`
         const response = await bounded(h, { method, url, headers: { ...base, ...headers } })
-        assertClean(t, response, label, url === '/refresh' && transport === 'cookie' ? [...allowed, 403] : allowed)
+        // The public resolve-limit route refuses a missing body before any credential.
+        const expected = url === '/refresh' && transport === 'cookie' ? [...allowed, 403] : url === '/sessions/resolve-limit' ? [...allowed, 400] : allowed
+        assertClean(t, response, label, expected)
       }
     }
     await assertUntouched(t, h.app, before, `${transport}: after every malformed header`, [alice], ['alice'])
@@ -116,9 +123,9 @@ t.test('every route, every malformed header: never a 5xx, a trace, a hang or a s
   }
 })
 
-t.test('every malformed body on the refresh route, in both transports', async (t) => {
+t.test('every malformed body on the refresh and resolve-limit routes, in both transports', async (t) => {
   for (const transport of ['cookie', 'body'] as const) {
-    const h = await setup(t, { refresh: { transport } })
+    const h = await setup(t, { refresh: { transport }, routes: { prefix: '/sessions' } })
     const alice = await h.login('alice')
     const before = await snapshot(h.app, [alice], ['alice'])
     for (const [name, contentType, payload, allowed] of bodies(alice.refreshToken)) {
@@ -126,6 +133,12 @@ t.test('every malformed body on the refresh route, in both transports', async (t
       if (contentType !== undefined) headers['content-type'] = contentType
       const response = await bounded(h, { method: 'POST', url: '/refresh', headers, payload })
       assertClean(t, response, `${transport}: ${name}`, allowed)
+    }
+    for (const [name, contentType, payload, allowed] of bodies(alice.refreshToken)) {
+      const headers: Record<string, string> = { cookie: alice.fingerprint }
+      if (contentType !== undefined) headers['content-type'] = contentType
+      const response = await bounded(h, { method: 'POST', url: '/sessions/resolve-limit', headers, payload })
+      assertClean(t, response, `${transport}: POST /sessions/resolve-limit: ${name}`, [...allowed, 400, 401])
     }
     // The guard's routes ignore bodies, but must parse them safely too.
     for (const [name, contentType, payload, allowed] of bodies(alice.refreshToken)) {

@@ -134,7 +134,7 @@ t.test('fixation: a session id or fingerprint chosen by the client never becomes
 })
 
 t.test("another user's session id, in every input that takes one", async (t) => {
-  const h = await setup(t)
+  const h = await setup(t, { routes: { prefix: '/sessions' } })
   const alice = await h.login('alice')
   const bob = await h.login('bob')
   h.clock.advance(2 * MINUTE)
@@ -155,11 +155,15 @@ t.test("another user's session id, in every input that takes one", async (t) => 
   for (const [name, token, fingerprint] of cases) {
     assertRefreshRefused(t, await refreshByCookie(h, token, fingerprint), name)
   }
+  await assertUntouched(t, h.app, before, "nothing of bob's or alice's changed: a forgery or a stolen token without its cookie is not theft", [alice, bob], ['alice', 'bob'])
+  // Alice's own, valid requests on the management routes (her activity is recorded; bob's session is not touched).
+  const bobBefore = await snapshot(h.app, [bob], ['bob'])
   for (const [method, template] of sessionIdRoutes) {
     const response = await h.app.inject({ method: method as 'GET', url: template.replace(':id', bob.sessionId), headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.fingerprint } })
-    t.ok([403, 404].includes(response.statusCode), `${method} ${template} with bob's id as alice`)
+    t.equal(response.statusCode, 404, `${method} ${template} with bob's id as alice`)
+    t.equal(response.json().code, 'FST_SESSION_GUARD_SESSION_NOT_FOUND', 'answered like an unknown id')
   }
-  await assertUntouched(t, h.app, before, "nothing of bob's or alice's changed: a forgery or a stolen token without its cookie is not theft", [alice, bob], ['alice', 'bob'])
+  await assertUntouched(t, h.app, bobBefore, "bob's session is untouched by alice's requests", [bob], ['bob'])
 })
 
 t.test('replayed refresh tokens of every generation', async (t) => {

@@ -20,7 +20,7 @@ export const storeFactory: () => SessionStore = () => memoryStore()
  * device-management routes go here when they exist, and every "another user's
  * session id" attack runs against each of them.
  */
-export const sessionIdRoutes: ReadonlyArray<readonly [string, string]> = []
+export const sessionIdRoutes: ReadonlyArray<readonly [string, string]> = [['DELETE', '/sessions/:id']]
 
 /** The app of `test/helper.ts` on `storeFactory()`, unless the test gives its own store. */
 export async function setup (
