@@ -13,6 +13,13 @@ export const InvalidOptionError = createError<[string, string]>(
   TypeError
 )
 
+/** The plugin was registered twice in one scope: one scope has one session store and one guard. */
+export const AlreadyRegisteredError = createError(
+  'FST_SESSION_GUARD_ALREADY_REGISTERED',
+  'fastify-session-guard is already registered in this scope',
+  500
+)
+
 /**
  * The request carries no valid session. One code for every cause, so a client
  * cannot learn which check failed; the precise reason goes to the request log.

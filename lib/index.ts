@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import { AnomalyDetector } from './anomaly.js'
 import { ClientObserver } from './client.js'
 import { SessionCookies } from './cookies.js'
-import { InvalidOptionError } from './errors.js'
+import { AlreadyRegisteredError, InvalidOptionError } from './errors.js'
 import { SessionEventStream } from './events.js'
 import { createGuard } from './guard.js'
 import { Lifecycle } from './lifecycle.js'
@@ -24,9 +24,7 @@ const JWT_NAMESPACE = 'sessionGuard'
 const LIMIT_TICKET_TTL_MS = 5 * 60_000
 
 const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, opts) => {
-  if (fastify.hasDecorator('sessions')) {
-    throw new Error('fastify-session-guard is already registered in this scope')
-  }
+  if (fastify.hasDecorator('sessions')) throw new AlreadyRegisteredError()
   const options = normalizeOptions(opts)
   if (!fastify.hasRequestDecorator('cookies')) await fastify.register(fastifyCookie)
   const jwt = await privateJwt(fastify, options)

@@ -18,6 +18,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     return new ErrorClass('a', 'b').code
   }).sort()
   t.same(codes, [
+    'FST_SESSION_GUARD_ALREADY_REGISTERED',
     'FST_SESSION_GUARD_ANOMALY',
     'FST_SESSION_GUARD_CSRF',
     'FST_SESSION_GUARD_INVALID_OPTION',

@@ -131,7 +131,7 @@ t.test('registering twice in one scope is a clear error', async (t) => {
   t.teardown(() => app.close())
   app.register(sessionGuard, { secret: SECRET })
   app.register(sessionGuard, { secret: SECRET })
-  await t.rejects(async () => { await app.ready() }, /already registered in this scope/)
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_SESSION_GUARD_ALREADY_REGISTERED', message: /already registered in this scope/ })
 })
 
 t.test('onClose closes the store', async (t) => {
