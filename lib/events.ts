@@ -93,7 +93,9 @@ export class SessionEventStream extends EventEmitter<Listeners> {
   publish<N extends SessionEventName> (log: FastifyBaseLogger | undefined, type: N, time: number, subject: EventSubject | undefined, fields: SessionEvents[N]): void {
     const event = { version: EVENT_VERSION, type, time, ...describe(subject), ...fields } as SessionEvent<N>
     const logged: Record<string, unknown> = { ...event }
+    // The log line has its own time; the event's is the plugin clock's, which tests move.
     delete logged.version
+    delete logged.time
     if (event.sessionId !== undefined) logged.sessionId = hashId(event.sessionId)
     ;(log ?? this.#log)[LEVELS[type]](logged, `session guard: ${type}`)
     this.#observe(event as SessionEvent)

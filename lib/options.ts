@@ -295,8 +295,34 @@ const ASYMMETRIC_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS38
 // RFC 6265bis cookie-name token: no separators, controls or spaces.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
+// Every option name, so a misspelt one (`idleTimout`) fails instead of silently leaving a default.
+const KNOWN: Record<string, readonly string[]> = {
+  '': ['secret', 'keys', 'algorithm', 'issuer', 'audience', 'accessTokenTtl', 'clockTolerance', 'idleTimeout', 'absoluteTimeout',
+    'remember', 'touchInterval', 'maxSessionsPerUser', 'onSessionLimit', 'store', 'global', 'fingerprintCookie', 'secureCookies',
+    'development', 'refresh', 'privacy', 'resolveLocation', 'lockout', 'anomalies', 'onEvent', 'health', 'metrics', 'routes', 'clock'],
+  remember: ['idleTimeout', 'absoluteTimeout'],
+  refresh: ['transport', 'path', 'cookie', 'graceWindow', 'csrfHeader', 'allowedOrigins'],
+  privacy: ['ipMode', 'ipSalt', 'keepUserAgent'],
+  lockout: ['window', 'usernameFreeAttempts', 'ipFreeAttempts', 'baseDelay', 'maxDelay'],
+  anomalies: ['newDevice', 'newCountry', 'ipChange', 'tooManyIps', 'tooManyCountries', 'impossibleTravel', 'loginBurst', 'memory', 'decide'],
+  health: ['path', 'maxUtilization'],
+  metrics: ['path'],
+  routes: ['prefix']
+}
+
+function rejectUnknown (options: object): void {
+  for (const [section, known] of Object.entries(KNOWN)) {
+    const value = section === '' ? options : (options as Record<string, unknown>)[section]
+    if (typeof value !== 'object' || value === null) continue
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key)) throw new InvalidOptionError(section === '' ? key : `${section}.${key}`, 'is not an option of fastify-session-guard')
+    }
+  }
+}
+
 /** Validates options and fills in defaults. Throws `FST_SESSION_GUARD_INVALID_OPTION` naming the option. */
 export function normalizeOptions (options: SessionGuardOptions): NormalizedOptions {
+  rejectUnknown(options)
   const development = options.development === true
   const secure = options.secureCookies === undefined ? true : bool(options.secureCookies, 'secureCookies')
   if (!secure && !development) {

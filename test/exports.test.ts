@@ -11,6 +11,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
   t.ok(api.memoryStore() instanceof api.MemoryStore)
   t.equal(typeof api.toView, 'function')
   t.match(api.parseDevice({ 'user-agent': 'curl/8.5.0' }), { type: 'bot', name: 'curl' })
+  t.match(api.createDeviceParser({ cacheSize: 2 }).parse({ 'user-agent': 'curl/8.5.0' }), { name: 'curl' })
   t.equal(api.sessionViewSchema.type, 'object')
   t.equal(api.sessionLimitResponseSchema.properties.sessions.items, api.sessionViewSchema)
   const codes = Object.entries(errors).map(([name, ErrorClass]) => {

@@ -59,7 +59,10 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
     ['refresh.allowedOrigins', { secret: SECRET, refresh: { allowedOrigins: 'https://a.example' as unknown as string[] } }],
     ['refresh.allowedOrigins', { secret: SECRET, refresh: { allowedOrigins: [1 as unknown as string] } }],
     ['store', { secret: SECRET, store: {} as never }],
-    ['clock', { secret: SECRET, clock: 5 as unknown as () => number }]
+    ['clock', { secret: SECRET, clock: 5 as unknown as () => number }],
+    ['idleTimout', { secret: SECRET, idleTimout: '5m' } as Partial<SessionGuardOptions>],
+    ['refresh.grace', { secret: SECRET, refresh: { grace: '5s' } } as Partial<SessionGuardOptions>],
+    ['anomalies.newDevices', { secret: SECRET, anomalies: { newDevices: 'revoke' } } as Partial<SessionGuardOptions>]
   ]
   for (const [option, options] of cases) {
     const err = await register(options) as { code?: string, message?: string }
