@@ -466,7 +466,8 @@ export class RedisStore implements SessionStore {
       lazyConnect: false,
       enableOfflineQueue: false,
       autoResubscribe: false,
-      connectionName: SUBSCRIBER_NAME,
+      // Named after the prefix, so an operator can tell whose subscriber it is.
+      connectionName: `${SUBSCRIBER_NAME}:${this.#prefix.replace(/[^\w:.-]/g, '_')}`,
       // One connection per attempt: the store reconnects it itself (below).
       retryStrategy: () => null
     }
