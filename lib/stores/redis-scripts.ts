@@ -250,36 +250,39 @@ return { 'listed', settle(KEYS[1], now), {}, flats(live), expired }
 `
 
 /**
- * The counters behind `stats()`: two sorted sets scored by deadline (sessions
- * by id, users by their latest session's deadline), pruned as time passes, so
- * a count is a `ZCARD`, never a scan.
- * KEYS: sessions, users. ARGV: now, userId, userDeadline, then ops:
- * 'add' id deadline | 'set' id deadline (only if present) | 'del' id.
+ * The counters behind `stats()`: sorted sets scored by deadline (sessions by
+ * id, users by their latest session's deadline), pruned as time passes, so a
+ * count is a `ZCARD`, never a scan. Runs after a session script, from the
+ * process that ran it; two processes' follow-ups may cross on the way, so a
+ * removed session is remembered (until its deadline) and a late add of it ignored.
+ * KEYS: sessions, users, removed. ARGV: now, userId, userDeadline, then
+ * ops: 'add' id deadline | 'del' id deadline.
  */
 export const ACCOUNT = `
-local now = ARGV[1]
-local j = 4
-while j <= #ARGV do
-  local op = ARGV[j]
-  if op == 'del' then
-    redis.call('ZREM', KEYS[1], ARGV[j + 1])
-    j = j + 2
-  else
-    if op == 'set' then
-      redis.call('ZADD', KEYS[1], 'XX', ARGV[j + 2], ARGV[j + 1])
-    else
-      redis.call('ZADD', KEYS[1], ARGV[j + 2], ARGV[j + 1])
-    end
-    j = j + 3
+local now = tonumber(ARGV[1])
+for j = 4, #ARGV, 3 do
+  local id, ends = ARGV[j + 1], ARGV[j + 2]
+  if ARGV[j] == 'del' then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[3], ends, id)
+  elseif redis.call('ZSCORE', KEYS[3], id) == false then
+    -- GT: an older deadline arriving late never shortens a newer one
+    redis.call('ZADD', KEYS[1], 'GT', ends, id)
   end
 end
-if tonumber(ARGV[3]) > tonumber(now) then
+if tonumber(ARGV[3]) > now then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 else
   redis.call('ZREM', KEYS[2], ARGV[2])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+-- Each set lives as long as its latest deadline, like every other key.
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #top > 0 then
+    redis.call('PEXPIRE', key, string.format('%d', math.max(1, tonumber(top[2]) - now)))
+  end
+end
 return 1
 `
 

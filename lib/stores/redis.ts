@@ -104,7 +104,7 @@ const COMMANDS = {
   sessionGuardRevoke: { lua: scripts.REVOKE, numberOfKeys: 2 },
   sessionGuardRevokeUser: { lua: scripts.REVOKE_USER, numberOfKeys: 1 },
   sessionGuardListUser: { lua: scripts.LIST_USER, numberOfKeys: 1 },
-  sessionGuardAccount: { lua: scripts.ACCOUNT, numberOfKeys: 2 },
+  sessionGuardAccount: { lua: scripts.ACCOUNT, numberOfKeys: 3 },
   sessionGuardStats: { lua: scripts.STATS, numberOfKeys: 2 }
 } as const
 
@@ -112,8 +112,15 @@ type CommandName = keyof typeof COMMANDS
 type Arg = string | number
 /** What every session script replies: see `redis-scripts.ts`. */
 type Reply = [status: string, userDeadline: string, main: string[], others: string[][], expired: string[][]]
-/** Bookkeeping for `stats()`: a session added, its deadline moved, or removed. */
-type AccountOp = ['add' | 'set', string, number] | ['del', string]
+/** What a script changed, for the bookkeeping after it. */
+interface Changes {
+  /** Sessions inserted or updated. */
+  live?: SessionRecord[]
+  /** Sessions removed. */
+  gone?: SessionRecord[]
+  /** Lookup keys written for a session that was never inserted. */
+  orphans?: string[]
+}
 
 /**
  * Sessions in Redis (standalone, Sentinel or Cluster), shared by every
@@ -147,7 +154,7 @@ export class RedisStore implements SessionStore {
   readonly #cacheTtlMs: number
   #client: Redis | Cluster | undefined
   #owned = false
-  #context: StoreContext = { now: Date.now, onRemoved: () => {} }
+  #context: StoreContext = { now: Date.now, onRemoved: noop }
   #subscriber: Redis | undefined
   #resubscribeTimer: NodeJS.Timeout | undefined
   #resubscribes = 0
@@ -155,7 +162,6 @@ export class RedisStore implements SessionStore {
   #cacheLive = false
   /** Bumped on every invalidation: a read that saw it change does not fill the cache. */
   #epoch = 0
-  #closed = false
   #expirations = 0
 
   constructor (options: RedisStoreOptions) {
@@ -231,13 +237,10 @@ export class RedisStore implements SessionStore {
     ])
     const others = byActivity(reply[3].map(decode))
     if (reply[0] === 'full') {
-      await this.#settle(userId, now, reply, [], [], [session.id])
+      await this.#settle(userId, now, reply, { orphans: [session.id] })
       return { created: false, active: others }
     }
-    const ops: AccountOp[] = [['add', session.id, expiresAt(session)]]
-    const evicted = others.map((old) => old.id)
-    for (const id of evicted) ops.push(['del', id])
-    await this.#settle(userId, now, reply, ops, evicted, evicted)
+    await this.#settle(userId, now, reply, { live: [session], gone: others })
     return { created: true, evicted: others }
   }
 
@@ -249,7 +252,7 @@ export class RedisStore implements SessionStore {
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
     const reply = await this.#script('sessionGuardGet', [this.#indexKey(userId), this.#sessionKey(userId, id)], [now, id])
-    await this.#settle(userId, now, reply, [], [])
+    await this.#settle(userId, now, reply, {})
     if (reply[0] !== 'live') return undefined
     const session = decode(reply[2])
     // Only if nothing was invalidated meanwhile: the read may predate a revoke.
@@ -266,11 +269,11 @@ export class RedisStore implements SessionStore {
       now, id, this.#channel, activity.lastSeenAt, activity.idleExpiresAt
     ])
     if (reply[0] !== 'live') {
-      await this.#settle(userId, now, reply, [], [])
+      await this.#settle(userId, now, reply, {})
       return undefined
     }
     const session = decode(reply[2])
-    await this.#settle(userId, now, reply, [['set', id, expiresAt(session)]], [id])
+    await this.#settle(userId, now, reply, { live: [session] })
     return session
   }
 
@@ -284,16 +287,18 @@ export class RedisStore implements SessionStore {
     switch (reply[0]) {
       case 'rotated': {
         const session = decode(reply[2])
-        await this.#settle(userId, now, reply, [['set', id, expiresAt(session)]], [id])
+        await this.#settle(userId, now, reply, { live: [session] })
         return { outcome: 'rotated', session }
       }
-      case 'reuse':
-        await this.#settle(userId, now, reply, [['del', id]], [id], [id])
-        return { outcome: 'reuse', session: decode(reply[2]) }
+      case 'reuse': {
+        const session = decode(reply[2])
+        await this.#settle(userId, now, reply, { gone: [session] })
+        return { outcome: 'reuse', session }
+      }
       case 'conflict':
         return { outcome: 'conflict' }
       default:
-        await this.#settle(userId, now, reply, [], [])
+        await this.#settle(userId, now, reply, {})
         return { outcome: 'missing' }
     }
   }
@@ -307,10 +312,10 @@ export class RedisStore implements SessionStore {
       this.#indexKey(userId), this.#sessionKey(userId, oldId), this.#sessionKey(userId, session.id)
     ], [now, oldId, this.#channel, session.id, ...encode(session)])
     if (reply[0] !== 'replaced') {
-      await this.#settle(userId, now, reply, [], [], [session.id])
+      await this.#settle(userId, now, reply, { orphans: [session.id] })
       return false
     }
-    await this.#settle(userId, now, reply, [['del', oldId], ['add', session.id, expiresAt(session)]], [oldId], [oldId])
+    await this.#settle(userId, now, reply, { live: [session], gone: [decode(reply[2])] })
     return true
   }
 
@@ -319,11 +324,12 @@ export class RedisStore implements SessionStore {
     if (userId === undefined) return undefined
     const reply = await this.#script('sessionGuardRevoke', [this.#indexKey(userId), this.#sessionKey(userId, id)], [now, id, this.#channel])
     if (reply[0] !== 'revoked') {
-      await this.#settle(userId, now, reply, [], [])
+      await this.#settle(userId, now, reply, {})
       return undefined
     }
-    await this.#settle(userId, now, reply, [['del', id]], [id], [id])
-    return decode(reply[2])
+    const session = decode(reply[2])
+    await this.#settle(userId, now, reply, { gone: [session] })
+    return session
   }
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
@@ -331,14 +337,13 @@ export class RedisStore implements SessionStore {
       now, this.#sessionBase(userId), this.#channel, exceptId ?? ''
     ])
     const revoked = byActivity(reply[3].map(decode))
-    const ids = revoked.map((session) => session.id)
-    await this.#settle(userId, now, reply, ids.map((id): AccountOp => ['del', id]), ids, ids)
+    await this.#settle(userId, now, reply, { gone: revoked })
     return revoked
   }
 
   async listUser (userId: string, now: number): Promise<SessionRecord[]> {
     const reply = await this.#script('sessionGuardListUser', [this.#indexKey(userId)], [now, this.#sessionBase(userId)])
-    await this.#settle(userId, now, reply, [], [])
+    await this.#settle(userId, now, reply, {})
     return byActivity(reply[3].map(decode))
   }
 
@@ -359,7 +364,6 @@ export class RedisStore implements SessionStore {
   }
 
   async close (): Promise<void> {
-    this.#closed = true
     clearTimeout(this.#resubscribeTimer)
     this.#subscriber?.disconnect()
     this.#subscriber = undefined
@@ -424,21 +428,24 @@ export class RedisStore implements SessionStore {
    * The bookkeeping is best-effort: the script already did the work that
    * matters, and what is left behind expires by its own TTL.
    */
-  async #settle (userId: string, now: number, reply: Reply, ops: AccountOp[], changed: string[], removed: string[] = []): Promise<void> {
-    const gone = [...removed]
+  async #settle (userId: string, now: number, reply: Reply, changes: Changes): Promise<void> {
+    const { live = [], orphans = [] } = changes
+    const gone = [...changes.gone ?? []]
     for (const session of reply[4].map(decode)) {
       this.#expirations++
       this.#context.onRemoved(session, 'expired')
-      ops.push(['del', session.id])
-      changed.push(session.id)
-      gone.push(session.id)
+      gone.push(session)
     }
-    this.#forgetLocal(changed)
-    const housekeeping: Array<Promise<unknown>> = gone.map(async (id) => await this.#run(this.#redis.unlink(this.#lookupKey(id))))
+    const ops: Arg[] = []
+    for (const session of live) ops.push('add', session.id, expiresAt(session))
+    for (const session of gone) ops.push('del', session.id, expiresAt(session))
+    this.#forgetLocal([...live, ...gone].map((session) => session.id))
+    const housekeeping = [...gone.map((session) => session.id), ...orphans]
+      .map(async (id) => await this.#run(this.#redis.unlink(this.#lookupKey(id))))
     if (ops.length > 0) {
-      housekeeping.push(this.#run(this.#call('sessionGuardAccount', [this.#statsKey('sessions'), this.#statsKey('users')], [
-        now, userId, reply[1], ...ops.flat()
-      ])))
+      housekeeping.push(this.#run(this.#call('sessionGuardAccount', [
+        this.#statsKey('sessions'), this.#statsKey('users'), this.#statsKey('removed')
+      ], [now, userId, reply[1], ...ops])) as Promise<number>)
     }
     await Promise.allSettled(housekeeping)
   }
@@ -449,10 +456,16 @@ export class RedisStore implements SessionStore {
     for (const id of ids) this.#cache?.delete(id)
   }
 
-  #dropCache (): void {
+  /** Empties the cache; reads in flight will not fill it. */
+  #clearCache (): void {
     this.#epoch++
-    this.#cacheLive = false
     this.#cache?.clear()
+  }
+
+  /** Empties the cache and stops its use until the subscriber listens again. */
+  #dropCache (): void {
+    this.#cacheLive = false
+    this.#clearCache()
   }
 
   /**
@@ -490,9 +503,10 @@ export class RedisStore implements SessionStore {
       if (this.#subscriber === sub) this.#resubscribeLater()
     })
     sub.once('ready', () => {
+      // A subscriber that closes (or a store that closes it) first rejects the
+      // pending SUBSCRIBE, so reaching here means this one is listening.
       sub.subscribe(this.#channel).then(() => {
-        if (this.#subscriber !== sub || sub.status !== 'ready') return
-        this.#dropCache()
+        this.#clearCache()
         this.#cacheLive = true
         this.#resubscribes = 0
       }, noop)
@@ -501,7 +515,6 @@ export class RedisStore implements SessionStore {
 
   #resubscribeLater (): void {
     this.#subscriber = undefined
-    if (this.#closed) return
     const delay = Math.min(50 * 2 ** this.#resubscribes++, MAX_RESUBSCRIBE_DELAY_MS)
     this.#resubscribeTimer = setTimeout(() => this.#subscribe(), delay).unref()
   }
@@ -511,12 +524,12 @@ export class RedisStore implements SessionStore {
     try {
       ids = JSON.parse(message)
     } catch {}
-    if (!Array.isArray(ids)) return this.#dropCache()
+    // Not ours to read: forget everything rather than guess.
+    if (!Array.isArray(ids)) return this.#clearCache()
     this.#forgetLocal(ids.map(String))
   }
 
   async #ready (client: Redis | Cluster): Promise<void> {
-    if (client.status === 'ready') return
     let done = noop
     const timer = setTimeout(() => done(), this.#timeoutMs)
     await new Promise<void>((resolve) => {
