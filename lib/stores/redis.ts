@@ -126,10 +126,12 @@ interface Changes {
  * Sessions in Redis (standalone, Sentinel or Cluster), shared by every
  * instance of the app.
  *
- * Key layout (`P` is the prefix):
- * - `P{u:<userId>}:s:<sessionId>` the session, a hash;
- * - `P{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
- * - `P id:{<sessionId>}` (no space) the session's user id.
+ * Key layout, after the prefix:
+ * - `{u:<userId>}:s:<sessionId>` the session, a hash;
+ * - `{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
+ * - `id:{<sessionId>}` the session's user id, a string;
+ * - `{stats}:sessions`, `{stats}:users`, `{stats}:removed` the bookkeeping behind `stats()`;
+ * - channel `invalidate`, the local caches' invalidations.
  *
  * The keys of one user share the hash tag `{u:<userId>}`, so every script
  * touches one Cluster slot and runs as one atomic step. `get(id)` only knows
@@ -154,6 +156,8 @@ export class RedisStore implements SessionStore {
   readonly #cacheTtlMs: number
   #client: Redis | Cluster | undefined
   #owned = false
+  /** The client's own `keyPrefix`: ioredis adds it to declared keys, the scripts add it to the keys they build. */
+  #keyPrefix = ''
   #context: StoreContext = { now: Date.now, onRemoved: noop }
   #subscriber: Redis | undefined
   #resubscribeTimer: NodeJS.Timeout | undefined
@@ -221,6 +225,7 @@ export class RedisStore implements SessionStore {
       target.on('error', noop)
     }
     for (const [name, definition] of Object.entries(COMMANDS)) target.defineCommand(name, definition)
+    this.#keyPrefix = target.options.keyPrefix ?? ''
     this.#client = target
     if (this.#cache !== undefined) this.#subscribe()
     // Without an offline queue, the first requests would fail while the
@@ -233,7 +238,7 @@ export class RedisStore implements SessionStore {
     const { userId } = session
     await this.#run(this.#redis.set(this.#lookupKey(session.id), userId, 'PX', ttl(session.absoluteExpiresAt, now)))
     const reply = await this.#script('sessionGuardCreate', [this.#indexKey(userId), this.#sessionKey(userId, session.id)], [
-      now, limit.max, limit.onLimit, this.#sessionBase(userId), this.#channel, session.id, ...encode(session)
+      now, limit.max, limit.onLimit, this.#scriptBase(userId), this.#channel, session.id, ...encode(session)
     ])
     const others = byActivity(reply[3].map(decode))
     if (reply[0] === 'full') {
@@ -334,7 +339,7 @@ export class RedisStore implements SessionStore {
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
     const reply = await this.#script('sessionGuardRevokeUser', [this.#indexKey(userId)], [
-      now, this.#sessionBase(userId), this.#channel, exceptId ?? ''
+      now, this.#scriptBase(userId), this.#channel, exceptId ?? ''
     ])
     const revoked = byActivity(reply[3].map(decode))
     await this.#settle(userId, now, reply, { gone: revoked })
@@ -342,7 +347,7 @@ export class RedisStore implements SessionStore {
   }
 
   async listUser (userId: string, now: number): Promise<SessionRecord[]> {
-    const reply = await this.#script('sessionGuardListUser', [this.#indexKey(userId)], [now, this.#sessionBase(userId)])
+    const reply = await this.#script('sessionGuardListUser', [this.#indexKey(userId)], [now, this.#scriptBase(userId)])
     await this.#settle(userId, now, reply, {})
     return byActivity(reply[3].map(decode))
   }
@@ -385,6 +390,8 @@ export class RedisStore implements SessionStore {
 
   #indexKey (userId: string): string { return `${this.#prefix}{u:${userId}}:i` }
   #sessionBase (userId: string): string { return `${this.#prefix}{u:${userId}}:s:` }
+  /** The session key base as a script sees it, to build the keys of a user's sessions itself. */
+  #scriptBase (userId: string): string { return this.#keyPrefix + this.#sessionBase(userId) }
   #sessionKey (userId: string, id: string): string { return this.#sessionBase(userId) + id }
   #lookupKey (id: string): string { return `${this.#prefix}id:{${id}}` }
   #statsKey (name: string): string { return `${this.#prefix}{stats}:${name}` }

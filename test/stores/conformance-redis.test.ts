@@ -1,6 +1,7 @@
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { conformance } from './conformance.js'
-import { REDIS_URL, redisFactory, redisTest, testClient } from './redis-helper.js'
+import { REDIS_URL, redisFactory, redisTest, TEST_CLIENT_OPTIONS, testClient } from './redis-helper.js'
 
 const admin = testClient()
 t.teardown(() => admin.disconnect())
@@ -13,4 +14,11 @@ redisTest(t, 'the Redis store keeps the store contract (the app\'s client, local
   const client = testClient()
   t.teardown(() => client.quit())
   await conformance(t, redisFactory({ client, localCache: true }, () => admin), { rotationRuns: 30 })
+})
+
+redisTest(t, 'the Redis store keeps the store contract (a client with its own keyPrefix)', async (t) => {
+  const client = new Redis(REDIS_URL, { ...TEST_CLIENT_OPTIONS, keyPrefix: 'app:' })
+  client.on('error', () => {})
+  t.teardown(() => client.quit())
+  await conformance(t, redisFactory({ client }, () => admin), { rotationRuns: 10 })
 })

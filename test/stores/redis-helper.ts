@@ -74,13 +74,14 @@ export function serverTest (t: Test, name: string, fn: (t: Test) => Promise<void
   })
 }
 
-/** Deletes every key under `prefix` (on each master of a Cluster). */
+/** Deletes every key holding `prefix` (on each master of a Cluster). */
 export async function deleteKeys (client: Redis | Cluster, prefix: string): Promise<void> {
   const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
   for (const node of nodes) {
     let cursor = '0'
     do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      // `*` first: a client's own keyPrefix may come before ours.
+      const [next, keys] = await node.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000)
       cursor = next
       for (const key of keys) await node.del(key)
     } while (cursor !== '0')
