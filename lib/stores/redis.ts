@@ -76,7 +76,7 @@ const DEFAULT_CACHE_MAX = 10_000
 const DEFAULT_CACHE_TTL_MS = 5000
 /** Session id to user id: immutable, so cached without invalidation. */
 const USER_ID_CACHE_MAX = 10_000
-const MAX_RESUBSCRIBE_DELAY_MS = 2000
+const MAX_RECONNECT_DELAY_MS = 2000
 const SUBSCRIBER_NAME = 'session-guard-invalidations'
 /** Session ids become parts of keys: the plugin's are base64url. */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/
@@ -91,7 +91,7 @@ function failFast (commandTimeoutMs: number): RedisOptions {
     // instead of piling up and running late, after its caller gave up.
     enableOfflineQueue: false,
     // Keep reconnecting, so service comes back by itself with Redis.
-    retryStrategy: (times) => Math.min(50 * times, MAX_RESUBSCRIBE_DELAY_MS)
+    retryStrategy: (times) => Math.min(50 * times, MAX_RECONNECT_DELAY_MS)
   }
 }
 
@@ -236,7 +236,7 @@ export class RedisStore implements SessionStore {
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
     checkId(session.id)
     const { userId } = session
-    await this.#run(this.#redis.set(this.#lookupKey(session.id), userId, 'PX', ttl(session.absoluteExpiresAt, now)))
+    await this.#writeLookup(session, now)
     const reply = await this.#script('sessionGuardCreate', [this.#indexKey(userId), this.#sessionKey(userId, session.id)], [
       now, limit.max, limit.onLimit, this.#scriptBase(userId), this.#channel, session.id, ...encode(session)
     ])
@@ -312,7 +312,7 @@ export class RedisStore implements SessionStore {
     checkId(session.id)
     // The same user's session: looked for among that user's sessions only.
     const { userId } = session
-    await this.#run(this.#redis.set(this.#lookupKey(session.id), userId, 'PX', ttl(session.absoluteExpiresAt, now)))
+    await this.#writeLookup(session, now)
     const reply = await this.#script('sessionGuardReplace', [
       this.#indexKey(userId), this.#sessionKey(userId, oldId), this.#sessionKey(userId, session.id)
     ], [now, oldId, this.#channel, session.id, ...encode(session)])
@@ -395,6 +395,12 @@ export class RedisStore implements SessionStore {
   #sessionKey (userId: string, id: string): string { return this.#sessionBase(userId) + id }
   #lookupKey (id: string): string { return `${this.#prefix}id:{${id}}` }
   #statsKey (name: string): string { return `${this.#prefix}{stats}:${name}` }
+
+  /** Before the session itself: a lookup without a session is harmless, a session nobody can find is not. */
+  async #writeLookup (session: SessionRecord, now: number): Promise<void> {
+    await this.#run(this.#redis.set(this.#lookupKey(session.id), session.userId, 'PX', ttl(session.absoluteExpiresAt, now)))
+    this.#userIds.set(session.id, session.userId)
+  }
 
   async #userOf (id: string): Promise<string | undefined> {
     const known = this.#userIds.get(id)
@@ -522,7 +528,7 @@ export class RedisStore implements SessionStore {
 
   #resubscribeLater (): void {
     this.#subscriber = undefined
-    const delay = Math.min(50 * 2 ** this.#resubscribes++, MAX_RESUBSCRIBE_DELAY_MS)
+    const delay = Math.min(50 * 2 ** this.#resubscribes++, MAX_RECONNECT_DELAY_MS)
     this.#resubscribeTimer = setTimeout(() => this.#subscribe(), delay).unref()
   }
 
