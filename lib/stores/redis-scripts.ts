@@ -8,21 +8,29 @@
  * A session is a hash with short fields:
  *   u userId, f fingerprintHash, c createdAt, l lastSeenAt, i idleExpiresAt,
  *   a absoluteExpiresAt, r remembered ('1' | '0'), m claims (JSON, never parsed here),
- *   h refresh hash, n refresh nextHash, t refresh rotatedAt, k refresh rotations.
- * Lua never decodes or re-encodes the claims, so their JSON survives byte for byte.
+ *   h refresh hash, n refresh nextHash, t refresh rotatedAt, k refresh rotations,
+ *   v device (JSON), p ip, g userAgent, o location (JSON), x flags (JSON).
+ * Lua never decodes or re-encodes the JSON fields, so they survive byte for byte.
  *
  * `now` always comes from the caller (the plugin's injected clock); the scripts
  * never call `TIME`. TTLs are set as durations (`PEXPIRE deadline - now`).
  *
- * Every script replies `{ status, userDeadline, main, others, expired }`:
+ * Every session script replies `{ status, user, main, others, expired }`:
  * `main` one record (flat field/value list, empty when none), `others` a list
  * of records (evicted, active, revoked or listed, by script), `expired` the
- * records found past a deadline and removed on the way, `userDeadline` the
- * latest deadline left in the user's index ('0' when it is empty).
+ * records found past a deadline and removed on the way, `user` what the stats
+ * need to know of the user's index: `{ deadline, size, version, changed }`,
+ * its latest deadline ('0' when empty), how many sessions it holds, the
+ * version of that size (`{u:<userId>}:v`, bumped whenever the size changes,
+ * so follow-ups that cross on their way to the stats apply in order) and
+ * whether this script changed the size ('1' | '0').
  */
 
 const PRELUDE = `
 local function int(n) return string.format('%d', n) end
+
+-- Every session script has the user's index as KEYS[1]: its size before the script.
+local sizeBefore = redis.call('ZCARD', KEYS[1])
 
 local function load(key)
   local flat = redis.call('HGETALL', key)
@@ -40,12 +48,38 @@ local function deadline(map)
   return math.min(tonumber(map.i), tonumber(map.a))
 end
 
--- Re-arms the index TTL to its latest member; returns that deadline ('0' when empty).
+-- How long the size version outlives the index: longer than any follow-up takes.
+local VERSION_KEEP_MS = 86400000
+
+-- Re-arms the index TTL to its latest member and bumps the size version when
+-- the size changed; returns { deadline ('0' when empty), size, version, changed }.
 local function settle(index, now)
+  local size = redis.call('ZCARD', index)
+  local vkey = string.sub(index, 1, -2) .. 'v'
+  local changed, version = '0', nil
+  if size ~= sizeBefore then
+    changed = '1'
+    version = redis.call('INCR', vkey)
+  else
+    version = tonumber(redis.call('GET', vkey) or '0')
+  end
   local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-  if #top == 0 then return '0' end
-  redis.call('PEXPIRE', index, int(math.max(1, tonumber(top[2]) - now)))
-  return top[2]
+  local ends, keep = '0', VERSION_KEEP_MS
+  if #top > 0 then
+    local left = math.max(1, tonumber(top[2]) - now)
+    redis.call('PEXPIRE', index, int(left))
+    ends, keep = top[2], keep + left
+  end
+  if version > 0 then redis.call('PEXPIRE', vkey, int(keep)) end
+  return { ends, int(size), int(version), changed }
+end
+
+-- Applies activity changes from ARGV[from..]: the count of fields to delete,
+-- those fields, then field/value pairs to set (lastSeenAt and idleExpiresAt among them).
+local function change(key, from)
+  local dels = tonumber(ARGV[from])
+  if dels > 0 then redis.call('HDEL', key, unpack(ARGV, from + 1, from + dels)) end
+  redis.call('HSET', key, unpack(ARGV, from + dels + 1, #ARGV))
 end
 
 local function announce(channel, ids)
@@ -140,14 +174,15 @@ return { 'live', ends, flat, {}, {} }
 `
 
 /**
- * KEYS: index, session. ARGV: now, id, channel, lastSeenAt, idleExpiresAt.
+ * KEYS: index, session. ARGV: now, id, channel, then the changes (see
+ * `change`): lastSeenAt, idleExpiresAt and the changed client fields.
  * Updates only a session that still exists and is live: never resurrects.
  */
 export const TOUCH = PRELUDE + `
 local now = tonumber(ARGV[1])
 local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
 if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
-redis.call('HSET', KEYS[2], 'l', ARGV[4], 'i', ARGV[5])
+change(KEYS[2], 4)
 local updated, map = load(KEYS[2])
 local ends = deadline(map)
 redis.call('PEXPIRE', KEYS[2], int(math.max(1, ends - now)))
@@ -158,7 +193,7 @@ return { 'live', settle(KEYS[1], now), updated, {}, {} }
 
 /**
  * KEYS: index, session. ARGV: now, id, channel, presentedHash, successorHash,
- * graceMs, lastSeenAt, idleExpiresAt.
+ * graceMs, then the changes (see `change`) with the activity.
  * Compare-and-swap mirroring decideRotation() and rotatedState() in lib/session.ts.
  */
 export const ROTATE = PRELUDE + `
@@ -189,8 +224,8 @@ if decision == 'reuse' then
   announce(ARGV[3], { ARGV[2] })
   return { 'reuse', settle(KEYS[1], now), flat, {}, {} }
 end
-redis.call('HSET', KEYS[2], 'h', presented, 'n', ARGV[5], 't', ARGV[1],
-  'k', int(tonumber(map.k) + 1), 'l', ARGV[7], 'i', ARGV[8])
+change(KEYS[2], 7)
+redis.call('HSET', KEYS[2], 'h', presented, 'n', ARGV[5], 't', ARGV[1], 'k', int(tonumber(map.k) + 1))
 local updated, next = load(KEYS[2])
 local ends = deadline(next)
 redis.call('PEXPIRE', KEYS[2], int(math.max(1, ends - now)))
@@ -250,45 +285,123 @@ return { 'listed', settle(KEYS[1], now), {}, flats(live), expired }
 `
 
 /**
- * The counters behind `stats()`: sorted sets scored by deadline (sessions by
- * id, users by their latest session's deadline), pruned as time passes, so a
- * count is a `ZCARD`, never a scan. Runs after a session script, from the
- * process that ran it; two processes' follow-ups may cross on the way, so a
- * removed session is remembered (until its deadline) and a late add of it ignored.
- * KEYS: sessions, users, removed. ARGV: now, userId, userDeadline, then
- * ops: 'add' id deadline | 'del' id deadline.
+ * Shared by ACCOUNT and STATS. KEYS[4] sizes: a hash userId -> 'size:version',
+ * the size last reported for a user; KEYS[5] sized: the same users scored by
+ * when their entry ends (their latest deadline, or a short while after they
+ * reached 0, so a late follow-up of an older version is still recognised);
+ * KEYS[6] hist: a hash size -> users, the `sessionsPerUser` histogram.
  */
-export const ACCOUNT = `
-local now = tonumber(ARGV[1])
-for j = 4, #ARGV, 3 do
-  local id, ends = ARGV[j + 1], ARGV[j + 2]
-  if ARGV[j] == 'del' then
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[3], ends, id)
-  elseif redis.call('ZSCORE', KEYS[3], id) == false then
-    -- GT: an older deadline arriving late never shortens a newer one
-    redis.call('ZADD', KEYS[1], 'GT', ends, id)
+const HISTOGRAM = `
+local function entry(user)
+  local held = redis.call('HGET', KEYS[4], user)
+  if not held then return 0, -1 end
+  local size, version = string.match(held, '^(%d+):(%d+)$')
+  return tonumber(size), tonumber(version)
+end
+
+local function count(size, by)
+  if size <= 0 then return end
+  if redis.call('HINCRBY', KEYS[6], size, by) <= 0 then redis.call('HDEL', KEYS[6], size) end
+end
+
+-- Drops the entries that have ended: users whose every session passed its
+-- deadline unseen, and the markers of users who reached 0. A bounded batch per call.
+local function prune(now)
+  for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)) do
+    local size = entry(user)
+    count(size, -1)
+    redis.call('HDEL', KEYS[4], user)
+    redis.call('ZREM', KEYS[5], user)
   end
 end
-if tonumber(ARGV[3]) > now then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-else
-  redis.call('ZREM', KEYS[2], ARGV[2])
+`
+
+/**
+ * The counters behind `stats()`: sorted sets scored by deadline (sessions by
+ * id, users by their latest session's deadline), pruned as time passes, so a
+ * count is a `ZCARD`, never a scan; and the sessions-per-user histogram, moved
+ * by each user's size changes (see HISTOGRAM). Runs after a session script, from
+ * the process that ran it; two processes' follow-ups may cross on the way, so a
+ * removed session is remembered (until its deadline) and a late add of it
+ * ignored, and a user's size is applied only if its version is not older than
+ * the one applied.
+ * KEYS: sessions, users, removed, sizes, sized, hist. ARGV: now, userId,
+ * userDeadline, size, version, then ops: 'add' id deadline | 'del' id deadline.
+ */
+export const ACCOUNT = HISTOGRAM + `
+local now, user = tonumber(ARGV[1]), ARGV[2]
+local ends, size, version = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Removed users are remembered this long after they reach 0.
+local MARKER_MS = 60000
+for j = 6, #ARGV, 3 do
+  local id, deadline = ARGV[j + 1], ARGV[j + 2]
+  if ARGV[j] == 'del' then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[3], deadline, id)
+  elseif redis.call('ZSCORE', KEYS[3], id) == false then
+    -- GT: an older deadline arriving late never shortens a newer one
+    redis.call('ZADD', KEYS[1], 'GT', deadline, id)
+  end
 end
--- Each set lives as long as its latest deadline, like every other key.
-for _, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+prune(now)
+local held, heldVersion = entry(user)
+if version >= heldVersion then
+  -- Every deadline passed: nothing of the user is live, whatever the index holds.
+  if ends <= now then size = 0 end
+  if size > 0 then
+    redis.call('ZADD', KEYS[2], ends, user)
+    redis.call('ZADD', KEYS[5], ends, user)
+  else
+    redis.call('ZREM', KEYS[2], user)
+    redis.call('ZADD', KEYS[5], now + MARKER_MS, user)
+  end
+  if size ~= held then
+    count(held, -1)
+    count(size, 1)
+  end
+  redis.call('HSET', KEYS[4], user, string.format('%d:%d', size, version))
+end
+-- Each key lives as long as its latest deadline, like every other key.
+for _, key in ipairs({ KEYS[1], KEYS[2], KEYS[3], KEYS[5] }) do
+  if key ~= KEYS[5] then redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1]) end
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if #top > 0 then
-    redis.call('PEXPIRE', key, string.format('%d', math.max(1, tonumber(top[2]) - now)))
+    local left = string.format('%d', math.max(1, tonumber(top[2]) - now))
+    redis.call('PEXPIRE', key, left)
+    if key == KEYS[5] then
+      redis.call('PEXPIRE', KEYS[4], left)
+      redis.call('PEXPIRE', KEYS[6], left)
+    end
   end
 end
 return 1
 `
 
-/** KEYS: sessions, users. ARGV: now. Prunes what has ended and counts the rest. */
-export const STATS = `
+/**
+ * KEYS: sessions, users, (unused), sizes, sized, hist. ARGV: now. Prunes what
+ * has ended and counts the rest: { sessions, users, histogram as a flat list }.
+ */
+export const STATS = HISTOGRAM + `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-return { redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]) }
+prune(tonumber(ARGV[1]))
+return { redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('HGETALL', KEYS[6]) }
+`
+
+/**
+ * A counter: a hash { n count, f firstAt, l lastAt, e expiresAt }. Decided by
+ * the caller's `now` against `e`; the key's TTL (the window) only cleans up.
+ * KEYS: counter. ARGV: now, expiresAt (now + windowMs), ttlMs.
+ */
+export const INCREMENT = `
+local now = tonumber(ARGV[1])
+local held = redis.call('HMGET', KEYS[1], 'n', 'f', 'e')
+local count, first = 1, ARGV[1]
+if held[1] and held[3] and now < tonumber(held[3]) then
+  count = tonumber(held[1]) + 1
+  first = held[2]
+end
+redis.call('HSET', KEYS[1], 'n', string.format('%d', count), 'f', first, 'l', ARGV[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return { string.format('%d', count), first, ARGV[1] }
 `

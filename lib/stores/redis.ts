@@ -1,12 +1,15 @@
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { LRUCache } from 'lru-cache'
-import { expiresAt, isLive, type SessionRecord } from '../session.js'
+import type { DeviceInfo } from '../device.js'
+import { expiresAt, isLive, type Location, type RefreshState, type SessionRecord } from '../session.js'
 import * as scripts from './redis-scripts.js'
 import type {
   Activity,
+  Counter,
   CreateResult,
   Rotation,
   RotationResult,
+  SessionChanges,
   SessionLimit,
   SessionStore,
   StoreContext,
@@ -74,6 +77,8 @@ const DEFAULT_PREFIX = 'sg:'
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000
 const DEFAULT_CACHE_MAX = 10_000
 const DEFAULT_CACHE_TTL_MS = 5000
+/** Distinct devices kept decoded, so sessions read back share one frozen object per device. */
+const DEVICE_CACHE_MAX = 5000
 /** Session id to user id: immutable, so cached without invalidation. */
 const USER_ID_CACHE_MAX = 10_000
 const MAX_RECONNECT_DELAY_MS = 2000
@@ -104,14 +109,18 @@ const COMMANDS = {
   sessionGuardRevoke: { lua: scripts.REVOKE, numberOfKeys: 2 },
   sessionGuardRevokeUser: { lua: scripts.REVOKE_USER, numberOfKeys: 1 },
   sessionGuardListUser: { lua: scripts.LIST_USER, numberOfKeys: 1 },
-  sessionGuardAccount: { lua: scripts.ACCOUNT, numberOfKeys: 3 },
-  sessionGuardStats: { lua: scripts.STATS, numberOfKeys: 2 }
+  sessionGuardAccount: { lua: scripts.ACCOUNT, numberOfKeys: 6 },
+  sessionGuardStats: { lua: scripts.STATS, numberOfKeys: 6 },
+  sessionGuardIncrement: { lua: scripts.INCREMENT, numberOfKeys: 1 }
 } as const
 
 type CommandName = keyof typeof COMMANDS
 type Arg = string | number
 /** What every session script replies: see `redis-scripts.ts`. */
-type Reply = [status: string, userDeadline: string, main: string[], others: string[][], expired: string[][]]
+type Reply = [status: string, user: UserState, main: string[], others: string[][], expired: string[][]]
+/** The user's index after a script: latest deadline, size, size version, whether the size changed. */
+type UserState = [deadline: string, size: string, version: string, changed: '0' | '1']
+type RotatedSession = SessionRecord & { readonly refresh: RefreshState }
 /** What a script changed, for the bookkeeping after it. */
 interface Changes {
   /** Sessions inserted or updated. */
@@ -130,7 +139,10 @@ interface Changes {
  * - `{u:<userId>}:s:<sessionId>` the session, a hash;
  * - `{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
  * - `id:{<sessionId>}` the session's user id, a string;
- * - `{stats}:sessions`, `{stats}:users`, `{stats}:removed` the bookkeeping behind `stats()`;
+ * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
+ * - `{stats}:sessions`, `{stats}:users`, `{stats}:removed`, `{stats}:sizes`,
+ *   `{stats}:sized`, `{stats}:hist` the bookkeeping behind `stats()`;
+ * - `c:<key>` a counter (`increment`), a hash that lives its window after its last event;
  * - channel `invalidate`, the local caches' invalidations.
  *
  * The keys of one user share the hash tag `{u:<userId>}`, so every script
@@ -152,6 +164,8 @@ export class RedisStore implements SessionStore {
   readonly #timeoutMs: number
   readonly #channel: string
   readonly #userIds = new LRUCache<string, string>({ max: USER_ID_CACHE_MAX })
+  readonly #devices = new LRUCache<string, DeviceInfo>({ max: DEVICE_CACHE_MAX })
+  readonly #decode = (flat: string[]): SessionRecord => decode(flat, this.#devices)
   readonly #cache: LRUCache<string, SessionRecord> | undefined
   readonly #cacheTtlMs: number
   #client: Redis | Cluster | undefined
@@ -240,7 +254,7 @@ export class RedisStore implements SessionStore {
     const reply = await this.#script('sessionGuardCreate', [this.#indexKey(userId), this.#sessionKey(userId, session.id)], [
       now, limit.max, limit.onLimit, this.#scriptBase(userId), this.#channel, session.id, ...encode(session)
     ])
-    const others = byActivity(reply[3].map(decode))
+    const others = byActivity(reply[3].map(this.#decode))
     if (reply[0] === 'full') {
       await this.#settle(userId, now, reply, { orphans: [session.id] })
       return { created: false, active: others }
@@ -259,7 +273,7 @@ export class RedisStore implements SessionStore {
     const reply = await this.#script('sessionGuardGet', [this.#indexKey(userId), this.#sessionKey(userId, id)], [now, id])
     await this.#settle(userId, now, reply, {})
     if (reply[0] !== 'live') return undefined
-    const session = decode(reply[2])
+    const session = this.#decode(reply[2])
     // Only if nothing was invalidated meanwhile: the read may predate a revoke.
     if (cache !== undefined && this.#cacheLive && this.#epoch === epoch) {
       cache.set(id, session, { ttl: Math.min(this.#cacheTtlMs, expiresAt(session) - now) })
@@ -271,13 +285,13 @@ export class RedisStore implements SessionStore {
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
     const reply = await this.#script('sessionGuardTouch', [this.#indexKey(userId), this.#sessionKey(userId, id)], [
-      now, id, this.#channel, activity.lastSeenAt, activity.idleExpiresAt
+      now, id, this.#channel, ...encodeActivity(activity)
     ])
     if (reply[0] !== 'live') {
       await this.#settle(userId, now, reply, {})
       return undefined
     }
-    const session = decode(reply[2])
+    const session = this.#decode(reply[2])
     await this.#settle(userId, now, reply, { live: [session] })
     return session
   }
@@ -287,16 +301,17 @@ export class RedisStore implements SessionStore {
     if (userId === undefined) return { outcome: 'missing' }
     const reply = await this.#script('sessionGuardRotate', [this.#indexKey(userId), this.#sessionKey(userId, id)], [
       now, id, this.#channel, rotation.presentedHash, rotation.successorHash, rotation.graceMs,
-      rotation.activity.lastSeenAt, rotation.activity.idleExpiresAt
+      ...encodeActivity(rotation.activity)
     ])
     switch (reply[0]) {
       case 'rotated': {
-        const session = decode(reply[2])
+        // The script wrote the refresh fields: the record has them.
+        const session = this.#decode(reply[2]) as RotatedSession
         await this.#settle(userId, now, reply, { live: [session] })
         return { outcome: 'rotated', session }
       }
       case 'reuse': {
-        const session = decode(reply[2])
+        const session = this.#decode(reply[2])
         await this.#settle(userId, now, reply, { gone: [session] })
         return { outcome: 'reuse', session }
       }
@@ -320,7 +335,7 @@ export class RedisStore implements SessionStore {
       await this.#settle(userId, now, reply, { orphans: [session.id] })
       return false
     }
-    await this.#settle(userId, now, reply, { live: [session], gone: [decode(reply[2])] })
+    await this.#settle(userId, now, reply, { live: [session], gone: [this.#decode(reply[2])] })
     return true
   }
 
@@ -332,7 +347,7 @@ export class RedisStore implements SessionStore {
       await this.#settle(userId, now, reply, {})
       return undefined
     }
-    const session = decode(reply[2])
+    const session = this.#decode(reply[2])
     await this.#settle(userId, now, reply, { gone: [session] })
     return session
   }
@@ -341,7 +356,7 @@ export class RedisStore implements SessionStore {
     const reply = await this.#script('sessionGuardRevokeUser', [this.#indexKey(userId)], [
       now, this.#scriptBase(userId), this.#channel, exceptId ?? ''
     ])
-    const revoked = byActivity(reply[3].map(decode))
+    const revoked = byActivity(reply[3].map(this.#decode))
     await this.#settle(userId, now, reply, { gone: revoked })
     return revoked
   }
@@ -349,23 +364,77 @@ export class RedisStore implements SessionStore {
   async listUser (userId: string, now: number): Promise<SessionRecord[]> {
     const reply = await this.#script('sessionGuardListUser', [this.#indexKey(userId)], [now, this.#scriptBase(userId)])
     await this.#settle(userId, now, reply, {})
-    return byActivity(reply[3].map(decode))
+    return byActivity(reply[3].map(this.#decode))
+  }
+
+  /**
+   * Every live session, batch by batch: `SCAN` (never `KEYS`) over the session
+   * keys of this prefix, on every master of a Cluster, `COUNT batchSize` per
+   * step, then one `HGETALL` per key found; sessions past a deadline are left
+   * out. Like any `SCAN`, a session that exists for the whole scan appears at
+   * least once; one created or removed meanwhile may or may not. A Cluster
+   * resharding during the scan may show a session twice or miss it.
+   */
+  async * scan (batchSize: number, now: number): AsyncIterable<SessionRecord[]> {
+    const count = Math.max(1, Math.floor(batchSize))
+    const pattern = `${globEscape(this.#keyPrefix + this.#prefix)}{u:*}:s:*`
+    const client = this.#redis
+    const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
+    let batch: SessionRecord[] = []
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await this.#run(node.scan(cursor, 'MATCH', pattern, 'COUNT', count, 'TYPE', 'hash'))
+        cursor = next
+        batch.push(...await this.#fetch(keys, now))
+        if (batch.length >= count) {
+          yield batch
+          batch = []
+        }
+      } while (cursor !== '0')
+    }
+    if (batch.length > 0) yield batch
+  }
+
+  async increment (key: string, windowMs: number, now: number): Promise<Counter> {
+    const reply = await this.#run(this.#call('sessionGuardIncrement', [this.#counterKey(key)], [
+      now, now + windowMs, ttl(now + windowMs, now)
+    ])) as [string, string, string]
+    return { count: Number(reply[0]), firstAt: Number(reply[1]), lastAt: Number(reply[2]) }
+  }
+
+  async counter (key: string, now: number): Promise<Counter | undefined> {
+    const [count, firstAt, lastAt, ends] = await this.#run(this.#redis.hmget(this.#counterKey(key), 'n', 'f', 'l', 'e'))
+    if (count === null || ends === null || now >= Number(ends)) return undefined
+    return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
+  }
+
+  async resetCounter (key: string): Promise<void> {
+    await this.#run(this.#redis.unlink(this.#counterKey(key)))
   }
 
   /**
    * `sessions`: sessions whose deadline has not passed, as counted by the
    * store's bookkeeping (a sorted set by deadline, pruned as time passes: a
    * `ZCARD`, never a scan). `users`: users with such a session. Both are
-   * shared by every instance and exact when writes to one user do not race
-   * from two processes; a race may leave one entry off until that user's next
-   * write or its deadline. `evictions`: always 0, the Redis store has no
-   * capacity of its own (configure Redis with `maxmemory-policy noeviction`).
+   * shared by every instance and kept exact when follow-ups from two
+   * processes cross. `sessionsPerUser`: each user counted at the size of their
+   * index after the last write to it (create, revoke, limit eviction, a read
+   * that removed an expired session), and dropped when their latest deadline
+   * passes; a session that expires unseen while others of its user live on
+   * still counts until that user's next write (as in the memory store, until
+   * its purge). `evictions`: always 0, the Redis store has no capacity of
+   * its own (configure Redis with `maxmemory-policy noeviction`).
    * `expirations`: sessions this instance found past a deadline and removed,
    * since it opened (Redis drops the rest by TTL, silently).
    */
   async stats (now: number): Promise<StoreStats> {
-    const [sessions, users] = await this.#run(this.#call('sessionGuardStats', [this.#statsKey('sessions'), this.#statsKey('users')], [now])) as [number, number]
-    return { sessions, users, evictions: 0, expirations: this.#expirations }
+    const [sessions, users, flat] = await this.#run(this.#call('sessionGuardStats', this.#statsKeys(), [now])) as [number, number, string[]]
+    const sessionsPerUser: Record<number, number> = {}
+    const sizes: Array<[number, number]> = []
+    for (let j = 0; j < flat.length; j += 2) sizes.push([Number(flat[j]), Number(flat[j + 1])])
+    for (const [size, count] of sizes.sort((a, b) => a[0] - b[0])) sessionsPerUser[size] = count
+    return { sessions, users, evictions: 0, expirations: this.#expirations, sessionsPerUser }
   }
 
   async close (): Promise<void> {
@@ -395,6 +464,24 @@ export class RedisStore implements SessionStore {
   #sessionKey (userId: string, id: string): string { return this.#sessionBase(userId) + id }
   #lookupKey (id: string): string { return `${this.#prefix}id:{${id}}` }
   #statsKey (name: string): string { return `${this.#prefix}{stats}:${name}` }
+  #statsKeys (): string[] { return ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist'].map((name) => this.#statsKey(name)) }
+  #counterKey (key: string): string { return `${this.#prefix}c:${key}` }
+
+  /** The live sessions under `keys` (as SCAN names them: with the client's own keyPrefix). */
+  async #fetch (keys: string[], now: number): Promise<SessionRecord[]> {
+    const held = await Promise.all(keys.map(async (key) => {
+      const name = key.startsWith(this.#keyPrefix) ? key.slice(this.#keyPrefix.length) : key
+      return await this.#run(this.#redis.hgetall(name))
+    }))
+    const live: SessionRecord[] = []
+    for (const fields of held) {
+      // Gone since the SCAN saw it.
+      if (fields.d === undefined) continue
+      const session = this.#decode(Object.entries(fields).flat())
+      if (isLive(session, now)) live.push(session)
+    }
+    return live
+  }
 
   /** Before the session itself: a lookup without a session is harmless, a session nobody can find is not. */
   async #writeLookup (session: SessionRecord, now: number): Promise<void> {
@@ -444,7 +531,7 @@ export class RedisStore implements SessionStore {
   async #settle (userId: string, now: number, reply: Reply, changes: Changes): Promise<void> {
     const { live = [], orphans = [] } = changes
     const gone = [...changes.gone ?? []]
-    for (const session of reply[4].map(decode)) {
+    for (const session of reply[4].map(this.#decode)) {
       this.#expirations++
       this.#context.onRemoved(session, 'expired')
       gone.push(session)
@@ -455,10 +542,11 @@ export class RedisStore implements SessionStore {
     this.#forgetLocal([...live, ...gone].map((session) => session.id))
     const housekeeping = [...gone.map((session) => session.id), ...orphans]
       .map(async (id) => await this.#run(this.#redis.unlink(this.#lookupKey(id))))
-    if (ops.length > 0) {
-      housekeeping.push(this.#run(this.#call('sessionGuardAccount', [
-        this.#statsKey('sessions'), this.#statsKey('users'), this.#statsKey('removed')
-      ], [now, userId, reply[1], ...ops])) as Promise<number>)
+    const [deadline, size, version, changed] = reply[1]
+    if (ops.length > 0 || changed === '1') {
+      housekeeping.push(this.#run(this.#call('sessionGuardAccount', this.#statsKeys(), [
+        now, userId, deadline, size, version, ...ops
+      ])) as Promise<number>)
     }
     await Promise.allSettled(housekeeping)
   }
@@ -594,16 +682,74 @@ function encode (session: SessionRecord): string[] {
     fields.push('h', refresh.hash, 't', String(refresh.rotatedAt), 'k', String(refresh.rotations))
     if (refresh.nextHash !== undefined) fields.push('n', refresh.nextHash)
   }
+  for (const [name, field] of CLIENT_FIELDS) {
+    const value = session[name]
+    if (value !== undefined) fields.push(field, encodeClient(name, value))
+  }
   return fields
 }
 
-function decode (flat: string[]): SessionRecord {
+/** The client fields of a record and their hash fields (see `redis-scripts.ts`). */
+const CLIENT_FIELDS = [['device', 'v'], ['ip', 'p'], ['userAgent', 'g'], ['location', 'o'], ['flags', 'x']] as const
+
+function encodeClient (name: keyof SessionChanges, value: NonNullable<SessionChanges[keyof SessionChanges]>): string {
+  return name === 'ip' || name === 'userAgent' ? value as string : JSON.stringify(value)
+}
+
+/**
+ * Activity as the touch and rotate scripts take it: the count of fields to
+ * delete, those fields, then field/value pairs, the times first. A change to
+ * `undefined` removes the field, as `withActivity()` does.
+ */
+function encodeActivity (activity: Activity): Arg[] {
+  const removed: string[] = []
+  const set: string[] = ['l', String(activity.lastSeenAt), 'i', String(activity.idleExpiresAt)]
+  const { changes } = activity
+  if (changes !== undefined) {
+    for (const [name, field] of CLIENT_FIELDS) {
+      if (!(name in changes)) continue
+      const value = changes[name]
+      if (value === undefined) removed.push(field)
+      else set.push(field, encodeClient(name, value))
+    }
+  }
+  return [removed.length, ...removed, ...set]
+}
+
+/** A device read back, as the one frozen object shared by every session of that device (like `parseDevice`). */
+function internDevice (json: string, devices: LRUCache<string, DeviceInfo>): DeviceInfo {
+  const known = devices.get(json)
+  if (known !== undefined) return known
+  const held = JSON.parse(json) as DeviceInfo
+  // Every field present, as DeviceInfo promises, even those JSON left out for being undefined.
+  const device: DeviceInfo = Object.freeze({
+    type: held.type,
+    name: held.name,
+    browser: Object.freeze({ name: held.browser?.name, version: held.browser?.version }),
+    os: Object.freeze({ name: held.os?.name, version: held.os?.version }),
+    model: held.model
+  })
+  devices.set(json, device)
+  return device
+}
+
+/** A glob pattern matching `text` literally (for SCAN MATCH). */
+function globEscape (text: string): string {
+  return text.replace(/[\\*?[\]]/g, '\\$&')
+}
+
+function decode (flat: string[], devices: LRUCache<string, DeviceInfo>): SessionRecord {
   const map = new Map<string, string>()
   for (let j = 0; j < flat.length; j += 2) map.set(flat[j] as string, flat[j + 1] as string)
   const field = (name: string): string => map.get(name) as string
   const claims = map.get('m')
   const hash = map.get('h')
   const nextHash = map.get('n')
+  const device = map.get('v')
+  const ip = map.get('p')
+  const userAgent = map.get('g')
+  const location = map.get('o')
+  const flags = map.get('x')
   return {
     id: field('d'),
     userId: field('u'),
@@ -623,6 +769,11 @@ function decode (flat: string[]): SessionRecord {
             rotatedAt: Number(field('t')),
             rotations: Number(field('k'))
           }
-        })
+        }),
+    ...(device === undefined ? {} : { device: internDevice(device, devices) }),
+    ...(ip === undefined ? {} : { ip }),
+    ...(userAgent === undefined ? {} : { userAgent }),
+    ...(location === undefined ? {} : { location: JSON.parse(location) as Location }),
+    ...(flags === undefined ? {} : { flags: JSON.parse(flags) as string[] })
   }
 }
