@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import type { Test } from 'tap'
+import { createDeviceParser } from '../../lib/device.js'
 import { decideRotation, rotatedState, type RefreshState, type SessionRecord } from '../../lib/session.js'
-import type { RemovalReason, SessionLimit, SessionStore } from '../../lib/stores/store.js'
+import type { RemovalReason, SessionChanges, SessionLimit, SessionStore } from '../../lib/stores/store.js'
 import { MINUTE, TestClock } from '../helper.js'
 
 /**
@@ -31,6 +32,16 @@ interface Harness {
   /** Creates sessions under a roomy limit, each one ms more recently active than the last. */
   add: (count: number, overrides?: Partial<SessionRecord>) => Promise<SessionRecord[]>
 }
+
+const devices = createDeviceParser()
+const FIREFOX = devices.parse({ 'user-agent': 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0' })
+const PIXEL = devices.parse({
+  'user-agent': 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36',
+  'sec-ch-ua': '"Chromium";v="126", "Google Chrome";v="126", "Not-A.Brand";v="99"',
+  'sec-ch-ua-mobile': '?1',
+  'sec-ch-ua-platform': '"Android"',
+  'sec-ch-ua-model': '"Pixel 8"'
+})
 
 function randomId (): string {
   return randomBytes(16).toString('base64url')
@@ -389,7 +400,7 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
 
   await t.test('stats count sessions, users and expirations', async (t) => {
     const { store, clock, make, add, removed } = await setup(t)
-    t.strictSame(await store.stats(clock.now), { sessions: 0, users: 0, evictions: 0, expirations: 0 })
+    t.match(await store.stats(clock.now), { sessions: 0, users: 0, evictions: 0, expirations: 0, sessionsPerUser: {} })
     const alice = await add(2)
     await add(1, { userId: 'bob', idleExpiresAt: clock.now + MINUTE })
     await add(1, { userId: 'carol' })
@@ -400,11 +411,168 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.match(await store.stats(clock.now), { sessions: 2, users: 2 })
     clock.advance(MINUTE)
     t.strictSame(await store.listUser('bob', clock.now), [])
-    t.strictSame(await store.stats(clock.now), { sessions: 1, users: 1, evictions: 0, expirations: 1 })
+    t.match(await store.stats(clock.now), { sessions: 1, users: 1, evictions: 0, expirations: 1 })
     t.equal(removed.length, 1)
     t.equal(removed[0]?.reason, 'expired')
     await add(3)
     await store.create(make(), { max: 1, onLimit: 'evict-oldest' }, clock.now)
     t.match(await store.stats(clock.now), { sessions: 1, users: 1, evictions: 0 }, 'a per-user limit eviction is not a capacity eviction')
+  })
+
+  await t.test('sessionsPerUser follows create, revoke, limit eviction and expiry', async (t) => {
+    const { store, clock, make, add } = await setup(t)
+    const perUser = async (): Promise<Record<number, number>> => ({ ...(await store.stats(clock.now)).sessionsPerUser })
+    t.strictSame(await perUser(), {}, 'empty')
+    const alice = await add(3)
+    await add(1, { userId: 'bob' })
+    await add(2, { userId: 'carol', idleExpiresAt: clock.now + MINUTE })
+    await add(1, { userId: 'carol' })
+    t.strictSame(await perUser(), { 1: 1, 3: 2 }, 'created: bob holds 1, alice and carol 3')
+    await store.revoke(alice[0]!.id, clock.now)
+    t.strictSame(await perUser(), { 1: 1, 2: 1, 3: 1 }, 'revoke moves alice from 3 to 2')
+    await store.create(make({ userId: 'bob' }), { max: 1, onLimit: 'evict-oldest' }, clock.now)
+    t.strictSame(await perUser(), { 1: 1, 2: 1, 3: 1 }, 'a limit eviction with its insert leaves bob at 1')
+    await store.create(make(), { max: 1, onLimit: 'evict-oldest' }, clock.now)
+    t.strictSame(await perUser(), { 1: 2, 3: 1 }, 'a limit eviction of two leaves alice at 1')
+    await store.create(make({ userId: 'dave' }), REJECT, clock.now)
+    t.strictSame(await perUser(), { 1: 3, 3: 1 }, 'a new user')
+    t.equal((await store.create(make({ userId: 'carol' }), REJECT, clock.now)).created, false)
+    t.strictSame(await perUser(), { 1: 3, 3: 1 }, 'a refused login changes nothing')
+    clock.advance(MINUTE)
+    t.equal((await store.listUser('carol', clock.now)).length, 1, 'two of carol\'s expired, pruned on the way')
+    t.strictSame(await perUser(), { 1: 4 }, 'the pruned ones are gone from the histogram')
+    await store.revokeUser('dave', undefined, clock.now)
+    t.strictSame(await perUser(), { 1: 3 }, 'a user with none left is not counted')
+    const stats = await store.stats(clock.now)
+    t.match(stats, { sessions: 3, users: 3 }, 'and the totals agree')
+  })
+
+  await t.test('increment counts in a sliding window that lives on after each event', async (t) => {
+    const { store, clock } = await setup(t)
+    // t.match: a store may carry more on a counter (the memory store keeps its expiry there)
+    const start = clock.now
+    t.equal(await store.counter('login:alice', clock.now), undefined, 'never counted')
+    t.match(await store.increment('login:alice', MINUTE, clock.now), { count: 1, firstAt: start, lastAt: start })
+    clock.advance(40_000)
+    t.match(await store.increment('login:alice', MINUTE, clock.now), { count: 2, firstAt: start, lastAt: clock.now })
+    clock.advance(40_000)
+    // 80 s after the first event, 40 s after the last: the window slid with the last one
+    const third = await store.increment('login:alice', MINUTE, clock.now)
+    t.match(third, { count: 3, firstAt: start, lastAt: clock.now }, 'the window runs from the last event')
+    t.match(await store.counter('login:alice', clock.now), third, 'counter() reads it without counting')
+    clock.advance(MINUTE - 1)
+    t.match(await store.counter('login:alice', clock.now), third, 'live one ms before the window ends')
+    clock.advance(1)
+    t.equal(await store.counter('login:alice', clock.now), undefined, 'expired a window after the last event')
+    t.match(await store.increment('login:alice', MINUTE, clock.now), { count: 1, firstAt: clock.now, lastAt: clock.now }, 'an expired counter starts over')
+    t.match(await store.increment('login:alice', 10, clock.now), { count: 2, firstAt: clock.now, lastAt: clock.now }, 'each increment sets its own window')
+    clock.advance(10)
+    t.equal(await store.counter('login:alice', clock.now), undefined, 'the shorter window of the last event applies')
+  })
+
+  await t.test('counters are independent of each other and of sessions, and reset', async (t) => {
+    const { store, clock, add } = await setup(t)
+    const [session] = await add(1)
+    await store.increment('a', MINUTE, clock.now)
+    await store.increment('a', MINUTE, clock.now)
+    await store.increment('b', MINUTE, clock.now)
+    await store.increment('{alice}:x y', MINUTE, clock.now)
+    await store.increment(session!.id, MINUTE, clock.now)
+    t.equal((await store.counter('a', clock.now))?.count, 2)
+    t.equal((await store.counter('b', clock.now))?.count, 1)
+    t.equal((await store.counter('{alice}:x y', clock.now))?.count, 1, 'any string is a key')
+    t.strictSame(await store.get(session!.id, clock.now), session, 'a counter named like a session leaves it alone')
+    await store.resetCounter('a')
+    t.equal(await store.counter('a', clock.now), undefined, 'reset removes it')
+    t.equal((await store.counter('b', clock.now))?.count, 1, 'and only it')
+    await store.resetCounter('never-counted')
+    t.equal((await store.increment('a', MINUTE, clock.now)).count, 1, 'counting starts over after a reset')
+    t.match(await store.stats(clock.now), { sessions: 1, users: 1 }, 'counters are not sessions')
+    const scanned = []
+    for await (const batch of store.scan(10, clock.now)) scanned.push(...batch)
+    t.strictSame(ids(scanned), [session!.id], 'nor does scan() return them')
+  })
+
+  await t.test('50 concurrent increments of one key count 50', async (t) => {
+    const { store, clock } = await setup(t)
+    const counted = await Promise.all(Array.from({ length: 50 }, async () => await store.increment('burst', MINUTE, clock.now)))
+    t.strictSame(counted.map((counter) => counter.count).sort((a, b) => a - b), Array.from({ length: 50 }, (_, j) => j + 1), 'each saw its own count')
+    t.equal((await store.counter('burst', clock.now))?.count, 50)
+  })
+
+  await t.test('scan returns every live session of every user once, in batches, skipping expired ones', async (t) => {
+    const { store, clock, add } = await setup(t)
+    const live: SessionRecord[] = []
+    for (let user = 0; user < 25; user++) live.push(...await add(1 + (user % 3), { userId: `user-${user}` }))
+    await add(4, { userId: 'short', idleExpiresAt: clock.now + MINUTE })
+    const revoked = await add(2, { userId: 'gone' })
+    await store.revokeUser('gone', undefined, clock.now)
+    clock.advance(MINUTE)
+    const batches: SessionRecord[][] = []
+    for await (const batch of store.scan(10, clock.now)) batches.push(batch)
+    const scanned = batches.flat()
+    t.equal(live.length, 49)
+    t.strictSame(ids(scanned).sort(), ids(live).sort(), 'every live session, once; no expired or revoked one')
+    t.notOk(ids(scanned).some((id) => ids(revoked).includes(id)))
+    t.ok(batches.length >= 3, `in batches (${batches.length})`)
+    t.ok(batches.every((batch) => batch.length > 0), 'no empty batch')
+    t.ok(batches.slice(0, -1).every((batch) => batch.length >= 10 && batch.length <= 60), 'about the batch size each')
+    const byId = new Map(live.map((session) => [session.id, session]))
+    for (const session of scanned) t.strictSame(session, byId.get(session.id), `${session.id} as stored`)
+    t.equal(new Set(scanned.map((session) => session.userId)).size, 25, 'covering every user')
+
+    const empty: SessionRecord[][] = []
+    clock.advance(13 * HOUR)
+    for await (const batch of store.scan(10, clock.now)) empty.push(batch)
+    t.strictSame(empty, [], 'nothing once every session has expired')
+  })
+
+  await t.test('client fields round-trip through create, touch and rotate, device shared and never mutated', async (t) => {
+    const { store, clock, make } = await setup(t)
+    const session = make({
+      device: FIREFOX,
+      ip: '203.0.113.7',
+      userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0',
+      location: { country: 'FR', city: 'Lyon', latitude: 45.75, longitude: 4.85 },
+      flags: ['new_device']
+    })
+    await store.create(session, EVICT, clock.now)
+    const read = await store.get(session.id, clock.now)
+    t.strictSame(read, session, 'created with every client field')
+    t.ok(Object.isFrozen(read?.device), 'the device read back is frozen')
+
+    clock.advance(MINUTE)
+    const changes: SessionChanges = { ip: '198.51.100.9', location: { country: 'DE' }, flags: ['new_device', 'new_country', 'ip_change'] }
+    const touched = await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes }, clock.now)
+    const expected = { ...session, ...changes, lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE }
+    t.strictSame(touched, expected, 'touch merges the changes')
+    t.strictSame(await store.get(session.id, clock.now), expected, 'and stores them')
+    t.strictSame(touched?.device, FIREFOX, 'fields not changed are kept')
+
+    clock.advance(MINUTE)
+    const moved: SessionChanges = { device: PIXEL, userAgent: 'pixel-agent', ip: '192.0.2.1', flags: [] }
+    const rotated = await store.rotate(session.id, {
+      presentedHash: `r0-${session.id}`, successorHash: 'r1', graceMs: 0, activity: { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes: moved }
+    }, clock.now)
+    t.equal(rotated.outcome, 'rotated')
+    const after = rotated.outcome === 'rotated' ? rotated.session : undefined
+    t.strictSame(after, {
+      ...expected, ...moved, lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, refresh: { hash: `r0-${session.id}`, nextHash: 'r1', rotatedAt: clock.now, rotations: 1 }
+    }, 'rotate merges them with the activity')
+    t.strictSame(await store.get(session.id, clock.now), after)
+    t.strictSame(after?.device, PIXEL)
+    t.strictSame(await store.listUser('alice', clock.now), [after], 'listUser sees them too')
+
+    const other = make({ device: PIXEL })
+    await store.create(other, EVICT, clock.now)
+    const [one, two] = await Promise.all([store.get(session.id, clock.now), store.get(other.id, clock.now)])
+    t.ok(one?.device !== undefined && Object.isFrozen(one.device) && Object.isFrozen(one.device.browser), 'frozen, browser and all')
+    t.strictSame(two?.device, PIXEL, 'two sessions on one device')
+    t.strictSame(FIREFOX, devices.parse({ 'user-agent': 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0' }), 'the shared device objects were not mutated')
+
+    clock.advance(MINUTE)
+    const cleared = await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes: { flags: ['ip_change'] } }, clock.now)
+    t.strictSame(cleared?.flags, ['ip_change'], 'flags are replaced, not appended')
+    t.equal(cleared?.ip, '192.0.2.1')
   })
 }
