@@ -470,12 +470,12 @@ export class RedisStore implements SessionStore {
   /** The live sessions under `keys` (as SCAN names them: with the client's own keyPrefix). */
   async #fetch (keys: string[], now: number): Promise<SessionRecord[]> {
     const held = await Promise.all(keys.map(async (key) => {
-      const name = key.startsWith(this.#keyPrefix) ? key.slice(this.#keyPrefix.length) : key
-      return await this.#run(this.#redis.hgetall(name))
+      // The pattern starts with the keyPrefix: the client adds it back.
+      return await this.#run(this.#redis.hgetall(key.slice(this.#keyPrefix.length)))
     }))
     const live: SessionRecord[] = []
     for (const fields of held) {
-      // Gone since the SCAN saw it.
+      // Gone since the SCAN saw it, or not a session of ours (a user id holding ':s:' cannot fake one: no 'd').
       if (fields.d === undefined) continue
       const session = this.#decode(Object.entries(fields).flat())
       if (isLive(session, now)) live.push(session)
@@ -725,8 +725,8 @@ function internDevice (json: string, devices: LRUCache<string, DeviceInfo>): Dev
   const device: DeviceInfo = Object.freeze({
     type: held.type,
     name: held.name,
-    browser: Object.freeze({ name: held.browser?.name, version: held.browser?.version }),
-    os: Object.freeze({ name: held.os?.name, version: held.os?.version }),
+    browser: Object.freeze({ name: held.browser.name, version: held.browser.version }),
+    os: Object.freeze({ name: held.os.name, version: held.os.version }),
     model: held.model
   })
   devices.set(json, device)

@@ -574,5 +574,9 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     const cleared = await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes: { flags: ['ip_change'] } }, clock.now)
     t.strictSame(cleared?.flags, ['ip_change'], 'flags are replaced, not appended')
     t.equal(cleared?.ip, '192.0.2.1')
+    const forgotten = await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes: { ip: undefined, location: undefined } }, clock.now)
+    t.equal(forgotten?.ip, undefined, 'a change to undefined removes the field')
+    t.equal((await store.get(session.id, clock.now))?.location, undefined, 'and it stays removed')
+    t.equal(forgotten?.userAgent, 'pixel-agent', 'the others stay')
   })
 }

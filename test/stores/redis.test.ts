@@ -111,11 +111,24 @@ redisTest(t, 'every key has a TTL: the time left until its session can no longer
   near(await ttl(`${prefix}{u:alice}:s:session-1`), 30 * MINUTE, 'never past the absolute deadline')
 
   const keys = await admin.keys(`${prefix}*`)
-  t.equal(keys.length, 5)
+  t.strictSame(keys.sort(), [
+    'id:{session-1}', '{stats}:hist', '{stats}:sessions', '{stats}:sized', '{stats}:sizes', '{stats}:users',
+    '{u:alice}:i', '{u:alice}:s:session-1', '{u:alice}:v'
+  ].map((key) => prefix + key).sort())
   for (const key of keys) t.ok(await ttl(key) > 0, `${key} expires`)
+  near(await ttl(`${prefix}{stats}:hist`), 30 * MINUTE, 'the histogram: until its latest user\'s deadline')
+  near(await ttl(`${prefix}{u:alice}:v`), 30 * MINUTE + 24 * 60 * MINUTE, 'the size version: a day past the index')
   await store.revoke(session.id, clock.now)
-  t.strictSame(await admin.keys(`${prefix}*`), [`${prefix}{stats}:removed`], 'a revoke leaves only its tombstone for the stats')
+  t.strictSame((await admin.keys(`${prefix}*`)).sort(), ['{stats}:removed', '{stats}:sized', '{stats}:sizes', '{u:alice}:v'].map((key) => prefix + key).sort(),
+    'a revoke leaves the tombstone and the marker for the stats, and the size version')
   near(await ttl(`${prefix}{stats}:removed`), 30 * MINUTE, 'kept until the revoked session would have ended')
+  near(await ttl(`${prefix}{stats}:sizes`), MINUTE, 'the marker of a user with none left: a minute')
+
+  await store.increment('attempts', 2 * MINUTE, clock.now)
+  near(await ttl(`${prefix}c:attempts`), 2 * MINUTE, 'a counter: its window')
+  clock.advance(MINUTE)
+  await store.increment('attempts', 5 * MINUTE, clock.now)
+  near(await ttl(`${prefix}c:attempts`), 5 * MINUTE, 'from its last event')
 })
 
 redisTest(t, 'a message the store cannot read on its channel drops the whole cache', async (t) => {
@@ -170,4 +183,38 @@ t.test('the app\'s client with an unbounded offline queue still cannot hang a ca
   t.ok(performance.now() - started < 400)
   await store.close()
   t.not(client.status, 'end', 'still the app\'s to close')
+})
+
+redisTest(t, 'a user\'s size reaches the histogram in version order, whatever order the follow-ups arrive in', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  const clock = new TestClock()
+  await store.open({ now: clock.read, onRemoved: () => {} })
+  await store.create(record({ id: 'one' }), LIMIT, clock.now)
+  await store.create(record({ id: 'two' }), LIMIT, clock.now)
+  t.strictSame((await store.stats(clock.now)).sessionsPerUser, { 2: 1 })
+  const keys = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist'].map((name) => `${prefix}{stats}:${name}`)
+  const account = (store.client as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>).sessionGuardAccount!
+  // The follow-up of the first create (size 1, version 1) arriving after the second's.
+  await account.call(store.client, ...keys, clock.now, 'alice', clock.now + MINUTE, 1, 1)
+  t.strictSame((await store.stats(clock.now)).sessionsPerUser, { 2: 1 }, 'an older version is ignored')
+  await account.call(store.client, ...keys, clock.now, 'alice', clock.now + MINUTE, 3, 9)
+  t.strictSame((await store.stats(clock.now)).sessionsPerUser, { 3: 1 }, 'a newer one applies')
+  t.equal(await admin.get(`${prefix}{u:alice}:v`), '2', 'the version the scripts keep')
+})
+
+redisTest(t, 'scan skips keys that look like sessions but are not', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  const session = record({ id: 'real' })
+  await store.create(session, LIMIT, EPOCH)
+  // A user id holding ':s:' makes an index key the pattern matches: a sorted set, filtered by type.
+  await store.create(record({ id: 'odd', userId: 'x}:s:y' }), LIMIT, EPOCH)
+  await admin.hset(`${prefix}{u:z}:s:stray`, 'other', 'field')
+  const scanned = []
+  for await (const batch of store.scan(1, EPOCH)) scanned.push(...batch)
+  t.strictSame(scanned.map((s) => s.id).sort(), ['odd', 'real'])
 })
