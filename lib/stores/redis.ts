@@ -422,8 +422,8 @@ export class RedisStore implements SessionStore {
    * index after the last write to it (create, revoke, limit eviction, a read
    * that removed an expired session), and dropped when their latest deadline
    * passes; a session that expires unseen while others of its user live on
-   * still counts until that user's next write (as in the memory store, until
-   * its purge). `evictions`: always 0, the Redis store has no capacity of
+   * still counts until a create, list or revoke-all of that user prunes it (as
+   * in the memory store, until its purge). `evictions`: always 0, the Redis store has no capacity of
    * its own (configure Redis with `maxmemory-policy noeviction`).
    * `expirations`: sessions this instance found past a deadline and removed,
    * since it opened (Redis drops the rest by TTL, silently).
