@@ -93,7 +93,8 @@ export class Lifecycle {
     const id = randomToken(SESSION_ID_BYTES)
     const refresh = this.#runtime.refreshTokens.issue(id)
     const client = await this.#runtime.client.describe(reply.request)
-    const verdict = await this.#runtime.anomalies.atLogin(reply.request, userId, client)
+    // The anomaly rules count in the store: a store that fails there fails the login closed, as create would.
+    const verdict = await storeCall(reply.log, () => this.#runtime.anomalies.atLogin(reply.request, userId, client))
     if (verdict.revoke) throw new AnomalyError()
     const session: SessionRecord = {
       ...client,

@@ -172,3 +172,12 @@ t.test('a store failure while revoking for an anomaly answers 503', async (t) =>
   t.equal(response.statusCode, 503)
   t.equal(response.json().code, 'FST_SESSION_GUARD_STORE_UNAVAILABLE')
 })
+
+t.test('a store failure while counting a login for the anomaly rules answers 503', async (t) => {
+  const store = memoryStore()
+  const { h } = await harness(t, { store, anomalies: { newDevice: 'flag' } })
+  store.increment = async () => { throw new Error('down') }
+  const response = await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice' } })
+  t.equal(response.statusCode, 503)
+  t.equal(response.json().code, 'FST_SESSION_GUARD_STORE_UNAVAILABLE')
+})

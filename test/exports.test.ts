@@ -9,6 +9,8 @@ t.test('the public API: the plugin as default and named export, stores, errors a
   t.equal((api.default as unknown as Record<symbol, unknown>)[Symbol.for('plugin-meta')] !== undefined, true, 'wrapped with fastify-plugin')
   t.equal(typeof api.memoryStore, 'function')
   t.ok(api.memoryStore() instanceof api.MemoryStore)
+  t.equal(typeof api.redisStore, 'function')
+  t.ok(api.redisStore({ connection: 'redis://127.0.0.1:6379' }) instanceof api.RedisStore, 'made without connecting: open() connects')
   t.equal(typeof api.toView, 'function')
   t.match(api.parseDevice({ 'user-agent': 'curl/8.5.0' }), { type: 'bot', name: 'curl' })
   t.match(api.createDeviceParser({ cacheSize: 2 }).parse({ 'user-agent': 'curl/8.5.0' }), { name: 'curl' })

@@ -1,0 +1,68 @@
+/**
+ * Two instances of one app sharing sessions through Redis, as behind a load
+ * balancer: log in on one, use the session on the other, log out on either.
+ *
+ *   REDIS_URL=redis://127.0.0.1:6379 node --import tsx examples/redis.ts
+ *
+ *   curl -si -X POST localhost:3001/login -H 'content-type: application/json' -d '{"userId":"alice"}'
+ *   # then, with the accessToken and the sg-fp cookie from that answer:
+ *   curl -s localhost:3002/me -H "authorization: Bearer $TOKEN" -b "sg-fp=$FP"
+ *   curl -s -X POST localhost:3002/logout -H "authorization: Bearer $TOKEN" -b "sg-fp=$FP"
+ *   curl -s localhost:3001/me -H "authorization: Bearer $TOKEN" -b "sg-fp=$FP"   # 401 at once
+ */
+import Fastify, { type FastifyInstance } from 'fastify'
+import sessionGuard, { redisStore } from '../lib/index.js'
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+// A demo secret: use a real one (at least 32 random bytes) from your secrets store.
+const SECRET = process.env.SESSION_SECRET ?? 'example-only-secret-change-me-0123456789abcdef'
+
+async function instance (port: number): Promise<FastifyInstance> {
+  const app = Fastify({ logger: { level: 'info', base: { instance: port } } })
+  await app.register(sessionGuard, {
+    secret: SECRET,
+    // Each instance owns its connection and closes it with the app. The local
+    // cache spares most guarded requests a round trip; revocations still reach
+    // every instance at once through the store's channel.
+    store: redisStore({ connection: REDIS_URL, prefix: 'example:', localCache: true }),
+    maxSessionsPerUser: 5,
+    // Plain http on localhost only: production keeps secure cookies.
+    secureCookies: false,
+    development: true
+  })
+
+  // Stands in for the app's real login (password, passkey…): any user id is accepted here.
+  app.post<{ Body: { userId: string, remember?: boolean } }>('/login', async (request, reply) => {
+    const { accessToken, refreshToken, session } = await reply.issueSession(request.body)
+    return { accessToken, refreshToken, sessionId: session.id, servedBy: port }
+  })
+  app.get('/me', { preHandler: app.requireSession }, async (request) => ({
+    user: request.user, session: request.authSession, servedBy: port
+  }))
+  app.get('/sessions', { preHandler: app.requireSession }, async (request) => await app.sessions.list(request.authSession!.userId))
+  app.post('/logout', { preHandler: app.requireSession }, async (request, reply) => {
+    await request.endSession(reply)
+    return reply.code(204).send()
+  })
+  app.post('/refresh', async (request, reply) => {
+    const { accessToken, refreshToken } = await reply.refreshSession()
+    return { accessToken, refreshToken }
+  })
+
+  await app.listen({ host: '127.0.0.1', port })
+  return app
+}
+
+async function main (): Promise<void> {
+  const apps = [await instance(3001), await instance(3002)]
+  const stop = async (): Promise<void> => {
+    await Promise.all(apps.map(async (app) => await app.close()))
+  }
+  process.once('SIGINT', () => { void stop() })
+  process.once('SIGTERM', () => { void stop() })
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exitCode = 1
+})

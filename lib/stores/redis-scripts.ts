@@ -1,0 +1,407 @@
+/**
+ * The Lua scripts of the Redis store, loaded once per client with
+ * `defineCommand` (EVALSHA, falling back to EVAL after a server restart).
+ *
+ * Every script touches the keys of one user only, which share the hash tag
+ * `{u:<userId>}`: one Cluster slot, so each script is one atomic step.
+ *
+ * A session is a hash with short fields:
+ *   u userId, f fingerprintHash, c createdAt, l lastSeenAt, i idleExpiresAt,
+ *   a absoluteExpiresAt, r remembered ('1' | '0'), m claims (JSON, never parsed here),
+ *   h refresh hash, n refresh nextHash, t refresh rotatedAt, k refresh rotations,
+ *   v device (JSON), p ip, g userAgent, o location (JSON), x flags (JSON).
+ * Lua never decodes or re-encodes the JSON fields, so they survive byte for byte.
+ *
+ * `now` always comes from the caller (the plugin's injected clock); the scripts
+ * never call `TIME`. TTLs are set as durations (`PEXPIRE deadline - now`).
+ *
+ * Every session script replies `{ status, user, main, others, expired }`:
+ * `main` one record (flat field/value list, empty when none), `others` a list
+ * of records (evicted, active, revoked or listed, by script), `expired` the
+ * records found past a deadline and removed on the way, `user` what the stats
+ * need to know of the user's index: `{ deadline, size, version, changed }`,
+ * its latest deadline ('0' when empty), how many sessions it holds, the
+ * version of that size (`{u:<userId>}:v`, bumped whenever the size changes,
+ * so follow-ups that cross on their way to the stats apply in order) and
+ * whether this script changed the size ('1' | '0').
+ */
+
+const PRELUDE = `
+local function int(n) return string.format('%d', n) end
+
+-- Every session script has the user's index as KEYS[1]: its size before the script.
+local sizeBefore = redis.call('ZCARD', KEYS[1])
+
+local function load(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil, nil end
+  local map = {}
+  for j = 1, #flat, 2 do map[flat[j]] = flat[j + 1] end
+  return flat, map
+end
+
+local function isLive(map, now)
+  return now < tonumber(map.i) and now < tonumber(map.a)
+end
+
+local function deadline(map)
+  return math.min(tonumber(map.i), tonumber(map.a))
+end
+
+-- How long the size version outlives the index: longer than any follow-up takes.
+local VERSION_KEEP_MS = 86400000
+
+-- Re-arms the index TTL to its latest member and bumps the size version when
+-- the size changed; returns { deadline ('0' when empty), size, version, changed }.
+local function settle(index, now)
+  local size = redis.call('ZCARD', index)
+  local vkey = string.sub(index, 1, -2) .. 'v'
+  local changed, version = '0', nil
+  if size ~= sizeBefore then
+    changed = '1'
+    version = redis.call('INCR', vkey)
+  else
+    version = tonumber(redis.call('GET', vkey) or '0')
+  end
+  local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  local ends, keep = '0', VERSION_KEEP_MS
+  if #top > 0 then
+    local left = math.max(1, tonumber(top[2]) - now)
+    redis.call('PEXPIRE', index, int(left))
+    ends, keep = top[2], keep + left
+  end
+  if version > 0 then redis.call('PEXPIRE', vkey, int(keep)) end
+  return { ends, int(size), int(version), changed }
+end
+
+-- Applies activity changes from ARGV[from..]: the count of fields to delete,
+-- those fields, then field/value pairs to set (lastSeenAt and idleExpiresAt among them).
+local function change(key, from)
+  local dels = tonumber(ARGV[from])
+  if dels > 0 then redis.call('HDEL', key, unpack(ARGV, from + 1, from + dels)) end
+  redis.call('HSET', key, unpack(ARGV, from + dels + 1, #ARGV))
+end
+
+local function announce(channel, ids)
+  if #ids > 0 then redis.call('PUBLISH', channel, cjson.encode(ids)) end
+end
+
+-- One session: its flat record and map when live; when past a deadline it is
+-- removed and returned third; a member whose hash is gone leaves the index.
+local function one(index, key, id, now)
+  local flat, map = load(key)
+  if flat == nil then
+    redis.call('ZREM', index, id)
+    return nil, nil, nil
+  end
+  if isLive(map, now) then return flat, map, nil end
+  redis.call('DEL', key)
+  redis.call('ZREM', index, id)
+  return nil, nil, flat
+end
+
+-- Every session of the user: live ones (with maps) and the expired ones removed on the way.
+local function all(index, base, now)
+  local live, expired = {}, {}
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    local key = base .. id
+    local flat, map, gone = one(index, key, id, now)
+    if flat ~= nil then
+      live[#live + 1] = { id = id, key = key, flat = flat, map = map }
+    elseif gone ~= nil then
+      expired[#expired + 1] = gone
+    end
+  end
+  return live, expired
+end
+
+local function flats(list)
+  local out = {}
+  for j, entry in ipairs(list) do out[j] = entry.flat end
+  return out
+end
+
+-- Writes a new session from ARGV[from..]: id, then field/value pairs.
+local function insert(index, key, from, now)
+  local fields = {}
+  for j = from + 1, #ARGV do fields[#fields + 1] = ARGV[j] end
+  redis.call('HSET', key, unpack(fields))
+  local _, map = load(key)
+  local ends = deadline(map)
+  redis.call('PEXPIRE', key, int(math.max(1, ends - now)))
+  redis.call('ZADD', index, int(ends), ARGV[from])
+end
+`
+
+/**
+ * KEYS: index, new session. ARGV: now, max, onLimit ('evict-oldest' | 'reject'),
+ * session key base, channel, id, field/value pairs.
+ * Prunes, counts, evicts the least recently active or refuses, inserts: one step.
+ */
+export const CREATE = PRELUDE + `
+local now, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+local live, expired = all(KEYS[1], ARGV[4], now)
+local evicted, ids = {}, {}
+if #live >= max then
+  -- evict by lastSeenAt, not createdAt: the user may still be on the older device
+  table.sort(live, function (x, y)
+    local lx, ly = tonumber(x.map.l), tonumber(y.map.l)
+    if lx ~= ly then return lx > ly end
+    return x.id > y.id
+  end)
+  if ARGV[3] == 'reject' then
+    return { 'full', settle(KEYS[1], now), {}, flats(live), expired }
+  end
+  for j = max, #live do
+    redis.call('DEL', live[j].key)
+    redis.call('ZREM', KEYS[1], live[j].id)
+    evicted[#evicted + 1] = live[j].flat
+    ids[#ids + 1] = live[j].id
+  end
+end
+insert(KEYS[1], KEYS[2], 6, now)
+announce(ARGV[5], ids)
+return { 'created', settle(KEYS[1], now), {}, evicted, expired }
+`
+
+/** KEYS: index, session. ARGV: now, id. Read-only unless the session is found expired. */
+export const GET = PRELUDE + `
+local now = tonumber(ARGV[1])
+local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+local ends = settle(KEYS[1], now)
+if flat == nil then return { 'none', ends, {}, {}, { gone } } end
+return { 'live', ends, flat, {}, {} }
+`
+
+/**
+ * KEYS: index, session. ARGV: now, id, channel, then the changes (see
+ * `change`): lastSeenAt, idleExpiresAt and the changed client fields.
+ * Updates only a session that still exists and is live: never resurrects.
+ */
+export const TOUCH = PRELUDE + `
+local now = tonumber(ARGV[1])
+local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
+change(KEYS[2], 4)
+local updated, map = load(KEYS[2])
+local ends = deadline(map)
+redis.call('PEXPIRE', KEYS[2], int(math.max(1, ends - now)))
+redis.call('ZADD', KEYS[1], 'XX', int(ends), ARGV[2])
+announce(ARGV[3], { ARGV[2] })
+return { 'live', settle(KEYS[1], now), updated, {}, {} }
+`
+
+/**
+ * KEYS: index, session. ARGV: now, id, channel, presentedHash, successorHash,
+ * graceMs, then the changes (see `change`) with the activity.
+ * Compare-and-swap mirroring decideRotation() and rotatedState() in lib/session.ts.
+ */
+export const ROTATE = PRELUDE + `
+local now = tonumber(ARGV[1])
+local flat, map, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if flat == nil or map.h == nil then return { 'missing', settle(KEYS[1], now), {}, {}, { gone } } end
+local presented = ARGV[4]
+local decision
+if presented == map.n then
+  decision = 'rotate'
+elseif presented == map.h then
+  if map.n == nil then
+    decision = 'rotate'
+  elseif now - tonumber(map.t) < tonumber(ARGV[6]) then
+    -- a parallel tab inside the grace window
+    decision = 'conflict'
+  else
+    -- the successor's response was lost on its way
+    decision = 'rotate'
+  end
+else
+  decision = 'reuse'
+end
+if decision == 'conflict' then return { 'conflict', settle(KEYS[1], now), {}, {}, {} } end
+if decision == 'reuse' then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  announce(ARGV[3], { ARGV[2] })
+  return { 'reuse', settle(KEYS[1], now), flat, {}, {} }
+end
+change(KEYS[2], 7)
+redis.call('HSET', KEYS[2], 'h', presented, 'n', ARGV[5], 't', ARGV[1], 'k', int(tonumber(map.k) + 1))
+local updated, next = load(KEYS[2])
+local ends = deadline(next)
+redis.call('PEXPIRE', KEYS[2], int(math.max(1, ends - now)))
+redis.call('ZADD', KEYS[1], 'XX', int(ends), ARGV[2])
+announce(ARGV[3], { ARGV[2] })
+return { 'rotated', settle(KEYS[1], now), updated, {}, {} }
+`
+
+/**
+ * KEYS: index, old session, new session. ARGV: now, oldId, channel, newId,
+ * field/value pairs. Removes the old session and inserts the new one, or changes nothing.
+ */
+export const REPLACE = PRELUDE + `
+local now = tonumber(ARGV[1])
+local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[2])
+insert(KEYS[1], KEYS[3], 4, now)
+announce(ARGV[3], { ARGV[2] })
+return { 'replaced', settle(KEYS[1], now), flat, {}, {} }
+`
+
+/** KEYS: index, session. ARGV: now, id, channel. */
+export const REVOKE = PRELUDE + `
+local now = tonumber(ARGV[1])
+local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[2])
+announce(ARGV[3], { ARGV[2] })
+return { 'revoked', settle(KEYS[1], now), flat, {}, {} }
+`
+
+/** KEYS: index. ARGV: now, session key base, channel, exceptId ('' for none). */
+export const REVOKE_USER = PRELUDE + `
+local now = tonumber(ARGV[1])
+local live, expired = all(KEYS[1], ARGV[2], now)
+local revoked, ids = {}, {}
+for _, entry in ipairs(live) do
+  if entry.id ~= ARGV[4] then
+    redis.call('DEL', entry.key)
+    redis.call('ZREM', KEYS[1], entry.id)
+    revoked[#revoked + 1] = entry.flat
+    ids[#ids + 1] = entry.id
+  end
+end
+announce(ARGV[3], ids)
+return { 'revoked', settle(KEYS[1], now), {}, revoked, expired }
+`
+
+/** KEYS: index. ARGV: now, session key base. The user's live sessions; expired ones are removed. */
+export const LIST_USER = PRELUDE + `
+local now = tonumber(ARGV[1])
+local live, expired = all(KEYS[1], ARGV[2], now)
+return { 'listed', settle(KEYS[1], now), {}, flats(live), expired }
+`
+
+/**
+ * Shared by ACCOUNT and STATS. KEYS[4] sizes: a hash userId -> 'size:version',
+ * the size last reported for a user; KEYS[5] sized: the same users scored by
+ * when their entry ends (their latest deadline, or a short while after they
+ * reached 0, so a late follow-up of an older version is still recognised);
+ * KEYS[6] hist: a hash size -> users, the `sessionsPerUser` histogram.
+ */
+const HISTOGRAM = `
+local function entry(user)
+  local held = redis.call('HGET', KEYS[4], user)
+  if not held then return 0, -1 end
+  local size, version = string.match(held, '^(%d+):(%d+)$')
+  return tonumber(size), tonumber(version)
+end
+
+local function count(size, by)
+  if size <= 0 then return end
+  if redis.call('HINCRBY', KEYS[6], size, by) <= 0 then redis.call('HDEL', KEYS[6], size) end
+end
+
+-- Drops the entries that have ended: users whose every session passed its
+-- deadline unseen, and the markers of users who reached 0. A bounded batch per call.
+local function prune(now)
+  for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)) do
+    local size = entry(user)
+    count(size, -1)
+    redis.call('HDEL', KEYS[4], user)
+    redis.call('ZREM', KEYS[5], user)
+  end
+end
+`
+
+/**
+ * The counters behind `stats()`: sorted sets scored by deadline (sessions by
+ * id, users by their latest session's deadline), pruned as time passes, so a
+ * count is a `ZCARD`, never a scan; and the sessions-per-user histogram, moved
+ * by each user's size changes (see HISTOGRAM). Runs after a session script, from
+ * the process that ran it; two processes' follow-ups may cross on the way, so a
+ * removed session is remembered (until its deadline) and a late add of it
+ * ignored, and a user's size is applied only if its version is not older than
+ * the one applied.
+ * KEYS: sessions, users, removed, sizes, sized, hist. ARGV: now, userId,
+ * userDeadline, size, version, then ops: 'add' id deadline | 'del' id deadline.
+ */
+export const ACCOUNT = HISTOGRAM + `
+local now, user = tonumber(ARGV[1]), ARGV[2]
+local ends, size, version = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Removed users are remembered this long after they reach 0.
+local MARKER_MS = 60000
+for j = 6, #ARGV, 3 do
+  local id, deadline = ARGV[j + 1], ARGV[j + 2]
+  if ARGV[j] == 'del' then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[3], deadline, id)
+  elseif redis.call('ZSCORE', KEYS[3], id) == false then
+    -- GT: an older deadline arriving late never shortens a newer one
+    redis.call('ZADD', KEYS[1], 'GT', deadline, id)
+  end
+end
+prune(now)
+local held, heldVersion = entry(user)
+if version >= heldVersion then
+  -- Every deadline passed: nothing of the user is live, whatever the index holds.
+  if ends <= now then size = 0 end
+  if size > 0 then
+    redis.call('ZADD', KEYS[2], ends, user)
+    redis.call('ZADD', KEYS[5], ends, user)
+  else
+    redis.call('ZREM', KEYS[2], user)
+    redis.call('ZADD', KEYS[5], now + MARKER_MS, user)
+  end
+  if size ~= held then
+    count(held, -1)
+    count(size, 1)
+  end
+  redis.call('HSET', KEYS[4], user, string.format('%d:%d', size, version))
+end
+-- Each key lives as long as its latest deadline, like every other key.
+for _, key in ipairs({ KEYS[1], KEYS[2], KEYS[3], KEYS[5] }) do
+  if key ~= KEYS[5] then redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1]) end
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #top > 0 then
+    local left = string.format('%d', math.max(1, tonumber(top[2]) - now))
+    redis.call('PEXPIRE', key, left)
+    if key == KEYS[5] then
+      redis.call('PEXPIRE', KEYS[4], left)
+      redis.call('PEXPIRE', KEYS[6], left)
+    end
+  end
+end
+return 1
+`
+
+/**
+ * KEYS: sessions, users, (unused), sizes, sized, hist. ARGV: now. Prunes what
+ * has ended and counts the rest: { sessions, users, histogram as a flat list }.
+ */
+export const STATS = HISTOGRAM + `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+prune(tonumber(ARGV[1]))
+return { redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('HGETALL', KEYS[6]) }
+`
+
+/**
+ * A counter: a hash { n count, f firstAt, l lastAt, e expiresAt }. Decided by
+ * the caller's `now` against `e`; the key's TTL (the window) only cleans up.
+ * KEYS: counter. ARGV: now, expiresAt (now + windowMs), ttlMs.
+ */
+export const INCREMENT = `
+local now = tonumber(ARGV[1])
+local held = redis.call('HMGET', KEYS[1], 'n', 'f', 'e')
+local count, first = 1, ARGV[1]
+if held[1] and held[3] and now < tonumber(held[3]) then
+  count = tonumber(held[1]) + 1
+  first = held[2]
+end
+redis.call('HSET', KEYS[1], 'n', string.format('%d', count), 'f', first, 'l', ARGV[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return { string.format('%d', count), first, ARGV[1] }
+`

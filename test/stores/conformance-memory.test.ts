@@ -1,0 +1,7 @@
+import t from 'tap'
+import { memoryStore } from '../../lib/stores/memory.js'
+import { conformance } from './conformance.js'
+
+t.test('the memory store keeps the store contract', async (t) => {
+  await conformance(t, () => memoryStore())
+})

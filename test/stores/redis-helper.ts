@@ -1,0 +1,150 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { Redis, type Cluster } from 'ioredis'
+import type { Test } from 'tap'
+import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis.js'
+import type { StoreFactory } from './conformance.js'
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const REQUIRED = process.env.REQUIRE_REDIS === '1'
+
+/** Options every client a test opens carries, so a missing server fails fast instead of hanging the run. */
+export const TEST_CLIENT_OPTIONS = {
+  retryStrategy: (times: number) => times > 20 ? null : 100,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 2000,
+  connectTimeout: 2000
+}
+
+export function testClient (url = REDIS_URL): Redis {
+  const client = new Redis(url, TEST_CLIENT_OPTIONS)
+  client.on('error', () => {})
+  return client
+}
+
+/** A key prefix no other test shares. */
+export function uniquePrefix (): string {
+  return `sgtest:${randomBytes(6).toString('hex')}:`
+}
+
+async function probe (url: string): Promise<boolean> {
+  const client = new Redis(url, { retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 1000, maxRetriesPerRequest: 0, lazyConnect: true })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return await client.ping() === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** Skips loudly without Redis, or fails when `REQUIRE_REDIS=1`. */
+function unavailable (t: Test, what: string): void {
+  const message = `${what} is not available: Redis tests NOT RUN (set REQUIRE_REDIS=1 to make this a failure)`
+  if (REQUIRED) {
+    t.fail(`${what} is not available and REQUIRE_REDIS=1`)
+    return
+  }
+  console.error(`\n${'!'.repeat(80)}\n!! ${message}\n${'!'.repeat(80)}\n`)
+  t.pass(message, { skip: message })
+}
+
+/** A test that needs the Redis at `REDIS_URL`. */
+export function redisTest (t: Test, name: string, fn: (t: Test) => Promise<void>): void {
+  t.test(name, async (t) => {
+    if (!await probe(REDIS_URL)) return unavailable(t, `Redis at ${REDIS_URL}`)
+    await fn(t)
+  })
+}
+
+/** A test that starts its own `redis-server` processes. */
+export function serverTest (t: Test, name: string, fn: (t: Test) => Promise<void>): void {
+  t.test(name, async (t) => {
+    const found = await new Promise<boolean>((resolve) => {
+      const child = spawn('redis-server', ['--version'], { stdio: 'ignore' })
+      child.on('error', () => resolve(false))
+      child.on('exit', (code) => resolve(code === 0))
+    })
+    if (!found) return unavailable(t, 'redis-server')
+    await fn(t)
+  })
+}
+
+/** Deletes every key holding `prefix` (on each master of a Cluster). */
+export async function deleteKeys (client: Redis | Cluster, prefix: string): Promise<void> {
+  const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
+  for (const node of nodes) {
+    let cursor = '0'
+    do {
+      // `*` first: a client's own keyPrefix may come before ours.
+      const [next, keys] = await node.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      for (const key of keys) await node.del(key)
+    } while (cursor !== '0')
+  }
+}
+
+/** A conformance factory: a store on its own prefix, its keys deleted after the test. */
+export function redisFactory (options: Omit<RedisStoreOptions, 'prefix'>, admin: () => Redis | Cluster): StoreFactory {
+  return (t) => {
+    const prefix = uniquePrefix()
+    const store = redisStore({ ...options, prefix })
+    t.teardown(async () => await deleteKeys(admin(), prefix))
+    return store
+  }
+}
+
+export function storeFor (t: Test, options: RedisStoreOptions): RedisStore {
+  const store = redisStore({ prefix: uniquePrefix(), ...options })
+  t.teardown(() => store.close())
+  return store
+}
+
+/** A TCP port nothing listens on, with its Cluster bus port (+10000) free too. */
+export async function freePort (): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 20000)
+    if (await isFree(port) && await isFree(port + 10000)) return port
+  }
+}
+
+async function isFree (port: number): Promise<boolean> {
+  const server = createServer()
+  try {
+    server.listen(port, '127.0.0.1')
+    await once(server, 'listening')
+    return true
+  } catch {
+    return false
+  } finally {
+    server.close()
+  }
+}
+
+/** Starts `redis-server` on 127.0.0.1:`port`; killed by its pid when the test ends. */
+export async function startServer (t: Test, port: number, args: string[] = [], dir?: string): Promise<ChildProcess> {
+  const child = spawn('redis-server', [
+    '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', ...args
+  ], { stdio: 'ignore', ...(dir === undefined ? {} : { cwd: dir }) })
+  t.teardown(() => { stop(child, 'SIGKILL') })
+  await waitFor(async () => await probe(`redis://127.0.0.1:${port}`), 5000, `redis-server on port ${port}`)
+  return child
+}
+
+export function stop (child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, signal)
+}
+
+/** Polls `check` until it holds; real time, bounded. */
+export async function waitFor (check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<number> {
+  const started = performance.now()
+  for (;;) {
+    if (await check()) return performance.now() - started
+    if (performance.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}

@@ -1,0 +1,220 @@
+import { Redis } from 'ioredis'
+import t from 'tap'
+import type { SessionRecord } from '../../lib/session.js'
+import { redisStore, RedisStore } from '../../lib/stores/redis.js'
+import { EPOCH, MINUTE, TestClock } from '../helper.js'
+import { deleteKeys, freePort, REDIS_URL, redisTest, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
+
+const admin = testClient()
+t.teardown(() => admin.disconnect())
+const LIMIT = { max: 3, onLimit: 'evict-oldest' } as const
+
+function record (overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id: 'session-1',
+    userId: 'alice',
+    fingerprintHash: 'fp',
+    createdAt: EPOCH,
+    lastSeenAt: EPOCH,
+    idleExpiresAt: EPOCH + 30 * MINUTE,
+    absoluteExpiresAt: EPOCH + 120 * MINUTE,
+    remembered: false,
+    ...overrides
+  }
+}
+
+t.test('options are checked when the store is made', async (t) => {
+  const client = new Redis({ lazyConnect: true })
+  const bad: Array<[Parameters<typeof redisStore>[0], RegExp]> = [
+    [{}, /exactly one of "client", "connection" or "cluster"/],
+    [{ client, connection: REDIS_URL }, /exactly one of/],
+    [{ client, prefix: 'a{b' }, /"prefix" must be a string without/],
+    [{ client, prefix: 3 as unknown as string }, /"prefix"/],
+    [{ client, commandTimeoutMs: 0 }, /"commandTimeoutMs" must be a positive number/],
+    [{ client, commandTimeoutMs: Number.NaN }, /"commandTimeoutMs"/],
+    [{ client, localCache: { max: 0 } }, /"localCache.max" must be a positive integer/],
+    [{ client, localCache: { max: 1.5 } }, /"localCache.max"/],
+    [{ client, localCache: { ttlMs: -1 } }, /"localCache.ttlMs" must be a positive number/],
+    [{ client, localCache: { ttlMs: Number.POSITIVE_INFINITY } }, /"localCache.ttlMs"/]
+  ]
+  for (const [options, message] of bad) t.throws(() => redisStore(options), { name: 'TypeError', message })
+  t.ok(redisStore({ client, localCache: { max: 10, ttlMs: 100 } }) instanceof RedisStore)
+})
+
+t.test('a store that was never opened says so', async (t) => {
+  const store = redisStore({ connection: REDIS_URL })
+  t.equal(store.client, undefined)
+  await t.rejects(store.get('x', EPOCH), /open\(\) was not called/)
+  await store.close()
+})
+
+redisTest(t, 'session ids must be base64url: they become parts of keys', async (t) => {
+  const store = storeFor(t, { connection: REDIS_URL })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  for (const id of ['', 'a}b', 'a{b', 'has space', 'x'.repeat(129)]) {
+    await t.rejects(store.create(record({ id }), LIMIT, EPOCH), { name: 'TypeError' }, `create ${JSON.stringify(id)}`)
+    await t.rejects(store.replace('session-1', record({ id }), EPOCH), { name: 'TypeError' }, `replace ${JSON.stringify(id)}`)
+  }
+})
+
+redisTest(t, 'a client made from options is the store\'s: opened once, closed with it', async (t) => {
+  const store = redisStore({ connection: { host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) }, prefix: uniquePrefix() })
+  const context = { now: () => EPOCH, onRemoved: () => {} }
+  await store.open(context)
+  const client = store.client as Redis
+  t.equal(client.status, 'ready', 'open() waited for the connection')
+  await store.open(context)
+  t.equal(store.client, client, 'a second open() keeps it')
+  await store.close()
+  await waitFor(() => client.status === 'end', 1000, 'the connection to end')
+  t.pass('closed with the store')
+})
+
+redisTest(t, 'the app\'s client is never closed, unless asked', async (t) => {
+  for (const closeClient of [undefined, false, true]) {
+    const client = testClient()
+    t.teardown(() => client.disconnect())
+    await client.ping()
+    const store = redisStore({ client, closeClient, localCache: true, prefix: uniquePrefix() })
+    await store.open({ now: () => EPOCH, onRemoved: () => {} })
+    t.equal(store.client, client)
+    await store.close()
+    if (closeClient === true) await waitFor(() => client.status === 'end', 1000, 'the connection to end')
+    t.equal(client.status, closeClient === true ? 'end' : 'ready', `closeClient: ${String(closeClient)}`)
+  }
+})
+
+redisTest(t, 'every key has a TTL: the time left until its session can no longer be used', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  const clock = new TestClock()
+  await store.open({ now: clock.read, onRemoved: () => {} })
+  const session = record({ idleExpiresAt: EPOCH + 10 * MINUTE, absoluteExpiresAt: EPOCH + 60 * MINUTE })
+  await store.create(session, LIMIT, clock.now)
+  const ttl = async (key: string): Promise<number> => await admin.pttl(key)
+  const near = (actual: number, expected: number, what: string): void => {
+    t.ok(actual <= expected && actual > expected - 5000, `${what}: ${actual} ms, expected about ${expected}`)
+  }
+  near(await ttl(`${prefix}{u:alice}:s:session-1`), 10 * MINUTE, 'session: until the idle deadline')
+  near(await ttl(`${prefix}{u:alice}:i`), 10 * MINUTE, 'index: until its latest session ends')
+  near(await ttl(`${prefix}id:{session-1}`), 60 * MINUTE, 'lookup: until the absolute deadline')
+  near(await ttl(`${prefix}{stats}:sessions`), 10 * MINUTE, 'stats: until their latest deadline')
+  near(await ttl(`${prefix}{stats}:users`), 10 * MINUTE, 'stats: until their latest deadline')
+
+  clock.advance(5 * MINUTE)
+  await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE }, clock.now)
+  near(await ttl(`${prefix}{u:alice}:s:session-1`), 30 * MINUTE, 'a touch extends the session')
+  near(await ttl(`${prefix}{u:alice}:i`), 30 * MINUTE, 'and its index')
+  clock.advance(25 * MINUTE)
+  await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 60 * MINUTE }, clock.now)
+  near(await ttl(`${prefix}{u:alice}:s:session-1`), 30 * MINUTE, 'never past the absolute deadline')
+
+  const keys = await admin.keys(`${prefix}*`)
+  t.strictSame(keys.sort(), [
+    'id:{session-1}', '{stats}:hist', '{stats}:sessions', '{stats}:sized', '{stats}:sizes', '{stats}:users',
+    '{u:alice}:i', '{u:alice}:s:session-1', '{u:alice}:v'
+  ].map((key) => prefix + key).sort())
+  for (const key of keys) t.ok(await ttl(key) > 0, `${key} expires`)
+  near(await ttl(`${prefix}{stats}:hist`), 30 * MINUTE, 'the histogram: until its latest user\'s deadline')
+  near(await ttl(`${prefix}{u:alice}:v`), 30 * MINUTE + 24 * 60 * MINUTE, 'the size version: a day past the index')
+  await store.revoke(session.id, clock.now)
+  t.strictSame((await admin.keys(`${prefix}*`)).sort(), ['{stats}:removed', '{stats}:sized', '{stats}:sizes', '{u:alice}:v'].map((key) => prefix + key).sort(),
+    'a revoke leaves the tombstone and the marker for the stats, and the size version')
+  near(await ttl(`${prefix}{stats}:removed`), 30 * MINUTE, 'kept until the revoked session would have ended')
+  near(await ttl(`${prefix}{stats}:sizes`), MINUTE, 'the marker of a user with none left: a minute')
+
+  await store.increment('attempts', 2 * MINUTE, clock.now)
+  near(await ttl(`${prefix}c:attempts`), 2 * MINUTE, 'a counter: its window')
+  clock.advance(MINUTE)
+  await store.increment('attempts', 5 * MINUTE, clock.now)
+  near(await ttl(`${prefix}c:attempts`), 5 * MINUTE, 'from its last event')
+})
+
+redisTest(t, 'a message the store cannot read on its channel drops the whole cache', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix, localCache: true })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  await waitFor(async () => (await admin.pubsub('NUMSUB', `${prefix}invalidate`) as [string, number])[1] === 1, 2000, 'the subscriber')
+  for (const message of ['not json', '{"id":"session-1"}']) {
+    await store.create(record(), LIMIT, EPOCH)
+    t.ok(await store.get('session-1', EPOCH), 'cached')
+    await admin.del(`${prefix}{u:alice}:s:session-1`)
+    t.ok(await store.get('session-1', EPOCH), 'served from the cache')
+    await admin.publish(`${prefix}invalidate`, message)
+    await waitFor(async () => await store.get('session-1', EPOCH) === undefined, 1000, `the cache to drop on ${message}`)
+    t.pass(`dropped on ${JSON.stringify(message)}`)
+  }
+})
+
+t.test('with nothing listening, every call fails fast and nothing hangs', async (t) => {
+  const port = await freePort()
+  const timeoutMs = 200
+  const store = redisStore({ connection: `redis://127.0.0.1:${port}`, commandTimeoutMs: timeoutMs, localCache: true })
+  let started = performance.now()
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  t.ok(performance.now() - started < timeoutMs + 250, 'open() gives up waiting')
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ['create', async () => await store.create(record(), LIMIT, EPOCH)],
+    ['get', async () => await store.get('session-1', EPOCH)],
+    ['listUser', async () => await store.listUser('alice', EPOCH)],
+    ['revokeUser', async () => await store.revokeUser('alice', undefined, EPOCH)],
+    ['stats', async () => await store.stats(EPOCH)]
+  ]
+  for (const [name, call] of calls) {
+    started = performance.now()
+    await t.rejects(call(), `${name} rejects`)
+    t.ok(performance.now() - started < timeoutMs + 100, `${name} within the bound`)
+  }
+  await store.close()
+})
+
+t.test('the app\'s client with an unbounded offline queue still cannot hang a call', async (t) => {
+  const port = await freePort()
+  // What an app might configure: queue forever, retry forever, no command timeout.
+  const client = new Redis({ port, host: '127.0.0.1', enableOfflineQueue: true, maxRetriesPerRequest: null, retryStrategy: () => 50 })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  const store = redisStore({ client, commandTimeoutMs: 200 })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  const started = performance.now()
+  await t.rejects(store.get('session-1', EPOCH), /did not answer within 200 ms/)
+  t.ok(performance.now() - started < 400)
+  await store.close()
+  t.not(client.status, 'end', 'still the app\'s to close')
+})
+
+redisTest(t, 'a user\'s size reaches the histogram in version order, whatever order the follow-ups arrive in', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  const clock = new TestClock()
+  await store.open({ now: clock.read, onRemoved: () => {} })
+  await store.create(record({ id: 'one' }), LIMIT, clock.now)
+  await store.create(record({ id: 'two' }), LIMIT, clock.now)
+  t.strictSame((await store.stats(clock.now)).sessionsPerUser, { 2: 1 })
+  const keys = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist'].map((name) => `${prefix}{stats}:${name}`)
+  const account = (store.client as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>).sessionGuardAccount!
+  // The follow-up of the first create (size 1, version 1) arriving after the second's.
+  await account.call(store.client, ...keys, clock.now, 'alice', clock.now + MINUTE, 1, 1)
+  t.strictSame((await store.stats(clock.now)).sessionsPerUser, { 2: 1 }, 'an older version is ignored')
+  await account.call(store.client, ...keys, clock.now, 'alice', clock.now + MINUTE, 3, 9)
+  t.strictSame((await store.stats(clock.now)).sessionsPerUser, { 3: 1 }, 'a newer one applies')
+  t.equal(await admin.get(`${prefix}{u:alice}:v`), '2', 'the version the scripts keep')
+})
+
+redisTest(t, 'scan skips keys that look like sessions but are not', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  const session = record({ id: 'real' })
+  await store.create(session, LIMIT, EPOCH)
+  // A user id holding ':s:' makes an index key the pattern matches: a sorted set, filtered by type.
+  await store.create(record({ id: 'odd', userId: 'x}:s:y' }), LIMIT, EPOCH)
+  await admin.hset(`${prefix}{u:z}:s:stray`, 'other', 'field')
+  const scanned = []
+  for await (const batch of store.scan(1, EPOCH)) scanned.push(...batch)
+  t.strictSame(scanned.map((s) => s.id).sort(), ['odd', 'real'])
+})
