@@ -13,7 +13,8 @@
  * Lua never decodes or re-encodes the JSON fields, so they survive byte for byte.
  *
  * `now` always comes from the caller (the plugin's injected clock); the scripts
- * never call `TIME`. TTLs are set as durations (`PEXPIRE deadline - now`).
+ * never call `TIME`. TTLs are set as durations (`PEXPIRE deadline - now`) and
+ * only ever lengthened: liveness comes from the deadlines in the record.
  *
  * Every session script replies `{ status, user, main, others, expired }`:
  * `main` one record (flat field/value list, empty when none), `others` a list
@@ -48,6 +49,15 @@ local function deadline(map)
   return math.min(tonumber(map.i), tonumber(map.a))
 end
 
+-- Sets a key's TTL to end at \`ends\`, but only ever lengthens it: liveness is
+-- always decided from the record's deadlines and the caller's \`now\`, and the
+-- TTL only cleans up, so a caller whose clock is ahead must not cut a session
+-- (or its index) short for every other instance.
+local function expireAt(key, ends, now)
+  local left = math.max(1, ends - now)
+  if redis.call('PTTL', key) < left then redis.call('PEXPIRE', key, int(left)) end
+end
+
 -- How long the size version outlives the index: longer than any follow-up takes.
 local VERSION_KEEP_MS = 86400000
 
@@ -66,9 +76,10 @@ local function settle(index, now)
   local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
   local ends, keep = '0', VERSION_KEEP_MS
   if #top > 0 then
-    local left = math.max(1, tonumber(top[2]) - now)
-    redis.call('PEXPIRE', index, int(left))
-    ends, keep = top[2], keep + left
+    -- The index must not expire before members written with longer TTLs, or
+    -- listing and the per-user limit would miss them.
+    expireAt(index, tonumber(top[2]), now)
+    ends, keep = top[2], keep + math.max(1, tonumber(top[2]) - now)
   end
   if version > 0 then redis.call('PEXPIRE', vkey, int(keep)) end
   return { ends, int(size), int(version), changed }
@@ -128,7 +139,7 @@ local function insert(index, key, from, now)
   redis.call('HSET', key, unpack(fields))
   local _, map = load(key)
   local ends = deadline(map)
-  redis.call('PEXPIRE', key, int(math.max(1, ends - now)))
+  expireAt(key, ends, now)
   redis.call('ZADD', index, int(ends), ARGV[from])
 end
 `
@@ -185,7 +196,7 @@ if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } en
 change(KEYS[2], 4)
 local updated, map = load(KEYS[2])
 local ends = deadline(map)
-redis.call('PEXPIRE', KEYS[2], int(math.max(1, ends - now)))
+expireAt(KEYS[2], ends, now)
 redis.call('ZADD', KEYS[1], 'XX', int(ends), ARGV[2])
 announce(ARGV[3], { ARGV[2] })
 return { 'live', settle(KEYS[1], now), updated, {}, {} }
@@ -228,7 +239,7 @@ change(KEYS[2], 7)
 redis.call('HSET', KEYS[2], 'h', presented, 'n', ARGV[5], 't', ARGV[1], 'k', int(tonumber(map.k) + 1))
 local updated, next = load(KEYS[2])
 local ends = deadline(next)
-redis.call('PEXPIRE', KEYS[2], int(math.max(1, ends - now)))
+expireAt(KEYS[2], ends, now)
 redis.call('ZADD', KEYS[1], 'XX', int(ends), ARGV[2])
 announce(ARGV[3], { ARGV[2] })
 return { 'rotated', settle(KEYS[1], now), updated, {}, {} }
@@ -361,16 +372,21 @@ if version >= heldVersion then
   end
   redis.call('HSET', KEYS[4], user, string.format('%d:%d', size, version))
 end
--- Each key lives as long as its latest deadline, like every other key.
+-- Each key lives as long as its latest deadline, like every other key; a TTL
+-- is only ever lengthened, so a caller whose clock is ahead cannot make these
+-- aggregates expire before what they count.
+local function lengthen(key, left)
+  if redis.call('PTTL', key) < left then redis.call('PEXPIRE', key, string.format('%d', left)) end
+end
 for _, key in ipairs({ KEYS[1], KEYS[2], KEYS[3], KEYS[5] }) do
   if key ~= KEYS[5] then redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1]) end
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if #top > 0 then
-    local left = string.format('%d', math.max(1, tonumber(top[2]) - now))
-    redis.call('PEXPIRE', key, left)
+    local left = math.max(1, tonumber(top[2]) - now)
+    lengthen(key, left)
     if key == KEYS[5] then
-      redis.call('PEXPIRE', KEYS[4], left)
-      redis.call('PEXPIRE', KEYS[6], left)
+      lengthen(KEYS[4], left)
+      lengthen(KEYS[6], left)
     end
   end
 end

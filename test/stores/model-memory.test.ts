@@ -2,8 +2,7 @@ import t from 'tap'
 import { memoryStore } from '../../lib/index.js'
 import { runModel } from './model.js'
 
-// The Redis store runs the same model with one line in its own test file:
-// runModel(t, { name: 'redis', factory: () => redisStore({ ... }) })
+// model-redis.test.ts runs the same model against the Redis store.
 runModel(t, {
   name: 'memory',
   factory: ({ capacity }) => memoryStore(capacity === undefined ? {} : { max: capacity }),
