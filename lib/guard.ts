@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { safeEqual } from './crypto.js'
-import { StoreUnavailableError, UnauthorizedError } from './errors.js'
+import { UnauthorizedError } from './errors.js'
+import { storeCall, storeFailure } from './fail-closed.js'
 import { isFingerprintRejection, readFingerprintHash } from './fingerprint.js'
 import type { Runtime } from './runtime.js'
 import type { SessionRecord } from './session.js'
@@ -33,11 +34,8 @@ export function createGuard (runtime: Runtime): Guard {
 
   async function revokeForAnomaly (request: FastifyRequest, session: SessionRecord): Promise<void> {
     const now = clock()
-    try {
-      if (await store.revoke(session.id, now) !== undefined) events.publish(request.log, 'session.revoked', now, session, { reason: 'anomaly' })
-    } catch (err) {
-      request.log.error({ err }, 'session guard: the session store failed')
-      throw new StoreUnavailableError()
+    if (await storeCall(request.log, () => store.revoke(session.id, now)) !== undefined) {
+      events.publish(request.log, 'session.revoked', now, session, { reason: 'anomaly' })
     }
   }
 
@@ -56,11 +54,11 @@ export function createGuard (runtime: Runtime): Guard {
     if (!safeEqual(fingerprintHash, claims.fph)) return reject(request, reply, 'fingerprint_mismatch', claims)
 
     let session
+    // Inline rather than storeCall: no closure per request on the hot path.
     try {
       session = await store.get(claims.sid, now)
     } catch (err) {
-      request.log.error({ err }, 'session guard: the session store failed')
-      throw new StoreUnavailableError()
+      throw storeFailure(request.log, err)
     }
     if (session === undefined) return reject(request, reply, 'unknown_session', claims)
     if (session.userId !== claims.sub || session.fingerprintHash !== claims.fph) {
@@ -82,8 +80,7 @@ export function createGuard (runtime: Runtime): Guard {
       try {
         session = await store.touch(session.id, activity, now)
       } catch (err) {
-        request.log.error({ err }, 'session guard: the session store failed')
-        throw new StoreUnavailableError()
+        throw storeFailure(request.log, err)
       }
       // Revoked between the read and the write: the revocation wins.
       if (session === undefined) return reject(request, reply, 'unknown_session', claims)

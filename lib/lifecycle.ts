@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { randomToken, safeEqual } from './crypto.js'
 import {
   AnomalyError,
@@ -6,10 +6,9 @@ import {
   NoSessionError,
   RefreshConflictError,
   SessionLimitError,
-  StoreFullError,
-  StoreUnavailableError,
   UnauthorizedError
 } from './errors.js'
+import { storeCall } from './fail-closed.js'
 import { createFingerprint, isFingerprintRejection, readFingerprintHash } from './fingerprint.js'
 import type { Runtime } from './runtime.js'
 import type { SessionRecord } from './session.js'
@@ -264,17 +263,6 @@ function currentSession (request: FastifyRequest): SessionRecord {
   const session = request.authSession
   if (session === null) throw new NoSessionError()
   return session
-}
-
-/** Runs a store call; a store failure becomes a 503 that names no internals (our own coded errors pass). */
-async function storeCall<T> (log: FastifyBaseLogger, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call()
-  } catch (err) {
-    if (err instanceof StoreFullError) throw err
-    log.error({ err }, 'session guard: the session store failed')
-    throw new StoreUnavailableError()
-  }
 }
 
 function validateInput (input: IssueSessionInput): IssueSessionInput {

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { sha256 } from './crypto.js'
 import { LoginLockedError } from './errors.js'
+import { storeCall } from './fail-closed.js'
 import type { Runtime } from './runtime.js'
 
 /** Failed-login tracking, after validation. */
@@ -45,7 +46,7 @@ export class LoginAttempts {
     const { store, options, events } = this.#runtime
     const now = options.clock()
     for (const [scope, key] of this.#keys(request, username)) {
-      const counter = await store.counter(key, now)
+      const counter = await storeCall(request.log, () => store.counter(key, now))
       if (counter === undefined) continue
       const retryAfterMs = counter.lastAt + this.#delay(scope, counter.count) - now
       if (retryAfterMs > 0) {
@@ -61,7 +62,7 @@ export class LoginAttempts {
     const now = options.clock()
     let failures = 0
     for (const [scope, key] of this.#keys(request, username)) {
-      const counter = await store.increment(key, this.#policy.windowMs, now)
+      const counter = await storeCall(request.log, () => store.increment(key, this.#policy.windowMs, now))
       if (scope === 'username') failures = counter.count
     }
     events.publish(request.log, 'login.failed', now, undefined, { username: normalizeUsername(username), failures })
@@ -69,7 +70,8 @@ export class LoginAttempts {
 
   /** Records a successful login: the username's failures are forgotten (the IP's are not). */
   async succeed (request: FastifyRequest, username: string): Promise<void> {
-    await this.#runtime.store.resetCounter(this.#keys(request, username)[0][1])
+    const store = this.#runtime.store
+    await storeCall(request.log, () => store.resetCounter(this.#keys(request, username)[0][1]))
   }
 
   /** How long a scope is locked after its `count`-th failure. */

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import type { SessionEvent, SessionGuardOptions } from '../lib/index.js'
+import { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
 import { build, type Harness, MINUTE, settle } from './helper.js'
 
 /** A login route the way the example writes it: check, verify, then fail or succeed. */
@@ -78,4 +78,18 @@ t.test('failures and lockouts are events and counted in stats; no password is ev
   t.match(events.find((e) => e.type === 'login.locked'), { username: 'alice', scope: 'username', retryAfterMs: 1000 })
   t.notOk(JSON.stringify(events).includes('hunter2'))
   t.match((await h.app.sessions.stats()).events, { loginFailures: 5, lockouts: { username: 1 } })
+})
+
+t.test('a store failure in the lockout calls fails closed with a 503', async (t) => {
+  const store = memoryStore()
+  const h = await withLogin(t, { store })
+  const broken = async (): Promise<never> => { throw new Error('down') }
+  for (const method of ['counter', 'increment', 'resetCounter'] as const) {
+    const original = store[method]
+    store[method] = broken
+    const response = await attempt(h, 'alice', method === 'resetCounter' ? 'right' : 'wrong')
+    t.equal(response.statusCode, 503, `${method} failing`)
+    t.equal(response.json().code, 'FST_SESSION_GUARD_STORE_UNAVAILABLE')
+    store[method] = original as never
+  }
 })
