@@ -168,9 +168,8 @@ Users: alice and bob, password "demo-password".
 
 Open ${base}/ in a browser for the "Your devices" page (sign in from two browsers).
 
-  # log in: keep the cookies (fingerprint and refresh token), copy the accessToken
-  curl -s -c jar -H 'content-type: application/json' -d '{"username":"alice","password":"demo-password"}' ${base}/login
-  TOKEN=<accessToken from above>
+  # log in: keep the cookies (fingerprint and refresh token) in ./jar, the access token in $TOKEN
+  TOKEN=$(curl -s -c jar -H 'content-type: application/json' -d '{"username":"alice","password":"demo-password"}' ${base}/login | node -pe 'JSON.parse(require("fs").readFileSync(0)).accessToken')
 
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # who am I
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions                    # your devices

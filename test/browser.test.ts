@@ -69,15 +69,17 @@ if (!existsSync(executablePath)) {
       const items = page.locator('#device-list .device')
       await items.nth(1).waitFor()
       t.equal(await items.count(), 2, `${kind} sees two devices`)
-      t.same((await items.locator('.name').allTextContents()).map((name) => name.replace('This device', '').trim()).sort(), [DEVICES.laptop.name, DEVICES.phone.name].sort(), `${kind} sees both names`)
-      t.match(await items.first().locator('.name').textContent(), `${DEVICES[kind].name}This device`, `${kind} is listed first, as this device`)
+      t.same((await items.locator('.label').allTextContents()).sort(), [DEVICES.laptop.name, DEVICES.phone.name].sort(), `${kind} sees both names`)
+      t.equal(await items.first().locator('.label').textContent(), DEVICES[kind].name, `${kind} is listed first`)
+      t.equal(await items.first().locator('.badge:not(.warn)').textContent(), 'This device')
+      t.same(await page.locator('.device', { hasText: DEVICES.phone.name }).locator('.badge.warn').allTextContents(), ['New device'], 'the second device signed in is flagged as new')
       t.equal(await items.first().locator('button').count(), 0, 'no revoke button on this device')
     }
     t.match(await laptop.page.locator('#who').textContent(), 'alice')
     await laptop.page.screenshot({ path: SCREENSHOT })
 
     // The laptop signs the phone out.
-    await laptop.page.locator('#device-list .device').nth(1).getByRole('button', { name: 'Revoke' }).click()
+    await laptop.page.locator('.device', { hasText: DEVICES.phone.name }).getByRole('button', { name: 'Revoke' }).click()
     await laptop.page.locator('#device-list .device').nth(1).waitFor({ state: 'detached' })
     t.equal(await laptop.page.locator('#device-list .device').count(), 1, 'the laptop now sees one device')
 

@@ -13,6 +13,17 @@ const ICONS = {
   unknown: '<path d="M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM9.5 9a2.5 2.5 0 1 1 3.5 2.3c-.6.3-1 .9-1 1.7M12 17h.01"/>'
 }
 
+// The anomaly flags a session can carry, as a person would say them.
+const FLAGS = {
+  new_device: 'New device',
+  new_country: 'New location',
+  ip_change: 'New network',
+  impossible_travel: 'Unusual location',
+  too_many_ips: 'Many networks',
+  too_many_countries: 'Many countries',
+  login_burst: 'Many sign-ins'
+}
+
 function show (id) {
   for (const section of document.querySelectorAll('main > section')) section.hidden = section.id !== id
 }
@@ -66,10 +77,17 @@ function deviceItem (session, action) {
   const type = session.device?.type ?? 'unknown'
   item.innerHTML = `
     <span class="icon" title="${type}"><svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">${ICONS[type] ?? ICONS.unknown}</svg></span>
-    <div><div class="name"></div><div class="meta"></div></div>`
-  item.querySelector('.name').textContent = session.device?.name ?? 'Unknown device'
+    <div><div class="name"><span class="label"></span></div><div class="meta"></div></div>`
+  item.querySelector('.label').textContent = session.device?.name ?? 'Unknown device'
   if (session.isCurrent) item.querySelector('.name').insertAdjacentHTML('beforeend', '<span class="badge">This device</span>')
-  item.querySelector('.meta').textContent = `${where(session)} · ${session.isCurrent ? 'active now' : `last active ${ago(session.lastActiveAt)}`}`
+  for (const flag of session.flags ?? []) {
+    const note = document.createElement('span')
+    note.className = 'badge warn'
+    note.textContent = FLAGS[flag] ?? flag
+    item.querySelector('.name').append(note)
+  }
+  // Two sessions of one browser differ by when they were signed in.
+  item.querySelector('.meta').textContent = `${where(session)} · ${session.isCurrent ? 'active now' : `last active ${ago(session.lastActiveAt)}`} · signed in ${ago(session.createdAt)}`
   if (action) item.append(action)
   return item
 }
