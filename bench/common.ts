@@ -1,6 +1,6 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 /** The repository root (bench/ sits one level below it). */
 export const ROOT = join(__dirname, '..')
@@ -91,6 +91,7 @@ export function writeReportSection (name: string, markdown: string): string {
   const next = from !== -1 && to > from
     ? current.slice(0, from) + block + current.slice(to + end.length)
     : `${current.trimEnd()}\n\n${block}\n`
+  mkdirSync(dirname(REPORT), { recursive: true })
   writeFileSync(REPORT, next)
   return REPORT
 }
@@ -123,14 +124,17 @@ export interface Timing {
  * `timeMs` more, timing each batch with `process.hrtime.bigint()`. Reports
  * the median batch. `op` gets a running counter so it can walk a prepared
  * list of inputs; each call is awaited, as the plugin awaits its store.
+ * `maxOps` caps the calls (warm-up included, at most a quarter of them) for
+ * operations that consume their inputs.
  */
 export async function timeAsync (
   op: (i: number) => Promise<unknown>,
-  { batch = 1000, warmupMs = 300, timeMs = 1000 }: { batch?: number, warmupMs?: number, timeMs?: number } = {}
+  { batch = 1000, warmupMs = 300, timeMs = 1000, maxOps = Infinity }: { batch?: number, warmupMs?: number, timeMs?: number, maxOps?: number } = {}
 ): Promise<Timing> {
   let i = 0
   const warmupEnd = performance.now() + warmupMs
-  while (performance.now() < warmupEnd) {
+  const warmupOps = maxOps / 4
+  while (performance.now() < warmupEnd && i + batch <= warmupOps) {
     for (let n = 0; n < batch; n++) await op(i++)
   }
   const perBatch: number[] = []
@@ -139,7 +143,7 @@ export async function timeAsync (
     const started = process.hrtime.bigint()
     for (let n = 0; n < batch; n++) await op(i++)
     perBatch.push(Number(process.hrtime.bigint() - started) / batch)
-  } while (performance.now() < end)
+  } while (performance.now() < end && i + batch <= maxOps)
   const nsPerOp = median(perBatch)
   return { nsPerOp, opsPerSec: 1e9 / nsPerOp, ops: perBatch.length * batch, samples: perBatch.length }
 }
