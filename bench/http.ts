@@ -22,6 +22,9 @@ alternate the variants (ABCD ABCD ABCD); the table shows medians over rounds.
   --noise <cores>     repeat a measurement when other processes used more
                       than this many cores during it            (default 0.15)
   --retries <n>       repeats allowed per measurement           (default 3)
+  --quiet <s>         before each measurement, wait up to this long for a
+                      second in which other processes stay under --noise
+                                                                (default 60)
   --pin <auto|off>    pin the server to the last CPU and this process to
                       the first with taskset (Linux)             (default auto)
   --cpu-prof <dir>    run the servers with --cpu-prof into <dir>
@@ -36,6 +39,7 @@ const flags = parseFlags(process.argv.slice(2), {
   only: '',
   noise: 0.15,
   retries: 3,
+  quiet: 60,
   pin: 'auto',
   'cpu-prof': '',
   write: false
@@ -71,6 +75,23 @@ function hasTaskset (): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/**
+ * Waits (up to `maxMs`) until other processes leave the machine alone for a
+ * whole second, so a measurement does not start in the middle of someone
+ * else's build. Returns the cores they used in the last second sampled.
+ */
+async function waitForQuiet (maxMs: number): Promise<number> {
+  const deadline = performance.now() + maxMs
+  for (;;) {
+    const busy = machineBusyMs()
+    const own = ownCpuMs()
+    const started = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const foreign = Math.max(0, machineBusyMs() - busy - (ownCpuMs() - own)) / (performance.now() - started)
+    if (foreign <= flags.noise || performance.now() >= deadline) return foreign
   }
 }
 
@@ -206,10 +227,12 @@ async function main (): Promise<void> {
   for (let round = 1; round <= flags.rounds; round++) {
     for (const variant of runnable) {
       let repeats = 0
+      if (flags.retries > 0) await waitForQuiet(flags.quiet * 1000)
       let sample = await measure(variant)
       while (sample.foreignCores > flags.noise && repeats < flags.retries) {
         repeats++
         console.log(`  round ${round} ${variant.name}: other processes used ${sample.foreignCores.toFixed(2)} cores; repeating (${repeats}/${flags.retries})`)
+        await waitForQuiet(flags.quiet * 1000)
         sample = await measure(variant)
       }
       samples.get(variant.name)?.push({ ...sample, repeats })
@@ -269,7 +292,8 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
     '',
     `Noise guard: during each measurement the runner reads the machine's busy CPU time (\`os.cpus()\`) and subtracts its own` +
     ` (\`process.cpuUsage()\`) and the server's (asked over IPC); what is left was used by other processes. When that exceeds` +
-    ` ${flags.noise} cores on average the measurement is repeated, up to ${flags.retries} times; "noisy" counts rounds kept after that.`,
+    ` ${flags.noise} cores on average the measurement is repeated, up to ${flags.retries} times; "noisy" counts rounds kept after that.` +
+    ` Before each measurement the runner also waits (up to ${flags.quiet} s) for one second in which other processes stay under that.`,
     '',
     `Reproduce: \`npm run bench\` (or \`npm run bench -- --duration ${flags.duration} --rounds ${flags.rounds} --connections ${flags.connections}\`).`,
     'It builds `dist/` first and measures that build.'
