@@ -27,7 +27,8 @@ alternate the variants (ABCD ABCD ABCD); the table shows medians over rounds.
                                                                 (default 60)
   --pin <auto|off>    pin the server to the last CPU and this process to
                       the first with taskset (Linux)             (default auto)
-  --cpu-prof <dir>    run the servers with --cpu-prof into <dir>
+  --cpu-prof <dir>    run the servers with --cpu-prof into <dir>/<variant>/
+                      (summarise one: node --import tsx bench/profile.ts <file>)
   --smoke             tiny run (0.5 s, 1 round, 10 connections), writes nothing
   --write             write docs/benchmarks.md even with --smoke or --only`
 
@@ -54,6 +55,8 @@ interface Sample {
   p99Ms: number
   /** Cores' worth of CPU used by other processes during the measurement. */
   foreignCores: number
+  /** Cores' worth of CPU the server used: well under 1 means the load generator, not the server, set the pace. */
+  serverCores: number
   repeats: number
 }
 
@@ -113,7 +116,8 @@ class Server {
 
   static async start (variant: Variant): Promise<{ server: Server, port: number, headers: Record<string, string> }> {
     const execArgv = ['--import', 'tsx']
-    if (flags['cpu-prof'] !== '') execArgv.push('--cpu-prof', `--cpu-prof-dir=${flags['cpu-prof']}`, `--cpu-prof-name=${variant.name}-${Date.now()}.cpuprofile`)
+    // One directory per variant; Node names each file by pid and thread (tsx's loader thread writes one too: the largest file is the server's).
+    if (flags['cpu-prof'] !== '') execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(flags['cpu-prof'], variant.name)}`)
     const child = fork(SERVER, [variant.name], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const server = new Server(child)
     const ready = await server.#next(30_000)
@@ -198,7 +202,8 @@ async function measure (variant: Variant): Promise<Omit<Sample, 'repeats'>> {
     return {
       reqPerSec: run.responses / (run.elapsedMs / 1000),
       p99Ms: quantile(run.latenciesMs, 0.99),
-      foreignCores: Math.max(0, busyUsed - serverUsed - ownUsed) / run.elapsedMs
+      foreignCores: Math.max(0, busyUsed - serverUsed - ownUsed) / run.elapsedMs,
+      serverCores: serverUsed / run.elapsedMs
     }
   } finally {
     await server.stop()
@@ -236,7 +241,7 @@ async function main (): Promise<void> {
         sample = await measure(variant)
       }
       samples.get(variant.name)?.push({ ...sample, repeats })
-      console.log(`  round ${round} ${variant.name.padEnd(18)} ${integer(sample.reqPerSec).padStart(7)} req/s  p99 ${fixed(sample.p99Ms, 2)} ms  foreign ${sample.foreignCores.toFixed(2)} cores`)
+      console.log(`  round ${round} ${variant.name.padEnd(18)} ${integer(sample.reqPerSec).padStart(7)} req/s  p99 ${fixed(sample.p99Ms, 2)} ms  server ${sample.serverCores.toFixed(2)} cores  others ${sample.foreignCores.toFixed(2)} cores`)
     }
   }
 
@@ -267,13 +272,14 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
       ratio(medianRatio(own, bare)),
       ratio(medianRatio(own, jwt)),
       ratio(medianRatio(own, session)),
+      fixed(median(own.map((s) => s.serverCores)), 2),
       `${own.length}${noisy > 0 ? ` (${noisy} noisy)` : ''}`
     ]
   })
   const lines = [
     '## HTTP: throughput and p99 latency',
     '',
-    table(['variant', 'req/s', 'p99 ms', 'vs bare', 'vs @fastify/jwt', 'vs @fastify/session', 'rounds'], rows),
+    table(['variant', 'req/s', 'p99 ms', 'vs bare', 'vs @fastify/jwt', 'vs @fastify/session', 'server CPU', 'rounds'], rows),
     ''
   ]
   for (const { variant, reason } of skipped) lines.push(`- *${variant.label}*: not run (${reason}).`)
@@ -288,7 +294,9 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
     ` ${flags.warmup} s of warm-up then ${flags.duration} s measured, ${flags.rounds} rounds alternating the variants,` +
     ` a fresh server process for every measurement${pinning ? `, the server pinned to one core and the runner to the other` : ''}.` +
     ' req/s and p99 (every 2xx latency, µs resolution) are medians over rounds; a ratio is the median of the per-round ratios,' +
-    ' so both sides of it come from the same round. Any non-2xx response fails the run.',
+    ' so both sides of it come from the same round. Any non-2xx response fails the run. "server CPU" is the cores the server' +
+    ' process used while measured: near 1 the server is the bottleneck; well below 1 the load generator (one core, shared' +
+    ' with nothing else) could not send faster, and that row\'s req/s and ratios understate the server.',
     '',
     `Noise guard: during each measurement the runner reads the machine's busy CPU time (\`os.cpus()\`) and subtracts its own` +
     ` (\`process.cpuUsage()\`) and the server's (asked over IPC); what is left was used by other processes. When that exceeds` +
