@@ -25,6 +25,7 @@ if (file === undefined) {
   process.exit(1)
 }
 const top = Number(topArg ?? 25)
+const DIST = `${ROOT}/dist/`
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
 const totalSamples = profile.samples.length
 const byId = new Map(profile.nodes.map((node) => [node.id, node]))
@@ -53,7 +54,7 @@ for (const node of profile.nodes) {
   const seen = new Set<string>()
   for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
     const frame = byId.get(id) as ProfileNode
-    if (!frame.callFrame.url.includes('/dist/')) continue
+    if (!frame.callFrame.url.includes(DIST)) continue
     const key = label(frame)
     if (seen.has(key)) continue
     seen.add(key)
