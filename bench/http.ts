@@ -258,6 +258,27 @@ function medianRatio (of: Sample[] | undefined, to: Sample[] | undefined): numbe
   return median(of.map((sample, i) => sample.reqPerSec / (to[i] as Sample).reqPerSec))
 }
 
+/** Each target of the issue, met or missed by how much, or why it could not be checked. */
+function targets (samples: Map<string, Sample[]>): string[] {
+  const p99 = (name: string): number => median((samples.get(name) ?? []).map((s) => s.p99Ms))
+  const atLeast = (what: string, of: string, to: string, goal: number): string => {
+    const value = medianRatio(samples.get(of), samples.get(to))
+    if (!Number.isFinite(value)) return `- ${what} ≥ ${goal.toFixed(1)}×: not measured (${of} or ${to} not run)`
+    return `- ${what} ≥ ${goal.toFixed(1)}×: ${value >= goal ? 'met' : `missed by ${((1 - value / goal) * 100).toFixed(0)} %`} (${ratio(value)})`
+  }
+  const guardP99 = p99('guard-memory')
+  const jwtP99 = p99('jwt')
+  return [
+    atLeast('guard on the memory store vs @fastify/jwt', 'guard-memory', 'jwt', 1.0),
+    atLeast('guard on the memory store vs @fastify/session', 'guard-memory', 'session', 1.4),
+    atLeast('guard on Redis with local cache vs the memory store', 'guard-redis-cache', 'guard-memory', 0.9),
+    atLeast('guard on Redis without local cache vs the memory store', 'guard-redis', 'guard-memory', 0.6),
+    Number.isFinite(guardP99) && Number.isFinite(jwtP99)
+      ? `- guard p99 ≤ @fastify/jwt p99: ${guardP99 <= jwtP99 ? 'met' : `missed by ${fixed(guardP99 - jwtP99, 2)} ms`} (${fixed(guardP99, 2)} vs ${fixed(jwtP99, 2)} ms)`
+      : '- guard p99 ≤ @fastify/jwt p99: not measured'
+  ]
+}
+
 function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: Array<{ variant: Variant, reason: string }>): string {
   const jwt = samples.get('jwt')
   const session = samples.get('session')
@@ -284,6 +305,7 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
   ]
   for (const { variant, reason } of skipped) lines.push(`- *${variant.label}*: not run (${reason}).`)
   if (skipped.length > 0) lines.push('')
+  lines.push('Targets (issue 7), from this run:', '', ...targets(samples), '')
   const pkg = versions(['fastify', '@fastify/jwt', 'fast-jwt', '@fastify/session', '@fastify/cookie', 'lru-cache', 'autocannon'])
   lines.push(
     `Run on ${today()}: ${machine()}.`,
