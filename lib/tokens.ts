@@ -1,5 +1,6 @@
 import { hkdfSync } from 'node:crypto'
 import type { JWT } from '@fastify/jwt'
+import { LRUCache } from 'lru-cache'
 import { hmac, randomToken, safeEqual, sha256 } from './crypto.js'
 import type { SessionRecord } from './session.js'
 
@@ -22,15 +23,28 @@ export interface AccessClaims {
 /** Why an access token was refused (for logs and events, never for the client). */
 export type TokenRejection = 'invalid_token' | 'expired_token' | 'invalid_claims'
 
+/** How many verified tokens `AccessTokens` remembers (each is a token string and its flat claims, well under 1 KB). */
+const VERIFIED_TOKENS_MAX = 10_000
+
 /**
  * Signs and verifies access tokens through the plugin's own `@fastify/jwt`
  * instance, with the algorithm pinned. Expiry is checked here against the
  * injected clock (the verifier is told to skip it), so one clock rules all.
+ *
+ * A client sends the same access token with every request until it expires,
+ * and checking its signature is most of what the guard costs. So the claims
+ * of recently verified tokens are remembered, keyed by the exact token string
+ * (only a token that verified before can hit, byte for byte). The cache only
+ * skips the signature and the parsing: `exp` and `nbf` are checked against the
+ * clock on every call, so a token is never accepted past its expiry, and the
+ * guard still reads the session from the store on every request, so a revoked
+ * session is refused as before. Bounded: the least recently used entry makes room.
  */
 export class AccessTokens {
   readonly #jwt: JWT
   readonly #ttlSeconds: number
   readonly #toleranceMs: number
+  readonly #verified = new LRUCache<string, AccessClaims>({ max: VERIFIED_TOKENS_MAX })
 
   constructor (jwt: JWT, ttlMs: number, toleranceMs: number) {
     this.#jwt = jwt
@@ -52,6 +66,16 @@ export class AccessTokens {
 
   /** The token's claims, or why it is refused. */
   verify (token: string, now: number): AccessClaims | TokenRejection {
+    const remembered = this.#verified.get(token)
+    if (remembered !== undefined) {
+      const refused = this.#rejectByTime(remembered, now)
+      if (refused !== undefined) {
+        this.#verified.delete(token)
+        return refused
+      }
+      // A copy: the caller may change its claims (request.user), never the remembered ones.
+      return { ...remembered }
+    }
     let payload: unknown
     try {
       payload = this.#jwt.verify(token)
@@ -59,10 +83,31 @@ export class AccessTokens {
       return 'invalid_token'
     }
     if (!isAccessClaims(payload)) return 'invalid_claims'
-    if (now >= payload.exp * 1000 + this.#toleranceMs) return 'expired_token'
-    if (typeof payload.nbf === 'number' && now < payload.nbf * 1000 - this.#toleranceMs) return 'invalid_token'
+    const refused = this.#rejectByTime(payload, now)
+    if (refused !== undefined) return refused
+    // Only flat claims are remembered, so the copy above shares nothing with the caller.
+    if (isFlat(payload)) this.#remember(token, payload)
     return payload
   }
+
+  #rejectByTime (claims: AccessClaims, now: number): TokenRejection | undefined {
+    if (now >= claims.exp * 1000 + this.#toleranceMs) return 'expired_token'
+    if (typeof claims.nbf === 'number' && now < claims.nbf * 1000 - this.#toleranceMs) return 'invalid_token'
+    return undefined
+  }
+
+  #remember (token: string, claims: AccessClaims): void {
+    // Copied so the verifier's object, which the caller gets and may change, is not the one kept.
+    this.#verified.set(token, { ...claims })
+  }
+}
+
+function isFlat (claims: AccessClaims): boolean {
+  for (const name in claims) {
+    const value = claims[name]
+    if (typeof value === 'object' && value !== null) return false
+  }
+  return true
 }
 
 function isAccessClaims (payload: unknown): payload is AccessClaims {
