@@ -66,6 +66,8 @@ export function machine (): string {
 }
 
 const REPORT = join(ROOT, 'docs', 'benchmarks.md')
+/** The report's sections, in the order they appear. */
+const SECTIONS = ['http', 'store', 'memory']
 
 const INTRO = `# Benchmarks
 
@@ -88,9 +90,14 @@ export function writeReportSection (name: string, markdown: string): string {
   const current = existsSync(REPORT) ? readFileSync(REPORT, 'utf8') : INTRO
   const from = current.indexOf(start)
   const to = current.indexOf(end)
+  // A new section goes before the first section that comes after it in SECTIONS, else at the end.
+  const later = SECTIONS.slice(SECTIONS.indexOf(name) + 1).map((after) => current.indexOf(`<!-- bench:${after}:start -->`)).filter((at) => at !== -1)
+  const before = later.length > 0 ? Math.min(...later) : -1
   const next = from !== -1 && to > from
     ? current.slice(0, from) + block + current.slice(to + end.length)
-    : `${current.trimEnd()}\n\n${block}\n`
+    : before !== -1
+      ? `${current.slice(0, before)}${block}\n\n${current.slice(before)}`
+      : `${current.trimEnd()}\n\n${block}\n`
   mkdirSync(dirname(REPORT), { recursive: true })
   writeFileSync(REPORT, next)
   return REPORT

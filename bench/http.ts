@@ -252,15 +252,32 @@ async function main (): Promise<void> {
   }
 }
 
-/** Per-round ratio against a baseline, then the median: rounds pair variants measured minutes apart, not hours. */
+const isClean = (sample: Sample): boolean => sample.foreignCores <= flags.noise
+
+/** The clean measurements, or all of them when none is clean. */
+function usable (samples: Sample[]): Sample[] {
+  const clean = samples.filter(isClean)
+  return clean.length > 0 ? clean : samples
+}
+
+/**
+ * Per-round ratio against a baseline, then the median: rounds pair variants
+ * measured minutes apart, not hours. Only rounds where both are clean count,
+ * when there is one.
+ */
 function medianRatio (of: Sample[] | undefined, to: Sample[] | undefined): number {
   if (of === undefined || to === undefined || of.length === 0 || of.length !== to.length) return NaN
-  return median(of.map((sample, i) => sample.reqPerSec / (to[i] as Sample).reqPerSec))
+  const pairs = of.map((sample, i) => [sample, to[i] as Sample] as const)
+  const clean = pairs.filter(([a, b]) => isClean(a) && isClean(b))
+  return median((clean.length > 0 ? clean : pairs).map(([a, b]) => a.reqPerSec / b.reqPerSec))
 }
 
 /** Each target of the issue, met or missed by how much, or why it could not be checked. */
 function targets (samples: Map<string, Sample[]>): string[] {
-  const p99 = (name: string): number => median((samples.get(name) ?? []).map((s) => s.p99Ms))
+  const p99 = (name: string): number => {
+    const own = samples.get(name)
+    return own === undefined || own.length === 0 ? NaN : median(usable(own).map((s) => s.p99Ms))
+  }
   const atLeast = (what: string, of: string, to: string, goal: number): string => {
     const value = medianRatio(samples.get(of), samples.get(to))
     if (!Number.isFinite(value)) return `- ${what} ≥ ${goal.toFixed(1)}×: not measured (${of} or ${to} not run)`
@@ -285,15 +302,16 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
   const bare = samples.get('bare')
   const rows = runnable.map((variant) => {
     const own = samples.get(variant.name) as Sample[]
-    const noisy = own.filter((s) => s.foreignCores > flags.noise).length
+    const noisy = own.filter((s) => !isClean(s)).length
+    const kept = usable(own)
     return [
       variant.label,
-      integer(median(own.map((s) => s.reqPerSec))),
-      fixed(median(own.map((s) => s.p99Ms)), 2),
+      integer(median(kept.map((s) => s.reqPerSec))),
+      fixed(median(kept.map((s) => s.p99Ms)), 2),
       ratio(medianRatio(own, bare)),
       ratio(medianRatio(own, jwt)),
       ratio(medianRatio(own, session)),
-      fixed(median(own.map((s) => s.serverCores)), 2),
+      fixed(median(kept.map((s) => s.serverCores)), 2),
       `${own.length}${noisy > 0 ? ` (${noisy} noisy)` : ''}`
     ]
   })
@@ -322,7 +340,8 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
     '',
     `Noise guard: during each measurement the runner reads the machine's busy CPU time (\`os.cpus()\`) and subtracts its own` +
     ` (\`process.cpuUsage()\`) and the server's (asked over IPC); what is left was used by other processes. When that exceeds` +
-    ` ${flags.noise} cores on average the measurement is repeated, up to ${flags.retries} times; "noisy" counts rounds kept after that.` +
+    ` ${flags.noise} cores on average the measurement is repeated, up to ${flags.retries} times; "noisy" counts rounds still noisy` +
+    ' after that, which are left out of the medians and ratios whenever a clean round exists.' +
     ` Before each measurement the runner also waits (up to ${flags.quiet} s) for one second in which other processes stay under that.`,
     '',
     `Reproduce: \`npm run bench\` (or \`npm run bench -- --duration ${flags.duration} --rounds ${flags.rounds} --connections ${flags.connections}\`).`,

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyReply } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import sessionGuard, { memoryStore, type MemoryStore, type SessionRecord } from 'fastify-session-guard'
 import {
   fixed, integer, machine, parseFlags, ratio, requireBuild, table, timeAsync, today, versions, writeReportSection, type Timing
@@ -37,8 +37,8 @@ const atLeastPerSec = (ops: number): Target => ({ text: `≥ ${integer(ops)}/s`,
 
 /** A store of `size` sessions, `SESSIONS_PER_USER` per user, all created through the store's own `create`. */
 async function filledStore (size: number, now: number): Promise<Filled> {
-  // Room for the sessions created while measuring, so capacity eviction never runs.
-  const store = memoryStore({ max: size * 2 })
+  // Room for the sessions created while measuring (logins included), so capacity eviction never runs.
+  const store = memoryStore({ max: Math.max(size * 2, 100_000) })
   store.open({ now: () => now, onRemoved: () => {} })
   const users = userIds(Math.ceil(size / SESSIONS_PER_USER))
   const ids: string[] = []
@@ -118,6 +118,12 @@ async function loginRows ({ store, users, ids }: Filled, now: number): Promise<R
     const { accessToken } = await reply.issueSession(input(n++))
     return { accessToken }
   })
+  // The guard rows' sessions, one user each: no later login can push them out under the per-user limit.
+  let g = 0
+  app.post('/login-alone', async (_request, reply) => {
+    const { accessToken } = await reply.issueSession({ userId: `guard-bench-${g++}`, claims: { role: 'member' } })
+    return { accessToken }
+  })
   await app.ready()
   const response = await app.inject({ method: 'POST', url: '/bench' })
   if (response.statusCode !== 200 || direct === undefined) throw new Error(`login benchmark failed: ${response.body}`)
@@ -125,10 +131,51 @@ async function loginRows ({ store, users, ids }: Filled, now: number): Promise<R
     const login = await app.inject({ method: 'POST', url: '/login' })
     if (login.statusCode !== 200) throw new Error(`login failed: ${login.body}`)
   }, { timeMs: flags.time, warmupMs: flags.warmup, batch: 50 })
+  const guard = await guardRows(app)
   await app.close()
   return [
     { operation: 'login: reply.issueSession() incl. HS256 signature', size, timing: direct, target: atLeastPerSec(15_000) },
-    { operation: 'login: whole request through app.inject (context)', size, timing: injected }
+    { operation: 'login: whole request through app.inject (context)', size, timing: injected },
+    ...guard.map((row) => ({ ...row, size }))
+  ]
+}
+
+/** Tokens the guard rows rotate through when they must miss the verified-token cache (it holds 10,000). */
+const MISS_TOKENS = 12_000
+
+/**
+ * The guard's own cost per request, in-process: `app.requireSession` called
+ * on a request object that carries what the HTTP layer would have parsed
+ * (headers, cookies). Token verification, fingerprint check, store read.
+ * Once with one token (what a client does until its token expires: the
+ * verified-token cache hits), once rotating through more tokens than that
+ * cache holds (every request verifies the signature).
+ */
+async function guardRows (app: FastifyInstance): Promise<Array<Omit<Row, 'size'>>> {
+  const tokens = flags.smoke ? 50 : MISS_TOKENS
+  const requests: FastifyRequest[] = []
+  for (let i = 0; i < tokens; i++) {
+    const login = await app.inject({ method: 'POST', url: '/login-alone' })
+    const { accessToken } = login.json<{ accessToken: string }>()
+    const fingerprint = login.cookies.find((c) => c.name === '__Host-sg-fp')?.value as string
+    requests.push({
+      headers: { authorization: `Bearer ${accessToken}`, cookie: `__Host-sg-fp=${fingerprint}` },
+      cookies: { '__Host-sg-fp': fingerprint },
+      log: app.log,
+      user: null,
+      authSession: null
+    } as unknown as FastifyRequest)
+  }
+  // Only written on a refusal, which would fail the run.
+  const reply = { header () { throw new Error('the guard refused a benchmark request') } } as unknown as FastifyReply
+  const timing = { timeMs: flags.time, warmupMs: flags.warmup }
+  const one = requests[0] as FastifyRequest
+  return [
+    { operation: 'guard: requireSession, one token (per request)', timing: await timeAsync(async () => await app.requireSession(one, reply), timing) },
+    {
+      operation: `guard: requireSession, ${integer(tokens)} tokens in turn`,
+      timing: await timeAsync(async (i) => await app.requireSession(requests[i % tokens] as FastifyRequest, reply), timing)
+    }
   ]
 }
 
