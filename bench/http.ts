@@ -281,7 +281,11 @@ function targets (samples: Map<string, Sample[]>): string[] {
   const atLeast = (what: string, of: string, to: string, goal: number): string => {
     const value = medianRatio(samples.get(of), samples.get(to))
     if (!Number.isFinite(value)) return `- ${what} ≥ ${goal.toFixed(1)}×: not measured (${of} or ${to} not run)`
-    return `- ${what} ≥ ${goal.toFixed(1)}×: ${value >= goal ? 'met' : `missed by ${((1 - value / goal) * 100).toFixed(0)} %`} (${ratio(value)})`
+    const a = samples.get(of) as Sample[]
+    const b = samples.get(to) as Sample[]
+    const clean = a.some((sample, i) => isClean(sample) && isClean(b[i] as Sample))
+    return `- ${what} ≥ ${goal.toFixed(1)}×: ${value >= goal ? 'met' : `missed by ${((1 - value / goal) * 100).toFixed(0)} %`} (${ratio(value)})` +
+      (clean ? '' : ' — from noisy rounds only: not reliable')
   }
   const guardP99 = p99('guard-memory')
   const jwtP99 = p99('jwt')
@@ -344,7 +348,8 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
     ' after that, which are left out of the medians and ratios whenever a clean round exists.' +
     ` Before each measurement the runner also waits (up to ${flags.quiet} s) for one second in which other processes stay under that.`,
     '',
-    `Reproduce: \`npm run bench\` (or \`npm run bench -- --duration ${flags.duration} --rounds ${flags.rounds} --connections ${flags.connections}\`).`,
+    `Reproduce: \`npm run bench\` (this run: \`npm run bench -- --duration ${flags.duration} --rounds ${flags.rounds} --connections ${flags.connections}` +
+    ` --noise ${flags.noise} --retries ${flags.retries} --quiet ${flags.quiet}\`).`,
     'It builds `dist/` first and measures that build.'
   )
   return lines.join('\n')
