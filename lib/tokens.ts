@@ -1,5 +1,6 @@
 import { hkdfSync } from 'node:crypto'
 import type { JWT } from '@fastify/jwt'
+import { LRUCache } from 'lru-cache'
 import { hmac, randomToken, safeEqual, sha256 } from './crypto.js'
 import type { SessionRecord } from './session.js'
 
@@ -21,6 +22,9 @@ export interface AccessClaims {
 
 /** Why an access token was refused (for logs and events, never for the client). */
 export type TokenRejection = 'invalid_token' | 'expired_token' | 'invalid_claims'
+
+/** How many verified tokens `AccessTokens` remembers (each a token string and its flat claims, well under 1 KB). */
+const VERIFIED_TOKENS_MAX = 10_000
 
 /**
  * A JWT of fixed lifetime through the plugin's own `@fastify/jwt` instance,
@@ -58,9 +62,21 @@ abstract class TimedJwt {
   }
 }
 
-/** Signs and verifies access tokens. */
+/**
+ * Signs and verifies access tokens.
+ *
+ * A client sends the same access token with every request until it expires,
+ * and checking its signature is most of what the guard costs. So the claims
+ * of recently verified tokens are remembered, keyed by the exact token string
+ * (only a token that verified before can hit, byte for byte). The cache only
+ * skips the signature and the parsing: `exp` and `nbf` are checked against the
+ * clock on every call, so a token is never accepted past its expiry, and the
+ * guard still reads the session from the store on every request, so a revoked
+ * session is refused as before. Bounded: the least recently used entry makes room.
+ */
 export class AccessTokens extends TimedJwt {
   readonly #toleranceMs: number
+  readonly #verified = new LRUCache<string, AccessClaims>({ max: VERIFIED_TOKENS_MAX })
 
   constructor (jwt: JWT, ttlMs: number, toleranceMs: number) {
     super(jwt, ttlMs)
@@ -73,13 +89,39 @@ export class AccessTokens extends TimedJwt {
 
   /** The token's claims, or why it is refused. */
   verify (token: string, now: number): AccessClaims | TokenRejection {
+    const remembered = this.#verified.get(token)
+    if (remembered !== undefined) {
+      const refused = this.#rejectByTime(remembered, now)
+      if (refused !== undefined) {
+        this.#verified.delete(token)
+        return refused
+      }
+      // A copy: the caller may change its claims (request.user), never the remembered ones.
+      return { ...remembered }
+    }
     const payload = this.payload(token)
     if (payload === undefined) return 'invalid_token'
     if (!isAccessClaims(payload)) return 'invalid_claims'
-    if (now >= payload.exp * 1000 + this.#toleranceMs) return 'expired_token'
-    if (payload.nbf !== undefined && now < (payload.nbf as number) * 1000 - this.#toleranceMs) return 'invalid_token'
+    const refused = this.#rejectByTime(payload, now)
+    if (refused !== undefined) return refused
+    // Only flat claims are remembered, so the copy above shares nothing with the caller.
+    if (isFlat(payload)) this.#verified.set(token, { ...payload })
     return payload
   }
+
+  #rejectByTime (claims: AccessClaims, now: number): TokenRejection | undefined {
+    if (now >= claims.exp * 1000 + this.#toleranceMs) return 'expired_token'
+    if (claims.nbf !== undefined && now < (claims.nbf as number) * 1000 - this.#toleranceMs) return 'invalid_token'
+    return undefined
+  }
+}
+
+function isFlat (claims: AccessClaims): boolean {
+  for (const name in claims) {
+    const value = claims[name]
+    if (typeof value === 'object' && value !== null) return false
+  }
+  return true
 }
 
 function isAccessClaims (claims: Record<string, unknown>): claims is AccessClaims {

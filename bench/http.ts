@@ -1,0 +1,361 @@
+import { execFileSync, fork, type ChildProcess } from 'node:child_process'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import {
+  fixed, integer, machine, median, parseFlags, quantile, ratio, requireBuild, ROOT, table, today, versions, writeReportSection
+} from './common.js'
+import type { ServerMessage } from './server.js'
+import { VARIANTS, type Variant } from './variants.js'
+
+const USAGE = `npm run bench -- [options]
+
+HTTP throughput and p99 latency of each variant in bench/variants.ts, each in
+its own server process, loaded by autocannon from this process. Rounds
+alternate the variants (ABCD ABCD ABCD); the table shows medians over rounds.
+
+  --duration <s>      measured seconds per variant and round   (default 10)
+  --warmup <s>        warm-up seconds before each measurement   (default 3)
+  --rounds <n>        alternated rounds                         (default 3)
+  --connections <n>   concurrent connections                    (default 50)
+  --only <a,b>        only these variants (default: all)
+  --noise <cores>     repeat a measurement when other processes used more
+                      than this many cores during it            (default 0.15)
+  --retries <n>       repeats allowed per measurement           (default 3)
+  --quiet <s>         before each measurement, wait up to this long for a
+                      second in which other processes stay under --noise
+                                                                (default 60)
+  --pin <auto|off>    pin the server to the last CPU and this process to
+                      the first with taskset (Linux)             (default auto)
+  --cpu-prof <dir>    run the servers with --cpu-prof into <dir>/<variant>/
+                      (summarise one: node --import tsx bench/profile.ts <file>)
+  --smoke             tiny run (0.5 s, 1 round, 10 connections), writes nothing
+  --write             write docs/benchmarks.md even with --smoke or --only`
+
+const flags = parseFlags(process.argv.slice(2), {
+  duration: 10,
+  warmup: 3,
+  rounds: 3,
+  connections: 50,
+  only: '',
+  noise: 0.15,
+  retries: 3,
+  quiet: 60,
+  pin: 'auto',
+  'cpu-prof': '',
+  write: false
+}, { duration: 0.5, warmup: 0.2, rounds: 1, connections: 10, retries: 0 }, USAGE)
+
+const SERVER = join(ROOT, 'bench', 'server.ts')
+const CPU_COUNT = cpus().length
+const pinning = flags.pin !== 'off' && process.platform === 'linux' && CPU_COUNT >= 2 && hasTaskset()
+
+interface Sample {
+  reqPerSec: number
+  p99Ms: number
+  /** Cores' worth of CPU used by other processes during the measurement. */
+  foreignCores: number
+  /** Cores' worth of CPU the server used: well under 1 means the load generator, not the server, set the pace. */
+  serverCores: number
+  repeats: number
+}
+
+/** Busy CPU time of the whole machine, in ms (all cores). */
+function machineBusyMs (): number {
+  let busy = 0
+  for (const cpu of cpus()) busy += cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq
+  return busy
+}
+
+function ownCpuMs (): number {
+  const { user, system } = process.cpuUsage()
+  return (user + system) / 1000
+}
+
+function hasTaskset (): boolean {
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Waits (up to `maxMs`) until other processes leave the machine alone for a
+ * whole second, so a measurement does not start in the middle of someone
+ * else's build. Returns the cores they used in the last second sampled.
+ */
+async function waitForQuiet (maxMs: number): Promise<number> {
+  const deadline = performance.now() + maxMs
+  for (;;) {
+    const busy = machineBusyMs()
+    const own = ownCpuMs()
+    const started = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const foreign = Math.max(0, machineBusyMs() - busy - (ownCpuMs() - own)) / (performance.now() - started)
+    if (foreign <= flags.noise || performance.now() >= deadline) return foreign
+  }
+}
+
+/** A server process for one variant, ready to take load. */
+class Server {
+  readonly #child: ChildProcess
+  readonly #exited: Promise<number | null>
+  #pending: ((message: ServerMessage) => void) | undefined
+
+  private constructor (child: ChildProcess) {
+    this.#child = child
+    this.#exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+    child.on('message', (message: ServerMessage) => {
+      const pending = this.#pending
+      this.#pending = undefined
+      pending?.(message)
+    })
+  }
+
+  static async start (variant: Variant): Promise<{ server: Server, port: number, headers: Record<string, string> }> {
+    const execArgv = ['--import', 'tsx']
+    // One directory per variant; Node names each file by pid and thread (tsx's loader thread writes one too: the largest file is the server's).
+    if (flags['cpu-prof'] !== '') execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(flags['cpu-prof'], variant.name)}`)
+    const child = fork(SERVER, [variant.name], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const server = new Server(child)
+    const ready = await server.#next(30_000)
+    if (ready.type !== 'ready') throw new Error(`server ${variant.name} sent ${ready.type} before ready`)
+    if (pinning && child.pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', String(CPU_COUNT - 1), String(child.pid)], { stdio: 'ignore' })
+    return { server, port: ready.port, headers: ready.headers }
+  }
+
+  async cpuMs (): Promise<number> {
+    this.#child.send({ type: 'cpu' })
+    const answer = await this.#next(5000)
+    if (answer.type !== 'cpu') throw new Error('server answered out of turn')
+    return answer.micros / 1000
+  }
+
+  async stop (): Promise<void> {
+    if (this.#child.connected) this.#child.send({ type: 'close' })
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 10_000)
+    await this.#exited
+    clearTimeout(timer)
+  }
+
+  #next (timeoutMs: number): Promise<ServerMessage> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('benchmark server did not answer')), timeoutMs)
+      const failed = (code: number | null): void => { clearTimeout(timer); reject(new Error(`benchmark server exited with ${String(code)}`)) }
+      this.#child.once('exit', failed)
+      this.#pending = (message) => {
+        clearTimeout(timer)
+        this.#child.off('exit', failed)
+        resolve(message)
+      }
+    })
+  }
+}
+
+interface Load { responses: number, elapsedMs: number, latenciesMs: Float64Array }
+
+/** One autocannon run; every response must be a 2xx, or the benchmark measures the wrong thing. */
+async function load (url: string, headers: Record<string, string>, seconds: number, record: boolean): Promise<Load> {
+  let latencies = new Float64Array(record ? 1 << 16 : 0)
+  let responses = 0
+  const started = performance.now()
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    // sampleInt: autocannon checks its duration once per sample; 100 ms lets a smoke run last under a second.
+    const instance = autocannon({ url, headers, connections: flags.connections, duration: seconds, sampleInt: 100 }, (err, result) => {
+      if (err !== null && err !== undefined) reject(err)
+      else resolve(result)
+    })
+    if (record) {
+      instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+        if (statusCode < 200 || statusCode > 299) return
+        if (responses === latencies.length) {
+          const grown = new Float64Array(latencies.length * 2)
+          grown.set(latencies)
+          latencies = grown
+        }
+        latencies[responses++] = responseTime
+      })
+    }
+  })
+  const elapsedMs = performance.now() - started
+  if (result.errors > 0 || result.non2xx > 0) {
+    throw new Error(`${url}: ${result.non2xx} non-2xx responses and ${result.errors} errors: the server does not accept its own login`)
+  }
+  return { responses, elapsedMs, latenciesMs: latencies.subarray(0, responses) }
+}
+
+/** Starts a fresh server, warms it up, measures, stops it. */
+async function measure (variant: Variant): Promise<Omit<Sample, 'repeats'>> {
+  const { server, port, headers } = await Server.start(variant)
+  try {
+    const url = `http://127.0.0.1:${port}/`
+    if (flags.warmup > 0) await load(url, headers, flags.warmup, false)
+    const busyBefore = machineBusyMs()
+    const ownBefore = ownCpuMs()
+    const serverBefore = await server.cpuMs()
+    const run = await load(url, headers, flags.duration, true)
+    const serverUsed = (await server.cpuMs()) - serverBefore
+    const ownUsed = ownCpuMs() - ownBefore
+    const busyUsed = machineBusyMs() - busyBefore
+    return {
+      reqPerSec: run.responses / (run.elapsedMs / 1000),
+      p99Ms: quantile(run.latenciesMs, 0.99),
+      foreignCores: Math.max(0, busyUsed - serverUsed - ownUsed) / run.elapsedMs,
+      serverCores: serverUsed / run.elapsedMs
+    }
+  } finally {
+    await server.stop()
+  }
+}
+
+async function main (): Promise<void> {
+  requireBuild()
+  if (pinning) execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
+  const wanted = flags.only === '' ? undefined : new Set(flags.only.split(','))
+  const runnable: Variant[] = []
+  const skipped: Array<{ variant: Variant, reason: string }> = []
+  for (const variant of VARIANTS) {
+    if (wanted !== undefined && !wanted.has(variant.name)) continue
+    const reason = await variant.missing?.()
+    if (reason === undefined) runnable.push(variant)
+    else {
+      skipped.push({ variant, reason })
+      console.log(`skipping ${variant.name}: ${reason}`)
+    }
+  }
+  if (runnable.length === 0) throw new Error('no variant to run')
+  console.log(`${runnable.length} variants × ${flags.rounds} rounds × (${flags.warmup} s warm-up + ${flags.duration} s), ${flags.connections} connections${pinning ? `, server pinned to CPU ${CPU_COUNT - 1}` : ''}`)
+
+  const samples = new Map<string, Sample[]>(runnable.map((v) => [v.name, []]))
+  for (let round = 1; round <= flags.rounds; round++) {
+    for (const variant of runnable) {
+      let repeats = 0
+      if (flags.retries > 0) await waitForQuiet(flags.quiet * 1000)
+      let sample = await measure(variant)
+      while (sample.foreignCores > flags.noise && repeats < flags.retries) {
+        repeats++
+        console.log(`  round ${round} ${variant.name}: other processes used ${sample.foreignCores.toFixed(2)} cores; repeating (${repeats}/${flags.retries})`)
+        await waitForQuiet(flags.quiet * 1000)
+        sample = await measure(variant)
+      }
+      samples.get(variant.name)?.push({ ...sample, repeats })
+      console.log(`  round ${round} ${variant.name.padEnd(18)} ${integer(sample.reqPerSec).padStart(7)} req/s  p99 ${fixed(sample.p99Ms, 2)} ms  server ${sample.serverCores.toFixed(2)} cores  others ${sample.foreignCores.toFixed(2)} cores`)
+    }
+  }
+
+  const markdown = report(runnable, samples, skipped)
+  console.log(`\n${markdown}`)
+  if ((!flags.smoke && wanted === undefined) || flags.write) {
+    console.log(`\nwrote ${writeReportSection('http', markdown)}`)
+  }
+}
+
+const isClean = (sample: Sample): boolean => sample.foreignCores <= flags.noise
+
+/** The clean measurements, or all of them when none is clean. */
+function usable (samples: Sample[]): Sample[] {
+  const clean = samples.filter(isClean)
+  return clean.length > 0 ? clean : samples
+}
+
+/**
+ * Per-round ratio against a baseline, then the median: rounds pair variants
+ * measured minutes apart, not hours. Only rounds where both are clean count,
+ * when there is one.
+ */
+function medianRatio (of: Sample[] | undefined, to: Sample[] | undefined): number {
+  if (of === undefined || to === undefined || of.length === 0 || of.length !== to.length) return NaN
+  const pairs = of.map((sample, i) => [sample, to[i] as Sample] as const)
+  const clean = pairs.filter(([a, b]) => isClean(a) && isClean(b))
+  return median((clean.length > 0 ? clean : pairs).map(([a, b]) => a.reqPerSec / b.reqPerSec))
+}
+
+/** Each target of the issue, met or missed by how much, or why it could not be checked. */
+function targets (samples: Map<string, Sample[]>): string[] {
+  const p99 = (name: string): number => {
+    const own = samples.get(name)
+    return own === undefined || own.length === 0 ? NaN : median(usable(own).map((s) => s.p99Ms))
+  }
+  const atLeast = (what: string, of: string, to: string, goal: number): string => {
+    const value = medianRatio(samples.get(of), samples.get(to))
+    if (!Number.isFinite(value)) return `- ${what} ≥ ${goal.toFixed(1)}×: not measured (${of} or ${to} not run)`
+    const a = samples.get(of) as Sample[]
+    const b = samples.get(to) as Sample[]
+    const clean = a.some((sample, i) => isClean(sample) && isClean(b[i] as Sample))
+    return `- ${what} ≥ ${goal.toFixed(1)}×: ${value >= goal ? 'met' : `missed by ${((1 - value / goal) * 100).toFixed(0)} %`} (${ratio(value)})` +
+      (clean ? '' : ' — from noisy rounds only: not reliable')
+  }
+  const guardP99 = p99('guard-memory')
+  const jwtP99 = p99('jwt')
+  return [
+    atLeast('guard on the memory store vs @fastify/jwt', 'guard-memory', 'jwt', 1.0),
+    atLeast('guard on the memory store vs @fastify/session', 'guard-memory', 'session', 1.4),
+    atLeast('guard on Redis with local cache vs the memory store', 'guard-redis-cache', 'guard-memory', 0.9),
+    atLeast('guard on Redis without local cache vs the memory store', 'guard-redis', 'guard-memory', 0.6),
+    Number.isFinite(guardP99) && Number.isFinite(jwtP99)
+      ? `- guard p99 ≤ @fastify/jwt p99: ${guardP99 <= jwtP99 ? 'met' : `missed by ${fixed(guardP99 - jwtP99, 2)} ms`} (${fixed(guardP99, 2)} vs ${fixed(jwtP99, 2)} ms)`
+      : '- guard p99 ≤ @fastify/jwt p99: not measured'
+  ]
+}
+
+function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: Array<{ variant: Variant, reason: string }>): string {
+  const jwt = samples.get('jwt')
+  const session = samples.get('session')
+  const bare = samples.get('bare')
+  const rows = runnable.map((variant) => {
+    const own = samples.get(variant.name) as Sample[]
+    const noisy = own.filter((s) => !isClean(s)).length
+    const kept = usable(own)
+    return [
+      variant.label,
+      integer(median(kept.map((s) => s.reqPerSec))),
+      fixed(median(kept.map((s) => s.p99Ms)), 2),
+      ratio(medianRatio(own, bare)),
+      ratio(medianRatio(own, jwt)),
+      ratio(medianRatio(own, session)),
+      fixed(median(kept.map((s) => s.serverCores)), 2),
+      `${own.length}${noisy > 0 ? ` (${noisy} noisy)` : ''}`
+    ]
+  })
+  const lines = [
+    '## HTTP: throughput and p99 latency',
+    '',
+    table(['variant', 'req/s', 'p99 ms', 'vs bare', 'vs @fastify/jwt', 'vs @fastify/session', 'server CPU', 'rounds'], rows),
+    ''
+  ]
+  for (const { variant, reason } of skipped) lines.push(`- *${variant.label}*: not run (${reason}).`)
+  if (skipped.length > 0) lines.push('')
+  lines.push('Targets (issue 7), from this run:', '', ...targets(samples), '')
+  const pkg = versions(['fastify', '@fastify/jwt', 'fast-jwt', '@fastify/session', '@fastify/cookie', 'lru-cache', 'autocannon'])
+  lines.push(
+    `Run on ${today()}: ${machine()}.`,
+    `Packages: ${Object.entries(pkg).map(([name, version]) => `${name} ${version}`).join(', ')}.`,
+    '',
+    `Each variant (bench/variants.ts) is a minimal server in its own process answering \`GET /\` with a small JSON body,` +
+    ` after one login done before listening. autocannon runs in the runner process: ${flags.connections} connections,` +
+    ` ${flags.warmup} s of warm-up then ${flags.duration} s measured, ${flags.rounds} rounds alternating the variants,` +
+    ` a fresh server process for every measurement${pinning ? `, the server pinned to one core and the runner to the other` : ''}.` +
+    ' req/s and p99 (every 2xx latency, µs resolution) are medians over rounds; a ratio is the median of the per-round ratios,' +
+    ' so both sides of it come from the same round. Any non-2xx response fails the run. "server CPU" is the cores the server' +
+    ' process used while measured: near 1 the server is the bottleneck; well below 1 the load generator (one core, shared' +
+    ' with nothing else) could not send faster, and that row\'s req/s and ratios understate the server.',
+    '',
+    `Noise guard: during each measurement the runner reads the machine's busy CPU time (\`os.cpus()\`) and subtracts its own` +
+    ` (\`process.cpuUsage()\`) and the server's (asked over IPC); what is left was used by other processes. When that exceeds` +
+    ` ${flags.noise} cores on average the measurement is repeated, up to ${flags.retries} times; "noisy" counts rounds still noisy` +
+    ' after that, which are left out of the medians and ratios whenever a clean round exists.' +
+    ` Before each measurement the runner also waits (up to ${flags.quiet} s) for one second in which other processes stay under that.`,
+    '',
+    `Reproduce: \`npm run bench\` (this run: \`npm run bench -- --duration ${flags.duration} --rounds ${flags.rounds} --connections ${flags.connections}` +
+    ` --noise ${flags.noise} --retries ${flags.retries} --quiet ${flags.quiet}\`).`,
+    'It builds `dist/` first and measures that build.'
+  )
+  return lines.join('\n')
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exitCode = 1
+})

@@ -1,0 +1,182 @@
+import { readFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import fastifyCookie from '@fastify/cookie'
+import fastifyJwt from '@fastify/jwt'
+import fastifySession from '@fastify/session'
+import Fastify, { type FastifyInstance } from 'fastify'
+// The package by its own name: resolves to dist/, the build users run.
+import sessionGuard, { redisStore } from 'fastify-session-guard'
+import type { SessionGuardOptions } from 'fastify-session-guard'
+import { ROOT } from './common.js'
+
+/**
+ * The HTTP benchmark's variants: one minimal server each, serving `GET /`
+ * with the same small JSON body, so the only difference is the auth check.
+ * Every server logs in once before it listens and hands the runner the
+ * headers a logged-in client sends.
+ *
+ * Adding a variant is one entry in `VARIANTS`. A variant whose prerequisite
+ * is not there yet (a store not merged, a fixture not written, no Redis
+ * running) names it in `missing()`, and the runner skips it with that message.
+ */
+export interface Variant {
+  /** Id on the command line (`--only guard-memory`). */
+  readonly name: string
+  /** Row label in the table. */
+  readonly label: string
+  /** Why this variant cannot run here, or `undefined` when it can. Runs in the runner. */
+  readonly missing?: () => Promise<string | undefined>
+  /** Builds the app and logs in. Runs in the server process. */
+  readonly setup: () => Promise<Served>
+}
+
+export interface Served {
+  readonly app: FastifyInstance
+  /** Headers every request of the load carries. */
+  readonly headers: Record<string, string>
+}
+
+/** Shared by every variant that signs tokens; HS256 everywhere. */
+const SECRET = 'a-benchmark-secret-that-is-long-enough-0123456789'
+const USER = 'user-0123456789'
+const BODY_ROUTE = '/'
+
+/** What a Redis-backed variant connects to. */
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const UA_FIXTURE = join(ROOT, 'bench', 'fixtures', 'user-agents.json')
+
+export const VARIANTS: readonly Variant[] = [
+  {
+    name: 'bare',
+    label: 'bare Fastify (no auth)',
+    async setup () {
+      const app = Fastify()
+      app.get(BODY_ROUTE, async () => ({ user: USER }))
+      return { app, headers: {} }
+    }
+  },
+  {
+    name: 'jwt',
+    label: '@fastify/jwt only (request.jwtVerify, HS256)',
+    async setup () {
+      const app = Fastify()
+      await app.register(fastifyJwt, { secret: SECRET, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
+      app.get(BODY_ROUTE, {
+        onRequest: async (request) => { await request.jwtVerify() }
+      }, async (request) => ({ user: (request.user as { sub: string }).sub }))
+      await app.ready()
+      // The same claims (and so the same token size) as the guard's access tokens.
+      const token = app.jwt.sign({ sub: USER, sid: 'Wq3hN0mJ8bVx1cR5tY7uIw', fph: 'x'.repeat(43) }, { expiresIn: '1h' })
+      return { app, headers: { authorization: `Bearer ${token}` } }
+    }
+  },
+  {
+    name: 'session',
+    label: '@fastify/session (memory store)',
+    async setup () {
+      const app = Fastify()
+      await app.register(fastifyCookie)
+      // Defaults otherwise (rolling cookie, the built-in memory store); `secure: false` because the load is plain HTTP.
+      await app.register(fastifySession, { secret: SECRET, cookie: { secure: false } })
+      app.post('/login', async (request) => {
+        data(request.session).set('userId', USER)
+        return { ok: true }
+      })
+      app.get(BODY_ROUTE, {
+        onRequest: async (request, reply) => {
+          if (data(request.session).get('userId') === undefined) return await reply.code(401).send()
+        }
+      }, async (request) => ({ user: data(request.session).get('userId') }))
+      const login = await app.inject({ method: 'POST', url: '/login' })
+      const cookie = login.cookies.find((c) => c.name === 'sessionId')
+      if (cookie === undefined) throw new Error('@fastify/session set no cookie')
+      return { app, headers: { cookie: `sessionId=${cookie.value}` } }
+    }
+  },
+  {
+    name: 'guard-memory',
+    label: 'session guard, memory store',
+    setup: async () => await guardServer({})
+  },
+  {
+    name: 'guard-redis-cache',
+    label: 'session guard, Redis store + local cache',
+    missing: async () => await redisMissing(),
+    setup: async () => await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: `bench:${process.pid}:`, localCache: true }) })
+  },
+  {
+    name: 'guard-redis',
+    label: 'session guard, Redis store, no local cache',
+    missing: async () => await redisMissing(),
+    setup: async () => await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: `bench:${process.pid}:` }) })
+  },
+  {
+    name: 'guard-device',
+    label: 'session guard, memory store, full device metadata',
+    setup: async () => await guardServer(DEVICE_OPTIONS, firstUserAgent())
+  }
+]
+
+/** A session's data by key, without augmenting @fastify/session's `SessionData` for the whole project. */
+function data (session: unknown): { get: (key: string) => unknown, set: (key: string, value: unknown) => void } {
+  return session as { get: (key: string) => unknown, set: (key: string, value: unknown) => void }
+}
+
+/**
+ * Everything a session can record about its device: the raw User-Agent kept
+ * beside the parsed device (client hints included by the client), the full IP,
+ * and a location. Every variant of the guard parses the device at login; this
+ * one keeps the most and sends client hints on every request.
+ */
+const DEVICE_OPTIONS: Partial<SessionGuardOptions> = {
+  privacy: { ipMode: 'full', keepUserAgent: true },
+  resolveLocation: () => ({ country: 'FR', city: 'Paris', latitude: 48.8566, longitude: 2.3522 })
+}
+
+/** The guard on `GET /`, after one real login through `reply.issueSession`. */
+async function guardServer (options: Partial<SessionGuardOptions>, userAgent?: string): Promise<Served> {
+  const app = Fastify()
+  await app.register(sessionGuard, { secret: SECRET, ...options })
+  app.post('/login', async (_request, reply) => {
+    const { accessToken } = await reply.issueSession({ userId: USER, claims: { role: 'member' } })
+    return { accessToken }
+  })
+  app.get(BODY_ROUTE, { onRequest: app.requireSession }, async (request) => ({ user: (request.user as { sub: string }).sub }))
+  const agent: Record<string, string> = userAgent === undefined ? {} : { 'user-agent': userAgent }
+  const login = await app.inject({ method: 'POST', url: '/login', headers: agent })
+  const fingerprint = login.cookies.find((c) => c.name === '__Host-sg-fp')
+  if (login.statusCode !== 200 || fingerprint === undefined) throw new Error(`guard login failed: ${login.statusCode} ${login.body}`)
+  const { accessToken } = login.json<{ accessToken: string }>()
+  return {
+    app,
+    headers: { ...agent, authorization: `Bearer ${accessToken}`, cookie: `__Host-sg-fp=${fingerprint.value}` }
+  }
+}
+
+async function redisMissing (): Promise<string | undefined> {
+  const { hostname, port } = new URL(REDIS_URL)
+  const reachable = await new Promise<boolean>((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port || 6379) })
+    socket.setTimeout(500)
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('timeout', () => { socket.destroy(); resolve(false) })
+    socket.once('error', () => resolve(false))
+  })
+  return reachable ? undefined : `no Redis at ${REDIS_URL} (set BENCH_REDIS_URL)`
+}
+
+/** The most common user agent of the fixture (its first entry). */
+function firstUserAgent (): string {
+  const fixture = JSON.parse(readFileSync(UA_FIXTURE, 'utf8')) as unknown
+  const first = Array.isArray(fixture) ? fixture[0] as unknown : undefined
+  const ua = typeof first === 'string' ? first : (first as { ua?: unknown, userAgent?: unknown } | undefined)?.ua ?? (first as { userAgent?: unknown } | undefined)?.userAgent
+  if (typeof ua !== 'string') throw new Error('bench/fixtures/user-agents.json: expected an array of strings or of { ua } objects')
+  return ua
+}
+
+export function variant (name: string): Variant {
+  const found = VARIANTS.find((v) => v.name === name)
+  if (found === undefined) throw new Error(`unknown variant ${name}; known: ${VARIANTS.map((v) => v.name).join(', ')}`)
+  return found
+}

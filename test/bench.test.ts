@@ -1,0 +1,84 @@
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import t from 'tap'
+
+/**
+ * Smoke runs of the three benchmark commands in their tiny mode: each must
+ * exit 0 and print its table with every row. Speed is never asserted. The
+ * commands measure the build, so `npm test` builds first.
+ */
+
+const ROOT = join(__dirname, '..')
+// The file as a whole: four child processes, longer than tap's default when the machine is busy.
+t.setTimeout(180_000)
+
+interface Run { code: number | null, stdout: string, stderr: string }
+
+function run (script: string, args: string[], nodeArgs: string[] = []): Promise<Run> {
+  // No coverage from the children: they load dist/ and bench/, which this suite does not cover.
+  // tap's process hooks pass themselves on to every child; this is their documented switch.
+  const env = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+  return new Promise((resolve) => {
+    execFile(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'bench', script), ...args], { cwd: ROOT, env, timeout: 90_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
+    })
+  })
+}
+
+/** A table row for `label`, or the line saying why it was not run. */
+function rowOrSkip (output: string, label: string): boolean {
+  return output.includes(`| ${label} `) || output.includes(`*${label}*: not`)
+}
+
+t.test('npm run bench -- --smoke: every variant has a row or a reason', async (t) => {
+  t.setTimeout(120_000)
+  const { code, stdout, stderr } = await run('http.ts', ['--smoke'])
+  t.equal(code, 0, stderr)
+  t.match(stdout, /\| variant +\| +req\/s \| p99 ms \| vs bare \| vs @fastify\/jwt \| vs @fastify\/session \|/)
+  for (const label of ['bare Fastify (no auth)', '@fastify/jwt only (request.jwtVerify, HS256)', '@fastify/session (memory store)', 'session guard, memory store']) {
+    t.match(stdout, new RegExp(`\\| ${label.replace(/[()/.]/g, '\\$&')} +\\| +[\\d,]+ \\| +[\\d.]+ \\|`), label)
+  }
+  for (const label of ['session guard, Redis store + local cache', 'session guard, Redis store, no local cache', 'session guard, memory store, full device metadata']) {
+    t.ok(rowOrSkip(stdout, label), label)
+  }
+  t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
+})
+
+t.test('npm run bench:store -- --smoke: every operation has a row', async (t) => {
+  t.setTimeout(60_000)
+  const { code, stdout, stderr } = await run('store.ts', ['--smoke'])
+  t.equal(code, 0, stderr)
+  for (const operation of [
+    'get (random live id)',
+    'touch (record activity)',
+    'create-with-limit (under the limit of 15)',
+    'create-with-limit (at the limit of 3, evicts one)',
+    'revoke',
+    "list a user's sessions (3)",
+    'login: reply.issueSession() incl. HS256 signature',
+    'login: whole request through app.inject (context)',
+    'guard: requireSession, one token (per request)',
+    'guard: requireSession, 50 tokens in turn'
+  ]) {
+    t.match(stdout, new RegExp(`\\| ${operation.replace(/[()/.]/g, '\\$&')} +\\| +[\\d,]+ \\| +[\\d.]+ \\| +[\\d,]+ \\|`), operation)
+  }
+  t.match(stdout, /Listing a user's sessions at [\d,]+ vs [\d,]+ sessions: [\d.]+× the time/)
+  t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
+})
+
+t.test('npm run bench:memory -- --smoke: bytes per session for each scenario', async (t) => {
+  t.setTimeout(60_000)
+  const { code, stdout, stderr } = await run('memory.ts', ['--smoke'], ['--expose-gc'])
+  t.equal(code, 0, stderr)
+  t.match(stdout, /\| sessions hold +\| sessions \| heap B\/session \|/)
+  t.match(stdout, /\| session with app claims, no device metadata +\| +3,000 \| +[\d,]+ \|/)
+  t.ok(rowOrSkip(stdout, 'session with app claims and full device metadata'), 'device scenario')
+  t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
+})
+
+t.test('bench:memory refuses to run without --expose-gc rather than print made-up figures', async (t) => {
+  t.setTimeout(60_000)
+  const { code, stderr } = await run('memory.ts', ['--smoke'])
+  t.not(code, 0)
+  t.match(stderr, /--expose-gc/)
+})
