@@ -48,7 +48,7 @@ const DEFAULT_MAX_COUNTERS = 100_000
  * Heap bytes per session with device metadata, as `npm run bench:memory`
  * measures it (docs/benchmarks.md); `stats().estimatedBytes` multiplies by it.
  */
-const ESTIMATED_BYTES_PER_SESSION = 450
+const ESTIMATED_BYTES_PER_SESSION = 1200
 
 interface HeldCounter extends Counter {
   readonly expiresAt: number
