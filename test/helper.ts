@@ -96,3 +96,17 @@ export async function build (
 
   return { app, clock, login, me }
 }
+
+/** The error with which registering the plugin with `options` fails, or `undefined` when it starts. */
+export async function registrationError (options: unknown): Promise<{ code?: string, message?: string } | undefined> {
+  const app = Fastify()
+  try {
+    await app.register(sessionGuard, options as SessionGuardOptions)
+    await app.ready()
+    return undefined
+  } catch (err) {
+    return err as { code?: string, message?: string }
+  } finally {
+    await app.close()
+  }
+}

@@ -4,20 +4,7 @@ import fastifyJwt from '@fastify/jwt'
 import Fastify from 'fastify'
 import t from 'tap'
 import sessionGuard, { memoryStore, type SessionGuardOptions } from '../lib/index.js'
-import { build, SECRET } from './helper.js'
-
-async function register (options: Partial<SessionGuardOptions>): Promise<unknown> {
-  const app = Fastify()
-  try {
-    await app.register(sessionGuard, options as SessionGuardOptions)
-    await app.ready()
-    return undefined
-  } catch (err) {
-    return err
-  } finally {
-    await app.close()
-  }
-}
+import { build, registrationError, SECRET } from './helper.js'
 
 t.test('unsafe or malformed options are refused at registration, naming the option', async (t) => {
   const keys = generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
@@ -65,12 +52,12 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
     ['anomalies.newDevices', { secret: SECRET, anomalies: { newDevices: 'revoke' } } as Partial<SessionGuardOptions>]
   ]
   for (const [option, options] of cases) {
-    const err = await register(options) as { code?: string, message?: string }
+    const err = await registrationError(options) as { code?: string, message?: string }
     t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `${option}: ${JSON.stringify(options, (_k, v) => typeof v === 'string' && v.length > 60 ? '<pem>' : v)}`)
     t.match(err?.message, `"${option}"`, 'the message names the option')
   }
-  t.equal(await register({ secret: SECRET, secureCookies: false, development: true }), undefined, 'development may turn Secure off')
-  t.equal(await register({ secret: SECRET, touchInterval: 0, refresh: { graceWindow: 0 }, clockTolerance: 0 }), undefined, 'zero where zero makes sense')
+  t.equal(await registrationError({ secret: SECRET, secureCookies: false, development: true }), undefined, 'development may turn Secure off')
+  t.equal(await registrationError({ secret: SECRET, touchInterval: 0, refresh: { graceWindow: 0 }, clockTolerance: 0 }), undefined, 'zero where zero makes sense')
 })
 
 t.test('development mode: cookies without Secure and without prefixed names', async (t) => {

@@ -1,10 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import Fastify from 'fastify'
 import t from 'tap'
-import sessionGuard, { type SessionGuardOptions } from '../../lib/index.js'
-import { SECRET } from '../helper.js'
+import { registrationError, SECRET } from '../helper.js'
 
 /**
  * The plugin refuses to start with unsafe settings, with an error that names
@@ -12,18 +10,7 @@ import { SECRET } from '../helper.js'
  * the ones an attacker profits from or a hurried deployment gets wrong.
  */
 
-async function refusal (options: unknown): Promise<{ code?: string, message?: string } | undefined> {
-  const app = Fastify()
-  try {
-    await app.register(sessionGuard, options as SessionGuardOptions)
-    await app.ready()
-    return undefined
-  } catch (err) {
-    return err as { code?: string, message?: string }
-  } finally {
-    await app.close()
-  }
-}
+const refusal = registrationError
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
 const cert = readFileSync(join(__dirname, 'fixtures', 'rsa-cert.pem'), 'utf8')
