@@ -11,7 +11,7 @@
  *   curl -s localhost:3001/me -H "authorization: Bearer $TOKEN" -b "sg-fp=$FP"   # 401 at once
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import sessionGuard, { redisStore } from '../lib/index.js'
+import sessionGuard, { redisStore, toView } from '../lib/index.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 // A demo secret: use a real one (at least 32 random bytes) from your secrets store.
@@ -39,7 +39,9 @@ async function instance (port: number): Promise<FastifyInstance> {
   app.get('/me', { preHandler: app.requireSession }, async (request) => ({
     user: request.user, session: request.authSession, servedBy: port
   }))
-  app.get('/sessions', { preHandler: app.requireSession }, async (request) => await app.sessions.list(request.authSession!.userId))
+  // The public view of each session: never the record itself, which holds hashes.
+  app.get('/sessions', { preHandler: app.requireSession }, async (request) =>
+    (await app.sessions.list(request.authSession!.userId)).map((session) => toView(session, request.authSession!.id)))
   app.post('/logout', { preHandler: app.requireSession }, async (request, reply) => {
     await request.endSession(reply)
     return reply.code(204).send()
