@@ -126,6 +126,17 @@ local function all(index, base, now)
   return live, expired
 end
 
+-- After a live session's fields changed: its TTL and index score follow its
+-- deadline, and every instance drops its cached copy. Returns the record.
+local function rearm(index, key, id, channel, now)
+  local updated, map = load(key)
+  local ends = deadline(map)
+  expireAt(key, ends, now)
+  redis.call('ZADD', index, 'XX', int(ends), id)
+  announce(channel, { id })
+  return updated
+end
+
 local function flats(list)
   local out = {}
   for j, entry in ipairs(list) do out[j] = entry.flat end
@@ -194,11 +205,7 @@ local now = tonumber(ARGV[1])
 local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
 if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
 change(KEYS[2], 4)
-local updated, map = load(KEYS[2])
-local ends = deadline(map)
-expireAt(KEYS[2], ends, now)
-redis.call('ZADD', KEYS[1], 'XX', int(ends), ARGV[2])
-announce(ARGV[3], { ARGV[2] })
+local updated = rearm(KEYS[1], KEYS[2], ARGV[2], ARGV[3], now)
 return { 'live', settle(KEYS[1], now), updated, {}, {} }
 `
 
@@ -237,11 +244,7 @@ if decision == 'reuse' then
 end
 change(KEYS[2], 7)
 redis.call('HSET', KEYS[2], 'h', presented, 'n', ARGV[5], 't', ARGV[1], 'k', int(tonumber(map.k) + 1))
-local updated, next = load(KEYS[2])
-local ends = deadline(next)
-expireAt(KEYS[2], ends, now)
-redis.call('ZADD', KEYS[1], 'XX', int(ends), ARGV[2])
-announce(ARGV[3], { ARGV[2] })
+local updated = rearm(KEYS[1], KEYS[2], ARGV[2], ARGV[3], now)
 return { 'rotated', settle(KEYS[1], now), updated, {}, {} }
 `
 
