@@ -1,12 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { safeEqual } from './crypto.js'
 import { UnauthorizedError } from './errors.js'
-import { storeCall, storeFailure } from './fail-closed.js'
-import { isFingerprintRejection, readFingerprintHash } from './fingerprint.js'
+import { storeCall, storeFailure } from './stores/fail-closed.js'
+import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { Runtime } from './runtime.js'
 import type { SessionRecord } from './session.js'
 import type { SessionChanges } from './stores/store.js'
-import type { AccessClaims } from './tokens.js'
+import type { AccessClaims } from './tokens/tokens.js'
 
 /** Longest `Authorization` header the guard will look at. */
 const MAX_AUTHORIZATION_LENGTH = 8192

@@ -8,12 +8,12 @@ import {
   SessionLimitError,
   UnauthorizedError
 } from './errors.js'
-import { storeCall } from './fail-closed.js'
-import { createFingerprint, isFingerprintRejection, readFingerprintHash } from './fingerprint.js'
+import { storeCall } from './stores/fail-closed.js'
+import { createFingerprint, isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { Runtime } from './runtime.js'
 import type { SessionRecord } from './session.js'
-import { idSetHash, RESERVED_CLAIMS } from './tokens.js'
-import { toViews } from './views.js'
+import { idSetHash, RESERVED_CLAIMS } from './tokens/tokens.js'
+import { toViews } from './http/views.js'
 
 /** 128 random bits. */
 const SESSION_ID_BYTES = 16

@@ -1,11 +1,11 @@
-import type { AnomalyDetector } from './anomaly.js'
-import type { ClientObserver } from './client.js'
-import type { SessionCookies } from './cookies.js'
-import type { SessionEventStream } from './events.js'
-import type { SessionMetrics } from './metrics.js'
+import type { AnomalyDetector } from './monitoring/anomaly.js'
+import type { ClientObserver } from './devices/client.js'
+import type { SessionCookies } from './http/cookies.js'
+import type { SessionEventStream } from './monitoring/events.js'
+import type { SessionMetrics } from './monitoring/metrics.js'
 import type { Lifetime, NormalizedOptions } from './options.js'
 import type { SessionStore } from './stores/store.js'
-import type { AccessTokens, LimitTickets, RefreshTokens } from './tokens.js'
+import type { AccessTokens, LimitTickets, RefreshTokens } from './tokens/tokens.js'
 
 /** What the guard, the lifecycle and the manager share: built once per registration in `index.ts`. */
 export interface Runtime {

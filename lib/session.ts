@@ -1,4 +1,4 @@
-import type { DeviceInfo } from './device.js'
+import type { DeviceInfo } from './devices/device.js'
 
 /** Milliseconds since the epoch, from the injected clock. */
 export type Clock = () => number

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
-import { createDeviceParser, type DeviceHeaders, type DeviceInfo, MAX_HINT_LENGTH, MAX_USER_AGENT_LENGTH, parseDevice } from '../lib/device.js'
+import { createDeviceParser, type DeviceHeaders, type DeviceInfo, MAX_HINT_LENGTH, MAX_USER_AGENT_LENGTH, parseDevice } from '../lib/devices/device.js'
 
 interface Expected {
   type: DeviceInfo['type']

@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import t from 'tap'
-import { MAX_USER_AGENT_LENGTH } from '../lib/device.js'
-import { createPrivacyPolicy, hashIp, keepUserAgent, normalizeIp, truncateIp } from '../lib/privacy.js'
+import { MAX_USER_AGENT_LENGTH } from '../lib/devices/device.js'
+import { createPrivacyPolicy, hashIp, keepUserAgent, normalizeIp, truncateIp } from '../lib/devices/privacy.js'
 
 const SALT = 'a-secret-ip-salt-that-is-long-enough-0123'
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0'

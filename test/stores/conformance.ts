@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import type { Test } from 'tap'
-import { createDeviceParser } from '../../lib/device.js'
+import { createDeviceParser } from '../../lib/devices/device.js'
 import { decideRotation, rotatedState, type RefreshState, type SessionRecord } from '../../lib/session.js'
 import type { RemovalReason, SessionChanges, SessionLimit, SessionStore } from '../../lib/stores/store.js'
 import { MINUTE, TestClock } from '../helper.js'

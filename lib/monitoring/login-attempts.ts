@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { sha256 } from './crypto.js'
-import { LoginLockedError } from './errors.js'
-import { storeCall } from './fail-closed.js'
-import type { Runtime } from './runtime.js'
+import { sha256 } from '../crypto.js'
+import { LoginLockedError } from '../errors.js'
+import { storeCall } from '../stores/fail-closed.js'
+import type { Runtime } from '../runtime.js'
 
 /** Failed-login tracking, after validation. */
 export interface LockoutPolicy {

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import { parseDevice } from './device.js'
-import type { NormalizedOptions } from './options.js'
-import type { Location, SessionRecord } from './session.js'
-import type { ClientInfo } from './stores/store.js'
+import type { NormalizedOptions } from '../options.js'
+import type { Location, SessionRecord } from '../session.js'
+import type { ClientInfo } from '../stores/store.js'
 
 /**
  * What a session records about its client: the device (User-Agent and client

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { SessionNotFoundError } from './errors.js'
-import type { Guard } from './guard.js'
-import type { Lifecycle } from './lifecycle.js'
-import type { SessionManager } from './manager.js'
+import { SessionNotFoundError } from '../errors.js'
+import type { Guard } from '../guard.js'
+import type { Lifecycle } from '../lifecycle.js'
+import type { SessionManager } from '../manager.js'
 import { errorResponseSchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
 
 export interface RoutesOptions {

@@ -1,7 +1,7 @@
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyReply } from 'fastify'
-import type { NormalizedOptions } from './options.js'
-import type { SessionRecord } from './session.js'
+import type { NormalizedOptions } from '../options.js'
+import type { SessionRecord } from '../session.js'
 
 /**
  * Writes and clears the plugin's two cookies: the fingerprint (every path) and

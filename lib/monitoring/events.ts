@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import { sha256 } from './crypto.js'
-import type { DeviceType } from './device.js'
-import type { SessionRecord } from './session.js'
+import { sha256 } from '../crypto.js'
+import type { DeviceType } from '../devices/device.js'
+import type { SessionRecord } from '../session.js'
 
 /** The version of the event shape. It changes only when a field changes meaning or goes away. */
 export const EVENT_VERSION = 1

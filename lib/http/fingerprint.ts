@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { randomToken, sha256 } from './crypto.js'
+import { randomToken, sha256 } from '../crypto.js'
 
 /**
  * The token-sidejacking defence (OWASP JWT cheat sheet): each login gets a

@@ -1,8 +1,8 @@
 import { hkdfSync } from 'node:crypto'
 import type { JWT } from '@fastify/jwt'
 import { LRUCache } from 'lru-cache'
-import { hmac, randomToken, safeEqual, sha256 } from './crypto.js'
-import type { SessionRecord } from './session.js'
+import { hmac, randomToken, safeEqual, sha256 } from '../crypto.js'
+import type { SessionRecord } from '../session.js'
 
 /** Claims the plugin puts in every access token; the app's own claims may not use these names. */
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['sub', 'sid', 'fph', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud'])

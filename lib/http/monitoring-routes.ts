@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
-import type { SessionManager } from './manager.js'
-import type { StoreStats } from './stores/store.js'
+import type { SessionManager } from '../manager.js'
+import type { StoreStats } from '../stores/store.js'
 
 interface MonitoringContext {
   manager: SessionManager

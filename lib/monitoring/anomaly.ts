@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify'
-import { sha256 } from './crypto.js'
+import { sha256 } from '../crypto.js'
 import type { AnomalyDecision, AnomalyRule } from './events.js'
 import type { SessionEventStream } from './events.js'
-import type { Clock } from './session.js'
-import type { ClientInfo, SessionStore } from './stores/store.js'
-import type { Location, SessionRecord } from './session.js'
+import type { Clock } from '../session.js'
+import type { ClientInfo, SessionStore } from '../stores/store.js'
+import type { Location, SessionRecord } from '../session.js'
 
 /** One anomaly found, as the `decide` hook and the event see it. */
 export interface Anomaly {

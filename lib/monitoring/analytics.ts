@@ -1,4 +1,4 @@
-import type { SessionStore } from './stores/store.js'
+import type { SessionStore } from '../stores/store.js'
 
 /** What `app.sessions.analytics()` reports about the live sessions. */
 export interface SessionAnalytics {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { StoreFullError, StoreUnavailableError } from './errors.js'
+import { StoreFullError, StoreUnavailableError } from '../errors.js'
 
 /**
  * Failing closed: whatever goes wrong in the store, no request gets through

@@ -1,5 +1,5 @@
 import type { SessionEvent } from './events.js'
-import type { StoreStats } from './stores/store.js'
+import type { StoreStats } from '../stores/store.js'
 
 /** Counters since this instance started, by what the events said. */
 export interface EventCounts {

@@ -1,5 +1,5 @@
-import type { DeviceType } from './device.js'
-import type { Location, SessionRecord } from './session.js'
+import type { DeviceType } from '../devices/device.js'
+import type { Location, SessionRecord } from '../session.js'
 
 /**
  * A session as a client or an admin sees it: what the "Your devices" page

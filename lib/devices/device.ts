@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import UAParser from 'ua-parser-js'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError } from '../errors.js'
 
 /**
  * Device metadata from request headers: the User-Agent string, read with

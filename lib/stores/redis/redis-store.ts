@@ -1,8 +1,8 @@
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { LRUCache } from 'lru-cache'
-import type { DeviceInfo } from '../device.js'
-import { expiresAt, isLive, type Location, type RefreshState, type SessionRecord } from '../session.js'
-import * as scripts from './redis-scripts.js'
+import type { DeviceInfo } from '../../devices/device.js'
+import { expiresAt, isLive, type Location, type RefreshState, type SessionRecord } from '../../session.js'
+import * as scripts from './scripts.js'
 import type {
   Activity,
   Counter,
@@ -14,7 +14,7 @@ import type {
   SessionStore,
   StoreContext,
   StoreStats
-} from './store.js'
+} from '../store.js'
 
 export interface RedisStoreOptions {
   /**
