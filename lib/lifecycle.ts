@@ -1,24 +1,108 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ClientObserver } from './devices/client.js'
 import { randomToken, safeEqual } from './crypto.js'
 import {
   AnomalyError,
-  CsrfError,
+  InvalidOptionError,
   NoSessionError,
   RefreshConflictError,
-  SessionLimitError,
-  UnauthorizedError
+  SessionLimitError
 } from './errors.js'
-import { storeCall } from './stores/fail-closed.js'
+import type { SessionCookies } from './http/cookies.js'
+import { checkCsrf, type CsrfPolicy } from './http/csrf.js'
 import { createFingerprint, isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
-import type { Runtime } from './runtime.js'
-import type { SessionRecord } from './session.js'
-import { idSetHash, RESERVED_CLAIMS } from './tokens/tokens.js'
 import { toViews } from './http/views.js'
+import type { AnomalyDetector } from './monitoring/anomaly.js'
+import type { SessionEventStream } from './monitoring/events.js'
+import { refusal } from './refusal.js'
+import { activityAt, lifetimeOf, startTimes, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import type { SessionLimit, SessionStore } from './stores/store.js'
+import { RESERVED_CLAIMS, type AccessTokens } from './tokens/access-tokens.js'
+import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
+import type { RefreshTokens } from './tokens/refresh-tokens.js'
+import { duration, isToken, routePath, section, type Duration, type OptionNames } from './validate.js'
 
 /** 128 random bits. */
 const SESSION_ID_BYTES = 16
 const MAX_USER_ID_LENGTH = 256
 const MAX_REFRESH_TOKEN_LENGTH = 256
+const DEFAULT_GRACE_WINDOW = '10s'
+const DEFAULT_CSRF_HEADER = 'x-requested-with'
+const DEFAULT_REFRESH_PATH = '/refresh'
+
+export interface RefreshOptions {
+  /**
+   * How the refresh token travels: in its own HttpOnly cookie, or in the
+   * response body (for clients that are not browsers).
+   * @default 'cookie'
+   */
+  transport?: 'cookie' | 'body'
+  /**
+   * Path of the app's refresh route; the refresh cookie is only sent there.
+   * @default '/refresh'
+   */
+  path?: string
+  /**
+   * Name of the refresh cookie.
+   * @default '__Secure-sg-rt' ('sg-rt' when `secureCookies` is false)
+   */
+  cookie?: string
+  /**
+   * After a rotation, a second refresh with the same (now previous) token
+   * inside this window is answered 409 without revoking anything (parallel
+   * tabs). After it, the previous token still works once if its successor was
+   * never used (a response lost on the way); any older token revokes the session.
+   * @default '10s'
+   */
+  graceWindow?: Duration
+  /**
+   * Header a cookie-carried refresh must send; a cross-site form cannot.
+   * @default 'x-requested-with'
+   */
+  csrfHeader?: string
+  /**
+   * Origins allowed to refresh. A request with an `Origin` header outside this
+   * list is refused. Empty: only the request's own origin.
+   * @default []
+   */
+  allowedOrigins?: string[]
+}
+
+const REFRESH_OPTION_NAMES: OptionNames<RefreshOptions> = {
+  transport: true, path: true, cookie: true, graceWindow: true, csrfHeader: true, allowedOrigins: true
+}
+
+/** The refresh options after validation. */
+export interface RefreshPolicy {
+  readonly transport: 'cookie' | 'body'
+  readonly path: string
+  /** The cookie name asked for; `parseCookieOptions` checks it and picks the default. */
+  readonly cookie: string | undefined
+  readonly graceMs: number
+  readonly csrf: CsrfPolicy
+}
+
+export function parseRefreshOptions (value: RefreshOptions | undefined): RefreshPolicy {
+  const refresh = section(value, REFRESH_OPTION_NAMES, 'refresh')
+  const transport = refresh.transport ?? 'cookie'
+  if (transport !== 'cookie' && transport !== 'body') {
+    throw new InvalidOptionError('refresh.transport', `must be 'cookie' or 'body', got ${String(transport)}`)
+  }
+  const path = routePath(refresh.path ?? DEFAULT_REFRESH_PATH, 'refresh.path')
+  const csrfHeader = refresh.csrfHeader ?? DEFAULT_CSRF_HEADER
+  if (!isToken(csrfHeader)) throw new InvalidOptionError('refresh.csrfHeader', 'must be a header name')
+  const allowedOrigins = refresh.allowedOrigins ?? []
+  if (!Array.isArray(allowedOrigins) || !allowedOrigins.every((origin) => typeof origin === 'string')) {
+    throw new InvalidOptionError('refresh.allowedOrigins', 'must be an array of origins such as "https://app.example.com"')
+  }
+  return {
+    transport,
+    path,
+    cookie: refresh.cookie,
+    graceMs: duration(refresh.graceWindow ?? DEFAULT_GRACE_WINDOW, 'refresh.graceWindow', { allowZero: true }),
+    csrf: { header: csrfHeader.toLowerCase(), allowedOrigins: new Set(allowedOrigins) }
+  }
+}
 
 /** What `reply.issueSession()` takes. */
 export interface IssueSessionInput {
@@ -39,15 +123,32 @@ export interface IssuedSession {
   session: SessionRecord
 }
 
+/** What the lifecycle works with. */
+export interface LifecycleContext {
+  /** The fail-closed store. */
+  readonly store: SessionStore
+  readonly events: SessionEventStream
+  readonly clock: Clock
+  readonly lifetimes: Lifetimes
+  readonly limit: SessionLimit
+  readonly refresh: RefreshPolicy
+  readonly accessTokens: AccessTokens
+  readonly refreshTokens: RefreshTokens
+  readonly tickets: LimitTickets
+  readonly cookies: SessionCookies
+  readonly client: ClientObserver
+  readonly anomalies: AnomalyDetector
+}
+
 /**
  * Issues, refreshes, regenerates and ends sessions: every step that hands a
  * client new credentials or takes them away.
  */
 export class Lifecycle {
-  readonly #runtime: Runtime
+  readonly #context: LifecycleContext
 
-  constructor (runtime: Runtime) {
-    this.#runtime = runtime
+  constructor (context: LifecycleContext) {
+    this.#context = context
   }
 
   /** Creates a session under the per-user limit, sets its cookies and signs its first access token. */
@@ -61,61 +162,53 @@ export class Lifecycle {
    * (one of those the ticket saw), and creates the new one.
    */
   async resolveLimit (request: FastifyRequest, reply: FastifyReply, ticketToken: string, revokeId: string): Promise<IssuedSession> {
-    const { options, store, events, tickets } = this.#runtime
-    const now = options.clock()
-    const fail = (reason: string): never => {
-      events.publish(request.log, 'auth.rejected', now, undefined, { reason })
-      throw new UnauthorizedError()
-    }
+    const { store, events, tickets, cookies, clock } = this.#context
+    const now = clock()
+    const refuse = (reason: string): Error => refusal(events, request.log, now, reason)
     const ticket = tickets.verify(ticketToken, now)
-    if (ticket === undefined) return fail('invalid_ticket')
-    const fingerprintHash = readFingerprintHash(request, options.cookies.fingerprint)
-    if (isFingerprintRejection(fingerprintHash)) return fail(fingerprintHash)
-    if (!safeEqual(fingerprintHash, ticket.fingerprintHash)) return fail('fingerprint_mismatch')
-    const fingerprint = request.cookies[options.cookies.fingerprint] as string
+    if (ticket === undefined) throw refuse('invalid_ticket')
+    const fingerprintHash = readFingerprintHash(request, cookies.fingerprintName)
+    if (isFingerprintRejection(fingerprintHash)) throw refuse(fingerprintHash)
+    if (!safeEqual(fingerprintHash, ticket.fingerprintHash)) throw refuse('fingerprint_mismatch')
+    const fingerprint = request.cookies[cookies.fingerprintName] as string
 
-    const active = await storeCall(request.log, () => store.listUser(ticket.userId, now))
-    if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) return fail('stale_ticket')
-    if (!active.some((session) => session.id === revokeId)) return fail('unknown_session')
+    const active = await store.listUser(ticket.userId, now)
+    if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) throw refuse('stale_ticket')
+    if (!active.some((session) => session.id === revokeId)) throw refuse('unknown_session')
     // Only one request can revoke a given session: this makes the ticket single-use.
-    const revoked = await storeCall(request.log, () => store.revoke(revokeId, now))
-    if (revoked === undefined) return fail('stale_ticket')
+    const revoked = await store.revoke(revokeId, now)
+    if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
     return await this.#create(reply, ticket, { value: fingerprint, hash: fingerprintHash })
   }
 
   async #create (reply: FastifyReply, input: IssueSessionInput, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
-    const { options, store, events } = this.#runtime
+    const { store, events, clock, lifetimes, limit, refreshTokens, client, anomalies, cookies, tickets } = this.#context
     const { userId, claims, remember = false } = input
-    const now = options.clock()
-    const { idleMs, absoluteMs } = this.#runtime.lifetime(remember)
+    const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
-    const refresh = this.#runtime.refreshTokens.issue(id)
-    const client = await this.#runtime.client.describe(reply.request)
-    // The anomaly rules count in the store: a store that fails there fails the login closed, as create would.
-    const verdict = await storeCall(reply.log, () => this.#runtime.anomalies.atLogin(reply.request, userId, client))
+    const refresh = refreshTokens.issue(id)
+    const described = await client.describe(reply.request)
+    const verdict = await anomalies.atLogin(reply.request, userId, described)
     if (verdict.revoke) throw new AnomalyError()
     const session: SessionRecord = {
-      ...client,
+      ...described,
       ...(verdict.flags.length === 0 ? {} : { flags: verdict.flags }),
       id,
       userId,
       fingerprintHash: fingerprint.hash,
-      createdAt: now,
-      lastSeenAt: now,
-      idleExpiresAt: now + Math.min(idleMs, absoluteMs),
-      absoluteExpiresAt: now + absoluteMs,
+      ...startTimes(now, lifetimeOf(lifetimes, remember)),
       remembered: remember,
       ...(claims === undefined ? {} : { claims }),
       refresh: { hash: refresh.hash, rotatedAt: now, rotations: 0 }
     }
 
-    const result = await storeCall(reply.log, () => store.create(session, options.limit, now))
+    const result = await store.create(session, limit, now)
     if (!result.created) {
       // The way out: the fingerprint cookie now, and a ticket bound to it and to
       // the sessions seen, with which the client signs one out and logs in.
-      this.#runtime.cookies.set(reply, session, fingerprint.value, undefined, now)
-      const ticket = this.#runtime.tickets.sign({
+      cookies.set(reply, session, fingerprint.value, undefined, now)
+      const ticket = tickets.sign({
         userId, claims, remember, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
       }, now)
       throw Object.assign(new SessionLimitError(), { sessions: toViews(result.active), ticket })
@@ -132,49 +225,44 @@ export class Lifecycle {
    * token and a new refresh token. An older refresh token revokes the session.
    */
   async refresh (request: FastifyRequest, reply: FastifyReply): Promise<IssuedSession> {
-    const { options, store, events, refreshTokens } = this.#runtime
-    const now = options.clock()
-    const fail = (reason: string, session?: SessionRecord): never => {
-      events.publish(request.log, 'auth.rejected', now, session, { reason })
-      this.#runtime.cookies.clear(reply)
-      throw new UnauthorizedError()
+    const { store, events, refreshTokens, cookies, clock, lifetimes, client } = this.#context
+    const policy = this.#context.refresh
+    const now = clock()
+    const refuse = (reason: string, session?: SessionRecord): Error => {
+      cookies.clear(reply)
+      return refusal(events, request.log, now, reason, session)
     }
 
-    if (options.refresh.transport === 'cookie') this.#checkCsrf(request)
+    if (policy.transport === 'cookie') checkCsrf(request, policy.csrf)
     const token = this.#presentedRefreshToken(request)
-    if (token === undefined) return fail('missing_refresh_token')
+    if (token === undefined) throw refuse('missing_refresh_token')
     const opened = refreshTokens.open(token)
-    if (opened === undefined) return fail('invalid_refresh_token')
-    const fingerprintHash = readFingerprintHash(request, options.cookies.fingerprint)
-    if (isFingerprintRejection(fingerprintHash)) return fail(fingerprintHash)
+    if (opened === undefined) throw refuse('invalid_refresh_token')
+    const fingerprintHash = readFingerprintHash(request, cookies.fingerprintName)
+    if (isFingerprintRejection(fingerprintHash)) throw refuse(fingerprintHash)
 
-    const current = await storeCall(request.log, () => store.get(opened.sessionId, now))
-    if (current === undefined) return fail('unknown_session')
-    if (current.fingerprintHash !== fingerprintHash) return fail('fingerprint_mismatch', current)
+    const current = await store.get(opened.sessionId, now)
+    if (current === undefined) throw refuse('unknown_session')
+    if (current.fingerprintHash !== fingerprintHash) throw refuse('fingerprint_mismatch', current)
 
     const successor = refreshTokens.issue(current.id)
-    const client = await this.#runtime.client.changes(current, request)
-    const { idleMs } = this.#runtime.lifetime(current.remembered)
-    const result = await storeCall(request.log, () => store.rotate(current.id, {
+    const changes = await client.changes(current, request)
+    const result = await store.rotate(current.id, {
       presentedHash: opened.hash,
       successorHash: successor.hash,
-      graceMs: options.refresh.graceMs,
-      activity: {
-        lastSeenAt: now,
-        idleExpiresAt: Math.min(now + idleMs, current.absoluteExpiresAt),
-        ...(client === undefined ? {} : { changes: client })
-      }
-    }, now))
+      graceMs: policy.graceMs,
+      activity: activityAt(current, now, lifetimeOf(lifetimes, current.remembered), changes)
+    }, now)
 
     switch (result.outcome) {
       case 'missing':
-        return fail('unknown_session', current)
+        throw refuse('unknown_session', current)
       case 'conflict':
         throw new RefreshConflictError()
       case 'reuse':
         events.publish(request.log, 'refresh.reuse_detected', now, current, {})
         events.publish(request.log, 'session.revoked', now, current, { reason: 'reuse' })
-        return fail('refresh_token_reuse', current)
+        throw refuse('refresh_token_reuse', current)
     }
     events.publish(request.log, 'session.refreshed', now, result.session, { rotations: result.session.refresh.rotations })
     return this.#deliver(reply, result.session, undefined, successor.token, now)
@@ -186,12 +274,12 @@ export class Lifecycle {
    * after a privilege change. The absolute deadline carries over.
    */
   async regenerate (request: FastifyRequest, reply: FastifyReply, claims?: Record<string, unknown>): Promise<IssuedSession> {
-    const { options, store, events } = this.#runtime
+    const { store, events, clock, refreshTokens } = this.#context
     const old = currentSession(request)
-    const now = options.clock()
+    const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
     const fingerprint = createFingerprint()
-    const refresh = this.#runtime.refreshTokens.issue(id)
+    const refresh = refreshTokens.issue(id)
     const newClaims = claims === undefined ? old.claims : validateClaims(claims)
     const session: SessionRecord = {
       ...old,
@@ -201,11 +289,7 @@ export class Lifecycle {
       ...(newClaims === undefined ? {} : { claims: newClaims }),
       refresh: { hash: refresh.hash, rotatedAt: now, rotations: 0 }
     }
-    const replaced = await storeCall(request.log, () => store.replace(old.id, session, now))
-    if (!replaced) {
-      events.publish(request.log, 'auth.rejected', now, old, { reason: 'unknown_session' })
-      throw new UnauthorizedError()
-    }
+    if (!await store.replace(old.id, session, now)) throw refusal(events, request.log, now, 'unknown_session', old)
     events.publish(request.log, 'session.revoked', now, old, { reason: 'regenerate' })
     events.publish(request.log, 'session.created', now, session, { remembered: old.remembered })
     request.authSession = session
@@ -214,47 +298,29 @@ export class Lifecycle {
 
   /** Revokes the request's session and clears its cookies (logout). */
   async end (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const { options, store, events } = this.#runtime
+    const { store, events, clock, cookies } = this.#context
     const session = currentSession(request)
-    const now = options.clock()
-    const revoked = await storeCall(request.log, () => store.revoke(session.id, now))
+    const now = clock()
+    const revoked = await store.revoke(session.id, now)
     if (revoked !== undefined) {
       events.publish(request.log, 'session.revoked', now, session, { reason: 'user' })
     }
-    this.#runtime.cookies.clear(reply)
+    cookies.clear(reply)
     request.authSession = null
   }
 
   #deliver (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string, now: number): IssuedSession {
-    this.#runtime.cookies.set(reply, session, fingerprint, refreshToken, now)
-    const issued: IssuedSession = { accessToken: this.#runtime.accessTokens.sign(session, now), session }
-    if (this.#runtime.options.refresh.transport === 'body') issued.refreshToken = refreshToken
+    this.#context.cookies.set(reply, session, fingerprint, refreshToken, now)
+    const issued: IssuedSession = { accessToken: this.#context.accessTokens.sign(session, now), session }
+    if (this.#context.refresh.transport === 'body') issued.refreshToken = refreshToken
     return issued
   }
 
   #presentedRefreshToken (request: FastifyRequest): string | undefined {
-    const { options } = this.#runtime
-    const token = options.refresh.transport === 'cookie'
-      ? request.cookies[options.cookies.refresh]
+    const token = this.#context.refresh.transport === 'cookie'
+      ? this.#context.cookies.refreshToken(request)
       : (request.body as { refreshToken?: unknown } | undefined)?.refreshToken
     return typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH ? token : undefined
-  }
-
-  /**
-   * A cookie rides along with any request the browser makes, so a refresh by
-   * cookie needs proof the request came from the app's own script: a custom
-   * header (a cross-site form cannot set one, and CORS preflights it) and, when
-   * the browser says where it comes from, an allowed origin.
-   */
-  #checkCsrf (request: FastifyRequest): void {
-    const { csrfHeader, allowedOrigins } = this.#runtime.options.refresh
-    if (request.headers[csrfHeader] === undefined) throw new CsrfError()
-    const origin = request.headers.origin
-    if (origin === undefined) return
-    const allowed = allowedOrigins.size > 0
-      ? allowedOrigins.has(origin)
-      : origin === `${request.protocol}://${request.host}`
-    if (!allowed) throw new CsrfError()
   }
 }
 

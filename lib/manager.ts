@@ -1,10 +1,19 @@
 import { analyse, type AnalyticsOptions, type SessionAnalytics } from './monitoring/analytics.js'
 import type { RevocationReason, SessionEventStream } from './monitoring/events.js'
-import { LoginAttempts } from './monitoring/login-attempts.js'
-import type { EventCounts } from './monitoring/metrics.js'
-import type { Runtime } from './runtime.js'
-import type { SessionRecord } from './session.js'
-import type { StoreStats } from './stores/store.js'
+import type { LoginAttempts } from './monitoring/login-attempts.js'
+import type { EventCounts, SessionMetrics } from './monitoring/metrics.js'
+import type { Clock, SessionRecord } from './session.js'
+import type { SessionStore, StoreStats } from './stores/store.js'
+
+/** What the management API works with. */
+export interface ManagerContext {
+  /** The fail-closed store. */
+  readonly store: SessionStore
+  readonly events: SessionEventStream
+  readonly metrics: SessionMetrics
+  readonly loginAttempts: LoginAttempts
+  readonly clock: Clock
+}
 
 /** `app.sessions.stats()`: the store's figures and this instance's counters. */
 export interface SessionStats extends StoreStats {
@@ -18,36 +27,36 @@ export interface SessionStats extends StoreStats {
  * authorisation before calling. Events: `app.sessions.events.on(name, listener)`.
  */
 export class SessionManager {
-  readonly #runtime: Runtime
+  readonly #context: ManagerContext
   /** Failed-login tracking and lockout, for the app's login route. */
   readonly loginAttempts: LoginAttempts
 
-  constructor (runtime: Runtime) {
-    this.#runtime = runtime
-    this.loginAttempts = new LoginAttempts(runtime, runtime.options.lockout)
+  constructor (context: ManagerContext) {
+    this.#context = context
+    this.loginAttempts = context.loginAttempts
   }
 
   /** The event stream (every event is also logged). */
   get events (): SessionEventStream {
-    return this.#runtime.events
+    return this.#context.events
   }
 
   /** A user's live sessions, most recently active first. */
   async list (userId: string): Promise<SessionRecord[]> {
-    return await this.#runtime.store.listUser(userId, this.#runtime.options.clock())
+    return await this.#context.store.listUser(userId, this.#context.clock())
   }
 
   /** One live session, or `undefined`. */
   async get (sessionId: string): Promise<SessionRecord | undefined> {
-    return await this.#runtime.store.get(sessionId, this.#runtime.options.clock())
+    return await this.#context.store.get(sessionId, this.#context.clock())
   }
 
   /** Revokes one session; its access tokens stop working on their next request. Returns whether it was live. */
   async revoke (sessionId: string, reason: RevocationReason = 'admin'): Promise<boolean> {
-    const now = this.#runtime.options.clock()
-    const session = await this.#runtime.store.revoke(sessionId, now)
+    const now = this.#context.clock()
+    const session = await this.#context.store.revoke(sessionId, now)
     if (session === undefined) return false
-    this.#runtime.events.publish(undefined, 'session.revoked', now, session, { reason })
+    this.#context.events.publish(undefined, 'session.revoked', now, session, { reason })
     return true
   }
 
@@ -58,20 +67,20 @@ export class SessionManager {
    * Returns how many were revoked.
    */
   async revokeAll (userId: string, { except, reason = 'admin' }: { except?: string, reason?: RevocationReason } = {}): Promise<number> {
-    const now = this.#runtime.options.clock()
-    const revoked = await this.#runtime.store.revokeUser(userId, except, now)
-    for (const session of revoked) this.#runtime.events.publish(undefined, 'session.revoked', now, session, { reason })
+    const now = this.#context.clock()
+    const revoked = await this.#context.store.revokeUser(userId, except, now)
+    for (const session of revoked) this.#context.events.publish(undefined, 'session.revoked', now, session, { reason })
     return revoked.length
   }
 
   /** The store's figures (sessions, users, sessions per user, evictions, expirations, memory) and this instance's event counts. */
   async stats (): Promise<SessionStats> {
-    return { ...await this.storeStats(), events: this.#runtime.metrics.counts }
+    return { ...await this.storeStats(), events: this.#context.metrics.counts }
   }
 
   /** The store's own figures. */
   async storeStats (): Promise<StoreStats> {
-    return await this.#runtime.store.stats(this.#runtime.options.clock())
+    return await this.#context.store.stats(this.#context.clock())
   }
 
   /**
@@ -80,11 +89,11 @@ export class SessionManager {
    * event loop between them. For dashboards, not for requests.
    */
   async analytics (options?: AnalyticsOptions): Promise<SessionAnalytics> {
-    return await analyse(this.#runtime.store, this.#runtime.options.clock(), options)
+    return await analyse(this.#context.store, this.#context.clock(), options)
   }
 
   /** The metrics in the Prometheus text format, given the store's stats (`undefined` when it is down). */
   prometheus (store: StoreStats | undefined): string {
-    return this.#runtime.metrics.prometheus(store)
+    return this.#context.metrics.prometheus(store)
   }
 }

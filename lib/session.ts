@@ -65,6 +65,59 @@ export interface Location {
   readonly longitude?: number
 }
 
+/** How long a session lives: idle (sliding) and absolute (fixed at login). */
+export interface Lifetime {
+  readonly idleMs: number
+  readonly absoluteMs: number
+}
+
+/** The lifetimes of ordinary and remembered ("remember me") sessions. */
+export interface Lifetimes {
+  readonly normal: Lifetime
+  readonly remembered: Lifetime
+}
+
+/** The client fields of a session: what the request says about where it comes from. */
+export type ClientInfo = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location'>
+
+/** The fields of a session that activity may change besides its times. */
+export type SessionChanges = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location' | 'flags'>
+
+/** Activity to record on a session: a store's `touch` and `rotate` write it. */
+export interface Activity {
+  readonly lastSeenAt: number
+  readonly idleExpiresAt: number
+  /** Fields that changed since the session last recorded them (a new IP, device or location; anomaly flags). */
+  readonly changes?: SessionChanges
+}
+
+/** The lifetime a session gets, by whether it is remembered. */
+export function lifetimeOf (lifetimes: Lifetimes, remembered: boolean): Lifetime {
+  return remembered ? lifetimes.remembered : lifetimes.normal
+}
+
+/** The times of a session that starts `now`: the idle deadline never lies past the absolute one. */
+export function startTimes (now: number, lifetime: Lifetime): Pick<SessionRecord, 'createdAt' | 'lastSeenAt' | 'idleExpiresAt' | 'absoluteExpiresAt'> {
+  return {
+    createdAt: now,
+    lastSeenAt: now,
+    idleExpiresAt: now + Math.min(lifetime.idleMs, lifetime.absoluteMs),
+    absoluteExpiresAt: now + lifetime.absoluteMs
+  }
+}
+
+/**
+ * The activity to record for a request or a refresh of `session` at `now`: the
+ * idle deadline slides forward but never past the absolute one; the client's
+ * changes are kept, and anomaly flags are added to those the session carries.
+ */
+export function activityAt (session: SessionRecord, now: number, lifetime: Lifetime, client?: ClientInfo, flags: readonly string[] = []): Activity {
+  const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + lifetime.idleMs, session.absoluteExpiresAt) }
+  if (client === undefined && flags.length === 0) return activity
+  const changes: SessionChanges = flags.length === 0 ? { ...client } : { ...client, flags: [...new Set([...session.flags ?? [], ...flags])] }
+  return { ...activity, changes }
+}
+
 /** The moment a session stops being usable: the earlier of its two deadlines. */
 export function expiresAt (session: Pick<SessionRecord, 'idleExpiresAt' | 'absoluteExpiresAt'>): number {
   return Math.min(session.idleExpiresAt, session.absoluteExpiresAt)
@@ -117,6 +170,6 @@ export function rotatedState (state: RefreshState, presentedHash: string, succes
 }
 
 /** A session after activity: the new activity times, and whatever else changed. */
-export function withActivity<S extends SessionRecord> (session: S, activity: { lastSeenAt: number, idleExpiresAt: number, changes?: Partial<SessionRecord> }): S {
+export function withActivity<S extends SessionRecord> (session: S, activity: Activity): S {
   return { ...session, ...activity.changes, lastSeenAt: activity.lastSeenAt, idleExpiresAt: activity.idleExpiresAt }
 }

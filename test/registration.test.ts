@@ -157,3 +157,11 @@ t.test('issueSession validates its input', async (t) => {
   }
   t.match(await h.app.sessions.stats(), { sessions: 0, users: 0, events: { created: 0 } }, 'no session was created')
 })
+
+t.test('an option section that is not an object is refused, naming it', async (t) => {
+  for (const option of ['refresh', 'remember', 'privacy', 'lockout', 'anomalies', 'health', 'metrics', 'routes']) {
+    const err = await registrationError({ secret: SECRET, [option]: 5 })
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', option)
+    t.match(err?.message, `"${option}"`, `${option}: the message names it`)
+  }
+})

@@ -2,7 +2,7 @@ import fastifyJwt, { type JWT } from '@fastify/jwt'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import type { SessionRecord } from '../lib/session.js'
-import { AccessTokens } from '../lib/tokens/tokens.js'
+import { AccessTokens } from '../lib/tokens/access-tokens.js'
 import { build, EPOCH, MINUTE, SECRET } from './helper.js'
 
 /**

@@ -1,8 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import { parseDevice } from './device.js'
-import type { NormalizedOptions } from '../options.js'
-import type { Location, SessionRecord } from '../session.js'
-import type { ClientInfo } from '../stores/store.js'
+import type { ClientInfo, Location, SessionRecord } from '../session.js'
+import type { PrivacyPolicy } from './privacy.js'
+
+/** Resolves a client IP to a location (the app's `resolveLocation` option). */
+export type LocationResolver = (ip: string) => Location | undefined | Promise<Location | undefined>
 
 /**
  * What a session records about its client: the device (User-Agent and client
@@ -10,12 +12,12 @@ import type { ClientInfo } from '../stores/store.js'
  * and the location from the app's hook. Taken at login, refreshed on activity.
  */
 export class ClientObserver {
-  readonly #privacy: NormalizedOptions['privacy']
-  readonly #resolveLocation: NormalizedOptions['resolveLocation']
+  readonly #privacy: PrivacyPolicy
+  readonly #resolveLocation: LocationResolver | undefined
 
-  constructor (options: NormalizedOptions) {
-    this.#privacy = options.privacy
-    this.#resolveLocation = options.resolveLocation
+  constructor ({ privacy, resolveLocation }: { privacy: PrivacyPolicy, resolveLocation: LocationResolver | undefined }) {
+    this.#privacy = privacy
+    this.#resolveLocation = resolveLocation
   }
 
   /** The client of a request, for a new session. */

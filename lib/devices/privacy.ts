@@ -3,6 +3,7 @@ import { isIP } from 'node:net'
 import { LRUCache } from 'lru-cache'
 import { MAX_USER_AGENT_LENGTH } from './device.js'
 import { InvalidOptionError } from '../errors.js'
+import { section, type OptionNames } from '../validate.js'
 
 /**
  * What of a client's IP address and user agent a session keeps. The devices
@@ -58,13 +59,15 @@ const MIN_SALT_BYTES = 32
 const HASH_BYTES = 16
 /** Distinct raw user agents interned per policy. */
 const USER_AGENT_CACHE_SIZE = 5000
+const PRIVACY_OPTION_NAMES: OptionNames<PrivacyOptions> = { ipMode: true, ipSalt: true, keepUserAgent: true }
 const IP_MODES: ReadonlySet<string> = new Set<IpMode>(['full', 'truncated', 'hashed', 'none'])
 
 /**
  * Validates privacy options and fills in defaults. Throws
  * `FST_SESSION_GUARD_INVALID_OPTION` naming the option under `prefix`.
  */
-export function createPrivacyPolicy (options: PrivacyOptions = {}, prefix = 'privacy'): PrivacyPolicy {
+export function createPrivacyPolicy (value?: PrivacyOptions, prefix = 'privacy'): PrivacyPolicy {
+  const options = section(value, PRIVACY_OPTION_NAMES, prefix)
   const ipMode = options.ipMode ?? DEFAULT_IP_MODE
   if (!IP_MODES.has(ipMode)) {
     throw new InvalidOptionError(`${prefix}.ipMode`, `must be 'full', 'truncated', 'hashed' or 'none', got ${String(ipMode)}`)

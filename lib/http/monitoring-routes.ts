@@ -1,11 +1,52 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { SessionManager } from '../manager.js'
 import type { StoreStats } from '../stores/store.js'
+import { fraction, routePath, section, type OptionNames } from '../validate.js'
 
-interface MonitoringContext {
+/** The top-level options of the monitoring routes. */
+export interface MonitoringOptions {
+  /**
+   * Registers a health route: 200 with the store's figures, 503 when the store
+   * does not answer within a second or holds more than `maxUtilization` of its capacity.
+   * @default undefined (no route)
+   */
+  health?: { path: string, maxUtilization?: number }
+  /**
+   * Registers a metrics route in the Prometheus text format. Protect it (a
+   * network policy, or `onRequest` on your side) if it must not be public.
+   * @default undefined (no route)
+   */
+  metrics?: { path: string }
+}
+
+export const MONITORING_OPTION_NAMES = { health: true, metrics: true } as const satisfies Record<keyof MonitoringOptions, true>
+
+/** The monitoring options after validation. */
+export interface MonitoringPolicy {
+  readonly health: { readonly path: string, readonly maxUtilization: number } | undefined
+  readonly metrics: { readonly path: string } | undefined
+}
+
+const DEFAULT_MAX_UTILIZATION = 0.9
+const HEALTH_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['health']>> = { path: true, maxUtilization: true }
+const METRICS_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['metrics']>> = { path: true }
+
+export function parseMonitoringOptions (options: MonitoringOptions): MonitoringPolicy {
+  const health = options.health === undefined ? undefined : section(options.health, HEALTH_OPTION_NAMES, 'health')
+  const metrics = options.metrics === undefined ? undefined : section(options.metrics, METRICS_OPTION_NAMES, 'metrics')
+  return {
+    health: health === undefined
+      ? undefined
+      : {
+          path: routePath(health.path, 'health.path'),
+          maxUtilization: fraction(health.maxUtilization ?? DEFAULT_MAX_UTILIZATION, 'health.maxUtilization')
+        },
+    metrics: metrics === undefined ? undefined : { path: routePath(metrics.path, 'metrics.path') }
+  }
+}
+
+interface MonitoringContext extends MonitoringPolicy {
   manager: SessionManager
-  health: { path: string, maxUtilization: number } | undefined
-  metrics: { path: string } | undefined
 }
 
 /** How long the health and metrics routes wait for the store before calling it down. */

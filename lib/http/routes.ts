@@ -3,11 +3,20 @@ import { SessionNotFoundError } from '../errors.js'
 import type { Guard } from '../guard.js'
 import type { Lifecycle } from '../lifecycle.js'
 import type { SessionManager } from '../manager.js'
+import { routePath, section, type OptionNames } from '../validate.js'
 import { errorResponseSchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
 
 export interface RoutesOptions {
   /** Where the routes are mounted, e.g. `'/sessions'`. */
   prefix: string
+}
+
+const ROUTES_OPTION_NAMES: OptionNames<RoutesOptions> = { prefix: true }
+
+/** The `routes` option after validation: `undefined` when the app mounts no routes. */
+export function parseRoutesOptions (value: RoutesOptions | undefined): RoutesOptions | undefined {
+  if (value === undefined) return undefined
+  return { prefix: routePath(section(value, ROUTES_OPTION_NAMES, 'routes').prefix, 'routes.prefix') }
 }
 
 interface RoutesContext {

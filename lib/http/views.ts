@@ -1,5 +1,5 @@
 import type { DeviceType } from '../devices/device.js'
-import type { Location, SessionRecord } from '../session.js'
+import { expiresAt, type Location, type SessionRecord } from '../session.js'
 
 /**
  * A session as a client or an admin sees it: what the "Your devices" page
@@ -38,7 +38,7 @@ export function toView (session: SessionRecord, currentId?: string): SessionView
     isCurrent: session.id === currentId,
     createdAt: new Date(session.createdAt).toISOString(),
     lastActiveAt: new Date(session.lastSeenAt).toISOString(),
-    expiresAt: new Date(Math.min(session.idleExpiresAt, session.absoluteExpiresAt)).toISOString(),
+    expiresAt: new Date(expiresAt(session)).toISOString(),
     remembered: session.remembered,
     ...(session.device === undefined
       ? {}

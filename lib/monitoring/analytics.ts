@@ -1,4 +1,5 @@
 import type { SessionStore } from '../stores/store.js'
+import { bump } from './metrics.js'
 
 /** What `app.sessions.analytics()` reports about the live sessions. */
 export interface SessionAnalytics {
@@ -45,9 +46,9 @@ export async function analyse (store: SessionStore, now: number, { batchSize = 1
     for (const session of batch) {
       sessions++
       perUser.set(session.userId, (perUser.get(session.userId) ?? 0) + 1)
-      count(deviceTypes, session.device?.type ?? 'unknown')
-      count(browsers, session.device?.browser.name ?? 'unknown')
-      count(countries, session.location?.country ?? 'unknown')
+      bump(deviceTypes, session.device?.type ?? 'unknown')
+      bump(browsers, session.device?.browser.name ?? 'unknown')
+      bump(countries, session.location?.country ?? 'unknown')
       const age = now - session.createdAt
       max = Math.max(max, age)
       // Algorithm R: each session ends up in the sample with the same probability.
@@ -70,10 +71,6 @@ export async function analyse (store: SessionStore, now: number, { batchSize = 1
     countries,
     durationMs: { p50: percentile(sample, 0.5), p90: percentile(sample, 0.9), p99: percentile(sample, 0.99), max }
   }
-}
-
-function count (counts: Record<string, number>, key: string): void {
-  counts[key] = (counts[key] ?? 0) + 1
 }
 
 function shares (counts: Record<string, number>, total: number): Record<string, number> {

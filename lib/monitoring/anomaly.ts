@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import { sha256 } from '../crypto.js'
-import type { AnomalyDecision, AnomalyRule } from './events.js'
-import type { SessionEventStream } from './events.js'
-import type { Clock } from '../session.js'
-import type { ClientInfo, SessionStore } from '../stores/store.js'
-import type { Location, SessionRecord } from '../session.js'
+import { InvalidOptionError } from '../errors.js'
+import type { ClientInfo, Clock, Location, SessionRecord } from '../session.js'
+import type { SessionStore } from '../stores/store.js'
+import { count, duration, optionalFunction, section, type Duration, type OptionNames } from '../validate.js'
+import type { AnomalyDecision, AnomalyRule, SessionEventStream } from './events.js'
 
 /** One anomaly found, as the `decide` hook and the event see it. */
 export interface Anomaly {
@@ -24,6 +24,76 @@ export interface Anomaly {
  * second factor for flagged sessions in the app's own routes.
  */
 export type AnomalyHook = (anomaly: Anomaly, request: FastifyRequest) => AnomalyDecision | undefined | Promise<AnomalyDecision | undefined>
+
+export interface AnomalyOptions {
+  /** A login from a device (browser, OS, type, model) the user has not used within `memory`. @default 'flag' */
+  newDevice?: AnomalyDecision
+  /** A login from a country the user has not logged in from within `memory` (needs `resolveLocation`). @default 'flag' */
+  newCountry?: AnomalyDecision
+  /** A session's IP changes between requests (mobile networks do this often). @default 'ignore' */
+  ipChange?: AnomalyDecision
+  /** More distinct IPs across a user's live sessions than `max`. @default { policy: 'flag', max: 10 } */
+  tooManyIps?: { policy?: AnomalyDecision, max?: number }
+  /** More distinct countries across a user's live sessions than `max`. @default { policy: 'flag', max: 3 } */
+  tooManyCountries?: { policy?: AnomalyDecision, max?: number }
+  /**
+   * Two places (logins or requests, with coordinates) farther apart than
+   * `maxSpeedKmh` allows; distances under `minDistanceKm` are geolocation noise.
+   * @default { policy: 'flag', maxSpeedKmh: 1000, minDistanceKm: 200 }
+   */
+  impossibleTravel?: { policy?: AnomalyDecision, maxSpeedKmh?: number, minDistanceKm?: number }
+  /** More than `max` logins of one user in a `window`. @default { policy: 'flag', max: 10, window: '1m' } */
+  loginBurst?: { policy?: AnomalyDecision, max?: number, window?: Duration }
+  /** How long a device or country stays known after a login from it. @default '90d' */
+  memory?: Duration
+  /** Decides per case; returning `undefined` keeps the rule's policy. */
+  decide?: AnomalyHook
+}
+
+const ANOMALY_OPTION_NAMES: OptionNames<AnomalyOptions> = {
+  newDevice: true,
+  newCountry: true,
+  ipChange: true,
+  tooManyIps: true,
+  tooManyCountries: true,
+  impossibleTravel: true,
+  loginBurst: true,
+  memory: true,
+  decide: true
+}
+const DECISIONS: ReadonlySet<string> = new Set(['ignore', 'flag', 'revoke'])
+
+export function parseAnomalyOptions (value: AnomalyOptions | undefined): AnomalyPolicy {
+  const options = section(value, ANOMALY_OPTION_NAMES, 'anomalies')
+  const { tooManyIps = {}, tooManyCountries = {}, impossibleTravel = {}, loginBurst = {} } = options
+  return {
+    newDevice: decision(options.newDevice ?? 'flag', 'anomalies.newDevice'),
+    newCountry: decision(options.newCountry ?? 'flag', 'anomalies.newCountry'),
+    ipChange: decision(options.ipChange ?? 'ignore', 'anomalies.ipChange'),
+    tooManyIps: { policy: decision(tooManyIps.policy ?? 'flag', 'anomalies.tooManyIps.policy'), max: count(tooManyIps.max ?? 10, 'anomalies.tooManyIps.max') },
+    tooManyCountries: {
+      policy: decision(tooManyCountries.policy ?? 'flag', 'anomalies.tooManyCountries.policy'),
+      max: count(tooManyCountries.max ?? 3, 'anomalies.tooManyCountries.max')
+    },
+    impossibleTravel: {
+      policy: decision(impossibleTravel.policy ?? 'flag', 'anomalies.impossibleTravel.policy'),
+      maxSpeedKmh: count(impossibleTravel.maxSpeedKmh ?? 1000, 'anomalies.impossibleTravel.maxSpeedKmh'),
+      minDistanceKm: count(impossibleTravel.minDistanceKm ?? 200, 'anomalies.impossibleTravel.minDistanceKm')
+    },
+    loginBurst: {
+      policy: decision(loginBurst.policy ?? 'flag', 'anomalies.loginBurst.policy'),
+      max: count(loginBurst.max ?? 10, 'anomalies.loginBurst.max'),
+      windowMs: duration(loginBurst.window ?? '1m', 'anomalies.loginBurst.window')
+    },
+    memoryMs: duration(options.memory ?? '90d', 'anomalies.memory'),
+    decide: optionalFunction(options.decide, 'anomalies.decide', '(anomaly, request) => decision')
+  }
+}
+
+function decision (value: unknown, name: string): AnomalyDecision {
+  if (typeof value !== 'string' || !DECISIONS.has(value)) throw new InvalidOptionError(name, "must be 'ignore', 'flag' or 'revoke'")
+  return value as AnomalyDecision
+}
 
 /** The anomaly rules, after validation. */
 export interface AnomalyPolicy {

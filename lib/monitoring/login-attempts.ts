@@ -1,8 +1,27 @@
 import type { FastifyRequest } from 'fastify'
 import { sha256 } from '../crypto.js'
-import { LoginLockedError } from '../errors.js'
-import { storeCall } from '../stores/fail-closed.js'
-import type { Runtime } from '../runtime.js'
+import { InvalidOptionError, LoginLockedError } from '../errors.js'
+import type { Clock } from '../session.js'
+import type { SessionStore } from '../stores/store.js'
+import { count, duration, section, type Duration, type OptionNames } from '../validate.js'
+import type { SessionEventStream } from './events.js'
+
+export interface LockoutOptions {
+  /** Failures are forgotten this long after the last one. @default '15m' */
+  window?: Duration
+  /** Failures per username before the back-off starts. @default 5 */
+  usernameFreeAttempts?: number
+  /** Failures per IP (any username) before the back-off starts. @default 20 */
+  ipFreeAttempts?: number
+  /** First lockout; each further failure doubles it. @default '1s' */
+  baseDelay?: Duration
+  /** Longest lockout. @default '15m' */
+  maxDelay?: Duration
+}
+
+const LOCKOUT_OPTION_NAMES: OptionNames<LockoutOptions> = {
+  window: true, usernameFreeAttempts: true, ipFreeAttempts: true, baseDelay: true, maxDelay: true
+}
 
 /** Failed-login tracking, after validation. */
 export interface LockoutPolicy {
@@ -20,6 +39,28 @@ export interface LockoutPolicy {
 
 type Scope = 'username' | 'ip'
 
+export function parseLockoutOptions (value: LockoutOptions | undefined): LockoutPolicy {
+  const options = section(value, LOCKOUT_OPTION_NAMES, 'lockout')
+  const baseDelayMs = duration(options.baseDelay ?? '1s', 'lockout.baseDelay')
+  const maxDelayMs = duration(options.maxDelay ?? '15m', 'lockout.maxDelay')
+  if (maxDelayMs < baseDelayMs) throw new InvalidOptionError('lockout.maxDelay', 'must not be shorter than lockout.baseDelay')
+  return {
+    windowMs: duration(options.window ?? '15m', 'lockout.window'),
+    usernameFreeAttempts: count(options.usernameFreeAttempts ?? 5, 'lockout.usernameFreeAttempts'),
+    ipFreeAttempts: count(options.ipFreeAttempts ?? 20, 'lockout.ipFreeAttempts'),
+    baseDelayMs,
+    maxDelayMs
+  }
+}
+
+/** What the lockout works with. */
+export interface LoginAttemptsContext {
+  /** The fail-closed store. */
+  readonly store: SessionStore
+  readonly events: SessionEventStream
+  readonly clock: Clock
+}
+
 /**
  * `app.sessions.loginAttempts`: what an app's login route calls around its
  * password check. Counters are kept by normalised username and by IP in the
@@ -33,20 +74,20 @@ type Scope = 'username' | 'ip'
  * ```
  */
 export class LoginAttempts {
-  readonly #runtime: Runtime
+  readonly #context: LoginAttemptsContext
   readonly #policy: LockoutPolicy
 
-  constructor (runtime: Runtime, policy: LockoutPolicy) {
-    this.#runtime = runtime
+  constructor (context: LoginAttemptsContext, policy: LockoutPolicy) {
+    this.#context = context
     this.#policy = policy
   }
 
   /** Throws `FST_SESSION_GUARD_LOGIN_LOCKED` (429, with `Retry-After`) while the username or the IP is locked. */
   async check (request: FastifyRequest, username: string): Promise<void> {
-    const { store, options, events } = this.#runtime
-    const now = options.clock()
+    const { store, events, clock } = this.#context
+    const now = clock()
     for (const [scope, key] of this.#keys(request, username)) {
-      const counter = await storeCall(request.log, () => store.counter(key, now))
+      const counter = await store.counter(key, now)
       if (counter === undefined) continue
       const retryAfterMs = counter.lastAt + this.#delay(scope, counter.count) - now
       if (retryAfterMs > 0) {
@@ -58,11 +99,11 @@ export class LoginAttempts {
 
   /** Records a failed login (wrong password or unknown user: call it for both). */
   async fail (request: FastifyRequest, username: string): Promise<void> {
-    const { store, options, events } = this.#runtime
-    const now = options.clock()
+    const { store, events, clock } = this.#context
+    const now = clock()
     let failures = 0
     for (const [scope, key] of this.#keys(request, username)) {
-      const counter = await storeCall(request.log, () => store.increment(key, this.#policy.windowMs, now))
+      const counter = await store.increment(key, this.#policy.windowMs, now)
       if (scope === 'username') failures = counter.count
     }
     events.publish(request.log, 'login.failed', now, undefined, { username: normalizeUsername(username), failures })
@@ -70,8 +111,7 @@ export class LoginAttempts {
 
   /** Records a successful login: the username's failures are forgotten (the IP's are not). */
   async succeed (request: FastifyRequest, username: string): Promise<void> {
-    const store = this.#runtime.store
-    await storeCall(request.log, () => store.resetCounter(this.#keys(request, username)[0][1]))
+    await this.#context.store.resetCounter(this.#keys(request, username)[0][1])
   }
 
   /** How long a scope is locked after its `count`-th failure. */

@@ -87,7 +87,8 @@ export class SessionMetrics {
   }
 }
 
-function bump (counts: Record<string, number>, key: string): void {
+/** Adds one to `counts[key]`. */
+export function bump (counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1
 }
 

@@ -1,4 +1,6 @@
-import type { Clock, RefreshState, SessionRecord } from '../session.js'
+import type { Activity, Clock, RefreshState, SessionRecord } from '../session.js'
+
+export type { Activity, ClientInfo, SessionChanges } from '../session.js'
 
 /**
  * The contract between the plugin and a session store.
@@ -104,19 +106,6 @@ export interface SessionLimit {
 export type CreateResult =
   | { readonly created: true, readonly evicted: readonly SessionRecord[] }
   | { readonly created: false, readonly active: readonly SessionRecord[] }
-
-export interface Activity {
-  readonly lastSeenAt: number
-  readonly idleExpiresAt: number
-  /** Fields that changed since the session last recorded them (a new IP, device or location; anomaly flags). */
-  readonly changes?: SessionChanges
-}
-
-/** The fields of a session that activity may change besides its times. */
-export type SessionChanges = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location' | 'flags'>
-
-/** The client fields of a session: what the request says about where it comes from. */
-export type ClientInfo = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location'>
 
 export interface Rotation {
   /** Hash of the refresh token the client presented. */

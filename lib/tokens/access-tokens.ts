@@ -1,0 +1,100 @@
+import type { JWT } from '@fastify/jwt'
+import { LRUCache } from 'lru-cache'
+import type { SessionRecord } from '../session.js'
+import { TimedJwt } from './jwt.js'
+
+/** Claims the plugin puts in every access token; the app's own claims may not use these names. */
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['sub', 'sid', 'fph', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud'])
+
+/** The verified payload of an access token. */
+export interface AccessClaims {
+  /** The user id. */
+  sub: string
+  /** The session id. */
+  sid: string
+  /** SHA-256 (base64url) of the fingerprint cookie's value. */
+  fph: string
+  iat: number
+  exp: number
+  [claim: string]: unknown
+}
+
+/** Why an access token was refused (for logs and events, never for the client). */
+export type TokenRejection = 'invalid_token' | 'expired_token' | 'invalid_claims'
+
+/** How many verified tokens `AccessTokens` remembers (each a token string and its flat claims, well under 1 KB). */
+const VERIFIED_TOKENS_MAX = 10_000
+
+/**
+ * Signs and verifies access tokens.
+ *
+ * A client sends the same access token with every request until it expires,
+ * and checking its signature is most of what the guard costs. So the claims
+ * of recently verified tokens are remembered, keyed by the exact token string
+ * (only a token that verified before can hit, byte for byte). The cache only
+ * skips the signature and the parsing: `exp` and `nbf` are checked against the
+ * clock on every call, so a token is never accepted past its expiry, and the
+ * guard still reads the session from the store on every request, so a revoked
+ * session is refused as before. Bounded: the least recently used entry makes room.
+ */
+export class AccessTokens extends TimedJwt {
+  readonly #toleranceMs: number
+  readonly #verified = new LRUCache<string, AccessClaims>({ max: VERIFIED_TOKENS_MAX })
+
+  constructor (jwt: JWT, ttlMs: number, toleranceMs: number) {
+    super(jwt, ttlMs)
+    this.#toleranceMs = toleranceMs
+  }
+
+  sign (session: SessionRecord, now: number): string {
+    return this.signClaims({ ...session.claims, sub: session.userId, sid: session.id, fph: session.fingerprintHash }, now)
+  }
+
+  /** The token's claims, or why it is refused. */
+  verify (token: string, now: number): AccessClaims | TokenRejection {
+    const remembered = this.#verified.get(token)
+    if (remembered !== undefined) {
+      const refused = this.#rejectByTime(remembered, now)
+      if (refused !== undefined) {
+        this.#verified.delete(token)
+        return refused
+      }
+      // A copy: the caller may change its claims (request.user), never the remembered ones.
+      return { ...remembered }
+    }
+    const payload = this.payload(token)
+    if (payload === undefined) return 'invalid_token'
+    if (!isAccessClaims(payload)) return 'invalid_claims'
+    const refused = this.#rejectByTime(payload, now)
+    if (refused !== undefined) return refused
+    // Only flat claims are remembered, so the copy above shares nothing with the caller.
+    if (isFlat(payload)) this.#verified.set(token, { ...payload })
+    return payload
+  }
+
+  #rejectByTime (claims: AccessClaims, now: number): TokenRejection | undefined {
+    if (now >= claims.exp * 1000 + this.#toleranceMs) return 'expired_token'
+    if (claims.nbf !== undefined && now < (claims.nbf as number) * 1000 - this.#toleranceMs) return 'invalid_token'
+    return undefined
+  }
+}
+
+function isFlat (claims: AccessClaims): boolean {
+  for (const name in claims) {
+    const value = claims[name]
+    if (typeof value === 'object' && value !== null) return false
+  }
+  return true
+}
+
+function isAccessClaims (claims: Record<string, unknown>): claims is AccessClaims {
+  return typeof claims.sub === 'string' && claims.sub !== '' &&
+    typeof claims.sid === 'string' && claims.sid !== '' &&
+    typeof claims.fph === 'string' &&
+    Number.isSafeInteger(claims.exp) && Number.isSafeInteger(claims.iat) &&
+    // The verifier is told to skip nbf (it is checked against the injected clock
+    // in verify()), so its type is checked here: an nbf that is not a number
+    // must refuse the token, not be skipped.
+    (claims.nbf === undefined || Number.isFinite(claims.nbf))
+}
+

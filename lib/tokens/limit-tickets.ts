@@ -1,0 +1,52 @@
+import { sha256 } from '../crypto.js'
+import { TimedJwt } from './jwt.js'
+
+/** What a session-limit ticket carries: the refused login, bound to its fingerprint and to the sessions it saw. */
+export interface LimitTicket {
+  userId: string
+  claims?: Record<string, unknown>
+  remember: boolean
+  /** Hash of the fingerprint cookie set with the 409. */
+  fingerprintHash: string
+  /** Hash of the ids of the user's sessions when the login was refused. */
+  activeHash: string
+}
+
+const TICKET_TYPE = 'sg-limit'
+
+/**
+ * Short-lived signed tickets that let a login refused at the session limit be
+ * completed by signing one session out. Signed with the access-token key but
+ * typed apart (`typ`), and without `sid`, so neither can pass for the other.
+ * Single use: completing one revokes a session, which changes the set of
+ * sessions the ticket is bound to.
+ */
+export class LimitTickets extends TimedJwt {
+  sign (ticket: LimitTicket, now: number): string {
+    return this.signClaims({
+      typ: TICKET_TYPE,
+      sub: ticket.userId,
+      clm: ticket.claims,
+      rem: ticket.remember,
+      fph: ticket.fingerprintHash,
+      act: ticket.activeHash
+    }, now)
+  }
+
+  verify (token: string, now: number): LimitTicket | undefined {
+    const payload = this.payload(token)
+    if (payload === undefined || payload.typ !== TICKET_TYPE || typeof payload.exp !== 'number' || now >= payload.exp * 1000) return undefined
+    return {
+      userId: payload.sub as string,
+      claims: payload.clm as Record<string, unknown> | undefined,
+      remember: payload.rem === true,
+      fingerprintHash: payload.fph as string,
+      activeHash: payload.act as string
+    }
+  }
+}
+
+/** A digest of a set of session ids, whatever their order. */
+export function idSetHash (ids: Iterable<string>): string {
+  return sha256([...ids].sort().join(' '))
+}
