@@ -333,17 +333,17 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
     `Run on ${today()}: ${machine()}.`,
     `Packages: ${Object.entries(pkg).map(([name, version]) => `${name} ${version}`).join(', ')}.`,
     '',
-    `Each variant (bench/variants.ts) is a minimal server in its own process answering \`GET /\` with a small JSON body,` +
+    'Each variant (bench/variants.ts) is a minimal server in its own process answering `GET /` with a small JSON body,' +
     ` after one login done before listening. autocannon runs in the runner process: ${flags.connections} connections,` +
     ` ${flags.warmup} s of warm-up then ${flags.duration} s measured, ${flags.rounds} rounds alternating the variants,` +
-    ` a fresh server process for every measurement${pinning ? `, the server pinned to one core and the runner to the other` : ''}.` +
+    ` a fresh server process for every measurement${pinning ? ', the server pinned to one core and the runner to the other' : ''}.` +
     ' req/s and p99 (every 2xx latency, µs resolution) are medians over rounds; a ratio is the median of the per-round ratios,' +
     ' so both sides of it come from the same round. Any non-2xx response fails the run. "server CPU" is the cores the server' +
     ' process used while measured: near 1 the server is the bottleneck; well below 1 the load generator (one core, shared' +
     ' with nothing else) could not send faster, and that row\'s req/s and ratios understate the server.',
     '',
-    `Noise guard: during each measurement the runner reads the machine's busy CPU time (\`os.cpus()\`) and subtracts its own` +
-    ` (\`process.cpuUsage()\`) and the server's (asked over IPC); what is left was used by other processes. When that exceeds` +
+    'Noise guard: during each measurement the runner reads the machine\'s busy CPU time (`os.cpus()`) and subtracts its own' +
+    ' (`process.cpuUsage()`) and the server\'s (asked over IPC); what is left was used by other processes. When that exceeds' +
     ` ${flags.noise} cores on average the measurement is repeated, up to ${flags.retries} times; "noisy" counts rounds still noisy` +
     ' after that, which are left out of the medians and ratios whenever a clean round exists.' +
     ` Before each measurement the runner also waits (up to ${flags.quiet} s) for one second in which other processes stay under that.`,

@@ -60,8 +60,8 @@ async function main (): Promise<void> {
   const stop = async (): Promise<void> => {
     await Promise.all(apps.map(async (app) => await app.close()))
   }
-  process.once('SIGINT', () => { void stop() })
-  process.once('SIGTERM', () => { void stop() })
+  process.once('SIGINT', () => { stop().catch(console.error) })
+  process.once('SIGTERM', () => { stop().catch(console.error) })
 }
 
 main().catch((err: unknown) => {

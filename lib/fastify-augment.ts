@@ -1,4 +1,3 @@
-import type { FastifyReply } from 'fastify'
 import type { Guard } from './guard.js'
 import type { IssuedSession, IssueSessionInput } from './lifecycle.js'
 import type { SessionManager } from './manager.js'

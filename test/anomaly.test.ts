@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { type Anomaly, memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
-import { build, type Harness, MINUTE, settle } from './helper.js'
+import { build, MINUTE, settle } from './helper.js'
 
 const PLACES: Record<string, { country: string, city: string, latitude: number, longitude: number }> = {
   '203.0.113.1': { country: 'FR', city: 'Paris', latitude: 48.8566, longitude: 2.3522 },

@@ -11,7 +11,7 @@ t.test('login records the device, the IP under the privacy policy, and no raw Us
   const response = await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice' }, headers: { 'user-agent': EDGE_WINDOWS }, remoteAddress: '203.0.113.77' })
   const session = await h.app.sessions.get(response.json().sessionId)
   t.match(session?.device, { type: 'desktop', name: 'Edge on Windows' })
-  t.equal(session?.ip, '203.0.113.0', "truncated to /24 by default")
+  t.equal(session?.ip, '203.0.113.0', 'truncated to /24 by default')
   t.equal(session?.userAgent, undefined)
   t.equal(session?.location, undefined)
 })

@@ -14,7 +14,7 @@ function breakable (store: SessionStore): { break: (...methods: Array<keyof Sess
       for (const method of methods) {
         saved.set(method, store[method])
         ;(store as unknown as Record<string, unknown>)[method] = method === 'scan'
-          ? async function * () { yield* []; throw new Error(DRIVER_TEXT) }
+          ? async function * () { yield * []; throw new Error(DRIVER_TEXT) }
           : async () => { throw new Error(DRIVER_TEXT) }
       }
     },

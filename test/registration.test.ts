@@ -97,24 +97,26 @@ t.test('issuer and audience are signed and required', async (t) => {
 
 // @fastify/cookie must come first when the app configures its own (the plugin
 // registers a default one when absent); @fastify/jwt may come before or after.
-for (const order of ['before', 'after'] as const) t.test(`works beside the app's own @fastify/cookie, and @fastify/jwt registered ${order} it`, async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(fastifyCookie, { secret: 'cookie-signing-secret' })
-  if (order === 'after') await app.register(sessionGuard, { secret: SECRET })
-  await app.register(fastifyJwt, { secret: 'the-apps-own-jwt-secret-0123456789abcdef' })
-  if (order === 'before') await app.register(sessionGuard, { secret: SECRET })
-  app.get('/own', async (request) => { await request.jwtVerify(); return request.user })
-  app.post('/login', async (_request, reply) => (await reply.issueSession({ userId: 'alice' })).accessToken)
-  app.get('/me', { preHandler: app.requireSession }, async (request) => request.user)
-  const ownToken = app.jwt.sign({ hello: 'world' })
-  t.match((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${ownToken}` } })).json(), { hello: 'world' })
-  t.equal((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${ownToken}` } })).statusCode, 401, "the app's tokens are not sessions")
-  const login = await app.inject({ method: 'POST', url: '/login' })
-  const cookie = (login.headers['set-cookie'] as string[])[0]!.split(';')[0]!
-  t.match((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${login.body}`, cookie } })).json(), { sub: 'alice' })
-  t.equal((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${login.body}` } })).statusCode, 401, 'and ours are not the app\'s')
-})
+for (const order of ['before', 'after'] as const) {
+  t.test(`works beside the app's own @fastify/cookie, and @fastify/jwt registered ${order} it`, async (t) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(fastifyCookie, { secret: 'cookie-signing-secret' })
+    if (order === 'after') await app.register(sessionGuard, { secret: SECRET })
+    await app.register(fastifyJwt, { secret: 'the-apps-own-jwt-secret-0123456789abcdef' })
+    if (order === 'before') await app.register(sessionGuard, { secret: SECRET })
+    app.get('/own', async (request) => { await request.jwtVerify(); return request.user })
+    app.post('/login', async (_request, reply) => (await reply.issueSession({ userId: 'alice' })).accessToken)
+    app.get('/me', { preHandler: app.requireSession }, async (request) => request.user)
+    const ownToken = app.jwt.sign({ hello: 'world' })
+    t.match((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${ownToken}` } })).json(), { hello: 'world' })
+    t.equal((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${ownToken}` } })).statusCode, 401, "the app's tokens are not sessions")
+    const login = await app.inject({ method: 'POST', url: '/login' })
+    const cookie = (login.headers['set-cookie'] as string[])[0]!.split(';')[0]!
+    t.match((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${login.body}`, cookie } })).json(), { sub: 'alice' })
+    t.equal((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${login.body}` } })).statusCode, 401, 'and ours are not the app\'s')
+  })
+}
 
 t.test('registering twice in one scope is a clear error', async (t) => {
   const app = Fastify()

@@ -19,7 +19,6 @@ async function withRoutes (t: Test, options: Partial<SessionGuardOptions> = {}):
   })
 }
 
-
 t.test('GET /sessions lists the caller\'s sessions, current first, with devices', async (t) => {
   const h = await withRoutes(t)
   const laptop = await h.login('alice', {})

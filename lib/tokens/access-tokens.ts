@@ -97,4 +97,3 @@ function isAccessClaims (claims: Record<string, unknown>): claims is AccessClaim
     // must refuse the token, not be skipped.
     (claims.nbf === undefined || Number.isFinite(claims.nbf))
 }
-

@@ -191,4 +191,3 @@ export abstract class TimedJwt {
     }
   }
 }
-

@@ -33,4 +33,3 @@ export class RefreshTokens {
     return { sessionId: token.slice(0, idEnd), hash: sha256(token) }
   }
 }
-

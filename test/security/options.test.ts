@@ -34,7 +34,7 @@ t.test('a key where an HMAC secret goes is refused (algorithm confusion by confi
 })
 
 t.test('empty, short and falsy HMAC secrets are refused, strings and Buffers alike', async (t) => {
-  const cases: unknown[] = [null, 0, false, '', ' ', Buffer.alloc(0), Buffer.alloc(16), 'x'.repeat(31), Buffer.from('x'.repeat(31)), {}, [], ['x'.repeat(40)], 12345678901234567890123456789012345]
+  const cases: unknown[] = [null, 0, false, '', ' ', Buffer.alloc(0), Buffer.alloc(16), 'x'.repeat(31), Buffer.from('x'.repeat(31)), {}, [], ['x'.repeat(40)], 1e34]
   for (const secret of cases) {
     const err = await refusal({ secret })
     t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', `secret ${JSON.stringify(secret)}`)

@@ -315,8 +315,10 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
         const state: RefreshState | undefined = model
         const presentedHash = state === undefined
           ? 'gone'
-          : present === 'current' ? state.hash
-            : present === 'next' ? state.nextHash ?? state.hash
+          : present === 'current'
+            ? state.hash
+            : present === 'next'
+              ? state.nextHash ?? state.hash
               : present === 'older' ? older[0] ?? 'foreign' : 'foreign'
         const successorHash = `s${counter++}-${session.id}`
         const activity = { lastSeenAt: clock.now, idleExpiresAt: clock.now + HOUR }

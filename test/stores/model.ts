@@ -56,16 +56,16 @@ function operations (minLifetimeMs: number): fc.Arbitrary<Op> {
     { weight: 1, arbitrary: fc.integer({ min: minLifetimeMs, max: 5000 + minLifetimeMs }) }
   )
   return fc.oneof(
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('create' as const), user: fc.nat(USERS.length - 1), onLimit: fc.constantFrom('evict-oldest' as const, 'reject' as const), idleMs: duration, absoluteMs: duration, remembered: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('get' as const), pick: fc.nat() }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('touch' as const), pick: fc.nat(), idleMs: duration }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('revoke' as const), pick: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('revokeUser' as const), user: fc.nat(USERS.length - 1), except: fc.option(fc.nat(), { nil: null }) }) },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('rotate' as const), pick: fc.nat(), presented: fc.constantFrom('current' as const, 'successor' as const, 'older' as const, 'random' as const), graceMs: fc.constantFrom(0, 1000, 5000), idleMs: duration }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('replace' as const), pick: fc.nat() }) },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('advance' as const), ms: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.integer({ min: 1, max: 3000 }) }, { weight: 1, arbitrary: fc.integer({ min: 3000, max: 60_000 }) }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('toDeadline' as const), pick: fc.nat(), offset: fc.constantFrom(-1 as const, 0 as const) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('listUser' as const), user: fc.nat(USERS.length - 1) }) }
+    { weight: 5, arbitrary: fc.record({ op: fc.constant('create' as const), user: fc.nat(USERS.length - 1), onLimit: fc.constantFrom('evict-oldest' as const, 'reject' as const), idleMs: duration, absoluteMs: duration, remembered: fc.boolean() }) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('get' as const), pick: fc.nat() }) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('touch' as const), pick: fc.nat(), idleMs: duration }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('revoke' as const), pick: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('revokeUser' as const), user: fc.nat(USERS.length - 1), except: fc.option(fc.nat(), { nil: null }) }) },
+    { weight: 4, arbitrary: fc.record({ op: fc.constant('rotate' as const), pick: fc.nat(), presented: fc.constantFrom('current' as const, 'successor' as const, 'older' as const, 'random' as const), graceMs: fc.constantFrom(0, 1000, 5000), idleMs: duration }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('replace' as const), pick: fc.nat() }) },
+    { weight: 4, arbitrary: fc.record({ op: fc.constant('advance' as const), ms: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.integer({ min: 1, max: 3000 }) }, { weight: 1, arbitrary: fc.integer({ min: 3000, max: 60_000 }) }) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('toDeadline' as const), pick: fc.nat(), offset: fc.constantFrom(-1 as const, 0 as const) }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('listUser' as const), user: fc.nat(USERS.length - 1) }) }
   )
 }
 

@@ -80,8 +80,14 @@ serverTest(t, 'a three-master Redis Cluster keeps the store contract', async (t)
     for (const userId of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
       const id = `${userId}-session`
       const session = {
-        id, userId, fingerprintHash: 'fp', createdAt: clock.now, lastSeenAt: clock.now,
-        idleExpiresAt: clock.now + 60_000, absoluteExpiresAt: clock.now + 120_000, remembered: false
+        id,
+        userId,
+        fingerprintHash: 'fp',
+        createdAt: clock.now,
+        lastSeenAt: clock.now,
+        idleExpiresAt: clock.now + 60_000,
+        absoluteExpiresAt: clock.now + 120_000,
+        remembered: false
       }
       await a!.create(session, limit, clock.now)
       t.ok(await a!.get(id, clock.now), `${userId}: cached on A`)
