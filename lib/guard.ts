@@ -5,7 +5,7 @@ import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
 import { lifetimeOf, type Clock, type Lifetimes, type SessionRecord } from './session.js'
-import type { SessionStore } from './stores/store.js'
+import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
 
 /** Longest `Authorization` header the guard will look at. */
@@ -17,7 +17,7 @@ export type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<vo
 /** What the guard works with. */
 export interface GuardContext {
   /** The fail-closed store. */
-  readonly store: SessionStore
+  readonly store: FailClosedStore
   readonly accessTokens: AccessTokens
   readonly events: SessionEventStream
   readonly activity: ActivityObserver
@@ -37,6 +37,7 @@ export interface GuardContext {
  */
 export function createGuard (context: GuardContext): Guard {
   const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie } = context
+  const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
     // RFC 6750: the same challenge whatever failed.
@@ -64,7 +65,12 @@ export function createGuard (context: GuardContext): Guard {
     if (isFingerprintRejection(fingerprintHash)) return reject(request, reply, fingerprintHash, claims)
     if (!safeEqual(fingerprintHash, claims.fph)) return reject(request, reply, 'fingerprint_mismatch', claims)
 
-    let session = await store.get(claims.sid, now)
+    let session
+    try {
+      session = await hot.get(claims.sid, now)
+    } catch (err) {
+      throw store.failure(err)
+    }
     if (session === undefined) return reject(request, reply, 'unknown_session', claims)
     if (session.userId !== claims.sub || session.fingerprintHash !== claims.fph) {
       return reject(request, reply, 'session_mismatch', claims)
@@ -76,7 +82,11 @@ export function createGuard (context: GuardContext): Guard {
         await revokeForAnomaly(request, session, now)
         return reject(request, reply, 'anomaly', claims)
       }
-      session = await store.touch(session.id, observed.activity, now)
+      try {
+        session = await hot.touch(session.id, observed.activity, now)
+      } catch (err) {
+        throw store.failure(err)
+      }
       // Revoked between the read and the write: the revocation wins.
       if (session === undefined) return reject(request, reply, 'unknown_session', claims)
     }

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream'
-import Fastify, { type InjectOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type InjectOptions } from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { memoryStore, StoreFullError, StoreUnavailableError, type SessionStore } from '../lib/index.js'
+import { FailClosedStore } from '../lib/stores/fail-closed.js'
 import { build, SECRET, TestClock } from './helper.js'
 
 const DRIVER_TEXT = 'ECONNRESET 10.0.0.7:6379 driver internals'
@@ -105,10 +106,30 @@ t.test('the driver error goes to the log once; the store\'s own coded errors pas
   t.equal(logged.length, 1, 'logged once')
   t.equal(logged[0]?.err?.message, DRIVER_TEXT, 'with the cause, for the operator')
 
+  // A store that throws before it returns a promise fails closed the same way.
+  store.get = () => { throw new Error(DRIVER_TEXT) }
+  await rejection(t, app.sessions.get('some-id'), 'get throwing synchronously')
+  broken.restore()
+  t.equal(lines.filter((line) => line.msg === 'session guard: the session store failed').length, 2, 'logged too')
+
   // Already coded: passed on as they are, and not logged as a driver failure.
   for (const coded of [new StoreFullError(), new StoreUnavailableError()]) {
     store.get = async () => { throw coded }
     t.equal(await app.sessions.get('some-id').catch((err: unknown) => err), coded, `${coded.code} passes unchanged`)
   }
-  t.equal(lines.filter((line) => line.msg === 'session guard: the session store failed').length, 1, 'still logged once')
+  t.equal(lines.filter((line) => line.msg === 'session guard: the session store failed').length, 2, 'coded errors are not logged as driver failures')
+})
+
+t.test('FailClosedStore turns every method\'s failure, thrown or rejected, into the coded 503', async (t) => {
+  const log = { error () {} } as unknown as FastifyBaseLogger
+  const methods = ['create', 'get', 'touch', 'rotate', 'replace', 'revoke', 'revokeUser', 'listUser', 'increment', 'counter', 'resetCounter', 'stats'] as const
+  for (const mode of ['rejects', 'throws'] as const) {
+    const fail = mode === 'rejects' ? async () => { throw new Error(DRIVER_TEXT) } : () => { throw new Error(DRIVER_TEXT) }
+    const broken = Object.fromEntries(methods.map((method) => [method, fail])) as unknown as SessionStore
+    const store = new FailClosedStore(broken, log)
+    for (const method of methods) {
+      const call = (store[method] as (...args: unknown[]) => Promise<unknown>).bind(store)
+      await rejection(t, call('a', 'b', 'c'), `${method} ${mode}`)
+    }
+  }
 })
