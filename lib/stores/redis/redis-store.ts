@@ -1,7 +1,9 @@
-import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { LRUCache } from 'lru-cache'
 import type { DeviceInfo } from '../../devices/device.js'
 import { expiresAt, isLive, type Location, type RefreshState, type SessionRecord } from '../../session.js'
+import { Connection, MAX_RECONNECT_DELAY_MS, noop, type Arg } from './connection.js'
+import { settingsOf, type RedisStoreOptions } from './options.js'
 import * as scripts from './scripts.js'
 import type {
   Activity,
@@ -16,89 +18,13 @@ import type {
   StoreStats
 } from '../store.js'
 
-export interface RedisStoreOptions {
-  /**
-   * An `ioredis` client or Cluster the app owns. The store never closes it
-   * unless `closeClient` is true. Give this, `connection` or `cluster`.
-   */
-  client?: Redis | Cluster
-  /**
-   * Close `client` when the store closes.
-   * @default false
-   */
-  closeClient?: boolean
-  /**
-   * A URL (`redis://127.0.0.1:6379`) or `ioredis` options: the store creates
-   * the client, with fail-fast defaults (no offline queue, a command timeout,
-   * one retry per request, reconnection forever), and closes it in `close()`.
-   */
-  connection?: string | RedisOptions
-  /** Cluster startup nodes and options: the store creates and owns the Cluster client. */
-  cluster?: { nodes: ClusterNode[], options?: ClusterOptions }
-  /**
-   * Prepended to every key and to the invalidation channel. No `{` or `}`:
-   * the store places its own hash tags.
-   * @default 'sg:'
-   */
-  prefix?: string
-  /**
-   * A store call that gets no answer within this many ms fails (and the
-   * plugin answers 503). Applies to every call, on clients the store owns or not.
-   * @default 1000
-   */
-  commandTimeoutMs?: number
-  /**
-   * An in-process cache of live sessions in front of Redis, so most guarded
-   * requests cost no round trip. Every revoke, rotation, regeneration and
-   * touch is published on a channel and drops the entry on every instance at
-   * once; while the subscriber is disconnected the cache is emptied and not
-   * used, because messages sent meanwhile are lost. `true` for the defaults.
-   * @default false
-   */
-  localCache?: boolean | LocalCacheOptions
-}
-
-export interface LocalCacheOptions {
-  /**
-   * Most sessions cached.
-   * @default 10_000
-   */
-  max?: number
-  /**
-   * Longest time (by the plugin's clock) an entry is served without asking
-   * Redis: bounds staleness should an invalidation be lost without the
-   * subscriber noticing (a network partition that sends no reset).
-   * @default 5000
-   */
-  ttlMs?: number
-}
-
-const DEFAULT_PREFIX = 'sg:'
-const DEFAULT_COMMAND_TIMEOUT_MS = 1000
-const DEFAULT_CACHE_MAX = 10_000
-const DEFAULT_CACHE_TTL_MS = 5000
 /** Distinct devices kept decoded, so sessions read back share one frozen object per device. */
 const DEVICE_CACHE_MAX = 5000
 /** Session id to user id: immutable, so cached without invalidation. */
 const USER_ID_CACHE_MAX = 10_000
-const MAX_RECONNECT_DELAY_MS = 2000
 const SUBSCRIBER_NAME = 'session-guard-invalidations'
 /** Session ids become parts of keys: the plugin's are base64url. */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/
-
-/** Fail fast: a store that waits is worse than a 503 (the guard fails closed). */
-function failFast (commandTimeoutMs: number): RedisOptions {
-  return {
-    commandTimeout: commandTimeoutMs,
-    connectTimeout: commandTimeoutMs,
-    maxRetriesPerRequest: 1,
-    // No offline queue: a command sent while disconnected fails at once
-    // instead of piling up and running late, after its caller gave up.
-    enableOfflineQueue: false,
-    // Keep reconnecting, so service comes back by itself with Redis.
-    retryStrategy: (times) => Math.min(50 * times, MAX_RECONNECT_DELAY_MS)
-  }
-}
 
 const COMMANDS = {
   sessionGuardCreate: { lua: scripts.CREATE, numberOfKeys: 2 },
@@ -115,7 +41,6 @@ const COMMANDS = {
 } as const
 
 type CommandName = keyof typeof COMMANDS
-type Arg = string | number
 /** What every session script replies: see `redis-scripts.ts`. */
 type Reply = [status: string, user: UserState, main: string[], others: string[][], expired: string[][]]
 /** The user's index after a script: latest deadline, size, size version, whether the size changed. */
@@ -159,17 +84,14 @@ interface Changes {
  * a session beyond them, only disagree about "now" by its clock skew.
  */
 export class RedisStore implements SessionStore {
-  readonly #options: RedisStoreOptions
+  readonly #connection: Connection
   readonly #prefix: string
-  readonly #timeoutMs: number
   readonly #channel: string
   readonly #userIds = new LRUCache<string, string>({ max: USER_ID_CACHE_MAX })
   readonly #devices = new LRUCache<string, DeviceInfo>({ max: DEVICE_CACHE_MAX })
   readonly #decode = (flat: string[]): SessionRecord => decode(flat, this.#devices)
   readonly #cache: LRUCache<string, SessionRecord> | undefined
   readonly #cacheTtlMs: number
-  #client: Redis | Cluster | undefined
-  #owned = false
   /** The client's own `keyPrefix`: ioredis adds it to declared keys, the scripts add it to the keys they build. */
   #keyPrefix = ''
   #context: StoreContext = { now: Date.now, onRemoved: noop }
@@ -183,68 +105,28 @@ export class RedisStore implements SessionStore {
   #expirations = 0
 
   constructor (options: RedisStoreOptions) {
-    const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false } = options
-    const sources = [client, connection, cluster].filter((source) => source !== undefined).length
-    if (sources !== 1) {
-      throw new TypeError('redisStore: give exactly one of "client", "connection" or "cluster"')
-    }
-    if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
-      throw new TypeError(`redisStore: "prefix" must be a string without "{" or "}", got ${String(prefix)}`)
-    }
-    if (!Number.isFinite(commandTimeoutMs) || commandTimeoutMs <= 0) {
-      throw new TypeError(`redisStore: "commandTimeoutMs" must be a positive number, got ${String(commandTimeoutMs)}`)
-    }
-    const { max = DEFAULT_CACHE_MAX, ttlMs = DEFAULT_CACHE_TTL_MS } = typeof localCache === 'object' ? localCache : {}
-    if (!Number.isSafeInteger(max) || max < 1) {
-      throw new TypeError(`redisStore: "localCache.max" must be a positive integer, got ${String(max)}`)
-    }
-    if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
-      throw new TypeError(`redisStore: "localCache.ttlMs" must be a positive number, got ${String(ttlMs)}`)
-    }
-    this.#options = options
+    const { prefix, commandTimeoutMs, localCache } = settingsOf(options)
+    this.#connection = new Connection(options, commandTimeoutMs)
     this.#prefix = prefix
-    this.#timeoutMs = commandTimeoutMs
     this.#channel = `${prefix}invalidate`
-    this.#cacheTtlMs = ttlMs
-    this.#cache = localCache === false
+    this.#cacheTtlMs = localCache?.ttlMs ?? 0
+    this.#cache = localCache === undefined
       ? undefined
-      : new LRUCache<string, SessionRecord>({ max, perf: { now: () => this.#context.now() }, ttlResolution: 0 })
+      : new LRUCache<string, SessionRecord>({ max: localCache.max, perf: { now: () => this.#context.now() }, ttlResolution: 0 })
   }
 
   /** The client the store talks to (created by `open()` unless the app gave one). */
   get client (): Redis | Cluster | undefined {
-    return this.#client
+    return this.#connection.client
   }
 
   async open (context: StoreContext): Promise<void> {
     this.#context = context
-    if (this.#client !== undefined) return
-    const { client, connection, cluster } = this.#options
-    let target: Redis | Cluster
-    if (client !== undefined) {
-      target = client
-    } else {
-      this.#owned = true
-      const defaults = failFast(this.#timeoutMs)
-      if (cluster !== undefined) {
-        target = new Cluster(cluster.nodes, {
-          enableOfflineQueue: false,
-          ...cluster.options,
-          redisOptions: { ...defaults, ...cluster.options?.redisOptions }
-        })
-      } else {
-        target = typeof connection === 'string' ? new Redis(connection, defaults) : new Redis({ ...defaults, ...connection })
-      }
-      // Failures surface on the calls that fail; the event only repeats them.
-      target.on('error', noop)
-    }
-    for (const [name, definition] of Object.entries(COMMANDS)) target.defineCommand(name, definition)
-    this.#keyPrefix = target.options.keyPrefix ?? ''
-    this.#client = target
+    if (this.#connection.client !== undefined) return
+    const client = this.#connection.attach(COMMANDS)
+    this.#keyPrefix = client.options.keyPrefix ?? ''
     if (this.#cache !== undefined) this.#subscribe()
-    // Without an offline queue, the first requests would fail while the
-    // connection opens: wait for it, but not forever (then calls fail fast until it comes).
-    if (this.#owned) await this.#ready(target)
+    await this.#connection.ready()
   }
 
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
@@ -384,7 +266,7 @@ export class RedisStore implements SessionStore {
     for (const node of nodes) {
       let cursor = '0'
       do {
-        const [next, keys] = await this.#run(node.scan(cursor, 'MATCH', pattern, 'COUNT', count, 'TYPE', 'hash'))
+        const [next, keys] = await this.#connection.run(node.scan(cursor, 'MATCH', pattern, 'COUNT', count, 'TYPE', 'hash'))
         cursor = next
         batch.push(...await this.#fetch(keys, now))
         if (batch.length >= count) {
@@ -397,20 +279,20 @@ export class RedisStore implements SessionStore {
   }
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {
-    const reply = await this.#run(this.#call('sessionGuardIncrement', [this.#counterKey(key)], [
+    const reply = await this.#connection.script('sessionGuardIncrement', [this.#counterKey(key)], [
       now, now + windowMs, ttl(now + windowMs, now)
-    ])) as [string, string, string]
+    ]) as [string, string, string]
     return { count: Number(reply[0]), firstAt: Number(reply[1]), lastAt: Number(reply[2]) }
   }
 
   async counter (key: string, now: number): Promise<Counter | undefined> {
-    const [count, firstAt, lastAt, ends] = await this.#run(this.#redis.hmget(this.#counterKey(key), 'n', 'f', 'l', 'e'))
+    const [count, firstAt, lastAt, ends] = await this.#connection.run(this.#redis.hmget(this.#counterKey(key), 'n', 'f', 'l', 'e'))
     if (count === null || ends === null || now >= Number(ends)) return undefined
     return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
   }
 
   async resetCounter (key: string): Promise<void> {
-    await this.#run(this.#redis.unlink(this.#counterKey(key)))
+    await this.#connection.run(this.#redis.unlink(this.#counterKey(key)))
   }
 
   /**
@@ -429,7 +311,7 @@ export class RedisStore implements SessionStore {
    * since it opened (Redis drops the rest by TTL, silently).
    */
   async stats (now: number): Promise<StoreStats> {
-    const [sessions, users, flat] = await this.#run(this.#call('sessionGuardStats', this.#statsKeys(), [now])) as [number, number, string[]]
+    const [sessions, users, flat] = await this.#connection.script('sessionGuardStats', this.#statsKeys(), [now]) as [number, number, string[]]
     const sessionsPerUser: Record<number, number> = {}
     const sizes: Array<[number, number]> = []
     for (let j = 0; j < flat.length; j += 2) sizes.push([Number(flat[j]), Number(flat[j + 1])])
@@ -442,19 +324,11 @@ export class RedisStore implements SessionStore {
     this.#subscriber?.disconnect()
     this.#subscriber = undefined
     this.#dropCache()
-    const client = this.#client
-    if (client === undefined || !(this.#owned || this.#options.closeClient === true)) return
-    try {
-      await this.#run(client.quit())
-    } catch {
-      // Not connected (or not answering): nothing to say goodbye to.
-      client.disconnect()
-    }
+    await this.#connection.close()
   }
 
   get #redis (): Redis | Cluster {
-    if (this.#client === undefined) throw new Error('redisStore: open() was not called')
-    return this.#client
+    return this.#connection.redis
   }
 
   #indexKey (userId: string): string { return `${this.#prefix}{u:${userId}}:i` }
@@ -471,7 +345,7 @@ export class RedisStore implements SessionStore {
   async #fetch (keys: string[], now: number): Promise<SessionRecord[]> {
     const held = await Promise.all(keys.map(async (key) => {
       // The pattern starts with the keyPrefix: the client adds it back.
-      return await this.#run(this.#redis.hgetall(key.slice(this.#keyPrefix.length)))
+      return await this.#connection.run(this.#redis.hgetall(key.slice(this.#keyPrefix.length)))
     }))
     const live: SessionRecord[] = []
     for (const fields of held) {
@@ -485,41 +359,21 @@ export class RedisStore implements SessionStore {
 
   /** Before the session itself: a lookup without a session is harmless, a session nobody can find is not. */
   async #writeLookup (session: SessionRecord, now: number): Promise<void> {
-    await this.#run(this.#redis.set(this.#lookupKey(session.id), session.userId, 'PX', ttl(session.absoluteExpiresAt, now)))
+    await this.#connection.run(this.#redis.set(this.#lookupKey(session.id), session.userId, 'PX', ttl(session.absoluteExpiresAt, now)))
     this.#userIds.set(session.id, session.userId)
   }
 
   async #userOf (id: string): Promise<string | undefined> {
     const known = this.#userIds.get(id)
     if (known !== undefined) return known
-    const userId = await this.#run(this.#redis.get(this.#lookupKey(id)))
+    const userId = await this.#connection.run(this.#redis.get(this.#lookupKey(id)))
     if (userId === null) return undefined
     this.#userIds.set(id, userId)
     return userId
   }
 
   async #script (name: CommandName, keys: string[], args: Arg[]): Promise<Reply> {
-    return await this.#run(this.#call(name, keys, args)) as Reply
-  }
-
-  async #call (name: CommandName, keys: string[], args: Arg[]): Promise<unknown> {
-    // defineCommand adds the method at run time; its type cannot follow.
-    const command = (this.#redis as unknown as Record<CommandName, (...args: Arg[]) => Promise<unknown>>)[name]
-    return await command.call(this.#redis, ...keys, ...args)
-  }
-
-  /** Bounds every call, on any client: a store that hangs would hang the request. */
-  async #run<T> (command: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`redisStore: Redis did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs)
-    })
-    try {
-      // A late rejection of `command` is handled by race(): never unhandled.
-      return await Promise.race([command, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
+    return await this.#connection.script(name, keys, args) as Reply
   }
 
   /**
@@ -540,13 +394,13 @@ export class RedisStore implements SessionStore {
     for (const session of live) ops.push('add', session.id, expiresAt(session))
     for (const session of gone) ops.push('del', session.id, expiresAt(session))
     this.#forgetLocal([...live, ...gone].map((session) => session.id))
-    const housekeeping = [...gone.map((session) => session.id), ...orphans]
-      .map(async (id) => await this.#run(this.#redis.unlink(this.#lookupKey(id))))
+    const housekeeping: Array<Promise<unknown>> = [...gone.map((session) => session.id), ...orphans]
+      .map(async (id) => await this.#connection.run(this.#redis.unlink(this.#lookupKey(id))))
     const [deadline, size, version, changed] = reply[1]
     if (ops.length > 0 || changed === '1') {
-      housekeeping.push(this.#run(this.#call('sessionGuardAccount', this.#statsKeys(), [
+      housekeeping.push(this.#connection.script('sessionGuardAccount', this.#statsKeys(), [
         now, userId, deadline, size, version, ...ops
-      ])) as Promise<number>)
+      ]))
     }
     await Promise.allSettled(housekeeping)
   }
@@ -629,25 +483,12 @@ export class RedisStore implements SessionStore {
     if (!Array.isArray(ids)) return this.#clearCache()
     this.#forgetLocal(ids.map(String))
   }
-
-  async #ready (client: Redis | Cluster): Promise<void> {
-    let done = noop
-    const timer = setTimeout(() => done(), this.#timeoutMs)
-    await new Promise<void>((resolve) => {
-      done = resolve
-      client.once('ready', resolve)
-    })
-    clearTimeout(timer)
-    client.off('ready', done)
-  }
 }
 
 /** Creates a Redis store: `store: redisStore({ client })` in the plugin's options. */
 export function redisStore (options: RedisStoreOptions): RedisStore {
   return new RedisStore(options)
 }
-
-function noop (): void {}
 
 function checkId (id: string): void {
   if (!SESSION_ID.test(id)) {
