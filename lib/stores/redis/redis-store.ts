@@ -1,30 +1,16 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { LRUCache } from 'lru-cache'
-import type { DeviceInfo } from '../../devices/device.js'
-import { expiresAt, isLive, type Location, type RefreshState, type SessionRecord } from '../../session.js'
+import { expiresAt, isLive, type RefreshState, type SessionRecord } from '../../session.js'
+import { encode, encodeActivity, sessionDecoder } from './codec.js'
 import { Connection, MAX_RECONNECT_DELAY_MS, noop, type Arg } from './connection.js'
+import { checkId, KeyLayout, ttl } from './keys.js'
 import { settingsOf, type RedisStoreOptions } from './options.js'
 import * as scripts from './scripts.js'
-import type {
-  Activity,
-  Counter,
-  CreateResult,
-  Rotation,
-  RotationResult,
-  SessionChanges,
-  SessionLimit,
-  SessionStore,
-  StoreContext,
-  StoreStats
-} from '../store.js'
+import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
 
-/** Distinct devices kept decoded, so sessions read back share one frozen object per device. */
-const DEVICE_CACHE_MAX = 5000
 /** Session id to user id: immutable, so cached without invalidation. */
 const USER_ID_CACHE_MAX = 10_000
 const SUBSCRIBER_NAME = 'session-guard-invalidations'
-/** Session ids become parts of keys: the plugin's are base64url. */
-const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/
 
 const COMMANDS = {
   sessionGuardCreate: { lua: scripts.CREATE, numberOfKeys: 2 },
@@ -41,7 +27,7 @@ const COMMANDS = {
 } as const
 
 type CommandName = keyof typeof COMMANDS
-/** What every session script replies: see `redis-scripts.ts`. */
+/** What every session script replies: see `scripts.ts`. */
 type Reply = [status: string, user: UserState, main: string[], others: string[][], expired: string[][]]
 /** The user's index after a script: latest deadline, size, size version, whether the size changed. */
 type UserState = [deadline: string, size: string, version: string, changed: '0' | '1']
@@ -60,21 +46,12 @@ interface Changes {
  * Sessions in Redis (standalone, Sentinel or Cluster), shared by every
  * instance of the app.
  *
- * Key layout, after the prefix:
- * - `{u:<userId>}:s:<sessionId>` the session, a hash;
- * - `{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
- * - `id:{<sessionId>}` the session's user id, a string;
- * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
- * - `{stats}:sessions`, `{stats}:users`, `{stats}:removed`, `{stats}:sizes`,
- *   `{stats}:sized`, `{stats}:hist` the bookkeeping behind `stats()`;
- * - `c:<key>` a counter (`increment`), a hash that lives its window after its last event;
- * - channel `invalidate`, the local caches' invalidations.
- *
  * The keys of one user share the hash tag `{u:<userId>}`, so every script
- * touches one Cluster slot and runs as one atomic step. `get(id)` only knows
- * the id, so a small lookup key in the id's own slot names the user; it never
- * changes, so it is cached in-process, and it is written before the session
- * (a lookup without a session is harmless, a session nobody can find is not).
+ * touches one Cluster slot and runs as one atomic step (the key layout:
+ * `keys.ts`). `get(id)` only knows the id, so a small lookup key in the id's
+ * own slot names the user; it never changes, so it is cached in-process, and
+ * it is written before the session (a lookup without a session is harmless, a
+ * session nobody can find is not).
  *
  * Time: every decision uses the `now` the plugin passes (its injected clock),
  * as the store contract requires; scripts never read Redis `TIME`. Each key's
@@ -85,15 +62,12 @@ interface Changes {
  */
 export class RedisStore implements SessionStore {
   readonly #connection: Connection
+  readonly #keys: KeyLayout
   readonly #prefix: string
-  readonly #channel: string
   readonly #userIds = new LRUCache<string, string>({ max: USER_ID_CACHE_MAX })
-  readonly #devices = new LRUCache<string, DeviceInfo>({ max: DEVICE_CACHE_MAX })
-  readonly #decode = (flat: string[]): SessionRecord => decode(flat, this.#devices)
+  readonly #decode = sessionDecoder()
   readonly #cache: LRUCache<string, SessionRecord> | undefined
   readonly #cacheTtlMs: number
-  /** The client's own `keyPrefix`: ioredis adds it to declared keys, the scripts add it to the keys they build. */
-  #keyPrefix = ''
   #context: StoreContext = { now: Date.now, onRemoved: noop }
   #subscriber: Redis | undefined
   #resubscribeTimer: NodeJS.Timeout | undefined
@@ -107,8 +81,8 @@ export class RedisStore implements SessionStore {
   constructor (options: RedisStoreOptions) {
     const { prefix, commandTimeoutMs, localCache } = settingsOf(options)
     this.#connection = new Connection(options, commandTimeoutMs)
+    this.#keys = new KeyLayout(prefix)
     this.#prefix = prefix
-    this.#channel = `${prefix}invalidate`
     this.#cacheTtlMs = localCache?.ttlMs ?? 0
     this.#cache = localCache === undefined
       ? undefined
@@ -124,7 +98,7 @@ export class RedisStore implements SessionStore {
     this.#context = context
     if (this.#connection.client !== undefined) return
     const client = this.#connection.attach(COMMANDS)
-    this.#keyPrefix = client.options.keyPrefix ?? ''
+    this.#keys.useClientPrefix(client.options.keyPrefix)
     if (this.#cache !== undefined) this.#subscribe()
     await this.#connection.ready()
   }
@@ -133,8 +107,8 @@ export class RedisStore implements SessionStore {
     checkId(session.id)
     const { userId } = session
     await this.#writeLookup(session, now)
-    const reply = await this.#script('sessionGuardCreate', [this.#indexKey(userId), this.#sessionKey(userId, session.id)], [
-      now, limit.max, limit.onLimit, this.#scriptBase(userId), this.#channel, session.id, ...encode(session)
+    const reply = await this.#script('sessionGuardCreate', [this.#keys.index(userId), this.#keys.session(userId, session.id)], [
+      now, limit.max, limit.onLimit, this.#keys.scriptBase(userId), this.#keys.channel, session.id, ...encode(session)
     ])
     const others = byActivity(reply[3].map(this.#decode))
     if (reply[0] === 'full') {
@@ -152,7 +126,7 @@ export class RedisStore implements SessionStore {
     const epoch = this.#epoch
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
-    const reply = await this.#script('sessionGuardGet', [this.#indexKey(userId), this.#sessionKey(userId, id)], [now, id])
+    const reply = await this.#script('sessionGuardGet', [this.#keys.index(userId), this.#keys.session(userId, id)], [now, id])
     await this.#settle(userId, now, reply, {})
     if (reply[0] !== 'live') return undefined
     const session = this.#decode(reply[2])
@@ -166,8 +140,8 @@ export class RedisStore implements SessionStore {
   async touch (id: string, activity: Activity, now: number): Promise<SessionRecord | undefined> {
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
-    const reply = await this.#script('sessionGuardTouch', [this.#indexKey(userId), this.#sessionKey(userId, id)], [
-      now, id, this.#channel, ...encodeActivity(activity)
+    const reply = await this.#script('sessionGuardTouch', [this.#keys.index(userId), this.#keys.session(userId, id)], [
+      now, id, this.#keys.channel, ...encodeActivity(activity)
     ])
     if (reply[0] !== 'live') {
       await this.#settle(userId, now, reply, {})
@@ -181,8 +155,8 @@ export class RedisStore implements SessionStore {
   async rotate (id: string, rotation: Rotation, now: number): Promise<RotationResult> {
     const userId = await this.#userOf(id)
     if (userId === undefined) return { outcome: 'missing' }
-    const reply = await this.#script('sessionGuardRotate', [this.#indexKey(userId), this.#sessionKey(userId, id)], [
-      now, id, this.#channel, rotation.presentedHash, rotation.successorHash, rotation.graceMs,
+    const reply = await this.#script('sessionGuardRotate', [this.#keys.index(userId), this.#keys.session(userId, id)], [
+      now, id, this.#keys.channel, rotation.presentedHash, rotation.successorHash, rotation.graceMs,
       ...encodeActivity(rotation.activity)
     ])
     switch (reply[0]) {
@@ -211,8 +185,8 @@ export class RedisStore implements SessionStore {
     const { userId } = session
     await this.#writeLookup(session, now)
     const reply = await this.#script('sessionGuardReplace', [
-      this.#indexKey(userId), this.#sessionKey(userId, oldId), this.#sessionKey(userId, session.id)
-    ], [now, oldId, this.#channel, session.id, ...encode(session)])
+      this.#keys.index(userId), this.#keys.session(userId, oldId), this.#keys.session(userId, session.id)
+    ], [now, oldId, this.#keys.channel, session.id, ...encode(session)])
     if (reply[0] !== 'replaced') {
       await this.#settle(userId, now, reply, { orphans: [session.id] })
       return false
@@ -224,7 +198,7 @@ export class RedisStore implements SessionStore {
   async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
-    const reply = await this.#script('sessionGuardRevoke', [this.#indexKey(userId), this.#sessionKey(userId, id)], [now, id, this.#channel])
+    const reply = await this.#script('sessionGuardRevoke', [this.#keys.index(userId), this.#keys.session(userId, id)], [now, id, this.#keys.channel])
     if (reply[0] !== 'revoked') {
       await this.#settle(userId, now, reply, {})
       return undefined
@@ -235,8 +209,8 @@ export class RedisStore implements SessionStore {
   }
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
-    const reply = await this.#script('sessionGuardRevokeUser', [this.#indexKey(userId)], [
-      now, this.#scriptBase(userId), this.#channel, exceptId ?? ''
+    const reply = await this.#script('sessionGuardRevokeUser', [this.#keys.index(userId)], [
+      now, this.#keys.scriptBase(userId), this.#keys.channel, exceptId ?? ''
     ])
     const revoked = byActivity(reply[3].map(this.#decode))
     await this.#settle(userId, now, reply, { gone: revoked })
@@ -244,7 +218,7 @@ export class RedisStore implements SessionStore {
   }
 
   async listUser (userId: string, now: number): Promise<SessionRecord[]> {
-    const reply = await this.#script('sessionGuardListUser', [this.#indexKey(userId)], [now, this.#scriptBase(userId)])
+    const reply = await this.#script('sessionGuardListUser', [this.#keys.index(userId)], [now, this.#keys.scriptBase(userId)])
     await this.#settle(userId, now, reply, {})
     return byActivity(reply[3].map(this.#decode))
   }
@@ -259,7 +233,7 @@ export class RedisStore implements SessionStore {
    */
   async * scan (batchSize: number, now: number): AsyncIterable<SessionRecord[]> {
     const count = Math.max(1, Math.floor(batchSize))
-    const pattern = `${globEscape(this.#keyPrefix + this.#prefix)}{u:*}:s:*`
+    const pattern = this.#keys.sessionPattern()
     const client = this.#redis
     const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
     let batch: SessionRecord[] = []
@@ -279,20 +253,20 @@ export class RedisStore implements SessionStore {
   }
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {
-    const reply = await this.#connection.script('sessionGuardIncrement', [this.#counterKey(key)], [
+    const reply = await this.#connection.script('sessionGuardIncrement', [this.#keys.counter(key)], [
       now, now + windowMs, ttl(now + windowMs, now)
     ]) as [string, string, string]
     return { count: Number(reply[0]), firstAt: Number(reply[1]), lastAt: Number(reply[2]) }
   }
 
   async counter (key: string, now: number): Promise<Counter | undefined> {
-    const [count, firstAt, lastAt, ends] = await this.#connection.run(this.#redis.hmget(this.#counterKey(key), 'n', 'f', 'l', 'e'))
+    const [count, firstAt, lastAt, ends] = await this.#connection.run(this.#redis.hmget(this.#keys.counter(key), 'n', 'f', 'l', 'e'))
     if (count === null || ends === null || now >= Number(ends)) return undefined
     return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
   }
 
   async resetCounter (key: string): Promise<void> {
-    await this.#connection.run(this.#redis.unlink(this.#counterKey(key)))
+    await this.#connection.run(this.#redis.unlink(this.#keys.counter(key)))
   }
 
   /**
@@ -311,7 +285,7 @@ export class RedisStore implements SessionStore {
    * since it opened (Redis drops the rest by TTL, silently).
    */
   async stats (now: number): Promise<StoreStats> {
-    const [sessions, users, flat] = await this.#connection.script('sessionGuardStats', this.#statsKeys(), [now]) as [number, number, string[]]
+    const [sessions, users, flat] = await this.#connection.script('sessionGuardStats', this.#keys.stats(), [now]) as [number, number, string[]]
     const sessionsPerUser: Record<number, number> = {}
     const sizes: Array<[number, number]> = []
     for (let j = 0; j < flat.length; j += 2) sizes.push([Number(flat[j]), Number(flat[j + 1])])
@@ -331,21 +305,11 @@ export class RedisStore implements SessionStore {
     return this.#connection.redis
   }
 
-  #indexKey (userId: string): string { return `${this.#prefix}{u:${userId}}:i` }
-  #sessionBase (userId: string): string { return `${this.#prefix}{u:${userId}}:s:` }
-  /** The session key base as a script sees it, to build the keys of a user's sessions itself. */
-  #scriptBase (userId: string): string { return this.#keyPrefix + this.#sessionBase(userId) }
-  #sessionKey (userId: string, id: string): string { return this.#sessionBase(userId) + id }
-  #lookupKey (id: string): string { return `${this.#prefix}id:{${id}}` }
-  #statsKey (name: string): string { return `${this.#prefix}{stats}:${name}` }
-  #statsKeys (): string[] { return ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist'].map((name) => this.#statsKey(name)) }
-  #counterKey (key: string): string { return `${this.#prefix}c:${key}` }
-
   /** The live sessions under `keys` (as SCAN names them: with the client's own keyPrefix). */
   async #fetch (keys: string[], now: number): Promise<SessionRecord[]> {
     const held = await Promise.all(keys.map(async (key) => {
       // The pattern starts with the keyPrefix: the client adds it back.
-      return await this.#connection.run(this.#redis.hgetall(key.slice(this.#keyPrefix.length)))
+      return await this.#connection.run(this.#redis.hgetall(this.#keys.fromScan(key)))
     }))
     const live: SessionRecord[] = []
     for (const fields of held) {
@@ -359,14 +323,14 @@ export class RedisStore implements SessionStore {
 
   /** Before the session itself: a lookup without a session is harmless, a session nobody can find is not. */
   async #writeLookup (session: SessionRecord, now: number): Promise<void> {
-    await this.#connection.run(this.#redis.set(this.#lookupKey(session.id), session.userId, 'PX', ttl(session.absoluteExpiresAt, now)))
+    await this.#connection.run(this.#redis.set(this.#keys.lookup(session.id), session.userId, 'PX', ttl(session.absoluteExpiresAt, now)))
     this.#userIds.set(session.id, session.userId)
   }
 
   async #userOf (id: string): Promise<string | undefined> {
     const known = this.#userIds.get(id)
     if (known !== undefined) return known
-    const userId = await this.#connection.run(this.#redis.get(this.#lookupKey(id)))
+    const userId = await this.#connection.run(this.#redis.get(this.#keys.lookup(id)))
     if (userId === null) return undefined
     this.#userIds.set(id, userId)
     return userId
@@ -395,10 +359,10 @@ export class RedisStore implements SessionStore {
     for (const session of gone) ops.push('del', session.id, expiresAt(session))
     this.#forgetLocal([...live, ...gone].map((session) => session.id))
     const housekeeping: Array<Promise<unknown>> = [...gone.map((session) => session.id), ...orphans]
-      .map(async (id) => await this.#connection.run(this.#redis.unlink(this.#lookupKey(id))))
+      .map(async (id) => await this.#connection.run(this.#redis.unlink(this.#keys.lookup(id))))
     const [deadline, size, version, changed] = reply[1]
     if (ops.length > 0 || changed === '1') {
-      housekeeping.push(this.#connection.script('sessionGuardAccount', this.#statsKeys(), [
+      housekeeping.push(this.#connection.script('sessionGuardAccount', this.#keys.stats(), [
         now, userId, deadline, size, version, ...ops
       ]))
     }
@@ -460,7 +424,7 @@ export class RedisStore implements SessionStore {
     sub.once('ready', () => {
       // A subscriber that closes (or a store that closes it) first rejects the
       // pending SUBSCRIBE, so reaching here means this one is listening.
-      sub.subscribe(this.#channel).then(() => {
+      sub.subscribe(this.#keys.channel).then(() => {
         this.#clearCache()
         this.#cacheLive = true
         this.#resubscribes = 0
@@ -490,131 +454,6 @@ export function redisStore (options: RedisStoreOptions): RedisStore {
   return new RedisStore(options)
 }
 
-function checkId (id: string): void {
-  if (!SESSION_ID.test(id)) {
-    throw new TypeError('redisStore: a session id must be 1 to 128 base64url characters')
-  }
-}
-
-/** Milliseconds from `now` to `deadline`, at least 1 (0 or less would mean "no TTL" or an error). */
-function ttl (deadline: number, now: number): number {
-  return Math.max(1, Math.ceil(deadline - now))
-}
-
 function byActivity (sessions: SessionRecord[]): SessionRecord[] {
   return sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt)
-}
-
-/** A record as hash fields (see `redis-scripts.ts`); the id comes first, as the scripts expect. */
-function encode (session: SessionRecord): string[] {
-  const fields = [
-    'd', session.id,
-    'u', session.userId,
-    'f', session.fingerprintHash,
-    'c', String(session.createdAt),
-    'l', String(session.lastSeenAt),
-    'i', String(session.idleExpiresAt),
-    'a', String(session.absoluteExpiresAt),
-    'r', session.remembered ? '1' : '0'
-  ]
-  if (session.claims !== undefined) fields.push('m', JSON.stringify(session.claims))
-  const { refresh } = session
-  if (refresh !== undefined) {
-    fields.push('h', refresh.hash, 't', String(refresh.rotatedAt), 'k', String(refresh.rotations))
-    if (refresh.nextHash !== undefined) fields.push('n', refresh.nextHash)
-  }
-  for (const [name, field] of CLIENT_FIELDS) {
-    const value = session[name]
-    if (value !== undefined) fields.push(field, encodeClient(name, value))
-  }
-  return fields
-}
-
-/** The client fields of a record and their hash fields (see `redis-scripts.ts`). */
-const CLIENT_FIELDS = [['device', 'v'], ['ip', 'p'], ['userAgent', 'g'], ['location', 'o'], ['flags', 'x']] as const
-
-function encodeClient (name: keyof SessionChanges, value: NonNullable<SessionChanges[keyof SessionChanges]>): string {
-  return name === 'ip' || name === 'userAgent' ? value as string : JSON.stringify(value)
-}
-
-/**
- * Activity as the touch and rotate scripts take it: the count of fields to
- * delete, those fields, then field/value pairs, the times first. A change to
- * `undefined` removes the field, as `withActivity()` does.
- */
-function encodeActivity (activity: Activity): Arg[] {
-  const removed: string[] = []
-  const set: string[] = ['l', String(activity.lastSeenAt), 'i', String(activity.idleExpiresAt)]
-  const { changes } = activity
-  if (changes !== undefined) {
-    for (const [name, field] of CLIENT_FIELDS) {
-      if (!(name in changes)) continue
-      const value = changes[name]
-      if (value === undefined) removed.push(field)
-      else set.push(field, encodeClient(name, value))
-    }
-  }
-  return [removed.length, ...removed, ...set]
-}
-
-/** A device read back, as the one frozen object shared by every session of that device (like `parseDevice`). */
-function internDevice (json: string, devices: LRUCache<string, DeviceInfo>): DeviceInfo {
-  const known = devices.get(json)
-  if (known !== undefined) return known
-  const held = JSON.parse(json) as DeviceInfo
-  // Every field present, as DeviceInfo promises, even those JSON left out for being undefined.
-  const device: DeviceInfo = Object.freeze({
-    type: held.type,
-    name: held.name,
-    browser: Object.freeze({ name: held.browser.name, version: held.browser.version }),
-    os: Object.freeze({ name: held.os.name, version: held.os.version }),
-    model: held.model
-  })
-  devices.set(json, device)
-  return device
-}
-
-/** A glob pattern matching `text` literally (for SCAN MATCH). */
-function globEscape (text: string): string {
-  return text.replace(/[\\*?[\]]/g, '\\$&')
-}
-
-function decode (flat: string[], devices: LRUCache<string, DeviceInfo>): SessionRecord {
-  const map = new Map<string, string>()
-  for (let j = 0; j < flat.length; j += 2) map.set(flat[j] as string, flat[j + 1] as string)
-  const field = (name: string): string => map.get(name) as string
-  const claims = map.get('m')
-  const hash = map.get('h')
-  const nextHash = map.get('n')
-  const device = map.get('v')
-  const ip = map.get('p')
-  const userAgent = map.get('g')
-  const location = map.get('o')
-  const flags = map.get('x')
-  return {
-    id: field('d'),
-    userId: field('u'),
-    fingerprintHash: field('f'),
-    createdAt: Number(field('c')),
-    lastSeenAt: Number(field('l')),
-    idleExpiresAt: Number(field('i')),
-    absoluteExpiresAt: Number(field('a')),
-    remembered: field('r') === '1',
-    ...(claims === undefined ? {} : { claims: JSON.parse(claims) as Record<string, unknown> }),
-    ...(hash === undefined
-      ? {}
-      : {
-          refresh: {
-            hash,
-            ...(nextHash === undefined ? {} : { nextHash }),
-            rotatedAt: Number(field('t')),
-            rotations: Number(field('k'))
-          }
-        }),
-    ...(device === undefined ? {} : { device: internDevice(device, devices) }),
-    ...(ip === undefined ? {} : { ip }),
-    ...(userAgent === undefined ? {} : { userAgent }),
-    ...(location === undefined ? {} : { location: JSON.parse(location) as Location }),
-    ...(flags === undefined ? {} : { flags: JSON.parse(flags) as string[] })
-  }
 }
