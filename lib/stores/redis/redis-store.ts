@@ -1,16 +1,16 @@
-import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
 import { expiresAt, isLive, type RefreshState, type SessionRecord } from '../../session.js'
 import { encode, encodeActivity, sessionDecoder } from './codec.js'
-import { Connection, MAX_RECONNECT_DELAY_MS, noop, type Arg } from './connection.js'
+import { Connection, noop, type Arg } from './connection.js'
 import { checkId, KeyLayout, ttl } from './keys.js'
+import { LocalCache } from './local-cache.js'
 import { settingsOf, type RedisStoreOptions } from './options.js'
 import * as scripts from './scripts.js'
 import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
 
 /** Session id to user id: immutable, so cached without invalidation. */
 const USER_ID_CACHE_MAX = 10_000
-const SUBSCRIBER_NAME = 'session-guard-invalidations'
 
 const COMMANDS = {
   sessionGuardCreate: { lua: scripts.CREATE, numberOfKeys: 2 },
@@ -63,30 +63,19 @@ interface Changes {
 export class RedisStore implements SessionStore {
   readonly #connection: Connection
   readonly #keys: KeyLayout
-  readonly #prefix: string
   readonly #userIds = new LRUCache<string, string>({ max: USER_ID_CACHE_MAX })
   readonly #decode = sessionDecoder()
-  readonly #cache: LRUCache<string, SessionRecord> | undefined
-  readonly #cacheTtlMs: number
+  readonly #cache: LocalCache | undefined
   #context: StoreContext = { now: Date.now, onRemoved: noop }
-  #subscriber: Redis | undefined
-  #resubscribeTimer: NodeJS.Timeout | undefined
-  #resubscribes = 0
-  /** The cache may answer only while the subscriber is subscribed. */
-  #cacheLive = false
-  /** Bumped on every invalidation: a read that saw it change does not fill the cache. */
-  #epoch = 0
   #expirations = 0
 
   constructor (options: RedisStoreOptions) {
     const { prefix, commandTimeoutMs, localCache } = settingsOf(options)
     this.#connection = new Connection(options, commandTimeoutMs)
     this.#keys = new KeyLayout(prefix)
-    this.#prefix = prefix
-    this.#cacheTtlMs = localCache?.ttlMs ?? 0
     this.#cache = localCache === undefined
       ? undefined
-      : new LRUCache<string, SessionRecord>({ max: localCache.max, perf: { now: () => this.#context.now() }, ttlResolution: 0 })
+      : new LocalCache({ ...localCache, channel: this.#keys.channel, prefix, now: () => this.#context.now() })
   }
 
   /** The client the store talks to (created by `open()` unless the app gave one). */
@@ -99,7 +88,7 @@ export class RedisStore implements SessionStore {
     if (this.#connection.client !== undefined) return
     const client = this.#connection.attach(COMMANDS)
     this.#keys.useClientPrefix(client.options.keyPrefix)
-    if (this.#cache !== undefined) this.#subscribe()
+    this.#cache?.listen(client)
     await this.#connection.ready()
   }
 
@@ -120,10 +109,9 @@ export class RedisStore implements SessionStore {
   }
 
   async get (id: string, now: number): Promise<SessionRecord | undefined> {
-    const cache = this.#cacheLive ? this.#cache : undefined
-    const hit = cache?.get(id)
-    if (hit !== undefined && isLive(hit, now)) return hit
-    const epoch = this.#epoch
+    const hit = this.#cache?.get(id, now)
+    if (hit !== undefined) return hit
+    const mark = this.#cache?.mark()
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
     const reply = await this.#script('sessionGuardGet', [this.#keys.index(userId), this.#keys.session(userId, id)], [now, id])
@@ -131,9 +119,7 @@ export class RedisStore implements SessionStore {
     if (reply[0] !== 'live') return undefined
     const session = this.#decode(reply[2])
     // Only if nothing was invalidated meanwhile: the read may predate a revoke.
-    if (cache !== undefined && this.#cacheLive && this.#epoch === epoch) {
-      cache.set(id, session, { ttl: Math.min(this.#cacheTtlMs, expiresAt(session) - now) })
-    }
+    this.#cache?.fill(mark, session, now)
     return session
   }
 
@@ -294,10 +280,7 @@ export class RedisStore implements SessionStore {
   }
 
   async close (): Promise<void> {
-    clearTimeout(this.#resubscribeTimer)
-    this.#subscriber?.disconnect()
-    this.#subscriber = undefined
-    this.#dropCache()
+    this.#cache?.close()
     await this.#connection.close()
   }
 
@@ -357,7 +340,7 @@ export class RedisStore implements SessionStore {
     const ops: Arg[] = []
     for (const session of live) ops.push('add', session.id, expiresAt(session))
     for (const session of gone) ops.push('del', session.id, expiresAt(session))
-    this.#forgetLocal([...live, ...gone].map((session) => session.id))
+    this.#cache?.forget([...live, ...gone].map((session) => session.id))
     const housekeeping: Array<Promise<unknown>> = [...gone.map((session) => session.id), ...orphans]
       .map(async (id) => await this.#connection.run(this.#redis.unlink(this.#keys.lookup(id))))
     const [deadline, size, version, changed] = reply[1]
@@ -367,85 +350,6 @@ export class RedisStore implements SessionStore {
       ]))
     }
     await Promise.allSettled(housekeeping)
-  }
-
-  #forgetLocal (ids: string[]): void {
-    if (ids.length === 0) return
-    this.#epoch++
-    for (const id of ids) this.#cache?.delete(id)
-  }
-
-  /** Empties the cache; reads in flight will not fill it. */
-  #clearCache (): void {
-    this.#epoch++
-    this.#cache?.clear()
-  }
-
-  /** Empties the cache and stops its use until the subscriber listens again. */
-  #dropCache (): void {
-    this.#cacheLive = false
-    this.#clearCache()
-  }
-
-  /**
-   * Opens the invalidation subscriber. Any disconnect empties the cache and
-   * stops its use, then a new connection subscribes again: messages sent
-   * while it was away are lost, so nothing cached before may be trusted.
-   */
-  #subscribe (): void {
-    const client = this.#redis
-    const options: RedisOptions = {
-      lazyConnect: false,
-      enableOfflineQueue: false,
-      autoResubscribe: false,
-      // Named after the prefix, so an operator can tell whose subscriber it is.
-      connectionName: `${SUBSCRIBER_NAME}:${this.#prefix.replace(/[^\w:.-]/g, '_')}`,
-      // One connection per attempt: the store reconnects it itself (below).
-      retryStrategy: () => null
-    }
-    let subscriber: Redis | undefined
-    if (client.isCluster) {
-      // PUBLISH reaches every node of a Cluster: any one will do.
-      const nodes = (client as Cluster).nodes('all')
-      const node = nodes[this.#resubscribes % Math.max(1, nodes.length)]
-      subscriber = node === undefined ? undefined : new Redis({ ...node.options, ...options })
-    } else {
-      subscriber = (client as Redis).duplicate(options)
-    }
-    if (subscriber === undefined) return this.#resubscribeLater()
-    const sub = subscriber
-    this.#subscriber = sub
-    sub.on('error', noop)
-    sub.on('message', (channel: string, message: string) => this.#invalidate(message))
-    sub.on('close', () => this.#dropCache())
-    sub.once('end', () => {
-      if (this.#subscriber === sub) this.#resubscribeLater()
-    })
-    sub.once('ready', () => {
-      // A subscriber that closes (or a store that closes it) first rejects the
-      // pending SUBSCRIBE, so reaching here means this one is listening.
-      sub.subscribe(this.#keys.channel).then(() => {
-        this.#clearCache()
-        this.#cacheLive = true
-        this.#resubscribes = 0
-      }, noop)
-    })
-  }
-
-  #resubscribeLater (): void {
-    this.#subscriber = undefined
-    const delay = Math.min(50 * 2 ** this.#resubscribes++, MAX_RECONNECT_DELAY_MS)
-    this.#resubscribeTimer = setTimeout(() => this.#subscribe(), delay).unref()
-  }
-
-  #invalidate (message: string): void {
-    let ids: unknown
-    try {
-      ids = JSON.parse(message)
-    } catch {}
-    // Not ours to read: forget everything rather than guess.
-    if (!Array.isArray(ids)) return this.#clearCache()
-    this.#forgetLocal(ids.map(String))
   }
 }
 
