@@ -1,37 +1,27 @@
 import type { Cluster, Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
-import { expiresAt, isLive, type RefreshState, type SessionRecord } from '../../session.js'
-import { encode, encodeActivity, sessionDecoder } from './codec.js'
+import { expiresAt, isLive, type SessionRecord } from '../../session.js'
+import { sessionDecoder } from './codec.js'
+import { SESSION_COMMANDS, SessionCommands } from './commands.js'
 import { Connection, noop, type Arg } from './connection.js'
 import { checkId, KeyLayout, ttl } from './keys.js'
 import { LocalCache } from './local-cache.js'
 import { settingsOf, type RedisStoreOptions } from './options.js'
+import type { ScriptReport } from './replies.js'
 import * as scripts from './scripts.js'
 import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
 
 /** Session id to user id: immutable, so cached without invalidation. */
 const USER_ID_CACHE_MAX = 10_000
 
+/** Every script the store defines on its client, by command name. */
 const COMMANDS = {
-  sessionGuardCreate: { lua: scripts.CREATE, numberOfKeys: 2 },
-  sessionGuardGet: { lua: scripts.GET, numberOfKeys: 2 },
-  sessionGuardTouch: { lua: scripts.TOUCH, numberOfKeys: 2 },
-  sessionGuardRotate: { lua: scripts.ROTATE, numberOfKeys: 2 },
-  sessionGuardReplace: { lua: scripts.REPLACE, numberOfKeys: 3 },
-  sessionGuardRevoke: { lua: scripts.REVOKE, numberOfKeys: 2 },
-  sessionGuardRevokeUser: { lua: scripts.REVOKE_USER, numberOfKeys: 1 },
-  sessionGuardListUser: { lua: scripts.LIST_USER, numberOfKeys: 1 },
+  ...SESSION_COMMANDS,
   sessionGuardAccount: { lua: scripts.ACCOUNT, numberOfKeys: 6 },
   sessionGuardStats: { lua: scripts.STATS, numberOfKeys: 6 },
   sessionGuardIncrement: { lua: scripts.INCREMENT, numberOfKeys: 1 }
-} as const
+}
 
-type CommandName = keyof typeof COMMANDS
-/** What every session script replies: see `scripts.ts`. */
-type Reply = [status: string, user: UserState, main: string[], others: string[][], expired: string[][]]
-/** The user's index after a script: latest deadline, size, size version, whether the size changed. */
-type UserState = [deadline: string, size: string, version: string, changed: '0' | '1']
-type RotatedSession = SessionRecord & { readonly refresh: RefreshState }
 /** What a script changed, for the bookkeeping after it. */
 interface Changes {
   /** Sessions inserted or updated. */
@@ -65,6 +55,7 @@ export class RedisStore implements SessionStore {
   readonly #keys: KeyLayout
   readonly #userIds = new LRUCache<string, string>({ max: USER_ID_CACHE_MAX })
   readonly #decode = sessionDecoder()
+  readonly #commands: SessionCommands
   readonly #cache: LocalCache | undefined
   #context: StoreContext = { now: Date.now, onRemoved: noop }
   #expirations = 0
@@ -73,6 +64,7 @@ export class RedisStore implements SessionStore {
     const { prefix, commandTimeoutMs, localCache } = settingsOf(options)
     this.#connection = new Connection(options, commandTimeoutMs)
     this.#keys = new KeyLayout(prefix)
+    this.#commands = new SessionCommands(this.#connection, this.#keys, this.#decode)
     this.#cache = localCache === undefined
       ? undefined
       : new LocalCache({ ...localCache, channel: this.#keys.channel, prefix, now: () => this.#context.now() })
@@ -94,18 +86,14 @@ export class RedisStore implements SessionStore {
 
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
     checkId(session.id)
-    const { userId } = session
     await this.#writeLookup(session, now)
-    const reply = await this.#script('sessionGuardCreate', [this.#keys.index(userId), this.#keys.session(userId, session.id)], [
-      now, limit.max, limit.onLimit, this.#keys.scriptBase(userId), this.#keys.channel, session.id, ...encode(session)
-    ])
-    const others = byActivity(reply[3].map(this.#decode))
-    if (reply[0] === 'full') {
-      await this.#settle(userId, now, reply, { orphans: [session.id] })
-      return { created: false, active: others }
+    const reply = await this.#commands.create(session, limit, now)
+    if (reply.outcome === 'full') {
+      await this.#settle(session.userId, now, reply, { orphans: [session.id] })
+      return { created: false, active: reply.active }
     }
-    await this.#settle(userId, now, reply, { live: [session], gone: others })
-    return { created: true, evicted: others }
+    await this.#settle(session.userId, now, reply, { live: [session], gone: reply.evicted })
+    return { created: true, evicted: reply.evicted }
   }
 
   async get (id: string, now: number): Promise<SessionRecord | undefined> {
@@ -114,49 +102,37 @@ export class RedisStore implements SessionStore {
     const mark = this.#cache?.mark()
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
-    const reply = await this.#script('sessionGuardGet', [this.#keys.index(userId), this.#keys.session(userId, id)], [now, id])
+    const reply = await this.#commands.get(userId, id, now)
     await this.#settle(userId, now, reply, {})
-    if (reply[0] !== 'live') return undefined
-    const session = this.#decode(reply[2])
+    if (reply.outcome !== 'live') return undefined
     // Only if nothing was invalidated meanwhile: the read may predate a revoke.
-    this.#cache?.fill(mark, session, now)
-    return session
+    this.#cache?.fill(mark, reply.session, now)
+    return reply.session
   }
 
   async touch (id: string, activity: Activity, now: number): Promise<SessionRecord | undefined> {
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
-    const reply = await this.#script('sessionGuardTouch', [this.#keys.index(userId), this.#keys.session(userId, id)], [
-      now, id, this.#keys.channel, ...encodeActivity(activity)
-    ])
-    if (reply[0] !== 'live') {
+    const reply = await this.#commands.touch(userId, id, activity, now)
+    if (reply.outcome !== 'live') {
       await this.#settle(userId, now, reply, {})
       return undefined
     }
-    const session = this.#decode(reply[2])
-    await this.#settle(userId, now, reply, { live: [session] })
-    return session
+    await this.#settle(userId, now, reply, { live: [reply.session] })
+    return reply.session
   }
 
   async rotate (id: string, rotation: Rotation, now: number): Promise<RotationResult> {
     const userId = await this.#userOf(id)
     if (userId === undefined) return { outcome: 'missing' }
-    const reply = await this.#script('sessionGuardRotate', [this.#keys.index(userId), this.#keys.session(userId, id)], [
-      now, id, this.#keys.channel, rotation.presentedHash, rotation.successorHash, rotation.graceMs,
-      ...encodeActivity(rotation.activity)
-    ])
-    switch (reply[0]) {
-      case 'rotated': {
-        // The script wrote the refresh fields: the record has them.
-        const session = this.#decode(reply[2]) as RotatedSession
-        await this.#settle(userId, now, reply, { live: [session] })
-        return { outcome: 'rotated', session }
-      }
-      case 'reuse': {
-        const session = this.#decode(reply[2])
-        await this.#settle(userId, now, reply, { gone: [session] })
-        return { outcome: 'reuse', session }
-      }
+    const reply = await this.#commands.rotate(userId, id, rotation, now)
+    switch (reply.outcome) {
+      case 'rotated':
+        await this.#settle(userId, now, reply, { live: [reply.session] })
+        return { outcome: 'rotated', session: reply.session }
+      case 'reuse':
+        await this.#settle(userId, now, reply, { gone: [reply.session] })
+        return { outcome: 'reuse', session: reply.session }
       case 'conflict':
         return { outcome: 'conflict' }
       default:
@@ -167,46 +143,38 @@ export class RedisStore implements SessionStore {
 
   async replace (oldId: string, session: SessionRecord, now: number): Promise<boolean> {
     checkId(session.id)
-    // The same user's session: looked for among that user's sessions only.
-    const { userId } = session
     await this.#writeLookup(session, now)
-    const reply = await this.#script('sessionGuardReplace', [
-      this.#keys.index(userId), this.#keys.session(userId, oldId), this.#keys.session(userId, session.id)
-    ], [now, oldId, this.#keys.channel, session.id, ...encode(session)])
-    if (reply[0] !== 'replaced') {
-      await this.#settle(userId, now, reply, { orphans: [session.id] })
+    const reply = await this.#commands.replace(oldId, session, now)
+    if (reply.outcome !== 'replaced') {
+      await this.#settle(session.userId, now, reply, { orphans: [session.id] })
       return false
     }
-    await this.#settle(userId, now, reply, { live: [session], gone: [this.#decode(reply[2])] })
+    await this.#settle(session.userId, now, reply, { live: [session], gone: [reply.replaced] })
     return true
   }
 
   async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
     const userId = await this.#userOf(id)
     if (userId === undefined) return undefined
-    const reply = await this.#script('sessionGuardRevoke', [this.#keys.index(userId), this.#keys.session(userId, id)], [now, id, this.#keys.channel])
-    if (reply[0] !== 'revoked') {
+    const reply = await this.#commands.revoke(userId, id, now)
+    if (reply.outcome !== 'revoked') {
       await this.#settle(userId, now, reply, {})
       return undefined
     }
-    const session = this.#decode(reply[2])
-    await this.#settle(userId, now, reply, { gone: [session] })
-    return session
+    await this.#settle(userId, now, reply, { gone: [reply.session] })
+    return reply.session
   }
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
-    const reply = await this.#script('sessionGuardRevokeUser', [this.#keys.index(userId)], [
-      now, this.#keys.scriptBase(userId), this.#keys.channel, exceptId ?? ''
-    ])
-    const revoked = byActivity(reply[3].map(this.#decode))
-    await this.#settle(userId, now, reply, { gone: revoked })
-    return revoked
+    const reply = await this.#commands.revokeUser(userId, exceptId, now)
+    await this.#settle(userId, now, reply, { gone: reply.sessions })
+    return reply.sessions
   }
 
   async listUser (userId: string, now: number): Promise<SessionRecord[]> {
-    const reply = await this.#script('sessionGuardListUser', [this.#keys.index(userId)], [now, this.#keys.scriptBase(userId)])
+    const reply = await this.#commands.listUser(userId, now)
     await this.#settle(userId, now, reply, {})
-    return byActivity(reply[3].map(this.#decode))
+    return reply.sessions
   }
 
   /**
@@ -239,10 +207,10 @@ export class RedisStore implements SessionStore {
   }
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {
-    const reply = await this.#connection.script('sessionGuardIncrement', [this.#keys.counter(key)], [
+    const [count, firstAt, lastAt] = await this.#connection.script('sessionGuardIncrement', [this.#keys.counter(key)], [
       now, now + windowMs, ttl(now + windowMs, now)
     ]) as [string, string, string]
-    return { count: Number(reply[0]), firstAt: Number(reply[1]), lastAt: Number(reply[2]) }
+    return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
   }
 
   async counter (key: string, now: number): Promise<Counter | undefined> {
@@ -319,20 +287,16 @@ export class RedisStore implements SessionStore {
     return userId
   }
 
-  async #script (name: CommandName, keys: string[], args: Arg[]): Promise<Reply> {
-    return await this.#connection.script(name, keys, args) as Reply
-  }
-
   /**
    * After a script: reports the expired sessions it removed, drops local cache
    * entries and lookup keys of removed sessions, and keeps the stats current.
    * The bookkeeping is best-effort: the script already did the work that
    * matters, and what is left behind expires by its own TTL.
    */
-  async #settle (userId: string, now: number, reply: Reply, changes: Changes): Promise<void> {
+  async #settle (userId: string, now: number, report: ScriptReport, changes: Changes): Promise<void> {
     const { live = [], orphans = [] } = changes
     const gone = [...changes.gone ?? []]
-    for (const session of reply[4].map(this.#decode)) {
+    for (const session of report.expired) {
       this.#expirations++
       this.#context.onRemoved(session, 'expired')
       gone.push(session)
@@ -343,8 +307,8 @@ export class RedisStore implements SessionStore {
     this.#cache?.forget([...live, ...gone].map((session) => session.id))
     const housekeeping: Array<Promise<unknown>> = [...gone.map((session) => session.id), ...orphans]
       .map(async (id) => await this.#connection.run(this.#redis.unlink(this.#keys.lookup(id))))
-    const [deadline, size, version, changed] = reply[1]
-    if (ops.length > 0 || changed === '1') {
+    const { deadline, size, version, changed } = report.index
+    if (ops.length > 0 || changed) {
       housekeeping.push(this.#connection.script('sessionGuardAccount', this.#keys.stats(), [
         now, userId, deadline, size, version, ...ops
       ]))
@@ -356,8 +320,4 @@ export class RedisStore implements SessionStore {
 /** Creates a Redis store: `store: redisStore({ client })` in the plugin's options. */
 export function redisStore (options: RedisStoreOptions): RedisStore {
   return new RedisStore(options)
-}
-
-function byActivity (sessions: SessionRecord[]): SessionRecord[] {
-  return sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt)
 }
