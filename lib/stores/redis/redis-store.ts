@@ -1,26 +1,22 @@
 import type { Cluster, Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
-import { expiresAt, isLive, type SessionRecord } from '../../session.js'
+import { isLive, type SessionRecord } from '../../session.js'
 import { sessionDecoder } from './codec.js'
 import { SESSION_COMMANDS, SessionCommands } from './commands.js'
-import { Connection, noop, type Arg } from './connection.js'
+import { Connection, noop } from './connection.js'
+import * as counters from './counters.js'
 import { checkId, KeyLayout, ttl } from './keys.js'
 import { LocalCache } from './local-cache.js'
 import { settingsOf, type RedisStoreOptions } from './options.js'
 import type { ScriptReport } from './replies.js'
-import * as scripts from './scripts.js'
+import { STATS_COMMANDS, StatsBook } from './stats.js'
 import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
 
 /** Session id to user id: immutable, so cached without invalidation. */
 const USER_ID_CACHE_MAX = 10_000
 
 /** Every script the store defines on its client, by command name. */
-const COMMANDS = {
-  ...SESSION_COMMANDS,
-  sessionGuardAccount: { lua: scripts.ACCOUNT, numberOfKeys: 6 },
-  sessionGuardStats: { lua: scripts.STATS, numberOfKeys: 6 },
-  sessionGuardIncrement: { lua: scripts.INCREMENT, numberOfKeys: 1 }
-}
+const COMMANDS = { ...SESSION_COMMANDS, ...STATS_COMMANDS, ...counters.COUNTER_COMMANDS }
 
 /** What a script changed, for the bookkeeping after it. */
 interface Changes {
@@ -56,15 +52,16 @@ export class RedisStore implements SessionStore {
   readonly #userIds = new LRUCache<string, string>({ max: USER_ID_CACHE_MAX })
   readonly #decode = sessionDecoder()
   readonly #commands: SessionCommands
+  readonly #stats: StatsBook
   readonly #cache: LocalCache | undefined
   #context: StoreContext = { now: Date.now, onRemoved: noop }
-  #expirations = 0
 
   constructor (options: RedisStoreOptions) {
     const { prefix, commandTimeoutMs, localCache } = settingsOf(options)
     this.#connection = new Connection(options, commandTimeoutMs)
     this.#keys = new KeyLayout(prefix)
     this.#commands = new SessionCommands(this.#connection, this.#keys, this.#decode)
+    this.#stats = new StatsBook(this.#connection, this.#keys)
     this.#cache = localCache === undefined
       ? undefined
       : new LocalCache({ ...localCache, channel: this.#keys.channel, prefix, now: () => this.#context.now() })
@@ -207,20 +204,15 @@ export class RedisStore implements SessionStore {
   }
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {
-    const [count, firstAt, lastAt] = await this.#connection.script('sessionGuardIncrement', [this.#keys.counter(key)], [
-      now, now + windowMs, ttl(now + windowMs, now)
-    ]) as [string, string, string]
-    return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
+    return await counters.increment(this.#connection, this.#keys.counter(key), windowMs, now)
   }
 
   async counter (key: string, now: number): Promise<Counter | undefined> {
-    const [count, firstAt, lastAt, ends] = await this.#connection.run(this.#redis.hmget(this.#keys.counter(key), 'n', 'f', 'l', 'e'))
-    if (count === null || ends === null || now >= Number(ends)) return undefined
-    return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
+    return await counters.read(this.#connection, this.#keys.counter(key), now)
   }
 
   async resetCounter (key: string): Promise<void> {
-    await this.#connection.run(this.#redis.unlink(this.#keys.counter(key)))
+    await counters.remove(this.#connection, this.#keys.counter(key))
   }
 
   /**
@@ -239,12 +231,7 @@ export class RedisStore implements SessionStore {
    * since it opened (Redis drops the rest by TTL, silently).
    */
   async stats (now: number): Promise<StoreStats> {
-    const [sessions, users, flat] = await this.#connection.script('sessionGuardStats', this.#keys.stats(), [now]) as [number, number, string[]]
-    const sessionsPerUser: Record<number, number> = {}
-    const sizes: Array<[number, number]> = []
-    for (let j = 0; j < flat.length; j += 2) sizes.push([Number(flat[j]), Number(flat[j + 1])])
-    for (const [size, count] of sizes.sort((a, b) => a[0] - b[0])) sessionsPerUser[size] = count
-    return { sessions, users, evictions: 0, expirations: this.#expirations, sessionsPerUser }
+    return await this.#stats.read(now)
   }
 
   async close (): Promise<void> {
@@ -297,22 +284,14 @@ export class RedisStore implements SessionStore {
     const { live = [], orphans = [] } = changes
     const gone = [...changes.gone ?? []]
     for (const session of report.expired) {
-      this.#expirations++
+      this.#stats.countExpired()
       this.#context.onRemoved(session, 'expired')
       gone.push(session)
     }
-    const ops: Arg[] = []
-    for (const session of live) ops.push('add', session.id, expiresAt(session))
-    for (const session of gone) ops.push('del', session.id, expiresAt(session))
     this.#cache?.forget([...live, ...gone].map((session) => session.id))
     const housekeeping: Array<Promise<unknown>> = [...gone.map((session) => session.id), ...orphans]
       .map(async (id) => await this.#connection.run(this.#redis.unlink(this.#keys.lookup(id))))
-    const { deadline, size, version, changed } = report.index
-    if (ops.length > 0 || changed) {
-      housekeeping.push(this.#connection.script('sessionGuardAccount', this.#keys.stats(), [
-        now, userId, deadline, size, version, ...ops
-      ]))
-    }
+    housekeeping.push(this.#stats.account(userId, now, report.index, live, gone))
     await Promise.allSettled(housekeeping)
   }
 }
