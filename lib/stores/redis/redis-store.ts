@@ -1,19 +1,17 @@
 import type { Cluster, Redis } from 'ioredis'
-import { LRUCache } from 'lru-cache'
-import { isLive, type SessionRecord } from '../../session.js'
+import type { SessionRecord } from '../../session.js'
+import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
 import { sessionDecoder } from './codec.js'
 import { SESSION_COMMANDS, SessionCommands } from './commands.js'
 import { Connection, noop } from './connection.js'
 import * as counters from './counters.js'
-import { checkId, KeyLayout, ttl } from './keys.js'
+import { checkId, KeyLayout } from './keys.js'
 import { LocalCache } from './local-cache.js'
+import { UserLookups } from './lookups.js'
 import { settingsOf, type RedisStoreOptions } from './options.js'
 import type { ScriptReport } from './replies.js'
+import { scanSessions } from './scan.js'
 import { STATS_COMMANDS, StatsBook } from './stats.js'
-import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
-
-/** Session id to user id: immutable, so cached without invalidation. */
-const USER_ID_CACHE_MAX = 10_000
 
 /** Every script the store defines on its client, by command name. */
 const COMMANDS = { ...SESSION_COMMANDS, ...STATS_COMMANDS, ...counters.COUNTER_COMMANDS }
@@ -49,9 +47,9 @@ interface Changes {
 export class RedisStore implements SessionStore {
   readonly #connection: Connection
   readonly #keys: KeyLayout
-  readonly #userIds = new LRUCache<string, string>({ max: USER_ID_CACHE_MAX })
   readonly #decode = sessionDecoder()
   readonly #commands: SessionCommands
+  readonly #lookups: UserLookups
   readonly #stats: StatsBook
   readonly #cache: LocalCache | undefined
   #context: StoreContext = { now: Date.now, onRemoved: noop }
@@ -61,6 +59,7 @@ export class RedisStore implements SessionStore {
     this.#connection = new Connection(options, commandTimeoutMs)
     this.#keys = new KeyLayout(prefix)
     this.#commands = new SessionCommands(this.#connection, this.#keys, this.#decode)
+    this.#lookups = new UserLookups(this.#connection, this.#keys)
     this.#stats = new StatsBook(this.#connection, this.#keys)
     this.#cache = localCache === undefined
       ? undefined
@@ -83,7 +82,7 @@ export class RedisStore implements SessionStore {
 
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
     checkId(session.id)
-    await this.#writeLookup(session, now)
+    await this.#lookups.write(session, now)
     const reply = await this.#commands.create(session, limit, now)
     if (reply.outcome === 'full') {
       await this.#settle(session.userId, now, reply, { orphans: [session.id] })
@@ -97,7 +96,7 @@ export class RedisStore implements SessionStore {
     const hit = this.#cache?.get(id, now)
     if (hit !== undefined) return hit
     const mark = this.#cache?.mark()
-    const userId = await this.#userOf(id)
+    const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return undefined
     const reply = await this.#commands.get(userId, id, now)
     await this.#settle(userId, now, reply, {})
@@ -108,7 +107,7 @@ export class RedisStore implements SessionStore {
   }
 
   async touch (id: string, activity: Activity, now: number): Promise<SessionRecord | undefined> {
-    const userId = await this.#userOf(id)
+    const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return undefined
     const reply = await this.#commands.touch(userId, id, activity, now)
     if (reply.outcome !== 'live') {
@@ -120,7 +119,7 @@ export class RedisStore implements SessionStore {
   }
 
   async rotate (id: string, rotation: Rotation, now: number): Promise<RotationResult> {
-    const userId = await this.#userOf(id)
+    const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return { outcome: 'missing' }
     const reply = await this.#commands.rotate(userId, id, rotation, now)
     switch (reply.outcome) {
@@ -140,7 +139,7 @@ export class RedisStore implements SessionStore {
 
   async replace (oldId: string, session: SessionRecord, now: number): Promise<boolean> {
     checkId(session.id)
-    await this.#writeLookup(session, now)
+    await this.#lookups.write(session, now)
     const reply = await this.#commands.replace(oldId, session, now)
     if (reply.outcome !== 'replaced') {
       await this.#settle(session.userId, now, reply, { orphans: [session.id] })
@@ -151,7 +150,7 @@ export class RedisStore implements SessionStore {
   }
 
   async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
-    const userId = await this.#userOf(id)
+    const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return undefined
     const reply = await this.#commands.revoke(userId, id, now)
     if (reply.outcome !== 'revoked') {
@@ -182,25 +181,8 @@ export class RedisStore implements SessionStore {
    * least once; one created or removed meanwhile may or may not. A Cluster
    * resharding during the scan may show a session twice or miss it.
    */
-  async * scan (batchSize: number, now: number): AsyncIterable<SessionRecord[]> {
-    const count = Math.max(1, Math.floor(batchSize))
-    const pattern = this.#keys.sessionPattern()
-    const client = this.#redis
-    const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
-    let batch: SessionRecord[] = []
-    for (const node of nodes) {
-      let cursor = '0'
-      do {
-        const [next, keys] = await this.#connection.run(node.scan(cursor, 'MATCH', pattern, 'COUNT', count, 'TYPE', 'hash'))
-        cursor = next
-        batch.push(...await this.#fetch(keys, now))
-        if (batch.length >= count) {
-          yield batch
-          batch = []
-        }
-      } while (cursor !== '0')
-    }
-    if (batch.length > 0) yield batch
+  scan (batchSize: number, now: number): AsyncIterable<SessionRecord[]> {
+    return scanSessions(this.#connection, this.#keys, this.#decode, batchSize, now)
   }
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {
@@ -239,41 +221,6 @@ export class RedisStore implements SessionStore {
     await this.#connection.close()
   }
 
-  get #redis (): Redis | Cluster {
-    return this.#connection.redis
-  }
-
-  /** The live sessions under `keys` (as SCAN names them: with the client's own keyPrefix). */
-  async #fetch (keys: string[], now: number): Promise<SessionRecord[]> {
-    const held = await Promise.all(keys.map(async (key) => {
-      // The pattern starts with the keyPrefix: the client adds it back.
-      return await this.#connection.run(this.#redis.hgetall(this.#keys.fromScan(key)))
-    }))
-    const live: SessionRecord[] = []
-    for (const fields of held) {
-      // Gone since the SCAN saw it, or not a session of ours (a user id holding ':s:' cannot fake one: no 'd').
-      if (fields.d === undefined) continue
-      const session = this.#decode(Object.entries(fields).flat())
-      if (isLive(session, now)) live.push(session)
-    }
-    return live
-  }
-
-  /** Before the session itself: a lookup without a session is harmless, a session nobody can find is not. */
-  async #writeLookup (session: SessionRecord, now: number): Promise<void> {
-    await this.#connection.run(this.#redis.set(this.#keys.lookup(session.id), session.userId, 'PX', ttl(session.absoluteExpiresAt, now)))
-    this.#userIds.set(session.id, session.userId)
-  }
-
-  async #userOf (id: string): Promise<string | undefined> {
-    const known = this.#userIds.get(id)
-    if (known !== undefined) return known
-    const userId = await this.#connection.run(this.#redis.get(this.#keys.lookup(id)))
-    if (userId === null) return undefined
-    this.#userIds.set(id, userId)
-    return userId
-  }
-
   /**
    * After a script: reports the expired sessions it removed, drops local cache
    * entries and lookup keys of removed sessions, and keeps the stats current.
@@ -289,8 +236,7 @@ export class RedisStore implements SessionStore {
       gone.push(session)
     }
     this.#cache?.forget([...live, ...gone].map((session) => session.id))
-    const housekeeping: Array<Promise<unknown>> = [...gone.map((session) => session.id), ...orphans]
-      .map(async (id) => await this.#connection.run(this.#redis.unlink(this.#keys.lookup(id))))
+    const housekeeping = [...gone.map((session) => session.id), ...orphans].map(async (id) => await this.#lookups.remove(id))
     housekeeping.push(this.#stats.account(userId, now, report.index, live, gone))
     await Promise.allSettled(housekeeping)
   }
