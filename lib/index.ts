@@ -113,7 +113,7 @@ export default fp(sessionGuard, { fastify: '5.x', name: 'fastify-session-guard' 
 export { sessionGuard }
 export * from './errors.js'
 export { MemoryStore, memoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export { RedisStore, redisStore, type RedisStoreOptions } from './stores/redis/redis-store.js'
+export { RedisStore, redisStore, type RedisStoreOptions } from './stores/redis/index.js'
 export type * from './stores/store.js'
 export type { Clock, Lifetime, Location, RefreshState, SessionRecord } from './session.js'
 export type { SessionGuardOptions } from './options.js'

@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { Redis, type Cluster } from 'ioredis'
 import type { Test } from 'tap'
-import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis/redis-store.js'
+import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis/index.js'
 import type { StoreFactory } from './conformance.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { redisStore } from '../../lib/stores/redis/redis-store.js'
+import { redisStore } from '../../lib/stores/redis/index.js'
 import { build, type Harness } from '../helper.js'
 import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix, waitFor } from './redis-helper.js'
 

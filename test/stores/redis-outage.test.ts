@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { redisStore } from '../../lib/stores/redis/redis-store.js'
+import { redisStore } from '../../lib/stores/redis/index.js'
 import { build, type Credentials, type Harness } from '../helper.js'
 import { freePort, serverTest, startServer, stop, waitFor } from './redis-helper.js'
 

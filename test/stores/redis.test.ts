@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import type { SessionRecord } from '../../lib/session.js'
-import { redisStore, RedisStore } from '../../lib/stores/redis/redis-store.js'
+import { redisStore, RedisStore } from '../../lib/stores/redis/index.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
 import { deleteKeys, freePort, REDIS_URL, redisTest, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
 

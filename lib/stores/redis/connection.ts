@@ -1,0 +1,143 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { RedisStoreOptions } from './options.js'
+
+export type Client = Redis | Cluster
+/** An argument of a script. */
+export type Arg = string | number
+/** A Lua script as `defineCommand` takes it, under the command name it gets. */
+export type Commands = Record<string, { lua: string, numberOfKeys: number }>
+/** A command `defineCommand` added to the client: keys, then arguments. */
+type Defined = (...args: Arg[]) => Promise<unknown>
+
+/** Longest wait between two reconnection attempts, of the client and of the subscriber. */
+export const MAX_RECONNECT_DELAY_MS = 2000
+
+export function noop (): void {}
+
+/** Fail fast: a store that waits is worse than a 503 (the guard fails closed). */
+function failFast (commandTimeoutMs: number): RedisOptions {
+  return {
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: commandTimeoutMs,
+    maxRetriesPerRequest: 1,
+    // No offline queue: a command sent while disconnected fails at once
+    // instead of piling up and running late, after its caller gave up.
+    enableOfflineQueue: false,
+    // Keep reconnecting, so service comes back by itself with Redis.
+    retryStrategy: (times) => Math.min(50 * times, MAX_RECONNECT_DELAY_MS)
+  }
+}
+
+/**
+ * The client the store talks to: the app's, or one the store creates from
+ * `connection` or `cluster` and owns. Every call is bounded by the command
+ * timeout, whatever the client itself was told, and the store closes only
+ * what it owns (or what `closeClient` gives it).
+ */
+export class Connection {
+  readonly #options: RedisStoreOptions
+  readonly #timeoutMs: number
+  #client: Client | undefined
+  #owned = false
+
+  constructor (options: RedisStoreOptions, timeoutMs: number) {
+    this.#options = options
+    this.#timeoutMs = timeoutMs
+  }
+
+  /** The client, once `attach()` found or made it. */
+  get client (): Client | undefined {
+    return this.#client
+  }
+
+  /** The client, for a call: there is none before `open()`. */
+  get redis (): Client {
+    if (this.#client === undefined) throw new Error('redisStore: open() was not called')
+    return this.#client
+  }
+
+  /**
+   * Takes the app's client or creates one, and defines `commands` on it.
+   * Does not wait for a connection: `ready()` does.
+   */
+  attach (commands: Commands): Client {
+    const { client, connection, cluster } = this.#options
+    let target: Client
+    if (client !== undefined) {
+      target = client
+    } else {
+      this.#owned = true
+      const defaults = failFast(this.#timeoutMs)
+      if (cluster !== undefined) {
+        target = new Cluster(cluster.nodes, {
+          enableOfflineQueue: false,
+          ...cluster.options,
+          redisOptions: { ...defaults, ...cluster.options?.redisOptions }
+        })
+      } else {
+        target = typeof connection === 'string' ? new Redis(connection, defaults) : new Redis({ ...defaults, ...connection })
+      }
+      // Failures surface on the calls that fail; the event only repeats them.
+      target.on('error', noop)
+    }
+    for (const [name, definition] of Object.entries(commands)) target.defineCommand(name, definition)
+    this.#client = target
+    return target
+  }
+
+  /**
+   * Without an offline queue, the first requests would fail while the
+   * connection opens: waits for a client the store created, but not forever
+   * (then calls fail fast until it comes). The app's client is the app's to wait for.
+   */
+  async ready (): Promise<void> {
+    if (!this.#owned) return
+    const client = this.redis
+    let done = noop
+    const timer = setTimeout(() => done(), this.#timeoutMs)
+    await new Promise<void>((resolve) => {
+      done = resolve
+      client.once('ready', resolve)
+    })
+    clearTimeout(timer)
+    client.off('ready', done)
+  }
+
+  /** Bounds every call, on any client: a store that hangs would hang the request. */
+  async run<T> (command: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`redisStore: Redis did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs)
+    })
+    try {
+      // A late rejection of `command` is handled by race(): never unhandled.
+      return await Promise.race([command, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Runs a command `attach()` defined, bounded like every call; its reply is the caller's to read. */
+  async script (name: string, keys: string[], args: Arg[]): Promise<unknown> {
+    return await this.run(this.#call(name, keys, args))
+  }
+
+  /** Closes the client if the store owns it, or was told to close it. */
+  async close (): Promise<void> {
+    const client = this.#client
+    if (client === undefined || !(this.#owned || this.#options.closeClient === true)) return
+    try {
+      await this.run(client.quit())
+    } catch {
+      // Not connected (or not answering): nothing to say goodbye to.
+      client.disconnect()
+    }
+  }
+
+  async #call (name: string, keys: string[], args: Arg[]): Promise<unknown> {
+    const client = this.redis
+    // defineCommand adds the method at run time; its type cannot follow.
+    const command = (client as unknown as Record<string, Defined>)[name] as Defined
+    return await command.call(client, ...keys, ...args)
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * The store's counters (`increment`, `counter`, `resetCounter`): one hash per
+ * key, independent of sessions, under the keys `KeyLayout.counter` names.
+ */
+import type { Counter } from '../store.js'
+import type { Commands, Connection } from './connection.js'
+import { ttl } from './keys.js'
+
+/**
+ * A counter: a hash { n count, f firstAt, l lastAt, e expiresAt }. Decided by
+ * the caller's `now` against `e`; the key's TTL (the window) only cleans up.
+ * KEYS: counter. ARGV: now, expiresAt (now + windowMs), ttlMs.
+ */
+const INCREMENT = `
+local now = tonumber(ARGV[1])
+local held = redis.call('HMGET', KEYS[1], 'n', 'f', 'e')
+local count, first = 1, ARGV[1]
+if held[1] and held[3] and now < tonumber(held[3]) then
+  count = tonumber(held[1]) + 1
+  first = held[2]
+end
+redis.call('HSET', KEYS[1], 'n', string.format('%d', count), 'f', first, 'l', ARGV[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return { string.format('%d', count), first, ARGV[1] }
+`
+
+/** The counter script, as `defineCommand` takes it. */
+export const COUNTER_COMMANDS = {
+  sessionGuardIncrement: { lua: INCREMENT, numberOfKeys: 1 }
+} as const satisfies Commands
+
+/** Counts one more event under the counter `key` (a key of the layout's), which lives `windowMs` after it. */
+export async function increment (connection: Connection, key: string, windowMs: number, now: number): Promise<Counter> {
+  const [count, firstAt, lastAt] = await connection.script('sessionGuardIncrement', [key], [
+    now, now + windowMs, ttl(now + windowMs, now)
+  ]) as [string, string, string]
+  return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
+}
+
+/** The counter under `key`, unless its window ended by `now`. */
+export async function read (connection: Connection, key: string, now: number): Promise<Counter | undefined> {
+  const [count, firstAt, lastAt, ends] = await connection.run(connection.redis.hmget(key, 'n', 'f', 'l', 'e'))
+  if (count === null || ends === null || now >= Number(ends)) return undefined
+  return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
+}
+
+export async function remove (connection: Connection, key: string): Promise<void> {
+  await connection.run(connection.redis.unlink(key))
+}

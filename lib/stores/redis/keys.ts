@@ -1,0 +1,77 @@
+/** Session ids become parts of keys: the plugin's are base64url. */
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/
+/** The keys behind `stats()`, in the order the stats scripts take them. */
+const STATS_KEYS = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist']
+
+/**
+ * The store's keys. After the prefix:
+ * - `{u:<userId>}:s:<sessionId>` the session, a hash;
+ * - `{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
+ * - `id:{<sessionId>}` the session's user id, a string;
+ * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
+ * - `{stats}:sessions`, `{stats}:users`, `{stats}:removed`, `{stats}:sizes`,
+ *   `{stats}:sized`, `{stats}:hist` the bookkeeping behind `stats()`;
+ * - `c:<key>` a counter (`increment`), a hash that lives its window after its last event;
+ * - channel `invalidate`, the local caches' invalidations.
+ *
+ * The keys of one user share the hash tag `{u:<userId>}`, so every script
+ * touches one Cluster slot and runs as one atomic step. `get(id)` only knows
+ * the id, so a small lookup key in the id's own slot names the user.
+ *
+ * A client's own `keyPrefix` comes before all of these: ioredis adds it to the
+ * keys a command declares, so the store leaves it out of those, but adds it to
+ * the keys a script builds itself and expects it on the keys SCAN returns.
+ */
+export class KeyLayout {
+  readonly #prefix: string
+  #clientPrefix = ''
+  /** The channel of the local caches' invalidations. */
+  readonly channel: string
+
+  constructor (prefix: string) {
+    this.#prefix = prefix
+    this.channel = `${prefix}invalidate`
+  }
+
+  /** Takes the client's own `keyPrefix`, once the store knows its client. */
+  useClientPrefix (keyPrefix: string | undefined): void {
+    this.#clientPrefix = keyPrefix ?? ''
+  }
+
+  index (userId: string): string { return `${this.#prefix}{u:${userId}}:i` }
+  session (userId: string, id: string): string { return this.#sessionBase(userId) + id }
+  /** The session key base as a script sees it, to build the keys of a user's sessions itself. */
+  scriptBase (userId: string): string { return this.#clientPrefix + this.#sessionBase(userId) }
+  lookup (id: string): string { return `${this.#prefix}id:{${id}}` }
+  stats (): string[] { return STATS_KEYS.map((name) => `${this.#prefix}{stats}:${name}`) }
+  counter (key: string): string { return `${this.#prefix}c:${key}` }
+
+  /** The SCAN MATCH pattern of every session key of this prefix (SCAN names keys with the client's `keyPrefix`). */
+  sessionPattern (): string {
+    return `${globEscape(this.#clientPrefix + this.#prefix)}{u:*}:s:*`
+  }
+
+  /** A key as SCAN named it, without the client's `keyPrefix`: the client adds it back. */
+  fromScan (key: string): string {
+    return key.slice(this.#clientPrefix.length)
+  }
+
+  #sessionBase (userId: string): string { return `${this.#prefix}{u:${userId}}:s:` }
+}
+
+/** Refuses a session id that could not safely be part of a key. */
+export function checkId (id: string): void {
+  if (!SESSION_ID.test(id)) {
+    throw new TypeError('redisStore: a session id must be 1 to 128 base64url characters')
+  }
+}
+
+/** A key's TTL: milliseconds from `now` to `deadline`, at least 1 (0 or less would mean "no TTL" or an error). */
+export function ttl (deadline: number, now: number): number {
+  return Math.max(1, Math.ceil(deadline - now))
+}
+
+/** A glob pattern matching `text` literally (for SCAN MATCH). */
+function globEscape (text: string): string {
+  return text.replace(/[\\*?[\]]/g, '\\$&')
+}
