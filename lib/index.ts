@@ -135,6 +135,7 @@ export { MemoryStore, memoryStore, type MemoryStoreOptions } from './stores/memo
 export { RedisStore, redisStore, type RedisStoreOptions } from './stores/redis/redis-store.js'
 export type * from './stores/store.js'
 export type { Clock, Location, RefreshState, SessionRecord } from './session.js'
+export { decideRotation, expiresAt, isLive, rotatedState, withActivity, type RotationDecision } from './session.js'
 export type { Duration, RefreshOptions, SessionGuardOptions } from './options.js'
 export type { IssuedSession, IssueSessionInput } from './lifecycle.js'
 export type { SessionManager } from './manager.js'
