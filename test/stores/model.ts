@@ -55,13 +55,15 @@ function operations (minLifetimeMs: number): fc.Arbitrary<Op> {
     { weight: 3, arbitrary: fc.integer({ min: Math.max(20_000, minLifetimeMs), max: 120_000 + minLifetimeMs }) },
     { weight: 1, arbitrary: fc.integer({ min: minLifetimeMs, max: 5000 + minLifetimeMs }) }
   )
+  // Current and successor twice as often as the tokens that revoke: chains of rotations, conflicts included.
+  const presented = fc.constantFrom('current' as const, 'current' as const, 'successor' as const, 'successor' as const, 'older' as const, 'random' as const)
   return fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant('create' as const), user: fc.nat(USERS.length - 1), onLimit: fc.constantFrom('evict-oldest' as const, 'reject' as const), idleMs: duration, absoluteMs: duration, remembered: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('get' as const), pick: fc.nat() }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('touch' as const), pick: fc.nat(), idleMs: duration }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('revoke' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('revokeUser' as const), user: fc.nat(USERS.length - 1), except: fc.option(fc.nat(), { nil: null }) }) },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('rotate' as const), pick: fc.nat(), presented: fc.constantFrom('current' as const, 'successor' as const, 'older' as const, 'random' as const), graceMs: fc.constantFrom(0, 1000, 5000), idleMs: duration }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('rotate' as const), pick: fc.nat(), presented, graceMs: fc.constantFrom(0, 1000, 5000), idleMs: duration }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('replace' as const), pick: fc.nat() }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('advance' as const), ms: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.integer({ min: 1, max: 3000 }) }, { weight: 1, arbitrary: fc.integer({ min: 3000, max: 60_000 }) }) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('toDeadline' as const), pick: fc.nat(), offset: fc.constantFrom(-1 as const, 0 as const) }) },
@@ -100,7 +102,7 @@ export function runModel (t: Test, options: ModelOptions): void {
     let runs = 0
     await fc.assert(
       fc.asyncProperty(
-        fc.array(operations(options.minLifetimeMs ?? 1), { minLength: 1, maxLength: 60 }),
+        fc.array(operations(options.minLifetimeMs ?? 1), { minLength: 1, maxLength: 30, size: 'max' }),
         fc.integer({ min: 1, max: 3 }),
         options.capacityEviction === true ? fc.option(fc.integer({ min: 2, max: 6 }), { nil: undefined }) : fc.constant(undefined),
         async (ops, maxPerUser, capacity) => {
@@ -132,6 +134,11 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
       if (JSON.stringify(actual) !== JSON.stringify(expected)) fail(message, { actual, expected })
     }
     const pick = (n: number): string => known.length === 0 || n % (known.length + 1) === known.length ? 'unknown-id' : known[n % (known.length + 1)] as string
+    /** Mostly a session the model holds live, so rotations reach successors and conflicts. */
+    const pickLive = (n: number): string => {
+      const held = known.filter((id) => model.get(id, now) !== undefined)
+      return n % 4 === 0 || held.length === 0 ? pick(n) : held[n % held.length] as string
+    }
     const returned = (session: SessionRecord | undefined, what: string): void => {
       if (session !== undefined && !live(session, now)) fail(`${what} returned an expired session`, session)
     }
@@ -240,7 +247,7 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
             break
           }
           case 'rotate': {
-            const id = pick(op.pick)
+            const id = pickLive(op.pick)
             const current = model.get(id, now)
             const state = current?.refresh
             const history = model.history.get(id) ?? []
