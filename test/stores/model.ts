@@ -171,187 +171,183 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
       }
     }
 
-    try {
-      for (const [step, op] of ops.entries()) {
-        const where = `step ${step} ${JSON.stringify(op)}`
-        switch (op.op) {
-          case 'create': {
-            const user = USERS[op.user] as string
-            const session = newSession(user, op.idleMs, op.absoluteMs, op.remembered)
-            const before = model.liveOf(user, now).sort((a, b) => b.lastSeenAt - a.lastSeenAt)
-            const result = await store.create(session, { max: maxPerUser, onLimit: op.onLimit }, now)
-            if (before.length >= maxPerUser && op.onLimit === 'reject') {
-              if (result.created) fail(`${where}: created past the limit in reject mode`)
-              else same(ids(result.active), ids(before), `${where}: reject reports the live sessions`)
-              absorbRemovals()
-              break
-            }
-            if (!result.created) {
-              fail(`${where}: refused under the limit`, before.length)
-              break
-            }
-            const excess = Math.max(0, before.length - maxPerUser + 1)
-            if (result.evicted.length !== excess) fail(`${where}: evicted ${result.evicted.length}, expected ${excess}`)
-            // The least recently active go first; among equals any choice is right.
-            const expectedTail = before.slice(before.length - excess).map((s) => s.lastSeenAt).sort()
-            same(result.evicted.map((s) => s.lastSeenAt).sort(), expectedTail, `${where}: evicted the least recently active`)
-            for (const evicted of result.evicted) {
-              if (model.get(evicted.id, now)?.userId !== user) fail(`${where}: evicted a session that was not the user's live one`, evicted.id)
-              model.sessions.delete(evicted.id)
-            }
-            model.sessions.set(session.id, session)
-            model.history.set(session.id, [session.refresh!.hash])
-            known.push(session.id)
-            absorbRemovals(session.id)
-            break
-          }
-          case 'get': {
-            const id = pick(op.pick)
-            const got = await store.get(id, now)
-            returned(got, where)
+    for (const [step, op] of ops.entries()) {
+      const where = `step ${step} ${JSON.stringify(op)}`
+      switch (op.op) {
+        case 'create': {
+          const user = USERS[op.user] as string
+          const session = newSession(user, op.idleMs, op.absoluteMs, op.remembered)
+          const before = model.liveOf(user, now).sort((a, b) => b.lastSeenAt - a.lastSeenAt)
+          const result = await store.create(session, { max: maxPerUser, onLimit: op.onLimit }, now)
+          if (before.length >= maxPerUser && op.onLimit === 'reject') {
+            if (result.created) fail(`${where}: created past the limit in reject mode`)
+            else same(ids(result.active), ids(before), `${where}: reject reports the live sessions`)
             absorbRemovals()
-            same(got, model.get(id, now), `${where}: get`)
             break
           }
-          case 'touch': {
-            const id = pick(op.pick)
-            const current = model.get(id, now)
-            const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + op.idleMs, current?.absoluteExpiresAt ?? now + op.idleMs) }
-            const touched = await store.touch(id, activity, now)
-            returned(touched, where)
-            absorbRemovals()
-            const expected = current === undefined ? undefined : { ...current, ...activity }
-            same(touched, expected, `${where}: touch`)
-            if (expected !== undefined) model.sessions.set(id, expected)
+          if (!result.created) {
+            fail(`${where}: refused under the limit`, before.length)
             break
           }
-          case 'revoke': {
-            const id = pick(op.pick)
-            const expected = model.get(id, now)
-            const revoked = await store.revoke(id, now)
-            returned(revoked, where)
-            absorbRemovals()
-            same(revoked, expected, `${where}: revoke`)
-            model.sessions.delete(id)
-            break
+          const excess = Math.max(0, before.length - maxPerUser + 1)
+          if (result.evicted.length !== excess) fail(`${where}: evicted ${result.evicted.length}, expected ${excess}`)
+          // The least recently active go first; among equals any choice is right.
+          const expectedTail = before.slice(before.length - excess).map((s) => s.lastSeenAt).sort()
+          same(result.evicted.map((s) => s.lastSeenAt).sort(), expectedTail, `${where}: evicted the least recently active`)
+          for (const evicted of result.evicted) {
+            if (model.get(evicted.id, now)?.userId !== user) fail(`${where}: evicted a session that was not the user's live one`, evicted.id)
+            model.sessions.delete(evicted.id)
           }
-          case 'revokeUser': {
-            const user = USERS[op.user] as string
-            const except = op.except === null ? undefined : pick(op.except)
-            const expected = model.liveOf(user, now).filter((s) => s.id !== except)
-            const revoked = await store.revokeUser(user, except, now)
-            for (const s of revoked) returned(s, where)
-            absorbRemovals()
-            same(ids(revoked), ids(expected), `${where}: revokeUser`)
-            for (const s of expected) model.sessions.delete(s.id)
-            break
-          }
-          case 'rotate': {
-            const id = pickLive(op.pick)
-            const current = model.get(id, now)
-            const state = current?.refresh
-            const history = model.history.get(id) ?? []
-            const presentedHash = op.presented === 'current'
-              ? state?.hash ?? 'none'
-              : op.presented === 'successor'
-                ? state?.nextHash ?? state?.hash ?? 'none'
-                : op.presented === 'older'
-                  ? history.find((h) => h !== state?.hash && h !== state?.nextHash) ?? 'never-issued'
-                  : `random${serial++}`
-            const successorHash = `${id}.${serial++}`
-            const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + op.idleMs, current?.absoluteExpiresAt ?? now) }
-            const result = await store.rotate(id, { presentedHash, successorHash, graceMs: op.graceMs, activity }, now)
-            if (result.outcome === 'rotated' || result.outcome === 'reuse') returned(result.session, where)
-            absorbRemovals()
-            // The rule, from the contract: the successor rotates; the current one rotates
-            // when there is no successor or the grace window has passed, else conflicts;
-            // anything else is reuse and revokes.
-            let expected: string
-            if (current === undefined || state === undefined) expected = 'missing'
-            else if (presentedHash === state.nextHash) expected = 'rotated'
-            else if (presentedHash === state.hash) expected = state.nextHash === undefined || now - state.rotatedAt >= op.graceMs ? 'rotated' : 'conflict'
-            else expected = 'reuse'
-            same(result.outcome, expected, `${where}: rotate outcome`)
-            if (expected === 'reuse') {
-              same((result as { session: SessionRecord }).session, current, `${where}: reuse returns the session`)
-              model.sessions.delete(id)
-            } else if (expected === 'rotated') {
-              const rotated = { ...current!, ...activity, refresh: { hash: presentedHash, nextHash: successorHash, rotatedAt: now, rotations: state!.rotations + 1 } }
-              same((result as { session: SessionRecord }).session, rotated, `${where}: rotated session`)
-              model.sessions.set(id, rotated)
-              model.history.set(id, [...history, successorHash])
-            }
-            break
-          }
-          case 'replace': {
-            const oldId = pick(op.pick)
-            const old = model.get(oldId, now)
-            const replacement = newSession(old?.userId ?? 'u0', 10_000, 20_000, false)
-            const replaced = await store.replace(oldId, replacement, now)
-            absorbRemovals(replacement.id)
-            same(replaced, old !== undefined, `${where}: replace`)
-            if (old !== undefined) {
-              model.sessions.delete(oldId)
-              model.sessions.set(replacement.id, replacement)
-              model.history.set(replacement.id, [replacement.refresh!.hash])
-              known.push(replacement.id)
-            }
-            break
-          }
-          case 'advance':
-            now += op.ms
-            break
-          case 'toDeadline': {
-            // To the millisecond a session ends (or the one before): the boundary cases.
-            const target = model.sessions.get(pick(op.pick))
-            if (target !== undefined) now = Math.max(now, Math.min(target.idleExpiresAt, target.absoluteExpiresAt) + op.offset)
-            break
-          }
-          case 'listUser':
-            break
+          model.sessions.set(session.id, session)
+          model.history.set(session.id, [session.refresh!.hash])
+          known.push(session.id)
+          absorbRemovals(session.id)
+          break
         }
-
-        // After every step: each user's list is the model's live set, most recently
-        // active first, within the limit; every known id reads as the model says.
-        for (const user of USERS) {
-          const listed = await store.listUser(user, now)
-          absorbRemovals()
-          for (const s of listed) returned(s, `${where}: listUser`)
-          same(ids(listed), ids(model.liveOf(user, now)), `${where}: listUser(${user}) is the live set`)
-          for (let i = 1; i < listed.length; i++) {
-            if (listed[i - 1]!.lastSeenAt < listed[i]!.lastSeenAt) fail(`${where}: listUser(${user}) not most recent first`, listed.map((s) => s.lastSeenAt))
-          }
-          if (listed.length > maxPerUser) fail(`${where}: ${user} holds ${listed.length} sessions, above the limit ${maxPerUser}`)
-        }
-        for (const id of known) {
+        case 'get': {
+          const id = pick(op.pick)
           const got = await store.get(id, now)
+          returned(got, where)
           absorbRemovals()
-          returned(got, `${where}: get(${id})`)
-          same(got, model.get(id, now), `${where}: get(${id})`)
+          same(got, model.get(id, now), `${where}: get`)
+          break
         }
-        if (capacity !== undefined && model.liveCount(now) > capacity) fail(`${where}: ${model.liveCount(now)} live sessions above capacity ${capacity}`)
-        const stats = await store.stats(now)
-        if (capacity !== undefined && stats.sessions > capacity) fail(`${where}: the store holds ${stats.sessions}, above capacity ${capacity}`)
-        if (stats.evictions !== capacityEvictions) fail(`${where}: stats.evictions ${stats.evictions}, but ${capacityEvictions} capacity removals were reported`)
-        const liveUsers = USERS.filter((user) => model.liveOf(user, now).length > 0).length
-        if (stats.sessions < model.liveCount(now) || stats.users < liveUsers || stats.users > stats.sessions) {
-          fail(`${where}: stats disagree with the live set`, { stats, live: model.liveCount(now), liveUsers })
+        case 'touch': {
+          const id = pick(op.pick)
+          const current = model.get(id, now)
+          const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + op.idleMs, current?.absoluteExpiresAt ?? now + op.idleMs) }
+          const touched = await store.touch(id, activity, now)
+          returned(touched, where)
+          absorbRemovals()
+          const expected = current === undefined ? undefined : { ...current, ...activity }
+          same(touched, expected, `${where}: touch`)
+          if (expected !== undefined) model.sessions.set(id, expected)
+          break
         }
+        case 'revoke': {
+          const id = pick(op.pick)
+          const expected = model.get(id, now)
+          const revoked = await store.revoke(id, now)
+          returned(revoked, where)
+          absorbRemovals()
+          same(revoked, expected, `${where}: revoke`)
+          model.sessions.delete(id)
+          break
+        }
+        case 'revokeUser': {
+          const user = USERS[op.user] as string
+          const except = op.except === null ? undefined : pick(op.except)
+          const expected = model.liveOf(user, now).filter((s) => s.id !== except)
+          const revoked = await store.revokeUser(user, except, now)
+          for (const s of revoked) returned(s, where)
+          absorbRemovals()
+          same(ids(revoked), ids(expected), `${where}: revokeUser`)
+          for (const s of expected) model.sessions.delete(s.id)
+          break
+        }
+        case 'rotate': {
+          const id = pickLive(op.pick)
+          const current = model.get(id, now)
+          const state = current?.refresh
+          const history = model.history.get(id) ?? []
+          const presentedHash = op.presented === 'current'
+            ? state?.hash ?? 'none'
+            : op.presented === 'successor'
+              ? state?.nextHash ?? state?.hash ?? 'none'
+              : op.presented === 'older'
+                ? history.find((h) => h !== state?.hash && h !== state?.nextHash) ?? 'never-issued'
+                : `random${serial++}`
+          const successorHash = `${id}.${serial++}`
+          const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + op.idleMs, current?.absoluteExpiresAt ?? now) }
+          const result = await store.rotate(id, { presentedHash, successorHash, graceMs: op.graceMs, activity }, now)
+          if (result.outcome === 'rotated' || result.outcome === 'reuse') returned(result.session, where)
+          absorbRemovals()
+          // The rule, from the contract: the successor rotates; the current one rotates
+          // when there is no successor or the grace window has passed, else conflicts;
+          // anything else is reuse and revokes.
+          let expected: string
+          if (current === undefined || state === undefined) expected = 'missing'
+          else if (presentedHash === state.nextHash) expected = 'rotated'
+          else if (presentedHash === state.hash) expected = state.nextHash === undefined || now - state.rotatedAt >= op.graceMs ? 'rotated' : 'conflict'
+          else expected = 'reuse'
+          same(result.outcome, expected, `${where}: rotate outcome`)
+          if (expected === 'reuse') {
+            same((result as { session: SessionRecord }).session, current, `${where}: reuse returns the session`)
+            model.sessions.delete(id)
+          } else if (expected === 'rotated') {
+            const rotated = { ...current!, ...activity, refresh: { hash: presentedHash, nextHash: successorHash, rotatedAt: now, rotations: state!.rotations + 1 } }
+            same((result as { session: SessionRecord }).session, rotated, `${where}: rotated session`)
+            model.sessions.set(id, rotated)
+            model.history.set(id, [...history, successorHash])
+          }
+          break
+        }
+        case 'replace': {
+          const oldId = pick(op.pick)
+          const old = model.get(oldId, now)
+          const replacement = newSession(old?.userId ?? 'u0', 10_000, 20_000, false)
+          const replaced = await store.replace(oldId, replacement, now)
+          absorbRemovals(replacement.id)
+          same(replaced, old !== undefined, `${where}: replace`)
+          if (old !== undefined) {
+            model.sessions.delete(oldId)
+            model.sessions.set(replacement.id, replacement)
+            model.history.set(replacement.id, [replacement.refresh!.hash])
+            known.push(replacement.id)
+          }
+          break
+        }
+        case 'advance':
+          now += op.ms
+          break
+        case 'toDeadline': {
+          // To the millisecond a session ends (or the one before): the boundary cases.
+          const target = model.sessions.get(pick(op.pick))
+          if (target !== undefined) now = Math.max(now, Math.min(target.idleExpiresAt, target.absoluteExpiresAt) + op.offset)
+          break
+        }
+        case 'listUser':
+          break
       }
 
-      // At the end, past every deadline: reading each user's list expires the
-      // rest, and then nothing may be left, in the sessions or in the index.
-      now += 10 * 365 * 24 * 3600_000
+      // After every step: each user's list is the model's live set, most recently
+      // active first, within the limit; every known id reads as the model says.
       for (const user of USERS) {
-        if ((await store.listUser(user, now)).length > 0) fail('a session outlived every deadline')
+        const listed = await store.listUser(user, now)
+        absorbRemovals()
+        for (const s of listed) returned(s, `${where}: listUser`)
+        same(ids(listed), ids(model.liveOf(user, now)), `${where}: listUser(${user}) is the live set`)
+        for (let i = 1; i < listed.length; i++) {
+          if (listed[i - 1]!.lastSeenAt < listed[i]!.lastSeenAt) fail(`${where}: listUser(${user}) not most recent first`, listed.map((s) => s.lastSeenAt))
+        }
+        if (listed.length > maxPerUser) fail(`${where}: ${user} holds ${listed.length} sessions, above the limit ${maxPerUser}`)
       }
-      absorbRemovals()
-      for (const id of known) await store.get(id, now)
-      const end = await store.stats(now)
-      if (end.sessions !== 0 || end.users !== 0) fail('sessions or index entries left behind after everything expired', end)
-    } finally {
-      await store.close()
+      for (const id of known) {
+        const got = await store.get(id, now)
+        absorbRemovals()
+        returned(got, `${where}: get(${id})`)
+        same(got, model.get(id, now), `${where}: get(${id})`)
+      }
+      if (capacity !== undefined && model.liveCount(now) > capacity) fail(`${where}: ${model.liveCount(now)} live sessions above capacity ${capacity}`)
+      const stats = await store.stats(now)
+      if (capacity !== undefined && stats.sessions > capacity) fail(`${where}: the store holds ${stats.sessions}, above capacity ${capacity}`)
+      if (stats.evictions !== capacityEvictions) fail(`${where}: stats.evictions ${stats.evictions}, but ${capacityEvictions} capacity removals were reported`)
+      const liveUsers = USERS.filter((user) => model.liveOf(user, now).length > 0).length
+      if (stats.sessions < model.liveCount(now) || stats.users < liveUsers || stats.users > stats.sessions) {
+        fail(`${where}: stats disagree with the live set`, { stats, live: model.liveCount(now), liveUsers })
+      }
     }
+
+    // At the end, past every deadline: reading each user's list expires the
+    // rest, and then nothing may be left, in the sessions or in the index.
+    now += 10 * 365 * 24 * 3600_000
+    for (const user of USERS) {
+      if ((await store.listUser(user, now)).length > 0) fail('a session outlived every deadline')
+    }
+    absorbRemovals()
+    for (const id of known) await store.get(id, now)
+    const end = await store.stats(now)
+    if (end.sessions !== 0 || end.users !== 0) fail('sessions or index entries left behind after everything expired', end)
   } finally {
     await store.close()
   }
