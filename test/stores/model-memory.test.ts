@@ -5,6 +5,6 @@ import { runModel } from './model.js'
 // model-redis.test.ts runs the same model against the Redis store.
 runModel(t, {
   name: 'memory',
-  factory: ({ capacity }) => memoryStore(capacity === undefined ? {} : { max: capacity }),
+  factory: (_t, _clock, { capacity }) => memoryStore(capacity === undefined ? {} : { max: capacity }),
   capacityEviction: true
 })

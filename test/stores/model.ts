@@ -1,26 +1,28 @@
 import fc from 'fast-check'
 import type { Test } from 'tap'
-import type { RemovalReason, SessionRecord, SessionStore } from '../../lib/index.js'
+import type { RemovalReason, SessionRecord } from '../../lib/index.js'
+import { TestClock } from '../helper.js'
+import type { StoreFactory } from './conformance.js'
 
 /**
  * Model-based test of a session store: random sequences of operations run
  * against the store and against a tiny reference model written from the
- * contract in `lib/stores/store.ts` (not from any store's code); after every
- * step the two must agree.
+ * contract (`SessionStore`, not from any store's code); after every step the
+ * two must agree.
  *
- * Use it for any store:
+ *   runModel(t, { name: 'my', factory: (t, clock) => myStore({ ... }) })
  *
- *   runModel(t, { name: 'redis', factory: ({ capacity }) => redisStore({ ... }) })
+ * Each sequence gets a fresh store from `factory`, on a clock of its own that
+ * the sequence moves. `capacity` is only passed when `capacityEviction` is true
+ * (a store that evicts at a size bound, like the memory store's `max`).
  *
- * `capacity` is only passed when `capacityEviction` is true (a store that
- * evicts at a size bound, like the memory store's `max`).
- *
- * Runs: `FC_NUM_RUNS` (default 300), `FC_SEED` to replay a failure.
+ * Runs: `numRuns`, else `FC_NUM_RUNS`, else 300; `FC_SEED` replays a failure.
  */
 export interface ModelOptions {
+  /** Names the test: `<name> store agrees with the reference model`. */
   name: string
-  /** A fresh, empty store. */
-  factory: (options: { capacity?: number }) => SessionStore | Promise<SessionStore>
+  /** A fresh, empty store for each sequence. */
+  factory: StoreFactory
   /** Shortest session lifetime to generate (for stores whose TTLs run in real time). @default 1 */
   minLifetimeMs?: number
   /** Whether the store evicts at a size bound; then small capacities are tried. */
@@ -29,7 +31,6 @@ export interface ModelOptions {
 }
 
 const USERS = ['u0', 'u1', 'u2']
-const EPOCH = Date.UTC(2026, 0, 1)
 
 type Op =
   | { op: 'create', user: number, onLimit: 'evict-oldest' | 'reject', idleMs: number, absoluteMs: number, remembered: boolean }
@@ -71,6 +72,15 @@ function operations (minLifetimeMs: number): fc.Arbitrary<Op> {
   )
 }
 
+/** Throws `message` with `detail` (as JSON) unless `ok`: fast-check then shrinks the sequence. */
+function check (ok: boolean, message: string, detail: unknown): asserts ok {
+  if (!ok) throw new Error(`${message}: ${JSON.stringify(detail)}`)
+}
+
+function same (actual: unknown, expected: unknown, message: string): void {
+  check(JSON.stringify(actual) === JSON.stringify(expected), message, { actual, expected })
+}
+
 const live = (s: SessionRecord, now: number): boolean => now < s.idleExpiresAt && now < s.absoluteExpiresAt
 const ids = (sessions: readonly SessionRecord[]): string[] => sessions.map((s) => s.id).sort()
 
@@ -94,11 +104,11 @@ class Model {
   }
 }
 
-export function runModel (t: Test, options: ModelOptions): void {
+export async function runModel (t: Test, options: ModelOptions): Promise<void> {
   const numRuns = options.numRuns ?? Number(process.env.FC_NUM_RUNS ?? 300)
   const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED)
 
-  t.test(`${options.name} store agrees with the reference model`, async (t) => {
+  await t.test(`${options.name} store agrees with the reference model`, async (t) => {
     let runs = 0
     await fc.assert(
       fc.asyncProperty(
@@ -107,7 +117,7 @@ export function runModel (t: Test, options: ModelOptions): void {
         options.capacityEviction === true ? fc.option(fc.integer({ min: 2, max: 6 }), { nil: undefined }) : fc.constant(undefined),
         async (ops, maxPerUser, capacity) => {
           runs++
-          await check(options, ops, maxPerUser, capacity)
+          await runSequence(t, options, ops, maxPerUser, capacity)
         }
       ),
       { numRuns, ...(seed === undefined ? {} : { seed }) }
@@ -116,41 +126,36 @@ export function runModel (t: Test, options: ModelOptions): void {
   })
 }
 
-async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capacity: number | undefined): Promise<void> {
-  let now = EPOCH
+async function runSequence (t: Test, options: ModelOptions, ops: Op[], maxPerUser: number, capacity: number | undefined): Promise<void> {
+  const clock = new TestClock()
   const removed: Array<{ session: SessionRecord, reason: RemovalReason }> = []
-  const store = await options.factory(capacity === undefined ? {} : { capacity })
-  await store.open?.({ now: () => now, onRemoved: (session, reason) => removed.push({ session, reason }) })
+  const store = await options.factory(t, clock, capacity === undefined ? {} : { capacity })
+  await store.open?.({ now: clock.read, onRemoved: (session, reason) => removed.push({ session, reason }) })
   try {
     const model = new Model()
     const known: string[] = []
     let serial = 0
     let capacityEvictions = 0
 
-    const fail = (message: string, detail?: unknown): never => {
-      throw new Error(`${message}${detail === undefined ? '' : `: ${JSON.stringify(detail)}`}`)
-    }
-    const same = (actual: unknown, expected: unknown, message: string): void => {
-      if (JSON.stringify(actual) !== JSON.stringify(expected)) fail(message, { actual, expected })
-    }
     const pick = (n: number): string => known.length === 0 || n % (known.length + 1) === known.length ? 'unknown-id' : known[n % (known.length + 1)] as string
     /** Mostly a session the model holds live, so rotations reach successors and conflicts. */
     const pickLive = (n: number): string => {
-      const held = known.filter((id) => model.get(id, now) !== undefined)
+      const held = known.filter((id) => model.get(id, clock.now) !== undefined)
       return n % 4 === 0 || held.length === 0 ? pick(n) : held[n % held.length] as string
     }
     const returned = (session: SessionRecord | undefined, what: string): void => {
-      if (session !== undefined && !live(session, now)) fail(`${what} returned an expired session`, session)
+      if (session !== undefined) check(live(session, clock.now), `${what} returned an expired session`, session)
     }
 
     /** Applies what the store removed on its own (capacity, expiry) to the model, checking it was allowed. */
     const absorbRemovals = (justCreated?: string): void => {
       for (const { session, reason } of removed.splice(0)) {
         if (reason === 'expired') {
-          if (live(session, now) && model.get(session.id, now) !== undefined) fail('a live session was reported expired', session)
+          // The model holds exactly the sessions live by the contract: none of them may be reported expired.
+          check(model.get(session.id, clock.now) === undefined, 'a live session was reported expired', session)
         } else {
           capacityEvictions++
-          if (session.id === justCreated) fail('the session just created was evicted for capacity')
+          check(session.id !== justCreated, 'the session just created was evicted for capacity', session)
         }
         model.sessions.delete(session.id)
       }
@@ -162,12 +167,12 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
         id: `s${n}`,
         userId,
         fingerprintHash: `f${n}`,
-        createdAt: now,
-        lastSeenAt: now,
-        idleExpiresAt: now + Math.min(idleMs, absoluteMs),
-        absoluteExpiresAt: now + absoluteMs,
+        createdAt: clock.now,
+        lastSeenAt: clock.now,
+        idleExpiresAt: clock.now + Math.min(idleMs, absoluteMs),
+        absoluteExpiresAt: clock.now + absoluteMs,
         remembered,
-        refresh: { hash: `r${n}.0`, rotatedAt: now, rotations: 0 }
+        refresh: { hash: `r${n}.0`, rotatedAt: clock.now, rotations: 0 }
       }
     }
 
@@ -177,25 +182,22 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
         case 'create': {
           const user = USERS[op.user] as string
           const session = newSession(user, op.idleMs, op.absoluteMs, op.remembered)
-          const before = model.liveOf(user, now).sort((a, b) => b.lastSeenAt - a.lastSeenAt)
-          const result = await store.create(session, { max: maxPerUser, onLimit: op.onLimit }, now)
+          const before = model.liveOf(user, clock.now).sort((a, b) => b.lastSeenAt - a.lastSeenAt)
+          const result = await store.create(session, { max: maxPerUser, onLimit: op.onLimit }, clock.now)
           if (before.length >= maxPerUser && op.onLimit === 'reject') {
-            if (result.created) fail(`${where}: created past the limit in reject mode`)
-            else same(ids(result.active), ids(before), `${where}: reject reports the live sessions`)
+            check(!result.created, `${where}: created past the limit in reject mode`, result)
+            same(ids(result.active), ids(before), `${where}: reject reports the live sessions`)
             absorbRemovals()
             break
           }
-          if (!result.created) {
-            fail(`${where}: refused under the limit`, before.length)
-            break
-          }
+          check(result.created, `${where}: refused under the limit`, before.length)
           const excess = Math.max(0, before.length - maxPerUser + 1)
-          if (result.evicted.length !== excess) fail(`${where}: evicted ${result.evicted.length}, expected ${excess}`)
+          check(result.evicted.length === excess, `${where}: evicted ${result.evicted.length}, expected ${excess}`, ids(result.evicted))
           // The least recently active go first; among equals any choice is right.
           const expectedTail = before.slice(before.length - excess).map((s) => s.lastSeenAt).sort()
           same(result.evicted.map((s) => s.lastSeenAt).sort(), expectedTail, `${where}: evicted the least recently active`)
           for (const evicted of result.evicted) {
-            if (model.get(evicted.id, now)?.userId !== user) fail(`${where}: evicted a session that was not the user's live one`, evicted.id)
+            check(model.get(evicted.id, clock.now)?.userId === user, `${where}: evicted a session that was not the user's live one`, evicted.id)
             model.sessions.delete(evicted.id)
           }
           model.sessions.set(session.id, session)
@@ -206,17 +208,17 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
         }
         case 'get': {
           const id = pick(op.pick)
-          const got = await store.get(id, now)
+          const got = await store.get(id, clock.now)
           returned(got, where)
           absorbRemovals()
-          same(got, model.get(id, now), `${where}: get`)
+          same(got, model.get(id, clock.now), `${where}: get`)
           break
         }
         case 'touch': {
           const id = pick(op.pick)
-          const current = model.get(id, now)
-          const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + op.idleMs, current?.absoluteExpiresAt ?? now + op.idleMs) }
-          const touched = await store.touch(id, activity, now)
+          const current = model.get(id, clock.now)
+          const activity = { lastSeenAt: clock.now, idleExpiresAt: Math.min(clock.now + op.idleMs, current?.absoluteExpiresAt ?? clock.now + op.idleMs) }
+          const touched = await store.touch(id, activity, clock.now)
           returned(touched, where)
           absorbRemovals()
           const expected = current === undefined ? undefined : { ...current, ...activity }
@@ -226,8 +228,8 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
         }
         case 'revoke': {
           const id = pick(op.pick)
-          const expected = model.get(id, now)
-          const revoked = await store.revoke(id, now)
+          const expected = model.get(id, clock.now)
+          const revoked = await store.revoke(id, clock.now)
           returned(revoked, where)
           absorbRemovals()
           same(revoked, expected, `${where}: revoke`)
@@ -237,8 +239,8 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
         case 'revokeUser': {
           const user = USERS[op.user] as string
           const except = op.except === null ? undefined : pick(op.except)
-          const expected = model.liveOf(user, now).filter((s) => s.id !== except)
-          const revoked = await store.revokeUser(user, except, now)
+          const expected = model.liveOf(user, clock.now).filter((s) => s.id !== except)
+          const revoked = await store.revokeUser(user, except, clock.now)
           for (const s of revoked) returned(s, where)
           absorbRemovals()
           same(ids(revoked), ids(expected), `${where}: revokeUser`)
@@ -247,7 +249,7 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
         }
         case 'rotate': {
           const id = pickLive(op.pick)
-          const current = model.get(id, now)
+          const current = model.get(id, clock.now)
           const state = current?.refresh
           const history = model.history.get(id) ?? []
           const presentedHash = op.presented === 'current'
@@ -258,8 +260,8 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
                 ? history.find((h) => h !== state?.hash && h !== state?.nextHash) ?? 'never-issued'
                 : `random${serial++}`
           const successorHash = `${id}.${serial++}`
-          const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + op.idleMs, current?.absoluteExpiresAt ?? now) }
-          const result = await store.rotate(id, { presentedHash, successorHash, graceMs: op.graceMs, activity }, now)
+          const activity = { lastSeenAt: clock.now, idleExpiresAt: Math.min(clock.now + op.idleMs, current?.absoluteExpiresAt ?? clock.now) }
+          const result = await store.rotate(id, { presentedHash, successorHash, graceMs: op.graceMs, activity }, clock.now)
           if (result.outcome === 'rotated' || result.outcome === 'reuse') returned(result.session, where)
           absorbRemovals()
           // The rule, from the contract: the successor rotates; the current one rotates
@@ -268,14 +270,14 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
           let expected: string
           if (current === undefined || state === undefined) expected = 'missing'
           else if (presentedHash === state.nextHash) expected = 'rotated'
-          else if (presentedHash === state.hash) expected = state.nextHash === undefined || now - state.rotatedAt >= op.graceMs ? 'rotated' : 'conflict'
+          else if (presentedHash === state.hash) expected = state.nextHash === undefined || clock.now - state.rotatedAt >= op.graceMs ? 'rotated' : 'conflict'
           else expected = 'reuse'
           same(result.outcome, expected, `${where}: rotate outcome`)
           if (expected === 'reuse') {
             same((result as { session: SessionRecord }).session, current, `${where}: reuse returns the session`)
             model.sessions.delete(id)
           } else if (expected === 'rotated') {
-            const rotated = { ...current!, ...activity, refresh: { hash: presentedHash, nextHash: successorHash, rotatedAt: now, rotations: state!.rotations + 1 } }
+            const rotated = { ...current!, ...activity, refresh: { hash: presentedHash, nextHash: successorHash, rotatedAt: clock.now, rotations: state!.rotations + 1 } }
             same((result as { session: SessionRecord }).session, rotated, `${where}: rotated session`)
             model.sessions.set(id, rotated)
             model.history.set(id, [...history, successorHash])
@@ -284,9 +286,9 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
         }
         case 'replace': {
           const oldId = pick(op.pick)
-          const old = model.get(oldId, now)
+          const old = model.get(oldId, clock.now)
           const replacement = newSession(old?.userId ?? 'u0', 10_000, 20_000, false)
-          const replaced = await store.replace(oldId, replacement, now)
+          const replaced = await store.replace(oldId, replacement, clock.now)
           absorbRemovals(replacement.id)
           same(replaced, old !== undefined, `${where}: replace`)
           if (old !== undefined) {
@@ -298,12 +300,12 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
           break
         }
         case 'advance':
-          now += op.ms
+          clock.advance(op.ms)
           break
         case 'toDeadline': {
           // To the millisecond a session ends (or the one before): the boundary cases.
           const target = model.sessions.get(pick(op.pick))
-          if (target !== undefined) now = Math.max(now, Math.min(target.idleExpiresAt, target.absoluteExpiresAt) + op.offset)
+          if (target !== undefined) clock.now = Math.max(clock.now, Math.min(target.idleExpiresAt, target.absoluteExpiresAt) + op.offset)
           break
         }
         case 'listUser':
@@ -313,41 +315,42 @@ async function check (options: ModelOptions, ops: Op[], maxPerUser: number, capa
       // After every step: each user's list is the model's live set, most recently
       // active first, within the limit; every known id reads as the model says.
       for (const user of USERS) {
-        const listed = await store.listUser(user, now)
+        const listed = await store.listUser(user, clock.now)
         absorbRemovals()
         for (const s of listed) returned(s, `${where}: listUser`)
-        same(ids(listed), ids(model.liveOf(user, now)), `${where}: listUser(${user}) is the live set`)
+        same(ids(listed), ids(model.liveOf(user, clock.now)), `${where}: listUser(${user}) is the live set`)
         for (let i = 1; i < listed.length; i++) {
-          if (listed[i - 1]!.lastSeenAt < listed[i]!.lastSeenAt) fail(`${where}: listUser(${user}) not most recent first`, listed.map((s) => s.lastSeenAt))
+          check(listed[i - 1]!.lastSeenAt >= listed[i]!.lastSeenAt, `${where}: listUser(${user}) not most recent first`, listed.map((s) => s.lastSeenAt))
         }
-        if (listed.length > maxPerUser) fail(`${where}: ${user} holds ${listed.length} sessions, above the limit ${maxPerUser}`)
+        check(listed.length <= maxPerUser, `${where}: ${user} holds ${listed.length} sessions, above the limit ${maxPerUser}`, ids(listed))
       }
       for (const id of known) {
-        const got = await store.get(id, now)
+        const got = await store.get(id, clock.now)
         absorbRemovals()
         returned(got, `${where}: get(${id})`)
-        same(got, model.get(id, now), `${where}: get(${id})`)
+        same(got, model.get(id, clock.now), `${where}: get(${id})`)
       }
-      if (capacity !== undefined && model.liveCount(now) > capacity) fail(`${where}: ${model.liveCount(now)} live sessions above capacity ${capacity}`)
-      const stats = await store.stats(now)
-      if (capacity !== undefined && stats.sessions > capacity) fail(`${where}: the store holds ${stats.sessions}, above capacity ${capacity}`)
-      if (stats.evictions !== capacityEvictions) fail(`${where}: stats.evictions ${stats.evictions}, but ${capacityEvictions} capacity removals were reported`)
-      const liveUsers = USERS.filter((user) => model.liveOf(user, now).length > 0).length
-      if (stats.sessions < model.liveCount(now) || stats.users < liveUsers || stats.users > stats.sessions) {
-        fail(`${where}: stats disagree with the live set`, { stats, live: model.liveCount(now), liveUsers })
-      }
+      const liveCount = model.liveCount(clock.now)
+      check(capacity === undefined || liveCount <= capacity, `${where}: ${liveCount} live sessions above capacity ${capacity}`, liveCount)
+      const stats = await store.stats(clock.now)
+      check(capacity === undefined || stats.sessions <= capacity, `${where}: the store holds ${stats.sessions}, above capacity ${capacity}`, stats)
+      check(stats.evictions === capacityEvictions, `${where}: stats.evictions ${stats.evictions}, but ${capacityEvictions} capacity removals were reported`, stats)
+      const liveUsers = USERS.filter((user) => model.liveOf(user, clock.now).length > 0).length
+      check(stats.sessions >= liveCount && stats.users >= liveUsers && stats.users <= stats.sessions,
+        `${where}: stats disagree with the live set`, { stats, live: liveCount, liveUsers })
     }
 
     // At the end, past every deadline: reading each user's list expires the
     // rest, and then nothing may be left, in the sessions or in the index.
-    now += 10 * 365 * 24 * 3600_000
+    clock.advance(10 * 365 * 24 * 3600_000)
     for (const user of USERS) {
-      if ((await store.listUser(user, now)).length > 0) fail('a session outlived every deadline')
+      const left = await store.listUser(user, clock.now)
+      check(left.length === 0, 'a session outlived every deadline', left)
     }
     absorbRemovals()
-    for (const id of known) await store.get(id, now)
-    const end = await store.stats(now)
-    if (end.sessions !== 0 || end.users !== 0) fail('sessions or index entries left behind after everything expired', end)
+    for (const id of known) await store.get(id, clock.now)
+    const end = await store.stats(clock.now)
+    check(end.sessions === 0 && end.users === 0, 'sessions or index entries left behind after everything expired', end)
   } finally {
     await store.close()
   }
