@@ -1,6 +1,6 @@
 import t from 'tap'
 import { memoryStore } from '../../lib/index.js'
-import { runModel } from './model.js'
+import { runModel } from '../../lib/testing/index.js'
 
 // model-redis.test.ts runs the same model against the Redis store.
 runModel(t, {

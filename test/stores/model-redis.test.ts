@@ -1,6 +1,6 @@
 import t from 'tap'
 import { redisStore } from '../../lib/index.js'
-import { runModel } from './model.js'
+import { runModel } from '../../lib/testing/index.js'
 import { deleteKeys, redisTest, testClient, uniquePrefix } from './redis-helper.js'
 
 const admin = testClient()

@@ -1,7 +1,8 @@
 import fc from 'fast-check'
 import type { Test } from 'tap'
-import type { RemovalReason, SessionRecord } from '../../lib/index.js'
-import { TestClock } from '../helper.js'
+import type { SessionRecord } from '../session.js'
+import type { RemovalReason } from '../stores/store.js'
+import { TestClock } from './clock.js'
 import type { StoreFactory } from './conformance.js'
 
 /**

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import type { Test } from 'tap'
-import { createDeviceParser } from '../../lib/devices/device.js'
-import { decideRotation, rotatedState, type RefreshState, type SessionRecord } from '../../lib/session.js'
-import type { CreateResult, RemovalReason, SessionChanges, SessionLimit, SessionStore } from '../../lib/stores/store.js'
-import { TestClock } from '../helper.js'
+import { createDeviceParser } from '../devices/device.js'
+import { decideRotation, rotatedState, type RefreshState, type SessionRecord } from '../session.js'
+import type { CreateResult, RemovalReason, SessionChanges, SessionLimit, SessionStore } from '../stores/store.js'
+import { TestClock } from './clock.js'
 
 /** What a store factory is asked for, besides the test and its clock. */
 export interface StoreFactoryOptions {
