@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { join, sep } from 'node:path'
 import t from 'tap'
 import * as errors from '../lib/errors.js'
 import * as api from '../lib/index.js'
@@ -48,4 +49,12 @@ t.test('the pure rules a store implementation needs are exported from the main e
   t.strictSame(api.rotatedState(state, 'h0', 'h1', 5), { hash: 'h0', nextHash: 'h1', rotatedAt: 5, rotations: 1 })
   t.equal(api.isLive({ idleExpiresAt: 10, absoluteExpiresAt: 20 }, 9), true)
   t.equal(api.expiresAt({ idleExpiresAt: 30, absoluteExpiresAt: 20 }), 20)
+})
+
+t.test('the main entry never loads the store kit', async (t) => {
+  // This file imports the main entry and session.ts, never lib/testing/ or fast-check.
+  const loaded = Object.keys(require.cache)
+  t.ok(loaded.includes(join(__dirname, '..', 'lib', 'index.ts')), 'require.cache holds the main entry')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}testing${sep}`)), [], 'nothing from lib/testing')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}fast-check${sep}`)), [], 'not fast-check')
 })
