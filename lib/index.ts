@@ -116,6 +116,7 @@ export { MemoryStore, memoryStore, type MemoryStoreOptions } from './stores/memo
 export { RedisStore, redisStore, type RedisStoreOptions } from './stores/redis/index.js'
 export type * from './stores/store.js'
 export type { Clock, Lifetime, Location, RefreshState, SessionRecord } from './session.js'
+export { decideRotation, expiresAt, isLive, rotatedState, withActivity, type RotationDecision } from './session.js'
 export type { SessionGuardOptions } from './options.js'
 export type { Duration } from './validate.js'
 export type { AsymmetricAlgorithm, HmacAlgorithm, TokenOptions } from './tokens/jwt.js'

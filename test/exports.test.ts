@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
+import { join, sep } from 'node:path'
 import t from 'tap'
 import * as errors from '../lib/errors.js'
 import * as api from '../lib/index.js'
+import * as session from '../lib/session.js'
 
 t.test('the public API: the plugin as default and named export, stores, errors and schemas', async (t) => {
   t.equal(typeof api.default, 'function')
@@ -36,4 +38,23 @@ t.test('the public API: the plugin as default and named export, stores, errors a
   ])
   const documented = await readFile(new URL('../docs/errors.md', `file://${__filename}`), 'utf8')
   for (const code of codes) t.match(documented, `| \`${code}\` |`, `${code} is in docs/errors.md`)
+})
+
+t.test('the pure rules a store implementation needs are exported from the main entry', async (t) => {
+  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive'] as const) {
+    t.equal(api[name], session[name], `${name} is exported`)
+  }
+  const state = { hash: 'h0', rotatedAt: 0, rotations: 0 }
+  t.equal(api.decideRotation(state, 'h0', 1, 1000), 'rotate')
+  t.strictSame(api.rotatedState(state, 'h0', 'h1', 5), { hash: 'h0', nextHash: 'h1', rotatedAt: 5, rotations: 1 })
+  t.equal(api.isLive({ idleExpiresAt: 10, absoluteExpiresAt: 20 }, 9), true)
+  t.equal(api.expiresAt({ idleExpiresAt: 30, absoluteExpiresAt: 20 }), 20)
+})
+
+t.test('the main entry never loads the store kit', async (t) => {
+  // This file imports the main entry and session.ts, never lib/testing/ or fast-check.
+  const loaded = Object.keys(require.cache)
+  t.ok(loaded.includes(join(__dirname, '..', 'lib', 'index.ts')), 'require.cache holds the main entry')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}testing${sep}`)), [], 'nothing from lib/testing')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}fast-check${sep}`)), [], 'not fast-check')
 })

@@ -1,22 +1,17 @@
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import sessionGuard, { type SessionGuardOptions } from '../lib/index.js'
+import { TestClock } from '../lib/testing/clock.js'
+
+// The store kit's clock: tests and the store suites share one.
+export { EPOCH, TestClock } from '../lib/testing/clock.js'
 
 export const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
-/** 2026-01-01T00:00:00Z: tests run on a clock they move themselves. */
-export const EPOCH = Date.UTC(2026, 0, 1)
 export const MINUTE = 60_000
 
 /** Event listeners run on a later turn of the event loop: let them. */
 export async function settle (): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve))
-}
-
-/** A clock the test moves forward by hand. */
-export class TestClock {
-  now = EPOCH
-  readonly read = (): number => this.now
-  advance (ms: number): void { this.now += ms }
 }
 
 export interface Harness {

@@ -9,8 +9,8 @@ export type { Activity, ClientInfo, SessionChanges } from '../session.js'
  * injected clock): a store never reads a clock of its own to decide whether a
  * session is live. A store never returns a session whose deadlines have passed.
  * Operations marked atomic must hold under any interleaving of concurrent calls,
- * from one process or many. `test/stores/conformance.ts` checks every store
- * against this contract.
+ * from one process or many. The conformance suite (`lib/testing/`, published
+ * as `fastify-session-guard/testing`) checks every store against this contract.
  */
 export interface SessionStore {
   /**

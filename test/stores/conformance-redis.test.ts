@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { conformance } from './conformance.js'
+import { conformance } from '../../lib/testing/index.js'
 import { REDIS_URL, redisFactory, redisTest, TEST_CLIENT_OPTIONS, testClient } from './redis-helper.js'
 
 const admin = testClient()

@@ -1,7 +1,10 @@
 import t from 'tap'
 import { redisStore } from '../../lib/index.js'
-import { runModel } from './model.js'
+import { runModel } from '../../lib/testing/index.js'
 import { deleteKeys, redisTest, testClient, uniquePrefix } from './redis-helper.js'
+
+// A hundred random sequences on Redis: longer than tap's default when the machine is busy.
+t.setTimeout(120_000)
 
 const admin = testClient()
 t.teardown(() => admin.disconnect())

@@ -7,7 +7,7 @@ import { Cluster, Redis } from 'ioredis'
 import t from 'tap'
 import { redisStore } from '../../lib/stores/redis/index.js'
 import { TestClock } from '../helper.js'
-import { conformance } from './conformance.js'
+import { conformance } from '../../lib/testing/index.js'
 import { deleteKeys, freePort, redisFactory, serverTest, startServer, TEST_CLIENT_OPTIONS, uniquePrefix, waitFor } from './redis-helper.js'
 
 const clusterOptions = {

@@ -5,7 +5,7 @@ import { createServer } from 'node:net'
 import { Redis, type Cluster } from 'ioredis'
 import type { Test } from 'tap'
 import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis/index.js'
-import type { StoreFactory } from './conformance.js'
+import type { StoreFactory } from '../../lib/testing/index.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const REQUIRED = process.env.REQUIRE_REDIS === '1'

@@ -1,14 +1,21 @@
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
 import sessionGuard, {
+  decideRotation,
+  expiresAt,
+  isLive,
   type IssuedSession,
   memoryStore,
   type MemoryStore,
+  type RefreshState,
+  rotatedState,
+  type RotationDecision,
   type SessionGuardOptions,
   type SessionManager,
   type SessionRecord,
   type SessionStore,
-  sessionGuard as named
+  sessionGuard as named,
+  withActivity
 } from '../..'
 
 const app = Fastify()
@@ -52,3 +59,13 @@ app.post('/login', async (request: FastifyRequest, reply: FastifyReply) => {
   expectType<Promise<IssuedSession>>(request.regenerateSession(reply, { role: 'user' }))
   expectType<Promise<void>>(request.endSession(reply))
 })
+
+// The rules a store implementation imports.
+declare const session: SessionRecord
+declare const state: RefreshState
+expectType<RotationDecision>(decideRotation(state, 'hash', Date.now(), 5000))
+expectType<RefreshState>(rotatedState(state, 'hash', 'next', Date.now()))
+expectType<SessionRecord>(withActivity(session, { lastSeenAt: 1, idleExpiresAt: 2, changes: { ip: '192.0.2.1' } }))
+expectType<number>(expiresAt(session))
+expectType<boolean>(isLive(session, Date.now()))
+expectError(decideRotation(state, 'hash', Date.now()))

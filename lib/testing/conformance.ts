@@ -1,23 +1,35 @@
+import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import type { Test } from 'tap'
-import { createDeviceParser } from '../../lib/devices/device.js'
-import { decideRotation, rotatedState, type RefreshState, type SessionRecord } from '../../lib/session.js'
-import type { RemovalReason, SessionChanges, SessionLimit, SessionStore } from '../../lib/stores/store.js'
-import { MINUTE, TestClock } from '../helper.js'
+import { createDeviceParser } from '../devices/device.js'
+import { decideRotation, rotatedState, type RefreshState, type SessionRecord } from '../session.js'
+import type { CreateResult, RemovalReason, SessionChanges, SessionLimit, SessionStore } from '../stores/store.js'
+import { TestClock } from './clock.js'
+
+/** What a store factory is asked for, besides the test and its clock. */
+export interface StoreFactoryOptions {
+  /**
+   * A size bound for the whole store, given only by the model-based test and
+   * only with `capacityEviction: true` (a store that evicts at a size bound,
+   * like the memory store's `max`).
+   */
+  capacity?: number
+}
 
 /**
  * Builds a fresh, empty store for one test (its own key prefix, say) and
- * cleans up after it through `t.teardown`. The suite opens it with the clock
- * and closes it when the test ends.
+ * cleans up after it through `t.teardown`. The suites open it with `clock`
+ * (moving that clock themselves) and close it when they are done with it.
  */
-export type StoreFactory = (t: Test, clock: TestClock) => SessionStore | Promise<SessionStore>
+export type StoreFactory = (t: Test, clock: TestClock, options: StoreFactoryOptions) => SessionStore | Promise<SessionStore>
 
 export interface ConformanceOptions {
-  /** Runs of the rotation property test (each one a few store calls). */
+  /** Runs of the rotation property test (each one a few store calls). @default 50 */
   rotationRuns?: number
 }
 
+const MINUTE = 60_000
 const HOUR = 60 * MINUTE
 const EVICT: SessionLimit = { max: 3, onLimit: 'evict-oldest' }
 const REJECT: SessionLimit = { max: 3, onLimit: 'reject' }
@@ -48,15 +60,16 @@ function randomId (): string {
 }
 
 /**
- * The store contract (`lib/stores/store.ts`), case by case. Every store runs it:
- * `test/stores/conformance-<store>.test.ts`.
+ * The store contract (`SessionStore`), case by case, as subtests of `t`: every
+ * store runs it, the built-in ones included, each case on a fresh store from
+ * `factory`.
  */
 export async function conformance (t: Test, factory: StoreFactory, options: ConformanceOptions = {}): Promise<void> {
   const { rotationRuns = 50 } = options
 
   async function setup (t: Test): Promise<Harness> {
     const clock = new TestClock()
-    const store = await factory(t, clock)
+    const store = await factory(t, clock, {})
     t.teardown(() => store.close())
     const removed: Harness['removed'] = []
     await store.open?.({ now: clock.read, onRemoved: (session, reason) => removed.push({ id: session.id, reason }) })
@@ -81,7 +94,7 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
       for (let j = 0; j < count; j++) {
         const session = make({ ...overrides, lastSeenAt: clock.now + j })
         const result = await store.create(session, ROOMY, clock.now)
-        if (!result.created) throw new Error('create refused under a roomy limit')
+        assert.ok(result.created, 'create refused under a roomy limit')
         made.push(session)
       }
       return made
@@ -90,6 +103,12 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
   }
 
   const ids = (sessions: readonly SessionRecord[]): string[] => sessions.map((session) => session.id)
+  const isCreated = (result: CreateResult): result is Extract<CreateResult, { created: true }> => result.created
+  const scanAll = async (store: SessionStore, batchSize: number, now: number): Promise<SessionRecord[][]> => {
+    const batches: SessionRecord[][] = []
+    for await (const batch of store.scan(batchSize, now)) batches.push(batch)
+    return batches
+  }
 
   await t.test('create then get returns the record as it was stored', async (t) => {
     const { store, clock, make } = await setup(t)
@@ -219,7 +238,7 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
         t.equal(created, 5, 'reject: exactly max accepted')
       } else {
         t.equal(created, 50, 'evict-oldest: every login accepted')
-        const evicted = results.flatMap((result) => result.created ? ids(result.evicted) : [])
+        const evicted = results.filter(isCreated).flatMap((result) => ids(result.evicted))
         t.equal(new Set(evicted).size, 45, 'each of the others evicted exactly once')
       }
       t.equal((await store.stats(clock.now)).sessions, 5, `${onLimit}: stats agree`)
@@ -237,12 +256,9 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     const h0 = `r0-${session.id}`
 
     clock.advance(1000)
-    const first = await rotate(h0, 'h1')
-    t.strictSame(first, {
-      outcome: 'rotated',
-      session: { ...session, lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, refresh: { hash: h0, nextHash: 'h1', rotatedAt: clock.now, rotations: 1 } }
-    }, 'the current token rotates')
-    t.strictSame(await store.get(session.id, clock.now), first.outcome === 'rotated' ? first.session : undefined)
+    const first = { ...session, lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, refresh: { hash: h0, nextHash: 'h1', rotatedAt: clock.now, rotations: 1 } }
+    t.strictSame(await rotate(h0, 'h1'), { outcome: 'rotated', session: first }, 'the current token rotates')
+    t.strictSame(await store.get(session.id, clock.now), first, 'and is stored so')
 
     clock.advance(grace - 1)
     t.strictSame(await rotate(h0, 'h1-bis'), { outcome: 'conflict' }, 'the same token inside the grace window: conflict')
@@ -285,7 +301,7 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
         const result = await store.rotate(session.id, {
           presentedHash: hashes[j === 1 ? 0 : j - 1]!, successorHash: hashes[j]!, graceMs: 1000, activity: { lastSeenAt: clock.now, idleExpiresAt: clock.now + HOUR }
         }, clock.now)
-        if (result.outcome !== 'rotated') throw new Error(`rotation ${j} gave ${result.outcome}`)
+        assert.equal(result.outcome, 'rotated', `rotation ${j} gave ${result.outcome}`)
       }
       // current is hashes[generations - 2], pending successor hashes[generations - 1]
       if (older >= generations - 2) continue
@@ -324,17 +340,17 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
         const activity = { lastSeenAt: clock.now, idleExpiresAt: clock.now + HOUR }
         const result = await store.rotate(session.id, { presentedHash, successorHash, graceMs, activity }, clock.now)
         if (state === undefined) {
-          if (result.outcome !== 'missing') throw new Error(`expected missing, got ${result.outcome}`)
+          assert.equal(result.outcome, 'missing', `a revoked session gave ${result.outcome}`)
           continue
         }
         const decision = decideRotation(state, presentedHash, clock.now, graceMs)
         const expected = decision === 'rotate' ? 'rotated' : decision
-        if (result.outcome !== expected) throw new Error(`expected ${expected}, got ${result.outcome}`)
+        assert.equal(result.outcome, expected, `decideRotation() says ${expected}, the store ${result.outcome}`)
         if (decision === 'rotate') {
           const next = rotatedState(state, presentedHash, successorHash, clock.now)
-          if (result.outcome !== 'rotated' || JSON.stringify(result.session.refresh) !== JSON.stringify(next)) {
-            throw new Error('rotated state differs from rotatedState()')
-          }
+          assert.ok(result.outcome === 'rotated')
+          const [stored, computed] = [JSON.stringify(result.session.refresh), JSON.stringify(next)]
+          assert.equal(stored, computed, `the store rotated to ${stored}, rotatedState() says ${computed}`)
           if (presentedHash !== state.hash) older.push(state.hash)
           model = next
         } else if (decision === 'reuse') {
@@ -490,8 +506,7 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     await store.resetCounter('never-counted')
     t.equal((await store.increment('a', MINUTE, clock.now)).count, 1, 'counting starts over after a reset')
     t.match(await store.stats(clock.now), { sessions: 1, users: 1 }, 'counters are not sessions')
-    const scanned = []
-    for await (const batch of store.scan(10, clock.now)) scanned.push(...batch)
+    const scanned = (await scanAll(store, 10, clock.now)).flat()
     t.strictSame(ids(scanned), [session!.id], 'nor does scan() return them')
   })
 
@@ -510,8 +525,7 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     const revoked = await add(2, { userId: 'gone' })
     await store.revokeUser('gone', undefined, clock.now)
     clock.advance(MINUTE)
-    const batches: SessionRecord[][] = []
-    for await (const batch of store.scan(10, clock.now)) batches.push(batch)
+    const batches = await scanAll(store, 10, clock.now)
     const scanned = batches.flat()
     t.equal(live.length, 49)
     t.strictSame(ids(scanned).sort(), ids(live).sort(), 'every live session, once; no expired or revoked one')
@@ -523,10 +537,8 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     for (const session of scanned) t.strictSame(session, byId.get(session.id), `${session.id} as stored`)
     t.equal(new Set(scanned.map((session) => session.userId)).size, 25, 'covering every user')
 
-    const empty: SessionRecord[][] = []
     clock.advance(13 * HOUR)
-    for await (const batch of store.scan(10, clock.now)) empty.push(batch)
-    t.strictSame(empty, [], 'nothing once every session has expired')
+    t.strictSame(await scanAll(store, 10, clock.now), [], 'nothing once every session has expired')
   })
 
   await t.test('client fields round-trip through create, touch and rotate, device shared and never mutated', async (t) => {
@@ -556,13 +568,11 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     const rotated = await store.rotate(session.id, {
       presentedHash: `r0-${session.id}`, successorHash: 'r1', graceMs: 0, activity: { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes: moved }
     }, clock.now)
-    t.equal(rotated.outcome, 'rotated')
-    const after = rotated.outcome === 'rotated' ? rotated.session : undefined
-    t.strictSame(after, {
+    const after = {
       ...expected, ...moved, lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, refresh: { hash: `r0-${session.id}`, nextHash: 'r1', rotatedAt: clock.now, rotations: 1 }
-    }, 'rotate merges them with the activity')
+    }
+    t.strictSame(rotated, { outcome: 'rotated', session: after }, 'rotate merges them with the activity, the device included')
     t.strictSame(await store.get(session.id, clock.now), after)
-    t.strictSame(after?.device, PIXEL)
     t.strictSame(await store.listUser('alice', clock.now), [after], 'listUser sees them too')
 
     const other = make({ device: PIXEL })
