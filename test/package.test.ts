@@ -1,0 +1,61 @@
+import { join } from 'node:path'
+import t from 'tap'
+import { pack, ROOT, run } from './package-helper.js'
+
+/**
+ * The package as npm publishes it: its CommonJS shape, and its declarations
+ * as every kind of TypeScript project resolves them.
+ */
+
+// npm pack and the type analysis of every entry point, on a busy machine.
+t.setTimeout(120_000)
+
+const ATTW = join(ROOT, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js')
+
+t.test('module.exports is the plugin, with .default, a named export, and every value Node names for an ES module', async (t) => {
+  const script = `
+    const cjs = require('fastify-session-guard')
+    import('fastify-session-guard').then((esm) => {
+      const names = Object.keys(esm).filter((name) => name !== 'module.exports')
+      console.log(JSON.stringify({
+        type: typeof cjs,
+        meta: cjs[Symbol.for('plugin-meta')],
+        default: cjs.default === cjs,
+        sessionGuard: cjs.sessionGuard === cjs,
+        esmDefault: esm.default === cjs,
+        cjsNames: Object.keys(cjs).sort(),
+        esmNames: names.sort(),
+        differentValues: names.filter((name) => name !== 'default' && esm[name] !== cjs[name])
+      }))
+    })`
+  const { code, stdout, stderr } = await run(process.execPath, ['-e', script])
+  t.equal(code, 0, stderr)
+  const shape = JSON.parse(stdout)
+  t.equal(shape.type, 'function', 'require() gives the plugin itself')
+  t.match(shape.meta, { name: 'fastify-session-guard', fastify: '5.x' }, 'wrapped with fastify-plugin')
+  t.ok(shape.default, 'require(…).default is the plugin')
+  t.ok(shape.sessionGuard, 'require(…).sessionGuard is the plugin')
+  t.ok(shape.esmDefault, 'import sessionGuard from … is the plugin')
+  t.ok(shape.cjsNames.includes('memoryStore') && shape.cjsNames.includes('UnauthorizedError'), 'the other values hang on the plugin')
+  t.strictSame(shape.esmNames, shape.cjsNames, 'an ES module can import by name every value require() gives')
+  t.strictSame(shape.differentValues, [])
+})
+
+t.test('@arethetypeswrong/cli finds no problem in any entry point, under any resolution', async (t) => {
+  const tarball = await pack(t)
+  const { stdout, stderr } = await run(process.execPath, [ATTW, tarball, '--format', 'json', '--no-definitely-typed'])
+  const { analysis } = JSON.parse(stdout) as { analysis: Analysis }
+  t.strictSame(analysis.problems, [], stderr)
+  t.strictSame(Object.keys(analysis.entrypoints).sort(), ['.', './package.json', './testing'])
+  for (const [subpath, { resolutions }] of Object.entries(analysis.entrypoints)) {
+    t.strictSame(Object.keys(resolutions).sort(), ['bundler', 'node10', 'node16-cjs', 'node16-esm'], `${subpath}: every resolution checked`)
+    for (const [kind, { resolution }] of Object.entries(resolutions)) {
+      t.ok(resolution?.fileName, `${subpath} resolves under ${kind}`)
+    }
+  }
+})
+
+interface Analysis {
+  problems: unknown[]
+  entrypoints: Record<string, { resolutions: Record<string, { resolution?: { fileName: string } }> }>
+}
