@@ -6,7 +6,8 @@ import fastifyJwt from '@fastify/jwt'
 import fastifySession from '@fastify/session'
 import Fastify, { type FastifyInstance } from 'fastify'
 // The package by its own name: resolves to dist/, the build users run.
-import sessionGuard, { redisStore } from 'fastify-session-guard'
+import sessionGuard from 'fastify-session-guard'
+import { redisStore } from 'fastify-session-guard/redis'
 import type { SessionGuardOptions } from 'fastify-session-guard'
 import { ROOT } from './common.js'
 

@@ -42,7 +42,6 @@ import * as metricsModule from './monitoring/metrics.js'
 import * as optionsModule from './options.js'
 import * as sessionModule from './session.js'
 import * as memoryModule from './stores/memory.js'
-import * as redisModule from './stores/redis/index.js'
 import * as storeModule from './stores/store.js'
 import * as accessTokensModule from './tokens/access-tokens.js'
 import * as jwtModule from './tokens/jwt.js'
@@ -175,13 +174,10 @@ namespace sessionGuard {
   export import SessionStats = managerModule.SessionStats
   export import FastifyJWT = augmentModule.SessionGuardJWT
 
-  // Stores, and the rules a store of your own needs
+  // Stores, and the rules a store of your own needs (the Redis store: fastify-session-guard/redis)
   export import memoryStore = memoryModule.memoryStore
   export import MemoryStore = memoryModule.MemoryStore
   export import MemoryStoreOptions = memoryModule.MemoryStoreOptions
-  export import redisStore = redisModule.redisStore
-  export import RedisStore = redisModule.RedisStore
-  export type RedisStoreOptions = redisModule.RedisStoreOptions
   export import SessionStore = storeModule.SessionStore
   export import StoreContext = storeModule.StoreContext
   export import StoreStats = storeModule.StoreStats
@@ -258,8 +254,6 @@ module.exports.sessionGuard = sessionGuard
 module.exports.fastifySessionGuard = sessionGuard
 module.exports.memoryStore = sessionGuard.memoryStore
 module.exports.MemoryStore = sessionGuard.MemoryStore
-module.exports.redisStore = sessionGuard.redisStore
-module.exports.RedisStore = sessionGuard.RedisStore
 module.exports.decideRotation = sessionGuard.decideRotation
 module.exports.rotatedState = sessionGuard.rotatedState
 module.exports.withActivity = sessionGuard.withActivity

@@ -10,7 +10,8 @@ import { pack, ROOT, run, tempDir } from './package-helper.js'
  * `module: nodenext`, one CommonJS module under `module: node16`, one under
  * `moduleResolution: bundler`. Each compiles the README's quick start and its
  * TypeScript recipe as they are printed, checks the decorators' types, and runs
- * an app that answers a guarded request.
+ * an app that answers a guarded request and makes a Redis store from
+ * `fastify-session-guard/redis`.
  */
 
 // Install, three compilations and three apps, on a busy machine; well under a minute on an idle one.
@@ -51,8 +52,9 @@ const CONSUMERS: Consumer[] = [
     type: 'module',
     compilerOptions: { module: 'nodenext', verbatimModuleSyntax: true },
     quickStart: (block) => block,
-    imports: `import sessionGuard, { fastifySessionGuard, memoryStore, sessionGuard as named, type SessionGuardOptions } from 'fastify-session-guard'
-import * as namespace from 'fastify-session-guard'`,
+    imports: `import sessionGuard, { fastifySessionGuard, memoryStore, sessionGuard as named, type SessionGuardOptions, type SessionStore } from 'fastify-session-guard'
+import * as namespace from 'fastify-session-guard'
+import { redisStore, RedisStore } from 'fastify-session-guard/redis'`,
     main: esmMain
   },
   {
@@ -67,8 +69,10 @@ import * as namespace from 'fastify-session-guard'`,
       return `${imports.join('\n')}\n\nexport async function quickStart (): Promise<void> {\n${body.join('\n')}\n}\n`
     },
     imports: `import sessionGuard = require('fastify-session-guard')
-import type { SessionGuardOptions } from 'fastify-session-guard'
+import type { SessionGuardOptions, SessionStore } from 'fastify-session-guard'
+import redis = require('fastify-session-guard/redis')
 const { fastifySessionGuard, memoryStore, sessionGuard: named } = sessionGuard
+const { redisStore, RedisStore } = redis
 const namespace = sessionGuard`,
     main: (body) => `async function main (): Promise<void> {\n${body}\n}\nmain().catch((err: unknown) => { console.error(err); process.exitCode = 1 })\n`
   },
@@ -77,8 +81,9 @@ const namespace = sessionGuard`,
     type: 'module',
     compilerOptions: { module: 'esnext', moduleResolution: 'bundler' },
     quickStart: (block) => block,
-    imports: `import sessionGuard, { fastifySessionGuard, memoryStore, sessionGuard as named, type SessionGuardOptions } from 'fastify-session-guard'
-import * as namespace from 'fastify-session-guard'`,
+    imports: `import sessionGuard, { fastifySessionGuard, memoryStore, sessionGuard as named, type SessionGuardOptions, type SessionStore } from 'fastify-session-guard'
+import * as namespace from 'fastify-session-guard'
+import { redisStore, RedisStore } from 'fastify-session-guard/redis'`,
     main: esmMain
   }
 ]
@@ -121,8 +126,11 @@ const APP_BODY = `
   const me = await app.inject({ url: '/me', headers: { authorization, cookie } })
   const withoutCookie = await app.inject({ url: '/me', headers: { authorization } })
   await app.close()
+  // The Redis store, from its own entry: made without connecting.
+  const redisBacked: SessionStore = redisStore({ connection: 'redis://127.0.0.1:6379' })
   console.log(JSON.stringify({
     samePlugin: [named, fastifySessionGuard, namespace.default, namespace.sessionGuard].every((value) => value === sessionGuard),
+    redisStore: redisBacked instanceof RedisStore && !('redisStore' in sessionGuard),
     me: { status: me.statusCode, body: me.json() },
     withoutCookie: withoutCookie.statusCode
   }))
@@ -159,7 +167,8 @@ t.test('apps on the packed tarball compile the README verbatim and answer a guar
   const root = await tempDir(t, 'sg-consumers')
   await writeFile(join(root, 'package.json'), JSON.stringify({
     private: true,
-    dependencies: { 'fastify-session-guard': `file:${tarball}`, fastify: await installed('fastify') }
+    // ioredis: an optional peer dependency, which an app on the Redis store installs.
+    dependencies: { 'fastify-session-guard': `file:${tarball}`, fastify: await installed('fastify'), ioredis: await installed('ioredis') }
   }))
   const install = await run('npm', [
     'install', '--install-strategy=linked', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'
@@ -176,6 +185,7 @@ t.test('apps on the packed tarball compile the README verbatim and answer a guar
     t.equal(ran.code, 0, `${consumer.name}: node dist/app.js\n${ran.stderr}`)
     t.strictSame(JSON.parse(ran.stdout), {
       samePlugin: true,
+      redisStore: true,
       me: { status: 200, body: { sub: 'alice', role: 'admin' } },
       withoutCookie: 401
     }, `${consumer.name}: the plugin under every name, and a guarded route that needs the cookie`)

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { pack, ROOT, run } from './package-helper.js'
@@ -41,12 +42,35 @@ t.test('module.exports is the plugin, with .default, a named export, and every v
   t.strictSame(shape.differentValues, [])
 })
 
+t.test('the main entry loads no Redis client; fastify-session-guard/redis holds the Redis store', async (t) => {
+  // The command from the issue, as it is written there.
+  const main = await run(process.execPath, ['-e', "require('fastify-session-guard'); console.log(Object.keys(require.cache).some(k => k.includes('ioredis')))"])
+  t.equal(main.code, 0, main.stderr)
+  t.equal(main.stdout, 'false\n', 'require.cache holds nothing of ioredis')
+  const redis = await run(process.execPath, ['-e', `
+    const sessionGuard = require('fastify-session-guard')
+    const redis = require('fastify-session-guard/redis')
+    console.log(JSON.stringify({
+      main: ['redisStore', 'RedisStore'].filter((name) => name in sessionGuard),
+      redis: [typeof redis.redisStore, typeof redis.RedisStore],
+      loaded: Object.keys(require.cache).some((k) => k.includes('ioredis'))
+    }))`])
+  t.equal(redis.code, 0, redis.stderr)
+  t.strictSame(JSON.parse(redis.stdout), { main: [], redis: ['function', 'function'], loaded: true })
+
+  const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as Manifest
+  t.notOk(manifest.dependencies.ioredis, 'ioredis is not installed with the package')
+  t.ok(manifest.peerDependencies.ioredis, 'ioredis is a peer dependency')
+  t.strictSame(manifest.peerDependenciesMeta.ioredis, { optional: true }, '… an optional one')
+  t.ok(manifest.devDependencies.ioredis, 'the project installs it for its own tests')
+})
+
 t.test('@arethetypeswrong/cli finds no problem in any entry point, under any resolution', async (t) => {
   const tarball = await pack(t)
   const { stdout, stderr } = await run(process.execPath, [ATTW, tarball, '--format', 'json', '--no-definitely-typed'])
   const { analysis } = JSON.parse(stdout) as { analysis: Analysis }
   t.strictSame(analysis.problems, [], stderr)
-  t.strictSame(Object.keys(analysis.entrypoints).sort(), ['.', './package.json', './testing'])
+  t.strictSame(Object.keys(analysis.entrypoints).sort(), ['.', './package.json', './redis', './testing'])
   for (const [subpath, { resolutions }] of Object.entries(analysis.entrypoints)) {
     t.strictSame(Object.keys(resolutions).sort(), ['bundler', 'node10', 'node16-cjs', 'node16-esm'], `${subpath}: every resolution checked`)
     for (const [kind, { resolution }] of Object.entries(resolutions)) {
@@ -58,4 +82,11 @@ t.test('@arethetypeswrong/cli finds no problem in any entry point, under any res
 interface Analysis {
   problems: unknown[]
   entrypoints: Record<string, { resolutions: Record<string, { resolution?: { fileName: string } }> }>
+}
+
+interface Manifest {
+  dependencies: Record<string, string>
+  devDependencies: Record<string, string>
+  peerDependencies: Record<string, string>
+  peerDependenciesMeta: Record<string, { optional?: boolean }>
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { redisStore } from '../../lib/index.js'
+import { redisStore } from '../../lib/stores/redis/index.js'
 import { runModel } from '../../lib/testing/index.js'
 import { deleteKeys, redisTest, testClient, uniquePrefix } from './redis-helper.js'
 
