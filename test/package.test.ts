@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readdir, readFile } from 'node:fs/promises'
+import { join, posix, relative, sep } from 'node:path'
 import t from 'tap'
 import { pack, ROOT, run } from './package-helper.js'
 
@@ -58,11 +58,45 @@ t.test('the main entry loads no Redis client; fastify-session-guard/redis holds 
   t.equal(redis.code, 0, redis.stderr)
   t.strictSame(JSON.parse(redis.stdout), { main: [], redis: ['function', 'function'], loaded: true })
 
-  const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as Manifest
+  const manifest = await readManifest()
   t.notOk(manifest.dependencies.ioredis, 'ioredis is not installed with the package')
   t.ok(manifest.peerDependencies.ioredis, 'ioredis is a peer dependency')
   t.strictSame(manifest.peerDependenciesMeta.ioredis, { optional: true }, '… an optional one')
   t.ok(manifest.devDependencies.ioredis, 'the project installs it for its own tests')
+})
+
+t.test('package.json names the repository, its issues and its home page', async (t) => {
+  const manifest = await readManifest()
+  t.strictSame(manifest.repository, { type: 'git', url: 'git+https://github.com/fastify-session-guard/fastify-session-guard.git' })
+  t.equal(manifest.homepage, 'https://github.com/fastify-session-guard/fastify-session-guard#readme')
+  t.strictSame(manifest.bugs, { url: 'https://github.com/fastify-session-guard/fastify-session-guard/issues' })
+})
+
+t.test('the build runs when the package is packed, and nothing runs when it is installed', async (t) => {
+  const { scripts } = await readManifest()
+  t.match(scripts.prepack, /\bnpm run build\b/)
+  for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) t.notOk(scripts[hook], `no ${hook} script`)
+})
+
+t.test('the tarball holds exactly dist/ as lib/ builds it, docs/, README.md, LICENSE, CHANGELOG.md and package.json', async (t) => {
+  const built = (await filesUnder('lib')).filter((file) => file.endsWith('.ts')).flatMap((file) => {
+    const out = file.replace(/^lib\//, 'dist/').replace(/\.ts$/, '')
+    return [`${out}.js`, `${out}.d.ts`]
+  })
+  const expected = [...built, ...await filesUnder('docs'), 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']
+  t.strictSame(await packed(), expected.sort(), 'no tests, maps, build info or stale build output')
+})
+
+t.test('every relative link in README.md and the docs leads to a file in the tarball', async (t) => {
+  const shipped = new Set(await packed())
+  for (const file of ['README.md', ...await filesUnder('docs')].filter((file) => file.endsWith('.md'))) {
+    const text = await readFile(join(ROOT, file), 'utf8')
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (target === undefined || /^(https?:|mailto:|#)/.test(target)) continue
+      const path = posix.normalize(posix.join(posix.dirname(file), target.replace(/#.*$/, '')))
+      t.ok(shipped.has(path), `${file}: ${target}`)
+    }
+  }
 })
 
 t.test('@arethetypeswrong/cli finds no problem in any entry point, under any resolution', async (t) => {
@@ -84,7 +118,32 @@ interface Analysis {
   entrypoints: Record<string, { resolutions: Record<string, { resolution?: { fileName: string } }> }>
 }
 
+let packing: Promise<string[]> | undefined
+/** The paths `npm pack` puts in the tarball, sorted. */
+async function packed (): Promise<string[]> {
+  packing ??= run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']).then(({ code, stdout, stderr }) => {
+    if (code !== 0) throw new Error(`npm pack --dry-run: ${stderr}`)
+    const [{ files }] = JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>
+    return files.map(({ path }) => path).sort()
+  })
+  return await packing
+}
+
+async function readManifest (): Promise<Manifest> {
+  return JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as Manifest
+}
+
+/** Every file under `dir`, as a path from the project root with `/`. */
+async function filesUnder (dir: string): Promise<string[]> {
+  const entries = await readdir(join(ROOT, dir), { recursive: true, withFileTypes: true })
+  return entries.filter((entry) => entry.isFile()).map((entry) => posix.join(dir, relative(join(ROOT, dir), join(entry.parentPath, entry.name)).split(sep).join('/')))
+}
+
 interface Manifest {
+  repository: unknown
+  homepage: string
+  bugs: unknown
+  scripts: Record<string, string>
   dependencies: Record<string, string>
   devDependencies: Record<string, string>
   peerDependencies: Record<string, string>
