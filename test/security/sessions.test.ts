@@ -155,6 +155,33 @@ t.test("a token for bob naming alice's session is refused: the guard binds sub t
   t.equal((await h.me(bob)).statusCode, 200, "and bob's")
 })
 
+t.test("the app's claims may not set a claim the plugin signs or checks, aud among them", async (t) => {
+  // Listed here, not read from RESERVED_CLAIMS: dropping a name from that set must fail this test.
+  const reserved = ['sub', 'sid', 'fph', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud']
+  for (const audience of [undefined, 'api']) {
+    const h = await setup(t, audience === undefined ? {} : { audience }, (app) => {
+      app.post<{ Body: Record<string, unknown> }>('/elevate', { preHandler: app.requireSession }, async (request, reply) => {
+        const { accessToken } = await request.regenerateSession(reply, request.body)
+        return { accessToken }
+      })
+    })
+    const where = audience === undefined ? 'no audience configured' : `audience "${audience}"`
+    for (const name of reserved) {
+      const response = await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice', claims: { [name]: 'another-api' } } })
+      t.equal(response.statusCode, 500, `${where}, at login: "${name}" is refused`)
+      t.equal(response.json().message, `claims may not set the reserved claim "${name}"`, `${where}: the error names "${name}"`)
+    }
+    t.match(await h.app.sessions.stats(), { sessions: 0, events: { created: 0 } }, `${where}: no session was created`)
+
+    const alice = await h.login('alice')
+    for (const name of reserved) {
+      const response = await h.app.inject({ method: 'POST', url: '/elevate', payload: { [name]: 'another-api' }, headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.fingerprint } })
+      t.equal(response.statusCode, 500, `${where}, at regeneration: "${name}" is refused`)
+    }
+    t.same((await h.app.sessions.list('alice')).map((session) => session.id), [alice.sessionId], `${where}: the session was not regenerated`)
+  }
+})
+
 t.test("another user's session id, in every input that takes one", async (t) => {
   const h = await setup(t, { routes: { prefix: '/sessions' } })
   const alice = await h.login('alice')
