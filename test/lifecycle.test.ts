@@ -4,6 +4,24 @@ import { build, type Credentials, type Harness, MINUTE, settle } from './helper.
 
 const DAY = 24 * 60 * MINUTE
 
+/** A Set-Cookie header's name and its attributes by lower-cased name (`true` for a flag), so a test asserts values exactly. */
+function parseSetCookie (header: string): { name: string, attributes: Record<string, string | true> } {
+  const [pair, ...rest] = header.split(';')
+  const attributes: Record<string, string | true> = {}
+  for (const part of rest) {
+    const at = part.indexOf('=')
+    const key = (at === -1 ? part : part.slice(0, at)).trim().toLowerCase()
+    if (key in attributes) throw new Error(`attribute ${key} set twice in ${header}`)
+    attributes[key] = at === -1 ? true : part.slice(at + 1).trim()
+  }
+  return { name: (pair as string).slice(0, (pair as string).indexOf('=')), attributes }
+}
+
+function setCookies (response: { headers: Record<string, unknown> }): Array<ReturnType<typeof parseSetCookie>> {
+  const header = response.headers['set-cookie']
+  return (Array.isArray(header) ? header : [header]).map((value) => parseSetCookie(value as string))
+}
+
 /** POST /refresh as the app's own script would: refresh cookie, fingerprint cookie, CSRF header. */
 async function refresh (h: Harness, credentials: Credentials, refreshToken = credentials.refreshToken, headers: Record<string, string> = {}) {
   const response = await h.app.inject({
@@ -140,11 +158,18 @@ t.test('remember me: longer lifetimes and persistent cookies', async (t) => {
   t.equal(session?.remembered, true)
   t.equal(session?.idleExpiresAt, h.clock.now + 7 * DAY)
   t.equal(session?.absoluteExpiresAt, h.clock.now + 30 * DAY)
-  for (const cookie of alice.response.headers['set-cookie'] as string[]) {
-    t.match(cookie, `Max-Age=${30 * 24 * 3600}`, 'persistent until the absolute deadline, never longer')
+  const issued = setCookies(alice.response)
+  t.same(issued.map((cookie) => cookie.name), ['__Host-sg-fp', '__Secure-sg-rt'])
+  for (const { name, attributes } of issued) {
+    t.equal(attributes['max-age'], String(30 * 24 * 3600), `${name}: persistent until the absolute deadline, in seconds, never longer`)
+    t.equal(attributes.expires, undefined, `${name}: Max-Age alone says when`)
   }
-  h.clock.advance(6 * DAY)
-  t.equal((await refresh(h, alice)).response.statusCode, 200, 'still refreshable after 6 idle days')
+  h.clock.advance(6 * DAY + 500)
+  const refreshed = await refresh(h, alice)
+  t.equal(refreshed.response.statusCode, 200, 'still refreshable after 6 idle days')
+  const rotated = setCookies(refreshed.response)
+  t.same(rotated.map((cookie) => cookie.name), ['__Secure-sg-rt'], 'a refresh sets only the refresh cookie')
+  t.equal(rotated[0]?.attributes['max-age'], String(24 * 24 * 3600 - 1), 'the time left to the absolute deadline, rounded down to whole seconds')
 
   const bob = await h.login('bob')
   t.equal((await h.app.sessions.get(bob.sessionId))?.remembered, false)
