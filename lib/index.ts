@@ -75,7 +75,7 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
     anomalies
   })
   const loginAttempts = new LoginAttempts({ store, events, clock }, options.lockout)
-  const manager = new SessionManager({ store, events, metrics, loginAttempts, clock })
+  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, clock })
 
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)

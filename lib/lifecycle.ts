@@ -15,7 +15,7 @@ import { toViews } from './http/views.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { activityAt, lifetimeOf, startTimes, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import { activityAt, lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type AccessTokens } from './tokens/access-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
@@ -123,6 +123,11 @@ export interface IssuedSession {
   session: SessionRecord
 }
 
+/** A login the anomaly rules let through: who, and the flags they gave it. */
+interface Login extends IssueSessionInput {
+  readonly flags: readonly string[]
+}
+
 /** What the lifecycle works with. */
 export interface LifecycleContext {
   /** The fail-closed store. */
@@ -153,13 +158,18 @@ export class Lifecycle {
 
   /** Creates a session under the per-user limit, sets its cookies and signs its first access token. */
   async issue (reply: FastifyReply, input: IssueSessionInput): Promise<IssuedSession> {
-    return await this.#create(reply, validateInput(input), createFingerprint())
+    const login = validateInput(input)
+    const described = await this.#context.client.describe(reply.request)
+    const verdict = await this.#context.anomalies.atLogin(reply.request, login.userId, described)
+    if (verdict.revoke) throw new AnomalyError()
+    return await this.#create(reply, { ...login, flags: verdict.flags }, described, createFingerprint())
   }
 
   /**
    * Completes a login refused at the session limit: checks the ticket and the
    * fingerprint cookie set with the 409, signs out the session the user picked
-   * (one of those the ticket saw), and creates the new one.
+   * (one of those the ticket saw), and creates the new one with the flags the
+   * refused login earned (the login was judged once, when it was refused).
    */
   async resolveLimit (request: FastifyRequest, reply: FastifyReply, ticketToken: string, revokeId: string): Promise<IssuedSession> {
     const { store, events, tickets, cookies, clock } = this.#context
@@ -179,21 +189,19 @@ export class Lifecycle {
     const revoked = await store.revoke(revokeId, now)
     if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
-    return await this.#create(reply, ticket, { value: fingerprint, hash: fingerprintHash })
+    return await this.#create(reply, ticket, await this.#context.client.describe(request), { value: fingerprint, hash: fingerprintHash })
   }
 
-  async #create (reply: FastifyReply, input: IssueSessionInput, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
-    const { store, events, clock, lifetimes, limit, refreshTokens, client, anomalies, cookies, tickets } = this.#context
-    const { userId, claims, remember = false } = input
+  /** Creates the session of a login the anomaly rules let through (with the flags they gave it). */
+  async #create (reply: FastifyReply, login: Login, described: ClientInfo, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
+    const { store, events, clock, lifetimes, limit, refreshTokens, cookies, tickets } = this.#context
+    const { userId, claims, remember = false, flags } = login
     const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
     const refresh = refreshTokens.issue(id)
-    const described = await client.describe(reply.request)
-    const verdict = await anomalies.atLogin(reply.request, userId, described)
-    if (verdict.revoke) throw new AnomalyError()
     const session: SessionRecord = {
       ...described,
-      ...(verdict.flags.length === 0 ? {} : { flags: verdict.flags }),
+      ...(flags.length === 0 ? {} : { flags }),
       id,
       userId,
       fingerprintHash: fingerprint.hash,
@@ -209,7 +217,7 @@ export class Lifecycle {
       // the sessions seen, with which the client signs one out and logs in.
       cookies.set(reply, session, fingerprint.value, undefined, now)
       const ticket = tickets.sign({
-        userId, claims, remember, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
+        userId, claims, remember, flags, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
       }, now)
       throw Object.assign(new SessionLimitError(), { sessions: toViews(result.active), ticket })
     }

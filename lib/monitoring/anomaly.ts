@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { sha256 } from '../crypto.js'
+import type { DeviceInfo } from '../devices/device.js'
 import { InvalidOptionError } from '../errors.js'
 import type { ClientInfo, Clock, Location, SessionRecord } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
@@ -26,9 +27,12 @@ export interface Anomaly {
 export type AnomalyHook = (anomaly: Anomaly, request: FastifyRequest) => AnomalyDecision | undefined | Promise<AnomalyDecision | undefined>
 
 export interface AnomalyOptions {
-  /** A login from a device (browser, OS, type, model) the user has not used within `memory`. @default 'flag' */
+  /**
+   * A login from a device (browser, OS, type, model) not known for the user: known means vouched for
+   * (the user's first login, or `app.sessions.trustDevice`) and used within `memory` since. @default 'flag'
+   */
   newDevice?: AnomalyDecision
-  /** A login from a country the user has not logged in from within `memory` (needs `resolveLocation`). @default 'flag' */
+  /** A login from a country not known for the user, in the same way (needs `resolveLocation`). @default 'flag' */
   newCountry?: AnomalyDecision
   /** A session's IP changes between requests (mobile networks do this often). @default 'ignore' */
   ipChange?: AnomalyDecision
@@ -44,7 +48,7 @@ export interface AnomalyOptions {
   impossibleTravel?: { policy?: AnomalyDecision, maxSpeedKmh?: number, minDistanceKm?: number }
   /** More than `max` logins of one user in a `window`. @default { policy: 'flag', max: 10, window: '1m' } */
   loginBurst?: { policy?: AnomalyDecision, max?: number, window?: Duration }
-  /** How long a device or country stays known after a login from it. @default '90d' */
+  /** How long a device or country stays known after it was vouched for or last logged in from. @default '90d' */
   memory?: Duration
   /** Decides per case; returning `undefined` keeps the rule's policy. */
   decide?: AnomalyHook
@@ -145,18 +149,17 @@ export class AnomalyDetector {
     const report = (rule: AnomalyRule, detail: Record<string, unknown>): void => { found.push({ rule, at: 'login', userId, detail }) }
     const user = sha256(userId)
 
-    // A user's first login in `memoryMs` has nothing to compare with: no device or country is "new".
+    // A user's first login in `memoryMs` has nothing to compare with: nothing is "new", and since there
+    // is nothing to protect yet, it vouches for its own device and country.
     const logins = await store.increment(`anomaly:logins:${user}`, policy.memoryMs, now)
+    const first = logins.count === 1
     const device = client.device
-    if (device !== undefined && policy.newDevice !== 'ignore') {
-      // Browser and OS, not their versions: an update is not a new device.
-      const known = await store.increment(`anomaly:device:${user}:${sha256(`${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`, policy.memoryMs, now)
-      if (known.count === 1 && logins.count > 1) report('new_device', { device: device.name })
+    if (device !== undefined && policy.newDevice !== 'ignore' && !await this.#known(deviceMarker(user, device), first, now)) {
+      report('new_device', { device: device.name })
     }
     const country = client.location?.country
-    if (country !== undefined && policy.newCountry !== 'ignore') {
-      const known = await store.increment(`anomaly:country:${user}:${country}`, policy.memoryMs, now)
-      if (known.count === 1 && logins.count > 1) report('new_country', { country })
+    if (country !== undefined && policy.newCountry !== 'ignore' && !await this.#known(countryMarker(user, country), first, now)) {
+      report('new_country', { country })
     }
     if (policy.loginBurst.policy !== 'ignore') {
       const window = Math.floor(now / policy.loginBurst.windowMs)
@@ -176,6 +179,38 @@ export class AnomalyDetector {
     if (last !== undefined) this.#travel(last, client.location, now, (detail) => report('impossible_travel', detail))
 
     return await this.#decide(request, found)
+  }
+
+  /**
+   * Vouches for a session's device and country (`app.sessions.trustDevice`):
+   * they become known for its user, and the session loses its `new_device` and
+   * `new_country` flags. Returns whether the session was live.
+   */
+  async trust (sessionId: string): Promise<boolean> {
+    const store = this.#store
+    const now = this.#clock()
+    const session = await store.get(sessionId, now)
+    if (session === undefined) return false
+    const user = sha256(session.userId)
+    if (session.device !== undefined) await store.increment(deviceMarker(user, session.device), this.#policy.memoryMs, now)
+    const country = session.location?.country
+    if (country !== undefined) await store.increment(countryMarker(user, country), this.#policy.memoryMs, now)
+    const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag)) ?? []
+    if (flags.length === (session.flags?.length ?? 0)) return true
+    const changes = { flags: flags.length === 0 ? undefined : flags }
+    return await store.touch(session.id, { lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes }, now) !== undefined
+  }
+
+  /**
+   * Whether the device or country under `key` is known. Only a vouched one is
+   * (the user's first login, or `trust`): a login never makes its own device
+   * known, so an attacker's refused or flagged login teaches the rule nothing.
+   * A known one stays known while it is used.
+   */
+  async #known (key: string, first: boolean, now: number): Promise<boolean> {
+    if (!first && await this.#store.counter(key, now) === undefined) return false
+    await this.#store.increment(key, this.#policy.memoryMs, now)
+    return true
   }
 
   /** Checks a request of a live session whose client changed (`changes` from the client observer). */
@@ -231,6 +266,19 @@ export class AnomalyDetector {
       case 'login_burst': return policy.loginBurst.policy
     }
   }
+}
+
+/** The flags that vouching for a session's device and country answers. */
+const VOUCHED_RULES: ReadonlySet<string> = new Set<AnomalyRule>(['new_device', 'new_country'])
+
+/** The store key marking a device known for a user: browser and OS, not their versions (an update is not a new device). */
+function deviceMarker (user: string, device: DeviceInfo): string {
+  return `anomaly:device:${user}:${sha256(`${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`
+}
+
+/** The store key marking a country known for a user. */
+function countryMarker (user: string, country: string): string {
+  return `anomaly:country:${user}:${country}`
 }
 
 function hasCoordinates (location: Location | undefined): location is Location & { latitude: number, longitude: number } {
