@@ -4,7 +4,7 @@ import { safeEqual } from './crypto.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { lifetimeOf, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import { lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { SessionStore } from './stores/store.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
 
@@ -44,12 +44,6 @@ export function createGuard (context: GuardContext): Guard {
     throw refusal(events, request.log, clock(), reason, claims === undefined ? undefined : { userId: claims.sub, id: claims.sid })
   }
 
-  async function revokeForAnomaly (request: FastifyRequest, session: SessionRecord, now: number): Promise<void> {
-    if (await store.revoke(session.id, now) !== undefined) {
-      events.publish(request.log, 'session.revoked', now, session, { reason: 'anomaly' })
-    }
-  }
-
   return async function requireSession (request, reply) {
     const authorization = request.headers.authorization
     if (authorization === undefined) return reject(request, reply, 'missing_token')
@@ -72,10 +66,7 @@ export function createGuard (context: GuardContext): Guard {
 
     if (now - session.lastSeenAt >= touchIntervalMs) {
       const observed = await activity.observe(request, session, now, lifetimeOf(lifetimes, session.remembered))
-      if (observed.refused) {
-        await revokeForAnomaly(request, session, now)
-        return reject(request, reply, 'anomaly', claims)
-      }
+      if (observed.refused) return reject(request, reply, 'anomaly', claims)
       session = await store.touch(session.id, observed.activity, now)
       // Revoked between the read and the write: the revocation wins.
       if (session === undefined) return reject(request, reply, 'unknown_session', claims)

@@ -50,11 +50,12 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
   const cookies = new SessionCookies(options.cookies)
   const client = new ClientObserver(options)
   const anomalies = new AnomalyDetector({ store, events, clock }, options.anomalies)
+  const activity = new ActivityObserver({ client, anomalies, store, events })
   const guard = createGuard({
     store,
     accessTokens,
     events,
-    activity: new ActivityObserver({ client, anomalies }),
+    activity,
     lifetimes,
     clock,
     touchIntervalMs: options.touchIntervalMs,
@@ -72,7 +73,8 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
     tickets: new LimitTickets(jwt, LIMIT_TICKET_TTL_MS),
     cookies,
     client,
-    anomalies
+    anomalies,
+    activity
   })
   const loginAttempts = new LoginAttempts({ store, events, clock }, options.lockout)
   const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, clock })

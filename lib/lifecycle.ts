@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ActivityObserver } from './activity.js'
 import type { ClientObserver } from './devices/client.js'
 import { randomToken, safeEqual } from './crypto.js'
 import {
@@ -15,7 +16,7 @@ import { toViews } from './http/views.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { activityAt, lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import { lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type AccessTokens } from './tokens/access-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
@@ -143,6 +144,7 @@ export interface LifecycleContext {
   readonly cookies: SessionCookies
   readonly client: ClientObserver
   readonly anomalies: AnomalyDetector
+  readonly activity: ActivityObserver
 }
 
 /**
@@ -233,7 +235,7 @@ export class Lifecycle {
    * token and a new refresh token. An older refresh token revokes the session.
    */
   async refresh (request: FastifyRequest, reply: FastifyReply): Promise<IssuedSession> {
-    const { store, events, refreshTokens, cookies, clock, lifetimes, client } = this.#context
+    const { store, events, refreshTokens, cookies, clock, lifetimes, activity } = this.#context
     const policy = this.#context.refresh
     const now = clock()
     const refuse = (reason: string, session?: SessionRecord): Error => {
@@ -253,13 +255,15 @@ export class Lifecycle {
     if (current === undefined) throw refuse('unknown_session')
     if (current.fingerprintHash !== fingerprintHash) throw refuse('fingerprint_mismatch', current)
 
+    // The guard's rules, so a thief's refresh from elsewhere cannot silently make the session's place theirs.
+    const observed = await activity.observe(request, current, now, lifetimeOf(lifetimes, current.remembered))
+    if (observed.refused) throw refuse('anomaly', current)
     const successor = refreshTokens.issue(current.id)
-    const changes = await client.changes(current, request)
     const result = await store.rotate(current.id, {
       presentedHash: opened.hash,
       successorHash: successor.hash,
       graceMs: policy.graceMs,
-      activity: activityAt(current, now, lifetimeOf(lifetimes, current.remembered), changes)
+      activity: observed.activity
     }, now)
 
     switch (result.outcome) {

@@ -194,3 +194,46 @@ t.test('a login completed with the limit ticket keeps its flags, and the client 
   await settle()
   t.match(s.events.filter((e) => e.type === 'session.created').at(-1), { sessionId: done.body.sessionId, flags: ['new_device'] })
 })
+
+// Item: a refresh applies the on-request anomaly rules, as the guard does.
+
+t.test("a refresh from the thief's network: ipChange 'revoke' refuses it and revokes the session", async (t) => {
+  const s = await serve(t, { anomalies: { ipChange: 'revoke', impossibleTravel: { policy: 'ignore' } } })
+  const victim = (await s.login(PARIS)).held!
+  s.clock.advance(MINUTE)
+  t.equal((await s.refresh(PARIS, victim)).status, 200, 'control: the victim refreshes from where it signed in')
+  const stolen = { ...victim }
+  s.clock.advance(MINUTE)
+  const thief = await s.refresh(BERLIN, stolen)
+  t.equal(thief.status, 401)
+  t.equal(thief.body.code, 'FST_SESSION_GUARD_UNAUTHORIZED')
+  t.equal(await s.app.sessions.get(victim.sessionId), undefined, 'the session is revoked')
+  await settle()
+  t.match(s.events.filter((e) => e.sessionId === victim.sessionId && (e.type === 'session.revoked' || e.type === 'auth.rejected')), [
+    { type: 'session.revoked', reason: 'anomaly' },
+    { type: 'auth.rejected', reason: 'anomaly' }
+  ], 'revoked for the anomaly, as the guard does')
+  t.same(await s.anomalies(), ['ip_change:revoke:request'])
+  t.equal((await s.me(PARIS, victim)).status, 401, 'nothing of the session works any more')
+})
+
+t.test('a refresh checks impossible travel: refused with its policy at revoke, flagged and merged at flag', async (t) => {
+  const strict = await serve(t, { anomalies: { impossibleTravel: { policy: 'revoke' } } })
+  const victim = (await strict.login(PARIS)).held!
+  strict.clock.advance(10 * MINUTE)
+  t.equal((await strict.refresh({ ip: '198.51.100.1', userAgent: FIREFOX }, victim)).status, 401, 'Sydney ten minutes after Paris')
+  t.equal(await strict.app.sessions.get(victim.sessionId), undefined, 'revoked')
+  await settle()
+  t.ok(strict.events.some((e) => e.type === 'session.revoked' && e.reason === 'anomaly'))
+
+  const lenient = await serve(t, { anomalies: { ipChange: 'flag' } })
+  await lenient.login(PARIS)
+  const phone = (await lenient.login({ ip: PARIS.ip, userAgent: SAFARI })).held!
+  lenient.clock.advance(10 * MINUTE)
+  const sydney = { ip: '198.51.100.1', userAgent: SAFARI }
+  t.equal((await lenient.refresh(sydney, phone)).status, 200, 'flagging lets it through')
+  const session = await lenient.app.sessions.get(phone.sessionId)
+  t.same(session?.flags, ['new_device', 'ip_change', 'impossible_travel'], 'merged with the flags of the login')
+  t.same(session?.location, PLACES['198.51.100.1'], 'the place moves, but not silently')
+  t.same((await lenient.anomalies()).filter((a) => a.endsWith(':request')), ['ip_change:flag:request', 'impossible_travel:flag:request'])
+})
