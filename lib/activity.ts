@@ -35,7 +35,8 @@ export class ActivityObserver {
       await this.#revokeForAnomaly(request, session, now)
       return { refused: true }
     }
-    return { refused: false, activity: activityAt(session, now, lifetime, changes, verdict.flags) }
+    const recorded = verdict.travelAnchor === undefined ? changes : { ...changes, travelAnchor: verdict.travelAnchor }
+    return { refused: false, activity: activityAt(session, now, lifetime, recorded, verdict.flags) }
   }
 
   async #revokeForAnomaly (request: FastifyRequest, session: SessionRecord, now: number): Promise<void> {

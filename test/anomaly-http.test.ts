@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { type SessionEvent, type SessionGuardOptions, sessionLimitResponseSchema } from '../lib/index.js'
+import { distanceKm } from '../lib/monitoring/travel.js'
 import { MINUTE, SECRET, settle, TestClock } from './helper.js'
 import { FIREFOX, PLACES, SAFARI } from './anomaly-fixtures.js'
 
@@ -14,7 +15,24 @@ import { FIREFOX, PLACES, SAFARI } from './anomaly-fixtures.js'
 const PARIS = { ip: '203.0.113.1', userAgent: FIREFOX }
 const BERLIN = { ip: '192.0.2.1', userAgent: FIREFOX }
 
-interface Client { ip: string, userAgent: string }
+interface Client { ip: string, userAgent: string, headers?: Record<string, string> }
+
+/** A client `km` kilometres due north of Paris (1 degree of latitude is 111.195 km on the plugin's sphere). */
+function north (km: number, userAgent = FIREFOX): Client {
+  return { ip: `10.${Math.floor(km / 256)}.${km % 256}.1`, userAgent }
+}
+
+/** An address the resolver places in a country, without coordinates. */
+const COUNTRY_ONLY = { ip: '192.0.2.78', userAgent: FIREFOX }
+
+/** What the tests' `resolveLocation` answers: the fixtures, and the places north of Paris. */
+function locate (ip: string) {
+  if (ip === COUNTRY_ONLY.ip) return { country: 'NL' }
+  const hop = /^10\.(\d+)\.(\d+)\.1$/.exec(ip)
+  if (hop === null) return PLACES[ip]
+  const km = Number(hop[1]) * 256 + Number(hop[2])
+  return { city: `${km} km north of Paris`, latitude: 48.8566 + km / 111.19493, longitude: 2.3522 }
+}
 
 /** What a client holds after a login: its access token, fingerprint and refresh cookies. */
 interface Held { accessToken: string, sessionId: string, fingerprint: string, refreshToken: string }
@@ -29,7 +47,7 @@ async function serve (t: Test, options: Partial<SessionGuardOptions> = {}) {
   await app.register(sessionGuard, {
     secret: SECRET,
     clock: clock.read,
-    resolveLocation: (ip) => PLACES[ip],
+    resolveLocation: locate,
     privacy: { ipMode: 'full' },
     routes: { prefix: '/sessions' },
     onEvent: (event) => events.push(event),
@@ -51,6 +69,7 @@ async function serve (t: Test, options: Partial<SessionGuardOptions> = {}) {
         'x-forwarded-for': client.ip,
         'user-agent': client.userAgent,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...client.headers,
         ...headers
       },
       body: body === undefined ? undefined : JSON.stringify(body)
@@ -236,4 +255,147 @@ t.test('a refresh checks impossible travel: refused with its policy at revoke, f
   t.same(session?.flags, ['new_device', 'ip_change', 'impossible_travel'], 'merged with the flags of the login')
   t.same(session?.location, PLACES['198.51.100.1'], 'the place moves, but not silently')
   t.same((await lenient.anomalies()).filter((a) => a.endsWith(':request')), ['ip_change:flag:request', 'impossible_travel:flag:request'])
+})
+
+// Item: impossible travel measured from an anchor as well as from the last place; device changes.
+
+/** Lifetimes long enough to travel with one access token. */
+const LONG: Partial<SessionGuardOptions> = { accessTokenTtl: '7d', idleTimeout: '2d', absoluteTimeout: '30d' }
+
+t.test('the places north of Paris are where the tests say', async (t) => {
+  const at = (km: number) => locate(north(km).ip) as { latitude: number, longitude: number }
+  t.equal(Math.round(distanceKm(PLACES['203.0.113.1']!.latitude, PLACES['203.0.113.1']!.longitude, at(900).latitude, at(900).longitude)), 900)
+  t.equal(Math.round(distanceKm(at(150).latitude, at(150).longitude, at(300).latitude, at(300).longitude)), 150)
+})
+
+t.test('a 900 km trip in one hour is impossible at maxSpeedKmh 800, not at 1000: at login and on a request', async (t) => {
+  for (const [maxSpeedKmh, expected] of [[800, ['impossible_travel']], [1000, undefined]] as const) {
+    const s = await serve(t, { ...LONG, anomalies: { impossibleTravel: { maxSpeedKmh } } })
+    await s.login(PARIS)
+    s.clock.advance(60 * MINUTE)
+    t.same((await s.login(north(900))).flags, expected, `${maxSpeedKmh} km/h: a login 900 km away an hour later`)
+
+    const other = await serve(t, { ...LONG, anomalies: { impossibleTravel: { maxSpeedKmh } } })
+    const held = (await other.login(PARIS)).held!
+    other.clock.advance(60 * MINUTE)
+    t.equal((await other.me(north(900), held)).status, 200)
+    t.same((await other.app.sessions.get(held.sessionId))?.flags, expected, `${maxSpeedKmh} km/h: a request 900 km away an hour later`)
+  }
+})
+
+t.test('impossible travel adds up a chain of hops each shorter than minDistanceKm', async (t) => {
+  const s = await serve(t, LONG)
+  const stolen = (await s.login(PARIS)).held!
+  const flagsAt = async (km: number) => {
+    s.clock.advance(2 * MINUTE)
+    t.equal((await s.me(north(km), stolen)).status, 200)
+    return (await s.app.sessions.get(stolen.sessionId))?.flags
+  }
+  t.equal(await flagsAt(150), undefined, '150 km from Paris: geolocation noise')
+  t.same(await flagsAt(300), ['impossible_travel'], '300 km from the login place in four minutes, though only 150 from the last place')
+  await settle()
+  const event = s.events.find((e) => e.type === 'anomaly.detected') as SessionEvent<'anomaly.detected'>
+  t.match(event.detail, { since: 'anchor', distanceKm: 300, minutes: 4, from: 'FR' })
+
+  const strict = await serve(t, { ...LONG, anomalies: { impossibleTravel: { policy: 'revoke' } } })
+  const held = (await strict.login(PARIS)).held!
+  for (const km of [150, 300]) {
+    strict.clock.advance(2 * MINUTE)
+    t.equal((await strict.me(north(km), held)).status, km === 150 ? 200 : 401, `revoke: ${km} km`)
+  }
+  t.equal(await strict.app.sessions.get(held.sessionId), undefined, 'the session is revoked')
+})
+
+t.test('a train trip with requests all the way is not impossible travel', async (t) => {
+  const s = await serve(t, LONG)
+  const rider = (await s.login(PARIS)).held!
+  for (let km = 50; km <= 600; km += 50) {
+    s.clock.advance(10 * MINUTE)
+    t.equal((await s.me(north(km), rider)).status, 200, `${km} km after ${km / 5} minutes`)
+  }
+  t.equal((await s.app.sessions.get(rider.sessionId))?.flags, undefined, '300 km/h for two hours, every hop checked against the last checked place')
+  t.same(await s.anomalies(), [])
+})
+
+t.test('after a long stay, a chain of hops is flagged within about twice minDistanceKm', async (t) => {
+  const s = await serve(t, LONG)
+  const held = (await s.login(PARIS)).held!
+  for (let day = 0; day < 3; day++) {
+    s.clock.advance(20 * 60 * MINUTE)
+    t.equal((await s.me(PARIS, held)).status, 200, 'the victim, at home')
+  }
+  const flagsAt = async (km: number) => {
+    s.clock.advance(2 * MINUTE)
+    t.equal((await s.me(north(km), held)).status, 200)
+    return (await s.app.sessions.get(held.sessionId))?.flags
+  }
+  t.equal(await flagsAt(150), undefined, 'noise')
+  t.equal(await flagsAt(300), undefined, 'plausible from where the session stayed for days: the anchor moves here')
+  t.equal(await flagsAt(450), undefined, 'noise again')
+  t.same(await flagsAt(600), ['impossible_travel'], '300 km from the moved anchor in four minutes')
+})
+
+const MAC_SAFARI = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15'
+const IPAD_SAFARI = 'Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1'
+const ANDROID_CHROME = 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36'
+const ANDROID_HINTS = { 'sec-ch-ua': '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"', 'sec-ch-ua-mobile': '?1', 'sec-ch-ua-platform': '"Android"' }
+
+t.test("device_change: a session's device changing mid-session is flagged; an update, an iPad's two Safaris and a missing model hint are not", async (t) => {
+  const s = await serve(t, LONG)
+  const using = async (client: Client, held: Held) => {
+    s.clock.advance(2 * MINUTE)
+    t.equal((await s.me(client, held)).status, 200)
+    return (await s.app.sessions.get(held.sessionId))?.flags
+  }
+
+  const laptop = (await s.login(PARIS)).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: FIREFOX.replaceAll('133.0', '134.0') }, laptop), undefined, 'Firefox updated itself')
+  t.same(await using({ ip: PARIS.ip, userAgent: 'curl/8.5.0' }, laptop), ['device_change'], 'Firefox, then curl')
+  t.match(s.events.findLast((e) => e.type === 'anomaly.detected'), { rule: 'device_change', decision: 'flag', at: 'request', detail: { from: 'Firefox on Windows', to: 'curl' } })
+
+  // iPadOS Safari sends the macOS user agent until the user asks for the mobile site, then the iPad one.
+  const ipad = (await s.login({ ip: PARIS.ip, userAgent: MAC_SAFARI }, 'bob')).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: IPAD_SAFARI }, ipad), undefined, 'desktop site, then mobile site')
+  t.equal(await using({ ip: PARIS.ip, userAgent: MAC_SAFARI }, ipad), undefined, 'and back')
+  const mac = (await s.login({ ip: PARIS.ip, userAgent: IPAD_SAFARI }, 'dave')).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: MAC_SAFARI }, mac), undefined, 'signed in on the mobile site, then the desktop one')
+  t.same(await using({ ip: PARIS.ip, userAgent: FIREFOX }, mac), ['device_change'], 'but not to another browser')
+
+  const iphone = (await s.login({ ip: PARIS.ip, userAgent: SAFARI }, 'carol')).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: SAFARI.replaceAll('18_1', '18_2').replaceAll('18.1', '18.2') }, iphone), undefined, 'iOS updated: same model')
+
+  // Chromium sends the model only in a client hint the app asked for, not on every request.
+  const phone = (await s.login({ ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: { ...ANDROID_HINTS, 'sec-ch-ua-model': '"Pixel 8"' } }, 'erin')).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: ANDROID_HINTS }, phone), undefined, 'the model hint left out')
+  t.equal(await using({ ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: { ...ANDROID_HINTS, 'sec-ch-ua-model': '"Pixel 8"' } }, phone), undefined, 'and back')
+  t.same(await using({ ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: { ...ANDROID_HINTS, 'sec-ch-ua-model': '"SM-S918B"' } }, phone), ['device_change'], 'another model')
+
+  const strict = await serve(t, { ...LONG, anomalies: { deviceChange: 'revoke' } })
+  const held = (await strict.login(PARIS)).held!
+  strict.clock.advance(2 * MINUTE)
+  t.equal((await strict.refresh({ ip: PARIS.ip, userAgent: 'curl/8.5.0' }, { ...held })).status, 401, "revoke: curl refreshing Firefox's session")
+  t.equal(await strict.app.sessions.get(held.sessionId), undefined, 'revoked')
+  await settle()
+  t.ok(strict.events.some((e) => e.type === 'session.revoked' && e.reason === 'anomaly'))
+})
+
+t.test('an address without a location does not reset where travel is measured from', async (t) => {
+  const s = await serve(t, LONG)
+  const held = (await s.login(PARIS)).held!
+  s.clock.advance(2 * MINUTE)
+  t.equal((await s.me(COUNTRY_ONLY, held)).status, 200, 'an address the resolver knows only the country of')
+  t.same((await s.app.sessions.get(held.sessionId))?.location, { country: 'NL' }, 'the session has no coordinates now')
+  s.clock.advance(2 * MINUTE)
+  t.equal((await s.me({ ip: '198.51.100.1', userAgent: FIREFOX }, held)).status, 200)
+  t.same((await s.app.sessions.get(held.sessionId))?.flags, ['impossible_travel'], 'Sydney four minutes after Paris, measured from the anchor')
+
+  // Signed in where the resolver knows nothing: the first place with coordinates anchors the session.
+  const other = await serve(t, LONG)
+  const nowhere = (await other.login({ ip: '192.0.2.77', userAgent: FIREFOX })).held!
+  other.clock.advance(2 * MINUTE)
+  t.equal((await other.me(PARIS, nowhere)).status, 200)
+  t.match((await other.app.sessions.get(nowhere.sessionId))?.travelAnchor, { country: 'FR', at: other.clock.now })
+  other.clock.advance(10 * MINUTE)
+  t.equal((await other.me({ ip: '198.51.100.1', userAgent: FIREFOX }, nowhere)).status, 200)
+  t.same((await other.app.sessions.get(nowhere.sessionId))?.flags, ['impossible_travel'])
 })

@@ -2,10 +2,11 @@ import type { FastifyRequest } from 'fastify'
 import { sha256 } from '../crypto.js'
 import type { DeviceInfo } from '../devices/device.js'
 import { InvalidOptionError } from '../errors.js'
-import type { ClientInfo, Clock, Location, SessionRecord } from '../session.js'
+import type { ClientInfo, Clock, SessionRecord, TravelAnchor } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
 import { count, duration, optionalFunction, section, type Duration, type OptionNames } from '../validate.js'
 import type { AnomalyDecision, AnomalyRule, SessionEventStream } from './events.js'
+import { anchorOf, checkTravel } from './travel.js'
 
 /** One anomaly found, as the `decide` hook and the event see it. */
 export interface Anomaly {
@@ -36,6 +37,12 @@ export interface AnomalyOptions {
   newCountry?: AnomalyDecision
   /** A session's IP changes between requests (mobile networks do this often). @default 'ignore' */
   ipChange?: AnomalyDecision
+  /**
+   * A session's device (type, browser, OS; model when both name one) changes between requests, e.g.
+   * Firefox then curl. Not a browser update, nor an iPad's Safari switching between its desktop (macOS)
+   * and mobile user agents. @default 'flag'
+   */
+  deviceChange?: AnomalyDecision
   /** More distinct IPs across a user's live sessions than `max`. @default { policy: 'flag', max: 10 } */
   tooManyIps?: { policy?: AnomalyDecision, max?: number }
   /** More distinct countries across a user's live sessions than `max`. @default { policy: 'flag', max: 3 } */
@@ -43,6 +50,9 @@ export interface AnomalyOptions {
   /**
    * Two places (logins or requests, with coordinates) farther apart than
    * `maxSpeedKmh` allows; distances under `minDistanceKm` are geolocation noise.
+   * Measured from where the session was last seen and from its anchor (the
+   * login place, or the last place a check let through at `minDistanceKm` or
+   * more), so a chain of short hops adds up.
    * @default { policy: 'flag', maxSpeedKmh: 1000, minDistanceKm: 200 }
    */
   impossibleTravel?: { policy?: AnomalyDecision, maxSpeedKmh?: number, minDistanceKm?: number }
@@ -58,6 +68,7 @@ const ANOMALY_OPTION_NAMES: OptionNames<AnomalyOptions> = {
   newDevice: true,
   newCountry: true,
   ipChange: true,
+  deviceChange: true,
   tooManyIps: true,
   tooManyCountries: true,
   impossibleTravel: true,
@@ -74,6 +85,7 @@ export function parseAnomalyOptions (value: AnomalyOptions | undefined): Anomaly
     newDevice: decision(options.newDevice ?? 'flag', 'anomalies.newDevice'),
     newCountry: decision(options.newCountry ?? 'flag', 'anomalies.newCountry'),
     ipChange: decision(options.ipChange ?? 'ignore', 'anomalies.ipChange'),
+    deviceChange: decision(options.deviceChange ?? 'flag', 'anomalies.deviceChange'),
     tooManyIps: { policy: decision(tooManyIps.policy ?? 'flag', 'anomalies.tooManyIps.policy'), max: count(tooManyIps.max ?? 10, 'anomalies.tooManyIps.max') },
     tooManyCountries: {
       policy: decision(tooManyCountries.policy ?? 'flag', 'anomalies.tooManyCountries.policy'),
@@ -104,6 +116,7 @@ export interface AnomalyPolicy {
   readonly newDevice: AnomalyDecision
   readonly newCountry: AnomalyDecision
   readonly ipChange: AnomalyDecision
+  readonly deviceChange: AnomalyDecision
   readonly tooManyIps: { readonly policy: AnomalyDecision, readonly max: number }
   readonly tooManyCountries: { readonly policy: AnomalyDecision, readonly max: number }
   readonly impossibleTravel: { readonly policy: AnomalyDecision, readonly maxSpeedKmh: number, readonly minDistanceKm: number }
@@ -117,10 +130,11 @@ export interface AnomalyPolicy {
 export interface Verdict {
   readonly flags: readonly AnomalyRule[]
   readonly revoke: boolean
+  /** On a request: the session's new travel anchor, when it changed. */
+  readonly travelAnchor?: TravelAnchor
 }
 
 const CLEAR: Verdict = Object.freeze({ flags: [], revoke: false })
-const EARTH_RADIUS_KM = 6371
 
 /**
  * Anomaly detection at login and on requests. Each rule has a policy
@@ -175,8 +189,11 @@ export class AnomalyDetector {
       report('too_many_countries', { countries, max: policy.tooManyCountries.max })
     }
     // `active` is most recently active first: compare with where the user was last seen.
-    const last = active.find((s) => hasCoordinates(s.location))
-    if (last !== undefined) this.#travel(last, client.location, now, (detail) => report('impossible_travel', detail))
+    const last = active.find((s) => anchorOf(s) !== undefined)
+    if (policy.impossibleTravel.policy !== 'ignore' && last !== undefined) {
+      const { impossible } = checkTravel(policy.impossibleTravel, last, client.location, now)
+      if (impossible !== undefined) report('impossible_travel', impossible)
+    }
 
     return await this.#decide(request, found)
   }
@@ -215,27 +232,21 @@ export class AnomalyDetector {
 
   /** Checks a request of a live session whose client changed (`changes` from the client observer). */
   async onRequest (request: FastifyRequest, session: SessionRecord, changes: ClientInfo): Promise<Verdict> {
+    const policy = this.#policy
     const found: Anomaly[] = []
     const report = (rule: AnomalyRule, detail: Record<string, unknown>): void => {
       found.push({ rule, at: 'request', userId: session.userId, sessionId: session.id, detail })
     }
-    if (changes.ip !== session.ip && this.#policy.ipChange !== 'ignore') report('ip_change', { from: session.ip, to: changes.ip })
-    this.#travel(session, changes.location, this.#clock(), (detail) => report('impossible_travel', detail))
-    return await this.#decide(request, found, session)
-  }
-
-  /** Reports travel from `from` (at its last activity) to `to` (now) faster than a plausible speed. */
-  #travel (from: SessionRecord, to: Location | undefined, now: number, report: (detail: Record<string, unknown>) => void): void {
-    const rule = this.#policy.impossibleTravel
-    const origin = from.location
-    if (rule.policy === 'ignore' || !hasCoordinates(to) || !hasCoordinates(origin)) return
-    const km = distanceKm(origin.latitude, origin.longitude, to.latitude, to.longitude)
-    if (km < rule.minDistanceKm) return
-    const hours = Math.max(now - from.lastSeenAt, 1) / 3_600_000
-    const speedKmh = km / hours
-    if (speedKmh > rule.maxSpeedKmh) {
-      report({ distanceKm: Math.round(km), minutes: Math.round(hours * 60), speedKmh: Math.round(speedKmh), from: origin.country, to: to.country })
+    if (changes.ip !== session.ip && policy.ipChange !== 'ignore') report('ip_change', { from: session.ip, to: changes.ip })
+    const [from, to] = [session.device, changes.device]
+    if (policy.deviceChange !== 'ignore' && from !== undefined && to !== undefined && !sameDevice(from, to)) {
+      report('device_change', { from: from.name, to: to.name })
     }
+    if (policy.impossibleTravel.policy === 'ignore') return await this.#decide(request, found, session)
+    const travel = checkTravel(policy.impossibleTravel, session, changes.location, this.#clock())
+    if (travel.impossible !== undefined) report('impossible_travel', travel.impossible)
+    const verdict = await this.#decide(request, found, session)
+    return travel.anchor === session.travelAnchor ? verdict : { ...verdict, travelAnchor: travel.anchor }
   }
 
   async #decide (request: FastifyRequest, found: Anomaly[], session?: SessionRecord): Promise<Verdict> {
@@ -260,6 +271,7 @@ export class AnomalyDetector {
       case 'new_device': return policy.newDevice
       case 'new_country': return policy.newCountry
       case 'ip_change': return policy.ipChange
+      case 'device_change': return policy.deviceChange
       case 'too_many_ips': return policy.tooManyIps.policy
       case 'too_many_countries': return policy.tooManyCountries.policy
       case 'impossible_travel': return policy.impossibleTravel.policy
@@ -276,13 +288,35 @@ function deviceMarker (user: string, device: DeviceInfo): string {
   return `anomaly:device:${user}:${sha256(`${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`
 }
 
+/**
+ * Whether a session's device is still the same device (`device_change`): type,
+ * browser and OS, not their versions (an update mid-session is no change). The
+ * model counts only when both name one: Chromium sends it in a client hint that
+ * not every request carries. (`deviceMarker` keys on the model as it is: a key
+ * cannot match "any model".)
+ */
+function sameDevice (a: DeviceInfo, b: DeviceInfo): boolean {
+  if (isIpadSafariSwitch(a, b)) return true
+  return a.type === b.type && a.browser.name === b.browser.name && a.os.name === b.os.name &&
+    (a.model === undefined || b.model === undefined || a.model === b.model)
+}
+
+/**
+ * iPadOS Safari asks for desktop sites by default and then sends exactly the
+ * macOS Safari user agent; "Request Mobile Website" switches it to the iPad one,
+ * mid-session. No request header tells that iPad from a Mac (only script can,
+ * from `navigator.maxTouchPoints`), so Safari on macOS and Safari on an iPad
+ * pass for one device.
+ */
+function isIpadSafariSwitch (a: DeviceInfo, b: DeviceInfo): boolean {
+  const ipad = (d: DeviceInfo): boolean => d.browser.name === 'Safari' && d.model === 'iPad'
+  const mac = (d: DeviceInfo): boolean => d.browser.name === 'Safari' && d.os.name === 'macOS'
+  return (ipad(a) && mac(b)) || (mac(a) && ipad(b))
+}
+
 /** The store key marking a country known for a user. */
 function countryMarker (user: string, country: string): string {
   return `anomaly:country:${user}:${country}`
-}
-
-function hasCoordinates (location: Location | undefined): location is Location & { latitude: number, longitude: number } {
-  return typeof location?.latitude === 'number' && typeof location.longitude === 'number'
 }
 
 /** How many distinct defined values, counting `extra` too. */
@@ -291,12 +325,4 @@ function distinct (values: Array<string | undefined>, extra: string | undefined)
   set.add(extra)
   set.delete(undefined)
   return set.size
-}
-
-/** Great-circle distance (haversine). */
-export function distanceKm (lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const rad = Math.PI / 180
-  const a = Math.sin((lat2 - lat1) * rad / 2) ** 2 +
-    Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin((lon2 - lon1) * rad / 2) ** 2
-  return 2 * EARTH_RADIUS_KM * Math.asin(Math.sqrt(a))
 }

@@ -1,7 +1,7 @@
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { LRUCache } from 'lru-cache'
 import type { DeviceInfo } from '../../devices/device.js'
-import { expiresAt, isLive, type Location, type RefreshState, type SessionRecord } from '../../session.js'
+import { expiresAt, isLive, type Location, type RefreshState, type SessionRecord, type TravelAnchor } from '../../session.js'
 import * as scripts from './scripts.js'
 import type {
   Activity,
@@ -690,7 +690,7 @@ function encode (session: SessionRecord): string[] {
 }
 
 /** The client fields of a record and their hash fields (see `redis-scripts.ts`). */
-const CLIENT_FIELDS = [['device', 'v'], ['ip', 'p'], ['userAgent', 'g'], ['location', 'o'], ['flags', 'x']] as const
+const CLIENT_FIELDS = [['device', 'v'], ['ip', 'p'], ['userAgent', 'g'], ['location', 'o'], ['flags', 'x'], ['travelAnchor', 'y']] as const
 
 function encodeClient (name: keyof SessionChanges, value: NonNullable<SessionChanges[keyof SessionChanges]>): string {
   return name === 'ip' || name === 'userAgent' ? value as string : JSON.stringify(value)
@@ -750,6 +750,7 @@ function decode (flat: string[], devices: LRUCache<string, DeviceInfo>): Session
   const userAgent = map.get('g')
   const location = map.get('o')
   const flags = map.get('x')
+  const travelAnchor = map.get('y')
   return {
     id: field('d'),
     userId: field('u'),
@@ -774,6 +775,7 @@ function decode (flat: string[], devices: LRUCache<string, DeviceInfo>): Session
     ...(ip === undefined ? {} : { ip }),
     ...(userAgent === undefined ? {} : { userAgent }),
     ...(location === undefined ? {} : { location: JSON.parse(location) as Location }),
-    ...(flags === undefined ? {} : { flags: JSON.parse(flags) as string[] })
+    ...(flags === undefined ? {} : { flags: JSON.parse(flags) as string[] }),
+    ...(travelAnchor === undefined ? {} : { travelAnchor: JSON.parse(travelAnchor) as TravelAnchor })
   }
 }
