@@ -50,11 +50,12 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
   const cookies = new SessionCookies(options.cookies)
   const client = new ClientObserver(options)
   const anomalies = new AnomalyDetector({ store, events, clock }, options.anomalies)
+  const activity = new ActivityObserver({ client, anomalies, store, events })
   const guard = createGuard({
     store,
     accessTokens,
     events,
-    activity: new ActivityObserver({ client, anomalies }),
+    activity,
     lifetimes,
     clock,
     touchIntervalMs: options.touchIntervalMs,
@@ -72,10 +73,11 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
     tickets: new LimitTickets(jwt, LIMIT_TICKET_TTL_MS),
     cookies,
     client,
-    anomalies
+    anomalies,
+    activity
   })
   const loginAttempts = new LoginAttempts({ store, events, clock }, options.lockout)
-  const manager = new SessionManager({ store, events, metrics, loginAttempts, clock })
+  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, clock })
 
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)
@@ -115,7 +117,7 @@ export * from './errors.js'
 export { MemoryStore, memoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, redisStore, type RedisStoreOptions } from './stores/redis/index.js'
 export type * from './stores/store.js'
-export type { Clock, Lifetime, Location, RefreshState, SessionRecord } from './session.js'
+export type { Clock, Lifetime, Location, RefreshState, SessionRecord, TravelAnchor } from './session.js'
 export { decideRotation, expiresAt, isLive, rotatedState, withActivity, type RotationDecision } from './session.js'
 export type { SessionGuardOptions } from './options.js'
 export type { Duration } from './validate.js'

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ActivityObserver } from './activity.js'
 import type { ClientObserver } from './devices/client.js'
 import { randomToken, safeEqual } from './crypto.js'
 import {
@@ -15,7 +16,7 @@ import { toViews } from './http/views.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { activityAt, lifetimeOf, startTimes, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import { lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type AccessTokens } from './tokens/access-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
@@ -123,6 +124,11 @@ export interface IssuedSession {
   session: SessionRecord
 }
 
+/** A login the anomaly rules let through: who, and the flags they gave it. */
+interface Login extends IssueSessionInput {
+  readonly flags: readonly string[]
+}
+
 /** What the lifecycle works with. */
 export interface LifecycleContext {
   /** The fail-closed store. */
@@ -138,6 +144,7 @@ export interface LifecycleContext {
   readonly cookies: SessionCookies
   readonly client: ClientObserver
   readonly anomalies: AnomalyDetector
+  readonly activity: ActivityObserver
 }
 
 /**
@@ -153,13 +160,18 @@ export class Lifecycle {
 
   /** Creates a session under the per-user limit, sets its cookies and signs its first access token. */
   async issue (reply: FastifyReply, input: IssueSessionInput): Promise<IssuedSession> {
-    return await this.#create(reply, validateInput(input), createFingerprint())
+    const login = validateInput(input)
+    const described = await this.#context.client.describe(reply.request)
+    const verdict = await this.#context.anomalies.atLogin(reply.request, login.userId, described)
+    if (verdict.revoke) throw new AnomalyError()
+    return await this.#create(reply, { ...login, flags: verdict.flags }, described, createFingerprint())
   }
 
   /**
    * Completes a login refused at the session limit: checks the ticket and the
    * fingerprint cookie set with the 409, signs out the session the user picked
-   * (one of those the ticket saw), and creates the new one.
+   * (one of those the ticket saw), and creates the new one with the flags the
+   * refused login earned (the login was judged once, when it was refused).
    */
   async resolveLimit (request: FastifyRequest, reply: FastifyReply, ticketToken: string, revokeId: string): Promise<IssuedSession> {
     const { store, events, tickets, cookies, clock } = this.#context
@@ -179,21 +191,19 @@ export class Lifecycle {
     const revoked = await store.revoke(revokeId, now)
     if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
-    return await this.#create(reply, ticket, { value: fingerprint, hash: fingerprintHash })
+    return await this.#create(reply, ticket, await this.#context.client.describe(request), { value: fingerprint, hash: fingerprintHash })
   }
 
-  async #create (reply: FastifyReply, input: IssueSessionInput, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
-    const { store, events, clock, lifetimes, limit, refreshTokens, client, anomalies, cookies, tickets } = this.#context
-    const { userId, claims, remember = false } = input
+  /** Creates the session of a login the anomaly rules let through (with the flags they gave it). */
+  async #create (reply: FastifyReply, login: Login, described: ClientInfo, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
+    const { store, events, clock, lifetimes, limit, refreshTokens, cookies, tickets } = this.#context
+    const { userId, claims, remember = false, flags } = login
     const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
     const refresh = refreshTokens.issue(id)
-    const described = await client.describe(reply.request)
-    const verdict = await anomalies.atLogin(reply.request, userId, described)
-    if (verdict.revoke) throw new AnomalyError()
     const session: SessionRecord = {
       ...described,
-      ...(verdict.flags.length === 0 ? {} : { flags: verdict.flags }),
+      ...(flags.length === 0 ? {} : { flags }),
       id,
       userId,
       fingerprintHash: fingerprint.hash,
@@ -209,7 +219,7 @@ export class Lifecycle {
       // the sessions seen, with which the client signs one out and logs in.
       cookies.set(reply, session, fingerprint.value, undefined, now)
       const ticket = tickets.sign({
-        userId, claims, remember, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
+        userId, claims, remember, flags, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
       }, now)
       throw Object.assign(new SessionLimitError(), { sessions: toViews(result.active), ticket })
     }
@@ -225,7 +235,7 @@ export class Lifecycle {
    * token and a new refresh token. An older refresh token revokes the session.
    */
   async refresh (request: FastifyRequest, reply: FastifyReply): Promise<IssuedSession> {
-    const { store, events, refreshTokens, cookies, clock, lifetimes, client } = this.#context
+    const { store, events, refreshTokens, cookies, clock, lifetimes, activity } = this.#context
     const policy = this.#context.refresh
     const now = clock()
     const refuse = (reason: string, session?: SessionRecord): Error => {
@@ -245,13 +255,15 @@ export class Lifecycle {
     if (current === undefined) throw refuse('unknown_session')
     if (current.fingerprintHash !== fingerprintHash) throw refuse('fingerprint_mismatch', current)
 
+    // The guard's rules, so a thief's refresh from elsewhere cannot silently make the session's place theirs.
+    const observed = await activity.observe(request, current, now, lifetimeOf(lifetimes, current.remembered))
+    if (observed.refused) throw refuse('anomaly', current)
     const successor = refreshTokens.issue(current.id)
-    const changes = await client.changes(current, request)
     const result = await store.rotate(current.id, {
       presentedHash: opened.hash,
       successorHash: successor.hash,
       graceMs: policy.graceMs,
-      activity: activityAt(current, now, lifetimeOf(lifetimes, current.remembered), changes)
+      activity: observed.activity
     }, now)
 
     switch (result.outcome) {

@@ -1,5 +1,6 @@
 import { analyse, type AnalyticsOptions, type SessionAnalytics } from './monitoring/analytics.js'
 import type { RevocationReason, SessionEventStream } from './monitoring/events.js'
+import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { LoginAttempts } from './monitoring/login-attempts.js'
 import type { EventCounts, SessionMetrics } from './monitoring/metrics.js'
 import type { Clock, SessionRecord } from './session.js'
@@ -12,6 +13,7 @@ export interface ManagerContext {
   readonly events: SessionEventStream
   readonly metrics: SessionMetrics
   readonly loginAttempts: LoginAttempts
+  readonly anomalies: AnomalyDetector
   readonly clock: Clock
 }
 
@@ -71,6 +73,17 @@ export class SessionManager {
     const revoked = await this.#context.store.revokeUser(userId, except, now)
     for (const session of revoked) this.#context.events.publish(undefined, 'session.revoked', now, session, { reason })
     return revoked.length
+  }
+
+  /**
+   * Vouches for a session's device and country, once the user has shown it is
+   * them (a completed second factor, "yes, this was me"): the `new_device` and
+   * `new_country` rules know them for the user from now on, and the session
+   * loses those two flags. Until then every login from them is flagged (or
+   * refused) again. Returns whether the session was live.
+   */
+  async trustDevice (sessionId: string): Promise<boolean> {
+    return await this.#context.anomalies.trust(sessionId)
   }
 
   /** The store's figures (sessions, users, sessions per user, evictions, expirations, memory) and this instance's event counts. */

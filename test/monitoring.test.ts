@@ -186,6 +186,7 @@ t.test('monitoring options are validated', async (t) => {
     ['lockout.maxDelay', { lockout: { baseDelay: '1h', maxDelay: '1m' } }],
     ['lockout.usernameFreeAttempts', { lockout: { usernameFreeAttempts: 0 } }],
     ['anomalies.newDevice', { anomalies: { newDevice: 'block' } }],
+    ['anomalies.deviceChange', { anomalies: { deviceChange: 'block' } }],
     ['anomalies.impossibleTravel.maxSpeedKmh', { anomalies: { impossibleTravel: { maxSpeedKmh: -1 } } }],
     ['anomalies.loginBurst.window', { anomalies: { loginBurst: { window: 'soon' } } }],
     ['anomalies.decide', { anomalies: { decide: true } }]

@@ -11,7 +11,7 @@ export const EVENT_VERSION = 1
 export type RevocationReason = 'user' | 'admin' | 'limit' | 'regenerate' | 'reuse' | 'password-change' | 'anomaly'
 
 /** The anomaly rules (see docs/monitoring.md). */
-export type AnomalyRule = 'new_device' | 'new_country' | 'ip_change' | 'too_many_ips' | 'too_many_countries' | 'impossible_travel' | 'login_burst'
+export type AnomalyRule = 'new_device' | 'new_country' | 'ip_change' | 'device_change' | 'too_many_ips' | 'too_many_countries' | 'impossible_travel' | 'login_burst'
 
 /** What is done about an anomaly. */
 export type AnomalyDecision = 'ignore' | 'flag' | 'revoke'

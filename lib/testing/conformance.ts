@@ -548,7 +548,8 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
       ip: '203.0.113.7',
       userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0',
       location: { country: 'FR', city: 'Lyon', latitude: 45.75, longitude: 4.85 },
-      flags: ['new_device']
+      flags: ['new_device'],
+      travelAnchor: { latitude: 45.75, longitude: 4.85, country: 'FR', at: clock.now }
     })
     await store.create(session, EVICT, clock.now)
     const read = await store.get(session.id, clock.now)
@@ -556,7 +557,9 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.ok(Object.isFrozen(read?.device), 'the device read back is frozen')
 
     clock.advance(MINUTE)
-    const changes: SessionChanges = { ip: '198.51.100.9', location: { country: 'DE' }, flags: ['new_device', 'new_country', 'ip_change'] }
+    const changes: SessionChanges = {
+      ip: '198.51.100.9', location: { country: 'DE' }, flags: ['new_device', 'new_country', 'ip_change'], travelAnchor: { latitude: 52.52, longitude: 13.405, at: clock.now }
+    }
     const touched = await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes }, clock.now)
     const expected = { ...session, ...changes, lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE }
     t.strictSame(touched, expected, 'touch merges the changes')

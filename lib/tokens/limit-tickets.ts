@@ -6,6 +6,8 @@ export interface LimitTicket {
   userId: string
   claims?: Record<string, unknown>
   remember: boolean
+  /** The anomaly flags the refused login earned: the session it completes carries them. */
+  flags: readonly string[]
   /** Hash of the fingerprint cookie set with the 409. */
   fingerprintHash: string
   /** Hash of the ids of the user's sessions when the login was refused. */
@@ -28,6 +30,7 @@ export class LimitTickets extends TimedJwt {
       sub: ticket.userId,
       clm: ticket.claims,
       rem: ticket.remember,
+      flg: ticket.flags.length === 0 ? undefined : ticket.flags,
       fph: ticket.fingerprintHash,
       act: ticket.activeHash
     }, now)
@@ -40,6 +43,8 @@ export class LimitTickets extends TimedJwt {
       userId: payload.sub as string,
       claims: payload.clm as Record<string, unknown> | undefined,
       remember: payload.rem === true,
+      // Signed with the rest: a client cannot strip them.
+      flags: Array.isArray(payload.flg) ? payload.flg as string[] : [],
       fingerprintHash: payload.fph as string,
       activeHash: payload.act as string
     }

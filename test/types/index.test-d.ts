@@ -41,6 +41,9 @@ expectType<SessionManager>(app.sessions)
 expectType<Promise<SessionRecord[]>>(app.sessions.list('alice'))
 expectType<Promise<number>>(app.sessions.revokeAll('alice', { except: 'sid', reason: 'password-change' }))
 expectType<Promise<boolean>>(app.sessions.revoke('sid'))
+expectType<Promise<boolean>>(app.sessions.trustDevice('sid'))
+expectAssignable<SessionGuardOptions>({ secret: 'x', anomalies: { deviceChange: 'revoke', impossibleTravel: { maxSpeedKmh: 800 } } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), anomalies: { deviceChange: 'block' } }))
 
 app.get('/me', { preHandler: app.requireSession }, async (request) => {
   expectType<SessionRecord | null>(request.authSession)
