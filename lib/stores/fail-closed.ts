@@ -131,6 +131,14 @@ export class FailClosedStore implements SessionStore {
     }
   }
 
+  async decrement (key: string, now: number): Promise<void> {
+    try {
+      await this.#store.decrement(key, now)
+    } catch (err) {
+      throw this.#failure(err)
+    }
+  }
+
   async stats (now: number): Promise<StoreStats> {
     try {
       return await this.#store.stats(now)

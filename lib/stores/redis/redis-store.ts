@@ -111,7 +111,8 @@ const COMMANDS = {
   sessionGuardListUser: { lua: scripts.LIST_USER, numberOfKeys: 1 },
   sessionGuardAccount: { lua: scripts.ACCOUNT, numberOfKeys: 6 },
   sessionGuardStats: { lua: scripts.STATS, numberOfKeys: 6 },
-  sessionGuardIncrement: { lua: scripts.INCREMENT, numberOfKeys: 1 }
+  sessionGuardIncrement: { lua: scripts.INCREMENT, numberOfKeys: 1 },
+  sessionGuardDecrement: { lua: scripts.DECREMENT, numberOfKeys: 1 }
 } as const
 
 type CommandName = keyof typeof COMMANDS
@@ -142,7 +143,7 @@ interface Changes {
  * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
  * - `{stats}:sessions`, `{stats}:users`, `{stats}:removed`, `{stats}:sizes`,
  *   `{stats}:sized`, `{stats}:hist` the bookkeeping behind `stats()`;
- * - `c:<key>` a counter (`increment`), a hash that lives its window after its last event;
+ * - `c:<key>` a counter (`increment`, `decrement`), a hash that lives its window after its last event;
  * - channel `invalidate`, the local caches' invalidations.
  *
  * The keys of one user share the hash tag `{u:<userId>}`, so every script
@@ -411,6 +412,10 @@ export class RedisStore implements SessionStore {
 
   async resetCounter (key: string): Promise<void> {
     await this.#run(this.#redis.unlink(this.#counterKey(key)))
+  }
+
+  async decrement (key: string, now: number): Promise<void> {
+    await this.#run(this.#call('sessionGuardDecrement', [this.#counterKey(key)], [now]))
   }
 
   /**

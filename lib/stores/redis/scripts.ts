@@ -424,3 +424,20 @@ redis.call('HSET', KEYS[1], 'n', string.format('%d', count), 'f', first, 'l', AR
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return { string.format('%d', count), first, ARGV[1] }
 `
+
+/**
+ * Takes back one event of a counter: the count drops by one, the times and the
+ * TTL stay; at zero the key goes. An expired counter (by `now`) is left to its TTL.
+ * KEYS: counter. ARGV: now.
+ */
+export const DECREMENT = `
+local held = redis.call('HMGET', KEYS[1], 'n', 'e')
+if not held[1] or not held[2] or tonumber(ARGV[1]) >= tonumber(held[2]) then return 0 end
+local count = tonumber(held[1]) - 1
+if count < 1 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'n', string.format('%d', count))
+end
+return count
+`
