@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { memoryStore, redisStore, type SessionGuardOptions } from '../lib/index.js'
-import { build, type Harness, registrationError, SECRET } from './helper.js'
+import { type Harness, registrationError, SECRET } from './helper.js'
+import { withLogin } from './login-helper.js'
 import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './stores/redis-helper.js'
 
 /**
@@ -32,30 +33,15 @@ async function loginServer (t: Test, options: Partial<SessionGuardOptions> = {})
     decidedCount++
     for (const waiter of waiting) if (decidedCount >= waiter.count) waiter.resolve()
   }
-  async function checkPassword (password: string): Promise<boolean> {
+  const h = await withLogin(t, {
+    ...options,
+    // Every refusal is published as login.locked.
+    onEvent: (event) => { if (event.type === 'login.locked') decide() }
+  }, async (_username, password) => {
     checked++
     decide()
     await gate
     return password === 'right'
-  }
-
-  const h = await build(t, options, (app) => {
-    app.post<{ Body: { username: string, password: string } }>('/password-login', async (request, reply) => {
-      const { username, password } = request.body
-      try {
-        await app.sessions.loginAttempts.check(request, username)
-      } catch (err) {
-        decide()
-        throw err
-      }
-      if (!await checkPassword(password)) {
-        await app.sessions.loginAttempts.fail(request, username)
-        return await reply.code(401).send({ message: 'Wrong username or password' })
-      }
-      await app.sessions.loginAttempts.succeed(request, username)
-      const { accessToken } = await reply.issueSession({ userId: username })
-      return { accessToken }
-    })
   })
   await h.app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = h.app.server.address() as { port: number }

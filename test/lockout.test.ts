@@ -1,26 +1,7 @@
-import t, { type Test } from 'tap'
-import { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
-import { build, type Harness, MINUTE, settle } from './helper.js'
-
-/** A login route the way the example writes it: check, verify, then fail or succeed. */
-async function withLogin (t: Test, options: Partial<SessionGuardOptions> = {}): Promise<Harness> {
-  return await build(t, options, (app) => {
-    app.post<{ Body: { username: string, password: string } }>('/password-login', async (request, reply) => {
-      const { username, password } = request.body
-      await app.sessions.loginAttempts.check(request, username)
-      if (password !== 'right') {
-        await app.sessions.loginAttempts.fail(request, username)
-        return await reply.code(401).send({ message: 'Wrong username or password' })
-      }
-      await app.sessions.loginAttempts.succeed(request, username)
-      return await reply.issueSession({ userId: username })
-    })
-  })
-}
-
-async function attempt (h: Harness, username: string, password = 'wrong', remoteAddress = '203.0.113.7') {
-  return await h.app.inject({ method: 'POST', url: '/password-login', payload: { username, password }, remoteAddress })
-}
+import t from 'tap'
+import { memoryStore, type SessionEvent } from '../lib/index.js'
+import { MINUTE, settle } from './helper.js'
+import { attempt, withLogin } from './login-helper.js'
 
 t.test('five free failures, then 429 with Retry-After, doubling with each further failure', async (t) => {
   const h = await withLogin(t)
