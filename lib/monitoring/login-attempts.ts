@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import ipaddr from 'ipaddr.js'
 import { sha256 } from '../crypto.js'
 import { InvalidOptionError, LoginLockedError } from '../errors.js'
 import type { Clock } from '../session.js'
@@ -17,10 +18,17 @@ export interface LockoutOptions {
   baseDelay?: Duration
   /** Longest lockout. @default '15m' */
   maxDelay?: Duration
+  /**
+   * The IP scope counts an IPv6 client by its network of this many bits: one
+   * subscriber is usually given a whole /64, and every address in it. IPv4
+   * clients (IPv4-mapped IPv6 addresses included) are counted by their address.
+   * @default 64
+   */
+  ipv6Prefix?: number
 }
 
 const LOCKOUT_OPTION_NAMES: OptionNames<LockoutOptions> = {
-  window: true, usernameFreeAttempts: true, ipFreeAttempts: true, baseDelay: true, maxDelay: true
+  window: true, usernameFreeAttempts: true, ipFreeAttempts: true, baseDelay: true, maxDelay: true, ipv6Prefix: true
 }
 
 /** Failed-login tracking, after validation. */
@@ -35,6 +43,8 @@ export interface LockoutPolicy {
   readonly baseDelayMs: number
   /** The longest lockout. */
   readonly maxDelayMs: number
+  /** Bits of an IPv6 address that name the client's network. */
+  readonly ipv6Prefix: number
 }
 
 type Scope = 'username' | 'ip'
@@ -44,12 +54,17 @@ export function parseLockoutOptions (value: LockoutOptions | undefined): Lockout
   const baseDelayMs = duration(options.baseDelay ?? '1s', 'lockout.baseDelay')
   const maxDelayMs = duration(options.maxDelay ?? '15m', 'lockout.maxDelay')
   if (maxDelayMs < baseDelayMs) throw new InvalidOptionError('lockout.maxDelay', 'must not be shorter than lockout.baseDelay')
+  const ipv6Prefix = options.ipv6Prefix ?? 64
+  if (!Number.isInteger(ipv6Prefix) || ipv6Prefix < 1 || ipv6Prefix > 128) {
+    throw new InvalidOptionError('lockout.ipv6Prefix', 'must be an integer from 1 to 128')
+  }
   return {
     windowMs: duration(options.window ?? '15m', 'lockout.window'),
     usernameFreeAttempts: count(options.usernameFreeAttempts ?? 5, 'lockout.usernameFreeAttempts'),
     ipFreeAttempts: count(options.ipFreeAttempts ?? 20, 'lockout.ipFreeAttempts'),
     baseDelayMs,
-    maxDelayMs
+    maxDelayMs,
+    ipv6Prefix
   }
 }
 
@@ -195,14 +210,28 @@ export class LoginAttempts {
     return scope === 'username' ? this.#policy.usernameFreeAttempts : this.#policy.ipFreeAttempts
   }
 
-  /** The username's key first. */
+  /** The username's key first; the IP's when the request has one. */
   #keys (request: FastifyRequest, username: string): ScopedKeys {
     // Hashed: store keys never hold a username or an address in clear.
-    return [
-      ['username', `login:u:${sha256(normalizeUsername(username))}`],
-      ['ip', `login:ip:${sha256(request.ip)}`]
-    ]
+    const usernameKey: ScopedKey = ['username', `login:u:${sha256(normalizeUsername(username))}`]
+    const network = clientNetwork(request.ip, this.#policy.ipv6Prefix)
+    return network === undefined ? [usernameKey] : [usernameKey, ['ip', `login:ip:${sha256(network)}`]]
   }
+}
+
+/**
+ * The network a client's failures are counted under: an IPv4 address as
+ * itself (an IPv4-mapped IPv6 one too: it is the same client seen through a
+ * dual-stack socket), an IPv6 address as its `/ipv6Prefix` network, in one
+ * canonical spelling each. Anything else a proxy header may carry is counted
+ * as it is; no address at all (a Unix socket without a proxy) is `undefined`.
+ */
+function clientNetwork (ip: string | undefined, ipv6Prefix: number): string | undefined {
+  if (ip === undefined) return undefined
+  if (!ipaddr.isValid(ip)) return ip
+  const address = ipaddr.process(ip)
+  if (address.kind() === 'ipv4') return address.toString()
+  return `${ipaddr.IPv6.networkAddressFromCIDR(`${address.toString()}/${ipv6Prefix}`).toString()}/${ipv6Prefix}`
 }
 
 /** The form a username is counted under: `' Alice '` and `'alice'` are one user. */
