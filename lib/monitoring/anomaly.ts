@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { sha256 } from '../crypto.js'
+import type { KeyOf } from '../crypto.js'
 import { InvalidOptionError } from '../errors.js'
 import type { ClientInfo, Clock, Location, SessionRecord } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
@@ -128,12 +128,15 @@ export class AnomalyDetector {
   readonly #events: SessionEventStream
   readonly #clock: Clock
   readonly #policy: AnomalyPolicy
+  /** Names the counters' keys: a dump of the store reveals no user, device or country. */
+  readonly #keyOf: KeyOf
 
-  constructor ({ store, events, clock }: { store: SessionStore, events: SessionEventStream, clock: Clock }, policy: AnomalyPolicy) {
+  constructor ({ store, events, clock, keyOf }: { store: SessionStore, events: SessionEventStream, clock: Clock, keyOf: KeyOf }, policy: AnomalyPolicy) {
     this.#store = store
     this.#events = events
     this.#clock = clock
     this.#policy = policy
+    this.#keyOf = keyOf
   }
 
   /** Checks a login of `userId` from `client`, before its session is created. */
@@ -143,19 +146,20 @@ export class AnomalyDetector {
     const now = this.#clock()
     const found: Anomaly[] = []
     const report = (rule: AnomalyRule, detail: Record<string, unknown>): void => { found.push({ rule, at: 'login', userId, detail }) }
-    const user = sha256(userId)
+    const keyOf = this.#keyOf
+    const user = keyOf('anomaly.user', userId)
 
     // A user's first login in `memoryMs` has nothing to compare with: no device or country is "new".
     const logins = await store.increment(`anomaly:logins:${user}`, policy.memoryMs, now)
     const device = client.device
     if (device !== undefined && policy.newDevice !== 'ignore') {
       // Browser and OS, not their versions: an update is not a new device.
-      const known = await store.increment(`anomaly:device:${user}:${sha256(`${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`, policy.memoryMs, now)
+      const known = await store.increment(`anomaly:device:${user}:${keyOf('anomaly.device', `${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`, policy.memoryMs, now)
       if (known.count === 1 && logins.count > 1) report('new_device', { device: device.name })
     }
     const country = client.location?.country
     if (country !== undefined && policy.newCountry !== 'ignore') {
-      const known = await store.increment(`anomaly:country:${user}:${country}`, policy.memoryMs, now)
+      const known = await store.increment(`anomaly:country:${user}:${keyOf('anomaly.country', country)}`, policy.memoryMs, now)
       if (known.count === 1 && logins.count > 1) report('new_country', { country })
     }
     if (policy.loginBurst.policy !== 'ignore') {

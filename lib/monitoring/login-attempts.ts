@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import ipaddr from 'ipaddr.js'
-import { sha256 } from '../crypto.js'
+import type { KeyOf } from '../crypto.js'
 import { InvalidOptionError, LoginLockedError } from '../errors.js'
 import type { Clock } from '../session.js'
 import type { Counter, SessionStore } from '../stores/store.js'
@@ -74,6 +74,10 @@ export interface LoginAttemptsContext {
   readonly store: SessionStore
   readonly events: SessionEventStream
   readonly clock: Clock
+  /** Names the counters' keys. */
+  readonly keyOf: KeyOf
+  /** Whether attempts are counted by the client's network too: not with `privacy.ipMode: 'none'`. */
+  readonly byIp: boolean
 }
 
 /** A scope and the store key of its counter. */
@@ -210,12 +214,12 @@ export class LoginAttempts {
     return scope === 'username' ? this.#policy.usernameFreeAttempts : this.#policy.ipFreeAttempts
   }
 
-  /** The username's key first; the IP's when the request has one. */
+  /** The username's key first; the IP's when the request has one and the privacy policy allows it. */
   #keys (request: FastifyRequest, username: string): ScopedKeys {
-    // Hashed: store keys never hold a username or an address in clear.
-    const usernameKey: ScopedKey = ['username', `login:u:${sha256(normalizeUsername(username))}`]
-    const network = clientNetwork(request.ip, this.#policy.ipv6Prefix)
-    return network === undefined ? [usernameKey] : [usernameKey, ['ip', `login:ip:${sha256(network)}`]]
+    const { keyOf, byIp } = this.#context
+    const usernameKey: ScopedKey = ['username', `login:u:${keyOf('login.username', normalizeUsername(username))}`]
+    const network = byIp ? clientNetwork(request.ip, this.#policy.ipv6Prefix) : undefined
+    return network === undefined ? [usernameKey] : [usernameKey, ['ip', `login:ip:${keyOf('login.network', network)}`]]
   }
 }
 
