@@ -12,7 +12,7 @@ export interface LockoutOptions {
   window?: Duration
   /** Failures per username before the back-off starts. @default 5 */
   usernameFreeAttempts?: number
-  /** Failures per IP (any username) before the back-off starts. @default 20 */
+  /** Failures per client network (any username) before the back-off starts. @default 20 */
   ipFreeAttempts?: number
   /** First lockout; each further failure doubles it. @default '1s' */
   baseDelay?: Duration
@@ -37,7 +37,7 @@ export interface LockoutPolicy {
   readonly windowMs: number
   /** Failures per username before the back-off starts. */
   readonly usernameFreeAttempts: number
-  /** Failures per IP (any username) before the back-off starts. */
+  /** Failures per client network (any username) before the back-off starts. */
   readonly ipFreeAttempts: number
   /** Lockout after the first failure past the free ones; it doubles with each further failure. */
   readonly baseDelayMs: number
@@ -96,8 +96,8 @@ interface Reservation {
 
 /**
  * `app.sessions.loginAttempts`: what an app's login route calls around its
- * password check. Counters are kept by normalised username and by IP in the
- * session store, so every instance sharing a store shares them.
+ * password check. Counters are kept by normalised username and by client
+ * network in the session store, so every instance sharing a store shares them.
  *
  * ```ts
  * await app.sessions.loginAttempts.check(request, username)   // 429 + Retry-After when locked
