@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ActivityObserver } from './activity.js'
 import { ClientObserver } from './devices/client.js'
+import { createKeyOf } from './crypto.js'
 import { AlreadyRegisteredError } from './errors.js'
 import { SessionCookies } from './http/cookies.js'
 import { monitoringRoutes } from './http/monitoring-routes.js'
@@ -49,7 +50,9 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
   const accessTokens = new AccessTokens(jwt, options.tokens.accessTokenTtlMs, options.tokens.clockToleranceMs)
   const cookies = new SessionCookies(options.cookies)
   const client = new ClientObserver(options)
-  const anomalies = new AnomalyDetector({ store, events, clock }, options.anomalies)
+  // Store keys named after users and clients are keyed hashes, derived from the signing key.
+  const keyOf = createKeyOf(options.tokens)
+  const anomalies = new AnomalyDetector({ store, events, clock, keyOf }, options.anomalies)
   const activity = new ActivityObserver({ client, anomalies, store, events })
   const guard = createGuard({
     store,
@@ -76,7 +79,7 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
     anomalies,
     activity
   })
-  const loginAttempts = new LoginAttempts({ store, events, clock }, options.lockout)
+  const loginAttempts = new LoginAttempts({ store, events, clock, keyOf, byIp: options.privacy.ipMode !== 'none' }, options.lockout)
   const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, clock })
 
   fastify.decorate('requireSession', guard)

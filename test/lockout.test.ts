@@ -1,26 +1,7 @@
-import t, { type Test } from 'tap'
-import { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
-import { build, type Harness, MINUTE, settle } from './helper.js'
-
-/** A login route the way the example writes it: check, verify, then fail or succeed. */
-async function withLogin (t: Test, options: Partial<SessionGuardOptions> = {}): Promise<Harness> {
-  return await build(t, options, (app) => {
-    app.post<{ Body: { username: string, password: string } }>('/password-login', async (request, reply) => {
-      const { username, password } = request.body
-      await app.sessions.loginAttempts.check(request, username)
-      if (password !== 'right') {
-        await app.sessions.loginAttempts.fail(request, username)
-        return await reply.code(401).send({ message: 'Wrong username or password' })
-      }
-      await app.sessions.loginAttempts.succeed(request, username)
-      return await reply.issueSession({ userId: username })
-    })
-  })
-}
-
-async function attempt (h: Harness, username: string, password = 'wrong', remoteAddress = '203.0.113.7') {
-  return await h.app.inject({ method: 'POST', url: '/password-login', payload: { username, password }, remoteAddress })
-}
+import t from 'tap'
+import { memoryStore, type SessionEvent } from '../lib/index.js'
+import { MINUTE, settle } from './helper.js'
+import { attempt, withLogin } from './login-helper.js'
 
 t.test('five free failures, then 429 with Retry-After, doubling with each further failure', async (t) => {
   const h = await withLogin(t)
@@ -80,14 +61,30 @@ t.test('failures and lockouts are events and counted in stats; no password is ev
   t.match((await h.app.sessions.stats()).events, { loginFailures: 5, lockouts: { username: 1 } })
 })
 
+t.test('fail() for an attempt check() did not count counts it itself; succeed() then takes nothing back', async (t) => {
+  const h = await withLogin(t, { lockout: { usernameFreeAttempts: 3, ipFreeAttempts: 3 } })
+  const loginAttempts = h.app.sessions.loginAttempts
+  const request = (): never => ({ ip: '192.0.2.1', log: h.app.log }) as never
+  // A route written without check(): its failures still count.
+  for (let i = 0; i < 2; i++) await loginAttempts.fail(request(), 'alice')
+  // check() counts under 'carol', fail() names 'alice': alice's failure is counted now, and carol's attempt stays a failure.
+  const mixed = request()
+  await loginAttempts.check(mixed, 'carol')
+  await loginAttempts.fail(mixed, 'alice')
+  await t.rejects(loginAttempts.check(request(), 'alice'), { code: 'FST_SESSION_GUARD_LOGIN_LOCKED' }, 'three failures of alice')
+  await loginAttempts.succeed(request(), 'alice')
+  t.equal((await attempt(h, 'alice', 'wrong', '192.0.2.1')).statusCode, 429, 'a success nobody checked forgets alice\'s failures, and takes nothing from the IP\'s four')
+  t.equal((await attempt(h, 'alice', 'wrong', '198.51.100.1')).statusCode, 401, 'from another IP alice starts afresh')
+})
+
 t.test('a store failure in the lockout calls fails closed with a 503', async (t) => {
   const store = memoryStore()
   const h = await withLogin(t, { store })
   const broken = async (): Promise<never> => { throw new Error('down') }
-  for (const method of ['counter', 'increment', 'resetCounter'] as const) {
+  for (const method of ['counter', 'increment', 'resetCounter', 'decrement'] as const) {
     const original = store[method]
     store[method] = broken
-    const response = await attempt(h, 'alice', method === 'resetCounter' ? 'right' : 'wrong')
+    const response = await attempt(h, 'alice', method === 'resetCounter' || method === 'decrement' ? 'right' : 'wrong')
     t.equal(response.statusCode, 503, `${method} failing`)
     t.equal(response.json().code, 'FST_SESSION_GUARD_STORE_UNAVAILABLE')
     store[method] = original as never

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { sha256 } from '../crypto.js'
+import type { KeyOf } from '../crypto.js'
 import type { DeviceInfo } from '../devices/device.js'
 import { InvalidOptionError } from '../errors.js'
 import type { ClientInfo, Clock, SessionRecord, TravelAnchor } from '../session.js'
@@ -146,12 +146,15 @@ export class AnomalyDetector {
   readonly #events: SessionEventStream
   readonly #clock: Clock
   readonly #policy: AnomalyPolicy
+  /** Names the counters' keys: a dump of the store reveals no user, device or country. */
+  readonly #keyOf: KeyOf
 
-  constructor ({ store, events, clock }: { store: SessionStore, events: SessionEventStream, clock: Clock }, policy: AnomalyPolicy) {
+  constructor ({ store, events, clock, keyOf }: { store: SessionStore, events: SessionEventStream, clock: Clock, keyOf: KeyOf }, policy: AnomalyPolicy) {
     this.#store = store
     this.#events = events
     this.#clock = clock
     this.#policy = policy
+    this.#keyOf = keyOf
   }
 
   /** Checks a login of `userId` from `client`, before its session is created. */
@@ -161,18 +164,19 @@ export class AnomalyDetector {
     const now = this.#clock()
     const found: Anomaly[] = []
     const report = (rule: AnomalyRule, detail: Record<string, unknown>): void => { found.push({ rule, at: 'login', userId, detail }) }
-    const user = sha256(userId)
+    const keyOf = this.#keyOf
+    const user = keyOf('anomaly.user', userId)
 
     // A user's first login in `memoryMs` has nothing to compare with: nothing is "new", and since there
     // is nothing to protect yet, it vouches for its own device and country.
     const logins = await store.increment(`anomaly:logins:${user}`, policy.memoryMs, now)
     const first = logins.count === 1
     const device = client.device
-    if (device !== undefined && policy.newDevice !== 'ignore' && !await this.#known(deviceMarker(user, device), first, now)) {
+    if (device !== undefined && policy.newDevice !== 'ignore' && !await this.#known(this.#deviceMarker(user, device), first, now)) {
       report('new_device', { device: device.name })
     }
     const country = client.location?.country
-    if (country !== undefined && policy.newCountry !== 'ignore' && !await this.#known(countryMarker(user, country), first, now)) {
+    if (country !== undefined && policy.newCountry !== 'ignore' && !await this.#known(this.#countryMarker(user, country), first, now)) {
       report('new_country', { country })
     }
     if (policy.loginBurst.policy !== 'ignore') {
@@ -208,10 +212,10 @@ export class AnomalyDetector {
     const now = this.#clock()
     const session = await store.get(sessionId, now)
     if (session === undefined) return false
-    const user = sha256(session.userId)
-    if (session.device !== undefined) await store.increment(deviceMarker(user, session.device), this.#policy.memoryMs, now)
+    const user = this.#keyOf('anomaly.user', session.userId)
+    if (session.device !== undefined) await store.increment(this.#deviceMarker(user, session.device), this.#policy.memoryMs, now)
     const country = session.location?.country
-    if (country !== undefined) await store.increment(countryMarker(user, country), this.#policy.memoryMs, now)
+    if (country !== undefined) await store.increment(this.#countryMarker(user, country), this.#policy.memoryMs, now)
     const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag)) ?? []
     if (flags.length === (session.flags?.length ?? 0)) return true
     const changes = { flags: flags.length === 0 ? undefined : flags }
@@ -224,6 +228,16 @@ export class AnomalyDetector {
    * known, so an attacker's refused or flagged login teaches the rule nothing.
    * A known one stays known while it is used.
    */
+  /** The store key marking a device known for a user: browser and OS, not their versions (an update is not a new device). */
+  #deviceMarker (user: string, device: DeviceInfo): string {
+    return `anomaly:device:${user}:${this.#keyOf('anomaly.device', `${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`
+  }
+
+  /** The store key marking a country known for a user. */
+  #countryMarker (user: string, country: string): string {
+    return `anomaly:country:${user}:${this.#keyOf('anomaly.country', country)}`
+  }
+
   async #known (key: string, first: boolean, now: number): Promise<boolean> {
     if (!first && await this.#store.counter(key, now) === undefined) return false
     await this.#store.increment(key, this.#policy.memoryMs, now)
@@ -283,16 +297,11 @@ export class AnomalyDetector {
 /** The flags that vouching for a session's device and country answers. */
 const VOUCHED_RULES: ReadonlySet<string> = new Set<AnomalyRule>(['new_device', 'new_country'])
 
-/** The store key marking a device known for a user: browser and OS, not their versions (an update is not a new device). */
-function deviceMarker (user: string, device: DeviceInfo): string {
-  return `anomaly:device:${user}:${sha256(`${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`
-}
-
 /**
  * Whether a session's device is still the same device (`device_change`): type,
  * browser and OS, not their versions (an update mid-session is no change). The
  * model counts only when both name one: Chromium sends it in a client hint that
- * not every request carries. (`deviceMarker` keys on the model as it is: a key
+ * not every request carries. (`#deviceMarker` keys on the model as it is: a key
  * cannot match "any model".)
  */
 function sameDevice (a: DeviceInfo, b: DeviceInfo): boolean {
@@ -312,11 +321,6 @@ function isIpadSafariSwitch (a: DeviceInfo, b: DeviceInfo): boolean {
   const ipad = (d: DeviceInfo): boolean => d.browser.name === 'Safari' && d.model === 'iPad'
   const mac = (d: DeviceInfo): boolean => d.browser.name === 'Safari' && d.os.name === 'macOS'
   return (ipad(a) && mac(b)) || (mac(a) && ipad(b))
-}
-
-/** The store key marking a country known for a user. */
-function countryMarker (user: string, country: string): string {
-  return `anomaly:country:${user}:${country}`
 }
 
 /** How many distinct defined values, counting `extra` too. */

@@ -510,11 +510,38 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.strictSame(ids(scanned), [session!.id], 'nor does scan() return them')
   })
 
+  await t.test('decrement takes back one event: the times and the window stay, and at zero the counter is gone', async (t) => {
+    const { store, clock } = await setup(t)
+    const start = clock.now
+    await store.increment('k', MINUTE, clock.now)
+    clock.advance(1000)
+    await store.increment('k', MINUTE, clock.now)
+    const last = clock.now
+    clock.advance(1000)
+    await store.decrement('k', clock.now)
+    t.match(await store.counter('k', clock.now), { count: 1, firstAt: start, lastAt: last }, 'one fewer, the times as they were')
+    clock.advance(MINUTE - 1001)
+    t.match(await store.counter('k', clock.now), { count: 1 }, 'the window still runs from the last event counted')
+    await store.decrement('k', clock.now)
+    t.equal(await store.counter('k', clock.now), undefined, 'at zero it is gone')
+    t.match(await store.increment('k', MINUTE, clock.now), { count: 1, firstAt: clock.now }, 'and counting starts over')
+    await store.decrement('never-counted', clock.now)
+    t.equal(await store.counter('never-counted', clock.now), undefined, 'an absent counter stays absent')
+    await store.increment('old', MINUTE, clock.now)
+    await store.increment('old', MINUTE, clock.now)
+    clock.advance(MINUTE)
+    await store.decrement('old', clock.now)
+    t.equal(await store.counter('old', clock.now), undefined, 'an expired counter is not brought back')
+    t.match(await store.increment('old', MINUTE, clock.now), { count: 1, firstAt: clock.now }, 'nor carried into the next window')
+  })
+
   await t.test('50 concurrent increments of one key count 50', async (t) => {
     const { store, clock } = await setup(t)
     const counted = await Promise.all(Array.from({ length: 50 }, async () => await store.increment('burst', MINUTE, clock.now)))
     t.strictSame(counted.map((counter) => counter.count).sort((a, b) => a - b), Array.from({ length: 50 }, (_, j) => j + 1), 'each saw its own count')
     t.equal((await store.counter('burst', clock.now))?.count, 50)
+    await Promise.all(Array.from({ length: 30 }, async () => await store.decrement('burst', clock.now)))
+    t.equal((await store.counter('burst', clock.now))?.count, 20, '30 concurrent decrements take back 30')
   })
 
   await t.test('scan returns every live session of every user once, in batches, skipping expired ones', async (t) => {

@@ -32,6 +32,8 @@ app.register(sessionGuard, {
 })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), onSessionLimit: 'drop' }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), maxSessionsPerUser: '5' }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), lockout: { ipFreeAttempts: 20, ipv6Prefix: 56 } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), lockout: { ipv6Prefix: '64' } }))
 
 expectAssignable<SessionStore>(memoryStore())
 expectType<MemoryStore>(memoryStore({ onCapacity: 'reject' }))
