@@ -175,7 +175,9 @@ export class Lifecycle {
     const active = await store.listUser(ticket.userId, now)
     if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) throw refuse('stale_ticket')
     if (!active.some((session) => session.id === revokeId)) throw refuse('unknown_session')
-    // Only one request can revoke a given session: this makes the ticket single-use.
+    // Single use, in one atomic step before anything changes: of parallel
+    // requests that all passed the checks above, only the first counts 1.
+    if ((await store.increment(ticket.use.key, ticket.use.windowMs, now)).count !== 1) throw refuse('used_ticket')
     const revoked = await store.revoke(revokeId, now)
     if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
