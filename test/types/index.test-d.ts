@@ -34,6 +34,9 @@ expectType<SessionManager>(app.sessions)
 expectType<Promise<SessionRecord[]>>(app.sessions.list('alice'))
 expectType<Promise<number>>(app.sessions.revokeAll('alice', { except: 'sid', reason: 'password-change' }))
 expectType<Promise<boolean>>(app.sessions.revoke('sid'))
+expectType<string>(app.sessions.prometheus(undefined, { rejectionReasons: true }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: true } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: 'yes' } }))
 
 app.get('/me', { preHandler: app.requireSession }, async (request) => {
   expectType<SessionRecord | null>(request.authSession)
