@@ -74,7 +74,7 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
     client,
     anomalies
   })
-  const loginAttempts = new LoginAttempts({ store, events, clock }, options.lockout)
+  const loginAttempts = new LoginAttempts({ store, events, clock, keyMaterial: options.tokens.signKey }, options.lockout)
   const manager = new SessionManager({ store, events, metrics, loginAttempts, clock })
 
   fastify.decorate('requireSession', guard)

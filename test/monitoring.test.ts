@@ -224,6 +224,7 @@ t.test('monitoring options are validated', async (t) => {
     ['lockout.window', { lockout: { window: 0 } }],
     ['lockout.maxDelay', { lockout: { baseDelay: '1h', maxDelay: '1m' } }],
     ['lockout.usernameFreeAttempts', { lockout: { usernameFreeAttempts: 0 } }],
+    ['lockout.logUsernames', { lockout: { logUsernames: 1 } }],
     ['anomalies.newDevice', { anomalies: { newDevice: 'block' } }],
     ['anomalies.impossibleTravel.maxSpeedKmh', { anomalies: { impossibleTravel: { maxSpeedKmh: -1 } } }],
     ['anomalies.loginBurst.window', { anomalies: { loginBurst: { window: 'soon' } } }],

@@ -1,9 +1,10 @@
+import { hkdfSync } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { sha256 } from '../crypto.js'
+import { hmac, sha256 } from '../crypto.js'
 import { InvalidOptionError, LoginLockedError } from '../errors.js'
 import type { Clock } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
-import { count, duration, section, type Duration, type OptionNames } from '../validate.js'
+import { bool, count, duration, section, type Duration, type OptionNames } from '../validate.js'
 import type { SessionEventStream } from './events.js'
 
 export interface LockoutOptions {
@@ -17,10 +18,15 @@ export interface LockoutOptions {
   baseDelay?: Duration
   /** Longest lockout. @default '15m' */
   maxDelay?: Duration
+  /**
+   * Put the username (normalised) in clear in `login.failed` and `login.locked`
+   * events and their log lines, besides its keyed hash. @default false
+   */
+  logUsernames?: boolean
 }
 
 const LOCKOUT_OPTION_NAMES: OptionNames<LockoutOptions> = {
-  window: true, usernameFreeAttempts: true, ipFreeAttempts: true, baseDelay: true, maxDelay: true
+  window: true, usernameFreeAttempts: true, ipFreeAttempts: true, baseDelay: true, maxDelay: true, logUsernames: true
 }
 
 /** Failed-login tracking, after validation. */
@@ -35,6 +41,8 @@ export interface LockoutPolicy {
   readonly baseDelayMs: number
   /** The longest lockout. */
   readonly maxDelayMs: number
+  /** Whether events and logs carry the username in clear. */
+  readonly logUsernames: boolean
 }
 
 type Scope = 'username' | 'ip'
@@ -49,7 +57,8 @@ export function parseLockoutOptions (value: LockoutOptions | undefined): Lockout
     usernameFreeAttempts: count(options.usernameFreeAttempts ?? 5, 'lockout.usernameFreeAttempts'),
     ipFreeAttempts: count(options.ipFreeAttempts ?? 20, 'lockout.ipFreeAttempts'),
     baseDelayMs,
-    maxDelayMs
+    maxDelayMs,
+    logUsernames: options.logUsernames === undefined ? false : bool(options.logUsernames, 'lockout.logUsernames')
   }
 }
 
@@ -59,6 +68,8 @@ export interface LoginAttemptsContext {
   readonly store: SessionStore
   readonly events: SessionEventStream
   readonly clock: Clock
+  /** The signing key, from which the key of the hash that stands for a username in events is derived. */
+  readonly keyMaterial: string | Buffer
 }
 
 /**
@@ -76,10 +87,12 @@ export interface LoginAttemptsContext {
 export class LoginAttempts {
   readonly #context: LoginAttemptsContext
   readonly #policy: LockoutPolicy
+  readonly #usernameKey: Buffer
 
   constructor (context: LoginAttemptsContext, policy: LockoutPolicy) {
     this.#context = context
     this.#policy = policy
+    this.#usernameKey = Buffer.from(hkdfSync('sha256', context.keyMaterial, '', 'fastify-session-guard username in events', 32))
   }
 
   /** Throws `FST_SESSION_GUARD_LOGIN_LOCKED` (429, with `Retry-After`) while the username or the IP is locked. */
@@ -91,7 +104,7 @@ export class LoginAttempts {
       if (counter === undefined) continue
       const retryAfterMs = counter.lastAt + this.#delay(scope, counter.count) - now
       if (retryAfterMs > 0) {
-        events.publish(request.log, 'login.locked', now, undefined, { username: normalizeUsername(username), scope, retryAfterMs })
+        events.publish(request.log, 'login.locked', now, undefined, { ...this.#named(username), scope, retryAfterMs })
         throw Object.assign(new LoginLockedError(), { headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } })
       }
     }
@@ -106,12 +119,25 @@ export class LoginAttempts {
       const counter = await store.increment(key, this.#policy.windowMs, now)
       if (scope === 'username') failures = counter.count
     }
-    events.publish(request.log, 'login.failed', now, undefined, { username: normalizeUsername(username), failures })
+    events.publish(request.log, 'login.failed', now, undefined, { ...this.#named(username), failures })
   }
 
   /** Records a successful login: the username's failures are forgotten (the IP's are not). */
   async succeed (request: FastifyRequest, username: string): Promise<void> {
     await this.#context.store.resetCounter(this.#keys(request, username)[0][1])
+  }
+
+  /**
+   * What an event (and so the log) says about a username: an HMAC under a key
+   * derived from the signing key, 16 characters. It correlates one username's
+   * events, and unlike a plain hash it cannot be reversed by hashing a list of
+   * likely usernames without the key. (Only for events: the store's keys are
+   * `#keys`.) The username itself only with `lockout.logUsernames`.
+   */
+  #named (username: string): { usernameHash: string, username?: string } {
+    const normalized = normalizeUsername(username)
+    const usernameHash = hmac(this.#usernameKey, normalized).slice(0, 16)
+    return this.#policy.logUsernames ? { usernameHash, username: normalized } : { usernameHash }
   }
 
   /** How long a scope is locked after its `count`-th failure. */
