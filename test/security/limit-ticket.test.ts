@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { type MemoryStore, memoryStore, redisStore, sessionLimitResponseSchema, type SessionStore } from '../../lib/index.js'
 import { type Harness, MINUTE } from '../helper.js'
-import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from '../stores/redis-helper.js'
+import { REDIS_URL, redisTest, testPrefix } from '../stores/redis-helper.js'
 import { setup } from './setup.js'
 
 /**
@@ -90,11 +90,5 @@ t.test('one ticket sent at once naming different sessions: one completes (memory
 })
 
 redisTest(t, 'one ticket sent at once naming different sessions: one completes (Redis store)', async (t) => {
-  const prefix = uniquePrefix()
-  const admin = testClient()
-  t.teardown(async () => {
-    await deleteKeys(admin, prefix)
-    admin.disconnect()
-  })
-  await raceOneTicket(t, await serve(t, redisStore({ connection: REDIS_URL, prefix })))
+  await raceOneTicket(t, await serve(t, redisStore({ connection: REDIS_URL, prefix: testPrefix(t) })))
 })
