@@ -326,7 +326,7 @@ export class Lifecycle {
     const tokens: unknown[] = this.#context.refresh.transport === 'cookie'
       ? this.#context.cookies.refreshTokens(request)
       : [(request.body as { refreshToken?: unknown } | undefined)?.refreshToken]
-    return tokens.filter((token): token is string => typeof token === 'string' && token !== '' && token.length <= MAX_REFRESH_TOKEN_LENGTH)
+    return tokens.filter((token): token is string => typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH)
   }
 
   /**
@@ -334,8 +334,10 @@ export class Lifecycle {
    * carries. A client sends one refresh token, but a sibling subdomain can
    * plant more cookies of the name, sent first; each token is only a
    * candidate, so a planted one can neither stand in for the client's own nor
-   * make its refresh fail. Of several tokens of that session, the current one
-   * (an older one beside it was planted, or is stale, and must not revoke it).
+   * make its refresh fail. Of several tokens of that session, the newest it
+   * knows (the unused successor, then the current one): an older one beside it
+   * was planted or is stale, and must neither revoke the session nor hold up
+   * its refresh as a parallel one.
    */
   async #ownSession (tokens: OpenedRefreshToken[], fingerprintHash: string, now: number): Promise<{ session: SessionRecord, presentedHash: string } | { reason: string, session?: SessionRecord }> {
     let foreign: SessionRecord | undefined
@@ -347,8 +349,8 @@ export class Lifecycle {
         continue
       }
       const hashes = tokens.filter((token) => token.sessionId === sessionId).map((token) => token.hash)
-      const current = hashes.find((hash) => hash === session.refresh?.nextHash || hash === session.refresh?.hash)
-      return { session, presentedHash: current ?? hashes[0] as string }
+      const newest = [session.refresh?.nextHash, session.refresh?.hash].find((hash) => hash !== undefined && hashes.includes(hash))
+      return { session, presentedHash: newest ?? hashes[0] as string }
     }
     return foreign === undefined ? { reason: 'unknown_session' } : { reason: 'fingerprint_mismatch', session: foreign }
   }

@@ -144,15 +144,16 @@ function clears (response: Response): boolean {
 
 t.test('cookie tossing: refresh cookies planted from a sibling domain, sent first, neither stand in for the real one nor sign the user out', async (t) => {
   const { h, refresh } = await listening(t)
-  /** Alice two rotations in, so her first refresh token is an older generation. */
-  const victim = async (): Promise<{ alice: Credentials, older: string }> => {
+  /** Alice two rotations in: her first refresh token is an older generation, her second the current one. */
+  const victim = async (): Promise<{ alice: Credentials, older: string, previous: string }> => {
     let alice = await h.login('alice')
     const older = alice.refreshToken
-    for (let i = 0; i < 2; i++) {
-      h.clock.advance(MINUTE)
-      alice = refreshed(alice, await refreshByCookie(h, alice.refreshToken, alice.fingerprint))
-    }
-    return { alice, older }
+    h.clock.advance(MINUTE)
+    alice = refreshed(alice, await refreshByCookie(h, alice.refreshToken, alice.fingerprint))
+    const previous = alice.refreshToken
+    h.clock.advance(MINUTE)
+    alice = refreshed(alice, await refreshByCookie(h, alice.refreshToken, alice.fingerprint))
+    return { alice, older, previous }
   }
   const mallory = await h.login('mallory')
   const gone = await h.login('mallory')
@@ -181,13 +182,25 @@ t.test('cookie tossing: refresh cookies planted from a sibling domain, sent firs
     t.equal((await h.me(alice)).statusCode, 200, `${name}: the session lives on`)
 
     // With only the planted cookies, the refresh is refused, and alice's own cookies stay
-    // (unless one is an older token of hers: presented alone with her fingerprint, that is theft, rightly).
-    if (plant(alice, older).includes(older)) continue
+    // (unless one is an older token of hers: presented alone with her fingerprint, that is theft).
+    if (plant(alice, older).includes(older)) {
+      const theft = await refresh(`${plant(alice, older)}; ${alice.fingerprint}`)
+      t.equal(theft.status, 401, `${name} alone: theft`)
+      t.ok(clears(theft), `${name} alone: her session is revoked, and its cookies go`)
+      continue
+    }
     const alone = await refresh(`${plant(alice, older)}; ${alice.fingerprint}`)
     t.equal(alone.status, 401, `${name} alone: refused`)
     t.notOk(clears(alone), `${name} alone: nothing cleared`)
   }
   t.match(await h.app.sessions.get(mallory.sessionId), { refresh: { rotations: 0 } }, "the attacker's planted session is not touched either")
+
+  // Her previous token is still current until she uses its successor: planted first within the grace
+  // window, it would make her refresh a parallel one (409). Her successor is the one used.
+  const { alice, previous } = await victim()
+  const response = await refresh(`__Secure-sg-rt=${previous}; __Secure-sg-rt=${alice.refreshToken}; ${alice.fingerprint}`)
+  t.equal(response.status, 200, 'her previous token planted first: her newest is used')
+  t.equal((await h.app.sessions.get(alice.sessionId))?.refresh?.rotations, 3)
 })
 
 t.test('at most 8 refresh cookies are looked at: a header full of them costs no more, and the client\'s own fits', async (t) => {
