@@ -179,4 +179,10 @@ redisTest(t, 'the Redis example: no claims chosen by the client, no session reco
   t.notMatch(me.body, /fingerprint|refresh|hash|claims/i, 'the public view, never the record')
   const listed = await two.inject({ method: 'GET', url: '/sessions', headers: { authorization: `Bearer ${accessToken}`, cookie } })
   t.notMatch(listed.body, /fingerprint|refresh|hash|claims/i)
+
+  const refreshed = await one.inject({ method: 'POST', url: '/refresh', headers: { cookie, 'x-requested-with': 'test' } })
+  t.equal(refreshed.statusCode, 200, 'refreshed on one instance')
+  const auth = { authorization: `Bearer ${refreshed.json().accessToken}`, cookie }
+  t.equal((await two.inject({ method: 'POST', url: '/logout', headers: auth })).statusCode, 204, 'signed out on the other')
+  t.equal((await two.inject({ method: 'GET', url: '/me', headers: auth })).statusCode, 401)
 })
