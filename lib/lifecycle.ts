@@ -20,7 +20,7 @@ import { lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, ty
 import type { SessionLimit, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type AccessTokens } from './tokens/access-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
-import type { RefreshTokens } from './tokens/refresh-tokens.js'
+import type { OpenedRefreshToken, RefreshTokens } from './tokens/refresh-tokens.js'
 import { duration, isToken, routePath, section, type Duration, type OptionNames } from './validate.js'
 
 /** 128 random bits. */
@@ -187,7 +187,9 @@ export class Lifecycle {
     const active = await store.listUser(ticket.userId, now)
     if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) throw refuse('stale_ticket')
     if (!active.some((session) => session.id === revokeId)) throw refuse('unknown_session')
-    // Only one request can revoke a given session: this makes the ticket single-use.
+    // Single use, in one atomic step before anything changes: of parallel
+    // requests that all passed the checks above, only the first counts 1.
+    if ((await store.increment(ticket.use.key, ticket.use.windowMs, now)).count !== 1) throw refuse('used_ticket')
     const revoked = await store.revoke(revokeId, now)
     if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
@@ -238,29 +240,32 @@ export class Lifecycle {
     const { store, events, refreshTokens, cookies, clock, lifetimes, activity } = this.#context
     const policy = this.#context.refresh
     const now = clock()
-    const refuse = (reason: string, session?: SessionRecord): Error => {
+    const refuse = (reason: string, session?: SessionRecord): Error => refusal(events, request.log, now, reason, session)
+    // Only when the session the request's fingerprint belongs to is over do its
+    // cookies go: a planted, forged or foreign token says nothing about them.
+    const end = (reason: string, session: SessionRecord): Error => {
       cookies.clear(reply)
-      return refusal(events, request.log, now, reason, session)
+      return refuse(reason, session)
     }
 
     if (policy.transport === 'cookie') checkCsrf(request, policy.csrf)
-    const token = this.#presentedRefreshToken(request)
-    if (token === undefined) throw refuse('missing_refresh_token')
-    const opened = refreshTokens.open(token)
-    if (opened === undefined) throw refuse('invalid_refresh_token')
+    const presented = this.#presentedRefreshTokens(request)
+    if (presented.length === 0) throw refuse('missing_refresh_token')
+    const opened = presented.map((token) => refreshTokens.open(token)).filter((token) => token !== undefined)
+    if (opened.length === 0) throw refuse('invalid_refresh_token')
     const fingerprintHash = readFingerprintHash(request, cookies.fingerprintName)
     if (isFingerprintRejection(fingerprintHash)) throw refuse(fingerprintHash)
 
-    const current = await store.get(opened.sessionId, now)
-    if (current === undefined) throw refuse('unknown_session')
-    if (current.fingerprintHash !== fingerprintHash) throw refuse('fingerprint_mismatch', current)
+    const own = await this.#ownSession(opened, fingerprintHash, now)
+    if ('reason' in own) throw refuse(own.reason, own.session)
+    const { session: current, presentedHash } = own
 
     // The guard's rules, so a thief's refresh from elsewhere cannot silently make the session's place theirs.
     const observed = await activity.observe(request, current, now, lifetimeOf(lifetimes, current.remembered))
     if (observed.refused) throw refuse('anomaly', current)
     const successor = refreshTokens.issue(current.id)
     const result = await store.rotate(current.id, {
-      presentedHash: opened.hash,
+      presentedHash,
       successorHash: successor.hash,
       graceMs: policy.graceMs,
       activity: observed.activity
@@ -268,13 +273,13 @@ export class Lifecycle {
 
     switch (result.outcome) {
       case 'missing':
-        throw refuse('unknown_session', current)
+        throw end('unknown_session', current)
       case 'conflict':
         throw new RefreshConflictError()
       case 'reuse':
         events.publish(request.log, 'refresh.reuse_detected', now, current, {})
         events.publish(request.log, 'session.revoked', now, current, { reason: 'reuse' })
-        throw refuse('refresh_token_reuse', current)
+        throw end('refresh_token_reuse', current)
     }
     events.publish(request.log, 'session.refreshed', now, result.session, { rotations: result.session.refresh.rotations })
     return this.#deliver(reply, result.session, undefined, successor.token, now)
@@ -328,11 +333,38 @@ export class Lifecycle {
     return issued
   }
 
-  #presentedRefreshToken (request: FastifyRequest): string | undefined {
-    const token = this.#context.refresh.transport === 'cookie'
-      ? this.#context.cookies.refreshToken(request)
-      : (request.body as { refreshToken?: unknown } | undefined)?.refreshToken
-    return typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH ? token : undefined
+  /** The refresh tokens the request presents: in the body, or in every refresh cookie it carries. */
+  #presentedRefreshTokens (request: FastifyRequest): string[] {
+    const tokens: unknown[] = this.#context.refresh.transport === 'cookie'
+      ? this.#context.cookies.refreshTokens(request)
+      : [(request.body as { refreshToken?: unknown } | undefined)?.refreshToken]
+    return tokens.filter((token): token is string => typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH)
+  }
+
+  /**
+   * The session a refresh is for: the one whose fingerprint the request
+   * carries. A client sends one refresh token, but a sibling subdomain can
+   * plant more cookies of the name, sent first; each token is only a
+   * candidate, so a planted one can neither stand in for the client's own nor
+   * make its refresh fail. Of several tokens of that session, the newest it
+   * knows (the unused successor, then the current one): an older one beside it
+   * was planted or is stale, and must neither revoke the session nor hold up
+   * its refresh as a parallel one.
+   */
+  async #ownSession (tokens: OpenedRefreshToken[], fingerprintHash: string, now: number): Promise<{ session: SessionRecord, presentedHash: string } | { reason: string, session?: SessionRecord }> {
+    let foreign: SessionRecord | undefined
+    for (const sessionId of new Set(tokens.map((token) => token.sessionId))) {
+      const session = await this.#context.store.get(sessionId, now)
+      if (session === undefined) continue
+      if (!safeEqual(session.fingerprintHash, fingerprintHash)) {
+        foreign ??= session
+        continue
+      }
+      const hashes = tokens.filter((token) => token.sessionId === sessionId).map((token) => token.hash)
+      const newest = [session.refresh?.nextHash, session.refresh?.hash].find((hash) => hash !== undefined && hashes.includes(hash))
+      return { session, presentedHash: newest ?? hashes[0] as string }
+    }
+    return foreign === undefined ? { reason: 'unknown_session' } : { reason: 'fingerprint_mismatch', session: foreign }
   }
 }
 

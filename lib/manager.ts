@@ -2,7 +2,7 @@ import { analyse, type AnalyticsOptions, type SessionAnalytics } from './monitor
 import type { RevocationReason, SessionEventStream } from './monitoring/events.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { LoginAttempts } from './monitoring/login-attempts.js'
-import type { EventCounts, SessionMetrics } from './monitoring/metrics.js'
+import type { EventCounts, PrometheusOptions, SessionMetrics } from './monitoring/metrics.js'
 import type { Clock, SessionRecord } from './session.js'
 import type { SessionStore, StoreStats } from './stores/store.js'
 
@@ -86,7 +86,11 @@ export class SessionManager {
     return await this.#context.anomalies.trust(sessionId)
   }
 
-  /** The store's figures (sessions, users, sessions per user, evictions, expirations, memory) and this instance's event counts. */
+  /**
+   * The store's figures (sessions, users, sessions per user, evictions,
+   * expirations, memory) and this instance's event counts, refusals by their
+   * precise reason: for the app's own code, not for a public route.
+   */
   async stats (): Promise<SessionStats> {
     return { ...await this.storeStats(), events: this.#context.metrics.counts }
   }
@@ -105,8 +109,12 @@ export class SessionManager {
     return await analyse(this.#context.store, this.#context.clock(), options)
   }
 
-  /** The metrics in the Prometheus text format, given the store's stats (`undefined` when it is down). */
-  prometheus (store: StoreStats | undefined): string {
-    return this.#context.metrics.prometheus(store)
+  /**
+   * The metrics in the Prometheus text format, given the store's stats
+   * (`undefined` when it is down). Refusals are one counter unless
+   * `rejectionReasons` asks for them by reason.
+   */
+  prometheus (store: StoreStats | undefined, options?: PrometheusOptions): string {
+    return this.#context.metrics.prometheus(store, options)
   }
 }

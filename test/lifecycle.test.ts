@@ -316,5 +316,7 @@ t.test('a session revoked between the read and the rotation is not refreshed', a
   }
   const h = await build(t, { store })
   const alice = await h.login('alice')
-  t.equal((await refresh(h, alice)).response.statusCode, 401)
+  const { response } = await refresh(h, alice)
+  t.equal(response.statusCode, 401)
+  t.match(String(response.headers['set-cookie']), /__Host-sg-fp=;.*Expires=Thu, 01 Jan 1970/, 'the session the fingerprint belongs to is over: its cookies go')
 })

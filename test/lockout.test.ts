@@ -1,6 +1,8 @@
-import t from 'tap'
-import { memoryStore, type SessionEvent } from '../lib/index.js'
-import { MINUTE, settle } from './helper.js'
+import { createHash } from 'node:crypto'
+import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import sessionGuard, { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
+import { MINUTE, SECRET, settle, TestClock } from './helper.js'
 import { attempt, withLogin } from './login-helper.js'
 
 t.test('five free failures, then 429 with Retry-After, doubling with each further failure', async (t) => {
@@ -55,8 +57,8 @@ t.test('failures and lockouts are events and counted in stats; no password is ev
   await settle()
   const failed = events.filter((e) => e.type === 'login.failed')
   t.equal(failed.length, 5)
-  t.match(failed[4], { version: 1, username: 'alice', failures: 5 })
-  t.match(events.find((e) => e.type === 'login.locked'), { username: 'alice', scope: 'username', retryAfterMs: 1000 })
+  t.match(failed[4], { version: 1, usernameHash: String, failures: 5 })
+  t.match(events.find((e) => e.type === 'login.locked'), { usernameHash: String, scope: 'username', retryAfterMs: 1000 })
   t.notOk(JSON.stringify(events).includes('hunter2'))
   t.match((await h.app.sessions.stats()).events, { loginFailures: 5, lockouts: { username: 1 } })
 })
@@ -75,6 +77,53 @@ t.test('fail() for an attempt check() did not count counts it itself; succeed() 
   await loginAttempts.succeed(request(), 'alice')
   t.equal((await attempt(h, 'alice', 'wrong', '192.0.2.1')).statusCode, 429, 'a success nobody checked forgets alice\'s failures, and takes nothing from the IP\'s four')
   t.equal((await attempt(h, 'alice', 'wrong', '198.51.100.1')).statusCode, 401, 'from another IP alice starts afresh')
+})
+
+/** An app with a login route (password "right") whose log lines and events the test reads. */
+async function logged (t: Test, options: Partial<SessionGuardOptions> = {}) {
+  const lines: Array<Record<string, unknown>> = []
+  const events: SessionEvent[] = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line)) } } })
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, clock: new TestClock().read, onEvent: (event) => events.push(event), ...options })
+  app.post<{ Body: { username: string, password: string } }>('/password-login', async (request, reply) => {
+    await app.sessions.loginAttempts.check(request, request.body.username)
+    await app.sessions.loginAttempts.fail(request, request.body.username)
+    return await reply.code(401).send()
+  })
+  const attempt = async (username: string) => await app.inject({ method: 'POST', url: '/password-login', payload: { username, password: 'hunter2-wrong' } })
+  const logins = () => lines.filter((line) => String(line.type).startsWith('login.'))
+  return { app, attempt, logins, events }
+}
+
+t.test('failed-login usernames reach neither the log nor the events in clear, unless the app asks', async (t) => {
+  const { attempt, logins, events } = await logged(t)
+  for (let i = 0; i < 6; i++) await attempt(' Alice ')
+  await attempt('bob')
+  await settle()
+  const lines = logins()
+  t.same(lines.map((line) => line.type), ['login.failed', 'login.failed', 'login.failed', 'login.failed', 'login.failed', 'login.locked', 'login.failed'])
+  const published = events.filter((event) => event.type.startsWith('login.'))
+  for (const [where, entries] of [['log', lines], ['events', published]] as const) {
+    t.notMatch(JSON.stringify(entries), /alice|bob|hunter2/i, `no username in the ${where}`)
+    t.ok(entries.every((entry) => !('username' in entry)), `no username field in the ${where}`)
+  }
+  const hashes = lines.map((line) => line.usernameHash as string)
+  t.match(hashes[0], /^[A-Za-z0-9_-]{16}$/)
+  t.equal(new Set(hashes.slice(0, 6)).size, 1, "one username's lines correlate (failed and locked alike)")
+  t.not(hashes[6], hashes[0], 'another username, another hash')
+  t.same(published.map((event) => (event as { usernameHash: string }).usernameHash), hashes, 'the events carry the same')
+  t.not(hashes[0], createHash('sha256').update('alice').digest('base64url').slice(0, 16), 'not a plain hash a dictionary reverses')
+
+  const other = await logged(t, { secret: `${SECRET}-other` })
+  await other.attempt('alice')
+  t.not(other.logins()[0]?.usernameHash, hashes[0], 'keyed: another secret, another hash')
+
+  const opted = await logged(t, { lockout: { logUsernames: true } })
+  await opted.attempt(' Alice ')
+  await settle()
+  t.match(opted.logins()[0], { type: 'login.failed', username: 'alice', usernameHash: String })
+  t.match(opted.events[0], { type: 'login.failed', username: 'alice' })
 })
 
 t.test('a store failure in the lockout calls fails closed with a 503', async (t) => {

@@ -4,7 +4,7 @@ import type { KeyOf } from '../crypto.js'
 import { InvalidOptionError, LoginLockedError } from '../errors.js'
 import type { Clock } from '../session.js'
 import type { Counter, SessionStore } from '../stores/store.js'
-import { count, duration, section, type Duration, type OptionNames } from '../validate.js'
+import { bool, count, duration, section, type Duration, type OptionNames } from '../validate.js'
 import type { SessionEventStream } from './events.js'
 
 export interface LockoutOptions {
@@ -25,10 +25,15 @@ export interface LockoutOptions {
    * @default 64
    */
   ipv6Prefix?: number
+  /**
+   * Put the username (normalised) in clear in `login.failed` and `login.locked`
+   * events and their log lines, besides its keyed hash. @default false
+   */
+  logUsernames?: boolean
 }
 
 const LOCKOUT_OPTION_NAMES: OptionNames<LockoutOptions> = {
-  window: true, usernameFreeAttempts: true, ipFreeAttempts: true, baseDelay: true, maxDelay: true, ipv6Prefix: true
+  window: true, usernameFreeAttempts: true, ipFreeAttempts: true, baseDelay: true, maxDelay: true, ipv6Prefix: true, logUsernames: true
 }
 
 /** Failed-login tracking, after validation. */
@@ -45,6 +50,8 @@ export interface LockoutPolicy {
   readonly maxDelayMs: number
   /** Bits of an IPv6 address that name the client's network. */
   readonly ipv6Prefix: number
+  /** Whether events and logs carry the username in clear. */
+  readonly logUsernames: boolean
 }
 
 type Scope = 'username' | 'ip'
@@ -64,7 +71,8 @@ export function parseLockoutOptions (value: LockoutOptions | undefined): Lockout
     ipFreeAttempts: count(options.ipFreeAttempts ?? 20, 'lockout.ipFreeAttempts'),
     baseDelayMs,
     maxDelayMs,
-    ipv6Prefix
+    ipv6Prefix,
+    logUsernames: options.logUsernames === undefined ? false : bool(options.logUsernames, 'lockout.logUsernames')
   }
 }
 
@@ -161,7 +169,7 @@ export class LoginAttempts {
       const counted = await Promise.all(this.#keys(request, username).map(async ([, key]) => await store.increment(key, this.#policy.windowMs, now)))
       failures = (counted[0] as Counter).count
     }
-    events.publish(request.log, 'login.failed', now, undefined, { username: normalizeUsername(username), failures })
+    events.publish(request.log, 'login.failed', now, undefined, { ...this.#named(username), failures })
   }
 
   /** Records a successful login: the username's failures are forgotten, the IP's stay (this attempt is not one of them). */
@@ -191,7 +199,7 @@ export class LoginAttempts {
   /** Throws the 429 and publishes `login.locked` when `retryAfterMs` is still to come. */
   #refuseWhile (request: FastifyRequest, username: string, scope: Scope, retryAfterMs: number, now: number): void {
     if (retryAfterMs <= 0) return
-    this.#context.events.publish(request.log, 'login.locked', now, undefined, { username: normalizeUsername(username), scope, retryAfterMs })
+    this.#context.events.publish(request.log, 'login.locked', now, undefined, { ...this.#named(username), scope, retryAfterMs })
     throw Object.assign(new LoginLockedError(), { headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } })
   }
 
@@ -201,6 +209,19 @@ export class LoginAttempts {
     if (reservation === undefined || reservation.username !== normalizeUsername(username)) return undefined
     this.#reservations.delete(request)
     return reservation
+  }
+
+  /**
+   * What an event (and so the log) says about a username: its keyed name
+   * (`keyOf`, under a purpose of its own, so it differs from the store key), 16 characters. It correlates one username's
+   * events, and unlike a plain hash it cannot be reversed by hashing a list of
+   * likely usernames without the key. (Only for events: the store's keys are
+   * `#keys`.) The username itself only with `lockout.logUsernames`.
+   */
+  #named (username: string): { usernameHash: string, username?: string } {
+    const normalized = normalizeUsername(username)
+    const usernameHash = this.#context.keyOf('event.username', normalized).slice(0, 16)
+    return this.#policy.logUsernames ? { usernameHash, username: normalized } : { usernameHash }
   }
 
   /** How long a scope is locked after its `count`-th failure. */

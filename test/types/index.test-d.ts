@@ -46,6 +46,9 @@ expectType<Promise<boolean>>(app.sessions.revoke('sid'))
 expectType<Promise<boolean>>(app.sessions.trustDevice('sid'))
 expectAssignable<SessionGuardOptions>({ secret: 'x', anomalies: { deviceChange: 'revoke', impossibleTravel: { maxSpeedKmh: 800 } } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), anomalies: { deviceChange: 'block' } }))
+expectType<string>(app.sessions.prometheus(undefined, { rejectionReasons: true }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: true } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: 'yes' } }))
 
 app.get('/me', { preHandler: app.requireSession }, async (request) => {
   expectType<SessionRecord | null>(request.authSession)
