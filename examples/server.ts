@@ -37,6 +37,15 @@ export async function buildServer (
   // Trust X-Forwarded-For only from a proxy on this machine: `curl -H 'X-Forwarded-For: 198.51.100.7'`
   // then plays a client in Sydney (see examples/geo.ts).
   const app = Fastify({ logger, trustProxy: '127.0.0.1' })
+  // /health and /metrics are for this machine's own probe and scraper: anyone else gets a 404. `request.ip`
+  // is the client as `trustProxy` sees it, so a request through a local proxy counts as the client it is
+  // forwarded for, not as loopback.
+  const privatePaths = new Set(['/health', '/metrics'])
+  app.addHook('onRequest', async (request, reply) => {
+    if (privatePaths.has(request.routeOptions.url as string) && !['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(request.ip)) {
+      return await reply.callNotFound()
+    }
+  })
   const users = await createUsers()
   const byId = new Map([...users.values()].map((user) => [user.id, user]))
   // An unknown username is checked against this, so it costs what a wrong password costs.
@@ -120,9 +129,14 @@ export async function buildServer (
     }
   }, async (request, reply) => {
     const user = byId.get(request.authSession?.userId as string) as User
+    // Checking the current password is a login in all but name: counted and locked out like one (and with
+    // the login's counters), or a stolen session could guess it here at leisure.
+    await app.sessions.loginAttempts.check(request, user.username)
     if (await checkPassword(user.username, request.body.currentPassword) === undefined) {
+      await app.sessions.loginAttempts.fail(request, user.username)
       return await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'Wrong current password' })
     }
+    await app.sessions.loginAttempts.succeed(request, user.username)
     Object.assign(user, await hashPassword(request.body.newPassword))
     // A changed password ends every session of the user, this one included.
     const revoked = await app.sessions.revokeAll(user.id, { reason: 'password-change' })
@@ -181,6 +195,8 @@ Open ${base}/ in a browser for the "Your devices" page (sign in from two browser
   curl -s -H 'content-type: application/json' -H 'x-forwarded-for: 203.0.113.5' -d '{"username":"bob","password":"demo-password"}' ${base}/login
   curl -s -H 'content-type: application/json' -H 'x-forwarded-for: 198.51.100.5' -d '{"username":"bob","password":"demo-password"}' ${base}/login
   for i in $(seq 10); do curl -s -o /dev/null -w '%{http_code} ' -H 'content-type: application/json' -d '{"username":"alice","password":"wrong"}' ${base}/login; done; echo
+
+  # /metrics and /health answer this machine only (loopback, not forwarded by a proxy); anyone else gets a 404
   curl -s ${base}/metrics | grep -E 'anomalies|lockouts'
   curl -s ${base}/health
 `)

@@ -4,7 +4,7 @@ import { safeEqual } from './crypto.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { lifetimeOf, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import { lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
 
@@ -45,12 +45,6 @@ export function createGuard (context: GuardContext): Guard {
     throw refusal(events, request.log, clock(), reason, claims === undefined ? undefined : { userId: claims.sub, id: claims.sid })
   }
 
-  async function revokeForAnomaly (request: FastifyRequest, session: SessionRecord, now: number): Promise<void> {
-    if (await store.revoke(session.id, now) !== undefined) {
-      events.publish(request.log, 'session.revoked', now, session, { reason: 'anomaly' })
-    }
-  }
-
   return async function requireSession (request, reply) {
     const authorization = request.headers.authorization
     if (authorization === undefined) return reject(request, reply, 'missing_token')
@@ -78,10 +72,7 @@ export function createGuard (context: GuardContext): Guard {
 
     if (now - session.lastSeenAt >= touchIntervalMs) {
       const observed = await activity.observe(request, session, now, lifetimeOf(lifetimes, session.remembered))
-      if (observed.refused) {
-        await revokeForAnomaly(request, session, now)
-        return reject(request, reply, 'anomaly', claims)
-      }
+      if (observed.refused) return reject(request, reply, 'anomaly', claims)
       try {
         session = await hot.touch(session.id, observed.activity, now)
       } catch (err) {

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin'
 import { ActivityObserver } from './activity.js'
 import { ClientObserver } from './devices/client.js'
+import { createKeyOf } from './crypto.js'
 import { AlreadyRegisteredError } from './errors.js'
 import { SessionCookies } from './http/cookies.js'
 import { monitoringRoutes } from './http/monitoring-routes.js'
@@ -73,12 +74,15 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const accessTokens = new AccessTokens(jwt, options.tokens.accessTokenTtlMs, options.tokens.clockToleranceMs)
   const cookies = new SessionCookies(options.cookies)
   const client = new ClientObserver(options)
-  const anomalies = new AnomalyDetector({ store, events, clock }, options.anomalies)
+  // Store keys named after users and clients are keyed hashes, derived from the signing key.
+  const keyOf = createKeyOf(options.tokens)
+  const anomalies = new AnomalyDetector({ store, events, clock, keyOf }, options.anomalies)
+  const activity = new ActivityObserver({ client, anomalies, store, events })
   const guard = createGuard({
     store,
     accessTokens,
     events,
-    activity: new ActivityObserver({ client, anomalies }),
+    activity,
     lifetimes,
     clock,
     touchIntervalMs: options.touchIntervalMs,
@@ -96,10 +100,11 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     tickets: new LimitTickets(jwt, LIMIT_TICKET_TTL_MS),
     cookies,
     client,
-    anomalies
+    anomalies,
+    activity
   })
-  const loginAttempts = new LoginAttempts({ store, events, clock }, options.lockout)
-  const manager = new SessionManager({ store, events, metrics, loginAttempts, clock })
+  const loginAttempts = new LoginAttempts({ store, events, clock, keyOf, byIp: options.privacy.ipMode !== 'none' }, options.lockout)
+  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, clock })
 
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)
@@ -165,6 +170,7 @@ namespace sessionGuard {
   export import Lifetime = sessionModule.Lifetime
   export import Location = sessionModule.Location
   export import Clock = sessionModule.Clock
+  export import TravelAnchor = sessionModule.TravelAnchor
   export import IssuedSession = lifecycleModule.IssuedSession
   export import IssueSessionInput = lifecycleModule.IssueSessionInput
   export import AccessClaims = accessTokensModule.AccessClaims
@@ -220,6 +226,7 @@ namespace sessionGuard {
   export import AnomalyHook = anomalyModule.AnomalyHook
   export type LoginAttempts = loginAttemptsModule.LoginAttempts
   export import EventCounts = metricsModule.EventCounts
+  export import PrometheusOptions = metricsModule.PrometheusOptions
   export import SessionAnalytics = analyticsModule.SessionAnalytics
 
   // Errors (docs/errors.md)

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ActivityObserver } from './activity.js'
 import type { ClientObserver } from './devices/client.js'
 import { randomToken, safeEqual } from './crypto.js'
 import {
@@ -15,11 +16,11 @@ import { toViews } from './http/views.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { activityAt, lifetimeOf, startTimes, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import { lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type AccessTokens } from './tokens/access-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
-import type { RefreshTokens } from './tokens/refresh-tokens.js'
+import type { OpenedRefreshToken, RefreshTokens } from './tokens/refresh-tokens.js'
 import { duration, isToken, routePath, section, type Duration, type OptionNames } from './validate.js'
 
 /** 128 random bits. */
@@ -123,6 +124,11 @@ export interface IssuedSession {
   session: SessionRecord
 }
 
+/** A login the anomaly rules let through: who, and the flags they gave it. */
+interface Login extends IssueSessionInput {
+  readonly flags: readonly string[]
+}
+
 /** What the lifecycle works with. */
 export interface LifecycleContext {
   /** The fail-closed store. */
@@ -138,6 +144,7 @@ export interface LifecycleContext {
   readonly cookies: SessionCookies
   readonly client: ClientObserver
   readonly anomalies: AnomalyDetector
+  readonly activity: ActivityObserver
 }
 
 /**
@@ -153,13 +160,18 @@ export class Lifecycle {
 
   /** Creates a session under the per-user limit, sets its cookies and signs its first access token. */
   async issue (reply: FastifyReply, input: IssueSessionInput): Promise<IssuedSession> {
-    return await this.#create(reply, validateInput(input), createFingerprint())
+    const login = validateInput(input)
+    const described = await this.#context.client.describe(reply.request)
+    const verdict = await this.#context.anomalies.atLogin(reply.request, login.userId, described)
+    if (verdict.revoke) throw new AnomalyError()
+    return await this.#create(reply, { ...login, flags: verdict.flags }, described, createFingerprint())
   }
 
   /**
    * Completes a login refused at the session limit: checks the ticket and the
    * fingerprint cookie set with the 409, signs out the session the user picked
-   * (one of those the ticket saw), and creates the new one.
+   * (one of those the ticket saw), and creates the new one with the flags the
+   * refused login earned (the login was judged once, when it was refused).
    */
   async resolveLimit (request: FastifyRequest, reply: FastifyReply, ticketToken: string, revokeId: string): Promise<IssuedSession> {
     const { store, events, tickets, cookies, clock } = this.#context
@@ -175,25 +187,25 @@ export class Lifecycle {
     const active = await store.listUser(ticket.userId, now)
     if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) throw refuse('stale_ticket')
     if (!active.some((session) => session.id === revokeId)) throw refuse('unknown_session')
-    // Only one request can revoke a given session: this makes the ticket single-use.
+    // Single use, in one atomic step before anything changes: of parallel
+    // requests that all passed the checks above, only the first counts 1.
+    if ((await store.increment(ticket.use.key, ticket.use.windowMs, now)).count !== 1) throw refuse('used_ticket')
     const revoked = await store.revoke(revokeId, now)
     if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
-    return await this.#create(reply, ticket, { value: fingerprint, hash: fingerprintHash })
+    return await this.#create(reply, ticket, await this.#context.client.describe(request), { value: fingerprint, hash: fingerprintHash })
   }
 
-  async #create (reply: FastifyReply, input: IssueSessionInput, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
-    const { store, events, clock, lifetimes, limit, refreshTokens, client, anomalies, cookies, tickets } = this.#context
-    const { userId, claims, remember = false } = input
+  /** Creates the session of a login the anomaly rules let through (with the flags they gave it). */
+  async #create (reply: FastifyReply, login: Login, described: ClientInfo, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
+    const { store, events, clock, lifetimes, limit, refreshTokens, cookies, tickets } = this.#context
+    const { userId, claims, remember = false, flags } = login
     const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
     const refresh = refreshTokens.issue(id)
-    const described = await client.describe(reply.request)
-    const verdict = await anomalies.atLogin(reply.request, userId, described)
-    if (verdict.revoke) throw new AnomalyError()
     const session: SessionRecord = {
       ...described,
-      ...(verdict.flags.length === 0 ? {} : { flags: verdict.flags }),
+      ...(flags.length === 0 ? {} : { flags }),
       id,
       userId,
       fingerprintHash: fingerprint.hash,
@@ -209,7 +221,7 @@ export class Lifecycle {
       // the sessions seen, with which the client signs one out and logs in.
       cookies.set(reply, session, fingerprint.value, undefined, now)
       const ticket = tickets.sign({
-        userId, claims, remember, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
+        userId, claims, remember, flags, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
       }, now)
       throw Object.assign(new SessionLimitError(), { sessions: toViews(result.active), ticket })
     }
@@ -225,44 +237,49 @@ export class Lifecycle {
    * token and a new refresh token. An older refresh token revokes the session.
    */
   async refresh (request: FastifyRequest, reply: FastifyReply): Promise<IssuedSession> {
-    const { store, events, refreshTokens, cookies, clock, lifetimes, client } = this.#context
+    const { store, events, refreshTokens, cookies, clock, lifetimes, activity } = this.#context
     const policy = this.#context.refresh
     const now = clock()
-    const refuse = (reason: string, session?: SessionRecord): Error => {
+    const refuse = (reason: string, session?: SessionRecord): Error => refusal(events, request.log, now, reason, session)
+    // Only when the session the request's fingerprint belongs to is over do its
+    // cookies go: a planted, forged or foreign token says nothing about them.
+    const end = (reason: string, session: SessionRecord): Error => {
       cookies.clear(reply)
-      return refusal(events, request.log, now, reason, session)
+      return refuse(reason, session)
     }
 
     if (policy.transport === 'cookie') checkCsrf(request, policy.csrf)
-    const token = this.#presentedRefreshToken(request)
-    if (token === undefined) throw refuse('missing_refresh_token')
-    const opened = refreshTokens.open(token)
-    if (opened === undefined) throw refuse('invalid_refresh_token')
+    const presented = this.#presentedRefreshTokens(request)
+    if (presented.length === 0) throw refuse('missing_refresh_token')
+    const opened = presented.map((token) => refreshTokens.open(token)).filter((token) => token !== undefined)
+    if (opened.length === 0) throw refuse('invalid_refresh_token')
     const fingerprintHash = readFingerprintHash(request, cookies.fingerprintName)
     if (isFingerprintRejection(fingerprintHash)) throw refuse(fingerprintHash)
 
-    const current = await store.get(opened.sessionId, now)
-    if (current === undefined) throw refuse('unknown_session')
-    if (current.fingerprintHash !== fingerprintHash) throw refuse('fingerprint_mismatch', current)
+    const own = await this.#ownSession(opened, fingerprintHash, now)
+    if ('reason' in own) throw refuse(own.reason, own.session)
+    const { session: current, presentedHash } = own
 
+    // The guard's rules, so a thief's refresh from elsewhere cannot silently make the session's place theirs.
+    const observed = await activity.observe(request, current, now, lifetimeOf(lifetimes, current.remembered))
+    if (observed.refused) throw refuse('anomaly', current)
     const successor = refreshTokens.issue(current.id)
-    const changes = await client.changes(current, request)
     const result = await store.rotate(current.id, {
-      presentedHash: opened.hash,
+      presentedHash,
       successorHash: successor.hash,
       graceMs: policy.graceMs,
-      activity: activityAt(current, now, lifetimeOf(lifetimes, current.remembered), changes)
+      activity: observed.activity
     }, now)
 
     switch (result.outcome) {
       case 'missing':
-        throw refuse('unknown_session', current)
+        throw end('unknown_session', current)
       case 'conflict':
         throw new RefreshConflictError()
       case 'reuse':
         events.publish(request.log, 'refresh.reuse_detected', now, current, {})
         events.publish(request.log, 'session.revoked', now, current, { reason: 'reuse' })
-        throw refuse('refresh_token_reuse', current)
+        throw end('refresh_token_reuse', current)
     }
     events.publish(request.log, 'session.refreshed', now, result.session, { rotations: result.session.refresh.rotations })
     return this.#deliver(reply, result.session, undefined, successor.token, now)
@@ -316,11 +333,38 @@ export class Lifecycle {
     return issued
   }
 
-  #presentedRefreshToken (request: FastifyRequest): string | undefined {
-    const token = this.#context.refresh.transport === 'cookie'
-      ? this.#context.cookies.refreshToken(request)
-      : (request.body as { refreshToken?: unknown } | undefined)?.refreshToken
-    return typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH ? token : undefined
+  /** The refresh tokens the request presents: in the body, or in every refresh cookie it carries. */
+  #presentedRefreshTokens (request: FastifyRequest): string[] {
+    const tokens: unknown[] = this.#context.refresh.transport === 'cookie'
+      ? this.#context.cookies.refreshTokens(request)
+      : [(request.body as { refreshToken?: unknown } | undefined)?.refreshToken]
+    return tokens.filter((token): token is string => typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH)
+  }
+
+  /**
+   * The session a refresh is for: the one whose fingerprint the request
+   * carries. A client sends one refresh token, but a sibling subdomain can
+   * plant more cookies of the name, sent first; each token is only a
+   * candidate, so a planted one can neither stand in for the client's own nor
+   * make its refresh fail. Of several tokens of that session, the newest it
+   * knows (the unused successor, then the current one): an older one beside it
+   * was planted or is stale, and must neither revoke the session nor hold up
+   * its refresh as a parallel one.
+   */
+  async #ownSession (tokens: OpenedRefreshToken[], fingerprintHash: string, now: number): Promise<{ session: SessionRecord, presentedHash: string } | { reason: string, session?: SessionRecord }> {
+    let foreign: SessionRecord | undefined
+    for (const sessionId of new Set(tokens.map((token) => token.sessionId))) {
+      const session = await this.#context.store.get(sessionId, now)
+      if (session === undefined) continue
+      if (!safeEqual(session.fingerprintHash, fingerprintHash)) {
+        foreign ??= session
+        continue
+      }
+      const hashes = tokens.filter((token) => token.sessionId === sessionId).map((token) => token.hash)
+      const newest = [session.refresh?.nextHash, session.refresh?.hash].find((hash) => hash !== undefined && hashes.includes(hash))
+      return { session, presentedHash: newest ?? hashes[0] as string }
+    }
+    return foreign === undefined ? { reason: 'unknown_session' } : { reason: 'fingerprint_mismatch', session: foreign }
   }
 }
 

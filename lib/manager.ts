@@ -1,7 +1,8 @@
 import { analyse, type AnalyticsOptions, type SessionAnalytics } from './monitoring/analytics.js'
 import type { RevocationReason, SessionEventStream } from './monitoring/events.js'
+import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { LoginAttempts } from './monitoring/login-attempts.js'
-import type { EventCounts, SessionMetrics } from './monitoring/metrics.js'
+import type { EventCounts, PrometheusOptions, SessionMetrics } from './monitoring/metrics.js'
 import type { Clock, SessionRecord } from './session.js'
 import type { SessionStore, StoreStats } from './stores/store.js'
 
@@ -12,6 +13,7 @@ export interface ManagerContext {
   readonly events: SessionEventStream
   readonly metrics: SessionMetrics
   readonly loginAttempts: LoginAttempts
+  readonly anomalies: AnomalyDetector
   readonly clock: Clock
 }
 
@@ -73,7 +75,22 @@ export class SessionManager {
     return revoked.length
   }
 
-  /** The store's figures (sessions, users, sessions per user, evictions, expirations, memory) and this instance's event counts. */
+  /**
+   * Vouches for a session's device and country, once the user has shown it is
+   * them (a completed second factor, "yes, this was me"): the `new_device` and
+   * `new_country` rules know them for the user from now on, and the session
+   * loses those two flags. Until then every login from them is flagged (or
+   * refused) again. Returns whether the session was live.
+   */
+  async trustDevice (sessionId: string): Promise<boolean> {
+    return await this.#context.anomalies.trust(sessionId)
+  }
+
+  /**
+   * The store's figures (sessions, users, sessions per user, evictions,
+   * expirations, memory) and this instance's event counts, refusals by their
+   * precise reason: for the app's own code, not for a public route.
+   */
   async stats (): Promise<SessionStats> {
     return { ...await this.storeStats(), events: this.#context.metrics.counts }
   }
@@ -92,8 +109,12 @@ export class SessionManager {
     return await analyse(this.#context.store, this.#context.clock(), options)
   }
 
-  /** The metrics in the Prometheus text format, given the store's stats (`undefined` when it is down). */
-  prometheus (store: StoreStats | undefined): string {
-    return this.#context.metrics.prometheus(store)
+  /**
+   * The metrics in the Prometheus text format, given the store's stats
+   * (`undefined` when it is down). Refusals are one counter unless
+   * `rejectionReasons` asks for them by reason.
+   */
+  prometheus (store: StoreStats | undefined, options?: PrometheusOptions): string {
+    return this.#context.metrics.prometheus(store, options)
   }
 }

@@ -151,7 +151,7 @@ const DEFAULT_REMEMBER_IDLE_TIMEOUT = '14d'
 const DEFAULT_REMEMBER_ABSOLUTE_TIMEOUT = '30d'
 const DEFAULT_TOUCH_INTERVAL = '1m'
 const DEFAULT_MAX_SESSIONS_PER_USER = 15
-const STORE_METHODS = ['create', 'get', 'touch', 'rotate', 'replace', 'revoke', 'revokeUser', 'listUser', 'stats', 'close'] as const
+const STORE_METHODS = ['create', 'get', 'touch', 'rotate', 'replace', 'revoke', 'revokeUser', 'listUser', 'increment', 'counter', 'resetCounter', 'decrement', 'stats', 'close'] as const
 
 /** Validates options and fills in defaults. Throws `FST_SESSION_GUARD_INVALID_OPTION` naming the option. */
 export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions {

@@ -54,6 +54,21 @@ export interface SessionRecord {
   readonly location?: Location
   /** Anomalies flagged on this session (`'new_device'`, `'new_country'`, `'ip_change'` …). */
   readonly flags?: readonly string[]
+  /**
+   * Where the impossible-travel rule measures from, besides the last place: the
+   * login place, moved only to a place a check let through at `minDistanceKm` or
+   * more, so hops each shorter than that still add up. Absent: `location` at `createdAt`.
+   */
+  readonly travelAnchor?: TravelAnchor
+}
+
+/** A place a session was at, and when (see `SessionRecord.travelAnchor`). */
+export interface TravelAnchor {
+  readonly latitude: number
+  readonly longitude: number
+  readonly country?: string
+  /** Epoch ms. */
+  readonly at: number
 }
 
 /** A location as the app's `resolveLocation(ip)` hook returns it. */
@@ -81,13 +96,13 @@ export interface Lifetimes {
 export type ClientInfo = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location'>
 
 /** The fields of a session that activity may change besides its times. */
-export type SessionChanges = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location' | 'flags'>
+export type SessionChanges = Pick<SessionRecord, 'device' | 'ip' | 'userAgent' | 'location' | 'flags' | 'travelAnchor'>
 
 /** Activity to record on a session: a store's `touch` and `rotate` write it. */
 export interface Activity {
   readonly lastSeenAt: number
   readonly idleExpiresAt: number
-  /** Fields that changed since the session last recorded them (a new IP, device or location; anomaly flags). */
+  /** Fields that changed since the session last recorded them (a new IP, device or location; anomaly flags; the travel anchor). */
   readonly changes?: SessionChanges
 }
 
@@ -111,7 +126,7 @@ export function startTimes (now: number, lifetime: Lifetime): Pick<SessionRecord
  * idle deadline slides forward but never past the absolute one; the client's
  * changes are kept, and anomaly flags are added to those the session carries.
  */
-export function activityAt (session: SessionRecord, now: number, lifetime: Lifetime, client?: ClientInfo, flags: readonly string[] = []): Activity {
+export function activityAt (session: SessionRecord, now: number, lifetime: Lifetime, client?: Omit<SessionChanges, 'flags'>, flags: readonly string[] = []): Activity {
   const activity = { lastSeenAt: now, idleExpiresAt: Math.min(now + lifetime.idleMs, session.absoluteExpiresAt) }
   if (client === undefined && flags.length === 0) return activity
   const changes: SessionChanges = flags.length === 0 ? { ...client } : { ...client, flags: [...new Set([...session.flags ?? [], ...flags])] }

@@ -1,15 +1,8 @@
 import t, { type Test } from 'tap'
+import { distanceKm } from '../lib/monitoring/travel.js'
 import { type Anomaly, memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
 import { build, MINUTE, settle } from './helper.js'
-
-const PLACES: Record<string, { country: string, city: string, latitude: number, longitude: number }> = {
-  '203.0.113.1': { country: 'FR', city: 'Paris', latitude: 48.8566, longitude: 2.3522 },
-  '203.0.113.2': { country: 'FR', city: 'Lyon', latitude: 45.764, longitude: 4.8357 },
-  '198.51.100.1': { country: 'AU', city: 'Sydney', latitude: -33.8688, longitude: 151.2093 },
-  '192.0.2.1': { country: 'DE', city: 'Berlin', latitude: 52.52, longitude: 13.405 }
-}
-const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0'
-const SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1'
+import { FIREFOX, PLACES, SAFARI } from './anomaly-fixtures.js'
 
 async function harness (t: Test, options: Partial<SessionGuardOptions> = {}) {
   const events: SessionEvent[] = []
@@ -25,13 +18,13 @@ async function harness (t: Test, options: Partial<SessionGuardOptions> = {}) {
   return { h, events, login, anomalies }
 }
 
-t.test('new device: not on a first login, flagged on a second from another device, not for a known one', async (t) => {
+t.test('new device: not on a first login, flagged on a second from another device, and again until vouched for', async (t) => {
   const { login, anomalies } = await harness(t)
   t.equal((await login('203.0.113.1')).session?.flags, undefined, 'first login: nothing to compare with')
   t.equal((await login('203.0.113.1')).session?.flags, undefined, 'same device again')
   t.same((await login('203.0.113.1', SAFARI)).session?.flags, ['new_device'])
   t.same(await anomalies(), ['new_device:flag'])
-  t.equal((await login('203.0.113.1', SAFARI)).session?.flags, undefined, 'known now')
+  t.same((await login('203.0.113.1', SAFARI)).session?.flags, ['new_device'], 'a login does not vouch for its own device')
 })
 
 t.test('new country: flagged once per country, and shown in the session view', async (t) => {
@@ -70,6 +63,60 @@ t.test('impossible travel at login: Paris then Sydney ten minutes later; not a d
   await third.login('203.0.113.1')
   third.h.clock.advance(5 * 60 * MINUTE)
   t.equal((await third.login('203.0.113.2')).session?.flags, undefined, 'Paris to Lyon (390 km) in five hours is a train ride')
+})
+
+t.test('impossible travel at a realistic speed: Paris to Berlin (877 km) in one hour is 877 km/h', async (t) => {
+  const km = distanceKm(48.8566, 2.3522, 52.52, 13.405)
+  t.ok(km > 870 && km < 880, `the trip is ${Math.round(km)} km`)
+  const trip = async (maxSpeedKmh: number) => {
+    // An idle timeout of two hours, so the Paris session is still live (and compared with) an hour later.
+    const { h, events, login } = await harness(t, { idleTimeout: '2h', anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { maxSpeedKmh } } })
+    await login('203.0.113.1')
+    h.clock.advance(60 * MINUTE)
+    const { session } = await login('192.0.2.1')
+    await settle()
+    const event = events.find((e) => e.type === 'anomaly.detected') as SessionEvent<'anomaly.detected'> | undefined
+    return { flags: session?.flags, detail: event?.detail }
+  }
+  const slow = await trip(800)
+  t.same(slow.flags, ['impossible_travel'], 'faster than 800 km/h allows')
+  t.same(slow.detail, { since: 'last_seen', distanceKm: 877, minutes: 60, speedKmh: 877, from: 'FR', to: 'DE' }, 'the speed is per hour, over the real time between the two')
+  t.equal((await trip(1000)).flags, undefined, 'within what 1000 km/h allows')
+  t.equal((await trip(878)).flags, undefined, 'the limit is a speed in km/h, not in km/min or km/s')
+})
+
+t.test('impossible travel during a session is measured per hour too', async (t) => {
+  const lifetimes = { idleTimeout: '2h', accessTokenTtl: '2h' }
+  const { h, login, anomalies } = await harness(t, { ...lifetimes, anomalies: { ipChange: 'ignore', impossibleTravel: { maxSpeedKmh: 800 } } })
+  const first = await login('203.0.113.1')
+  const headers = { authorization: `Bearer ${first.response.json().accessToken}`, cookie: `__Host-sg-fp=${(first.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  h.clock.advance(60 * MINUTE - 1)
+  t.equal((await h.app.inject({ method: 'GET', url: '/me', headers, remoteAddress: '192.0.2.1' })).statusCode, 200)
+  t.same(await anomalies(), ['impossible_travel:flag'], 'Paris to Berlin in just under an hour: over 800 km/h')
+  t.same((await h.app.sessions.get(first.response.json().sessionId))?.flags, ['impossible_travel'])
+
+  const relaxed = await harness(t, { ...lifetimes, anomalies: { ipChange: 'ignore', impossibleTravel: { maxSpeedKmh: 1000 } } })
+  const second = await relaxed.login('203.0.113.1')
+  const credentials = { authorization: `Bearer ${second.response.json().accessToken}`, cookie: `__Host-sg-fp=${(second.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  relaxed.h.clock.advance(60 * MINUTE - 1)
+  t.equal((await relaxed.h.app.inject({ method: 'GET', url: '/me', headers: credentials, remoteAddress: '192.0.2.1' })).statusCode, 200)
+  t.same(await relaxed.anomalies(), [], 'under 1000 km/h')
+})
+
+t.test('nearby moves are geolocation noise, however fast: Paris to Reims (130 km) in a minute is not travel', async (t) => {
+  const { h, login, anomalies } = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', ipChange: 'ignore' } })
+  const first = await login('203.0.113.1')
+  h.clock.advance(MINUTE)
+  t.equal((await login('203.0.113.3')).session?.flags, undefined, 'at login: 7800 km/h, but under minDistanceKm (200)')
+  const headers = { authorization: `Bearer ${first.response.json().accessToken}`, cookie: `__Host-sg-fp=${(first.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  h.clock.advance(MINUTE)
+  t.equal((await h.app.inject({ method: 'GET', url: '/me', headers, remoteAddress: '203.0.113.3' })).statusCode, 200)
+  t.same(await anomalies(), [], 'during a session neither')
+
+  const closer = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { minDistanceKm: 100 } } })
+  await closer.login('203.0.113.1')
+  closer.h.clock.advance(MINUTE)
+  t.same((await closer.login('203.0.113.3')).session?.flags, ['impossible_travel'], 'the same move past a lower minDistanceKm is travel')
 })
 
 t.test('too many IPs and countries across a user\'s live sessions', async (t) => {
@@ -180,4 +227,37 @@ t.test('a store failure while counting a login for the anomaly rules answers 503
   const response = await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice' } })
   t.equal(response.statusCode, 503)
   t.equal(response.json().code, 'FST_SESSION_GUARD_STORE_UNAVAILABLE')
+})
+
+t.test('trustDevice vouches for what the session has, writes only when a flag goes, and answers false for a session revoked meanwhile', async (t) => {
+  const store = memoryStore()
+  const h = await build(t, { store })
+  const login = async (userAgent: string) => (await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice' }, headers: { 'user-agent': userAgent } })).json().sessionId as string
+  const first = await login(FIREFOX)
+  const touch = store.touch.bind(store)
+  let touches = 0
+  store.touch = async (...args) => { touches++; return await touch(...args) }
+  t.equal(await h.app.sessions.trustDevice(first), true, 'no location: the device alone')
+  t.equal(touches, 0, 'no flag to clear: the session is not written')
+
+  // An older record may lack its device: its country (here none either) is all there is to vouch for.
+  const get = store.get.bind(store)
+  store.get = async (id, now) => {
+    const session = await get(id, now)
+    if (session === undefined) return undefined
+    const { device, ...rest } = session
+    return rest
+  }
+  const phone = await login(SAFARI)
+  t.equal(await h.app.sessions.trustDevice(phone), true)
+  store.get = get
+  t.same((await h.app.sessions.get(phone))?.flags, undefined, 'its flag is cleared')
+  t.same((await h.app.sessions.get(await login(SAFARI)))?.flags, ['new_device'], 'the device it did not have is still new')
+
+  const other = await login(SAFARI)
+  store.touch = async (id, activity, now) => {
+    await store.revoke(id, now)
+    return await touch(id, activity, now)
+  }
+  t.equal(await h.app.sessions.trustDevice(other), false, 'revoked between the read and the write')
 })

@@ -1,5 +1,9 @@
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
+import { buildInstance } from '../examples/redis.js'
 import { buildServer } from '../examples/server.js'
+import { TestClock } from './helper.js'
+import { leftNoKeys, redisTest, testPrefix } from './stores/redis-helper.js'
 
 async function login (app: Awaited<ReturnType<typeof buildServer>>, username: string, password = 'demo-password') {
   const response = await app.inject({ method: 'POST', url: '/login', payload: { username, password } })
@@ -120,3 +124,67 @@ t.test('the example: logins from Paris then Sydney minutes apart raise impossibl
   const untrusted = await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': '192.0.2.1' }, remoteAddress: '10.1.2.3' })
   t.equal((await app.sessions.get(untrusted.json().sessionId))?.ip, '10.1.2.3', 'X-Forwarded-For is only believed from loopback')
 })
+
+t.test('the example answers /metrics and /health on loopback only', async (t) => {
+  const app = await buildServer({ logger: false })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  for (const path of ['/metrics', '/health']) {
+    t.equal((await fetch(`${base}${path}`)).status, 200, `${path} from this machine`)
+    // What a local reverse proxy forwards for a client out there.
+    const proxied = await fetch(`${base}${path}`, { headers: { 'x-forwarded-for': '203.0.113.9' } })
+    t.equal(proxied.status, 404, `${path} through the proxy, for a client elsewhere`)
+    t.notMatch(await proxied.text(), /session_guard|sessions/, `${path}: nothing of it`)
+    t.equal((await app.inject({ method: 'GET', url: path, remoteAddress: '10.1.2.3' })).statusCode, 404, `${path} from another machine`)
+  }
+  t.equal((await fetch(`${base}/me`, { headers: { 'x-forwarded-for': '203.0.113.9' } })).status, 401, 'other routes are served as before')
+})
+
+t.test('the example: the current password of POST /password is locked out like a login', async (t) => {
+  const clock = new TestClock()
+  const app = await buildServer({ logger: false, clock: clock.read })
+  t.teardown(() => app.close())
+  const alice = await login(app, 'alice')
+  const change = async (currentPassword: string) => await app.inject({
+    method: 'POST',
+    url: '/password',
+    headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie },
+    payload: { currentPassword, newPassword: 'a-new-long-password' }
+  })
+  // A stolen session guessing the password: five free guesses, as at the login.
+  for (let i = 0; i < 5; i++) t.equal((await change(`guess-${i}`)).statusCode, 403, `guess ${i + 1}`)
+  const locked = await change('demo-password')
+  t.equal(locked.statusCode, 429, 'then locked, even with the right password')
+  t.equal(locked.json().code, 'FST_SESSION_GUARD_LOGIN_LOCKED')
+  t.equal((await login(app, 'alice')).response.statusCode, 429, 'and the login with it: one count per user')
+  clock.advance(1000)
+  t.same((await change('demo-password')).json(), { revoked: 1 }, 'after the lockout, the right password works')
+})
+
+redisTest(t, 'the Redis example: no claims chosen by the client, no session record in an answer', async (t) => {
+  const prefix = testPrefix(t)
+  const [one, two] = [await buildInstance(3001, { prefix, logger: false }), await buildInstance(3002, { prefix, logger: false })]
+  t.teardown(async () => { await Promise.all([one.close(), two.close()]) })
+  // A client that sends claims (and the rest of an issueSession() input) along with its user id.
+  const login = await one.inject({ method: 'POST', url: '/login', payload: { userId: 'alice', claims: { role: 'admin' }, sub: 'root' } })
+  t.equal(login.statusCode, 200)
+  const { accessToken, sessionId } = login.json()
+  const cookie = (login.cookies as Array<{ name: string, value: string }>).map((c) => `${c.name}=${c.value}`).join('; ')
+  const me = await two.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${accessToken}`, cookie } })
+  t.equal(me.statusCode, 200, 'the session works on the other instance')
+  t.match(me.json(), { user: { sub: 'alice', sid: sessionId }, session: { id: sessionId, isCurrent: true }, servedBy: 3002 })
+  t.equal(me.json().user.role, undefined, 'the claims the client sent are not in its token')
+  t.equal((await one.inject({ method: 'POST', url: '/login', payload: { remember: true } })).statusCode, 400, 'the body is schema-checked')
+  t.notMatch(me.body, /fingerprint|refresh|hash|claims/i, 'the public view, never the record')
+  const listed = await two.inject({ method: 'GET', url: '/sessions', headers: { authorization: `Bearer ${accessToken}`, cookie } })
+  t.notMatch(listed.body, /fingerprint|refresh|hash|claims/i)
+
+  const refreshed = await one.inject({ method: 'POST', url: '/refresh', headers: { cookie, 'x-requested-with': 'test' } })
+  t.equal(refreshed.statusCode, 200, 'refreshed on one instance')
+  const auth = { authorization: `Bearer ${refreshed.json().accessToken}`, cookie }
+  t.equal((await two.inject({ method: 'POST', url: '/logout', headers: auth })).statusCode, 204, 'signed out on the other')
+  t.equal((await two.inject({ method: 'GET', url: '/me', headers: auth })).statusCode, 401)
+})
+
+leftNoKeys(t)

@@ -38,7 +38,7 @@ t.test('app.sessions fails closed with the coded 503 for every store call, never
   const { app, login } = await build(t, { store })
   const alice = await login('alice')
   const broken = breakable(store)
-  broken.break('listUser', 'get', 'revoke', 'revokeUser', 'stats', 'scan', 'counter', 'increment', 'resetCounter')
+  broken.break('listUser', 'get', 'revoke', 'revokeUser', 'stats', 'scan', 'counter', 'increment', 'resetCounter', 'decrement')
   await rejection(t, app.sessions.list('alice'), 'list')
   await rejection(t, app.sessions.get(alice.sessionId), 'get')
   await rejection(t, app.sessions.revoke(alice.sessionId), 'revoke')

@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto'
 import Fastify from 'fastify'
 import t from 'tap'
 import sessionGuard, { memoryStore } from '../lib/index.js'
-import { build, MINUTE, SECRET, TestClock } from './helper.js'
+import { build, MINUTE, SECRET, setCookies, TestClock } from './helper.js'
 
 /** A token signed with `secret` for any payload and header, to forge what an attacker could. */
 function forge (payload: Record<string, unknown>, { secret = SECRET, header = { alg: 'HS256', typ: 'JWT' } } = {}): string {
@@ -185,6 +185,36 @@ t.test('logout revokes the session and clears the cookies', async (t) => {
   t.ok(cleared.some((c) => c.startsWith('__Secure-sg-rt=;') && /Path=\/refresh/.test(c)), 'refresh cookie cleared')
   t.equal((await me(alice)).statusCode, 401, 'the same token is refused after logout')
   t.equal(await app.sessions.get(alice.sessionId), undefined)
+})
+
+t.test('cookies are cleared with the attributes they were set with, and only the cookies in use', async (t) => {
+  // A browser only replaces a cookie of the same name, path and domain, and
+  // refuses a __Host- cookie without Path=/: a clear with any other attributes
+  // leaves the cookie in place.
+  const hardened = { httponly: true, secure: true, samesite: 'Strict' }
+  const cleared = { ...hardened, 'max-age': '0', expires: 'Thu, 01 Jan 1970 00:00:00 GMT' }
+  for (const transport of ['cookie', 'body'] as const) {
+    const { app, login } = await build(t, { refresh: { transport } })
+    const alice = await login('alice')
+    const logout = await app.inject({ method: 'POST', url: '/logout', headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.fingerprint } })
+    t.equal(logout.statusCode, 204)
+    const refused = await app.inject({ method: 'POST', url: '/refresh', headers: { cookie: alice.fingerprint, 'x-requested-with': 'fetch' }, payload: { refreshToken: alice.refreshToken } })
+    t.equal(refused.statusCode, 401)
+    if (transport === 'cookie') {
+      t.same(setCookies(alice.response).map((c) => [c.name, c.attributes]), [['__Host-sg-fp', { path: '/', ...hardened }], ['__Secure-sg-rt', { path: '/refresh', ...hardened }]], 'cookie transport: both set')
+      for (const [when, response] of [['logout', logout], ['a refused refresh', refused]] as const) {
+        t.same(setCookies(response), [
+          { name: '__Host-sg-fp', attributes: { path: '/', ...cleared } },
+          { name: '__Secure-sg-rt', attributes: { path: '/refresh', ...cleared } }
+        ], `cookie transport, ${when}: both cleared on their own paths`)
+      }
+    } else {
+      t.same(setCookies(alice.response).map((c) => [c.name, c.attributes]), [['__Host-sg-fp', { path: '/', ...hardened }]], 'body transport: no refresh cookie is set')
+      for (const [when, response] of [['logout', logout], ['a refused refresh', refused]] as const) {
+        t.same(setCookies(response), [{ name: '__Host-sg-fp', attributes: { path: '/', ...cleared } }], `body transport, ${when}: only the fingerprint cookie is cleared`)
+      }
+    }
+  }
 })
 
 t.test('the idle window slides, written at most once per touchInterval', async (t) => {

@@ -105,3 +105,22 @@ export async function registrationError (options: unknown): Promise<{ code?: str
     await app.close()
   }
 }
+
+/** A Set-Cookie header's name and its attributes by lower-cased name (`true` for a flag), so a test asserts values exactly. */
+export function parseSetCookie (header: string): { name: string, attributes: Record<string, string | true> } {
+  const [pair, ...rest] = header.split(';')
+  const attributes: Record<string, string | true> = {}
+  for (const part of rest) {
+    const at = part.indexOf('=')
+    const key = (at === -1 ? part : part.slice(0, at)).trim().toLowerCase()
+    if (key in attributes) throw new Error(`attribute ${key} set twice in ${header}`)
+    attributes[key] = at === -1 ? true : part.slice(at + 1).trim()
+  }
+  return { name: (pair as string).slice(0, (pair as string).indexOf('=')), attributes }
+}
+
+/** Every Set-Cookie header of a response, parsed. */
+export function setCookies (response: { headers: Record<string, unknown> }): Array<ReturnType<typeof parseSetCookie>> {
+  const header = response.headers['set-cookie']
+  return (Array.isArray(header) ? header : [header]).map((value) => parseSetCookie(value as string))
+}

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { memoryStore } from '../lib/index.js'
-import { build, type Credentials, type Harness, MINUTE, settle } from './helper.js'
+import { build, type Credentials, type Harness, MINUTE, setCookies, settle } from './helper.js'
 
 const DAY = 24 * 60 * MINUTE
 
@@ -140,11 +140,18 @@ t.test('remember me: longer lifetimes and persistent cookies', async (t) => {
   t.equal(session?.remembered, true)
   t.equal(session?.idleExpiresAt, h.clock.now + 7 * DAY)
   t.equal(session?.absoluteExpiresAt, h.clock.now + 30 * DAY)
-  for (const cookie of alice.response.headers['set-cookie'] as string[]) {
-    t.match(cookie, `Max-Age=${30 * 24 * 3600}`, 'persistent until the absolute deadline, never longer')
+  const issued = setCookies(alice.response)
+  t.same(issued.map((cookie) => cookie.name), ['__Host-sg-fp', '__Secure-sg-rt'])
+  for (const { name, attributes } of issued) {
+    t.equal(attributes['max-age'], String(30 * 24 * 3600), `${name}: persistent until the absolute deadline, in seconds, never longer`)
+    t.equal(attributes.expires, undefined, `${name}: Max-Age alone says when`)
   }
-  h.clock.advance(6 * DAY)
-  t.equal((await refresh(h, alice)).response.statusCode, 200, 'still refreshable after 6 idle days')
+  h.clock.advance(6 * DAY + 500)
+  const refreshed = await refresh(h, alice)
+  t.equal(refreshed.response.statusCode, 200, 'still refreshable after 6 idle days')
+  const rotated = setCookies(refreshed.response)
+  t.same(rotated.map((cookie) => cookie.name), ['__Secure-sg-rt'], 'a refresh sets only the refresh cookie')
+  t.equal(rotated[0]?.attributes['max-age'], String(24 * 24 * 3600 - 1), 'the time left to the absolute deadline, rounded down to whole seconds')
 
   const bob = await h.login('bob')
   t.equal((await h.app.sessions.get(bob.sessionId))?.remembered, false)
@@ -309,5 +316,7 @@ t.test('a session revoked between the read and the rotation is not refreshed', a
   }
   const h = await build(t, { store })
   const alice = await h.login('alice')
-  t.equal((await refresh(h, alice)).response.statusCode, 401)
+  const { response } = await refresh(h, alice)
+  t.equal(response.statusCode, 401)
+  t.match(String(response.headers['set-cookie']), /__Host-sg-fp=;.*Expires=Thu, 01 Jan 1970/, 'the session the fingerprint belongs to is over: its cookies go')
 })

@@ -1,26 +1,9 @@
+import { createHash } from 'node:crypto'
+import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
-import { build, type Harness, MINUTE, settle } from './helper.js'
-
-/** A login route the way the example writes it: check, verify, then fail or succeed. */
-async function withLogin (t: Test, options: Partial<SessionGuardOptions> = {}): Promise<Harness> {
-  return await build(t, options, (app) => {
-    app.post<{ Body: { username: string, password: string } }>('/password-login', async (request, reply) => {
-      const { username, password } = request.body
-      await app.sessions.loginAttempts.check(request, username)
-      if (password !== 'right') {
-        await app.sessions.loginAttempts.fail(request, username)
-        return await reply.code(401).send({ message: 'Wrong username or password' })
-      }
-      await app.sessions.loginAttempts.succeed(request, username)
-      return await reply.issueSession({ userId: username })
-    })
-  })
-}
-
-async function attempt (h: Harness, username: string, password = 'wrong', remoteAddress = '203.0.113.7') {
-  return await h.app.inject({ method: 'POST', url: '/password-login', payload: { username, password }, remoteAddress })
-}
+import sessionGuard, { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
+import { MINUTE, SECRET, settle, TestClock } from './helper.js'
+import { attempt, withLogin } from './login-helper.js'
 
 t.test('five free failures, then 429 with Retry-After, doubling with each further failure', async (t) => {
   const h = await withLogin(t)
@@ -74,20 +57,83 @@ t.test('failures and lockouts are events and counted in stats; no password is ev
   await settle()
   const failed = events.filter((e) => e.type === 'login.failed')
   t.equal(failed.length, 5)
-  t.match(failed[4], { version: 1, username: 'alice', failures: 5 })
-  t.match(events.find((e) => e.type === 'login.locked'), { username: 'alice', scope: 'username', retryAfterMs: 1000 })
+  t.match(failed[4], { version: 1, usernameHash: String, failures: 5 })
+  t.match(events.find((e) => e.type === 'login.locked'), { usernameHash: String, scope: 'username', retryAfterMs: 1000 })
   t.notOk(JSON.stringify(events).includes('hunter2'))
   t.match((await h.app.sessions.stats()).events, { loginFailures: 5, lockouts: { username: 1 } })
+})
+
+t.test('fail() for an attempt check() did not count counts it itself; succeed() then takes nothing back', async (t) => {
+  const h = await withLogin(t, { lockout: { usernameFreeAttempts: 3, ipFreeAttempts: 3 } })
+  const loginAttempts = h.app.sessions.loginAttempts
+  const request = (): never => ({ ip: '192.0.2.1', log: h.app.log }) as never
+  // A route written without check(): its failures still count.
+  for (let i = 0; i < 2; i++) await loginAttempts.fail(request(), 'alice')
+  // check() counts under 'carol', fail() names 'alice': alice's failure is counted now, and carol's attempt stays a failure.
+  const mixed = request()
+  await loginAttempts.check(mixed, 'carol')
+  await loginAttempts.fail(mixed, 'alice')
+  await t.rejects(loginAttempts.check(request(), 'alice'), { code: 'FST_SESSION_GUARD_LOGIN_LOCKED' }, 'three failures of alice')
+  await loginAttempts.succeed(request(), 'alice')
+  t.equal((await attempt(h, 'alice', 'wrong', '192.0.2.1')).statusCode, 429, 'a success nobody checked forgets alice\'s failures, and takes nothing from the IP\'s four')
+  t.equal((await attempt(h, 'alice', 'wrong', '198.51.100.1')).statusCode, 401, 'from another IP alice starts afresh')
+})
+
+/** An app with a login route (password "right") whose log lines and events the test reads. */
+async function logged (t: Test, options: Partial<SessionGuardOptions> = {}) {
+  const lines: Array<Record<string, unknown>> = []
+  const events: SessionEvent[] = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line)) } } })
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, clock: new TestClock().read, onEvent: (event) => events.push(event), ...options })
+  app.post<{ Body: { username: string, password: string } }>('/password-login', async (request, reply) => {
+    await app.sessions.loginAttempts.check(request, request.body.username)
+    await app.sessions.loginAttempts.fail(request, request.body.username)
+    return await reply.code(401).send()
+  })
+  const attempt = async (username: string) => await app.inject({ method: 'POST', url: '/password-login', payload: { username, password: 'hunter2-wrong' } })
+  const logins = () => lines.filter((line) => String(line.type).startsWith('login.'))
+  return { app, attempt, logins, events }
+}
+
+t.test('failed-login usernames reach neither the log nor the events in clear, unless the app asks', async (t) => {
+  const { attempt, logins, events } = await logged(t)
+  for (let i = 0; i < 6; i++) await attempt(' Alice ')
+  await attempt('bob')
+  await settle()
+  const lines = logins()
+  t.same(lines.map((line) => line.type), ['login.failed', 'login.failed', 'login.failed', 'login.failed', 'login.failed', 'login.locked', 'login.failed'])
+  const published = events.filter((event) => event.type.startsWith('login.'))
+  for (const [where, entries] of [['log', lines], ['events', published]] as const) {
+    t.notMatch(JSON.stringify(entries), /alice|bob|hunter2/i, `no username in the ${where}`)
+    t.ok(entries.every((entry) => !('username' in entry)), `no username field in the ${where}`)
+  }
+  const hashes = lines.map((line) => line.usernameHash as string)
+  t.match(hashes[0], /^[A-Za-z0-9_-]{16}$/)
+  t.equal(new Set(hashes.slice(0, 6)).size, 1, "one username's lines correlate (failed and locked alike)")
+  t.not(hashes[6], hashes[0], 'another username, another hash')
+  t.same(published.map((event) => (event as { usernameHash: string }).usernameHash), hashes, 'the events carry the same')
+  t.not(hashes[0], createHash('sha256').update('alice').digest('base64url').slice(0, 16), 'not a plain hash a dictionary reverses')
+
+  const other = await logged(t, { secret: `${SECRET}-other` })
+  await other.attempt('alice')
+  t.not(other.logins()[0]?.usernameHash, hashes[0], 'keyed: another secret, another hash')
+
+  const opted = await logged(t, { lockout: { logUsernames: true } })
+  await opted.attempt(' Alice ')
+  await settle()
+  t.match(opted.logins()[0], { type: 'login.failed', username: 'alice', usernameHash: String })
+  t.match(opted.events[0], { type: 'login.failed', username: 'alice' })
 })
 
 t.test('a store failure in the lockout calls fails closed with a 503', async (t) => {
   const store = memoryStore()
   const h = await withLogin(t, { store })
   const broken = async (): Promise<never> => { throw new Error('down') }
-  for (const method of ['counter', 'increment', 'resetCounter'] as const) {
+  for (const method of ['counter', 'increment', 'resetCounter', 'decrement'] as const) {
     const original = store[method]
     store[method] = broken
-    const response = await attempt(h, 'alice', method === 'resetCounter' ? 'right' : 'wrong')
+    const response = await attempt(h, 'alice', method === 'resetCounter' || method === 'decrement' ? 'right' : 'wrong')
     t.equal(response.statusCode, 503, `${method} failing`)
     t.equal(response.json().code, 'FST_SESSION_GUARD_STORE_UNAVAILABLE')
     store[method] = original as never

@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { memoryStore, type SessionEvent } from '../lib/index.js'
 import { build, MINUTE, settle } from './helper.js'
@@ -127,7 +128,7 @@ t.test('metrics in the Prometheus text format', async (t) => {
     'session_guard_users_by_session_count{sessions="2"} 1',
     'session_guard_store_capacity 100000',
     'session_guard_sessions_created_total 2',
-    'session_guard_auth_rejected_total{reason="missing_token"} 1',
+    'session_guard_auth_rejected_total 1',
     'session_guard_anomalies_total{rule="new_device",decision="flag"} 1',
     '# TYPE session_guard_sessions_created_total counter',
     '# TYPE session_guard_active_sessions gauge'
@@ -138,10 +139,47 @@ t.test('metrics in the Prometheus text format', async (t) => {
   t.notOk(down.body.includes('session_guard_active_sessions'))
 })
 
+t.test('/metrics counts refusals without their reason, so it cannot tell a thief whether a session is live', async (t) => {
+  const server = async (metrics: { path: string, rejectionReasons?: boolean }) => {
+    const h = await build(t, { metrics })
+    await h.app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`
+    const alice = await h.login('alice')
+    const mallory = await h.login('mallory')
+    // A thief holding alice's refresh token but only a fingerprint cookie of his own.
+    const probe = async () => (await fetch(`${base}/refresh`, {
+      method: 'POST', headers: { cookie: `__Secure-sg-rt=${alice.refreshToken}; ${mallory.fingerprint}`, 'x-requested-with': 'fetch' }
+    })).status
+    const scrape = async () => await (await fetch(`${base}${metrics.path}`)).text()
+    return { h, alice, probe, scrape }
+  }
+
+  const { h, alice, probe, scrape } = await server({ path: '/metrics' })
+  t.equal(await probe(), 401, 'while the session is live')
+  const live = await scrape()
+  await h.app.sessions.revoke(alice.sessionId)
+  t.equal(await probe(), 401, 'once it is revoked: the same answer')
+  const revoked = await scrape()
+  for (const body of [live, revoked]) {
+    t.notMatch(body, /fingerprint_mismatch|unknown_session/, 'no reason in the metrics')
+    t.notMatch(body, /session_guard_auth_rejected_total\{/, 'the refusals are one unlabelled counter')
+  }
+  t.ok(live.split('\n').includes('session_guard_auth_rejected_total 1'))
+  t.ok(revoked.split('\n').includes('session_guard_auth_rejected_total 2'))
+  t.same((await h.app.sessions.stats()).events.rejected, { fingerprint_mismatch: 1, unknown_session: 1 }, "the app's own code still sees each reason")
+  t.notMatch(h.app.sessions.prometheus(undefined), /reason="fingerprint_mismatch"/, 'and so does prometheus() by default')
+  t.match(h.app.sessions.prometheus(undefined, { rejectionReasons: true }), 'session_guard_auth_rejected_total{reason="fingerprint_mismatch"} 1', 'unless asked')
+
+  const opted = await server({ path: '/internal/metrics', rejectionReasons: true })
+  await opted.probe()
+  const body = await opted.scrape()
+  t.ok(body.split('\n').includes('session_guard_auth_rejected_total{reason="fingerprint_mismatch"} 1'), 'with rejectionReasons: by reason')
+})
+
 t.test('label values are escaped', async (t) => {
   const h = await build(t)
   h.app.sessions.events.publish(undefined, 'auth.rejected', 0, undefined, { reason: 'a"b\\c\nd' })
-  t.ok(h.app.sessions.prometheus(undefined).includes('session_guard_auth_rejected_total{reason="a\\"b\\\\c\\nd"} 1'))
+  t.ok(h.app.sessions.prometheus(undefined, { rejectionReasons: true }).includes('session_guard_auth_rejected_total{reason="a\\"b\\\\c\\nd"} 1'))
 })
 
 t.test('analytics: shares, countries and durations from a scan in batches', async (t) => {
@@ -182,10 +220,13 @@ t.test('monitoring options are validated', async (t) => {
     ['health.path', { health: { path: 'health' } }],
     ['health.maxUtilization', { health: { path: '/health', maxUtilization: 2 } }],
     ['metrics.path', { metrics: {} }],
+    ['metrics.rejectionReasons', { metrics: { path: '/metrics', rejectionReasons: 'yes' } }],
     ['lockout.window', { lockout: { window: 0 } }],
     ['lockout.maxDelay', { lockout: { baseDelay: '1h', maxDelay: '1m' } }],
     ['lockout.usernameFreeAttempts', { lockout: { usernameFreeAttempts: 0 } }],
+    ['lockout.logUsernames', { lockout: { logUsernames: 1 } }],
     ['anomalies.newDevice', { anomalies: { newDevice: 'block' } }],
+    ['anomalies.deviceChange', { anomalies: { deviceChange: 'block' } }],
     ['anomalies.impossibleTravel.maxSpeedKmh', { anomalies: { impossibleTravel: { maxSpeedKmh: -1 } } }],
     ['anomalies.loginBurst.window', { anomalies: { loginBurst: { window: 'soon' } } }],
     ['anomalies.decide', { anomalies: { decide: true } }]

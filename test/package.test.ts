@@ -123,7 +123,7 @@ let packing: Promise<string[]> | undefined
 async function packed (): Promise<string[]> {
   packing ??= run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']).then(({ code, stdout, stderr }) => {
     if (code !== 0) throw new Error(`npm pack --dry-run: ${stderr}`)
-    const [{ files }] = JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>
+    const [{ files }] = JSON.parse(stdout) as [{ files: Array<{ path: string }> }]
     return files.map(({ path }) => path).sort()
   })
   return await packing

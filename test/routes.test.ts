@@ -1,6 +1,9 @@
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { memoryStore, type SessionGuardOptions, sessionLimitResponseSchema } from '../lib/index.js'
-import { build, type Credentials, type Harness, MINUTE } from './helper.js'
+import sessionGuard, { memoryStore, type SessionGuardOptions, sessionLimitResponseSchema } from '../lib/index.js'
+import { hashId } from '../lib/monitoring/events.js'
+import { build, type Credentials, type Harness, MINUTE, SECRET } from './helper.js'
 
 const FIREFOX_WINDOWS = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0'
 const SAFARI_IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1'
@@ -74,6 +77,39 @@ t.test('DELETE /sessions/:id revokes one of the caller\'s own; another user\'s i
   t.equal(self.statusCode, 204, 'revoking the current session is a logout')
   t.match(String(self.headers['set-cookie']), /__Host-sg-fp=;/)
   t.equal((await h.me(a1)).statusCode, 401)
+})
+
+t.test('the request log shows no session id from a URL: DELETE /sessions/:id logs its hash', async (t) => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } } })
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, routes: { prefix: '/sessions' } })
+  app.post('/login', async (_request, reply) => {
+    const { accessToken, session } = await reply.issueSession({ userId: 'alice' })
+    return { accessToken, sessionId: session.id }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const login = async () => {
+    const response = await fetch(`${base}/login`, { method: 'POST' })
+    const cookie = response.headers.getSetCookie().find((c) => c.startsWith('__Host-sg-fp='))!.split(';')[0] as string
+    return { ...await response.json() as { accessToken: string, sessionId: string }, cookie }
+  }
+  const [here, other] = [await login(), await login()]
+  const remove = async (url: string) => (await fetch(`${base}${url}`, { method: 'DELETE', headers: { authorization: `Bearer ${here.accessToken}`, cookie: here.cookie } })).status
+  t.equal(await remove(`/sessions/${other.sessionId}`), 204)
+  t.equal(await remove(`/sessions/${other.sessionId}?again=1`), 404)
+  t.equal(await remove(`/sessions/${here.sessionId}`), 204)
+
+  const log = lines.join('\n')
+  for (const { sessionId } of [here, other]) t.notOk(log.includes(sessionId), 'no session id in clear anywhere in the log')
+  const urls = lines.map((line) => JSON.parse(line)).filter((entry) => entry.req?.method === 'DELETE').map((entry) => entry.req.url)
+  t.same(urls, [`/sessions/sid:${hashId(other.sessionId)}`, `/sessions/sid:${hashId(other.sessionId)}?again=1`, `/sessions/sid:${hashId(here.sessionId)}`],
+    'the id replaced by the hash the event lines carry')
+  const revoked = lines.map((line) => JSON.parse(line)).filter((entry) => entry.type === 'session.revoked').map((entry) => entry.sessionId)
+  t.same(revoked, [hashId(other.sessionId), hashId(here.sessionId)], 'so a request line and its event line correlate')
+  const incoming = lines.map((line) => JSON.parse(line)).find((entry) => entry.req?.method === 'DELETE')
+  t.match(incoming.req, { method: 'DELETE', host: String, remoteAddress: '127.0.0.1', remotePort: Number }, "the rest of Fastify's request line")
 })
 
 t.test('POST /sessions/revoke-others and /revoke-all', async (t) => {

@@ -18,6 +18,7 @@ const FLAGS = {
   new_device: 'New device',
   new_country: 'New location',
   ip_change: 'New network',
+  device_change: 'Device changed',
   impossible_travel: 'Unusual location',
   too_many_ips: 'Many networks',
   too_many_countries: 'Many countries',

@@ -1,5 +1,5 @@
 import type { CookieSerializeOptions } from '@fastify/cookie'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidOptionError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
 import { bool, isToken } from '../validate.js'
@@ -23,6 +23,15 @@ export interface CookieOptions {
    */
   development?: boolean
 }
+
+/**
+ * Most refresh cookies looked at in one request. A client holds one; a sibling
+ * subdomain can plant the same name only once per parent domain and path that
+ * reach the refresh route (`/` and the route's own), so the client's own is
+ * among these. Each costs a MAC and perhaps a store read: an attacker who sends
+ * more gets no more work done.
+ */
+const MAX_REFRESH_COOKIES = 8
 
 export const COOKIE_OPTION_NAMES = { fingerprintCookie: true, secureCookies: true, development: true } as const satisfies Record<keyof CookieOptions, true>
 
@@ -86,9 +95,14 @@ export class SessionCookies {
     return this.#policy.fingerprint
   }
 
-  /** The refresh token the request carries in its cookie, if any. */
-  refreshToken (request: { cookies: Record<string, string | undefined> }): string | undefined {
-    return request.cookies[this.#policy.refresh]
+  /**
+   * Every refresh token the request carries in a cookie, in the order sent: the
+   * client's own, and any planted from a parent domain (which the cookie parser
+   * would have kept instead, being sent first). Only the exact name counts, as
+   * browsers and the parser compare names; at most `MAX_REFRESH_COOKIES`.
+   */
+  refreshTokens (request: FastifyRequest): string[] {
+    return cookieValues(request.headers.cookie, this.#policy.refresh, { limit: MAX_REFRESH_COOKIES })
   }
 
   set (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string | undefined, now: number): void {
@@ -110,4 +124,36 @@ export class SessionCookies {
     if (maxAgeMs !== undefined) attributes.maxAge = Math.floor(maxAgeMs / 1000)
     return attributes
   }
+}
+
+const patterns = new Map<string, RegExp>()
+
+/**
+ * The values of the cookies named `name` in a `Cookie` header, in the order
+ * sent, at most `limit`. The cookie parser keeps only the first of same-named
+ * cookies, and a cookie planted from a sibling subdomain can be that first one:
+ * whoever must see them all (to refuse a duplicate, or to find the real one
+ * among planted ones) reads them here. Names are trimmed, as the parser trims
+ * them, and compared exactly, or without case with `ignoreCase` (browsers match
+ * the `__Host-`/`__Secure-` prefixes without case); another cookie whose name
+ * or value merely contains the name does not count (a value cannot hold a `;`).
+ * Values are trimmed, not decoded: the plugin's cookies never need decoding.
+ * A regex per name, compiled once, that runs in linear time.
+ */
+export function cookieValues (header: string | undefined, name: string, { limit, ignoreCase = false }: { limit: number, ignoreCase?: boolean }): string[] {
+  if (header === undefined) return []
+  const flags = ignoreCase ? 'gi' : 'g'
+  let pattern = patterns.get(flags + name)
+  if (pattern === undefined) {
+    pattern = new RegExp(`(?:^|;)[ \\t]*${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[ \\t]*=([^;]*)`, flags)
+    patterns.set(flags + name, pattern)
+  }
+  pattern.lastIndex = 0
+  const values: string[] = []
+  while (values.length < limit) {
+    const match = pattern.exec(header)
+    if (match === null) break
+    values.push((match[1] as string).trim())
+  }
+  return values
 }

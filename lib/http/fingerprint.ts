@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { randomToken, sha256 } from '../crypto.js'
+import { cookieValues } from './cookies.js'
 
 /**
  * The token-sidejacking defence (OWASP JWT cheat sheet): each login gets a
@@ -36,28 +37,7 @@ export function readFingerprintHash (request: FastifyRequest, name: string): str
   if (value === undefined) return 'missing_fingerprint'
   if (!FINGERPRINT.test(value)) return 'malformed_fingerprint'
   // The cookie parser keeps the first of two same-named cookies; a second one
-  // (say, planted on a sibling domain) must not be silently ignored.
-  if (countCookies(request.headers.cookie as string, name) > 1) return 'duplicate_fingerprint'
+  // (say, planted on a sibling domain, in any case) must not be silently ignored.
+  if (cookieValues(request.headers.cookie, name, { limit: 2, ignoreCase: true }).length > 1) return 'duplicate_fingerprint'
   return sha256(value)
-}
-
-/**
- * How many cookies in a `Cookie` header carry this name (stops at 2). Names are
- * trimmed, as the parser trims them, and compared without case, as browsers
- * compare the `__Host-` prefix; another cookie whose name or value merely
- * contains the name does not count (a value cannot hold a `;`). A regex per
- * name, compiled once: no substring per cookie on every guarded request.
- */
-const patterns = new Map<string, RegExp>()
-
-function countCookies (header: string, name: string): number {
-  let pattern = patterns.get(name)
-  if (pattern === undefined) {
-    pattern = new RegExp(`(?:^|;)[ \\t]*${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[ \\t]*=`, 'gi')
-    patterns.set(name, pattern)
-  }
-  pattern.lastIndex = 0
-  let count = 0
-  while (count < 2 && pattern.exec(header) !== null) count++
-  return count
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { SessionManager } from '../manager.js'
 import type { StoreStats } from '../stores/store.js'
-import { fraction, routePath, section, type OptionNames } from '../validate.js'
+import { bool, fraction, routePath, section, type OptionNames } from '../validate.js'
 
 /** The top-level options of the monitoring routes. */
 export interface MonitoringOptions {
@@ -14,9 +14,11 @@ export interface MonitoringOptions {
   /**
    * Registers a metrics route in the Prometheus text format. Protect it (a
    * network policy, or `onRequest` on your side) if it must not be public.
+   * Refusals are one counter; `rejectionReasons: true` counts them by their
+   * precise reason (see `PrometheusOptions`), for a route only trusted eyes reach.
    * @default undefined (no route)
    */
-  metrics?: { path: string }
+  metrics?: { path: string, rejectionReasons?: boolean }
 }
 
 export const MONITORING_OPTION_NAMES = { health: true, metrics: true } as const satisfies Record<keyof MonitoringOptions, true>
@@ -24,12 +26,12 @@ export const MONITORING_OPTION_NAMES = { health: true, metrics: true } as const 
 /** The monitoring options after validation. */
 export interface MonitoringPolicy {
   readonly health: { readonly path: string, readonly maxUtilization: number } | undefined
-  readonly metrics: { readonly path: string } | undefined
+  readonly metrics: { readonly path: string, readonly rejectionReasons: boolean } | undefined
 }
 
 const DEFAULT_MAX_UTILIZATION = 0.9
 const HEALTH_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['health']>> = { path: true, maxUtilization: true }
-const METRICS_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['metrics']>> = { path: true }
+const METRICS_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['metrics']>> = { path: true, rejectionReasons: true }
 
 export function parseMonitoringOptions (options: MonitoringOptions): MonitoringPolicy {
   const health = options.health === undefined ? undefined : section(options.health, HEALTH_OPTION_NAMES, 'health')
@@ -41,7 +43,12 @@ export function parseMonitoringOptions (options: MonitoringOptions): MonitoringP
           path: routePath(health.path, 'health.path'),
           maxUtilization: fraction(health.maxUtilization ?? DEFAULT_MAX_UTILIZATION, 'health.maxUtilization')
         },
-    metrics: metrics === undefined ? undefined : { path: routePath(metrics.path, 'metrics.path') }
+    metrics: metrics === undefined
+      ? undefined
+      : {
+          path: routePath(metrics.path, 'metrics.path'),
+          rejectionReasons: metrics.rejectionReasons === undefined ? false : bool(metrics.rejectionReasons, 'metrics.rejectionReasons')
+        }
   }
 }
 
@@ -81,7 +88,7 @@ export function monitoringRoutes ({ manager, health, metrics }: MonitoringContex
     if (metrics !== undefined) {
       fastify.get(metrics.path, { config: { public: true } }, async (_request, reply) => {
         const stats = await storeStats(manager)
-        return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(manager.prometheus(stats))
+        return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(manager.prometheus(stats, { rejectionReasons: metrics.rejectionReasons }))
       })
     }
   }

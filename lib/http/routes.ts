@@ -1,8 +1,9 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { SessionNotFoundError } from '../errors.js'
 import type { Guard } from '../guard.js'
 import type { Lifecycle } from '../lifecycle.js'
 import type { SessionManager } from '../manager.js'
+import { hashId } from '../monitoring/events.js'
 import { routePath, section, type OptionNames } from '../validate.js'
 import { errorResponseSchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
 
@@ -32,6 +33,26 @@ const revokedSchema = {
 } as const
 
 const unauthorized = { 401: errorResponseSchema }
+
+/**
+ * The request log line of a route with a session id in its URL: the fields of
+ * Fastify's own, with the id replaced by the hash the event log lines carry
+ * (`sid:<hash>`), so the log holds no session id in clear and a request still
+ * correlates with its events. An app's own `req` serializer does not apply here.
+ */
+const redactedRequest = {
+  req: (request: FastifyRequest<{ Params: { id: string } }>) => {
+    const query = request.url.indexOf('?')
+    return {
+      method: request.method,
+      url: request.routeOptions.url!.replace(':id', `sid:${hashId(request.params.id)}`) + (query === -1 ? '' : request.url.slice(query)),
+      version: request.headers['accept-version'],
+      host: request.host,
+      remoteAddress: request.ip,
+      remotePort: request.socket.remotePort
+    }
+  }
+}
 
 /** OpenAPI summary and tag, read by `@fastify/swagger`. */
 function describe (summary: string): Record<string, unknown> {
@@ -66,6 +87,7 @@ export function sessionRoutes ({ guard, lifecycle, manager }: RoutesContext): Fa
 
     fastify.delete<{ Params: { id: string } }>('/:id', {
       preHandler: guard,
+      logSerializers: redactedRequest,
       schema: {
         ...describe('Sign out one of the caller\'s sessions'),
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } },

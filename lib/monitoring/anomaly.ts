@@ -1,10 +1,12 @@
 import type { FastifyRequest } from 'fastify'
-import { sha256 } from '../crypto.js'
+import type { KeyOf } from '../crypto.js'
+import type { DeviceInfo } from '../devices/device.js'
 import { InvalidOptionError } from '../errors.js'
-import type { ClientInfo, Clock, Location, SessionRecord } from '../session.js'
+import type { ClientInfo, Clock, SessionRecord, TravelAnchor } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
 import { count, duration, optionalFunction, section, type Duration, type OptionNames } from '../validate.js'
 import type { AnomalyDecision, AnomalyRule, SessionEventStream } from './events.js'
+import { anchorOf, checkTravel } from './travel.js'
 
 /** One anomaly found, as the `decide` hook and the event see it. */
 export interface Anomaly {
@@ -26,12 +28,21 @@ export interface Anomaly {
 export type AnomalyHook = (anomaly: Anomaly, request: FastifyRequest) => AnomalyDecision | undefined | Promise<AnomalyDecision | undefined>
 
 export interface AnomalyOptions {
-  /** A login from a device (browser, OS, type, model) the user has not used within `memory`. @default 'flag' */
+  /**
+   * A login from a device (browser, OS, type, model) not known for the user: known means vouched for
+   * (the user's first login, or `app.sessions.trustDevice`) and used within `memory` since. @default 'flag'
+   */
   newDevice?: AnomalyDecision
-  /** A login from a country the user has not logged in from within `memory` (needs `resolveLocation`). @default 'flag' */
+  /** A login from a country not known for the user, in the same way (needs `resolveLocation`). @default 'flag' */
   newCountry?: AnomalyDecision
   /** A session's IP changes between requests (mobile networks do this often). @default 'ignore' */
   ipChange?: AnomalyDecision
+  /**
+   * A session's device (type, browser, OS; model when both name one) changes between requests, e.g.
+   * Firefox then curl. Not a browser update, nor an iPad's Safari switching between its desktop (macOS)
+   * and mobile user agents. @default 'flag'
+   */
+  deviceChange?: AnomalyDecision
   /** More distinct IPs across a user's live sessions than `max`. @default { policy: 'flag', max: 10 } */
   tooManyIps?: { policy?: AnomalyDecision, max?: number }
   /** More distinct countries across a user's live sessions than `max`. @default { policy: 'flag', max: 3 } */
@@ -39,12 +50,15 @@ export interface AnomalyOptions {
   /**
    * Two places (logins or requests, with coordinates) farther apart than
    * `maxSpeedKmh` allows; distances under `minDistanceKm` are geolocation noise.
+   * Measured from where the session was last seen and from its anchor (the
+   * login place, or the last place a check let through at `minDistanceKm` or
+   * more), so a chain of short hops adds up.
    * @default { policy: 'flag', maxSpeedKmh: 1000, minDistanceKm: 200 }
    */
   impossibleTravel?: { policy?: AnomalyDecision, maxSpeedKmh?: number, minDistanceKm?: number }
   /** More than `max` logins of one user in a `window`. @default { policy: 'flag', max: 10, window: '1m' } */
   loginBurst?: { policy?: AnomalyDecision, max?: number, window?: Duration }
-  /** How long a device or country stays known after a login from it. @default '90d' */
+  /** How long a device or country stays known after it was vouched for or last logged in from. @default '90d' */
   memory?: Duration
   /** Decides per case; returning `undefined` keeps the rule's policy. */
   decide?: AnomalyHook
@@ -54,6 +68,7 @@ const ANOMALY_OPTION_NAMES: OptionNames<AnomalyOptions> = {
   newDevice: true,
   newCountry: true,
   ipChange: true,
+  deviceChange: true,
   tooManyIps: true,
   tooManyCountries: true,
   impossibleTravel: true,
@@ -70,6 +85,7 @@ export function parseAnomalyOptions (value: AnomalyOptions | undefined): Anomaly
     newDevice: decision(options.newDevice ?? 'flag', 'anomalies.newDevice'),
     newCountry: decision(options.newCountry ?? 'flag', 'anomalies.newCountry'),
     ipChange: decision(options.ipChange ?? 'ignore', 'anomalies.ipChange'),
+    deviceChange: decision(options.deviceChange ?? 'flag', 'anomalies.deviceChange'),
     tooManyIps: { policy: decision(tooManyIps.policy ?? 'flag', 'anomalies.tooManyIps.policy'), max: count(tooManyIps.max ?? 10, 'anomalies.tooManyIps.max') },
     tooManyCountries: {
       policy: decision(tooManyCountries.policy ?? 'flag', 'anomalies.tooManyCountries.policy'),
@@ -100,6 +116,7 @@ export interface AnomalyPolicy {
   readonly newDevice: AnomalyDecision
   readonly newCountry: AnomalyDecision
   readonly ipChange: AnomalyDecision
+  readonly deviceChange: AnomalyDecision
   readonly tooManyIps: { readonly policy: AnomalyDecision, readonly max: number }
   readonly tooManyCountries: { readonly policy: AnomalyDecision, readonly max: number }
   readonly impossibleTravel: { readonly policy: AnomalyDecision, readonly maxSpeedKmh: number, readonly minDistanceKm: number }
@@ -113,10 +130,11 @@ export interface AnomalyPolicy {
 export interface Verdict {
   readonly flags: readonly AnomalyRule[]
   readonly revoke: boolean
+  /** On a request: the session's new travel anchor, when it changed. */
+  readonly travelAnchor?: TravelAnchor
 }
 
 const CLEAR: Verdict = Object.freeze({ flags: [], revoke: false })
-const EARTH_RADIUS_KM = 6371
 
 /**
  * Anomaly detection at login and on requests. Each rule has a policy
@@ -128,12 +146,15 @@ export class AnomalyDetector {
   readonly #events: SessionEventStream
   readonly #clock: Clock
   readonly #policy: AnomalyPolicy
+  /** Names the counters' keys: a dump of the store reveals no user, device or country. */
+  readonly #keyOf: KeyOf
 
-  constructor ({ store, events, clock }: { store: SessionStore, events: SessionEventStream, clock: Clock }, policy: AnomalyPolicy) {
+  constructor ({ store, events, clock, keyOf }: { store: SessionStore, events: SessionEventStream, clock: Clock, keyOf: KeyOf }, policy: AnomalyPolicy) {
     this.#store = store
     this.#events = events
     this.#clock = clock
     this.#policy = policy
+    this.#keyOf = keyOf
   }
 
   /** Checks a login of `userId` from `client`, before its session is created. */
@@ -143,20 +164,20 @@ export class AnomalyDetector {
     const now = this.#clock()
     const found: Anomaly[] = []
     const report = (rule: AnomalyRule, detail: Record<string, unknown>): void => { found.push({ rule, at: 'login', userId, detail }) }
-    const user = sha256(userId)
+    const keyOf = this.#keyOf
+    const user = keyOf('anomaly.user', userId)
 
-    // A user's first login in `memoryMs` has nothing to compare with: no device or country is "new".
+    // A user's first login in `memoryMs` has nothing to compare with: nothing is "new", and since there
+    // is nothing to protect yet, it vouches for its own device and country.
     const logins = await store.increment(`anomaly:logins:${user}`, policy.memoryMs, now)
+    const first = logins.count === 1
     const device = client.device
-    if (device !== undefined && policy.newDevice !== 'ignore') {
-      // Browser and OS, not their versions: an update is not a new device.
-      const known = await store.increment(`anomaly:device:${user}:${sha256(`${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`, policy.memoryMs, now)
-      if (known.count === 1 && logins.count > 1) report('new_device', { device: device.name })
+    if (device !== undefined && policy.newDevice !== 'ignore' && !await this.#known(this.#deviceMarker(user, device), first, now)) {
+      report('new_device', { device: device.name })
     }
     const country = client.location?.country
-    if (country !== undefined && policy.newCountry !== 'ignore') {
-      const known = await store.increment(`anomaly:country:${user}:${country}`, policy.memoryMs, now)
-      if (known.count === 1 && logins.count > 1) report('new_country', { country })
+    if (country !== undefined && policy.newCountry !== 'ignore' && !await this.#known(this.#countryMarker(user, country), first, now)) {
+      report('new_country', { country })
     }
     if (policy.loginBurst.policy !== 'ignore') {
       const window = Math.floor(now / policy.loginBurst.windowMs)
@@ -172,35 +193,74 @@ export class AnomalyDetector {
       report('too_many_countries', { countries, max: policy.tooManyCountries.max })
     }
     // `active` is most recently active first: compare with where the user was last seen.
-    const last = active.find((s) => hasCoordinates(s.location))
-    if (last !== undefined) this.#travel(last, client.location, now, (detail) => report('impossible_travel', detail))
+    const last = active.find((s) => anchorOf(s) !== undefined)
+    if (policy.impossibleTravel.policy !== 'ignore' && last !== undefined) {
+      const { impossible } = checkTravel(policy.impossibleTravel, last, client.location, now)
+      if (impossible !== undefined) report('impossible_travel', impossible)
+    }
 
     return await this.#decide(request, found)
   }
 
+  /**
+   * Vouches for a session's device and country (`app.sessions.trustDevice`):
+   * they become known for its user, and the session loses its `new_device` and
+   * `new_country` flags. Returns whether the session was live.
+   */
+  async trust (sessionId: string): Promise<boolean> {
+    const store = this.#store
+    const now = this.#clock()
+    const session = await store.get(sessionId, now)
+    if (session === undefined) return false
+    const user = this.#keyOf('anomaly.user', session.userId)
+    if (session.device !== undefined) await store.increment(this.#deviceMarker(user, session.device), this.#policy.memoryMs, now)
+    const country = session.location?.country
+    if (country !== undefined) await store.increment(this.#countryMarker(user, country), this.#policy.memoryMs, now)
+    const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag)) ?? []
+    if (flags.length === (session.flags?.length ?? 0)) return true
+    const changes = { flags: flags.length === 0 ? undefined : flags }
+    return await store.touch(session.id, { lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes }, now) !== undefined
+  }
+
+  /**
+   * Whether the device or country under `key` is known. Only a vouched one is
+   * (the user's first login, or `trust`): a login never makes its own device
+   * known, so an attacker's refused or flagged login teaches the rule nothing.
+   * A known one stays known while it is used.
+   */
+  /** The store key marking a device known for a user: browser and OS, not their versions (an update is not a new device). */
+  #deviceMarker (user: string, device: DeviceInfo): string {
+    return `anomaly:device:${user}:${this.#keyOf('anomaly.device', `${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`
+  }
+
+  /** The store key marking a country known for a user. */
+  #countryMarker (user: string, country: string): string {
+    return `anomaly:country:${user}:${this.#keyOf('anomaly.country', country)}`
+  }
+
+  async #known (key: string, first: boolean, now: number): Promise<boolean> {
+    if (!first && await this.#store.counter(key, now) === undefined) return false
+    await this.#store.increment(key, this.#policy.memoryMs, now)
+    return true
+  }
+
   /** Checks a request of a live session whose client changed (`changes` from the client observer). */
   async onRequest (request: FastifyRequest, session: SessionRecord, changes: ClientInfo): Promise<Verdict> {
+    const policy = this.#policy
     const found: Anomaly[] = []
     const report = (rule: AnomalyRule, detail: Record<string, unknown>): void => {
       found.push({ rule, at: 'request', userId: session.userId, sessionId: session.id, detail })
     }
-    if (changes.ip !== session.ip && this.#policy.ipChange !== 'ignore') report('ip_change', { from: session.ip, to: changes.ip })
-    this.#travel(session, changes.location, this.#clock(), (detail) => report('impossible_travel', detail))
-    return await this.#decide(request, found, session)
-  }
-
-  /** Reports travel from `from` (at its last activity) to `to` (now) faster than a plausible speed. */
-  #travel (from: SessionRecord, to: Location | undefined, now: number, report: (detail: Record<string, unknown>) => void): void {
-    const rule = this.#policy.impossibleTravel
-    const origin = from.location
-    if (rule.policy === 'ignore' || !hasCoordinates(to) || !hasCoordinates(origin)) return
-    const km = distanceKm(origin.latitude, origin.longitude, to.latitude, to.longitude)
-    if (km < rule.minDistanceKm) return
-    const hours = Math.max(now - from.lastSeenAt, 1) / 3_600_000
-    const speedKmh = km / hours
-    if (speedKmh > rule.maxSpeedKmh) {
-      report({ distanceKm: Math.round(km), minutes: Math.round(hours * 60), speedKmh: Math.round(speedKmh), from: origin.country, to: to.country })
+    if (changes.ip !== session.ip && policy.ipChange !== 'ignore') report('ip_change', { from: session.ip, to: changes.ip })
+    const [from, to] = [session.device, changes.device]
+    if (policy.deviceChange !== 'ignore' && from !== undefined && to !== undefined && !sameDevice(from, to)) {
+      report('device_change', { from: from.name, to: to.name })
     }
+    if (policy.impossibleTravel.policy === 'ignore') return await this.#decide(request, found, session)
+    const travel = checkTravel(policy.impossibleTravel, session, changes.location, this.#clock())
+    if (travel.impossible !== undefined) report('impossible_travel', travel.impossible)
+    const verdict = await this.#decide(request, found, session)
+    return travel.anchor === session.travelAnchor ? verdict : { ...verdict, travelAnchor: travel.anchor }
   }
 
   async #decide (request: FastifyRequest, found: Anomaly[], session?: SessionRecord): Promise<Verdict> {
@@ -225,6 +285,7 @@ export class AnomalyDetector {
       case 'new_device': return policy.newDevice
       case 'new_country': return policy.newCountry
       case 'ip_change': return policy.ipChange
+      case 'device_change': return policy.deviceChange
       case 'too_many_ips': return policy.tooManyIps.policy
       case 'too_many_countries': return policy.tooManyCountries.policy
       case 'impossible_travel': return policy.impossibleTravel.policy
@@ -233,8 +294,33 @@ export class AnomalyDetector {
   }
 }
 
-function hasCoordinates (location: Location | undefined): location is Location & { latitude: number, longitude: number } {
-  return typeof location?.latitude === 'number' && typeof location.longitude === 'number'
+/** The flags that vouching for a session's device and country answers. */
+const VOUCHED_RULES: ReadonlySet<string> = new Set<AnomalyRule>(['new_device', 'new_country'])
+
+/**
+ * Whether a session's device is still the same device (`device_change`): type,
+ * browser and OS, not their versions (an update mid-session is no change). The
+ * model counts only when both name one: Chromium sends it in a client hint that
+ * not every request carries. (`#deviceMarker` keys on the model as it is: a key
+ * cannot match "any model".)
+ */
+function sameDevice (a: DeviceInfo, b: DeviceInfo): boolean {
+  if (isIpadSafariSwitch(a, b)) return true
+  return a.type === b.type && a.browser.name === b.browser.name && a.os.name === b.os.name &&
+    (a.model === undefined || b.model === undefined || a.model === b.model)
+}
+
+/**
+ * iPadOS Safari asks for desktop sites by default and then sends exactly the
+ * macOS Safari user agent; "Request Mobile Website" switches it to the iPad one,
+ * mid-session. No request header tells that iPad from a Mac (only script can,
+ * from `navigator.maxTouchPoints`), so Safari on macOS and Safari on an iPad
+ * pass for one device.
+ */
+function isIpadSafariSwitch (a: DeviceInfo, b: DeviceInfo): boolean {
+  const ipad = (d: DeviceInfo): boolean => d.browser.name === 'Safari' && d.model === 'iPad'
+  const mac = (d: DeviceInfo): boolean => d.browser.name === 'Safari' && d.os.name === 'macOS'
+  return (ipad(a) && mac(b)) || (mac(a) && ipad(b))
 }
 
 /** How many distinct defined values, counting `extra` too. */
@@ -243,12 +329,4 @@ function distinct (values: Array<string | undefined>, extra: string | undefined)
   set.add(extra)
   set.delete(undefined)
   return set.size
-}
-
-/** Great-circle distance (haversine). */
-export function distanceKm (lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const rad = Math.PI / 180
-  const a = Math.sin((lat2 - lat1) * rad / 2) ** 2 +
-    Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin((lon2 - lon1) * rad / 2) ** 2
-  return 2 * EARTH_RADIUS_KM * Math.asin(Math.sqrt(a))
 }

@@ -11,7 +11,7 @@ export const EVENT_VERSION = 1
 export type RevocationReason = 'user' | 'admin' | 'limit' | 'regenerate' | 'reuse' | 'password-change' | 'anomaly'
 
 /** The anomaly rules (see docs/monitoring.md). */
-export type AnomalyRule = 'new_device' | 'new_country' | 'ip_change' | 'too_many_ips' | 'too_many_countries' | 'impossible_travel' | 'login_burst'
+export type AnomalyRule = 'new_device' | 'new_country' | 'ip_change' | 'device_change' | 'too_many_ips' | 'too_many_countries' | 'impossible_travel' | 'login_burst'
 
 /** What is done about an anomaly. */
 export type AnomalyDecision = 'ignore' | 'flag' | 'revoke'
@@ -26,9 +26,13 @@ export interface SessionEvents {
   /** A request or refresh was refused; `reason` is the precise one the client never sees. */
   'auth.rejected': { reason: string }
   'refresh.reuse_detected': Record<string, never>
-  /** `username` is normalised (trimmed, lower case, NFKC). */
-  'login.failed': { username: string, failures: number }
-  'login.locked': { username: string, scope: 'username' | 'ip', retryAfterMs: number }
+  /**
+   * `usernameHash` stands for the username (a keyed hash: it correlates one
+   * username's events without revealing it); `username`, normalised (trimmed,
+   * lower case, NFKC), only with `lockout.logUsernames`.
+   */
+  'login.failed': { usernameHash: string, username?: string, failures: number }
+  'login.locked': { usernameHash: string, username?: string, scope: 'username' | 'ip', retryAfterMs: number }
   'anomaly.detected': { rule: AnomalyRule, decision: AnomalyDecision, at: 'login' | 'request', detail: Record<string, unknown> }
 }
 

@@ -15,6 +15,19 @@ export interface EventCounts {
   anomalies: Record<string, number>
 }
 
+/** What the Prometheus text shows. */
+export interface PrometheusOptions {
+  /**
+   * Count refused requests by their precise reason (`auth_rejected_total{reason}`).
+   * Off by default: whoever reads the metrics could otherwise tell, by probing
+   * with a stolen token, which refusal it got (a live session, or a dead one),
+   * which the one 401 answer hides. `stats()` keeps the reasons for the app's
+   * own code.
+   * @default false
+   */
+  rejectionReasons?: boolean
+}
+
 /**
  * Counts what the event stream reports. Fed synchronously by the stream, so
  * `stats()` and `/metrics` agree with the events at any moment. Per instance:
@@ -51,7 +64,7 @@ export class SessionMetrics {
   }
 
   /** The Prometheus text exposition format (version 0.0.4). */
-  prometheus (store: StoreStats | undefined): string {
+  prometheus (store: StoreStats | undefined, { rejectionReasons = false }: PrometheusOptions = {}): string {
     const counts = this.counts
     const lines: string[] = []
     const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Record<string, string>, number]>): void => {
@@ -74,7 +87,8 @@ export class SessionMetrics {
     metric('sessions_revoked_total', 'counter', 'Sessions revoked, by reason.', labelled('reason', counts.revoked))
     metric('sessions_evicted_total', 'counter', 'Sessions evicted at store capacity.', [[{}, counts.evicted]])
     metric('sessions_expired_total', 'counter', 'Sessions expired, by deadline.', labelled('reason', counts.expired))
-    metric('auth_rejected_total', 'counter', 'Requests and refreshes refused, by precise reason.', labelled('reason', counts.rejected))
+    if (rejectionReasons) metric('auth_rejected_total', 'counter', 'Requests and refreshes refused, by precise reason.', labelled('reason', counts.rejected))
+    else metric('auth_rejected_total', 'counter', 'Requests and refreshes refused.', [[{}, sum(counts.rejected)]])
     metric('refresh_reuse_detected_total', 'counter', 'Older refresh tokens presented (theft).', [[{}, counts.reuseDetected]])
     metric('login_failures_total', 'counter', 'Failed logins recorded.', [[{}, counts.loginFailures]])
     metric('login_lockouts_total', 'counter', 'Logins refused while locked, by scope.', labelled('scope', counts.lockouts))
@@ -85,6 +99,12 @@ export class SessionMetrics {
       }))
     return `${lines.join('\n')}\n`
   }
+}
+
+function sum (counts: Record<string, number>): number {
+  let total = 0
+  for (const key in counts) total += counts[key] as number
+  return total
 }
 
 /** Adds one to `counts[key]`. */

@@ -99,6 +99,10 @@ export class FailClosedStore implements SessionStore {
     try { return this.#store.resetCounter(key).then(undefined, this.#rejected) } catch (err) { return this.#rejected(err) }
   }
 
+  decrement (key: string, now: number): Promise<void> {
+    try { return this.#store.decrement(key, now).then(undefined, this.#rejected) } catch (err) { return this.#rejected(err) }
+  }
+
   stats (now: number): Promise<StoreStats> {
     try { return this.#store.stats(now).then(undefined, this.#rejected) } catch (err) { return this.#rejected(err) }
   }

@@ -215,6 +215,13 @@ export class MemoryStore implements SessionStore {
     this.#counters.delete(key)
   }
 
+  async decrement (key: string, now: number): Promise<void> {
+    const held = this.#liveCounter(key, now)
+    if (held === undefined) return
+    if (held.count > 1) this.#counters.set(key, { ...held, count: held.count - 1 })
+    else this.#counters.delete(key)
+  }
+
   async stats (): Promise<StoreStats> {
     return {
       sessions: this.#cache.size,

@@ -79,6 +79,14 @@ export interface SessionStore {
   /** Removes the counter under `key`. */
   resetCounter(key: string): Promise<void>
 
+  /**
+   * Atomic: takes back one event counted under `key` (an attempt counted ahead
+   * that turned out not to count). The count drops by one; `firstAt`, `lastAt`
+   * and the window stay as they are; a counter that drops to zero is removed.
+   * An expired or absent counter is left alone.
+   */
+  decrement(key: string, now: number): Promise<void>
+
   /** Counters and sizes. */
   stats(now: number): Promise<StoreStats>
 

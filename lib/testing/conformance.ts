@@ -510,11 +510,38 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.strictSame(ids(scanned), [session!.id], 'nor does scan() return them')
   })
 
+  await t.test('decrement takes back one event: the times and the window stay, and at zero the counter is gone', async (t) => {
+    const { store, clock } = await setup(t)
+    const start = clock.now
+    await store.increment('k', MINUTE, clock.now)
+    clock.advance(1000)
+    await store.increment('k', MINUTE, clock.now)
+    const last = clock.now
+    clock.advance(1000)
+    await store.decrement('k', clock.now)
+    t.match(await store.counter('k', clock.now), { count: 1, firstAt: start, lastAt: last }, 'one fewer, the times as they were')
+    clock.advance(MINUTE - 1001)
+    t.match(await store.counter('k', clock.now), { count: 1 }, 'the window still runs from the last event counted')
+    await store.decrement('k', clock.now)
+    t.equal(await store.counter('k', clock.now), undefined, 'at zero it is gone')
+    t.match(await store.increment('k', MINUTE, clock.now), { count: 1, firstAt: clock.now }, 'and counting starts over')
+    await store.decrement('never-counted', clock.now)
+    t.equal(await store.counter('never-counted', clock.now), undefined, 'an absent counter stays absent')
+    await store.increment('old', MINUTE, clock.now)
+    await store.increment('old', MINUTE, clock.now)
+    clock.advance(MINUTE)
+    await store.decrement('old', clock.now)
+    t.equal(await store.counter('old', clock.now), undefined, 'an expired counter is not brought back')
+    t.match(await store.increment('old', MINUTE, clock.now), { count: 1, firstAt: clock.now }, 'nor carried into the next window')
+  })
+
   await t.test('50 concurrent increments of one key count 50', async (t) => {
     const { store, clock } = await setup(t)
     const counted = await Promise.all(Array.from({ length: 50 }, async () => await store.increment('burst', MINUTE, clock.now)))
     t.strictSame(counted.map((counter) => counter.count).sort((a, b) => a - b), Array.from({ length: 50 }, (_, j) => j + 1), 'each saw its own count')
     t.equal((await store.counter('burst', clock.now))?.count, 50)
+    await Promise.all(Array.from({ length: 30 }, async () => await store.decrement('burst', clock.now)))
+    t.equal((await store.counter('burst', clock.now))?.count, 20, '30 concurrent decrements take back 30')
   })
 
   await t.test('scan returns every live session of every user once, in batches, skipping expired ones', async (t) => {
@@ -548,7 +575,8 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
       ip: '203.0.113.7',
       userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0',
       location: { country: 'FR', city: 'Lyon', latitude: 45.75, longitude: 4.85 },
-      flags: ['new_device']
+      flags: ['new_device'],
+      travelAnchor: { latitude: 45.75, longitude: 4.85, country: 'FR', at: clock.now }
     })
     await store.create(session, EVICT, clock.now)
     const read = await store.get(session.id, clock.now)
@@ -556,7 +584,9 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.ok(Object.isFrozen(read?.device), 'the device read back is frozen')
 
     clock.advance(MINUTE)
-    const changes: SessionChanges = { ip: '198.51.100.9', location: { country: 'DE' }, flags: ['new_device', 'new_country', 'ip_change'] }
+    const changes: SessionChanges = {
+      ip: '198.51.100.9', location: { country: 'DE' }, flags: ['new_device', 'new_country', 'ip_change'], travelAnchor: { latitude: 52.52, longitude: 13.405, at: clock.now }
+    }
     const touched = await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes }, clock.now)
     const expected = { ...session, ...changes, lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE }
     t.strictSame(touched, expected, 'touch merges the changes')

@@ -171,6 +171,11 @@ export abstract class TimedJwt {
     this.#ttlSeconds = Math.ceil(ttlMs / 1000)
   }
 
+  /** How long a token lives. */
+  protected get lifetimeMs (): number {
+    return this.#ttlSeconds * 1000
+  }
+
   protected signClaims (claims: Record<string, unknown>, now: number): string {
     const iat = Math.floor(now / 1000)
     return this.#jwt.sign({ ...claims, iat, exp: iat + this.#ttlSeconds })

@@ -6,10 +6,25 @@ export interface LimitTicket {
   userId: string
   claims?: Record<string, unknown>
   remember: boolean
+  /** The anomaly flags the refused login earned: the session it completes carries them. */
+  flags: readonly string[]
   /** Hash of the fingerprint cookie set with the 409. */
   fingerprintHash: string
   /** Hash of the ids of the user's sessions when the login was refused. */
   activeHash: string
+}
+
+/** A ticket that verified, with the store counter that makes it single-use. */
+export interface VerifiedLimitTicket extends LimitTicket {
+  /**
+   * `store.increment(use.key, use.windowMs)`: only the first use of the ticket
+   * counts 1. The key is derived from the ticket's signature (one spelling per
+   * ticket, see `TimedJwt.payload`). The window outlives the ticket by its own
+   * lifetime: a request that verified the ticket a moment before it expired, or
+   * on an instance whose clock runs behind, still finds the counter there (Redis
+   * drops the key by its own clock).
+   */
+  readonly use: { readonly key: string, readonly windowMs: number }
 }
 
 const TICKET_TYPE = 'sg-limit'
@@ -18,8 +33,9 @@ const TICKET_TYPE = 'sg-limit'
  * Short-lived signed tickets that let a login refused at the session limit be
  * completed by signing one session out. Signed with the access-token key but
  * typed apart (`typ`), and without `sid`, so neither can pass for the other.
- * Single use: completing one revokes a session, which changes the set of
- * sessions the ticket is bound to.
+ * Single use: the lifecycle consumes a ticket with one atomic store step
+ * (`use`) before it signs anything out, so parallel requests with one ticket,
+ * even naming different sessions, complete one login between them.
  */
 export class LimitTickets extends TimedJwt {
   sign (ticket: LimitTicket, now: number): string {
@@ -28,20 +44,24 @@ export class LimitTickets extends TimedJwt {
       sub: ticket.userId,
       clm: ticket.claims,
       rem: ticket.remember,
+      flg: ticket.flags.length === 0 ? undefined : ticket.flags,
       fph: ticket.fingerprintHash,
       act: ticket.activeHash
     }, now)
   }
 
-  verify (token: string, now: number): LimitTicket | undefined {
+  verify (token: string, now: number): VerifiedLimitTicket | undefined {
     const payload = this.payload(token)
     if (payload === undefined || payload.typ !== TICKET_TYPE || typeof payload.exp !== 'number' || now >= payload.exp * 1000) return undefined
     return {
       userId: payload.sub as string,
       claims: payload.clm as Record<string, unknown> | undefined,
       remember: payload.rem === true,
+      // Signed with the rest: a client cannot strip them.
+      flags: Array.isArray(payload.flg) ? payload.flg as string[] : [],
       fingerprintHash: payload.fph as string,
-      activeHash: payload.act as string
+      activeHash: payload.act as string,
+      use: { key: `limit-ticket:${sha256(token.slice(token.lastIndexOf('.') + 1))}`, windowMs: payload.exp * 1000 - now + this.lifetimeMs }
     }
   }
 }

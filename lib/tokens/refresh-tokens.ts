@@ -1,6 +1,13 @@
 import { hkdfSync } from 'node:crypto'
 import { hmac, randomToken, safeEqual, sha256 } from '../crypto.js'
 
+/** A refresh token we issued, opened. */
+export interface OpenedRefreshToken {
+  readonly sessionId: string
+  /** What the store keeps of it. */
+  readonly hash: string
+}
+
 /**
  * Opaque refresh tokens: `<session id>.<256 random bits>.<MAC>`.
  *
@@ -24,7 +31,7 @@ export class RefreshTokens {
   }
 
   /** The session id and hash of a token we issued, or `undefined` for anything else. */
-  open (token: string): { sessionId: string, hash: string } | undefined {
+  open (token: string): OpenedRefreshToken | undefined {
     const macAt = token.lastIndexOf('.')
     const idEnd = token.indexOf('.')
     if (idEnd <= 0 || macAt === idEnd) return undefined

@@ -1,13 +1,14 @@
 import { createHmac, hkdfSync } from 'node:crypto'
 import type { Test } from 'tap'
 import t from 'tap'
-import { memoryStore } from '../../lib/index.js'
-import { type Credentials, type Harness, MINUTE, settle } from '../helper.js'
+import { memoryStore, type SessionEvent } from '../../lib/index.js'
+import { type Credentials, type Harness, MINUTE, SECRET, settle } from '../helper.js'
 import {
   assertGuardRefused,
   assertRefreshRefused,
   assertUntouched,
   callMe,
+  claimsOf,
   refreshByCookie,
   refreshed,
   sessionIdRoutes,
@@ -131,6 +132,54 @@ t.test('fixation: a session id or fingerprint chosen by the client never becomes
   const smuggled = await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice', claims: { sid: chosen } } })
   t.equal(smuggled.statusCode, 500, 'a reserved claim is a programming error, refused')
   t.equal(await h.app.sessions.get(chosen), undefined)
+})
+
+t.test("a token for bob naming alice's session is refused: the guard binds sub to the session's user", async (t) => {
+  const events: SessionEvent[] = []
+  const h = await setup(t, { onEvent: (event: SessionEvent) => events.push(event) })
+  const alice = await h.login('alice')
+  const bob = await h.login('bob')
+  h.clock.advance(2 * MINUTE)
+  // Signed with the real secret, with alice's session id and alice's fingerprint
+  // hash, sent with alice's fingerprint cookie: every other check passes, so only
+  // the binding of sub to the session's user stands between it and a 200 as bob.
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
+  const payload = Buffer.from(JSON.stringify({ ...claimsOf(alice.accessToken), sub: 'bob' })).toString('base64url')
+  const token = `${header}.${payload}.${createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url')}`
+  const before = await snapshot(h.app, [alice, bob], ['alice', 'bob'])
+  assertGuardRefused(t, await callMe(h.app, token, alice.fingerprint), "bob's sub on alice's session")
+  await assertUntouched(t, h.app, before, 'the refused token', [alice, bob], ['alice', 'bob'])
+  await settle()
+  t.match(events.filter((event) => event.type === 'auth.rejected'), [{ reason: 'session_mismatch', userId: 'bob', sessionId: alice.sessionId }], 'refused for the mismatch')
+  t.equal((await h.me(alice)).statusCode, 200, "control: alice's own token works")
+  t.equal((await h.me(bob)).statusCode, 200, "and bob's")
+})
+
+t.test("the app's claims may not set a claim the plugin signs or checks, aud among them", async (t) => {
+  // Listed here, not read from RESERVED_CLAIMS: dropping a name from that set must fail this test.
+  const reserved = ['sub', 'sid', 'fph', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud']
+  for (const audience of [undefined, 'api']) {
+    const h = await setup(t, audience === undefined ? {} : { audience }, (app) => {
+      app.post<{ Body: Record<string, unknown> }>('/elevate', { preHandler: app.requireSession }, async (request, reply) => {
+        const { accessToken } = await request.regenerateSession(reply, request.body)
+        return { accessToken }
+      })
+    })
+    const where = audience === undefined ? 'no audience configured' : `audience "${audience}"`
+    for (const name of reserved) {
+      const response = await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice', claims: { [name]: 'another-api' } } })
+      t.equal(response.statusCode, 500, `${where}, at login: "${name}" is refused`)
+      t.equal(response.json().message, `claims may not set the reserved claim "${name}"`, `${where}: the error names "${name}"`)
+    }
+    t.match(await h.app.sessions.stats(), { sessions: 0, events: { created: 0 } }, `${where}: no session was created`)
+
+    const alice = await h.login('alice')
+    for (const name of reserved) {
+      const response = await h.app.inject({ method: 'POST', url: '/elevate', payload: { [name]: 'another-api' }, headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.fingerprint } })
+      t.equal(response.statusCode, 500, `${where}, at regeneration: "${name}" is refused`)
+    }
+    t.same((await h.app.sessions.list('alice')).map((session) => session.id), [alice.sessionId], `${where}: the session was not regenerated`)
+  }
 })
 
 t.test("another user's session id, in every input that takes one", async (t) => {

@@ -58,6 +58,7 @@ class IgnoresTheLimit implements SessionStore {
   listUser: SessionStore['listUser'] = async (...args) => await this.#inner.listUser(...args)
   scan: SessionStore['scan'] = (...args) => this.#inner.scan(...args)
   increment: SessionStore['increment'] = async (...args) => await this.#inner.increment(...args)
+  decrement: SessionStore['decrement'] = async (...args) => await this.#inner.decrement(...args)
   counter: SessionStore['counter'] = async (...args) => await this.#inner.counter(...args)
   resetCounter: SessionStore['resetCounter'] = async (...args) => await this.#inner.resetCounter(...args)
   stats: SessionStore['stats'] = async () => await this.#inner.stats()

@@ -79,6 +79,17 @@ export function serverTest (t: Test, name: string, fn: (t: Test) => Promise<void
   })
 }
 
+/** A prefix of the Redis at `REDIS_URL` of this test's own: its keys are deleted when the test ends. */
+export function testPrefix (t: Test): string {
+  const prefix = uniquePrefix()
+  t.teardown(async () => {
+    const admin = testClient()
+    await deleteKeys(admin, prefix)
+    admin.disconnect()
+  })
+  return prefix
+}
+
 /** Deletes every key holding `prefix` (on each master of a Cluster). */
 export async function deleteKeys (client: Redis | Cluster, prefix: string): Promise<void> {
   const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]

@@ -53,6 +53,8 @@ app.register(sessionGuard, {
 })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), onSessionLimit: 'drop' }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), maxSessionsPerUser: '5' }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), lockout: { ipFreeAttempts: 20, ipv6Prefix: 56 } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), lockout: { ipv6Prefix: '64' } }))
 
 expectAssignable<SessionStore>(memoryStore())
 expectType<MemoryStore>(memoryStore({ onCapacity: 'reject' }))
@@ -62,6 +64,12 @@ expectType<SessionManager>(app.sessions)
 expectType<Promise<SessionRecord[]>>(app.sessions.list('alice'))
 expectType<Promise<number>>(app.sessions.revokeAll('alice', { except: 'sid', reason: 'password-change' }))
 expectType<Promise<boolean>>(app.sessions.revoke('sid'))
+expectType<Promise<boolean>>(app.sessions.trustDevice('sid'))
+expectAssignable<SessionGuardOptions>({ secret: 'x', anomalies: { deviceChange: 'revoke', impossibleTravel: { maxSpeedKmh: 800 } } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), anomalies: { deviceChange: 'block' } }))
+expectType<string>(app.sessions.prometheus(undefined, { rejectionReasons: true }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: true } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: 'yes' } }))
 
 expectType<Guard>(app.requireSession)
 app.get('/me', { preHandler: app.requireSession }, async (request) => {

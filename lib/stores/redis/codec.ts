@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { DeviceInfo } from '../../devices/device.js'
-import type { Location, SessionRecord } from '../../session.js'
+import type { Location, SessionRecord, TravelAnchor } from '../../session.js'
 import type { Activity, SessionChanges } from '../store.js'
 import type { Arg } from './connection.js'
 
@@ -11,7 +11,7 @@ const DEVICE_CACHE_MAX = 5000
 export type Decode = (flat: string[]) => SessionRecord
 
 /** The client fields of a record and their hash fields (see `scripts.ts`). */
-const CLIENT_FIELDS = [['device', 'v'], ['ip', 'p'], ['userAgent', 'g'], ['location', 'o'], ['flags', 'x']] as const
+const CLIENT_FIELDS = [['device', 'v'], ['ip', 'p'], ['userAgent', 'g'], ['location', 'o'], ['flags', 'x'], ['travelAnchor', 'y']] as const
 
 /** A record as hash fields (see `scripts.ts`); the id comes first, as the scripts expect. */
 export function encode (session: SessionRecord): string[] {
@@ -80,6 +80,7 @@ function decode (flat: string[], devices: LRUCache<string, DeviceInfo>): Session
   const userAgent = map.get('g')
   const location = map.get('o')
   const flags = map.get('x')
+  const travelAnchor = map.get('y')
   return {
     id: field('d'),
     userId: field('u'),
@@ -104,7 +105,8 @@ function decode (flat: string[], devices: LRUCache<string, DeviceInfo>): Session
     ...(ip === undefined ? {} : { ip }),
     ...(userAgent === undefined ? {} : { userAgent }),
     ...(location === undefined ? {} : { location: JSON.parse(location) as Location }),
-    ...(flags === undefined ? {} : { flags: JSON.parse(flags) as string[] })
+    ...(flags === undefined ? {} : { flags: JSON.parse(flags) as string[] }),
+    ...(travelAnchor === undefined ? {} : { travelAnchor: JSON.parse(travelAnchor) as TravelAnchor })
   }
 }
 

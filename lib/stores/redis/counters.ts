@@ -1,5 +1,5 @@
 /**
- * The store's counters (`increment`, `counter`, `resetCounter`): one hash per
+ * The store's counters (`increment`, `decrement`, `counter`, `resetCounter`): one hash per
  * key, independent of sessions, under the keys `KeyLayout.counter` names.
  */
 import type { Counter } from '../store.js'
@@ -24,9 +24,27 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return { string.format('%d', count), first, ARGV[1] }
 `
 
-/** The counter script, as `defineCommand` takes it. */
+/**
+ * Takes back one event of a counter: the count drops by one, the times and the
+ * TTL stay; at zero the key goes. An expired counter (by `now`) is left to its TTL.
+ * KEYS: counter. ARGV: now.
+ */
+const DECREMENT = `
+local held = redis.call('HMGET', KEYS[1], 'n', 'e')
+if not held[1] or not held[2] or tonumber(ARGV[1]) >= tonumber(held[2]) then return 0 end
+local count = tonumber(held[1]) - 1
+if count < 1 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'n', string.format('%d', count))
+end
+return count
+`
+
+/** The counter scripts, as `defineCommand` takes them. */
 export const COUNTER_COMMANDS = {
-  sessionGuardIncrement: { lua: INCREMENT, numberOfKeys: 1 }
+  sessionGuardIncrement: { lua: INCREMENT, numberOfKeys: 1 },
+  sessionGuardDecrement: { lua: DECREMENT, numberOfKeys: 1 }
 } as const satisfies Commands
 
 /** Counts one more event under the counter `key` (a key of the layout's), which lives `windowMs` after it. */
@@ -35,6 +53,11 @@ export async function increment (connection: Connection, key: string, windowMs: 
     now, now + windowMs, ttl(now + windowMs, now)
   ]) as [string, string, string]
   return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
+}
+
+/** Takes one event back from the counter `key`. */
+export async function decrement (connection: Connection, key: string, now: number): Promise<void> {
+  await connection.script('sessionGuardDecrement', [key], [now])
 }
 
 /** The counter under `key`, unless its window ended by `now`. */

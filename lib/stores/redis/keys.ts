@@ -11,7 +11,7 @@ const STATS_KEYS = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist']
  * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
  * - `{stats}:sessions`, `{stats}:users`, `{stats}:removed`, `{stats}:sizes`,
  *   `{stats}:sized`, `{stats}:hist` the bookkeeping behind `stats()`;
- * - `c:<key>` a counter (`increment`), a hash that lives its window after its last event;
+ * - `c:<key>` a counter (`increment`, `decrement`), a hash that lives its window after its last event;
  * - channel `invalidate`, the local caches' invalidations.
  *
  * The keys of one user share the hash tag `{u:<userId>}`, so every script

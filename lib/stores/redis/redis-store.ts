@@ -193,6 +193,10 @@ export class RedisStore implements SessionStore {
     return await counters.read(this.#connection, this.#keys.counter(key), now)
   }
 
+  async decrement (key: string, now: number): Promise<void> {
+    await counters.decrement(this.#connection, this.#keys.counter(key), now)
+  }
+
   async resetCounter (key: string): Promise<void> {
     await counters.remove(this.#connection, this.#keys.counter(key))
   }

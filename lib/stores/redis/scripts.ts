@@ -11,7 +11,8 @@
  *   u userId, f fingerprintHash, c createdAt, l lastSeenAt, i idleExpiresAt,
  *   a absoluteExpiresAt, r remembered ('1' | '0'), m claims (JSON, never parsed here),
  *   h refresh hash, n refresh nextHash, t refresh rotatedAt, k refresh rotations,
- *   v device (JSON), p ip, g userAgent, o location (JSON), x flags (JSON).
+ *   v device (JSON), p ip, g userAgent, o location (JSON), x flags (JSON),
+ *   y travelAnchor (JSON).
  * Lua never decodes or re-encodes the JSON fields, so they survive byte for byte.
  *
  * `now` always comes from the caller (the plugin's injected clock); the scripts

@@ -1,0 +1,46 @@
+// Mutation testing of the security-critical code: `npm run mutate`.
+// Not part of `npm test` or CI: a full run takes a long while on two cores.
+// What it found, and why each surviving mutant is left: docs/security.md, "Mutation testing".
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  mutate: [
+    'lib/guard.ts',
+    'lib/lifecycle.ts',
+    'lib/session.ts',
+    'lib/crypto.ts',
+    'lib/tokens/*.ts',
+    'lib/http/fingerprint.ts',
+    'lib/http/cookies.ts',
+    'lib/monitoring/anomaly.ts',
+    'lib/monitoring/login-attempts.ts'
+  ],
+  testRunner: 'tap',
+  tap: {
+    // Each test file runs on its own under node, TypeScript through tsx (what tap itself does).
+    nodeArgs: ['--import', 'tsx', '-r', '{{hookFile}}', '{{testFile}}'],
+    // The tests that exercise the files above. Left out: the benchmark, soak, browser and
+    // example runs, the built package, and the store-mechanics suites (models, Cluster,
+    // several instances, outages), which are slow and reach none of these files' decisions.
+    testFiles: [
+      'test/{anomaly,client,device,events,guard,lifecycle,limits,lockout,monitoring,privacy,registration,routes,verified-tokens}.test.ts',
+      'test/security/*.test.ts',
+      'test/stores/{absolute-deadline,conformance-memory,eviction-order,memory,redis}.test.ts'
+    ]
+  },
+  // Per test file: a mutant runs only the files that reach it.
+  coverageAnalysis: 'perTest',
+  concurrency: 2,
+  // `npm run mutate` passes --incremental: only mutants in changed code, or covered by
+  // changed tests, run again. The file stays local (reports/ is ignored): it holds a copy of
+  // every mutated file and test, would conflict whenever two branches change lib/, and a
+  // fresh clone only pays one full run.
+  incrementalFile: 'reports/stryker-incremental.json',
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  thresholds: { high: 95, low: 90, break: null },
+  ignorePatterns: ['dist', 'coverage', '.tap', 'docs', 'examples', 'reports'],
+  tempDirName: '.stryker-tmp',
+  cleanTempDir: 'always'
+}

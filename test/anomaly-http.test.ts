@@ -1,0 +1,401 @@
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import sessionGuard, { type SessionEvent, type SessionGuardOptions, sessionLimitResponseSchema } from '../lib/index.js'
+import { distanceKm } from '../lib/monitoring/travel.js'
+import { MINUTE, SECRET, settle, TestClock } from './helper.js'
+import { FIREFOX, PLACES, SAFARI } from './anomaly-fixtures.js'
+
+/**
+ * The anomaly rules against clients that hold real credentials, over a real
+ * socket: the client's address comes from `X-Forwarded-For` (`trustProxy`), its
+ * device from `User-Agent`, and its place from the test's `resolveLocation`.
+ */
+
+const PARIS = { ip: '203.0.113.1', userAgent: FIREFOX }
+const BERLIN = { ip: '192.0.2.1', userAgent: FIREFOX }
+
+interface Client { ip: string, userAgent: string, headers?: Record<string, string> }
+
+/** A client `km` kilometres due north of Paris (1 degree of latitude is 111.195 km on the plugin's sphere). */
+function north (km: number, userAgent = FIREFOX): Client {
+  return { ip: `10.${Math.floor(km / 256)}.${km % 256}.1`, userAgent }
+}
+
+/** An address the resolver places in a country, without coordinates. */
+const COUNTRY_ONLY = { ip: '192.0.2.78', userAgent: FIREFOX }
+
+/** What the tests' `resolveLocation` answers: the fixtures, and the places north of Paris. */
+function locate (ip: string) {
+  if (ip === COUNTRY_ONLY.ip) return { country: 'NL' }
+  const hop = /^10\.(\d+)\.(\d+)\.1$/.exec(ip)
+  if (hop === null) return PLACES[ip]
+  const km = Number(hop[1]) * 256 + Number(hop[2])
+  return { city: `${km} km north of Paris`, latitude: 48.8566 + km / 111.19493, longitude: 2.3522 }
+}
+
+/** What a client holds after a login: its access token, fingerprint and refresh cookies. */
+interface Held { accessToken: string, sessionId: string, fingerprint: string, refreshToken: string }
+
+interface Answer { status: number, body: Record<string, any>, cookies: Record<string, string> }
+
+async function serve (t: Test, options: Partial<SessionGuardOptions> = {}) {
+  const clock = new TestClock()
+  const events: SessionEvent[] = []
+  const app = Fastify({ trustProxy: true })
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, {
+    secret: SECRET,
+    clock: clock.read,
+    resolveLocation: locate,
+    privacy: { ipMode: 'full' },
+    routes: { prefix: '/sessions' },
+    onEvent: (event) => events.push(event),
+    ...options
+  })
+  app.post<{ Body: { userId: string } }>('/login', { schema: { response: { 409: sessionLimitResponseSchema } } }, async (request, reply) => {
+    const { accessToken, session } = await reply.issueSession({ userId: request.body.userId })
+    return { accessToken, sessionId: session.id }
+  })
+  app.get('/me', { preHandler: app.requireSession }, async (request) => ({ flags: request.authSession?.flags ?? [] }))
+  app.post('/refresh', async (request, reply) => ({ accessToken: (await reply.refreshSession()).accessToken }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+
+  async function send (client: Client, method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<Answer> {
+    const response = await fetch(base + path, {
+      method,
+      headers: {
+        'x-forwarded-for': client.ip,
+        'user-agent': client.userAgent,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...client.headers,
+        ...headers
+      },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
+    const cookies: Record<string, string> = {}
+    for (const line of response.headers.getSetCookie()) {
+      const [pair = ''] = line.split(';')
+      const at = pair.indexOf('=')
+      cookies[pair.slice(0, at)] = pair.slice(at + 1)
+    }
+    const text = await response.text()
+    return { status: response.status, body: text === '' ? {} : JSON.parse(text), cookies }
+  }
+
+  function held (answer: Answer, fingerprint = answer.cookies['__Host-sg-fp'] as string): Held {
+    return { accessToken: answer.body.accessToken, sessionId: answer.body.sessionId, fingerprint, refreshToken: answer.cookies['__Secure-sg-rt'] as string }
+  }
+
+  /** Logs alice (or `userId`) in from `client`: the answer, and the session's flags when it was created. */
+  async function login (client: Client, userId = 'alice') {
+    const answer = await send(client, 'POST', '/login', {}, { userId })
+    const session = answer.status === 200 ? await app.sessions.get(answer.body.sessionId) : undefined
+    return { answer, held: answer.status === 200 ? held(answer) : undefined, flags: session?.flags }
+  }
+
+  async function me (client: Client, credentials: Held): Promise<Answer> {
+    return await send(client, 'GET', '/me', { authorization: `Bearer ${credentials.accessToken}`, cookie: `__Host-sg-fp=${credentials.fingerprint}` })
+  }
+
+  /** A cookie-carried refresh, as the app's own script sends it; `credentials` take the new tokens. */
+  async function refresh (client: Client, credentials: Held): Promise<Answer> {
+    const answer = await send(client, 'POST', '/refresh', {
+      'x-requested-with': 'fetch',
+      cookie: `__Secure-sg-rt=${credentials.refreshToken}; __Host-sg-fp=${credentials.fingerprint}`
+    })
+    if (answer.status === 200) {
+      credentials.accessToken = answer.body.accessToken
+      credentials.refreshToken = answer.cookies['__Secure-sg-rt'] as string
+    }
+    return answer
+  }
+
+  async function anomalies (): Promise<string[]> {
+    await settle()
+    return events.filter((e): e is SessionEvent<'anomaly.detected'> => e.type === 'anomaly.detected').map((e) => `${e.rule}:${e.decision}:${e.at}`)
+  }
+
+  return { app, clock, events, send, held, login, me, refresh, anomalies }
+}
+
+/** The payload of a JWT, decoded without verification. */
+function payloadOf (token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString())
+}
+
+// Item: the new-device and new-country rules learn only from vouched devices and countries.
+
+t.test("'revoke': a refused login does not make its device or country known, so a retry is refused again", async (t) => {
+  for (const [rule, stranger] of [['newDevice', { ip: PARIS.ip, userAgent: SAFARI }], ['newCountry', BERLIN]] as const) {
+    const s = await serve(t, { anomalies: { [rule]: 'revoke' } })
+    t.equal((await s.login(PARIS)).answer.status, 200, `${rule}: the first login vouches for its device and country`)
+    t.equal((await s.login(PARIS)).answer.status, 200, `${rule}: the same device and country again`)
+    const refused = await s.login(stranger)
+    t.equal(refused.answer.status, 403, `${rule}: refused`)
+    t.equal(refused.answer.body.code, 'FST_SESSION_GUARD_ANOMALY')
+    s.clock.advance(MINUTE)
+    t.equal((await s.login(stranger)).answer.status, 403, `${rule}: a plain retry is refused again`)
+    t.equal((await s.app.sessions.list('alice')).length, 2, `${rule}: the refused logins created nothing`)
+  }
+})
+
+t.test("'flag': every login from an unvouched device or country is flagged, until app.sessions.trustDevice vouches for it", async (t) => {
+  const s = await serve(t, { anomalies: { ipChange: 'flag', impossibleTravel: { policy: 'ignore' }, loginBurst: { policy: 'ignore' } } })
+  t.equal((await s.login(PARIS)).flags, undefined, 'the first login: nothing to compare with')
+  const phone = { ip: PARIS.ip, userAgent: SAFARI }
+  t.same((await s.login(phone)).flags, ['new_device'])
+  t.same((await s.login(phone)).flags, ['new_device'], 'a second login from the same new device is flagged again')
+  t.same((await s.login(BERLIN)).flags, ['new_country'])
+  t.same((await s.login(BERLIN)).flags, ['new_country'], 'and from the same new country')
+
+  // The user confirms the phone (say, after a second factor): the app vouches for that session.
+  const confirmed = await s.login(phone)
+  t.equal(await s.app.sessions.trustDevice(confirmed.held!.sessionId), true)
+  t.equal((await s.app.sessions.get(confirmed.held!.sessionId))?.flags, undefined, 'its new_device flag is cleared')
+  t.same((await s.me(phone, confirmed.held!)).body.flags, [], 'and the guard sees it cleared')
+  t.equal((await s.login(phone)).flags, undefined, 'the phone is known now')
+  t.same((await s.login(BERLIN)).flags, ['new_country'], 'vouching for a device says nothing of a country')
+
+  // A session flagged for both, and for something else: only the vouched flags go.
+  const traveller = await s.login({ ip: BERLIN.ip, userAgent: 'curl/8.5.0' })
+  t.same(traveller.flags, ['new_device', 'new_country'])
+  s.clock.advance(2 * MINUTE)
+  t.equal((await s.me({ ip: '192.0.2.9', userAgent: 'curl/8.5.0' }, traveller.held!)).status, 200)
+  t.same((await s.app.sessions.get(traveller.held!.sessionId))?.flags, ['new_device', 'new_country', 'ip_change'])
+  t.equal(await s.app.sessions.trustDevice(traveller.held!.sessionId), true)
+  t.same((await s.app.sessions.get(traveller.held!.sessionId))?.flags, ['ip_change'], 'what the user did not vouch for stays')
+  t.equal((await s.login(BERLIN)).flags, undefined, 'Germany is known now')
+  t.equal((await s.login({ ip: PARIS.ip, userAgent: 'curl/8.5.0' })).flags, undefined, 'and curl')
+
+  t.equal(await s.app.sessions.trustDevice('no-such-session'), false, 'an unknown session vouches for nothing')
+  t.same((await s.anomalies()).filter((a) => a.startsWith('new_')), [
+    'new_device:flag:login', 'new_device:flag:login', 'new_country:flag:login', 'new_country:flag:login',
+    'new_device:flag:login', 'new_country:flag:login', 'new_device:flag:login', 'new_country:flag:login'
+  ], 'each flagged login was reported')
+})
+
+t.test('a device in use stays known; one unused for `memory` is forgotten', async (t) => {
+  const s = await serve(t, { anomalies: { memory: '90d' } })
+  await s.login(PARIS)
+  const phone = { ip: PARIS.ip, userAgent: SAFARI }
+  await s.app.sessions.trustDevice((await s.login(phone)).held!.sessionId)
+  for (let i = 0; i < 3; i++) {
+    s.clock.advance(80 * 24 * 60 * MINUTE)
+    t.equal((await s.login(PARIS)).flags, undefined, `login ${i + 1}, 80 days after the last: still known`)
+  }
+  t.same((await s.login(phone)).flags, ['new_device'], 'the phone was not used for 240 days')
+})
+
+t.test('a login completed with the limit ticket keeps its flags, and the client cannot strip them', async (t) => {
+  const s = await serve(t, { maxSessionsPerUser: 1, onSessionLimit: 'reject' })
+  const laptop = (await s.login(PARIS)).held!
+  const phone = { ip: PARIS.ip, userAgent: SAFARI }
+  const refused = await s.login(phone)
+  t.equal(refused.answer.status, 409)
+  const ticket = refused.answer.body.ticket as string
+  const fingerprint = refused.answer.cookies['__Host-sg-fp'] as string
+  const resolve = async (token: string) => await s.send(phone, 'POST', '/sessions/resolve-limit', { cookie: `__Host-sg-fp=${fingerprint}` }, { ticket: token, revoke: laptop.sessionId })
+
+  // The same ticket with its flags removed, under the original signature.
+  const [header, , signature] = ticket.split('.')
+  const { flg, ...stripped } = payloadOf(ticket)
+  t.same(flg, ['new_device'], 'the ticket carries the verdict of the refused login')
+  const forged = `${header}.${Buffer.from(JSON.stringify(stripped)).toString('base64url')}.${signature}`
+  t.equal((await resolve(forged)).status, 401, 'a ticket stripped of its flags is refused')
+
+  const done = await resolve(ticket)
+  t.equal(done.status, 200)
+  t.same((await s.app.sessions.get(done.body.sessionId))?.flags, ['new_device'], 'the session it creates is flagged')
+  t.same((await s.me(phone, s.held(done, fingerprint))).body.flags, ['new_device'])
+  t.same(await s.anomalies(), ['new_device:flag:login'], 'the login was judged once, not again when the ticket completed')
+  await settle()
+  t.match(s.events.filter((e) => e.type === 'session.created').at(-1), { sessionId: done.body.sessionId, flags: ['new_device'] })
+})
+
+// Item: a refresh applies the on-request anomaly rules, as the guard does.
+
+t.test("a refresh from the thief's network: ipChange 'revoke' refuses it and revokes the session", async (t) => {
+  const s = await serve(t, { anomalies: { ipChange: 'revoke', impossibleTravel: { policy: 'ignore' } } })
+  const victim = (await s.login(PARIS)).held!
+  s.clock.advance(MINUTE)
+  t.equal((await s.refresh(PARIS, victim)).status, 200, 'control: the victim refreshes from where it signed in')
+  const stolen = { ...victim }
+  s.clock.advance(MINUTE)
+  const thief = await s.refresh(BERLIN, stolen)
+  t.equal(thief.status, 401)
+  t.equal(thief.body.code, 'FST_SESSION_GUARD_UNAUTHORIZED')
+  t.equal(await s.app.sessions.get(victim.sessionId), undefined, 'the session is revoked')
+  await settle()
+  t.match(s.events.filter((e) => e.sessionId === victim.sessionId && (e.type === 'session.revoked' || e.type === 'auth.rejected')), [
+    { type: 'session.revoked', reason: 'anomaly' },
+    { type: 'auth.rejected', reason: 'anomaly' }
+  ], 'revoked for the anomaly, as the guard does')
+  t.same(await s.anomalies(), ['ip_change:revoke:request'])
+  t.equal((await s.me(PARIS, victim)).status, 401, 'nothing of the session works any more')
+})
+
+t.test('a refresh checks impossible travel: refused with its policy at revoke, flagged and merged at flag', async (t) => {
+  const strict = await serve(t, { anomalies: { impossibleTravel: { policy: 'revoke' } } })
+  const victim = (await strict.login(PARIS)).held!
+  strict.clock.advance(10 * MINUTE)
+  t.equal((await strict.refresh({ ip: '198.51.100.1', userAgent: FIREFOX }, victim)).status, 401, 'Sydney ten minutes after Paris')
+  t.equal(await strict.app.sessions.get(victim.sessionId), undefined, 'revoked')
+  await settle()
+  t.ok(strict.events.some((e) => e.type === 'session.revoked' && e.reason === 'anomaly'))
+
+  const lenient = await serve(t, { anomalies: { ipChange: 'flag' } })
+  await lenient.login(PARIS)
+  const phone = (await lenient.login({ ip: PARIS.ip, userAgent: SAFARI })).held!
+  lenient.clock.advance(10 * MINUTE)
+  const sydney = { ip: '198.51.100.1', userAgent: SAFARI }
+  t.equal((await lenient.refresh(sydney, phone)).status, 200, 'flagging lets it through')
+  const session = await lenient.app.sessions.get(phone.sessionId)
+  t.same(session?.flags, ['new_device', 'ip_change', 'impossible_travel'], 'merged with the flags of the login')
+  t.same(session?.location, PLACES['198.51.100.1'], 'the place moves, but not silently')
+  t.same((await lenient.anomalies()).filter((a) => a.endsWith(':request')), ['ip_change:flag:request', 'impossible_travel:flag:request'])
+})
+
+// Item: impossible travel measured from an anchor as well as from the last place; device changes.
+
+/** Lifetimes long enough to travel with one access token. */
+const LONG: Partial<SessionGuardOptions> = { accessTokenTtl: '7d', idleTimeout: '2d', absoluteTimeout: '30d' }
+
+t.test('the places north of Paris are where the tests say', async (t) => {
+  const at = (km: number) => locate(north(km).ip) as { latitude: number, longitude: number }
+  t.equal(Math.round(distanceKm(PLACES['203.0.113.1']!.latitude, PLACES['203.0.113.1']!.longitude, at(900).latitude, at(900).longitude)), 900)
+  t.equal(Math.round(distanceKm(at(150).latitude, at(150).longitude, at(300).latitude, at(300).longitude)), 150)
+})
+
+t.test('a 900 km trip in one hour is impossible at maxSpeedKmh 800, not at 1000: at login and on a request', async (t) => {
+  for (const [maxSpeedKmh, expected] of [[800, ['impossible_travel']], [1000, undefined]] as const) {
+    const s = await serve(t, { ...LONG, anomalies: { impossibleTravel: { maxSpeedKmh } } })
+    await s.login(PARIS)
+    s.clock.advance(60 * MINUTE)
+    t.same((await s.login(north(900))).flags, expected, `${maxSpeedKmh} km/h: a login 900 km away an hour later`)
+
+    const other = await serve(t, { ...LONG, anomalies: { impossibleTravel: { maxSpeedKmh } } })
+    const held = (await other.login(PARIS)).held!
+    other.clock.advance(60 * MINUTE)
+    t.equal((await other.me(north(900), held)).status, 200)
+    t.same((await other.app.sessions.get(held.sessionId))?.flags, expected, `${maxSpeedKmh} km/h: a request 900 km away an hour later`)
+  }
+})
+
+t.test('impossible travel adds up a chain of hops each shorter than minDistanceKm', async (t) => {
+  const s = await serve(t, LONG)
+  const stolen = (await s.login(PARIS)).held!
+  const flagsAt = async (km: number) => {
+    s.clock.advance(2 * MINUTE)
+    t.equal((await s.me(north(km), stolen)).status, 200)
+    return (await s.app.sessions.get(stolen.sessionId))?.flags
+  }
+  t.equal(await flagsAt(150), undefined, '150 km from Paris: geolocation noise')
+  t.same(await flagsAt(300), ['impossible_travel'], '300 km from the login place in four minutes, though only 150 from the last place')
+  await settle()
+  const event = s.events.find((e) => e.type === 'anomaly.detected') as SessionEvent<'anomaly.detected'>
+  t.match(event.detail, { since: 'anchor', distanceKm: 300, minutes: 4, from: 'FR' })
+
+  const strict = await serve(t, { ...LONG, anomalies: { impossibleTravel: { policy: 'revoke' } } })
+  const held = (await strict.login(PARIS)).held!
+  for (const km of [150, 300]) {
+    strict.clock.advance(2 * MINUTE)
+    t.equal((await strict.me(north(km), held)).status, km === 150 ? 200 : 401, `revoke: ${km} km`)
+  }
+  t.equal(await strict.app.sessions.get(held.sessionId), undefined, 'the session is revoked')
+})
+
+t.test('a train trip with requests all the way is not impossible travel', async (t) => {
+  const s = await serve(t, LONG)
+  const rider = (await s.login(PARIS)).held!
+  for (let km = 50; km <= 600; km += 50) {
+    s.clock.advance(10 * MINUTE)
+    t.equal((await s.me(north(km), rider)).status, 200, `${km} km after ${km / 5} minutes`)
+  }
+  t.equal((await s.app.sessions.get(rider.sessionId))?.flags, undefined, '300 km/h for two hours, every hop checked against the last checked place')
+  t.same(await s.anomalies(), [])
+})
+
+t.test('after a long stay, a chain of hops is flagged within about twice minDistanceKm', async (t) => {
+  const s = await serve(t, LONG)
+  const held = (await s.login(PARIS)).held!
+  for (let day = 0; day < 3; day++) {
+    s.clock.advance(20 * 60 * MINUTE)
+    t.equal((await s.me(PARIS, held)).status, 200, 'the victim, at home')
+  }
+  const flagsAt = async (km: number) => {
+    s.clock.advance(2 * MINUTE)
+    t.equal((await s.me(north(km), held)).status, 200)
+    return (await s.app.sessions.get(held.sessionId))?.flags
+  }
+  t.equal(await flagsAt(150), undefined, 'noise')
+  t.equal(await flagsAt(300), undefined, 'plausible from where the session stayed for days: the anchor moves here')
+  t.equal(await flagsAt(450), undefined, 'noise again')
+  t.same(await flagsAt(600), ['impossible_travel'], '300 km from the moved anchor in four minutes')
+})
+
+const MAC_SAFARI = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15'
+const IPAD_SAFARI = 'Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1'
+const ANDROID_CHROME = 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36'
+const ANDROID_HINTS = { 'sec-ch-ua': '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"', 'sec-ch-ua-mobile': '?1', 'sec-ch-ua-platform': '"Android"' }
+
+t.test("device_change: a session's device changing mid-session is flagged; an update, an iPad's two Safaris and a missing model hint are not", async (t) => {
+  const s = await serve(t, LONG)
+  const using = async (client: Client, held: Held) => {
+    s.clock.advance(2 * MINUTE)
+    t.equal((await s.me(client, held)).status, 200)
+    return (await s.app.sessions.get(held.sessionId))?.flags
+  }
+
+  const laptop = (await s.login(PARIS)).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: FIREFOX.replaceAll('133.0', '134.0') }, laptop), undefined, 'Firefox updated itself')
+  t.same(await using({ ip: PARIS.ip, userAgent: 'curl/8.5.0' }, laptop), ['device_change'], 'Firefox, then curl')
+  t.match(s.events.findLast((e) => e.type === 'anomaly.detected'), { rule: 'device_change', decision: 'flag', at: 'request', detail: { from: 'Firefox on Windows', to: 'curl' } })
+
+  // iPadOS Safari sends the macOS user agent until the user asks for the mobile site, then the iPad one.
+  const ipad = (await s.login({ ip: PARIS.ip, userAgent: MAC_SAFARI }, 'bob')).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: IPAD_SAFARI }, ipad), undefined, 'desktop site, then mobile site')
+  t.equal(await using({ ip: PARIS.ip, userAgent: MAC_SAFARI }, ipad), undefined, 'and back')
+  const mac = (await s.login({ ip: PARIS.ip, userAgent: IPAD_SAFARI }, 'dave')).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: MAC_SAFARI }, mac), undefined, 'signed in on the mobile site, then the desktop one')
+  t.same(await using({ ip: PARIS.ip, userAgent: FIREFOX }, mac), ['device_change'], 'but not to another browser')
+
+  const iphone = (await s.login({ ip: PARIS.ip, userAgent: SAFARI }, 'carol')).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: SAFARI.replaceAll('18_1', '18_2').replaceAll('18.1', '18.2') }, iphone), undefined, 'iOS updated: same model')
+
+  // Chromium sends the model only in a client hint the app asked for, not on every request.
+  const phone = (await s.login({ ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: { ...ANDROID_HINTS, 'sec-ch-ua-model': '"Pixel 8"' } }, 'erin')).held!
+  t.equal(await using({ ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: ANDROID_HINTS }, phone), undefined, 'the model hint left out')
+  t.equal(await using({ ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: { ...ANDROID_HINTS, 'sec-ch-ua-model': '"Pixel 8"' } }, phone), undefined, 'and back')
+  t.same(await using({ ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: { ...ANDROID_HINTS, 'sec-ch-ua-model': '"SM-S918B"' } }, phone), ['device_change'], 'another model')
+
+  const strict = await serve(t, { ...LONG, anomalies: { deviceChange: 'revoke' } })
+  const held = (await strict.login(PARIS)).held!
+  strict.clock.advance(2 * MINUTE)
+  t.equal((await strict.refresh({ ip: PARIS.ip, userAgent: 'curl/8.5.0' }, { ...held })).status, 401, "revoke: curl refreshing Firefox's session")
+  t.equal(await strict.app.sessions.get(held.sessionId), undefined, 'revoked')
+  await settle()
+  t.ok(strict.events.some((e) => e.type === 'session.revoked' && e.reason === 'anomaly'))
+})
+
+t.test('an address without a location does not reset where travel is measured from', async (t) => {
+  const s = await serve(t, LONG)
+  const held = (await s.login(PARIS)).held!
+  s.clock.advance(2 * MINUTE)
+  t.equal((await s.me(COUNTRY_ONLY, held)).status, 200, 'an address the resolver knows only the country of')
+  t.same((await s.app.sessions.get(held.sessionId))?.location, { country: 'NL' }, 'the session has no coordinates now')
+  s.clock.advance(2 * MINUTE)
+  t.equal((await s.me({ ip: '198.51.100.1', userAgent: FIREFOX }, held)).status, 200)
+  t.same((await s.app.sessions.get(held.sessionId))?.flags, ['impossible_travel'], 'Sydney four minutes after Paris, measured from the anchor')
+
+  // Signed in where the resolver knows nothing: the first place with coordinates anchors the session.
+  const other = await serve(t, LONG)
+  const nowhere = (await other.login({ ip: '192.0.2.77', userAgent: FIREFOX })).held!
+  other.clock.advance(2 * MINUTE)
+  t.equal((await other.me(PARIS, nowhere)).status, 200)
+  t.match((await other.app.sessions.get(nowhere.sessionId))?.travelAnchor, { country: 'FR', at: other.clock.now })
+  other.clock.advance(10 * MINUTE)
+  t.equal((await other.me({ ip: '198.51.100.1', userAgent: FIREFOX }, nowhere)).status, 200)
+  t.same((await other.app.sessions.get(nowhere.sessionId))?.flags, ['impossible_travel'])
+})
