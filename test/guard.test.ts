@@ -198,21 +198,20 @@ t.test('cookies are cleared with the attributes they were set with, and only the
     const alice = await login('alice')
     const logout = await app.inject({ method: 'POST', url: '/logout', headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.fingerprint } })
     t.equal(logout.statusCode, 204)
+    // A refresh refused because its session is already over clears nothing more:
+    // cookies are cleared by the logout itself, or on theft (refresh-token reuse).
     const refused = await app.inject({ method: 'POST', url: '/refresh', headers: { cookie: alice.fingerprint, 'x-requested-with': 'fetch' }, payload: { refreshToken: alice.refreshToken } })
     t.equal(refused.statusCode, 401)
+    t.same(setCookies(refused), [], `${transport} transport: a refused refresh of an ended session sets no cookie`)
     if (transport === 'cookie') {
       t.same(setCookies(alice.response).map((c) => [c.name, c.attributes]), [['__Host-sg-fp', { path: '/', ...hardened }], ['__Secure-sg-rt', { path: '/refresh', ...hardened }]], 'cookie transport: both set')
-      for (const [when, response] of [['logout', logout], ['a refused refresh', refused]] as const) {
-        t.same(setCookies(response), [
-          { name: '__Host-sg-fp', attributes: { path: '/', ...cleared } },
-          { name: '__Secure-sg-rt', attributes: { path: '/refresh', ...cleared } }
-        ], `cookie transport, ${when}: both cleared on their own paths`)
-      }
+      t.same(setCookies(logout), [
+        { name: '__Host-sg-fp', attributes: { path: '/', ...cleared } },
+        { name: '__Secure-sg-rt', attributes: { path: '/refresh', ...cleared } }
+      ], 'cookie transport, logout: both cleared on their own paths')
     } else {
       t.same(setCookies(alice.response).map((c) => [c.name, c.attributes]), [['__Host-sg-fp', { path: '/', ...hardened }]], 'body transport: no refresh cookie is set')
-      for (const [when, response] of [['logout', logout], ['a refused refresh', refused]] as const) {
-        t.same(setCookies(response), [{ name: '__Host-sg-fp', attributes: { path: '/', ...cleared } }], `body transport, ${when}: only the fingerprint cookie is cleared`)
-      }
+      t.same(setCookies(logout), [{ name: '__Host-sg-fp', attributes: { path: '/', ...cleared } }], 'body transport, logout: only the fingerprint cookie is cleared')
     }
   }
 })

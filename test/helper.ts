@@ -122,5 +122,6 @@ export function parseSetCookie (header: string): { name: string, attributes: Rec
 /** Every Set-Cookie header of a response, parsed. */
 export function setCookies (response: { headers: Record<string, unknown> }): Array<ReturnType<typeof parseSetCookie>> {
   const header = response.headers['set-cookie']
+  if (header === undefined) return []
   return (Array.isArray(header) ? header : [header]).map((value) => parseSetCookie(value as string))
 }

@@ -66,6 +66,10 @@ t.test('the rotation chain: each successor works once it is used, every older to
     h2.clock.advance(MINUTE)
     const replay = await refresh(h2, chain[old]!)
     t.equal(replay.response.statusCode, 401, `generation ${old} replayed`)
+    t.same(setCookies(replay.response).map((c) => [c.name, c.attributes.path, c.attributes['max-age']]), [
+      ['__Host-sg-fp', '/', '0'],
+      ['__Secure-sg-rt', '/refresh', '0']
+    ], 'theft clears both cookies, each on the path it was set with')
     await settle()
     t.same(events, [chain[0]!.sessionId], 'refresh.reuse_detected emitted')
     t.equal(await h2.app.sessions.get(chain[0]!.sessionId), undefined, 'the whole session is revoked')
