@@ -4,7 +4,8 @@ import { variant } from './variants.js'
  * One benchmark server: `node --import tsx bench/server.ts <variant>`, forked
  * by bench/http.ts with an IPC channel. It listens on 127.0.0.1 (a free port),
  * reports `{ type: 'ready', port, headers }`, answers `{ type: 'cpu' }` with
- * its own CPU time (for the runner's noise guard), and exits on `{ type: 'close' }`.
+ * its own CPU time (for the runner's noise guard), and on `{ type: 'close' }`
+ * closes, cleans up after its variant and exits.
  */
 export type ServerMessage =
   | { type: 'ready', port: number, headers: Record<string, string> }
@@ -14,7 +15,7 @@ async function main (): Promise<void> {
   const name = process.argv[2]
   if (name === undefined || process.send === undefined) throw new Error('usage: forked by bench/http.ts with a variant name')
   const send = process.send.bind(process)
-  const { app, headers } = await variant(name).setup()
+  const { app, headers, cleanup } = await variant(name).setup()
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no TCP address')
@@ -25,7 +26,7 @@ async function main (): Promise<void> {
       send({ type: 'cpu', micros: user + system } satisfies ServerMessage)
     } else if (message.type === 'close') {
       // A plain exit: --cpu-prof writes its profile on the way out.
-      app.close().then(() => process.exit(0), () => process.exit(1))
+      app.close().then(async () => await cleanup?.()).then(() => process.exit(0), () => process.exit(1))
     }
   })
   // The runner went away (crash, Ctrl-C): do not outlive it.

@@ -6,7 +6,9 @@ import fastifyJwt from '@fastify/jwt'
 import fastifySession from '@fastify/session'
 import Fastify, { type FastifyInstance } from 'fastify'
 // The package by its own name: resolves to dist/, the build users run.
-import sessionGuard, { redisStore } from 'fastify-session-guard'
+import sessionGuard from 'fastify-session-guard'
+import { redisStore } from 'fastify-session-guard/redis'
+import { Redis } from 'ioredis'
 import type { SessionGuardOptions } from 'fastify-session-guard'
 import { ROOT } from './common.js'
 
@@ -35,6 +37,8 @@ export interface Served {
   readonly app: FastifyInstance
   /** Headers every request of the load carries. */
   readonly headers: Record<string, string>
+  /** Runs after the app has closed: removes what the variant left outside the process. */
+  readonly cleanup?: () => Promise<void>
 }
 
 /** Shared by every variant that signs tokens; HS256 everywhere. */
@@ -42,8 +46,9 @@ const SECRET = 'a-benchmark-secret-that-is-long-enough-0123456789'
 const USER = 'user-0123456789'
 const BODY_ROUTE = '/'
 
-/** What a Redis-backed variant connects to. */
+/** What a Redis-backed variant connects to, and the prefix of its keys (then the server's pid). */
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const REDIS_PREFIX = `${process.env.BENCH_REDIS_PREFIX ?? 'bench:'}${process.pid}:`
 const UA_FIXTURE = join(ROOT, 'bench', 'fixtures', 'user-agents.json')
 
 export const VARIANTS: readonly Variant[] = [
@@ -103,13 +108,13 @@ export const VARIANTS: readonly Variant[] = [
     name: 'guard-redis-cache',
     label: 'session guard, Redis store + local cache',
     missing: async () => await redisMissing(),
-    setup: async () => await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: `bench:${process.pid}:`, localCache: true }) })
+    setup: async () => ({ ...await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: REDIS_PREFIX, localCache: true }) }), cleanup: deleteRedisKeys })
   },
   {
     name: 'guard-redis',
     label: 'session guard, Redis store, no local cache',
     missing: async () => await redisMissing(),
-    setup: async () => await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: `bench:${process.pid}:` }) })
+    setup: async () => ({ ...await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: REDIS_PREFIX }) }), cleanup: deleteRedisKeys })
   },
   {
     name: 'guard-device',
@@ -151,6 +156,21 @@ async function guardServer (options: Partial<SessionGuardOptions>, userAgent?: s
   return {
     app,
     headers: { ...agent, authorization: `Bearer ${accessToken}`, cookie: `__Host-sg-fp=${fingerprint.value}` }
+  }
+}
+
+/** A benchmark leaves nothing in the Redis it borrowed: the keys it wrote expire in up to 90 days. */
+async function deleteRedisKeys (): Promise<void> {
+  const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null })
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await client.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
   }
 }
 

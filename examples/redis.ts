@@ -11,7 +11,8 @@
  *   curl -s localhost:3001/me -H "authorization: Bearer $TOKEN" -b "sg-fp=$FP"   # 401 at once
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import sessionGuard, { redisStore, toView } from '../lib/index.js'
+import sessionGuard, { toView } from '../lib/index.js'
+import { redisStore } from '../lib/stores/redis/index.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 // A demo secret: use a real one (at least 32 random bytes) from your secrets store.

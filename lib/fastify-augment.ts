@@ -5,6 +5,22 @@ import type { SessionRecord } from './session.js'
 // `request.user` and its typing (the `FastifyJWT` interface) come from @fastify/jwt.
 import '@fastify/jwt'
 
+/**
+ * Exported as `FastifyJWT`: it types `request.user` (and any other member of
+ * @fastify/jwt's `FastifyJWT`, which extends it). An app augments it through
+ * this package, which it can always name, even where @fastify/jwt is not
+ * installed at its top level (pnpm):
+ *
+ *   declare module 'fastify-session-guard' {
+ *     interface FastifyJWT { user: AccessClaims & { role: 'admin' | 'member' } }
+ *   }
+ */
+export interface SessionGuardJWT {}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT extends SessionGuardJWT {}
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** The guard, for `preHandler` or `onRequest`: `{ preHandler: app.requireSession }`. */

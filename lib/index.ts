@@ -1,5 +1,5 @@
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ActivityObserver } from './activity.js'
 import { ClientObserver } from './devices/client.js'
@@ -22,12 +22,36 @@ import { AccessTokens } from './tokens/access-tokens.js'
 import { registerJwt } from './tokens/jwt.js'
 import { LimitTickets } from './tokens/limit-tickets.js'
 import { RefreshTokens } from './tokens/refresh-tokens.js'
-import './fastify-augment.js'
+import * as augmentModule from './fastify-augment.js'
+// The modules the public API below is drawn from.
+import * as clientModule from './devices/client.js'
+import * as deviceModule from './devices/device.js'
+import * as privacyModule from './devices/privacy.js'
+import * as errorsModule from './errors.js'
+import * as cookiesModule from './http/cookies.js'
+import * as monitoringRoutesModule from './http/monitoring-routes.js'
+import * as routesModule from './http/routes.js'
+import * as viewsModule from './http/views.js'
+import * as guardModule from './guard.js'
+import * as lifecycleModule from './lifecycle.js'
+import * as managerModule from './manager.js'
+import * as analyticsModule from './monitoring/analytics.js'
+import * as anomalyModule from './monitoring/anomaly.js'
+import * as eventsModule from './monitoring/events.js'
+import * as loginAttemptsModule from './monitoring/login-attempts.js'
+import * as metricsModule from './monitoring/metrics.js'
+import * as optionsModule from './options.js'
+import * as sessionModule from './session.js'
+import * as memoryModule from './stores/memory.js'
+import * as storeModule from './stores/store.js'
+import * as accessTokensModule from './tokens/access-tokens.js'
+import * as jwtModule from './tokens/jwt.js'
+import * as validateModule from './validate.js'
 
 /** How long a client has to resolve a login refused at the session limit. */
 const LIMIT_TICKET_TTL_MS = 5 * 60_000
 
-const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, opts) => {
+async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions): Promise<void> {
   if (fastify.hasDecorator('sessions')) throw new AlreadyRegisteredError()
   const options = normalizeOptions(opts)
   const { clock, lifetimes } = options
@@ -114,30 +138,148 @@ const sessionGuard: FastifyPluginAsync<SessionGuardOptions> = async (fastify, op
   }
 }
 
-export default fp(sessionGuard, { fastify: '5.x', name: 'fastify-session-guard' })
-export { sessionGuard }
-export * from './errors.js'
-export { MemoryStore, memoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export { RedisStore, redisStore, type RedisStoreOptions } from './stores/redis/index.js'
-export type * from './stores/store.js'
-export type { Clock, Lifetime, Location, RefreshState, SessionRecord, TravelAnchor } from './session.js'
-export { decideRotation, expiresAt, isLive, rotatedState, withActivity, type RotationDecision } from './session.js'
-export type { SessionGuardOptions } from './options.js'
-export type { Duration } from './validate.js'
-export type { AsymmetricAlgorithm, HmacAlgorithm, TokenOptions } from './tokens/jwt.js'
-export type { CookieOptions } from './http/cookies.js'
-export type { MonitoringOptions } from './http/monitoring-routes.js'
-export type { RoutesOptions } from './http/routes.js'
-export type { IssuedSession, IssueSessionInput, RefreshOptions } from './lifecycle.js'
-export type { SessionManager, SessionStats } from './manager.js'
-export type { AccessClaims } from './tokens/access-tokens.js'
-export type { Guard } from './guard.js'
-export type { Anomaly, AnomalyHook, AnomalyOptions } from './monitoring/anomaly.js'
-export type { AnomalyDecision, AnomalyRule, EventBase, RevocationReason, SessionEvent, SessionEventName, SessionEvents } from './monitoring/events.js'
-export type { LockoutOptions, LoginAttempts } from './monitoring/login-attempts.js'
-export type { EventCounts, PrometheusOptions } from './monitoring/metrics.js'
-export type { AnalyticsOptions, SessionAnalytics } from './monitoring/analytics.js'
-export { sessionLimitResponseSchema, sessionViewSchema, toView, type SessionView } from './http/views.js'
-export { createDeviceParser, parseDevice, type DeviceInfo, type DeviceParser, type DeviceType } from './devices/device.js'
-export type { IpMode, PrivacyOptions } from './devices/privacy.js'
-export type { LocationResolver } from './devices/client.js'
+fp(sessionGuard satisfies FastifyPluginAsync<SessionGuardOptions>, { fastify: '5.x', name: 'fastify-session-guard' })
+
+/**
+ * The public API, grouped by concern. `module.exports` is the plugin itself
+ * (below), so these hang on it: `import { memoryStore, type SessionRecord }`,
+ * `require('fastify-session-guard').memoryStore`. Each line exports a value,
+ * a type, or both.
+ */
+namespace sessionGuard {
+  // Options
+  export import SessionGuardOptions = optionsModule.SessionGuardOptions
+  export import Duration = validateModule.Duration
+  export import TokenOptions = jwtModule.TokenOptions
+  export import HmacAlgorithm = jwtModule.HmacAlgorithm
+  export import AsymmetricAlgorithm = jwtModule.AsymmetricAlgorithm
+  export import CookieOptions = cookiesModule.CookieOptions
+  export import RefreshOptions = lifecycleModule.RefreshOptions
+  export import RoutesOptions = routesModule.RoutesOptions
+  export import MonitoringOptions = monitoringRoutesModule.MonitoringOptions
+  export import PrivacyOptions = privacyModule.PrivacyOptions
+  export import IpMode = privacyModule.IpMode
+  export import LocationResolver = clientModule.LocationResolver
+  export import AnomalyOptions = anomalyModule.AnomalyOptions
+  export import LockoutOptions = loginAttemptsModule.LockoutOptions
+  export import AnalyticsOptions = analyticsModule.AnalyticsOptions
+
+  // Sessions, tokens and the decorators' types
+  export import SessionRecord = sessionModule.SessionRecord
+  export import RefreshState = sessionModule.RefreshState
+  export import Lifetime = sessionModule.Lifetime
+  export import Location = sessionModule.Location
+  export import Clock = sessionModule.Clock
+  export import TravelAnchor = sessionModule.TravelAnchor
+  export import IssuedSession = lifecycleModule.IssuedSession
+  export import IssueSessionInput = lifecycleModule.IssueSessionInput
+  export import AccessClaims = accessTokensModule.AccessClaims
+  export import Guard = guardModule.Guard
+  // Classes the plugin builds: their types only.
+  export type SessionManager = managerModule.SessionManager
+  export import SessionStats = managerModule.SessionStats
+  export import FastifyJWT = augmentModule.SessionGuardJWT
+
+  // Stores, and the rules a store of your own needs (the Redis store: fastify-session-guard/redis)
+  export import memoryStore = memoryModule.memoryStore
+  export import MemoryStore = memoryModule.MemoryStore
+  export import MemoryStoreOptions = memoryModule.MemoryStoreOptions
+  export import SessionStore = storeModule.SessionStore
+  export import StoreContext = storeModule.StoreContext
+  export import StoreStats = storeModule.StoreStats
+  export import SessionLimit = storeModule.SessionLimit
+  export import CreateResult = storeModule.CreateResult
+  export import Rotation = storeModule.Rotation
+  export import RotationResult = storeModule.RotationResult
+  export import RemovalReason = storeModule.RemovalReason
+  export import Counter = storeModule.Counter
+  export import Activity = sessionModule.Activity
+  export import ClientInfo = sessionModule.ClientInfo
+  export import SessionChanges = sessionModule.SessionChanges
+  export import decideRotation = sessionModule.decideRotation
+  export import RotationDecision = sessionModule.RotationDecision
+  export import rotatedState = sessionModule.rotatedState
+  export import withActivity = sessionModule.withActivity
+  export import expiresAt = sessionModule.expiresAt
+  export import isLive = sessionModule.isLive
+
+  // Views and devices
+  export import toView = viewsModule.toView
+  export import SessionView = viewsModule.SessionView
+  export import sessionViewSchema = viewsModule.sessionViewSchema
+  export import sessionLimitResponseSchema = viewsModule.sessionLimitResponseSchema
+  export import parseDevice = deviceModule.parseDevice
+  export import createDeviceParser = deviceModule.createDeviceParser
+  export import DeviceInfo = deviceModule.DeviceInfo
+  export import DeviceParser = deviceModule.DeviceParser
+  export import DeviceType = deviceModule.DeviceType
+
+  // Monitoring
+  export import SessionEvent = eventsModule.SessionEvent
+  export import SessionEventName = eventsModule.SessionEventName
+  export import SessionEvents = eventsModule.SessionEvents
+  export import EventBase = eventsModule.EventBase
+  export import RevocationReason = eventsModule.RevocationReason
+  export import AnomalyRule = eventsModule.AnomalyRule
+  export import AnomalyDecision = eventsModule.AnomalyDecision
+  export import Anomaly = anomalyModule.Anomaly
+  export import AnomalyHook = anomalyModule.AnomalyHook
+  export type LoginAttempts = loginAttemptsModule.LoginAttempts
+  export import EventCounts = metricsModule.EventCounts
+  export import PrometheusOptions = metricsModule.PrometheusOptions
+  export import SessionAnalytics = analyticsModule.SessionAnalytics
+
+  // Errors (docs/errors.md)
+  export import InvalidOptionError = errorsModule.InvalidOptionError
+  export import AlreadyRegisteredError = errorsModule.AlreadyRegisteredError
+  export import UnauthorizedError = errorsModule.UnauthorizedError
+  export import SessionLimitError = errorsModule.SessionLimitError
+  export import RefreshConflictError = errorsModule.RefreshConflictError
+  export import CsrfError = errorsModule.CsrfError
+  export import SessionNotFoundError = errorsModule.SessionNotFoundError
+  export import LoginLockedError = errorsModule.LoginLockedError
+  export import AnomalyError = errorsModule.AnomalyError
+  export import StoreFullError = errorsModule.StoreFullError
+  export import StoreUnavailableError = errorsModule.StoreUnavailableError
+  export import NoSessionError = errorsModule.NoSessionError
+}
+sessionGuard.default = sessionGuard
+sessionGuard.sessionGuard = sessionGuard
+// fastify-plugin names every plugin this way too (`fastifyCookie`, `fastifyJwt`).
+sessionGuard.fastifySessionGuard = sessionGuard
+
+export = sessionGuard
+
+// Node gives an ES module that imports this CommonJS file (`import { memoryStore } from
+// 'fastify-session-guard'`) only the names it finds in the file's text written as
+// `module.exports.name = …` (cjs-module-lexer), and it does not read the namespace above. So each
+// value is named here once more, in the form every @fastify/* plugin uses. The package test
+// compares what an ES module imports with what require() gives; the compiler checks each name.
+module.exports = sessionGuard
+module.exports.default = sessionGuard
+module.exports.sessionGuard = sessionGuard
+module.exports.fastifySessionGuard = sessionGuard
+module.exports.memoryStore = sessionGuard.memoryStore
+module.exports.MemoryStore = sessionGuard.MemoryStore
+module.exports.decideRotation = sessionGuard.decideRotation
+module.exports.rotatedState = sessionGuard.rotatedState
+module.exports.withActivity = sessionGuard.withActivity
+module.exports.expiresAt = sessionGuard.expiresAt
+module.exports.isLive = sessionGuard.isLive
+module.exports.toView = sessionGuard.toView
+module.exports.sessionViewSchema = sessionGuard.sessionViewSchema
+module.exports.sessionLimitResponseSchema = sessionGuard.sessionLimitResponseSchema
+module.exports.parseDevice = sessionGuard.parseDevice
+module.exports.createDeviceParser = sessionGuard.createDeviceParser
+module.exports.InvalidOptionError = sessionGuard.InvalidOptionError
+module.exports.AlreadyRegisteredError = sessionGuard.AlreadyRegisteredError
+module.exports.UnauthorizedError = sessionGuard.UnauthorizedError
+module.exports.SessionLimitError = sessionGuard.SessionLimitError
+module.exports.RefreshConflictError = sessionGuard.RefreshConflictError
+module.exports.CsrfError = sessionGuard.CsrfError
+module.exports.SessionNotFoundError = sessionGuard.SessionNotFoundError
+module.exports.LoginLockedError = sessionGuard.LoginLockedError
+module.exports.AnomalyError = sessionGuard.AnomalyError
+module.exports.StoreFullError = sessionGuard.StoreFullError
+module.exports.StoreUnavailableError = sessionGuard.StoreUnavailableError
+module.exports.NoSessionError = sessionGuard.NoSessionError

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
+import { leftNoKeys, uniquePrefix } from './stores/redis-helper.js'
 
 /**
  * Smoke runs of the three benchmark commands in their tiny mode: each must
@@ -14,10 +15,13 @@ t.setTimeout(180_000)
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
+// The Redis variants' keys go under a prefix of this file's, which the last test checks.
+const REDIS_PREFIX = uniquePrefix()
+
 function run (script: string, args: string[], nodeArgs: string[] = []): Promise<Run> {
   // No coverage from the children: they load dist/ and bench/, which this suite does not cover.
   // tap's process hooks pass themselves on to every child; this is their documented switch.
-  const env = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+  const env = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', BENCH_REDIS_PREFIX: REDIS_PREFIX }
   return new Promise((resolve) => {
     execFile(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'bench', script), ...args], { cwd: ROOT, env, timeout: 90_000 }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
@@ -82,3 +86,5 @@ t.test('bench:memory refuses to run without --expose-gc rather than print made-u
   t.not(code, 0)
   t.match(stderr, /--expose-gc/)
 })
+
+leftNoKeys(t)

@@ -3,7 +3,7 @@ import t from 'tap'
 import { buildInstance } from '../examples/redis.js'
 import { buildServer } from '../examples/server.js'
 import { TestClock } from './helper.js'
-import { redisTest, testPrefix } from './stores/redis-helper.js'
+import { leftNoKeys, redisTest, testPrefix } from './stores/redis-helper.js'
 
 async function login (app: Awaited<ReturnType<typeof buildServer>>, username: string, password = 'demo-password') {
   const response = await app.inject({ method: 'POST', url: '/login', payload: { username, password } })
@@ -186,3 +186,5 @@ redisTest(t, 'the Redis example: no claims chosen by the client, no session reco
   t.equal((await two.inject({ method: 'POST', url: '/logout', headers: auth })).statusCode, 204, 'signed out on the other')
   t.equal((await two.inject({ method: 'GET', url: '/me', headers: auth })).statusCode, 401)
 })
+
+leftNoKeys(t)

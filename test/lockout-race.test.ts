@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap'
-import { memoryStore, redisStore, type SessionGuardOptions } from '../lib/index.js'
+import { memoryStore, type SessionGuardOptions } from '../lib/index.js'
+import { redisStore } from '../lib/stores/redis/index.js'
 import { type Harness, registrationError, SECRET } from './helper.js'
 import { withLogin } from './login-helper.js'
-import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './stores/redis-helper.js'
+import { deleteKeys, leftNoKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './stores/redis-helper.js'
 
 /**
  * Parallel bursts against the lockout, over real HTTP. The login route is the
@@ -155,3 +156,5 @@ redisTest(t, 'Redis store', async (t) => {
     return { store: redisStore({ connection: REDIS_URL, prefix }) }
   })
 })
+
+leftNoKeys(t)

@@ -2,10 +2,11 @@ import { createHash, createPrivateKey, createPublicKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { memoryStore, redisStore, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
+import { memoryStore, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
+import { redisStore } from '../lib/stores/redis/index.js'
 import { SECRET } from './helper.js'
 import { attempt, withLogin } from './login-helper.js'
-import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './stores/redis-helper.js'
+import { deleteKeys, leftNoKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './stores/redis-helper.js'
 
 /**
  * What a dump of the store reveals. The lockout and the anomaly rules keep
@@ -128,3 +129,5 @@ redisTest(t, 'Redis store: a dump of the keyspace holds no plain hash of a usern
   assertNothingReadable(t, none)
   t.strictSame(none.filter((key) => key.startsWith('login:ip:')), [], 'with ipMode \'none\', no IP-scope key')
 })
+
+leftNoKeys(t)

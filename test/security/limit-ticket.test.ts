@@ -1,8 +1,9 @@
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { type MemoryStore, memoryStore, redisStore, sessionLimitResponseSchema, type SessionStore } from '../../lib/index.js'
+import { type MemoryStore, memoryStore, sessionLimitResponseSchema, type SessionStore } from '../../lib/index.js'
+import { redisStore } from '../../lib/stores/redis/index.js'
 import { type Harness, MINUTE } from '../helper.js'
-import { REDIS_URL, redisTest, testPrefix } from '../stores/redis-helper.js'
+import { leftNoKeys, REDIS_URL, redisTest, testPrefix } from '../stores/redis-helper.js'
 import { setup } from './setup.js'
 
 /**
@@ -92,3 +93,5 @@ t.test('one ticket sent at once naming different sessions: one completes (memory
 redisTest(t, 'one ticket sent at once naming different sessions: one completes (Redis store)', async (t) => {
   await raceOneTicket(t, await serve(t, redisStore({ connection: REDIS_URL, prefix: testPrefix(t) })))
 })
+
+leftNoKeys(t)

@@ -5,7 +5,7 @@ import { memoryStore } from '../../lib/stores/memory.js'
 import { redisStore } from '../../lib/stores/redis/redis-store.js'
 import type { RemovalReason, SessionStore } from '../../lib/stores/store.js'
 import { MINUTE, TestClock } from '../helper.js'
-import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './redis-helper.js'
+import { deleteKeys, leftNoKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './redis-helper.js'
 
 /**
  * The exact edge of the absolute deadline, on every store: a session is dead
@@ -81,3 +81,5 @@ redisTest(t, 'the Redis store (its scripts decide): dead at the absolute deadlin
 redisTest(t, 'the Redis store with its local cache: dead at the absolute deadline, live one ms before', async (t) => {
   await atTheAbsoluteDeadline(t, redisFactory({ localCache: true }))
 })
+
+leftNoKeys(t)

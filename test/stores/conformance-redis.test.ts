@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { conformance } from '../../lib/testing/index.js'
-import { REDIS_URL, redisFactory, redisTest, TEST_CLIENT_OPTIONS, testClient } from './redis-helper.js'
+import { leftNoKeys, REDIS_URL, redisFactory, redisTest, TEST_CLIENT_OPTIONS, testClient } from './redis-helper.js'
 
 const admin = testClient()
 t.teardown(() => admin.disconnect())
@@ -22,3 +22,5 @@ redisTest(t, 'the Redis store keeps the store contract (a client with its own ke
   t.teardown(() => client.quit())
   await conformance(t, redisFactory({ client }, () => admin), { rotationRuns: 10 })
 })
+
+leftNoKeys(t)

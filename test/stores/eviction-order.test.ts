@@ -5,7 +5,7 @@ import { memoryStore } from '../../lib/stores/memory.js'
 import { redisStore } from '../../lib/stores/redis/redis-store.js'
 import type { SessionStore } from '../../lib/stores/store.js'
 import { MINUTE, TestClock } from '../helper.js'
-import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './redis-helper.js'
+import { deleteKeys, leftNoKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './redis-helper.js'
 
 /**
  * At the per-user limit, `evict-oldest` removes the least recently active
@@ -93,3 +93,5 @@ redisTest(t, 'the Redis store evicts by last activity, not by creation time', as
     return redisStore({ connection: REDIS_URL, prefix })
   })
 })
+
+leftNoKeys(t)

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { redisStore } from '../../lib/index.js'
+import { redisStore } from '../../lib/stores/redis/index.js'
 import { runModel } from '../../lib/testing/index.js'
-import { deleteKeys, redisTest, testClient, uniquePrefix } from './redis-helper.js'
+import { deleteKeys, leftNoKeys, redisTest, testClient, uniquePrefix } from './redis-helper.js'
 
 // A hundred random sequences on Redis: longer than tap's default when the machine is busy.
 t.setTimeout(120_000)
@@ -29,3 +29,5 @@ redisTest(t, 'the Redis store against the reference model', async (t) => {
     numRuns: Number(process.env.FC_NUM_RUNS ?? 100)
   })
 })
+
+leftNoKeys(t)

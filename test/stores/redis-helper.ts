@@ -24,9 +24,14 @@ export function testClient (url = REDIS_URL): Redis {
   return client
 }
 
+/** Every prefix handed out in this process, for `leftNoKeys`. */
+const PREFIXES = new Set<string>()
+
 /** A key prefix no other test shares. */
 export function uniquePrefix (): string {
-  return `sgtest:${randomBytes(6).toString('hex')}:`
+  const prefix = `sgtest:${randomBytes(6).toString('hex')}:`
+  PREFIXES.add(prefix)
+  return prefix
 }
 
 async function probe (url: string): Promise<boolean> {
@@ -97,6 +102,37 @@ export async function deleteKeys (client: Redis | Cluster, prefix: string): Prom
       for (const key of keys) await node.del(key)
     } while (cursor !== '0')
   }
+}
+
+/** Every key holding `prefix`, on one Redis. */
+async function keysOf (client: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = []
+  let cursor = '0'
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    found.push(...keys)
+  } while (cursor !== '0')
+  return found
+}
+
+/**
+ * The last test of a file that writes to the Redis at `REDIS_URL`: every
+ * prefix the file took from `uniquePrefix()` holds no key, since each test
+ * deletes its own when it ends. What it finds, it reports, then deletes.
+ */
+export function leftNoKeys (t: Test): void {
+  redisTest(t, 'the tests left no key in Redis', async (t) => {
+    const admin = testClient()
+    t.teardown(() => admin.disconnect())
+    t.ok(PREFIXES.size > 0, 'the file used prefixes of its own')
+    const left: string[] = []
+    for (const prefix of PREFIXES) {
+      left.push(...await keysOf(admin, prefix))
+      await deleteKeys(admin, prefix)
+    }
+    t.strictSame(left, [], `no key under any of ${PREFIXES.size} prefixes`)
+  })
 }
 
 /** A conformance factory: a store on its own prefix, its keys deleted after the test. */

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { redisStore } from '../../lib/stores/redis/index.js'
 import { build, type Harness } from '../helper.js'
-import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix, waitFor } from './redis-helper.js'
+import { deleteKeys, leftNoKeys, REDIS_URL, redisTest, testClient, uniquePrefix, waitFor } from './redis-helper.js'
 
 const MAX_SESSIONS = 5
 const CACHE_TTL_MS = 5000
@@ -109,3 +109,5 @@ redisTest(t, 'a reconnect of the subscriber drops the whole local cache', async 
   t.equal(await b.app.sessions.revoke(bob.sessionId), true)
   await waitFor(async () => (await a.me(bob)).statusCode === 401, 50, 'invalidations to flow again')
 })
+
+leftNoKeys(t)

@@ -3,7 +3,7 @@ import t from 'tap'
 import type { SessionRecord } from '../../lib/session.js'
 import { redisStore, RedisStore } from '../../lib/stores/redis/index.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
-import { deleteKeys, freePort, REDIS_URL, redisTest, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
+import { deleteKeys, freePort, leftNoKeys, REDIS_URL, redisTest, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
 
 const admin = testClient()
 t.teardown(() => admin.disconnect())
@@ -237,3 +237,5 @@ redisTest(t, 'a later now never shortens a TTL: the index outlives its members w
   t.same((await store.listUser('alice', ahead)).map((s) => s.id), [session.id], 'still listed for real milliseconds later')
   t.same((await store.stats(ahead)).sessions, 1)
 })
+
+leftNoKeys(t)

@@ -15,8 +15,29 @@ import sessionGuard, {
   type SessionRecord,
   type SessionStore,
   sessionGuard as named,
+  fastifySessionGuard,
+  type AccessClaims,
+  type Guard,
   withActivity
 } from '../..'
+import sessionGuardRequired = require('../..')
+import * as namespace from '../..'
+
+// Every import style names the one plugin: `module.exports` is the plugin, with `.default` and named exports.
+expectType<typeof sessionGuard>(named)
+expectType<typeof sessionGuard>(fastifySessionGuard)
+expectType<typeof sessionGuard>(sessionGuardRequired)
+expectType<typeof sessionGuard>(sessionGuardRequired.default)
+expectType<typeof sessionGuard>(namespace.default)
+expectType<typeof memoryStore>(sessionGuardRequired.memoryStore)
+expectType<typeof memoryStore>(namespace.memoryStore)
+
+// The app types `request.user` through this package (reachable under pnpm too), not through @fastify/jwt.
+declare module '../..' {
+  interface FastifyJWT {
+    user: AccessClaims & { role: 'admin' | 'member' }
+  }
+}
 
 const app = Fastify()
 app.register(sessionGuard, { secret: 'x'.repeat(32) })
@@ -50,8 +71,12 @@ expectType<string>(app.sessions.prometheus(undefined, { rejectionReasons: true }
 app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: true } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: 'yes' } }))
 
+expectType<Guard>(app.requireSession)
 app.get('/me', { preHandler: app.requireSession }, async (request) => {
   expectType<SessionRecord | null>(request.authSession)
+  expectType<AccessClaims & { role: 'admin' | 'member' }>(request.user)
+  expectType<'admin' | 'member'>(request.user.role)
+  expectType<string>(request.user.sid)
   return request.user
 })
 app.get('/hook', { onRequest: app.requireSession }, async () => 'ok')

@@ -1,3 +1,13 @@
-/** The Redis store's public API; the files beside this one are its parts. */
+/**
+ * `fastify-session-guard/redis`: the Redis store.
+ *
+ *   import { redisStore } from 'fastify-session-guard/redis'
+ *
+ *   await app.register(sessionGuard, { secret, store: redisStore({ connection: process.env.REDIS_URL }) })
+ *
+ * It runs on ioredis, an optional peer dependency of the package that the app
+ * installs: the main entry never loads this one, so an app on the memory store
+ * loads no Redis client. The files beside this one are its parts.
+ */
 export { RedisStore, redisStore } from './redis-store.js'
 export type { LocalCacheOptions, RedisStoreOptions } from './options.js'
