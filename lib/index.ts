@@ -242,7 +242,8 @@ namespace sessionGuard {
   export import StoreFullError = errorsModule.StoreFullError
   export import StoreUnavailableError = errorsModule.StoreUnavailableError
   export import NoSessionError = errorsModule.NoSessionError
-  /* c8 ignore next -- the compiled namespace starts with `sessionGuard || (sessionGuard = {})`: the function is always there */
+  // TypeScript emits `sessionGuard || (sessionGuard = {})` for a namespace merged with a function, and the function always exists.
+  /* c8 ignore next */
 }
 sessionGuard.default = sessionGuard
 sessionGuard.sessionGuard = sessionGuard

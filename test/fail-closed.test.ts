@@ -122,7 +122,7 @@ t.test('the driver error goes to the log once; the store\'s own coded errors pas
 
 t.test('FailClosedStore turns every method\'s failure, thrown or rejected, into the coded 503', async (t) => {
   const log = { error () {} } as unknown as FastifyBaseLogger
-  const methods = ['create', 'get', 'touch', 'rotate', 'replace', 'revoke', 'revokeUser', 'listUser', 'increment', 'counter', 'resetCounter', 'decrement', 'stats'] as const
+  const methods = ['create', 'get', 'touch', 'rotate', 'replace', 'revoke', 'revokeUser', 'listUser', 'increment', 'decrement', 'counter', 'resetCounter', 'stats'] as const
   for (const mode of ['rejects', 'throws'] as const) {
     const fail = mode === 'rejects' ? async () => { throw new Error(DRIVER_TEXT) } : () => { throw new Error(DRIVER_TEXT) }
     const broken = Object.fromEntries(methods.map((method) => [method, fail])) as unknown as SessionStore
