@@ -1,4 +1,6 @@
 import { Redis } from 'ioredis'
+import { Redis as Redis5 } from 'ioredis5'
+import { Redis as Valkey } from 'iovalkey'
 import t from 'tap'
 import { conformance } from '../../lib/testing/index.js'
 import { leftNoKeys, REDIS_URL, redisFactory, redisTest, TEST_CLIENT_OPTIONS, testClient } from './redis-helper.js'
@@ -22,5 +24,15 @@ redisTest(t, 'the Redis store keeps the store contract (a client with its own ke
   t.teardown(() => client.quit())
   await conformance(t, redisFactory({ client }, () => admin), { rotationRuns: 10 })
 })
+
+// Other clients of the same shape: the store types its client by what it calls, not by class.
+for (const [name, Client] of [['ioredis 5', Redis5], ['iovalkey', Valkey]] as const) {
+  redisTest(t, `the Redis store keeps the store contract (an ${name} client, local cache on)`, async (t) => {
+    const client = new Client(REDIS_URL, TEST_CLIENT_OPTIONS)
+    client.on('error', () => {})
+    t.teardown(() => client.quit())
+    await conformance(t, redisFactory({ client, localCache: true }, () => admin), { rotationRuns: 10 })
+  })
+}
 
 leftNoKeys(t)

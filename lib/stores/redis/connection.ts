@@ -1,7 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { RedisClient } from './client.js'
 import type { RedisStoreOptions } from './options.js'
 
-export type Client = Redis | Cluster
 /** An argument of a script. */
 export type Arg = string | number
 /** A Lua script as `defineCommand` takes it, under the command name it gets. */
@@ -37,7 +37,7 @@ function failFast (commandTimeoutMs: number): RedisOptions {
 export class Connection {
   readonly #options: RedisStoreOptions
   readonly #timeoutMs: number
-  #client: Client | undefined
+  #client: RedisClient | undefined
   #owned = false
 
   constructor (options: RedisStoreOptions, timeoutMs: number) {
@@ -46,12 +46,12 @@ export class Connection {
   }
 
   /** The client, once `attach()` found or made it. */
-  get client (): Client | undefined {
+  get client (): RedisClient | undefined {
     return this.#client
   }
 
   /** The client, for a call: there is none before `open()`. */
-  get redis (): Client {
+  get redis (): RedisClient {
     if (this.#client === undefined) throw new Error('redisStore: open() was not called')
     return this.#client
   }
@@ -60,9 +60,9 @@ export class Connection {
    * Takes the app's client or creates one, and defines `commands` on it.
    * Does not wait for a connection: `ready()` does.
    */
-  attach (commands: Commands): Client {
+  attach (commands: Commands): RedisClient {
     const { client, connection, cluster } = this.#options
-    let target: Client
+    let target: RedisClient
     if (client !== undefined) {
       target = client
     } else {

@@ -7,7 +7,17 @@
  *
  * It runs on ioredis, an optional peer dependency of the package that the app
  * installs: the main entry never loads this one, so an app on the memory store
- * loads no Redis client. The files beside this one are its parts.
+ * loads no Redis client. A client the app gives may be any of the shape
+ * `RedisClient` (ioredis 5 or 6, iovalkey). The files beside this one are its parts.
  */
 export { RedisStore, redisStore } from './redis-store.js'
 export type { LocalCacheOptions, RedisStoreOptions } from './options.js'
+export type {
+  RedisClient,
+  RedisClientOptions,
+  RedisClusterClient,
+  RedisNode,
+  RedisStandaloneClient,
+  RedisSubscriber,
+  RedisSubscriberOptions
+} from './client.js'

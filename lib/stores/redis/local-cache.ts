@@ -1,7 +1,7 @@
-import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { LRUCache } from 'lru-cache'
 import { expiresAt, isLive, type SessionRecord } from '../../session.js'
-import { MAX_RECONNECT_DELAY_MS, noop, type Client } from './connection.js'
+import { nodesOf, type RedisClient, type RedisSubscriber, type RedisSubscriberOptions } from './client.js'
+import { MAX_RECONNECT_DELAY_MS, noop } from './connection.js'
 
 const SUBSCRIBER_NAME = 'session-guard-invalidations'
 
@@ -34,7 +34,7 @@ export class LocalCache {
   readonly #ttlMs: number
   readonly #channel: string
   readonly #prefix: string
-  #subscriber: Redis | undefined
+  #subscriber: RedisSubscriber | undefined
   #resubscribeTimer: NodeJS.Timeout | undefined
   #resubscribes = 0
   /** The cache may answer only while the subscriber is subscribed. */
@@ -80,8 +80,8 @@ export class LocalCache {
    * `client`. Any disconnect empties the cache and stops its use, then a new
    * connection subscribes again.
    */
-  listen (client: Client): void {
-    const options: RedisOptions = {
+  listen (client: RedisClient): void {
+    const options: RedisSubscriberOptions = {
       lazyConnect: false,
       enableOfflineQueue: false,
       autoResubscribe: false,
@@ -90,17 +90,11 @@ export class LocalCache {
       // One connection per attempt: the cache reconnects it itself (below).
       retryStrategy: () => null
     }
-    let subscriber: Redis | undefined
-    if (client.isCluster) {
-      // PUBLISH reaches every node of a Cluster: any one will do.
-      const nodes = (client as Cluster).nodes('all')
-      const node = nodes[this.#resubscribes % Math.max(1, nodes.length)]
-      subscriber = node === undefined ? undefined : new Redis({ ...node.options, ...options })
-    } else {
-      subscriber = (client as Redis).duplicate(options)
-    }
-    if (subscriber === undefined) return this.#listenLater(client)
-    const sub = subscriber
+    // PUBLISH reaches every node of a Cluster: any one will do.
+    const nodes = nodesOf(client, 'all')
+    const node = nodes[this.#resubscribes % Math.max(1, nodes.length)]
+    if (node === undefined) return this.#listenLater(client)
+    const sub = node.duplicate(options)
     this.#subscriber = sub
     sub.on('error', noop)
     sub.on('message', (channel: string, message: string) => this.#invalidate(message))
@@ -127,7 +121,7 @@ export class LocalCache {
     this.#drop()
   }
 
-  #listenLater (client: Client): void {
+  #listenLater (client: RedisClient): void {
     this.#subscriber = undefined
     const delay = Math.min(50 * 2 ** this.#resubscribes++, MAX_RECONNECT_DELAY_MS)
     this.#resubscribeTimer = setTimeout(() => this.listen(client), delay).unref()

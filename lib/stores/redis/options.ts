@@ -1,11 +1,13 @@
-import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis'
+import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
+import type { RedisClient } from './client.js'
 
 export interface RedisStoreOptions {
   /**
-   * An `ioredis` client or Cluster the app owns. The store never closes it
+   * A client or Cluster the app owns: `ioredis` 5 or 6, `iovalkey`, or any
+   * client of the same shape (`RedisClient`). The store never closes it
    * unless `closeClient` is true. Give this, `connection` or `cluster`.
    */
-  client?: Redis | Cluster
+  client?: RedisClient
   /**
    * Close `client` when the store closes.
    * @default false

@@ -1,6 +1,6 @@
-import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecord } from '../../session.js'
 import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
+import type { RedisClient } from './client.js'
 import { sessionDecoder } from './codec.js'
 import { SESSION_COMMANDS, SessionCommands } from './commands.js'
 import { Connection, noop } from './connection.js'
@@ -67,7 +67,7 @@ export class RedisStore implements SessionStore {
   }
 
   /** The client the store talks to (created by `open()` unless the app gave one). */
-  get client (): Redis | Cluster | undefined {
+  get client (): RedisClient | undefined {
     return this.#connection.client
   }
 

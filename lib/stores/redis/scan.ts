@@ -1,5 +1,5 @@
-import type { Cluster, Redis } from 'ioredis'
 import { isLive, type SessionRecord } from '../../session.js'
+import { nodesOf } from './client.js'
 import type { Decode } from './codec.js'
 import type { Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
@@ -10,8 +10,7 @@ export async function * scanSessions (
 ): AsyncIterable<SessionRecord[]> {
   const count = Math.max(1, Math.floor(batchSize))
   const pattern = keys.sessionPattern()
-  const client = connection.redis
-  const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
+  const nodes = nodesOf(connection.redis, 'master')
   let batch: SessionRecord[] = []
   for (const node of nodes) {
     let cursor = '0'
