@@ -1,7 +1,8 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
-import { StoreFullError } from '../errors.js'
+import { InvalidOptionError, StoreFullError } from '../errors.js'
 import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, withActivity } from '../session.js'
+import { count, section, type OptionNames } from '../validate.js'
 import type {
   Activity,
   Counter,
@@ -44,6 +45,9 @@ export interface MemoryStoreOptions {
 const DEFAULT_MAX = 100_000
 const DEFAULT_PURGE_INTERVAL_MS = 60_000
 const DEFAULT_MAX_COUNTERS = 100_000
+/** Errors name an option by its path under the factory: `memoryStore.max`. */
+const PATH = 'memoryStore'
+const OPTION_NAMES: OptionNames<MemoryStoreOptions> = { max: true, onCapacity: true, purgeIntervalMs: true, maxCounters: true }
 /**
  * Heap bytes per session with device metadata, as `npm run bench:memory`
  * measures it (docs/benchmarks.md); `stats().estimatedBytes` multiplies by it.
@@ -74,24 +78,21 @@ export class MemoryStore implements SessionStore {
   #expirations = 0
 
   constructor (options: MemoryStoreOptions = {}) {
+    // As strict as the plugin's options: a misspelt name fails, naming it, with FST_SESSION_GUARD_INVALID_OPTION.
     const {
       max = DEFAULT_MAX,
       onCapacity = 'evict-lru',
       purgeIntervalMs = DEFAULT_PURGE_INTERVAL_MS,
       maxCounters = DEFAULT_MAX_COUNTERS
-    } = options
-    if (!Number.isSafeInteger(max) || max < 1) {
-      throw new TypeError(`memoryStore: "max" must be a positive integer, got ${String(max)}`)
-    }
+    } = section(options, OPTION_NAMES, PATH)
+    count(max, `${PATH}.max`)
     if (onCapacity !== 'evict-lru' && onCapacity !== 'reject') {
-      throw new TypeError(`memoryStore: "onCapacity" must be 'evict-lru' or 'reject', got ${String(onCapacity)}`)
+      throw new InvalidOptionError(`${PATH}.onCapacity`, `must be 'evict-lru' or 'reject', got ${String(onCapacity)}`)
     }
     if (!Number.isFinite(purgeIntervalMs) || purgeIntervalMs <= 0) {
-      throw new TypeError(`memoryStore: "purgeIntervalMs" must be a positive number, got ${String(purgeIntervalMs)}`)
+      throw new InvalidOptionError(`${PATH}.purgeIntervalMs`, `must be a positive number, got ${String(purgeIntervalMs)}`)
     }
-    if (!Number.isSafeInteger(maxCounters) || maxCounters < 1) {
-      throw new TypeError(`memoryStore: "maxCounters" must be a positive integer, got ${String(maxCounters)}`)
-    }
+    count(maxCounters, `${PATH}.maxCounters`)
     this.#max = max
     this.#onCapacity = onCapacity
     this.#purgeIntervalMs = purgeIntervalMs

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemoryStore, memoryStore, type SessionRecord, type StoreContext } from '../../lib/index.js'
+import { MemoryStore, memoryStore, type MemoryStoreOptions, type SessionRecord, type StoreContext } from '../../lib/index.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
 
 const LIMIT = { max: 100, onLimit: 'evict-oldest' } as const
@@ -91,10 +91,21 @@ t.test('a store works before open() with the system clock', async (t) => {
   t.ok(await store.get('a1', now))
 })
 
-t.test('constructor options are validated', async (t) => {
-  t.throws(() => memoryStore({ max: 0 }), /"max" must be a positive integer/)
-  t.throws(() => memoryStore({ onCapacity: 'drop' as 'reject' }), /"onCapacity"/)
-  t.throws(() => memoryStore({ purgeIntervalMs: -1 }), /"purgeIntervalMs"/)
+t.test('constructor options are validated, as strictly as the plugin\'s', async (t) => {
+  const bad: Array<[unknown, RegExp]> = [
+    [{ max: 0 }, /"memoryStore.max": must be a positive integer/],
+    [{ max: 1.5 }, /"memoryStore.max"/],
+    [{ onCapacity: 'drop' }, /"memoryStore.onCapacity": must be 'evict-lru' or 'reject'/],
+    [{ purgeIntervalMs: -1 }, /"memoryStore.purgeIntervalMs": must be a positive number/],
+    [{ maxCounters: 0 }, /"memoryStore.maxCounters": must be a positive integer/],
+    // A misspelt name is refused, not silently left at its default.
+    [{ maxSessions: 10 }, /"memoryStore.maxSessions": is not an option/],
+    [{ oncapacity: 'reject' }, /"memoryStore.oncapacity": is not an option/],
+    [5, /"memoryStore": must be an object/]
+  ]
+  for (const [options, message] of bad) {
+    t.throws(() => memoryStore(options as MemoryStoreOptions), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message }, String(message))
+  }
   t.ok(new MemoryStore() instanceof MemoryStore)
   t.equal(EPOCH > 0, true)
 })
@@ -135,7 +146,7 @@ t.test('counters slide with each event, expire after their window, and can be re
   t.equal(await store.counter('k', clock.now), undefined)
   for (const key of ['a', 'b', 'c']) await store.increment(key, MINUTE, clock.now)
   t.equal(await store.counter('a', clock.now), undefined, 'bounded: the least recently used counter went')
-  t.throws(() => memoryStore({ maxCounters: 0 }), /"maxCounters"/)
+  t.throws(() => memoryStore({ maxCounters: 0 }), /"memoryStore.maxCounters"/)
 })
 
 t.test('the sessions-per-user histogram follows creates, revokes and evictions', async (t) => {

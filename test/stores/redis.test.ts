@@ -23,22 +23,34 @@ function record (overrides: Partial<SessionRecord> = {}): SessionRecord {
   }
 }
 
-t.test('options are checked when the store is made', async (t) => {
+t.test('options are checked when the store is made, as strictly as the plugin\'s', async (t) => {
   const client = new Redis({ lazyConnect: true })
   const bad: Array<[Parameters<typeof redisStore>[0], RegExp]> = [
-    [{}, /exactly one of "client", "connection" or "cluster"/],
+    [{}, /"redisStore": give exactly one of "client", "connection" or "cluster"/],
     [{ client, connection: REDIS_URL }, /exactly one of/],
-    [{ client, prefix: 'a{b' }, /"prefix" must be a string without/],
-    [{ client, prefix: 3 as unknown as string }, /"prefix"/],
-    [{ client, commandTimeoutMs: 0 }, /"commandTimeoutMs" must be a positive number/],
-    [{ client, commandTimeoutMs: Number.NaN }, /"commandTimeoutMs"/],
-    [{ client, localCache: { max: 0 } }, /"localCache.max" must be a positive integer/],
-    [{ client, localCache: { max: 1.5 } }, /"localCache.max"/],
-    [{ client, localCache: { ttlMs: -1 } }, /"localCache.ttlMs" must be a positive number/],
-    [{ client, localCache: { ttlMs: Number.POSITIVE_INFINITY } }, /"localCache.ttlMs"/]
+    [{ client, prefix: 'a{b' }, /"redisStore.prefix": must be a string without/],
+    [{ client, prefix: 3 as unknown as string }, /"redisStore.prefix"/],
+    [{ client, commandTimeoutMs: 0 }, /"redisStore.commandTimeoutMs": must be a positive number/],
+    [{ client, commandTimeoutMs: Number.NaN }, /"redisStore.commandTimeoutMs"/],
+    [{ client, closeClient: 'yes' as unknown as boolean }, /"redisStore.closeClient": must be a boolean/],
+    [{ client, localCache: 'yes' as unknown as boolean }, /"redisStore.localCache": must be a boolean or/],
+    [{ client, localCache: null as unknown as boolean }, /"redisStore.localCache": must be an object/],
+    [{ client, localCache: { max: 0 } }, /"redisStore.localCache.max": must be a positive integer/],
+    [{ client, localCache: { max: 1.5 } }, /"redisStore.localCache.max"/],
+    [{ client, localCache: { ttlMs: -1 } }, /"redisStore.localCache.ttlMs": must be a positive number/],
+    [{ client, localCache: { ttlMs: Number.POSITIVE_INFINITY } }, /"redisStore.localCache.ttlMs"/],
+    // Misspelt names, at every level, are refused rather than silently left at their defaults.
+    [{ client, localcache: true } as Parameters<typeof redisStore>[0], /"redisStore.localcache": is not an option/],
+    [{ client, localCache: { maxSize: 10 } } as Parameters<typeof redisStore>[0], /"redisStore.localCache.maxSize": is not an option/],
+    [{ cluster: { nodes: [], option: {} } } as Parameters<typeof redisStore>[0], /"redisStore.cluster.option": is not an option/],
+    [{ cluster: 'redis://x' } as unknown as Parameters<typeof redisStore>[0], /"redisStore.cluster": must be an object/]
   ]
-  for (const [options, message] of bad) t.throws(() => redisStore(options), { name: 'TypeError', message })
+  for (const [options, message] of bad) {
+    t.throws(() => redisStore(options), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message }, String(message))
+  }
   t.ok(redisStore({ client, localCache: { max: 10, ttlMs: 100 } }) instanceof RedisStore)
+  t.ok(redisStore({ client, closeClient: false, localCache: false, prefix: 'p:', commandTimeoutMs: 5 }) instanceof RedisStore)
+  t.ok(redisStore({ cluster: { nodes: [] } }) instanceof RedisStore)
 })
 
 t.test('a store that was never opened says so', async (t) => {

@@ -1,4 +1,6 @@
 import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
+import { InvalidOptionError } from '../../errors.js'
+import { bool, section, type OptionNames } from '../../validate.js'
 import type { RedisClient } from './client.js'
 
 export interface RedisStoreOptions {
@@ -72,25 +74,42 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 1000
 const DEFAULT_CACHE_MAX = 10_000
 const DEFAULT_CACHE_TTL_MS = 5000
 
-/** Checks the options when the store is made, so a mistake fails at startup and names its option. */
+/** Errors name an option by its path under the factory: `redisStore.localCache.max`. */
+const PATH = 'redisStore'
+const OPTION_NAMES: OptionNames<RedisStoreOptions> = {
+  client: true, closeClient: true, connection: true, cluster: true, prefix: true, commandTimeoutMs: true, localCache: true
+}
+const CLUSTER_OPTION_NAMES: OptionNames<NonNullable<RedisStoreOptions['cluster']>> = { nodes: true, options: true }
+const LOCAL_CACHE_OPTION_NAMES: OptionNames<LocalCacheOptions> = { max: true, ttlMs: true }
+
+/**
+ * Checks the options when the store is made, as the plugin checks its own: a
+ * misspelt or bad option fails at startup with `FST_SESSION_GUARD_INVALID_OPTION`, naming it.
+ */
 export function settingsOf (options: RedisStoreOptions): Settings {
-  const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false } = options
+  const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false } = section(options, OPTION_NAMES, PATH)
   const sources = [client, connection, cluster].filter((source) => source !== undefined).length
   if (sources !== 1) {
-    throw new TypeError('redisStore: give exactly one of "client", "connection" or "cluster"')
+    throw new InvalidOptionError(PATH, 'give exactly one of "client", "connection" or "cluster"')
   }
+  if (cluster !== undefined) section(cluster, CLUSTER_OPTION_NAMES, `${PATH}.cluster`)
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
-    throw new TypeError(`redisStore: "prefix" must be a string without "{" or "}", got ${String(prefix)}`)
+    throw new InvalidOptionError(`${PATH}.prefix`, `must be a string without "{" or "}", got ${String(prefix)}`)
   }
   if (!Number.isFinite(commandTimeoutMs) || commandTimeoutMs <= 0) {
-    throw new TypeError(`redisStore: "commandTimeoutMs" must be a positive number, got ${String(commandTimeoutMs)}`)
+    throw new InvalidOptionError(`${PATH}.commandTimeoutMs`, `must be a positive number, got ${String(commandTimeoutMs)}`)
   }
-  const { max = DEFAULT_CACHE_MAX, ttlMs = DEFAULT_CACHE_TTL_MS } = typeof localCache === 'object' ? localCache : {}
+  if (options.closeClient !== undefined) bool(options.closeClient, `${PATH}.closeClient`)
+  if (typeof localCache !== 'boolean' && typeof localCache !== 'object') {
+    throw new InvalidOptionError(`${PATH}.localCache`, 'must be a boolean or { max, ttlMs }')
+  }
+  const cache = typeof localCache === 'object' ? section(localCache, LOCAL_CACHE_OPTION_NAMES, `${PATH}.localCache`) : {}
+  const { max = DEFAULT_CACHE_MAX, ttlMs = DEFAULT_CACHE_TTL_MS } = cache
   if (!Number.isSafeInteger(max) || max < 1) {
-    throw new TypeError(`redisStore: "localCache.max" must be a positive integer, got ${String(max)}`)
+    throw new InvalidOptionError(`${PATH}.localCache.max`, `must be a positive integer, got ${String(max)}`)
   }
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new TypeError(`redisStore: "localCache.ttlMs" must be a positive number, got ${String(ttlMs)}`)
+    throw new InvalidOptionError(`${PATH}.localCache.ttlMs`, `must be a positive number, got ${String(ttlMs)}`)
   }
   return { prefix, commandTimeoutMs, localCache: localCache === false ? undefined : { max, ttlMs } }
 }
