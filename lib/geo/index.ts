@@ -75,10 +75,18 @@ export async function mmdbLocation (databases: MmdbSource | readonly MmdbSource[
 
   return function resolveLocation (ip: string): Location | undefined {
     // net.isIP first: ipaddr.js also takes inet_aton's classful forms ("127.1").
-    if (typeof ip !== 'string' || isIP(ip) === 0) return undefined
-    const address = ipaddr.process(ip)
-    const text = address.kind() === 'ipv4' ? address.toString() : new ipaddr.IPv6((address as ipaddr.IPv6).parts).toString()
-    for (const reader of address.kind() === 'ipv4' ? forIpv4 : forIpv6) {
+    const family = typeof ip === 'string' ? isIP(ip) : 0
+    if (family === 0) return undefined
+    // Dotted IPv4 as net.isIP accepts it is already canonical; IPv6 is unwrapped
+    // (::ffff:a.b.c.d is an IPv4 client) and loses its zone id.
+    let text = ip
+    let v4 = family === 4
+    if (!v4) {
+      const address = ipaddr.process(ip)
+      v4 = address.kind() === 'ipv4'
+      text = v4 ? address.toString() : new ipaddr.IPv6((address as ipaddr.IPv6).parts).toString()
+    }
+    for (const reader of v4 ? forIpv4 : forIpv6) {
       // mmdb-lib types only MaxMind's own layouts: the record is read field by field, as unknown.
       const location = toLocation(reader.get(text) as MmdbRecord | null, language, coordinates)
       if (location !== undefined) return location
