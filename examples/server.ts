@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type preHandlerAsyncHookHandler } from 'fastify'
 import sessionGuard, { type SessionGuardOptions, sessionLimitResponseSchema, toView } from '../lib/index.js'
-import { demoLocation } from './geo.js'
+import { DEMO_ADDRESSES, exampleLocation } from './geo.js'
 
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>
 
@@ -34,7 +34,7 @@ export async function buildServer (
   options: Partial<SessionGuardOptions> & { logger?: FastifyServerOptions['logger'] } = {}
 ): Promise<FastifyInstance> {
   const { logger = true, ...guardOptions } = options
-  // Trust X-Forwarded-For only from a proxy on this machine: `curl -H 'X-Forwarded-For: 198.51.100.7'`
+  // Trust X-Forwarded-For only from a proxy on this machine: `curl -H 'X-Forwarded-For: 1.121.0.1'`
   // then plays a client in Sydney (see examples/geo.ts).
   const app = Fastify({ logger, trustProxy: '127.0.0.1' })
   // /health and /metrics are for this machine's own probe and scraper: anyone else gets a 404. `request.ip`
@@ -66,7 +66,7 @@ export async function buildServer (
     maxSessionsPerUser: 5,
     onSessionLimit: 'evict-oldest',
     routes: { prefix: '/sessions' },
-    resolveLocation: demoLocation,
+    resolveLocation: await exampleLocation(),
     privacy: { ipMode: 'full' },
     health: { path: '/health' },
     metrics: { path: '/metrics' },
@@ -191,9 +191,9 @@ Open ${base}/ in a browser for the "Your devices" page (sign in from two browser
   curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now
 
-  # monitoring: a login "from Paris" then one "from Sydney" is impossible travel
-  curl -s -H 'content-type: application/json' -H 'x-forwarded-for: 203.0.113.5' -d '{"username":"bob","password":"demo-password"}' ${base}/login
-  curl -s -H 'content-type: application/json' -H 'x-forwarded-for: 198.51.100.5' -d '{"username":"bob","password":"demo-password"}' ${base}/login
+  # monitoring: a login from Paris then one from Sydney is impossible travel (locations: DB-IP, CC BY 4.0)
+  curl -s -H 'content-type: application/json' -H 'x-forwarded-for: ${DEMO_ADDRESSES.paris}' -d '{"username":"bob","password":"demo-password"}' ${base}/login
+  curl -s -H 'content-type: application/json' -H 'x-forwarded-for: ${DEMO_ADDRESSES.sydney}' -d '{"username":"bob","password":"demo-password"}' ${base}/login
   for i in $(seq 10); do curl -s -o /dev/null -w '%{http_code} ' -H 'content-type: application/json' -d '{"username":"alice","password":"wrong"}' ${base}/login; done; echo
 
   # /metrics and /health answer this machine only (loopback, not forwarded by a proxy); anyone else gets a 404

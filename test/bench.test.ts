@@ -4,7 +4,7 @@ import t from 'tap'
 import { leftNoKeys, uniquePrefix } from './stores/redis-helper.js'
 
 /**
- * Smoke runs of the three benchmark commands in their tiny mode: each must
+ * Smoke runs of the benchmark commands in their tiny mode: each must
  * exit 0 and print its table with every row. Speed is never asserted. The
  * commands measure the build, so `npm test` builds first.
  */
@@ -77,6 +77,19 @@ t.test('npm run bench:memory -- --smoke: bytes per session for each scenario', a
   t.match(stdout, /\| sessions hold +\| sessions \| heap B\/session \|/)
   t.match(stdout, /\| session with app claims, no device metadata +\| +3,000 \| +[\d,]+ \|/)
   t.ok(rowOrSkip(stdout, 'session with app claims and full device metadata'), 'device scenario')
+  t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
+})
+
+t.test('npm run bench:geo -- --smoke: the cost of each kind of lookup on the example\'s database', async (t) => {
+  t.setTimeout(90_000)
+  const { code, stdout, stderr } = await run('geo.ts', ['--smoke'])
+  t.equal(code, 0, stderr)
+  t.match(stdout, /\| lookup: resolveLocation\(ip\) +\| +µs\/op \| CPU µs\/op \| +ops\/s \| found \|/)
+  for (const label of ['IPv4, random public addresses', 'IPv4, one address again and again', 'IPv6, random addresses in 2a00::/12', 'IPv4-mapped IPv6 (::ffff:a.b.c.d)']) {
+    t.match(stdout, new RegExp(`\\| ${label.replace(/[()/.:]/g, '\\$&')} +\\| +[\\d.]+ \\| +[\\d.]+ \\| +[\\d,]+ \\| +[1-9]\\d* % \\|`), `${label}: found some`)
+  }
+  t.match(stdout, /\| private IPv4 \(10\.0\.0\.0\/8\), not found +\| +[\d.]+ \| +[\d.]+ \| +[\d,]+ \| 0 % +\|/)
+  t.match(stdout, /Opening the two files \(134 MB, read whole into memory\): [\d,]+ ms/)
   t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
 })
 

@@ -155,6 +155,22 @@ t.test('robots and scripted clients', async (t) => {
   }
 })
 
+// Robots the two hand-written patterns missed, which isbot knows: link previews and uptime checks.
+const MISSED_BOTS: Array<[string, Expected]> = [
+  ['TelegramBot (like TwitterBot)', { type: 'bot', name: 'TelegramBot', browser: ['TelegramBot', undefined] }],
+  ['Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)', { type: 'bot', name: 'Pingdom.com_bot' }],
+  ['Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/61.0.3163.100 Chrome/61.0.3163.100 Safari/537.36 PingdomPageSpeed/1.0 (pingbot/2.0; +http://www.pingdom.com/)',
+    { type: 'bot', name: 'pingbot', browser: ['pingbot', '2.0'] }],
+  ['WhatsApp/2.23.20.0 A', { type: 'bot', name: 'WhatsApp', browser: ['WhatsApp', '2.23.20.0'] }],
+  ['WhatsApp/2.2407.3 i', { type: 'bot', name: 'WhatsApp', browser: ['WhatsApp', '2.2407.3'] }]
+]
+
+t.test('link previews and uptime checks are robots too', async (t) => {
+  for (const [value, expected] of MISSED_BOTS) {
+    t.test(value, async (t) => { check(t, ua(value), expected) })
+  }
+})
+
 t.test('a client library that apps embed is named, not called a robot', async (t) => {
   check(t, ua('okhttp/4.12.0'), { type: 'unknown', name: 'okhttp', browser: ['okhttp', '4.12.0'] })
 })
@@ -325,7 +341,12 @@ t.test('structured-field details the parser accepts', async (t) => {
     ['"EmptyVersion";v=""', 'EmptyVersion', undefined],
     // RFC 8941 allows no whitespace before ';': the whole list is malformed and ignored.
     ['"Tabbed" ;v="6"', undefined, undefined],
-    ['\t"Tabbed";v="7" ,\t"Chromium";v="7"', 'Tabbed', '7']
+    ['\t"Tabbed";v="7" ,\t"Chromium";v="7"', 'Tabbed', '7'],
+    // A version given as a token reads like a string; a bare flag is no version.
+    ['"TokenVersion";v=a1', 'TokenVersion', 'a1'],
+    ['"FlagVersion";v', 'FlagVersion', undefined],
+    // Items that are not strings are no brands (a token, an inner list), the rest of the list still counts.
+    ['Bare;v="1", ("Inner");v="2", "Real";v="3"', 'Real', '3']
   ]
   for (const [value, name, version] of cases) {
     const device = parseDevice({ 'sec-ch-ua': value, 'sec-ch-ua-platform': '"Linux"' })

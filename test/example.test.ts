@@ -1,6 +1,8 @@
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { buildInstance } from '../examples/redis.js'
+import { DEMO_ADDRESSES, exampleLocation } from '../examples/geo.js'
+import type { SessionEvent } from '../lib/index.js'
 import { buildServer } from '../examples/server.js'
 import { TestClock } from './helper.js'
 import { leftNoKeys, redisTest, testPrefix } from './stores/redis-helper.js'
@@ -67,6 +69,7 @@ t.test('the example serves the devices page and an admin view for admins only', 
   const page = await app.inject({ method: 'GET', url: '/' })
   t.equal(page.statusCode, 200)
   t.match(page.body, /Your devices/)
+  t.match(page.body, "<a href='https://db-ip.com'>IP Geolocation by DB-IP</a>", 'the attribution the database licence asks for')
   t.match((await app.inject({ method: 'GET', url: '/devices.js' })).headers['content-type'], /javascript/)
 
   const alice = await login(app, 'alice')
@@ -107,22 +110,36 @@ t.test('the example locks a login after repeated failures, with Retry-After', as
   t.match(metrics.body, /session_guard_login_failures_total 5/)
 })
 
-t.test('the example: logins from Paris then Sydney minutes apart raise impossible travel', async (t) => {
-  const app = await buildServer({ logger: false })
+t.test('the example: logins from Paris then Sydney minutes apart raise impossible travel, on the real database', async (t) => {
+  const events: SessionEvent[] = []
+  const app = await buildServer({ logger: false, onEvent: (event) => events.push(event) })
   t.teardown(() => app.close())
   const from = async (ip: string) => await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': ip } })
-  const paris = await from('203.0.113.5')
-  const sydney = await from('198.51.100.5')
+  const paris = await from(DEMO_ADDRESSES.paris)
+  const sydney = await from(DEMO_ADDRESSES.sydney)
   t.equal(sydney.statusCode, 200, 'flagged, not refused')
   const session = await app.sessions.get(sydney.json().sessionId)
-  t.match(session, { ip: '198.51.100.5', location: { city: 'Sydney' } })
+  t.match(session, { ip: DEMO_ADDRESSES.sydney, location: { city: 'Sydney', country: 'AU', latitude: Number, longitude: Number } })
   t.same(session?.flags, ['new_country', 'impossible_travel'])
-  t.match(await app.sessions.get(paris.json().sessionId), { location: { city: 'Paris' } })
+  t.match(await app.sessions.get(paris.json().sessionId), { location: { city: 'Paris', country: 'FR', latitude: Number, longitude: Number } })
+  await new Promise((resolve) => setImmediate(resolve))
+  const [travel] = events.filter((event) => event.type === 'anomaly.detected' && event.rule === 'impossible_travel') as Array<SessionEvent<'anomaly.detected'>>
+  t.match(travel?.detail, { from: 'FR', to: 'AU' }, 'the leg the rule measured')
+  t.ok((travel?.detail.distanceKm as number) > 16_000, `Paris to Sydney is about 16,960 km: ${String(travel?.detail.distanceKm)}`)
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(metrics, 'session_guard_anomalies_total{rule="impossible_travel",decision="flag"} 1')
   t.same((await app.inject({ method: 'GET', url: '/health' })).json(), { status: 'ok', store: 'up', sessions: 2, users: 1, capacity: 100000, utilization: 0.00002 })
   const untrusted = await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': '192.0.2.1' }, remoteAddress: '10.1.2.3' })
   t.equal((await app.sessions.get(untrusted.json().sessionId))?.ip, '10.1.2.3', 'X-Forwarded-For is only believed from loopback')
+})
+
+t.test('the example\'s demo addresses map to real cities in the database the example ships', async (t) => {
+  const resolve = await exampleLocation()
+  t.match(resolve(DEMO_ADDRESSES.paris), { city: 'Paris', country: 'FR' })
+  t.match(resolve(DEMO_ADDRESSES.sydney), { city: 'Sydney', country: 'AU' })
+  t.match(resolve(DEMO_ADDRESSES.newYork), { city: 'New York', country: 'US' })
+  t.equal(resolve('127.0.0.1'), undefined, 'a browser on this machine has no location')
+  t.equal(await exampleLocation(), resolve, 'read once per process')
 })
 
 t.test('the example answers /metrics and /health on loopback only', async (t) => {

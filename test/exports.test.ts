@@ -50,12 +50,14 @@ t.test('the pure rules a store implementation needs are exported from the main e
   t.equal(api.expiresAt({ idleExpiresAt: 30, absoluteExpiresAt: 20 }), 20)
 })
 
-t.test('the main entry never loads the store kit or the Redis store', async (t) => {
-  // This file imports the main entry and session.ts, never lib/testing/, lib/stores/redis/ or their dependencies.
+t.test('the main entry never loads the store kit, the Redis store or the geolocation helper', async (t) => {
+  // This file imports the main entry and session.ts, never lib/testing/, lib/stores/redis/, lib/geo/ or their dependencies.
   const loaded = Object.keys(require.cache)
   t.ok(loaded.includes(join(__dirname, '..', 'lib', 'index.ts')), 'require.cache holds the main entry')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}testing${sep}`)), [], 'nothing from lib/testing')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}fast-check${sep}`)), [], 'not fast-check')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}stores${sep}redis${sep}`)), [], 'nothing from lib/stores/redis')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}ioredis${sep}`)), [], 'not ioredis')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}geo${sep}`)), [], 'nothing from lib/geo')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}mmdb-lib${sep}`)), [], 'not mmdb-lib')
 })

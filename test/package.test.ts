@@ -65,6 +65,24 @@ t.test('the main entry loads no Redis client; fastify-session-guard/redis holds 
   t.ok(manifest.devDependencies.ioredis, 'the project installs it for its own tests')
 })
 
+t.test('the main entry loads no MMDB reader; fastify-session-guard/geo holds the geolocation helper', async (t) => {
+  const geo = await run(process.execPath, ['-e', `
+    const sessionGuard = require('fastify-session-guard')
+    const before = Object.keys(require.cache).some((k) => k.includes('mmdb-lib'))
+    const geo = require('fastify-session-guard/geo')
+    console.log(JSON.stringify({
+      before,
+      main: 'mmdbLocation' in sessionGuard,
+      geo: typeof geo.mmdbLocation,
+      after: Object.keys(require.cache).some((k) => k.includes('mmdb-lib'))
+    }))`])
+  t.equal(geo.code, 0, geo.stderr)
+  t.strictSame(JSON.parse(geo.stdout), { before: false, main: false, geo: 'function', after: true })
+  const manifest = await readManifest()
+  t.notOk(manifest.dependencies['mmdb-lib'], 'mmdb-lib is not installed with the package')
+  t.strictSame(manifest.peerDependenciesMeta['mmdb-lib'], { optional: true }, 'an optional peer dependency')
+})
+
 t.test('package.json names the repository, its issues and its home page', async (t) => {
   const manifest = await readManifest()
   t.strictSame(manifest.repository, { type: 'git', url: 'git+https://github.com/fastify-session-guard/fastify-session-guard.git' })
@@ -107,7 +125,7 @@ t.test('@arethetypeswrong/cli finds no problem in any entry point, under any res
   // Every subpath of package.json "exports" (a subpath needs its typesVersions line for node10).
   const { exports } = await readManifest()
   t.strictSame(Object.keys(analysis.entrypoints).sort(), Object.keys(exports).sort())
-  t.ok(['.', './redis', './testing'].every((subpath) => subpath in exports), 'the main entry, the Redis store and the store kit')
+  t.ok(['.', './redis', './testing', './geo'].every((subpath) => subpath in exports), 'the main entry, the Redis store, the store kit and the geolocation helper')
   for (const [subpath, { resolutions }] of Object.entries(analysis.entrypoints)) {
     t.strictSame(Object.keys(resolutions).sort(), ['bundler', 'node10', 'node16-cjs', 'node16-esm'], `${subpath}: every resolution checked`)
     for (const [kind, { resolution }] of Object.entries(resolutions)) {

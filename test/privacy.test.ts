@@ -73,6 +73,14 @@ t.test('truncated: IPv6 to /48', async (t) => {
   t.equal(truncateIp(''), undefined)
 })
 
+t.test('an IPv4-compatible address (::a.b.c.d, deprecated) reads as its IPv4 address, as ipaddr.js and the lockout read it', async (t) => {
+  t.equal(normalizeIp('::203.0.113.77'), '203.0.113.77')
+  t.equal(truncateIp('::203.0.113.77'), '203.0.113.0')
+  t.equal(normalizeIp('::cb00:714d'), '::cb00:714d', 'written in hex it stays IPv6, as ipaddr.js reads it')
+  t.equal(normalizeIp('127.1'), undefined, 'the classful inet_aton forms ipaddr.js also takes are refused')
+  t.equal(normalizeIp('0x7f.0.0.1'), undefined)
+})
+
 t.test('canonical IPv6 text (RFC 5952)', async (t) => {
   const cases: Array<[string, string]> = [
     ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], // the first of two equal runs

@@ -1,11 +1,20 @@
+import { isbot } from 'isbot'
 import { LRUCache } from 'lru-cache'
+import { parseItem, parseList, Token } from 'structured-headers'
 import UAParser from 'ua-parser-js'
 import { InvalidOptionError } from '../errors.js'
 
 /**
  * Device metadata from request headers: the User-Agent string, read with
- * `ua-parser-js` 1.x (MIT; the 2.x line is AGPL), corrected by User-Agent
- * Client Hints where the browser sends them.
+ * `ua-parser-js` 1.x, corrected by User-Agent Client Hints where the browser
+ * sends them (a Structured Field list, read with `structured-headers`); robots
+ * are recognised by `isbot`.
+ *
+ * Why ua-parser-js 1.x: it is MIT, still gets its pattern updates as patch
+ * releases, and names device models ("SM-S918B", "Pixel 8") that the devices
+ * page shows. The 2.x line is AGPL, which would bind every app using this
+ * plugin. `bowser` (MIT) names no models and names browsers differently;
+ * `my-ua-parser` (an MIT fork of 2.x) has had no release since 2024.
  *
  * Results are interned: the same headers give the same frozen object, so the
  * many sessions opened from one kind of device share one `DeviceInfo`.
@@ -281,82 +290,50 @@ function pickBrand (value: string | undefined): Brand | undefined {
 }
 
 /**
- * Parses the Structured Field list of `Sec-CH-UA` and `Sec-CH-UA-Full-Version-List`
- * (RFC 8941): `"Brand";v="123", "Other";v="4.5.6"`. Only what these headers
- * use: string items with parameters. Malformed input gives `undefined`.
+ * The brands of a `Sec-CH-UA` or `Sec-CH-UA-Full-Version-List` Structured Field
+ * list (RFC 8941): `"Brand";v="123", "Other";v="4.5.6"`, read by `structured-headers`.
+ * Items that are not strings are skipped; a malformed list gives `undefined`.
  */
 function parseBrandList (input: string): Brand[] | undefined {
-  const brands: Brand[] = []
-  let i = 0
-  const n = input.length
-  const spaces = (): void => { while (i < n && (input[i] === ' ' || input[i] === '\t')) i++ }
-  while (true) {
-    spaces()
-    const name = readString()
-    if (name === undefined) return undefined
-    let version: string | undefined
-    while (input[i] === ';') {
-      i++
-      spaces()
-      const keyStart = i
-      while (i < n && /[a-z0-9_\-.*]/.test(input[i] as string)) i++
-      const key = input.slice(keyStart, i)
-      if (key === '') return undefined
-      let value: string | undefined = ''
-      if (input[i] === '=') {
-        i++
-        value = input[i] === '"' ? readString() : readToken()
-        if (value === undefined) return undefined
-      }
-      if (key === 'v') version = value
-    }
-    brands.push({ name, version: version === '' ? undefined : version })
-    spaces()
-    if (i === n) return brands
-    if (input[i] !== ',') return undefined
-    i++
-  }
-
-  function readString (): string | undefined {
-    if (input[i] !== '"') return undefined
-    i++
-    let out = ''
-    while (i < n) {
-      const c = input[i] as string
-      i++
-      if (c === '"') return out
-      if (c === '\\') {
-        const next = input[i]
-        if (next !== '"' && next !== '\\') return undefined
-        out += next
-        i++
-      } else {
-        out += c
-      }
-    }
+  let list: ReturnType<typeof parseList>
+  try {
+    // An HTTP parser drops the whitespace around a field value (RFC 9110, 5.5);
+    // a hand-made headers object may keep it, which RFC 8941 parsing refuses.
+    list = parseList(input.trim())
+  } catch {
     return undefined
   }
-
-  function readToken (): string | undefined {
-    const start = i
-    while (i < n && /[!#$%&'*+\-.^_`|~0-9A-Za-z:/]/.test(input[i] as string)) i++
-    return i === start ? undefined : input.slice(start, i)
+  const brands: Brand[] = []
+  for (const [name, params] of list) {
+    if (typeof name !== 'string') continue
+    // `v` is a string in every browser; an integer or a token (`v=42`) reads the same.
+    const version = params.get('v')
+    const text = typeof version === 'string' || typeof version === 'number' || version instanceof Token ? String(version) : ''
+    brands.push({ name, version: text === '' ? undefined : text })
   }
+  return brands
 }
 
 /** The value of a single-string hint (`Sec-CH-UA-Platform: "Windows"`), unquoted. */
 function sfString (value: string | undefined): string | undefined {
   if (value === undefined) return undefined
-  const brands = parseBrandList(value)
-  return brands?.length === 1 ? brands[0]?.name : undefined
+  try {
+    const [item] = parseItem(value.trim())
+    return typeof item === 'string' ? item : undefined
+  } catch {
+    return undefined
+  }
 }
 
-// ua-parser-js 1.x names browsers, not robots: Googlebot and curl come out with
-// no browser at all, and bingbot as Chrome. This short list of well-known crawler
-// words and HTTP clients marks them as bots. A crawler word counts only with a
-// version or a contact URL, so a phone model such as "CUBOT_P30" is not a robot.
-const CRAWLER = /(?:^|[\s;(])([a-z][\w!.-]*?(?:bot|crawler|spider|slurp|externalhit)[\w-]*)(?:\/([\w.~-]+))?/i
+// ua-parser-js 1.x names browsers, not robots (Googlebot and curl come out with no
+// browser at all, bingbot as Chrome): `isbot` decides what is a robot. It has no
+// names, so these two patterns find the name to show: a scripted HTTP client in its
+// usual spelling, or the crawler word ("Googlebot", "Slackbot-LinkExpanding").
+const CRAWLER = /(?:^|[\s;(])([a-z][\w!.-]*?(?:bot|crawler|spider|slurp|externalhit)[a-z0-9-]*)(?:\/([\w.~-]+))?/i
 const CLIENT = /(?:^|\s)(curl|wget|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|node-fetch|undici|axios|libwww-perl|httpie|postmanruntime|insomnia|scrapy|headlesschrome|phantomjs|java|apache-httpclient)\/([\w.-]+)/i
+// isbot counts okhttp as a robot, but it is the default user agent of Android apps
+// that set none: a signed-in session from one is a person on a phone, not a crawler.
+const APP_HTTP_LIBRARY = /^okhttp\//i
 // HTTP clients keep their usual spelling ("curl", "python-requests"), however the UA writes them.
 const CLIENT_NAMES: Readonly<Record<string, string>> = {
   wget: 'Wget',
@@ -369,16 +346,18 @@ const CLIENT_NAMES: Readonly<Record<string, string>> = {
 }
 
 function botToken (ua: string): Brand | undefined {
+  if (!isbot(ua) || APP_HTTP_LIBRARY.test(ua)) return undefined
   const client = CLIENT.exec(ua)
   if (client !== null) {
     const lower = (client[1] as string).toLowerCase()
     return { name: CLIENT_NAMES[lower] ?? lower, version: client[2] }
   }
   const crawler = CRAWLER.exec(ua)
-  if (crawler !== null && (crawler[2] !== undefined || ua.includes('+http'))) {
-    return { name: crawler[1] as string, version: crawler[2] }
-  }
-  return undefined
+  if (crawler !== null) return { name: crawler[1] as string, version: crawler[2] }
+  // A robot without a crawler word (WhatsApp's link previews: "WhatsApp/2.23.20.0 A") by its
+  // product. isbot's catch-all (a user agent with no comment) also takes "asdf" and a bare
+  // "Mozilla/5.0": with no product to name them by, they stay unknown devices.
+  return productToken(ua)
 }
 
 /** The leading `Product/1.2` of a user agent nothing else recognised ("MyApp/1.2.3 (…)"). */

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto'
 import { isIP } from 'node:net'
+import ipaddr from 'ipaddr.js'
 import { LRUCache } from 'lru-cache'
 import { MAX_USER_AGENT_LENGTH } from './device.js'
 import { InvalidOptionError } from '../errors.js'
@@ -57,6 +58,9 @@ const DEFAULT_KEEP_USER_AGENT = false
 const MIN_SALT_BYTES = 32
 /** Bytes of the HMAC kept: 128 bits, far beyond any collision among real addresses. */
 const HASH_BYTES = 16
+/** The network `'truncated'` keeps: IPv4 /24, IPv6 /48. */
+const IPV4_NETWORK_BITS = 24
+const IPV6_NETWORK_BITS = 48
 /** Distinct raw user agents interned per policy. */
 const USER_AGENT_CACHE_SIZE = 5000
 const PRIVACY_OPTION_NAMES: OptionNames<PrivacyOptions> = { ipMode: true, ipSalt: true, keepUserAgent: true }
@@ -122,19 +126,16 @@ export function keepUserAgent (userAgent: string | undefined, intern?: LRUCache<
  * not an IP address (a proxy header can carry anything).
  */
 export function normalizeIp (ip: string): string | undefined {
-  const parsed = parseIp(ip)
-  if (parsed === undefined) return undefined
-  return parsed.family === 4 ? parsed.text : formatIpv6(parsed.groups)
+  return parseIp(ip)?.toString()
 }
 
 /** The /24 network of an IPv4 address, the /48 of an IPv6 one, in canonical form. */
 export function truncateIp (ip: string): string | undefined {
-  const parsed = parseIp(ip)
-  if (parsed === undefined) return undefined
-  if (parsed.family === 4) return parsed.text.slice(0, parsed.text.lastIndexOf('.')) + '.0'
-  const groups = parsed.groups.slice(0, 3)
-  while (groups.length < 8) groups.push(0)
-  return formatIpv6(groups)
+  const address = parseIp(ip)
+  if (address === undefined) return undefined
+  return address.kind() === 'ipv4'
+    ? ipaddr.IPv4.networkAddressFromCIDR(`${address.toString()}/${IPV4_NETWORK_BITS}`).toString()
+    : ipaddr.IPv6.networkAddressFromCIDR(`${address.toString()}/${IPV6_NETWORK_BITS}`).toString()
 }
 
 /**
@@ -147,62 +148,16 @@ export function hashIp (ip: string, key: Buffer): string | undefined {
   return createHmac('sha256', key).update(canonical).digest().toString('base64url', 0, HASH_BYTES)
 }
 
-type ParsedIp = { family: 4, text: string } | { family: 6, groups: number[] }
-
-function parseIp (input: string): ParsedIp | undefined {
-  const family = isIP(input)
-  if (family === 4) return { family: 4, text: input }
-  if (family !== 6) return undefined
-  const zone = input.indexOf('%')
-  const address = (zone === -1 ? input : input.slice(0, zone)).toLowerCase()
-  const groups = ipv6Groups(address)
-  // ::ffff:a.b.c.d is an IPv4 client seen through an IPv6 socket.
-  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
-    const high = groups[6] as number
-    const low = groups[7] as number
-    return { family: 4, text: `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}` }
-  }
-  return { family: 6, groups }
-}
-
-/** The eight 16-bit groups of an IPv6 address that `isIP` has already accepted. */
-function ipv6Groups (address: string): number[] {
-  const split = (part: string): number[] => {
-    if (part === '') return []
-    const out: number[] = []
-    for (const piece of part.split(':')) {
-      if (piece.includes('.')) {
-        // An embedded IPv4 tail (::ffff:192.0.2.1, 64:ff9b::192.0.2.33) fills two groups.
-        const [a, b, c, d] = piece.split('.').map(Number) as [number, number, number, number]
-        out.push((a << 8) | b, (c << 8) | d)
-      } else {
-        out.push(parseInt(piece, 16))
-      }
-    }
-    return out
-  }
-  const gap = address.indexOf('::')
-  if (gap === -1) return split(address)
-  const head = split(address.slice(0, gap))
-  const tail = split(address.slice(gap + 2))
-  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail]
-}
-
-/** RFC 5952 text: lower-case hex, no leading zeros, the longest run of two or more zero groups as `::`. */
-function formatIpv6 (groups: number[]): string {
-  let bestStart = -1
-  let bestLength = 1
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLength) {
-      bestStart = i
-      bestLength = j - i
-    }
-    i = j
-  }
-  const hex = groups.map((group) => group.toString(16))
-  if (bestStart === -1) return hex.join(':')
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`
+/**
+ * The address, parsed by ipaddr.js, IPv4-mapped IPv6 unwrapped and the zone id
+ * dropped. `net.isIP` decides first what is an address: ipaddr.js also takes the
+ * classful forms of `inet_aton` (`127.1`, `0x7f.0.0.1`, `010.0.0.1` as octal), which
+ * no socket reports and which would make one client's address readable two ways.
+ */
+function parseIp (input: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  if (isIP(input) === 0) return undefined
+  const address = ipaddr.process(input)
+  if (address.kind() === 'ipv4') return address
+  // A new IPv6 from the groups alone: toString() would otherwise print the zone id back.
+  return new ipaddr.IPv6((address as ipaddr.IPv6).parts)
 }
