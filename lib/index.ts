@@ -71,7 +71,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const events = new SessionEventStream(fastify.log, options.onEvent, (event) => {
     metrics.record(event)
     prometheus?.record(event)
-  })
+  }, options.logging)
   await store.open({
     now: clock,
     onRemoved (session, reason) {
@@ -174,6 +174,8 @@ namespace sessionGuard {
   export import AnomalyOptions = anomalyModule.AnomalyOptions
   export import LockoutOptions = loginAttemptsModule.LockoutOptions
   export import AnalyticsOptions = analyticsModule.AnalyticsOptions
+  export import LoggingOptions = eventsModule.LoggingOptions
+  export import LogLevel = eventsModule.LogLevel
 
   // Sessions, tokens and the decorators' types
   export import SessionRecord = sessionModule.SessionRecord
