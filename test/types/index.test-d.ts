@@ -74,6 +74,9 @@ app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics'
 app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { registry: new Registry(), prefix: 'auth_' } })
 expectAssignable<MetricsRegistry>(register)
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { registry: {} } }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), logging: { levels: { 'auth.rejected': 'info', 'session.created': 'silent' } } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), logging: { levels: { 'auth.rejected': 'verbose' } } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), logging: { levels: { 'auth.refused': 'info' } } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: 'yes' } }))
 
 expectType<Guard>(app.requireSession)
