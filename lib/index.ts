@@ -6,7 +6,7 @@ import { ClientObserver } from './devices/client.js'
 import { createKeyOf } from './crypto.js'
 import { AlreadyRegisteredError } from './errors.js'
 import { SessionCookies } from './http/cookies.js'
-import { monitoringRoutes } from './http/monitoring-routes.js'
+import { monitoringRoutes, storeStats } from './http/monitoring-routes.js'
 import { sessionRoutes } from './http/routes.js'
 import { createGuard } from './guard.js'
 import { Lifecycle } from './lifecycle.js'
@@ -15,6 +15,8 @@ import { AnomalyDetector } from './monitoring/anomaly.js'
 import { SessionEventStream } from './monitoring/events.js'
 import { LoginAttempts } from './monitoring/login-attempts.js'
 import { SessionMetrics } from './monitoring/metrics.js'
+import { loadPromClient, PrometheusMetrics } from './monitoring/prometheus.js'
+import { instrumentGuard, loadTracer } from './monitoring/tracing.js'
 import { normalizeOptions, type SessionGuardOptions } from './options.js'
 import { expiryReason } from './session.js'
 import { FailClosedStore } from './stores/fail-closed.js'
@@ -61,7 +63,15 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   // The store, wrapped once: every caller below fails closed the same way.
   const store = new FailClosedStore(options.store, fastify.log)
   const metrics = new SessionMetrics()
-  const events = new SessionEventStream(fastify.log, options.onEvent, (event) => metrics.record(event))
+  // prom-client is loaded only for the `metrics` option; its collectors go in the app's registry when given.
+  const prometheus = options.metrics === undefined
+    ? undefined
+    : new PrometheusMetrics(loadPromClient(), { storeStats: async () => await storeStats(async () => await store.stats(clock())) }, options.metrics)
+  if (prometheus !== undefined) fastify.addHook('onClose', async () => prometheus.close())
+  const events = new SessionEventStream(fastify.log, options.onEvent, (event) => {
+    metrics.record(event)
+    prometheus?.record(event)
+  }, options.logging)
   await store.open({
     now: clock,
     onRemoved (session, reason) {
@@ -78,7 +88,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const keyOf = createKeyOf(options.tokens)
   const anomalies = new AnomalyDetector({ store, events, clock, keyOf }, options.anomalies)
   const activity = new ActivityObserver({ client, anomalies, store, events })
-  const guard = createGuard({
+  const guard = instrumentGuard(createGuard({
     store,
     accessTokens,
     events,
@@ -87,7 +97,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     clock,
     touchIntervalMs: options.touchIntervalMs,
     fingerprintCookie: cookies.fingerprintName
-  })
+  }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({
     store,
     events,
@@ -127,8 +137,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   if (options.routes !== undefined) {
     await fastify.register(sessionRoutes({ guard, lifecycle, manager }), { prefix: options.routes.prefix })
   }
-  if (options.health !== undefined || options.metrics !== undefined) {
-    await fastify.register(monitoringRoutes({ manager, health: options.health, metrics: options.metrics }))
+  const metricsRoute = prometheus?.path === undefined ? undefined : { path: prometheus.path, registry: prometheus.registry }
+  if (options.health !== undefined || metricsRoute !== undefined) {
+    await fastify.register(monitoringRoutes({ manager, health: options.health, metrics: metricsRoute }))
   }
   if (options.global) {
     fastify.addHook('onRequest', async (request, reply) => {
@@ -163,6 +174,8 @@ namespace sessionGuard {
   export import AnomalyOptions = anomalyModule.AnomalyOptions
   export import LockoutOptions = loginAttemptsModule.LockoutOptions
   export import AnalyticsOptions = analyticsModule.AnalyticsOptions
+  export import LoggingOptions = eventsModule.LoggingOptions
+  export import LogLevel = eventsModule.LogLevel
 
   // Sessions, tokens and the decorators' types
   export import SessionRecord = sessionModule.SessionRecord
@@ -226,7 +239,8 @@ namespace sessionGuard {
   export import AnomalyHook = anomalyModule.AnomalyHook
   export type LoginAttempts = loginAttemptsModule.LoginAttempts
   export import EventCounts = metricsModule.EventCounts
-  export import PrometheusOptions = metricsModule.PrometheusOptions
+  export import MetricsOptions = metricsModule.MetricsOptions
+  export import MetricsRegistry = metricsModule.MetricsRegistry
   export import SessionAnalytics = analyticsModule.SessionAnalytics
 
   // Errors (docs/errors.md)

@@ -2,7 +2,7 @@ import { analyse, type AnalyticsOptions, type SessionAnalytics } from './monitor
 import type { RevocationReason, SessionEventStream } from './monitoring/events.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { LoginAttempts } from './monitoring/login-attempts.js'
-import type { EventCounts, PrometheusOptions, SessionMetrics } from './monitoring/metrics.js'
+import type { EventCounts, SessionMetrics } from './monitoring/metrics.js'
 import type { Clock, SessionRecord } from './session.js'
 import type { SessionStore, StoreStats } from './stores/store.js'
 
@@ -107,14 +107,5 @@ export class SessionManager {
    */
   async analytics (options?: AnalyticsOptions): Promise<SessionAnalytics> {
     return await analyse(this.#context.store, this.#context.clock(), options)
-  }
-
-  /**
-   * The metrics in the Prometheus text format, given the store's stats
-   * (`undefined` when it is down). Refusals are one counter unless
-   * `rejectionReasons` asks for them by reason.
-   */
-  prometheus (store: StoreStats | undefined, options?: PrometheusOptions): string {
-    return this.#context.metrics.prometheus(store, options)
   }
 }

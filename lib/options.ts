@@ -6,7 +6,7 @@ import { MONITORING_OPTION_NAMES, parseMonitoringOptions, type MonitoringOptions
 import { parseRoutesOptions, type RoutesOptions } from './http/routes.js'
 import { parseRefreshOptions, type RefreshOptions, type RefreshPolicy } from './lifecycle.js'
 import { parseAnomalyOptions, type AnomalyOptions, type AnomalyPolicy } from './monitoring/anomaly.js'
-import type { SessionEvent } from './monitoring/events.js'
+import { parseLoggingOptions, type LoggingOptions, type LoggingPolicy, type SessionEvent } from './monitoring/events.js'
 import { parseLockoutOptions, type LockoutOptions, type LockoutPolicy } from './monitoring/login-attempts.js'
 import type { Clock, Lifetime, Lifetimes } from './session.js'
 import { memoryStore } from './stores/memory.js'
@@ -90,6 +90,11 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    */
   onEvent?: (event: SessionEvent) => void
   /**
+   * How events reach the log: the level of each (`levels: { 'auth.rejected': 'info' }`).
+   * @default refusals at debug, lockouts at warn (see `LoggingOptions`)
+   */
+  logging?: LoggingOptions
+  /**
    * Registers the session-management routes (list, revoke one, revoke others,
    * revoke all, resolve a session-limit refusal) under `prefix`.
    * @default undefined (no routes)
@@ -121,6 +126,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   lockout: true,
   anomalies: true,
   onEvent: true,
+  logging: true,
   routes: true,
   clock: true
 }
@@ -140,6 +146,7 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly lockout: LockoutPolicy
   readonly anomalies: AnomalyPolicy
   readonly onEvent: ((event: SessionEvent) => void) | undefined
+  readonly logging: LoggingPolicy
   readonly privacy: PrivacyPolicy
   readonly resolveLocation: LocationResolver | undefined
   readonly clock: Clock
@@ -181,6 +188,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     lockout: parseLockoutOptions(options.lockout),
     anomalies: parseAnomalyOptions(options.anomalies),
     onEvent: optionalFunction(options.onEvent, 'onEvent', '(event) => void'),
+    logging: parseLoggingOptions(options.logging),
     ...parseMonitoringOptions(options),
     clock
   })

@@ -103,7 +103,7 @@ t.test('every rejection is the same 401 with a code and a Bearer challenge', asy
 t.test('the precise reason goes to the log, without secrets', async (t) => {
   const lines: string[] = []
   const clock = new TestClock()
-  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } } })
+  const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => lines.push(line) } } })
   t.teardown(() => app.close())
   await app.register(sessionGuard, { secret: SECRET, clock: clock.read })
   app.post('/login', async (_request, reply) => {

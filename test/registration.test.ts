@@ -161,7 +161,7 @@ t.test('issueSession validates its input', async (t) => {
 })
 
 t.test('an option section that is not an object is refused, naming it', async (t) => {
-  for (const option of ['refresh', 'remember', 'privacy', 'lockout', 'anomalies', 'health', 'metrics', 'routes']) {
+  for (const option of ['refresh', 'remember', 'privacy', 'lockout', 'anomalies', 'health', 'metrics', 'logging', 'routes']) {
     const err = await registrationError({ secret: SECRET, [option]: 5 })
     t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', option)
     t.match(err?.message, `"${option}"`, `${option}: the message names it`)

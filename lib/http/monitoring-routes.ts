@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { SessionManager } from '../manager.js'
+import { parseMetricsOptions, type MetricsOptions, type MetricsPolicy, type MetricsRegistry } from '../monitoring/metrics.js'
 import type { StoreStats } from '../stores/store.js'
-import { bool, fraction, routePath, section, type OptionNames } from '../validate.js'
+import { fraction, routePath, section, type OptionNames } from '../validate.js'
 
 /** The top-level options of the monitoring routes. */
 export interface MonitoringOptions {
@@ -12,13 +13,13 @@ export interface MonitoringOptions {
    */
   health?: { path: string, maxUtilization?: number }
   /**
-   * Registers a metrics route in the Prometheus text format. Protect it (a
-   * network policy, or `onRequest` on your side) if it must not be public.
+   * Prometheus metrics through prom-client (an optional peer dependency): in
+   * the app's `registry`, or a private one served at `path` (see `MetricsOptions`).
    * Refusals are one counter; `rejectionReasons: true` counts them by their
-   * precise reason (see `PrometheusOptions`), for a route only trusted eyes reach.
-   * @default undefined (no route)
+   * precise reason, for metrics only trusted eyes read.
+   * @default undefined (no metrics, prom-client not loaded)
    */
-  metrics?: { path: string, rejectionReasons?: boolean }
+  metrics?: MetricsOptions
 }
 
 export const MONITORING_OPTION_NAMES = { health: true, metrics: true } as const satisfies Record<keyof MonitoringOptions, true>
@@ -26,16 +27,14 @@ export const MONITORING_OPTION_NAMES = { health: true, metrics: true } as const 
 /** The monitoring options after validation. */
 export interface MonitoringPolicy {
   readonly health: { readonly path: string, readonly maxUtilization: number } | undefined
-  readonly metrics: { readonly path: string, readonly rejectionReasons: boolean } | undefined
+  readonly metrics: MetricsPolicy | undefined
 }
 
 const DEFAULT_MAX_UTILIZATION = 0.9
 const HEALTH_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['health']>> = { path: true, maxUtilization: true }
-const METRICS_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['metrics']>> = { path: true, rejectionReasons: true }
 
 export function parseMonitoringOptions (options: MonitoringOptions): MonitoringPolicy {
   const health = options.health === undefined ? undefined : section(options.health, HEALTH_OPTION_NAMES, 'health')
-  const metrics = options.metrics === undefined ? undefined : section(options.metrics, METRICS_OPTION_NAMES, 'metrics')
   return {
     health: health === undefined
       ? undefined
@@ -43,17 +42,15 @@ export function parseMonitoringOptions (options: MonitoringOptions): MonitoringP
           path: routePath(health.path, 'health.path'),
           maxUtilization: fraction(health.maxUtilization ?? DEFAULT_MAX_UTILIZATION, 'health.maxUtilization')
         },
-    metrics: metrics === undefined
-      ? undefined
-      : {
-          path: routePath(metrics.path, 'metrics.path'),
-          rejectionReasons: metrics.rejectionReasons === undefined ? false : bool(metrics.rejectionReasons, 'metrics.rejectionReasons')
-        }
+    metrics: parseMetricsOptions(options.metrics)
   }
 }
 
-interface MonitoringContext extends MonitoringPolicy {
+interface MonitoringContext {
   manager: SessionManager
+  health: MonitoringPolicy['health']
+  /** The registry the metrics are in, and the route that serves it. */
+  metrics: { path: string, registry: MetricsRegistry } | undefined
 }
 
 /** How long the health and metrics routes wait for the store before calling it down. */
@@ -76,7 +73,7 @@ export function monitoringRoutes ({ manager, health, metrics }: MonitoringContex
           }
         }
       }, async (_request, reply) => {
-        const stats = await storeStats(manager)
+        const stats = await storeStats(async () => await manager.storeStats())
         if (stats === undefined) return await reply.code(503).send({ status: 'unavailable', store: 'down' })
         const utilization = stats.capacity === undefined ? undefined : stats.sessions / stats.capacity
         const body = { status: 'ok', store: 'up', sessions: stats.sessions, users: stats.users, capacity: stats.capacity, utilization }
@@ -87,18 +84,17 @@ export function monitoringRoutes ({ manager, health, metrics }: MonitoringContex
 
     if (metrics !== undefined) {
       fastify.get(metrics.path, { config: { public: true } }, async (_request, reply) => {
-        const stats = await storeStats(manager)
-        return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(manager.prometheus(stats, { rejectionReasons: metrics.rejectionReasons }))
+        return await reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
       })
     }
   }
 }
 
 /** The store's stats, or `undefined` when it fails or does not answer in time. */
-async function storeStats (manager: SessionManager): Promise<StoreStats | undefined> {
+export async function storeStats (read: () => Promise<StoreStats>): Promise<StoreStats | undefined> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<undefined>((resolve) => { timer = setTimeout(resolve, STORE_TIMEOUT_MS, undefined) })
-  const stats = await Promise.race([manager.storeStats().catch(() => undefined), timeout])
+  const stats = await Promise.race([read().catch(() => undefined), timeout])
   clearTimeout(timer)
   return stats
 }

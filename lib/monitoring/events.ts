@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import { sha256 } from '../crypto.js'
 import type { DeviceType } from '../devices/device.js'
+import { InvalidOptionError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
+import { section, type OptionNames } from '../validate.js'
 
 /** The version of the event shape. It changes only when a field changes meaning or goes away. */
 export const EVENT_VERSION = 1
@@ -60,17 +62,58 @@ export type SessionEvent<N extends SessionEventName = SessionEventName> = {
 /** Who an event is about: a session, or what is known without one. */
 export type EventSubject = Pick<SessionRecord, 'userId'> & Partial<Pick<SessionRecord, 'id' | 'device' | 'ip'>>
 
-const LEVELS: Record<SessionEventName, 'debug' | 'info' | 'warn'> = {
+/** A log level of Fastify's logger (pino's), or `'silent'` for no line at all. */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
+
+/** The `logging` option: how the event stream writes to the log. */
+export interface LoggingOptions {
+  /**
+   * The level each event is logged at, by event name; the others keep
+   * theirs. `'silent'` logs nothing for that event (listeners still get it).
+   * @default refusals (`auth.rejected`) at debug, lockouts, reuse and anomalies at warn, `session.refreshed` at debug, the rest at info
+   */
+  levels?: Partial<Record<SessionEventName, LogLevel>>
+}
+
+export const LOGGING_OPTION_NAMES: OptionNames<LoggingOptions> = { levels: true }
+
+/** The level of each event. */
+export type LoggingPolicy = Readonly<Record<SessionEventName, LogLevel>>
+
+// A refusal is routine (an expired token, a closed tab coming back): debug, or every 401 is a log line.
+const DEFAULT_LEVELS: LoggingPolicy = {
   'session.created': 'info',
   'session.refreshed': 'debug',
   'session.revoked': 'info',
   'session.evicted': 'info',
   'session.expired': 'info',
-  'auth.rejected': 'info',
+  'auth.rejected': 'debug',
   'refresh.reuse_detected': 'warn',
   'login.failed': 'info',
   'login.locked': 'warn',
   'anomaly.detected': 'warn'
+}
+const EVENT_NAMES: OptionNames<LoggingPolicy> = {
+  'session.created': true,
+  'session.refreshed': true,
+  'session.revoked': true,
+  'session.evicted': true,
+  'session.expired': true,
+  'auth.rejected': true,
+  'refresh.reuse_detected': true,
+  'login.failed': true,
+  'login.locked': true,
+  'anomaly.detected': true
+}
+const LOG_LEVELS: ReadonlySet<unknown> = new Set<LogLevel>(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+
+export function parseLoggingOptions (value: LoggingOptions | undefined): LoggingPolicy {
+  const options = section(value, LOGGING_OPTION_NAMES, 'logging')
+  const levels = section(options.levels, EVENT_NAMES, 'logging.levels')
+  for (const [name, level] of Object.entries(levels)) {
+    if (!LOG_LEVELS.has(level)) throw new InvalidOptionError(`logging.levels.${name}`, `must be one of ${[...LOG_LEVELS].join(', ')}`)
+  }
+  return Object.freeze({ ...DEFAULT_LEVELS, ...levels })
 }
 
 type Listeners = { [K in SessionEventName]: [SessionEvent<K>] } & { event: [SessionEvent] }
@@ -85,23 +128,28 @@ export class SessionEventStream extends EventEmitter<Listeners> {
   readonly #log: FastifyBaseLogger
   readonly #onEvent: ((event: SessionEvent) => void) | undefined
   readonly #observe: (event: SessionEvent) => void
+  readonly #levels: LoggingPolicy
 
   /** `observe` sees each event synchronously (the plugin's own counters); it must not throw. */
-  constructor (log: FastifyBaseLogger, onEvent: ((event: SessionEvent) => void) | undefined, observe: (event: SessionEvent) => void) {
+  constructor (log: FastifyBaseLogger, onEvent: ((event: SessionEvent) => void) | undefined, observe: (event: SessionEvent) => void, levels: LoggingPolicy) {
     super({ captureRejections: false })
     this.#log = log
     this.#onEvent = onEvent
     this.#observe = observe
+    this.#levels = levels
   }
 
   publish<N extends SessionEventName> (log: FastifyBaseLogger | undefined, type: N, time: number, subject: EventSubject | undefined, fields: SessionEvents[N]): void {
     const event = { version: EVENT_VERSION, type, time, ...describe(subject), ...fields } as SessionEvent<N>
-    const logged: Record<string, unknown> = { ...event }
-    // The log line has its own time; the event's is the plugin clock's, which tests move.
-    delete logged.version
-    delete logged.time
-    if (event.sessionId !== undefined) logged.sessionId = hashId(event.sessionId)
-    ;(log ?? this.#log)[LEVELS[type]](logged, `session guard: ${type}`)
+    const level = this.#levels[type]
+    if (level !== 'silent') {
+      const logged: Record<string, unknown> = { ...event }
+      // The log line has its own time; the event's is the plugin clock's, which tests move.
+      delete logged.version
+      delete logged.time
+      if (event.sessionId !== undefined) logged.sessionId = hashId(event.sessionId)
+      ;(log ?? this.#log)[level](logged, `session guard: ${type}`)
+    }
     this.#observe(event as SessionEvent)
     if (this.#onEvent === undefined && this.listenerCount(type) === 0 && this.listenerCount('event') === 0) return
     setImmediate(() => this.#dispatch(event as SessionEvent))

@@ -1,5 +1,6 @@
+import { InvalidOptionError } from '../errors.js'
+import { bool, routePath, section, type OptionNames } from '../validate.js'
 import type { SessionEvent } from './events.js'
-import type { StoreStats } from '../stores/store.js'
 
 /** Counters since this instance started, by what the events said. */
 export interface EventCounts {
@@ -15,23 +16,10 @@ export interface EventCounts {
   anomalies: Record<string, number>
 }
 
-/** What the Prometheus text shows. */
-export interface PrometheusOptions {
-  /**
-   * Count refused requests by their precise reason (`auth_rejected_total{reason}`).
-   * Off by default: whoever reads the metrics could otherwise tell, by probing
-   * with a stolen token, which refusal it got (a live session, or a dead one),
-   * which the one 401 answer hides. `stats()` keeps the reasons for the app's
-   * own code.
-   * @default false
-   */
-  rejectionReasons?: boolean
-}
-
 /**
- * Counts what the event stream reports. Fed synchronously by the stream, so
- * `stats()` and `/metrics` agree with the events at any moment. Per instance:
- * with several instances, sum them (as Prometheus does).
+ * Counts what the event stream reports, for `stats()` (the Prometheus metrics
+ * are in `prometheus.ts`). Fed synchronously by the stream, so `stats()`
+ * agrees with the events at any moment. Per instance.
  */
 export class SessionMetrics {
   readonly counts: EventCounts = {
@@ -62,49 +50,6 @@ export class SessionMetrics {
       case 'anomaly.detected': bump(counts.anomalies, `${event.rule}:${event.decision}`); break
     }
   }
-
-  /** The Prometheus text exposition format (version 0.0.4). */
-  prometheus (store: StoreStats | undefined, { rejectionReasons = false }: PrometheusOptions = {}): string {
-    const counts = this.counts
-    const lines: string[] = []
-    const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Record<string, string>, number]>): void => {
-      lines.push(`# HELP session_guard_${name} ${help}`, `# TYPE session_guard_${name} ${type}`)
-      for (const [labels, value] of samples) lines.push(`session_guard_${name}${formatLabels(labels)} ${value}`)
-    }
-    const labelled = (label: string, values: Record<string, number>): Array<[Record<string, string>, number]> =>
-      Object.entries(values).map(([key, value]) => [{ [label]: key }, value])
-
-    metric('store_up', 'gauge', 'Whether the session store answered the last scrape.', [[{}, store === undefined ? 0 : 1]])
-    if (store !== undefined) {
-      metric('active_sessions', 'gauge', 'Sessions held by the store.', [[{}, store.sessions]])
-      metric('users', 'gauge', 'Users with at least one session.', [[{}, store.users]])
-      metric('users_by_session_count', 'gauge', 'Users holding this many sessions.', labelled('sessions', store.sessionsPerUser))
-      if (store.estimatedBytes !== undefined) metric('store_estimated_bytes', 'gauge', 'Estimated memory taken by sessions.', [[{}, store.estimatedBytes]])
-      if (store.capacity !== undefined) metric('store_capacity', 'gauge', 'Most sessions the store holds.', [[{}, store.capacity]])
-    }
-    metric('sessions_created_total', 'counter', 'Sessions created.', [[{}, counts.created]])
-    metric('sessions_refreshed_total', 'counter', 'Refresh-token rotations.', [[{}, counts.refreshed]])
-    metric('sessions_revoked_total', 'counter', 'Sessions revoked, by reason.', labelled('reason', counts.revoked))
-    metric('sessions_evicted_total', 'counter', 'Sessions evicted at store capacity.', [[{}, counts.evicted]])
-    metric('sessions_expired_total', 'counter', 'Sessions expired, by deadline.', labelled('reason', counts.expired))
-    if (rejectionReasons) metric('auth_rejected_total', 'counter', 'Requests and refreshes refused, by precise reason.', labelled('reason', counts.rejected))
-    else metric('auth_rejected_total', 'counter', 'Requests and refreshes refused.', [[{}, sum(counts.rejected)]])
-    metric('refresh_reuse_detected_total', 'counter', 'Older refresh tokens presented (theft).', [[{}, counts.reuseDetected]])
-    metric('login_failures_total', 'counter', 'Failed logins recorded.', [[{}, counts.loginFailures]])
-    metric('login_lockouts_total', 'counter', 'Logins refused while locked, by scope.', labelled('scope', counts.lockouts))
-    metric('anomalies_total', 'counter', 'Anomalies detected, by rule and decision.',
-      Object.entries(counts.anomalies).map(([key, value]) => {
-        const [rule, decision] = key.split(':') as [string, string]
-        return [{ rule, decision }, value]
-      }))
-    return `${lines.join('\n')}\n`
-  }
-}
-
-function sum (counts: Record<string, number>): number {
-  let total = 0
-  for (const key in counts) total += counts[key] as number
-  return total
 }
 
 /** Adds one to `counts[key]`. */
@@ -112,9 +57,83 @@ export function bump (counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1
 }
 
-function formatLabels (labels: Record<string, string>): string {
-  const entries = Object.entries(labels)
-  if (entries.length === 0) return ''
-  // Label values escape backslash, double quote and newline.
-  return `{${entries.map(([name, value]) => `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',')}}`
+/**
+ * The part of a prom-client `Registry` the plugin uses. Typed by its shape, so
+ * the declarations need no prom-client: pass `new Registry()`, `register` (the
+ * global one), or the registry your metrics plugin exposes.
+ */
+export interface MetricsRegistry {
+  readonly contentType: string
+  metrics (): Promise<string>
+  registerMetric (metric: never): void
+  getSingleMetric (name: string): unknown
+  removeSingleMetric (name: string): void
+}
+
+/** The `metrics` option: Prometheus metrics through prom-client (an optional peer dependency). */
+export interface MetricsOptions {
+  /**
+   * The prom-client registry to register the plugin's metrics in, so they are
+   * scraped with the app's and carry its default labels.
+   * @default a registry of the plugin's own, served only at `path`
+   */
+  registry?: MetricsRegistry
+  /**
+   * Registers a route that serves the registry (the app's, when given) in
+   * the Prometheus text format. Public (`config.public`): protect it (a
+   * network policy, or `onRequest` on your side) if it must not be. Leave it
+   * out when the app already serves its registry (fastify-metrics does, at `/metrics`).
+   * @default undefined (no route)
+   */
+  path?: string
+  /**
+   * Count refused requests by their precise reason (a `reason` label on
+   * `session_guard_auth_rejected_total`). Off by default: whoever reads the
+   * metrics could otherwise tell, by probing with a stolen token, which
+   * refusal it got (a live session, or a dead one), which the one 401 answer
+   * hides. `stats()` keeps the reasons for the app's own code.
+   * @default false
+   */
+  rejectionReasons?: boolean
+  /**
+   * Prefix of every metric name: give each its own when two instances of the
+   * plugin share one registry.
+   * @default 'session_guard_'
+   */
+  prefix?: string
+}
+
+export const METRICS_OPTION_NAMES: OptionNames<MetricsOptions> = { registry: true, path: true, rejectionReasons: true, prefix: true }
+
+/** The metrics options after validation. */
+export interface MetricsPolicy {
+  readonly registry: MetricsRegistry | undefined
+  readonly path: string | undefined
+  readonly rejectionReasons: boolean
+  readonly prefix: string
+}
+
+const DEFAULT_PREFIX = 'session_guard_'
+// Prometheus metric names: https://prometheus.io/docs/concepts/data_model/#metric-names-and-labels
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
+const REGISTRY_METHODS = ['metrics', 'getSingleMetric', 'removeSingleMetric', 'registerMetric'] as const
+
+export function parseMetricsOptions (value: MetricsOptions | undefined): MetricsPolicy | undefined {
+  if (value === undefined) return undefined
+  const options = section(value, METRICS_OPTION_NAMES, 'metrics')
+  const registry = options.registry
+  if (registry !== undefined && (typeof registry !== 'object' || registry === null ||
+    REGISTRY_METHODS.some((method) => typeof (registry as unknown as Record<string, unknown>)[method] !== 'function'))) {
+    throw new InvalidOptionError('metrics.registry', 'must be a prom-client Registry')
+  }
+  const path = options.path === undefined ? undefined : routePath(options.path, 'metrics.path')
+  if (registry === undefined && path === undefined) throw new InvalidOptionError('metrics', 'needs a registry, a path, or both')
+  const prefix = options.prefix ?? DEFAULT_PREFIX
+  if (typeof prefix !== 'string' || !METRIC_NAME.test(prefix)) throw new InvalidOptionError('metrics.prefix', 'must start a valid Prometheus metric name')
+  return {
+    registry,
+    path,
+    rejectionReasons: options.rejectionReasons === undefined ? false : bool(options.rejectionReasons, 'metrics.rejectionReasons'),
+    prefix
+  }
 }

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import { register, Registry } from 'prom-client'
 import { expectAssignable, expectError, expectType } from 'tsd'
 import sessionGuard, {
   decideRotation,
@@ -18,6 +19,7 @@ import sessionGuard, {
   fastifySessionGuard,
   type AccessClaims,
   type Guard,
+  type MetricsRegistry,
   withActivity
 } from '../..'
 import sessionGuardRequired = require('../..')
@@ -67,8 +69,14 @@ expectType<Promise<boolean>>(app.sessions.revoke('sid'))
 expectType<Promise<boolean>>(app.sessions.trustDevice('sid'))
 expectAssignable<SessionGuardOptions>({ secret: 'x', anomalies: { deviceChange: 'revoke', impossibleTravel: { maxSpeedKmh: 800 } } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), anomalies: { deviceChange: 'block' } }))
-expectType<string>(app.sessions.prometheus(undefined, { rejectionReasons: true }))
 app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: true } })
+// prom-client's registries, its own or the global one, fit the structural MetricsRegistry.
+app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { registry: new Registry(), prefix: 'auth_' } })
+expectAssignable<MetricsRegistry>(register)
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { registry: {} } }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), logging: { levels: { 'auth.rejected': 'info', 'session.created': 'silent' } } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), logging: { levels: { 'auth.rejected': 'verbose' } } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), logging: { levels: { 'auth.refused': 'info' } } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: 'yes' } }))
 
 expectType<Guard>(app.requireSession)
