@@ -173,6 +173,9 @@ t.test('link previews and uptime checks are robots too', async (t) => {
 
 t.test('a client library that apps embed is named, not called a robot', async (t) => {
   check(t, ua('okhttp/4.12.0'), { type: 'unknown', name: 'okhttp', browser: ['okhttp', '4.12.0'] })
+  // isbot's rule: a product and version with nothing after them is a script; an app that says more is not.
+  check(t, ua('MyApp/1.2.3'), { type: 'bot', name: 'MyApp', browser: ['MyApp', '1.2.3'] })
+  check(t, ua('MyApp/4.12.0 (iPhone; iOS 18.1)'), { type: 'mobile', name: 'MyApp on iPhone' })
 })
 
 t.test('nothing to go on: one shared unknown device', async (t) => {
