@@ -74,6 +74,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   }, options.logging)
   await store.open({
     now: clock,
+    log: fastify.log,
     onRemoved (session, reason) {
       if (reason === 'capacity') events.publish(undefined, 'session.evicted', clock(), session, {})
       else events.publish(undefined, 'session.expired', clock(), session, { reason: expiryReason(session, clock()) })
@@ -199,6 +200,7 @@ namespace sessionGuard {
   export import MemoryStoreOptions = memoryModule.MemoryStoreOptions
   export import SessionStore = storeModule.SessionStore
   export import StoreContext = storeModule.StoreContext
+  export import StoreLog = storeModule.StoreLog
   export import StoreStats = storeModule.StoreStats
   export import SessionLimit = storeModule.SessionLimit
   export import CreateResult = storeModule.CreateResult

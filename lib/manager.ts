@@ -95,6 +95,15 @@ export class SessionManager {
     return { ...await this.storeStats(), events: this.#context.metrics.counts }
   }
 
+  /**
+   * Why the store cannot serve now, when it can tell (the Redis store: `cannot
+   * connect to Redis at 10.0.0.5:6379 (ECONNREFUSED)`), for a health check of
+   * the app's own; `undefined` otherwise.
+   */
+  storeUnavailableReason (): string | undefined {
+    return this.#context.store.unavailableReason?.()
+  }
+
   /** The store's own figures. */
   async storeStats (): Promise<StoreStats> {
     return await this.#context.store.stats(this.#context.clock())

@@ -74,7 +74,8 @@ export function monitoringRoutes ({ manager, health, metrics }: MonitoringContex
         }
       }, async (_request, reply) => {
         const stats = await storeStats(async () => await manager.storeStats())
-        if (stats === undefined) return await reply.code(503).send({ status: 'unavailable', store: 'down' })
+        // The store's reason names its server (the Redis host and port): see the route's docs.
+        if (stats === undefined) return await reply.code(503).send({ status: 'unavailable', store: 'down', reason: manager.storeUnavailableReason() })
         const utilization = stats.capacity === undefined ? undefined : stats.sessions / stats.capacity
         const body = { status: 'ok', store: 'up', sessions: stats.sessions, users: stats.users, capacity: stats.capacity, utilization }
         if (utilization !== undefined && utilization > health.maxUtilization) return await reply.code(503).send({ ...body, status: 'over_capacity' })
@@ -108,6 +109,7 @@ const healthSchema = {
     sessions: { type: 'integer' },
     users: { type: 'integer' },
     capacity: { type: 'integer' },
-    utilization: { type: 'number' }
+    utilization: { type: 'number' },
+    reason: { type: 'string' }
   }
 } as const

@@ -107,6 +107,11 @@ export class FailClosedStore implements SessionStore {
     try { return this.#store.stats(now).then(undefined, this.#rejected) } catch (err) { return this.#rejected(err) }
   }
 
+  /** The store's own account of why it cannot serve (for the health route): never the driver's error text. */
+  unavailableReason (): string | undefined {
+    return this.#store.unavailableReason?.()
+  }
+
   /** Closing happens at shutdown: what it throws reaches `app.close()` as it is. */
   async close (): Promise<void> {
     await this.#store.close()

@@ -92,6 +92,14 @@ export interface SessionStore {
 
   /** Stops timers and releases what the store itself opened. */
   close(): Promise<void>
+
+  /**
+   * Why the store cannot serve now, as one line an operator can act on
+   * (`cannot connect to Redis at 10.0.0.5:6379 (ECONNREFUSED)`), or `undefined`
+   * when it knows of none. The health route reports it. A store that cannot
+   * tell may leave it out.
+   */
+  unavailableReason?(): string | undefined
 }
 
 /** What the plugin hands a store when it opens it. */
@@ -100,6 +108,14 @@ export interface StoreContext {
   readonly now: Clock
   /** Called for each session the store removes on its own (capacity eviction, expiry). */
   readonly onRemoved: (session: SessionRecord, reason: RemovalReason) => void
+  /** The app's logger (the plugin passes Fastify's), for what an operator must hear of: a server it cannot reach. */
+  readonly log?: StoreLog
+}
+
+/** What a store may log through: Fastify's logger (pino) is one. */
+export interface StoreLog {
+  error(details: object, message: string): void
+  info(details: object, message: string): void
 }
 
 /** Why a store removed a session without being asked to. */

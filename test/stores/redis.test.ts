@@ -191,7 +191,8 @@ t.test('the app\'s client with an unbounded offline queue still cannot hang a ca
   const store = redisStore({ client, commandTimeoutMs: 200 })
   await store.open({ now: () => EPOCH, onRemoved: () => {} })
   const started = performance.now()
-  await t.rejects(store.get('session-1', EPOCH), /did not answer within 200 ms/)
+  // Bounded by the command timeout; the error says why rather than only that it timed out.
+  await t.rejects(store.get('session-1', EPOCH), { message: `redisStore: cannot connect to Redis at 127.0.0.1:${port} (ECONNREFUSED)` })
   t.ok(performance.now() - started < 400)
   await store.close()
   t.not(client.status, 'end', 'still the app\'s to close')

@@ -1,6 +1,8 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { StoreLog } from '../store.js'
 import type { RedisClient } from './client.js'
 import type { RedisStoreOptions } from './options.js'
+import { ConnectionWatch } from './watch.js'
 
 /** An argument of a script. */
 export type Arg = string | number
@@ -38,6 +40,7 @@ export class Connection {
   readonly #options: RedisStoreOptions
   readonly #timeoutMs: number
   #client: RedisClient | undefined
+  #watch: ConnectionWatch | undefined
   #owned = false
 
   constructor (options: RedisStoreOptions, timeoutMs: number) {
@@ -56,11 +59,16 @@ export class Connection {
     return this.#client
   }
 
+  /** Why Redis cannot be reached, while it cannot (see `ConnectionWatch`). */
+  get unavailableReason (): string | undefined {
+    return this.#watch?.reason
+  }
+
   /**
    * Takes the app's client or creates one, and defines `commands` on it.
-   * Does not wait for a connection: `ready()` does.
+   * Does not wait for a connection: `ready()` does. Connection errors go to `log`, once per outage.
    */
-  attach (commands: Commands): RedisClient {
+  attach (commands: Commands, log: StoreLog | undefined): RedisClient {
     const { client, connection, cluster } = this.#options
     let target: RedisClient
     if (client !== undefined) {
@@ -81,6 +89,7 @@ export class Connection {
       target.on('error', noop)
     }
     for (const [name, definition] of Object.entries(commands)) target.defineCommand(name, definition)
+    this.#watch = new ConnectionWatch(target, log)
     this.#client = target
     return target
   }
@@ -112,6 +121,11 @@ export class Connection {
     try {
       // A late rejection of `command` is handled by race(): never unhandled.
       return await Promise.race([command, timeout])
+    } catch (err) {
+      // Say where Redis was meant to be, rather than the driver's `Stream isn't writeable`
+      // (a consequence of the connection error that the reason names, so not kept as the cause).
+      const reason = this.unavailableReason
+      throw reason === undefined ? err : new Error(`redisStore: ${reason}`)
     } finally {
       clearTimeout(timer)
     }
@@ -125,6 +139,7 @@ export class Connection {
   /** Closes the client if the store owns it, or was told to close it. */
   async close (): Promise<void> {
     const client = this.#client
+    this.#watch?.stop()
     if (client === undefined || !(this.#owned || this.#options.closeClient === true)) return
     try {
       await this.run(client.quit())

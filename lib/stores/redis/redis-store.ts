@@ -74,7 +74,7 @@ export class RedisStore implements SessionStore {
   async open (context: StoreContext): Promise<void> {
     this.#context = context
     if (this.#connection.client !== undefined) return
-    const client = this.#connection.attach(COMMANDS)
+    const client = this.#connection.attach(COMMANDS, context.log)
     this.#keys.useClientPrefix(client.options.keyPrefix)
     this.#cache?.listen(client)
     await this.#connection.ready()
@@ -218,6 +218,11 @@ export class RedisStore implements SessionStore {
    */
   async stats (now: number): Promise<StoreStats> {
     return await this.#stats.read(now)
+  }
+
+  /** `cannot connect to Redis at <host>:<port> (<code>)` while the client cannot connect, as logged once when it began. */
+  unavailableReason (): string | undefined {
+    return this.#connection.unavailableReason
   }
 
   async close (): Promise<void> {
