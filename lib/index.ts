@@ -192,6 +192,9 @@ namespace sessionGuard {
   export import Rotation = storeModule.Rotation
   export import RotationResult = storeModule.RotationResult
   export import RemovalReason = storeModule.RemovalReason
+  export import StoreLog = storeModule.StoreLog
+  export import ImportResult = storeModule.ImportResult
+  export import HeldCounter = storeModule.HeldCounter
   export import Counter = storeModule.Counter
   export import Activity = sessionModule.Activity
   export import ClientInfo = sessionModule.ClientInfo
@@ -202,6 +205,7 @@ namespace sessionGuard {
   export import withActivity = sessionModule.withActivity
   export import expiresAt = sessionModule.expiresAt
   export import isLive = sessionModule.isLive
+  export import supersedes = sessionModule.supersedes
 
   // Views and devices
   export import toView = viewsModule.toView
@@ -268,6 +272,7 @@ module.exports.rotatedState = sessionGuard.rotatedState
 module.exports.withActivity = sessionGuard.withActivity
 module.exports.expiresAt = sessionGuard.expiresAt
 module.exports.isLive = sessionGuard.isLive
+module.exports.supersedes = sessionGuard.supersedes
 module.exports.toView = sessionGuard.toView
 module.exports.sessionViewSchema = sessionGuard.sessionViewSchema
 module.exports.sessionLimitResponseSchema = sessionGuard.sessionLimitResponseSchema

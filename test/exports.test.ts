@@ -40,7 +40,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
 })
 
 t.test('the pure rules a store implementation needs are exported from the main entry', async (t) => {
-  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive'] as const) {
+  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive', 'supersedes'] as const) {
     t.equal(api[name], session[name], `${name} is exported`)
   }
   const state = { hash: 'h0', rotatedAt: 0, rotations: 0 }

@@ -1,11 +1,13 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { StoreFullError } from '../errors.js'
-import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, withActivity } from '../session.js'
+import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import type {
   Activity,
   Counter,
   CreateResult,
+  HeldCounter,
+  ImportResult,
   Rotation,
   RotationResult,
   SessionLimit,
@@ -50,9 +52,8 @@ const DEFAULT_MAX_COUNTERS = 100_000
  */
 const ESTIMATED_BYTES_PER_SESSION = 1200
 
-interface HeldCounter extends Counter {
-  readonly expiresAt: number
-}
+/** A counter as held: its key is the cache's. */
+type StoredCounter = Omit<HeldCounter, 'key'>
 
 /**
  * A bounded in-process store on `lru-cache`, with a per-user index kept in step
@@ -65,7 +66,7 @@ export class MemoryStore implements SessionStore {
   readonly #purgeIntervalMs: number
   readonly #byUser = new Map<string, Set<string>>()
   readonly #cache: LRUCache<string, SessionRecord>
-  readonly #counters: LRUCache<string, HeldCounter>
+  readonly #counters: LRUCache<string, StoredCounter>
   /** How many users hold n sessions, kept in step with the index. */
   readonly #usersBySize = new Map<number, number>()
   #context: StoreContext = { now: Date.now, onRemoved: () => {} }
@@ -104,7 +105,7 @@ export class MemoryStore implements SessionStore {
       ttlResolution: 0,
       dispose: (session, id, reason) => this.#disposed(session, id, reason)
     })
-    this.#counters = new LRUCache<string, HeldCounter>({ max: maxCounters })
+    this.#counters = new LRUCache<string, StoredCounter>({ max: maxCounters })
   }
 
   open (context: StoreContext): void {
@@ -197,7 +198,7 @@ export class MemoryStore implements SessionStore {
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {
     const held = this.#liveCounter(key, now)
-    const counter: HeldCounter = {
+    const counter: StoredCounter = {
       count: (held?.count ?? 0) + 1,
       firstAt: held?.firstAt ?? now,
       lastAt: now,
@@ -220,6 +221,49 @@ export class MemoryStore implements SessionStore {
     if (held === undefined) return
     if (held.count > 1) this.#counters.set(key, { ...held, count: held.count - 1 })
     else this.#counters.delete(key)
+  }
+
+  async importSessions (sessions: readonly SessionRecord[], now: number): Promise<ImportResult> {
+    let imported = 0
+    for (const session of sessions) {
+      if (!isLive(session, now)) continue
+      const held = this.#cache.peek(session.id, { allowStale: true })
+      if (held !== undefined) {
+        if (!isLive(held, now)) this.#expire(session.id, held)
+        else if (supersedes(held, session)) continue
+        else this.#cache.delete(session.id)
+      }
+      this.#ensureRoom()
+      this.#insert(session, now)
+      imported++
+    }
+    return { imported, skipped: sessions.length - imported }
+  }
+
+  async * scanCounters (batchSize: number, now: number): AsyncIterable<HeldCounter[]> {
+    // The keys first: the cache may change between batches.
+    const keys = [...this.#counters.keys()]
+    let batch: HeldCounter[] = []
+    for (const key of keys) {
+      const counter = this.#counters.peek(key)
+      if (counter !== undefined && now < counter.expiresAt) batch.push({ key, ...counter })
+      if (batch.length >= batchSize) {
+        yield batch
+        batch = []
+        await yieldToEventLoop()
+      }
+    }
+    if (batch.length > 0) yield batch
+  }
+
+  async importCounters (counters: readonly HeldCounter[], now: number): Promise<ImportResult> {
+    let imported = 0
+    for (const { key, count, firstAt, lastAt, expiresAt } of counters) {
+      if (now >= expiresAt) continue
+      this.#counters.set(key, { count, firstAt, lastAt, expiresAt })
+      imported++
+    }
+    return { imported, skipped: counters.length - imported }
   }
 
   async stats (): Promise<StoreStats> {
@@ -273,7 +317,7 @@ export class MemoryStore implements SessionStore {
     this.#context.onRemoved(session, 'expired')
   }
 
-  #liveCounter (key: string, now: number): HeldCounter | undefined {
+  #liveCounter (key: string, now: number): StoredCounter | undefined {
     const counter = this.#counters.get(key)
     if (counter === undefined || now < counter.expiresAt) return counter
     this.#counters.delete(key)
