@@ -43,6 +43,7 @@ import * as metricsModule from './monitoring/metrics.js'
 import * as optionsModule from './options.js'
 import * as sessionModule from './session.js'
 import * as memoryModule from './stores/memory.js'
+import * as memorySnapshotModule from './stores/memory-snapshot.js'
 import * as storeModule from './stores/store.js'
 import * as accessTokensModule from './tokens/access-tokens.js'
 import * as jwtModule from './tokens/jwt.js'
@@ -64,6 +65,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const events = new SessionEventStream(fastify.log, options.onEvent, (event) => metrics.record(event))
   await store.open({
     now: clock,
+    log: fastify.log,
     onRemoved (session, reason) {
       if (reason === 'capacity') events.publish(undefined, 'session.evicted', clock(), session, {})
       else events.publish(undefined, 'session.expired', clock(), session, { reason: expiryReason(session, clock()) })
@@ -195,6 +197,7 @@ namespace sessionGuard {
   export import StoreLog = storeModule.StoreLog
   export import ImportResult = storeModule.ImportResult
   export import HeldCounter = storeModule.HeldCounter
+  export import SnapshotOptions = memorySnapshotModule.SnapshotOptions
   export import Counter = storeModule.Counter
   export import Activity = sessionModule.Activity
   export import ClientInfo = sessionModule.ClientInfo
@@ -246,6 +249,7 @@ namespace sessionGuard {
   export import StoreFullError = errorsModule.StoreFullError
   export import StoreUnavailableError = errorsModule.StoreUnavailableError
   export import NoSessionError = errorsModule.NoSessionError
+  export import SnapshotInvalidError = errorsModule.SnapshotInvalidError
   // TypeScript emits `sessionGuard || (sessionGuard = {})` for a namespace merged with a function, and the function always exists.
   /* c8 ignore next */
 }
@@ -290,3 +294,4 @@ module.exports.AnomalyError = sessionGuard.AnomalyError
 module.exports.StoreFullError = sessionGuard.StoreFullError
 module.exports.StoreUnavailableError = sessionGuard.StoreUnavailableError
 module.exports.NoSessionError = sessionGuard.NoSessionError
+module.exports.SnapshotInvalidError = sessionGuard.SnapshotInvalidError

@@ -1,6 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { StoreFullError } from '../errors.js'
+import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
 import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import type {
   Activity,
@@ -41,6 +42,13 @@ export interface MemoryStoreOptions {
    * @default 100_000
    */
   maxCounters?: number
+  /**
+   * Restarts that sign nobody out: restores the sessions (with their refresh
+   * state and per-user index) and the counters from `path` on `open()`, and
+   * writes them there every `intervalMs` and on `close()`. Off by default.
+   * See docs/stores.md, "Snapshots".
+   */
+  snapshot?: SnapshotOptions
 }
 
 const DEFAULT_MAX = 100_000
@@ -71,6 +79,7 @@ export class MemoryStore implements SessionStore {
   readonly #usersBySize = new Map<number, number>()
   #context: StoreContext = { now: Date.now, onRemoved: () => {} }
   #timer: NodeJS.Timeout | undefined
+  readonly #snapshots: Snapshots | undefined
   #evictions = 0
   #expirations = 0
 
@@ -79,7 +88,8 @@ export class MemoryStore implements SessionStore {
       max = DEFAULT_MAX,
       onCapacity = 'evict-lru',
       purgeIntervalMs = DEFAULT_PURGE_INTERVAL_MS,
-      maxCounters = DEFAULT_MAX_COUNTERS
+      maxCounters = DEFAULT_MAX_COUNTERS,
+      snapshot
     } = options
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new TypeError(`memoryStore: "max" must be a positive integer, got ${String(max)}`)
@@ -106,11 +116,16 @@ export class MemoryStore implements SessionStore {
       dispose: (session, id, reason) => this.#disposed(session, id, reason)
     })
     this.#counters = new LRUCache<string, StoredCounter>({ max: maxCounters })
+    const settings = snapshotSettings(snapshot)
+    this.#snapshots = settings === undefined
+      ? undefined
+      : new Snapshots(settings, { contents: (now) => this.#contents(now), restore: async (content, now) => await this.#restore(content, now) })
   }
 
-  open (context: StoreContext): void {
+  async open (context: StoreContext): Promise<void> {
     this.#context = context
     this.#timer ??= setInterval(() => this.#cache.purgeStale(), this.#purgeIntervalMs).unref()
+    await this.#snapshots?.open(context)
   }
 
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
@@ -281,6 +296,26 @@ export class MemoryStore implements SessionStore {
   async close (): Promise<void> {
     clearInterval(this.#timer)
     this.#timer = undefined
+    await this.#snapshots?.close()
+  }
+
+  /** Writes a snapshot now (with the `snapshot` option; otherwise does nothing). Never throws: a failure is logged. */
+  async saveSnapshot (): Promise<void> {
+    await this.#snapshots?.save()
+  }
+
+  /** What a snapshot holds: live sessions least recently used first (so a restore keeps the LRU order), live counters. */
+  #contents (now: number): SnapshotContent {
+    const sessions: SessionRecord[] = []
+    for (const session of this.#cache.rvalues() as Iterable<SessionRecord>) if (isLive(session, now)) sessions.push(session)
+    const counters: HeldCounter[] = []
+    for (const [key, counter] of this.#counters.rentries() as Iterable<[string, StoredCounter]>) if (now < counter.expiresAt) counters.push({ key, ...counter })
+    return { writtenAt: now, sessions, counters }
+  }
+
+  async #restore (content: SnapshotContent, now: number): Promise<void> {
+    await this.importSessions(content.sessions, now)
+    await this.importCounters(content.counters, now)
   }
 
   /** The user's live sessions, most recently active first; expired ones are removed on the way. */
