@@ -104,3 +104,10 @@ export const SnapshotInvalidError = createError<[string, string]>(
   'Session snapshot "%s" refused: %s',
   500
 )
+
+/** `migrateSessions()` was given a store without a method it needs (an optional one of the store contract). */
+export const StoreUnsupportedError = createError<[string]>(
+  'FST_SESSION_GUARD_STORE_UNSUPPORTED',
+  'The session store does not implement %s',
+  500
+)

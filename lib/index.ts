@@ -44,6 +44,7 @@ import * as optionsModule from './options.js'
 import * as sessionModule from './session.js'
 import * as memoryModule from './stores/memory.js'
 import * as memorySnapshotModule from './stores/memory-snapshot.js'
+import * as migrateModule from './stores/migrate.js'
 import * as storeModule from './stores/store.js'
 import * as accessTokensModule from './tokens/access-tokens.js'
 import * as jwtModule from './tokens/jwt.js'
@@ -197,6 +198,9 @@ namespace sessionGuard {
   export import StoreLog = storeModule.StoreLog
   export import ImportResult = storeModule.ImportResult
   export import HeldCounter = storeModule.HeldCounter
+  export import migrateSessions = migrateModule.migrateSessions
+  export import MigrateSessionsOptions = migrateModule.MigrateSessionsOptions
+  export import MigrationProgress = migrateModule.MigrationProgress
   export import SnapshotOptions = memorySnapshotModule.SnapshotOptions
   export import Counter = storeModule.Counter
   export import Activity = sessionModule.Activity
@@ -250,6 +254,7 @@ namespace sessionGuard {
   export import StoreUnavailableError = errorsModule.StoreUnavailableError
   export import NoSessionError = errorsModule.NoSessionError
   export import SnapshotInvalidError = errorsModule.SnapshotInvalidError
+  export import StoreUnsupportedError = errorsModule.StoreUnsupportedError
   // TypeScript emits `sessionGuard || (sessionGuard = {})` for a namespace merged with a function, and the function always exists.
   /* c8 ignore next */
 }
@@ -295,3 +300,5 @@ module.exports.StoreFullError = sessionGuard.StoreFullError
 module.exports.StoreUnavailableError = sessionGuard.StoreUnavailableError
 module.exports.NoSessionError = sessionGuard.NoSessionError
 module.exports.SnapshotInvalidError = sessionGuard.SnapshotInvalidError
+module.exports.StoreUnsupportedError = sessionGuard.StoreUnsupportedError
+module.exports.migrateSessions = sessionGuard.migrateSessions

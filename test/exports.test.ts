@@ -34,6 +34,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     'FST_SESSION_GUARD_SNAPSHOT_INVALID',
     'FST_SESSION_GUARD_STORE_FULL',
     'FST_SESSION_GUARD_STORE_UNAVAILABLE',
+    'FST_SESSION_GUARD_STORE_UNSUPPORTED',
     'FST_SESSION_GUARD_UNAUTHORIZED'
   ])
   const documented = await readFile(new URL('../docs/errors.md', `file://${__filename}`), 'utf8')
