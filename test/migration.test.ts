@@ -35,7 +35,7 @@ redisTest(t, 'memory to Redis while guarded requests keep arriving, then Redis t
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))
   const from = memoryStore()
-  const to = redisStore({ connection: REDIS_URL, prefix })
+  const to = redisStore({ connection: REDIS_URL, prefix, commandTimeoutMs: 10_000 })
   const a = await build(t, { store: from, maxSessionsPerUser: 4 })
   // The app that takes over, on the Redis store (its plugin opens the store); it serves nothing until the switch.
   const b = await build(t, { store: to, maxSessionsPerUser: 4 })
@@ -91,10 +91,15 @@ redisTest(t, 'memory to Redis while guarded requests keep arriving, then Redis t
   })()
 
   let batches = 0
-  const first = await migrateSessions({ from, to, batchSize: 25, clock: a.clock.read, onProgress: () => { batches++ } })
+  let first: MigrationProgress
+  try {
+    first = await migrateSessions({ from, to, batchSize: 25, clock: a.clock.read, onProgress: () => { batches++ } })
+  } finally {
+    // Whatever happens, no request after the apps close.
+    state.running = false
+    await load
+  }
   const duringPass = { ...traffic }
-  state.running = false
-  await load
   // What the first pass left behind, the requests during it (and the last one after it) done.
   const inFrom = await everySession(from, a.clock.now)
   const inTo = await everySession(to, a.clock.now)

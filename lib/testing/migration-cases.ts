@@ -212,7 +212,7 @@ export async function migration (t: Test, factory: StoreFactory): Promise<void> 
     const next = await target.increment('login:alice', 10 * MINUTE, clock.now)
     t.strictSame(plain(next), { count: 4, firstAt: clock.now - MINUTE, lastAt: clock.now }, 'counting on from the imported count')
     await target.decrement('device:bob', clock.now)
-    t.equal(await target.counter('device:bob', clock.now), undefined, 'decrement works on it')
+    t.equal(plain(await target.counter('device:bob', clock.now)), undefined, 'decrement works on it')
 
     const ended: HeldCounter = { key: 'ended', count: 2, firstAt: clock.now - HOUR, lastAt: clock.now - HOUR, expiresAt: clock.now }
     t.strictSame(await target.importCounters([ended], clock.now), { imported: 0, skipped: 1 }, 'an ended window is skipped')
