@@ -15,7 +15,7 @@ function refused (address?: string, port?: number): Error {
 /** What the watch logs, and its reason after `err`. */
 function watched (client: RedisClient & EventEmitter, err: unknown, log = true): { reason: string | undefined, lines: string[] } {
   const lines: string[] = []
-  const watch = new ConnectionWatch(client, log ? { error: (_details, message) => lines.push(message), info: (_details, message) => lines.push(message) } : undefined)
+  const watch = new ConnectionWatch(client, log ? { error: (_details, message) => lines.push(message), warn: (_details, message) => lines.push(message), info: (_details, message) => lines.push(message) } : undefined)
   client.emit('error', err)
   const reason = watch.reason
   watch.stop()
@@ -50,7 +50,7 @@ t.test('on a Cluster, the node the error names, else the nodes it knows', async 
 t.test('one line per outage, one when it ends; stopped, it hears nothing', async (t) => {
   const client = fake({ host: 'r', port: 1 })
   const lines: string[] = []
-  const watch = new ConnectionWatch(client, { error: (_details, message) => lines.push(`error ${message}`), info: (_details, message) => lines.push(`info ${message}`) })
+  const watch = new ConnectionWatch(client, { error: (_details, message) => lines.push(`error ${message}`), warn: (_details, message) => lines.push(`warn ${message}`), info: (_details, message) => lines.push(`info ${message}`) })
   client.emit('ready')
   t.same(lines, [], 'a first connection is not news')
   client.emit('error', refused())

@@ -33,8 +33,17 @@ interface ScriptClient extends Events {
   unlink(...keys: string[]): Promise<number>
   hmget(key: string, ...fields: string[]): Promise<Array<string | null>>
   hgetall(key: string): Promise<Record<string, string>>
+  /** A transaction (`MULTI`): how a migrated counter is written with its expiry in one step. */
+  multi(): RedisTransaction
   quit(): Promise<unknown>
   disconnect(): void
+}
+
+/** The commands the store queues in a transaction. */
+export interface RedisTransaction {
+  hset(key: string, ...fieldsAndValues: string[]): RedisTransaction
+  pexpire(key: string, ms: number): RedisTransaction
+  exec(): Promise<unknown>
 }
 
 /** The options the store reads from a client. */
