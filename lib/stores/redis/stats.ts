@@ -1,4 +1,4 @@
-import { expiresAt, type SessionRecord } from '../../session.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, expiresAt, type SessionRecord } from '../../session.js'
 import type { StoreStats } from '../store.js'
 import type { Arg, Commands, Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
@@ -12,6 +12,9 @@ import type { IndexState } from './replies.js'
  * KEYS[6] hist: a hash size -> users, the `sessionsPerUser` histogram.
  */
 const HISTOGRAM = `
+-- Entries past their deadline are not counted, but removed only this much
+-- later (CLOCK_SKEW_ALLOWANCE_MS): the caller's clock may run ahead of the others'.
+local ALLOWANCE_MS = ${CLOCK_SKEW_ALLOWANCE_MS}
 local function entry(user)
   local held = redis.call('HGET', KEYS[4], user)
   if not held then return 0, -1 end
@@ -63,11 +66,11 @@ for j = 6, #ARGV, 3 do
     redis.call('ZADD', KEYS[1], 'GT', deadline, id)
   end
 end
-prune(now)
+prune(now - ALLOWANCE_MS)
 local held, heldVersion = entry(user)
 if version >= heldVersion then
   -- Every deadline passed: nothing of the user is live, whatever the index holds.
-  if ends <= now then size = 0 end
+  if ends <= now - ALLOWANCE_MS then size = 0 end
   if size > 0 then
     redis.call('ZADD', KEYS[2], ends, user)
     redis.call('ZADD', KEYS[5], ends, user)
@@ -88,10 +91,10 @@ local function lengthen(key, left)
   if redis.call('PTTL', key) < left then redis.call('PEXPIRE', key, string.format('%d', left)) end
 end
 for _, key in ipairs({ KEYS[1], KEYS[2], KEYS[3], KEYS[5] }) do
-  if key ~= KEYS[5] then redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1]) end
+  if key ~= KEYS[5] then redis.call('ZREMRANGEBYSCORE', key, '-inf', now - ALLOWANCE_MS) end
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if #top > 0 then
-    local left = math.max(1, tonumber(top[2]) - now)
+    local left = math.max(1, tonumber(top[2]) + ALLOWANCE_MS - now)
     lengthen(key, left)
     if key == KEYS[5] then
       lengthen(KEYS[4], left)
@@ -107,10 +110,12 @@ return 1
  * has ended and counts the rest: { sessions, users, histogram as a flat list }.
  */
 const STATS = HISTOGRAM + `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-prune(tonumber(ARGV[1]))
-return { redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('HGETALL', KEYS[6]) }
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ALLOWANCE_MS)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ALLOWANCE_MS)
+prune(now - ALLOWANCE_MS)
+local after = '(' .. ARGV[1]
+return { redis.call('ZCOUNT', KEYS[1], after, '+inf'), redis.call('ZCOUNT', KEYS[2], after, '+inf'), redis.call('HGETALL', KEYS[6]) }
 `
 
 /** The stats scripts, as `defineCommand` takes them. */
