@@ -10,4 +10,4 @@
  * loads no Redis client. The files beside this one are its parts.
  */
 export { RedisStore, redisStore } from './redis-store.js'
-export type { LocalCacheOptions, RedisStoreOptions } from './options.js'
+export type { DurabilityOptions, LocalCacheOptions, RedisStoreOptions } from './options.js'

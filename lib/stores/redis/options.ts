@@ -40,6 +40,26 @@ export interface RedisStoreOptions {
    * @default false
    */
   localCache?: boolean | LocalCacheOptions
+  /**
+   * Waits for replicas after each write a failover must not lose: a revoke, a
+   * revoke-all, a rotation (and its theft detection), a regeneration, a login
+   * that evicted sessions at the limit. The store sends `WAIT replicas timeoutMs`
+   * after it; when fewer replicas acknowledge in time, the call fails (503), so
+   * whatever the app was told is done is on `replicas` replicas as well.
+   * Standalone or Sentinel (WAIT goes over the connection that wrote), not Cluster.
+   * @default undefined (no wait: Redis replicates asynchronously)
+   */
+  durability?: DurabilityOptions
+}
+
+export interface DurabilityOptions {
+  /** Replicas that must acknowledge each such write (at least 1). */
+  replicas: number
+  /**
+   * Longest wait for them, in ms; below `commandTimeoutMs`.
+   * @default 50
+   */
+  timeoutMs?: number
 }
 
 export interface LocalCacheOptions {
@@ -63,16 +83,20 @@ export interface Settings {
   commandTimeoutMs: number
   /** `undefined` without a local cache. */
   localCache: Required<LocalCacheOptions> | undefined
+  /** `undefined` without waiting for replicas. */
+  durability: Required<DurabilityOptions> | undefined
 }
 
 const DEFAULT_PREFIX = 'sg:'
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000
 const DEFAULT_CACHE_MAX = 10_000
 const DEFAULT_CACHE_TTL_MS = 5000
+const DEFAULT_DURABILITY_TIMEOUT_MS = 50
+const DURABILITY_NAMES = new Set(['replicas', 'timeoutMs'])
 
 /** Checks the options when the store is made, so a mistake fails at startup and names its option. */
 export function settingsOf (options: RedisStoreOptions): Settings {
-  const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false } = options
+  const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false, durability } = options
   const sources = [client, connection, cluster].filter((source) => source !== undefined).length
   if (sources !== 1) {
     throw new TypeError('redisStore: give exactly one of "client", "connection" or "cluster"')
@@ -90,5 +114,28 @@ export function settingsOf (options: RedisStoreOptions): Settings {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
     throw new TypeError(`redisStore: "localCache.ttlMs" must be a positive number, got ${String(ttlMs)}`)
   }
-  return { prefix, commandTimeoutMs, localCache: localCache === false ? undefined : { max, ttlMs } }
+  return {
+    prefix,
+    commandTimeoutMs,
+    localCache: localCache === false ? undefined : { max, ttlMs },
+    durability: durability === undefined ? undefined : durabilityOf(durability, commandTimeoutMs, cluster !== undefined)
+  }
+}
+
+function durabilityOf (durability: DurabilityOptions, commandTimeoutMs: number, cluster: boolean): Required<DurabilityOptions> {
+  if (typeof durability !== 'object' || durability === null) {
+    throw new TypeError('redisStore: "durability" must be an object: { replicas, timeoutMs }')
+  }
+  for (const name of Object.keys(durability)) {
+    if (!DURABILITY_NAMES.has(name)) throw new TypeError(`redisStore: unknown option "durability.${name}"`)
+  }
+  const { replicas, timeoutMs = DEFAULT_DURABILITY_TIMEOUT_MS } = durability
+  if (!Number.isSafeInteger(replicas) || replicas < 1) {
+    throw new TypeError(`redisStore: "durability.replicas" must be a positive integer, got ${String(replicas)}`)
+  }
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs >= commandTimeoutMs) {
+    throw new TypeError(`redisStore: "durability.timeoutMs" must be a whole number of ms from 1 to below "commandTimeoutMs" (${commandTimeoutMs}), got ${String(timeoutMs)}`)
+  }
+  if (cluster) throw new TypeError('redisStore: "durability" is not available on a Cluster')
+  return { replicas, timeoutMs }
 }
