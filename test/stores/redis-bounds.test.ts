@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { SessionRecord } from '../../lib/session.js'
-import { EPOCH, MINUTE } from '../helper.js'
+import { redisStore } from '../../lib/stores/redis/index.js'
+import { build, EPOCH, MINUTE } from '../helper.js'
 import { deleteKeys, leftNoKeys, REDIS_URL, redisTest, storeFor, testClient, uniquePrefix } from './redis-helper.js'
 
 /**
@@ -52,6 +53,31 @@ redisTest(t, `${CYCLES} logins and logouts of one user leave a bounded amount in
   for (const key of keys) bytes += Number(await admin.memory('USAGE', key))
   t.ok(bytes <= MAX_BYTES, `${bytes} bytes in Redis, at most ${MAX_BYTES}`)
   t.equal((await store.listUser('alice', EPOCH + CYCLES)).length, LIMIT, 'and the user holds the limit')
+})
+
+const ANDROID = 'Mozilla/5.0 (Linux; Android 14; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36'
+
+redisTest(t, 'over HTTP: logins from ever new device models, each logged out, leave a bounded amount in Redis', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const h = await build(t, { store: redisStore({ connection: REDIS_URL, prefix }), maxSessionsPerUser: LIMIT })
+  const fingerprintName = '__Host-sg-fp'
+  for (let n = 0; n < 400; n++) {
+    const headers = { 'user-agent': ANDROID, 'sec-ch-ua-mobile': '?1', 'sec-ch-ua-platform': '"Android"', 'sec-ch-ua-model': `"Model ${n}"` }
+    const login = await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice', remember: true }, headers })
+    t.equal(login.statusCode, 200)
+    const fingerprint = (login.cookies as Array<{ name: string, value: string }>).find((cookie) => cookie.name === fingerprintName)?.value ?? ''
+    const logout = await h.app.inject({ method: 'POST', url: '/logout', headers: { ...headers, authorization: `Bearer ${login.json().accessToken as string}`, cookie: `${fingerprintName}=${fingerprint}` } })
+    if (logout.statusCode !== 204) t.fail(`logout ${n}: ${logout.statusCode}`)
+    // Redis expires keys by real time: keep the test clock near it, so each counter's window is as long in both.
+    h.clock.advance(100)
+  }
+  const keys = await admin.keys(`${prefix}*`)
+  // The user's login counter and device and country markers (first login), one burst window, the index's version, the stats.
+  t.ok(keys.length <= 12, `${keys.length} keys left: ${keys.slice(0, 20).map((key) => key.slice(prefix.length)).join(' ')}`)
+  let bytes = 0
+  for (const key of keys) bytes += Number(await admin.memory('USAGE', key))
+  t.ok(bytes <= MAX_BYTES, `${bytes} bytes in Redis, at most ${MAX_BYTES}`)
 })
 
 leftNoKeys(t)
