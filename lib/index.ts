@@ -226,6 +226,8 @@ namespace sessionGuard {
   export import expiresAt = sessionModule.expiresAt
   export import isLive = sessionModule.isLive
   export import supersedes = sessionModule.supersedes
+  export import isRemovable = sessionModule.isRemovable
+  export import CLOCK_SKEW_ALLOWANCE_MS = sessionModule.CLOCK_SKEW_ALLOWANCE_MS
 
   // Views and devices
   export import toView = viewsModule.toView
@@ -296,6 +298,8 @@ module.exports.withActivity = sessionGuard.withActivity
 module.exports.expiresAt = sessionGuard.expiresAt
 module.exports.isLive = sessionGuard.isLive
 module.exports.supersedes = sessionGuard.supersedes
+module.exports.isRemovable = sessionGuard.isRemovable
+module.exports.CLOCK_SKEW_ALLOWANCE_MS = sessionGuard.CLOCK_SKEW_ALLOWANCE_MS
 module.exports.toView = sessionGuard.toView
 module.exports.sessionViewSchema = sessionGuard.sessionViewSchema
 module.exports.sessionLimitResponseSchema = sessionGuard.sessionLimitResponseSchema

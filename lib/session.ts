@@ -156,6 +156,25 @@ export function supersedes (held: SessionRecord, incoming: SessionRecord): boole
   return held.lastSeenAt > incoming.lastSeenAt
 }
 
+/**
+ * How far past its deadline, by a caller's `now`, a shared store may remove a
+ * session. A session past a deadline is refused at once by every read, but
+ * instances' clocks differ: one whose clock runs ahead must not end, for every
+ * other instance, a session that is still live by theirs. One hour covers any
+ * clock kept by NTP many times over; an instance further ahead than that can
+ * still only remove sessions its own clock says ended an hour ago.
+ */
+export const CLOCK_SKEW_ALLOWANCE_MS = 60 * 60_000
+
+/**
+ * Whether a store may remove a session that is no longer live at `now`: only
+ * once it is past its deadline by more than `CLOCK_SKEW_ALLOWANCE_MS`.
+ * A revocation removes a session whatever this says.
+ */
+export function isRemovable (session: Pick<SessionRecord, 'idleExpiresAt' | 'absoluteExpiresAt'>, now: number): boolean {
+  return now >= expiresAt(session) + CLOCK_SKEW_ALLOWANCE_MS
+}
+
 /** Which deadline an expired session has passed: the absolute one wins when both have. */
 export function expiryReason (session: SessionRecord, now: number): 'absolute' | 'idle' {
   return now >= session.absoluteExpiresAt ? 'absolute' : 'idle'

@@ -42,7 +42,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
 })
 
 t.test('the pure rules a store implementation needs are exported from the main entry', async (t) => {
-  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive', 'supersedes'] as const) {
+  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive', 'supersedes', 'isRemovable', 'CLOCK_SKEW_ALLOWANCE_MS'] as const) {
     t.equal(api[name], session[name], `${name} is exported`)
   }
   const state = { hash: 'h0', rotatedAt: 0, rotations: 0 }
@@ -50,6 +50,8 @@ t.test('the pure rules a store implementation needs are exported from the main e
   t.strictSame(api.rotatedState(state, 'h0', 'h1', 5), { hash: 'h0', nextHash: 'h1', rotatedAt: 5, rotations: 1 })
   t.equal(api.isLive({ idleExpiresAt: 10, absoluteExpiresAt: 20 }, 9), true)
   t.equal(api.expiresAt({ idleExpiresAt: 30, absoluteExpiresAt: 20 }), 20)
+  t.equal(api.isRemovable({ idleExpiresAt: 10, absoluteExpiresAt: 20 }, 10 + api.CLOCK_SKEW_ALLOWANCE_MS - 1), false, 'not within the allowance')
+  t.equal(api.isRemovable({ idleExpiresAt: 10, absoluteExpiresAt: 20 }, 10 + api.CLOCK_SKEW_ALLOWANCE_MS), true)
 })
 
 t.test('the main entry never loads the store kit, the Redis store or the geolocation helper', async (t) => {

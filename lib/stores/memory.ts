@@ -2,7 +2,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { InvalidOptionError, StoreFullError } from '../errors.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
-import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
+import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import { count, section, type OptionNames } from '../validate.js'
 import type {
   Activity,
@@ -180,14 +180,24 @@ export class MemoryStore implements SessionStore {
   }
 
   async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
-    const session = this.#liveById(id, now)
-    if (session !== undefined) this.#cache.delete(id)
-    return session
+    const session = this.#cache.get(id)
+    if (session === undefined) return undefined
+    if (isLive(session, now)) {
+      this.#cache.delete(id)
+      return session
+    }
+    // Past a deadline by this caller's clock only, perhaps: a revocation ends it for everyone.
+    this.#expire(id, session)
+    return undefined
   }
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
-    const revoked = this.#live(userId, now).filter((session) => session.id !== exceptId)
-    for (const session of revoked) this.#cache.delete(session.id)
+    const revoked: SessionRecord[] = []
+    for (const id of [...this.#byUser.get(userId) ?? []]) {
+      if (id === exceptId) continue
+      const session = await this.revoke(id, now)
+      if (session !== undefined) revoked.push(session)
+    }
     return revoked
   }
 
@@ -331,21 +341,26 @@ export class MemoryStore implements SessionStore {
       // cache are kept in step by #disposed, so the id is there.
       const session = this.#cache.peek(id, { allowStale: true }) as SessionRecord
       if (isLive(session, now)) live.push(session)
-      else this.#expire(id, session)
+      else if (isRemovable(session, now)) this.#expire(id, session)
     }
     return live.sort((a, b) => b.lastSeenAt - a.lastSeenAt)
   }
 
+  /**
+   * The session, if live at `now`. One past a deadline is refused, and removed
+   * only past `CLOCK_SKEW_ALLOWANCE_MS` (`isRemovable`): the caller's clock may
+   * be ahead of the others'.
+   */
   #liveById (id: string, now: number): SessionRecord | undefined {
     const session = this.#cache.get(id)
     if (session === undefined || isLive(session, now)) return session
-    this.#expire(id, session)
+    if (isRemovable(session, now)) this.#expire(id, session)
     return undefined
   }
 
   /**
    * Past a deadline by the caller's clock: lru-cache may not see it yet (its
-   * TTL is only set when the record is written), so expire it here.
+   * TTL is only set when the record is written, by this process's clock), so expire it here.
    */
   #expire (id: string, session: SessionRecord): void {
     this.#expirations++

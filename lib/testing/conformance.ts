@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import type { Test } from 'tap'
 import { createDeviceParser } from '../devices/device.js'
-import { decideRotation, rotatedState, type RefreshState, type SessionRecord } from '../session.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, decideRotation, expiresAt, rotatedState, type RefreshState, type SessionRecord } from '../session.js'
 import type { CreateResult, RemovalReason, SessionChanges, SessionLimit, SessionStore } from '../stores/store.js'
 import { TestClock } from './clock.js'
 
@@ -140,6 +140,41 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.strictSame(await store.revokeUser('alice', undefined, clock.now), [])
     t.equal(await store.get(session.id, clock.now), undefined, 'the touch did not bring it back')
     t.strictSame(removed, [{ id: session.id, reason: 'expired' }], 'reported once, as expired')
+  })
+
+  await t.test('a caller whose clock runs ahead refuses a session without ending it for the others', async (t) => {
+    const { store, clock, make, removed } = await setup(t)
+    const session = make()
+    await store.create(session, EVICT, clock.now)
+    // Another instance, 31 minutes ahead: past the idle deadline by its clock, not by ours.
+    const ahead = clock.now + 31 * MINUTE
+    const activity = { lastSeenAt: ahead, idleExpiresAt: ahead + 30 * MINUTE }
+    t.equal(await store.get(session.id, ahead), undefined, 'get: refused by the clock ahead')
+    t.strictSame(await store.listUser('alice', ahead), [], 'listUser: refused')
+    t.equal(await store.touch(session.id, activity, ahead), undefined, 'touch: refused')
+    t.strictSame(await store.rotate(session.id, { presentedHash: `r0-${session.id}`, successorHash: 'r1', graceMs: 0, activity }, ahead), { outcome: 'missing' }, 'rotate: refused')
+    t.equal(await store.replace(session.id, make(), ahead), false, 'replace: refused')
+    t.strictSame(await store.create(make(), { max: 1, onLimit: 'reject' }, ahead), { created: true, evicted: [] }, 'create: not counted, not evicted')
+    t.strictSame(removed, [], 'nothing removed')
+    t.strictSame(await store.get(session.id, clock.now), session, 'still live for an instance on time')
+    t.ok((await store.listUser('alice', clock.now)).some((listed) => listed.id === session.id), 'and still listed')
+    const late = expiresAt(session) + CLOCK_SKEW_ALLOWANCE_MS
+    t.equal(await store.get(session.id, late - 1), undefined)
+    t.strictSame(removed, [], 'not removed within the allowance')
+    t.equal(await store.get(session.id, late), undefined)
+    t.strictSame(removed, [{ id: session.id, reason: 'expired' }], 'removed once past its deadline by the allowance')
+    t.equal(await store.get(session.id, clock.now), undefined, 'then gone for everyone')
+  })
+
+  await t.test('a revocation by a caller whose clock runs ahead ends the session for everyone', async (t) => {
+    const { store, clock, add } = await setup(t)
+    const [one, two, three] = await add(3)
+    const ahead = clock.now + 31 * MINUTE
+    t.equal(await store.revoke(one!.id, ahead), undefined, 'not live by its clock: nothing revoked to report')
+    t.equal(await store.get(one!.id, clock.now), undefined, 'but gone for an instance on time')
+    t.strictSame(await store.revokeUser('alice', three!.id, ahead), [], 'revoke-all: none live by its clock')
+    t.equal(await store.get(two!.id, clock.now), undefined, 'gone for everyone')
+    t.strictSame(await store.get(three!.id, clock.now), three, 'the one kept is kept')
   })
 
   await t.test('a session past its absolute deadline is never returned, however active', async (t) => {
@@ -429,6 +464,7 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.match(await store.stats(clock.now), { sessions: 2, users: 2 })
     clock.advance(MINUTE)
     t.strictSame(await store.listUser('bob', clock.now), [])
+    t.strictSame(await store.listUser('bob', clock.now + CLOCK_SKEW_ALLOWANCE_MS), [], 'removed past the clock-skew allowance')
     t.match(await store.stats(clock.now), { sessions: 1, users: 1, evictions: 0, expirations: 1 })
     t.equal(removed.length, 1)
     t.equal(removed[0]?.reason, 'expired')
@@ -457,7 +493,8 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.equal((await store.create(make({ userId: 'carol' }), REJECT, clock.now)).created, false)
     t.strictSame(await perUser(), { 1: 3, 3: 1 }, 'a refused login changes nothing')
     clock.advance(MINUTE)
-    t.equal((await store.listUser('carol', clock.now)).length, 1, 'two of carol\'s expired, pruned on the way')
+    t.equal((await store.listUser('carol', clock.now)).length, 1, 'two of carol\'s expired')
+    t.equal((await store.listUser('carol', clock.now + CLOCK_SKEW_ALLOWANCE_MS)).length, 0, 'pruned on the way past the allowance')
     t.strictSame(await perUser(), { 1: 4 }, 'the pruned ones are gone from the histogram')
     await store.revokeUser('dave', undefined, clock.now)
     t.strictSame(await perUser(), { 1: 3 }, 'a user with none left is not counted')

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import t from 'tap'
-import type { SessionRecord } from '../../lib/session.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, type SessionRecord } from '../../lib/session.js'
 import { memoryStore } from '../../lib/stores/memory.js'
 import { redisStore } from '../../lib/stores/redis/redis-store.js'
 import type { RemovalReason, SessionStore } from '../../lib/stores/store.js'
@@ -53,6 +53,9 @@ async function atTheAbsoluteDeadline (t: Test, factory: Factory): Promise<void> 
   t.strictSame(await store.rotate(rotated.id, { presentedHash: `r0-${rotated.id}`, successorHash: 'r1', graceMs: 0, activity }, clock.now), { outcome: 'missing' }, 'rotate: dead at the absolute deadline')
   t.equal(await store.revoke(revoked.id, clock.now), undefined, 'revoke: dead at the absolute deadline')
   t.strictSame(await store.listUser('alice', clock.now), [], 'listUser: none live at the absolute deadline')
+  t.strictSame(removed, [{ id: revoked.id, reason: 'expired' }], 'only the revoked one removed: the others wait for the clock-skew allowance')
+  clock.advance(CLOCK_SKEW_ALLOWANCE_MS)
+  t.strictSame(await store.listUser('alice', clock.now), [], 'listUser: none')
   t.strictSame(removed.map((entry) => entry.reason), ['expired', 'expired', 'expired', 'expired'], 'each removed once, as expired')
   t.match(await store.stats(clock.now), { sessions: 0, users: 0 }, 'and no longer counted')
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemoryStore, memoryStore, type MemoryStoreOptions, type SessionRecord, type StoreContext } from '../../lib/index.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, MemoryStore, memoryStore, type MemoryStoreOptions, type SessionRecord, type StoreContext } from '../../lib/index.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
 
 const LIMIT = { max: 100, onLimit: 'evict-oldest' } as const
@@ -79,6 +79,9 @@ t.test('a session past its deadline is never returned, even before lru-cache see
   const removed = open(store, clock)
   await store.create(session('a1', 'alice', clock.now, MINUTE), LIMIT, clock.now)
   t.equal(await store.get('a1', clock.now + MINUTE), undefined, 'at the deadline exactly')
+  t.same(removed, [], 'refused, but removed only past the clock-skew allowance')
+  t.same((await store.listUser('alice', clock.now)).map((s) => s.id), ['a1'], 'still live by a clock behind')
+  t.equal(await store.get('a1', clock.now + MINUTE + CLOCK_SKEW_ALLOWANCE_MS), undefined)
   t.same(removed, [['a1', 'expired']])
   t.same(await store.listUser('alice', clock.now), [])
 })

@@ -2,9 +2,11 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { register, Registry } from 'prom-client'
 import { expectAssignable, expectError, expectType } from 'tsd'
 import sessionGuard, {
+  CLOCK_SKEW_ALLOWANCE_MS,
   decideRotation,
   expiresAt,
   isLive,
+  isRemovable,
   type IssuedSession,
   memoryStore,
   type MemoryStore,
@@ -115,6 +117,7 @@ expectType<RefreshState>(rotatedState(state, 'hash', 'next', Date.now()))
 expectType<SessionRecord>(withActivity(session, { lastSeenAt: 1, idleExpiresAt: 2, changes: { ip: '192.0.2.1' } }))
 expectType<number>(expiresAt(session))
 expectType<boolean>(isLive(session, Date.now()))
+expectType<boolean>(isRemovable(session, Date.now() - CLOCK_SKEW_ALLOWANCE_MS))
 expectError(decideRotation(state, 'hash', Date.now()))
 
 // Moving sessions between stores, and the memory store's snapshots.

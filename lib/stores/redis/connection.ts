@@ -136,6 +136,17 @@ export class Connection {
     return await this.run(this.#call(name, keys, args))
   }
 
+  /**
+   * `WAIT replicas timeoutMs` on the connection that wrote (so not on a
+   * Cluster): fails unless `replicas` replicas acknowledged every write made so far.
+   */
+  async replicated (replicas: number, timeoutMs: number): Promise<void> {
+    const acknowledged = await this.run((this.redis as Redis).wait(replicas, timeoutMs))
+    if (acknowledged < replicas) {
+      throw new Error(`redisStore: ${acknowledged} of ${replicas} replicas acknowledged the write within ${timeoutMs} ms`)
+    }
+  }
+
   /** Closes the client if the store owns it, or was told to close it. */
   async close (): Promise<void> {
     const client = this.#client

@@ -11,7 +11,7 @@
  * `RedisClient` (ioredis 5 or 6, iovalkey). The files beside this one are its parts.
  */
 export { RedisStore, redisStore } from './redis-store.js'
-export type { LocalCacheOptions, RedisStoreOptions } from './options.js'
+export type { DurabilityOptions, LocalCacheOptions, RedisStoreOptions } from './options.js'
 export type {
   RedisClient,
   RedisClientOptions,

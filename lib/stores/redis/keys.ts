@@ -9,8 +9,9 @@ const STATS_KEYS = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist']
  * - `{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
  * - `id:{<sessionId>}` the session's user id, a string;
  * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
- * - `{stats}:sessions`, `{stats}:users`, `{stats}:removed`, `{stats}:sizes`,
- *   `{stats}:sized`, `{stats}:hist` the bookkeeping behind `stats()`;
+ * - `{stats}:sessions`, `{stats}:users`, `{stats}:sizes`, `{stats}:sized`,
+ *   `{stats}:hist` the bookkeeping behind `stats()`, and `{stats}:removed:<userId>`
+ *   the user's latest removals (at most 32, for a minute after the last);
  * - `c:<key>` a counter (`increment`, `decrement`), a hash that lives its window after its last event;
  * - channel `invalidate`, the local caches' invalidations.
  *
@@ -43,7 +44,13 @@ export class KeyLayout {
   /** The session key base as a script sees it, to build the keys of a user's sessions itself. */
   scriptBase (userId: string): string { return this.#clientPrefix + this.#sessionBase(userId) }
   lookup (id: string): string { return `${this.#prefix}id:{${id}}` }
-  stats (): string[] { return STATS_KEYS.map((name) => `${this.#prefix}{stats}:${name}`) }
+  /** The stats keys; with `userId`, the third is that user's removal markers (the follow-up's), else the shared name (unused). */
+  stats (userId?: string): string[] {
+    const keys = STATS_KEYS.map((name) => `${this.#prefix}{stats}:${name}`)
+    if (userId !== undefined) keys[2] = `${keys[2] as string}:${userId}`
+    return keys
+  }
+
   counter (key: string): string { return `${this.#prefix}c:${key}` }
 
   /** The SCAN MATCH pattern of every session key of this prefix (SCAN names keys with the client's `keyPrefix`). */

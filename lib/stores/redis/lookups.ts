@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import type { SessionRecord } from '../../session.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, type SessionRecord } from '../../session.js'
 import type { Connection } from './connection.js'
 import { ttl, type KeyLayout } from './keys.js'
 
@@ -23,7 +23,7 @@ export class UserLookups {
 
   /** Before the session itself: a lookup without a session is harmless, a session nobody can find is not. */
   async write (session: SessionRecord, now: number): Promise<void> {
-    await this.#connection.run(this.#connection.redis.set(this.#keys.lookup(session.id), session.userId, 'PX', ttl(session.absoluteExpiresAt, now)))
+    await this.#connection.run(this.#connection.redis.set(this.#keys.lookup(session.id), session.userId, 'PX', ttl(session.absoluteExpiresAt + CLOCK_SKEW_ALLOWANCE_MS, now)))
     this.#userIds.set(session.id, session.userId)
   }
 

@@ -44,6 +44,26 @@ export interface RedisStoreOptions {
    * @default false
    */
   localCache?: boolean | LocalCacheOptions
+  /**
+   * Waits for replicas after each write a failover must not lose: a revoke, a
+   * revoke-all, a rotation (and its theft detection), a regeneration, a login
+   * that evicted sessions at the limit. The store sends `WAIT replicas timeoutMs`
+   * after it; when fewer replicas acknowledge in time, the call fails (503), so
+   * whatever the app was told is done is on `replicas` replicas as well.
+   * Standalone or Sentinel (WAIT goes over the connection that wrote), not Cluster.
+   * @default undefined (no wait: Redis replicates asynchronously)
+   */
+  durability?: DurabilityOptions
+}
+
+export interface DurabilityOptions {
+  /** Replicas that must acknowledge each such write (at least 1). */
+  replicas: number
+  /**
+   * Longest wait for them, in ms; below `commandTimeoutMs`.
+   * @default 50
+   */
+  timeoutMs?: number
 }
 
 export interface LocalCacheOptions {
@@ -67,17 +87,21 @@ export interface Settings {
   commandTimeoutMs: number
   /** `undefined` without a local cache. */
   localCache: Required<LocalCacheOptions> | undefined
+  /** `undefined` without waiting for replicas. */
+  durability: Required<DurabilityOptions> | undefined
 }
 
 const DEFAULT_PREFIX = 'sg:'
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000
 const DEFAULT_CACHE_MAX = 10_000
 const DEFAULT_CACHE_TTL_MS = 5000
+const DEFAULT_DURABILITY_TIMEOUT_MS = 50
+const DURABILITY_NAMES: OptionNames<DurabilityOptions> = { replicas: true, timeoutMs: true }
 
 /** Errors name an option by its path under the factory: `redisStore.localCache.max`. */
 const PATH = 'redisStore'
 const OPTION_NAMES: OptionNames<RedisStoreOptions> = {
-  client: true, closeClient: true, connection: true, cluster: true, prefix: true, commandTimeoutMs: true, localCache: true
+  client: true, closeClient: true, connection: true, cluster: true, prefix: true, commandTimeoutMs: true, localCache: true, durability: true
 }
 const CLUSTER_OPTION_NAMES: OptionNames<NonNullable<RedisStoreOptions['cluster']>> = { nodes: true, options: true }
 const LOCAL_CACHE_OPTION_NAMES: OptionNames<LocalCacheOptions> = { max: true, ttlMs: true }
@@ -87,7 +111,7 @@ const LOCAL_CACHE_OPTION_NAMES: OptionNames<LocalCacheOptions> = { max: true, tt
  * misspelt or bad option fails at startup with `FST_SESSION_GUARD_INVALID_OPTION`, naming it.
  */
 export function settingsOf (options: RedisStoreOptions): Settings {
-  const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false } = section(options, OPTION_NAMES, PATH)
+  const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false, durability } = section(options, OPTION_NAMES, PATH)
   const sources = [client, connection, cluster].filter((source) => source !== undefined).length
   if (sources !== 1) {
     throw new InvalidOptionError(PATH, 'give exactly one of "client", "connection" or "cluster"')
@@ -111,5 +135,23 @@ export function settingsOf (options: RedisStoreOptions): Settings {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
     throw new InvalidOptionError(`${PATH}.localCache.ttlMs`, `must be a positive number, got ${String(ttlMs)}`)
   }
-  return { prefix, commandTimeoutMs, localCache: localCache === false ? undefined : { max, ttlMs } }
+  return {
+    prefix,
+    commandTimeoutMs,
+    localCache: localCache === false ? undefined : { max, ttlMs },
+    durability: durability === undefined ? undefined : durabilityOf(durability, commandTimeoutMs, cluster !== undefined)
+  }
+}
+
+function durabilityOf (durability: DurabilityOptions, commandTimeoutMs: number, cluster: boolean): Required<DurabilityOptions> {
+  const path = `${PATH}.durability`
+  const { replicas, timeoutMs = DEFAULT_DURABILITY_TIMEOUT_MS } = section(durability, DURABILITY_NAMES, path)
+  if (!Number.isSafeInteger(replicas) || replicas < 1) {
+    throw new InvalidOptionError(`${path}.replicas`, `must be a positive integer, got ${String(replicas)}`)
+  }
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs >= commandTimeoutMs) {
+    throw new InvalidOptionError(`${path}.timeoutMs`, `must be a whole number of ms from 1 to below "commandTimeoutMs" (${commandTimeoutMs}), got ${String(timeoutMs)}`)
+  }
+  if (cluster) throw new InvalidOptionError(path, 'is not available on a Cluster (WAIT must reach the node that took the write)')
+  return { replicas, timeoutMs }
 }

@@ -1,3 +1,4 @@
+import { InvalidOptionError } from '../../errors.js'
 import { isLive, type SessionRecord } from '../../session.js'
 import type {
   Activity,
@@ -20,7 +21,7 @@ import * as counters from './counters.js'
 import { checkId, KeyLayout } from './keys.js'
 import { LocalCache } from './local-cache.js'
 import { UserLookups } from './lookups.js'
-import { settingsOf, type RedisStoreOptions } from './options.js'
+import { settingsOf, type DurabilityOptions, type RedisStoreOptions } from './options.js'
 import type { ScriptReport } from './replies.js'
 import { scanCounters, scanSessions } from './scan.js'
 import { STATS_COMMANDS, StatsBook } from './stats.js'
@@ -64,10 +65,12 @@ export class RedisStore implements SessionStore {
   readonly #lookups: UserLookups
   readonly #stats: StatsBook
   readonly #cache: LocalCache | undefined
+  readonly #durability: Required<DurabilityOptions> | undefined
   #context: StoreContext = { now: Date.now, onRemoved: noop }
 
   constructor (options: RedisStoreOptions) {
-    const { prefix, commandTimeoutMs, localCache } = settingsOf(options)
+    const { prefix, commandTimeoutMs, localCache, durability } = settingsOf(options)
+    this.#durability = durability
     this.#connection = new Connection(options, commandTimeoutMs)
     this.#keys = new KeyLayout(prefix)
     this.#commands = new SessionCommands(this.#connection, this.#keys, this.#decode)
@@ -87,6 +90,7 @@ export class RedisStore implements SessionStore {
     this.#context = context
     if (this.#connection.client !== undefined) return
     const client = this.#connection.attach(COMMANDS, context.log)
+    if (this.#durability !== undefined && client.isCluster) throw new InvalidOptionError('redisStore.durability', 'is not available on a Cluster (WAIT must reach the node that took the write)')
     this.#keys.useClientPrefix(client.options.keyPrefix)
     this.#cache?.listen(client)
     await this.#connection.ready()
@@ -101,6 +105,7 @@ export class RedisStore implements SessionStore {
       return { created: false, active: reply.active }
     }
     await this.#settle(session.userId, now, reply, { live: [session], gone: reply.evicted })
+    if (reply.evicted.length > 0) await this.#replicated()
     return { created: true, evicted: reply.evicted }
   }
 
@@ -137,9 +142,11 @@ export class RedisStore implements SessionStore {
     switch (reply.outcome) {
       case 'rotated':
         await this.#settle(userId, now, reply, { live: [reply.session] })
+        await this.#replicated()
         return { outcome: 'rotated', session: reply.session }
       case 'reuse':
         await this.#settle(userId, now, reply, { gone: [reply.session] })
+        await this.#replicated()
         return { outcome: 'reuse', session: reply.session }
       case 'conflict':
         return { outcome: 'conflict' }
@@ -158,6 +165,7 @@ export class RedisStore implements SessionStore {
       return false
     }
     await this.#settle(session.userId, now, reply, { live: [session], gone: [reply.replaced] })
+    await this.#replicated()
     return true
   }
 
@@ -165,17 +173,21 @@ export class RedisStore implements SessionStore {
     const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return undefined
     const reply = await this.#commands.revoke(userId, id, now)
+    // Even with nothing live to report: a session past its deadline by this clock only was deleted.
     if (reply.outcome !== 'revoked') {
       await this.#settle(userId, now, reply, {})
+      await this.#replicated()
       return undefined
     }
     await this.#settle(userId, now, reply, { gone: [reply.session] })
+    await this.#replicated()
     return reply.session
   }
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
     const reply = await this.#commands.revokeUser(userId, exceptId, now)
     await this.#settle(userId, now, reply, { gone: reply.sessions })
+    await this.#replicated()
     return reply.sessions
   }
 
@@ -271,6 +283,16 @@ export class RedisStore implements SessionStore {
   async close (): Promise<void> {
     this.#cache?.close()
     await this.#connection.close()
+  }
+
+  /**
+   * With `durability`: fails unless enough replicas have every write so far
+   * (the script's and its bookkeeping), so a failover cannot undo what the
+   * caller is told was done.
+   */
+  async #replicated (): Promise<void> {
+    if (this.#durability === undefined) return
+    await this.#connection.replicated(this.#durability.replicas, this.#durability.timeoutMs)
   }
 
   /**

@@ -30,8 +30,15 @@
  * whether this script changed the size ('1' | '0').
  */
 
+import { CLOCK_SKEW_ALLOWANCE_MS } from '../../session.js'
+
 const PRELUDE = `
 local function int(n) return string.format('%d', n) end
+
+-- A session past a deadline by the caller's \`now\` is refused, but removed only
+-- this long after it (CLOCK_SKEW_ALLOWANCE_MS): another instance's clock may
+-- still call it live. Keys outlive their deadline by as much, for the same reason.
+local ALLOWANCE_MS = ${CLOCK_SKEW_ALLOWANCE_MS}
 
 -- Every session script has the user's index as KEYS[1]: its size before the script.
 local sizeBefore = redis.call('ZCARD', KEYS[1])
@@ -57,7 +64,7 @@ end
 -- TTL only cleans up, so a caller whose clock is ahead must not cut a session
 -- (or its index) short for every other instance.
 local function expireAt(key, ends, now)
-  local left = math.max(1, ends - now)
+  local left = math.max(1, ends + ALLOWANCE_MS - now)
   if redis.call('PTTL', key) < left then redis.call('PEXPIRE', key, int(left)) end
 end
 
@@ -100,26 +107,29 @@ local function announce(channel, ids)
   if #ids > 0 then redis.call('PUBLISH', channel, cjson.encode(ids)) end
 end
 
--- One session: its flat record and map when live; when past a deadline it is
--- removed and returned third; a member whose hash is gone leaves the index.
-local function one(index, key, id, now)
+-- One session: its flat record and map when live. One past a deadline is
+-- refused; it is removed and returned third when \`revoking\`, or once past the
+-- deadline by ALLOWANCE_MS. A member whose hash is gone leaves the index.
+local function one(index, key, id, now, revoking)
   local flat, map = load(key)
   if flat == nil then
     redis.call('ZREM', index, id)
     return nil, nil, nil
   end
   if isLive(map, now) then return flat, map, nil end
+  if not revoking and now < deadline(map) + ALLOWANCE_MS then return nil, nil, nil end
   redis.call('DEL', key)
   redis.call('ZREM', index, id)
   return nil, nil, flat
 end
 
--- Every session of the user: live ones (with maps) and the expired ones removed on the way.
-local function all(index, base, now)
+-- Every session of the user: live ones (with maps) and the expired ones removed
+-- on the way (every one past a deadline but \`keep\` when \`revoking\`, see \`one\`).
+local function all(index, base, now, revoking, keep)
   local live, expired = {}, {}
   for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
     local key = base .. id
-    local flat, map, gone = one(index, key, id, now)
+    local flat, map, gone = one(index, key, id, now, revoking and id ~= keep)
     if flat ~= nil then
       live[#live + 1] = { id = id, key = key, flat = flat, map = map }
     elseif gone ~= nil then
@@ -266,10 +276,13 @@ announce(ARGV[3], { ARGV[2] })
 return { 'replaced', settle(KEYS[1], now), flat, {}, {} }
 `
 
-/** KEYS: index, session. ARGV: now, id, channel. */
+/**
+ * KEYS: index, session. ARGV: now, id, channel. A session past a deadline by
+ * \`now\` is removed too (as expired): it may be live by another instance's clock.
+ */
 export const REVOKE = PRELUDE + `
 local now = tonumber(ARGV[1])
-local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now, true)
 if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[2])
@@ -280,7 +293,7 @@ return { 'revoked', settle(KEYS[1], now), flat, {}, {} }
 /** KEYS: index. ARGV: now, session key base, channel, exceptId ('' for none). */
 export const REVOKE_USER = PRELUDE + `
 local now = tonumber(ARGV[1])
-local live, expired = all(KEYS[1], ARGV[2], now)
+local live, expired = all(KEYS[1], ARGV[2], now, true, ARGV[4])
 local revoked, ids = {}, {}
 for _, entry in ipairs(live) do
   if entry.id ~= ARGV[4] then

@@ -1,4 +1,4 @@
-import { expiresAt, type SessionRecord } from '../../session.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, expiresAt, type SessionRecord } from '../../session.js'
 import type { StoreStats } from '../store.js'
 import type { Arg, Commands, Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
@@ -11,7 +11,13 @@ import type { IndexState } from './replies.js'
  * reached 0, so a late follow-up of an older version is still recognised);
  * KEYS[6] hist: a hash size -> users, the `sessionsPerUser` histogram.
  */
+/** Removed sessions remembered per user (`{stats}:removed:<userId>`), the latest first. */
+const REMOVED_MARKERS_PER_USER = 32
+
 const HISTOGRAM = `
+-- Entries past their deadline are not counted, but removed only this much
+-- later (CLOCK_SKEW_ALLOWANCE_MS): the caller's clock may run ahead of the others'.
+local ALLOWANCE_MS = ${CLOCK_SKEW_ALLOWANCE_MS}
 local function entry(user)
   local held = redis.call('HGET', KEYS[4], user)
   if not held then return 0, -1 end
@@ -42,32 +48,42 @@ end
  * count is a `ZCARD`, never a scan; and the sessions-per-user histogram, moved
  * by each user's size changes (see HISTOGRAM). Runs after a session script, from
  * the process that ran it; two processes' follow-ups may cross on the way, so a
- * removed session is remembered (until its deadline) and a late add of it
+ * removed session is remembered (its user's latest 32, for a minute) and a late add of it
  * ignored, and a user's size is applied only if its version is not older than
  * the one applied.
- * KEYS: sessions, users, removed, sizes, sized, hist. ARGV: now, userId,
+ * KEYS: sessions, users, the user's removed, sizes, sized, hist. ARGV: now, userId,
  * userDeadline, size, version, then ops: 'add' id deadline | 'del' id deadline.
  */
 const ACCOUNT = HISTOGRAM + `
 local now, user = tonumber(ARGV[1]), ARGV[2]
 local ends, size, version = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
--- Removed users are remembered this long after they reach 0.
+-- Removed users, and removed sessions, are remembered this long: longer than
+-- any follow-up takes to arrive after another that crossed it.
 local MARKER_MS = 60000
+-- Removed sessions remembered per user: the removals whose follow-ups may still
+-- cross a late add. Bounded, so logins and logouts in a loop grow nothing.
+local MARKERS_PER_USER = ${REMOVED_MARKERS_PER_USER}
+local removals = false
 for j = 6, #ARGV, 3 do
   local id, deadline = ARGV[j + 1], ARGV[j + 2]
   if ARGV[j] == 'del' then
     redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[3], deadline, id)
+    redis.call('ZADD', KEYS[3], ARGV[1], id)
+    removals = true
   elseif redis.call('ZSCORE', KEYS[3], id) == false then
     -- GT: an older deadline arriving late never shortens a newer one
     redis.call('ZADD', KEYS[1], 'GT', deadline, id)
   end
 end
-prune(now)
+if removals then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(MARKERS_PER_USER + 1))
+  redis.call('PEXPIRE', KEYS[3], MARKER_MS)
+end
+prune(now - ALLOWANCE_MS)
 local held, heldVersion = entry(user)
 if version >= heldVersion then
   -- Every deadline passed: nothing of the user is live, whatever the index holds.
-  if ends <= now then size = 0 end
+  if ends <= now - ALLOWANCE_MS then size = 0 end
   if size > 0 then
     redis.call('ZADD', KEYS[2], ends, user)
     redis.call('ZADD', KEYS[5], ends, user)
@@ -87,11 +103,11 @@ end
 local function lengthen(key, left)
   if redis.call('PTTL', key) < left then redis.call('PEXPIRE', key, string.format('%d', left)) end
 end
-for _, key in ipairs({ KEYS[1], KEYS[2], KEYS[3], KEYS[5] }) do
-  if key ~= KEYS[5] then redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1]) end
+for _, key in ipairs({ KEYS[1], KEYS[2], KEYS[5] }) do
+  if key ~= KEYS[5] then redis.call('ZREMRANGEBYSCORE', key, '-inf', now - ALLOWANCE_MS) end
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if #top > 0 then
-    local left = math.max(1, tonumber(top[2]) - now)
+    local left = math.max(1, tonumber(top[2]) + ALLOWANCE_MS - now)
     lengthen(key, left)
     if key == KEYS[5] then
       lengthen(KEYS[4], left)
@@ -107,10 +123,12 @@ return 1
  * has ended and counts the rest: { sessions, users, histogram as a flat list }.
  */
 const STATS = HISTOGRAM + `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-prune(tonumber(ARGV[1]))
-return { redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('HGETALL', KEYS[6]) }
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ALLOWANCE_MS)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ALLOWANCE_MS)
+prune(now - ALLOWANCE_MS)
+local after = '(' .. ARGV[1]
+return { redis.call('ZCOUNT', KEYS[1], after, '+inf'), redis.call('ZCOUNT', KEYS[2], after, '+inf'), redis.call('HGETALL', KEYS[6]) }
 `
 
 /** The stats scripts, as `defineCommand` takes them. */
@@ -150,7 +168,7 @@ export class StatsBook {
     for (const session of live) ops.push('add', session.id, expiresAt(session))
     for (const session of gone) ops.push('del', session.id, expiresAt(session))
     if (ops.length === 0 && !index.changed) return
-    await this.#connection.script('sessionGuardAccount', this.#keys.stats(), [
+    await this.#connection.script('sessionGuardAccount', this.#keys.stats(userId), [
       now, userId, index.deadline, index.size, index.version, ...ops
     ])
   }
