@@ -8,7 +8,7 @@ import { AlreadyRegisteredError } from './errors.js'
 import { SessionCookies } from './http/cookies.js'
 import { monitoringRoutes } from './http/monitoring-routes.js'
 import { sessionRoutes } from './http/routes.js'
-import { createGuard } from './guard.js'
+import { createGuard, globalGuard } from './guard.js'
 import { Lifecycle } from './lifecycle.js'
 import { SessionManager } from './manager.js'
 import { AnomalyDetector } from './monitoring/anomaly.js'
@@ -30,6 +30,7 @@ import * as privacyModule from './devices/privacy.js'
 import * as errorsModule from './errors.js'
 import * as cookiesModule from './http/cookies.js'
 import * as monitoringRoutesModule from './http/monitoring-routes.js'
+import * as routeOptionsModule from './http/route-options.js'
 import * as routesModule from './http/routes.js'
 import * as viewsModule from './http/views.js'
 import * as guardModule from './guard.js'
@@ -125,17 +126,13 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   })
 
   if (options.routes !== undefined) {
-    await fastify.register(sessionRoutes({ guard, lifecycle, manager }), { prefix: options.routes.prefix })
+    const { prefix, routeOptions: extras } = options.routes
+    await fastify.register(sessionRoutes({ guard, lifecycle, manager, extras, securityScheme: options.securityScheme }), { prefix })
   }
   if (options.health !== undefined || options.metrics !== undefined) {
-    await fastify.register(monitoringRoutes({ manager, health: options.health, metrics: options.metrics }))
+    await fastify.register(monitoringRoutes({ manager, health: options.health, metrics: options.metrics, securityScheme: options.securityScheme }))
   }
-  if (options.global) {
-    fastify.addHook('onRequest', async (request, reply) => {
-      if (request.is404 || request.routeOptions.config.public === true) return
-      await guard(request, reply)
-    })
-  }
+  if (options.global !== undefined) fastify.addHook('onRequest', globalGuard(guard, options.global))
 }
 
 fp(sessionGuard satisfies FastifyPluginAsync<SessionGuardOptions>, { fastify: '5.x', name: 'fastify-session-guard' })
@@ -156,6 +153,11 @@ namespace sessionGuard {
   export import CookieOptions = cookiesModule.CookieOptions
   export import RefreshOptions = lifecycleModule.RefreshOptions
   export import RoutesOptions = routesModule.RoutesOptions
+  export import RouteExtras = routeOptionsModule.RouteExtras
+  export import RouteSchemaExtras = routeOptionsModule.RouteSchemaExtras
+  export import OpenApiOptions = routeOptionsModule.OpenApiOptions
+  export import GlobalOptions = guardModule.GlobalOptions
+  export import RouteInfo = guardModule.RouteInfo
   export import MonitoringOptions = monitoringRoutesModule.MonitoringOptions
   export import PrivacyOptions = privacyModule.PrivacyOptions
   export import IpMode = privacyModule.IpMode

@@ -2,15 +2,17 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { SessionManager } from '../manager.js'
 import type { StoreStats } from '../stores/store.js'
 import { bool, fraction, routePath, section, type OptionNames } from '../validate.js'
+import { parseRouteExtras, routeWith, type RouteExtras } from './route-options.js'
 
 /** The top-level options of the monitoring routes. */
 export interface MonitoringOptions {
   /**
    * Registers a health route: 200 with the store's figures, 503 when the store
    * does not answer within a second or holds more than `maxUtilization` of its capacity.
+   * `routeOptions` adds `config`, hooks and OpenAPI fields to the route, as `routes.routeOptions` does.
    * @default undefined (no route)
    */
-  health?: { path: string, maxUtilization?: number }
+  health?: { path: string, maxUtilization?: number, routeOptions?: RouteExtras }
   /**
    * Registers a metrics route in the Prometheus text format. Protect it (a
    * network policy, or `onRequest` on your side) if it must not be public.
@@ -18,20 +20,20 @@ export interface MonitoringOptions {
    * precise reason (see `PrometheusOptions`), for a route only trusted eyes reach.
    * @default undefined (no route)
    */
-  metrics?: { path: string, rejectionReasons?: boolean }
+  metrics?: { path: string, rejectionReasons?: boolean, routeOptions?: RouteExtras }
 }
 
 export const MONITORING_OPTION_NAMES = { health: true, metrics: true } as const satisfies Record<keyof MonitoringOptions, true>
 
 /** The monitoring options after validation. */
 export interface MonitoringPolicy {
-  readonly health: { readonly path: string, readonly maxUtilization: number } | undefined
-  readonly metrics: { readonly path: string, readonly rejectionReasons: boolean } | undefined
+  readonly health: { readonly path: string, readonly maxUtilization: number, readonly routeOptions: RouteExtras } | undefined
+  readonly metrics: { readonly path: string, readonly rejectionReasons: boolean, readonly routeOptions: RouteExtras } | undefined
 }
 
 const DEFAULT_MAX_UTILIZATION = 0.9
-const HEALTH_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['health']>> = { path: true, maxUtilization: true }
-const METRICS_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['metrics']>> = { path: true, rejectionReasons: true }
+const HEALTH_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['health']>> = { path: true, maxUtilization: true, routeOptions: true }
+const METRICS_OPTION_NAMES: OptionNames<NonNullable<MonitoringOptions['metrics']>> = { path: true, rejectionReasons: true, routeOptions: true }
 
 export function parseMonitoringOptions (options: MonitoringOptions): MonitoringPolicy {
   const health = options.health === undefined ? undefined : section(options.health, HEALTH_OPTION_NAMES, 'health')
@@ -41,19 +43,23 @@ export function parseMonitoringOptions (options: MonitoringOptions): MonitoringP
       ? undefined
       : {
           path: routePath(health.path, 'health.path'),
-          maxUtilization: fraction(health.maxUtilization ?? DEFAULT_MAX_UTILIZATION, 'health.maxUtilization')
+          maxUtilization: fraction(health.maxUtilization ?? DEFAULT_MAX_UTILIZATION, 'health.maxUtilization'),
+          routeOptions: parseRouteExtras(health.routeOptions, 'health.routeOptions')
         },
     metrics: metrics === undefined
       ? undefined
       : {
           path: routePath(metrics.path, 'metrics.path'),
-          rejectionReasons: metrics.rejectionReasons === undefined ? false : bool(metrics.rejectionReasons, 'metrics.rejectionReasons')
+          rejectionReasons: metrics.rejectionReasons === undefined ? false : bool(metrics.rejectionReasons, 'metrics.rejectionReasons'),
+          routeOptions: parseRouteExtras(metrics.routeOptions, 'metrics.routeOptions')
         }
   }
 }
 
 interface MonitoringContext extends MonitoringPolicy {
   manager: SessionManager
+  /** The OpenAPI security scheme of the access token: these routes declare they need none. */
+  securityScheme: string | undefined
 }
 
 /** How long the health and metrics routes wait for the store before calling it down. */
@@ -64,18 +70,21 @@ const STORE_TIMEOUT_MS = 1000
  * `global: true` does not guard them: protect `/metrics` at the network edge
  * if its figures must stay private.
  */
-export function monitoringRoutes ({ manager, health, metrics }: MonitoringContext): FastifyPluginAsync {
+export function monitoringRoutes ({ manager, health, metrics, securityScheme }: MonitoringContext): FastifyPluginAsync {
   return async function routes (fastify) {
+    const rateLimited = fastify.hasPlugin('@fastify/rate-limit')
     if (health !== undefined) {
-      fastify.get(health.path, {
+      fastify.get(health.path, routeWith({
         config: { public: true },
         schema: {
+          summary: 'Whether the session store answers, and how full it is',
+          tags: ['monitoring'],
           response: {
             200: healthSchema,
             503: healthSchema
           }
         }
-      }, async (_request, reply) => {
+      }, health.routeOptions, { access: 'public', securityScheme, rateLimited }), async (_request, reply) => {
         const stats = await storeStats(manager)
         if (stats === undefined) return await reply.code(503).send({ status: 'unavailable', store: 'down' })
         const utilization = stats.capacity === undefined ? undefined : stats.sessions / stats.capacity
@@ -86,7 +95,8 @@ export function monitoringRoutes ({ manager, health, metrics }: MonitoringContex
     }
 
     if (metrics !== undefined) {
-      fastify.get(metrics.path, { config: { public: true } }, async (_request, reply) => {
+      const own = { config: { public: true }, schema: { summary: 'Session figures in the Prometheus text format', tags: ['monitoring'], response: {} } }
+      fastify.get(metrics.path, routeWith(own, metrics.routeOptions, { access: 'public', securityScheme, rateLimited }), async (_request, reply) => {
         const stats = await storeStats(manager)
         return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(manager.prometheus(stats, { rejectionReasons: metrics.rejectionReasons }))
       })
