@@ -1,4 +1,3 @@
-import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ActivityObserver } from './activity.js'
@@ -56,7 +55,6 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   if (fastify.hasDecorator('sessions')) throw new AlreadyRegisteredError()
   const options = normalizeOptions(opts)
   const { clock, lifetimes } = options
-  if (!fastify.hasRequestDecorator('cookies')) await fastify.register(fastifyCookie)
   const jwt = await registerJwt(fastify, options.tokens)
 
   // The store, wrapped once: every caller below fails closed the same way.
