@@ -7,6 +7,7 @@ import { refusal } from './refusal.js'
 import { lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
+import { bool, optionalFunction, section, type OptionNames } from './validate.js'
 
 /** Longest `Authorization` header the guard will look at. */
 const MAX_AUTHORIZATION_LENGTH = 8192
@@ -84,5 +85,48 @@ export function createGuard (context: GuardContext): Guard {
 
     request.user = claims as typeof request.user
     request.authSession = session
+  }
+}
+
+/** What `global.skip` sees of a route: `request.routeOptions` (`method`, `url`, `config` …) of a route that exists. */
+export type RouteInfo = FastifyRequest['routeOptions'] & { readonly url: string }
+
+/** The `global` option as an object: `global: { skip }` guards the scope as `global: true` does. */
+export interface GlobalOptions {
+  /**
+   * Routes left unguarded, besides `config: { public: true }` ones and CORS
+   * preflights: those of other plugins, which the app does not declare and so
+   * cannot mark public, e.g. `(route) => route.url.startsWith('/documentation')`
+   * for `@fastify/swagger-ui`, or `route.url === '/status'` for `@fastify/under-pressure`.
+   * It sees the route (`request.routeOptions`: `method`, `url`, `config` …), never the request.
+   * @default () => false
+   */
+  skip?: (route: RouteInfo) => boolean
+}
+
+/** The `global` option after validation: `undefined` when off. */
+export interface GlobalPolicy {
+  readonly skip: ((route: RouteInfo) => boolean) | undefined
+}
+
+const GLOBAL_OPTION_NAMES: OptionNames<GlobalOptions> = { skip: true }
+
+export function parseGlobalOptions (value: boolean | GlobalOptions | undefined): GlobalPolicy | undefined {
+  if (value === undefined || (typeof value !== 'object' && !bool(value, 'global'))) return undefined
+  const options = section(value === true ? undefined : value as GlobalOptions, GLOBAL_OPTION_NAMES, 'global')
+  return { skip: optionalFunction(options.skip, 'global.skip', '(route) => boolean') }
+}
+
+/**
+ * The `onRequest` hook of `global`: the guard, except on the not-found handler,
+ * public routes, the routes `skip` picks, and CORS preflights (an `OPTIONS`
+ * with `Access-Control-Request-Method`, which a browser sends without credentials).
+ */
+export function globalGuard (guard: Guard, { skip }: GlobalPolicy): Guard {
+  return async function requireSessionInScope (request, reply) {
+    if (request.is404 || request.routeOptions.config.public === true) return
+    if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) return
+    if (skip !== undefined && skip(request.routeOptions as RouteInfo)) return
+    await guard(request, reply)
   }
 }

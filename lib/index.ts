@@ -1,4 +1,3 @@
-import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ActivityObserver } from './activity.js'
@@ -8,7 +7,7 @@ import { AlreadyRegisteredError } from './errors.js'
 import { SessionCookies } from './http/cookies.js'
 import { monitoringRoutes, storeStats } from './http/monitoring-routes.js'
 import { sessionRoutes } from './http/routes.js'
-import { createGuard } from './guard.js'
+import { createGuard, globalGuard } from './guard.js'
 import { Lifecycle } from './lifecycle.js'
 import { SessionManager } from './manager.js'
 import { AnomalyDetector } from './monitoring/anomaly.js'
@@ -32,6 +31,7 @@ import * as privacyModule from './devices/privacy.js'
 import * as errorsModule from './errors.js'
 import * as cookiesModule from './http/cookies.js'
 import * as monitoringRoutesModule from './http/monitoring-routes.js'
+import * as routeOptionsModule from './http/route-options.js'
 import * as routesModule from './http/routes.js'
 import * as viewsModule from './http/views.js'
 import * as guardModule from './guard.js'
@@ -59,7 +59,6 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   if (fastify.hasDecorator('sessions')) throw new AlreadyRegisteredError()
   const options = normalizeOptions(opts)
   const { clock, lifetimes } = options
-  if (!fastify.hasRequestDecorator('cookies')) await fastify.register(fastifyCookie)
   const jwt = await registerJwt(fastify, options.tokens)
 
   // The store, wrapped once: every caller below fails closed the same way.
@@ -138,18 +137,14 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   })
 
   if (options.routes !== undefined) {
-    await fastify.register(sessionRoutes({ guard, lifecycle, manager }), { prefix: options.routes.prefix })
+    const { prefix, routeOptions: extras } = options.routes
+    await fastify.register(sessionRoutes({ guard, lifecycle, manager, extras, securityScheme: options.securityScheme }), { prefix })
   }
-  const metricsRoute = prometheus?.path === undefined ? undefined : { path: prometheus.path, registry: prometheus.registry }
+  const metricsRoute = prometheus?.route
   if (options.health !== undefined || metricsRoute !== undefined) {
-    await fastify.register(monitoringRoutes({ manager, health: options.health, metrics: metricsRoute }))
+    await fastify.register(monitoringRoutes({ manager, health: options.health, metrics: metricsRoute, securityScheme: options.securityScheme }))
   }
-  if (options.global) {
-    fastify.addHook('onRequest', async (request, reply) => {
-      if (request.is404 || request.routeOptions.config.public === true) return
-      await guard(request, reply)
-    })
-  }
+  if (options.global !== undefined) fastify.addHook('onRequest', globalGuard(guard, options.global))
 }
 
 fp(sessionGuard satisfies FastifyPluginAsync<SessionGuardOptions>, { fastify: '5.x', name: 'fastify-session-guard' })
@@ -170,6 +165,11 @@ namespace sessionGuard {
   export import CookieOptions = cookiesModule.CookieOptions
   export import RefreshOptions = lifecycleModule.RefreshOptions
   export import RoutesOptions = routesModule.RoutesOptions
+  export import RouteExtras = routeOptionsModule.RouteExtras
+  export import RouteSchemaExtras = routeOptionsModule.RouteSchemaExtras
+  export import OpenApiOptions = routeOptionsModule.OpenApiOptions
+  export import GlobalOptions = guardModule.GlobalOptions
+  export import RouteInfo = guardModule.RouteInfo
   export import MonitoringOptions = monitoringRoutesModule.MonitoringOptions
   export import PrivacyOptions = privacyModule.PrivacyOptions
   export import IpMode = privacyModule.IpMode

@@ -11,7 +11,7 @@ import {
 } from './errors.js'
 import type { SessionCookies } from './http/cookies.js'
 import { checkCsrf, type CsrfPolicy } from './http/csrf.js'
-import { createFingerprint, isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
+import { createFingerprint, isFingerprintRejection, readFingerprint, readFingerprintHash } from './http/fingerprint.js'
 import { toViews } from './http/views.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
@@ -182,7 +182,7 @@ export class Lifecycle {
     const fingerprintHash = readFingerprintHash(request, cookies.fingerprintName)
     if (isFingerprintRejection(fingerprintHash)) throw refuse(fingerprintHash)
     if (!safeEqual(fingerprintHash, ticket.fingerprintHash)) throw refuse('fingerprint_mismatch')
-    const fingerprint = request.cookies[cookies.fingerprintName] as string
+    const fingerprint = readFingerprint(request, cookies.fingerprintName) as string
 
     const active = await store.listUser(ticket.userId, now)
     if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) throw refuse('stale_ticket')

@@ -3,7 +3,9 @@ import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './
 import { InvalidOptionError } from './errors.js'
 import { COOKIE_OPTION_NAMES, parseCookieOptions, type CookieOptions, type CookiePolicy } from './http/cookies.js'
 import { MONITORING_OPTION_NAMES, parseMonitoringOptions, type MonitoringOptions, type MonitoringPolicy } from './http/monitoring-routes.js'
-import { parseRoutesOptions, type RoutesOptions } from './http/routes.js'
+import { parseOpenApiOptions, type OpenApiOptions } from './http/route-options.js'
+import { parseRoutesOptions, type RoutesOptions, type RoutesPolicy } from './http/routes.js'
+import { parseGlobalOptions, type GlobalOptions, type GlobalPolicy } from './guard.js'
 import { parseRefreshOptions, type RefreshOptions, type RefreshPolicy } from './lifecycle.js'
 import { parseAnomalyOptions, type AnomalyOptions, type AnomalyPolicy } from './monitoring/anomaly.js'
 import { parseLoggingOptions, type LoggingOptions, type LoggingPolicy, type SessionEvent } from './monitoring/events.js'
@@ -12,7 +14,7 @@ import type { Clock, Lifetime, Lifetimes } from './session.js'
 import { memoryStore } from './stores/memory.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
 import { parseTokenOptions, TOKEN_OPTION_NAMES, type TokenOptions, type TokenPolicy } from './tokens/jwt.js'
-import { bool, duration, optionalFunction, section, type Duration, type OptionNames } from './validate.js'
+import { duration, optionalFunction, section, type Duration, type OptionNames } from './validate.js'
 
 /**
  * The plugin's options. Every one has a safe default except the signing key.
@@ -61,10 +63,11 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    */
   store?: SessionStore
   /**
-   * Guard every route in the plugin's scope, except those with `config: { public: true }`.
+   * Guard every route in the plugin's scope, except those with `config: { public: true }`,
+   * CORS preflights, and the routes `skip` picks (other plugins' routes, such as swagger-ui's).
    * @default false
    */
-  global?: boolean
+  global?: boolean | GlobalOptions
   /** Refresh tokens. */
   refresh?: RefreshOptions
   /**
@@ -100,6 +103,8 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    * @default undefined (no routes)
    */
   routes?: RoutesOptions
+  /** How the plugin's routes describe themselves to `@fastify/swagger`. */
+  openapi?: OpenApiOptions
   /**
    * The clock, in epoch ms. Tests inject one to move time forward.
    * @default Date.now
@@ -128,6 +133,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   onEvent: true,
   logging: true,
   routes: true,
+  openapi: true,
   clock: true
 }
 const REMEMBER_OPTION_NAMES: OptionNames<NonNullable<SessionGuardOptions['remember']>> = { idleTimeout: true, absoluteTimeout: true }
@@ -139,10 +145,12 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly touchIntervalMs: number
   readonly limit: SessionLimit
   readonly store: SessionStore
-  readonly global: boolean
+  readonly global: GlobalPolicy | undefined
   readonly cookies: CookiePolicy
   readonly refresh: RefreshPolicy
-  readonly routes: RoutesOptions | undefined
+  readonly routes: RoutesPolicy | undefined
+  /** The OpenAPI security scheme of the access token, or `undefined` for none. */
+  readonly securityScheme: string | undefined
   readonly lockout: LockoutPolicy
   readonly anomalies: AnomalyPolicy
   readonly onEvent: ((event: SessionEvent) => void) | undefined
@@ -179,10 +187,11 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     touchIntervalMs,
     limit: parseLimit(options),
     store: parseStore(options.store),
-    global: options.global === undefined ? false : bool(options.global, 'global'),
+    global: parseGlobalOptions(options.global),
     cookies,
     refresh,
     routes: parseRoutesOptions(options.routes),
+    securityScheme: parseOpenApiOptions(options.openapi),
     privacy: createPrivacyPolicy(options.privacy),
     resolveLocation: optionalFunction(options.resolveLocation, 'resolveLocation', '(ip) => location'),
     lockout: parseLockoutOptions(options.lockout),

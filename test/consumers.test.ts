@@ -11,11 +11,13 @@ import { pack, ROOT, run, tempDir } from './package-helper.js'
  * `moduleResolution: bundler`. Each compiles the README's quick start and its
  * TypeScript recipe as they are printed, checks the decorators' types, and runs
  * an app that answers a guarded request and makes a Redis store from
- * `fastify-session-guard/redis`.
+ * `fastify-session-guard/redis`. A fourth app composes the plugin with the
+ * plugins such apps run (swagger, swagger-ui, cors, rate-limit, helmet,
+ * under-pressure, prom-client's default metrics) and serves them over HTTP.
  */
 
-// Install, three compilations and three apps, on a busy machine; well under a minute on an idle one.
-t.setTimeout(240_000)
+// Install, three compilations and four apps, on a busy machine; about a minute on an idle one.
+t.setTimeout(360_000)
 
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
 
@@ -136,6 +138,80 @@ const APP_BODY = `
   }))
 `
 
+/** The plugins the ecosystem app registers around this one, installed at this repository's versions. */
+const ECOSYSTEM = ['@fastify/swagger', '@fastify/swagger-ui', '@fastify/cors', '@fastify/rate-limit', '@fastify/helmet', '@fastify/under-pressure', 'prom-client']
+
+/**
+ * An ES module app (JavaScript: the types are the other apps' and tsd's concern)
+ * with the plugin among the usual ones, listening on a port:
+ * logs in, makes a guarded request, a CORS preflight, and reads the OpenAPI
+ * document and prom-client's metrics; prints what it saw.
+ */
+const ECOSYSTEM_APP = `import Fastify from 'fastify'
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import underPressure from '@fastify/under-pressure'
+import { collectDefaultMetrics, Registry } from 'prom-client'
+import sessionGuard, { memoryStore } from 'fastify-session-guard'
+
+const registry = new Registry()
+collectDefaultMetrics({ register: registry })
+const app = Fastify()
+await app.register(swagger, {
+  openapi: {
+    info: { title: 'ecosystem', version: '1.0.0' },
+    components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } }
+  }
+})
+await app.register(swaggerUi, { routePrefix: '/documentation' })
+await app.register(cors, { origin: 'https://app.example' })
+await app.register(helmet)
+await app.register(rateLimit, { max: 100, timeWindow: '1 minute' })
+await app.register(underPressure, { exposeStatusRoute: true })
+await app.register(sessionGuard, {
+  secret: 'a-consumer-secret-that-is-long-enough-0123',
+  store: memoryStore(),
+  secureCookies: false,
+  development: true,
+  global: { skip: (route) => route.url.startsWith('/documentation') || route.url === '/status' },
+  routes: { prefix: '/sessions', routeOptions: { config: { rateLimit: { max: 10, timeWindow: '1 minute' } } } },
+  health: { path: '/health' }
+})
+app.post('/login', { config: { public: true } }, async (_request, reply) => {
+  const { accessToken } = await reply.issueSession({ userId: 'alice' })
+  return { accessToken }
+})
+app.get('/me', async (request) => ({ sub: request.user.sub }))
+app.get('/prom', { config: { public: true } }, async (_request, reply) => await reply.type(registry.contentType).send(await registry.metrics()))
+const address = await app.listen({ port: 0, host: '127.0.0.1' })
+
+const login = await fetch(address + '/login', { method: 'POST' })
+const { accessToken } = await login.json()
+const cookie = login.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ')
+const me = await fetch(address + '/me', { headers: { authorization: 'Bearer ' + accessToken, cookie } })
+const sessions = await fetch(address + '/sessions', { headers: { authorization: 'Bearer ' + accessToken, cookie } })
+const withoutCookie = await fetch(address + '/me', { headers: { authorization: 'Bearer ' + accessToken } })
+const preflight = await fetch(address + '/me', { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET' } })
+const documentation = await fetch(address + '/documentation/json')
+const document = await documentation.json()
+const list = document.paths['/sessions/']?.get
+const prom = await (await fetch(address + '/prom')).text()
+const status = await fetch(address + '/status')
+await app.close()
+console.log(JSON.stringify({
+  me: { status: me.status, body: await me.json(), nosniff: me.headers.get('x-content-type-options') },
+  sessions: { status: sessions.status, limit: sessions.headers.get('x-ratelimit-limit') },
+  withoutCookie: withoutCookie.status,
+  preflight: { status: preflight.status, origin: preflight.headers.get('access-control-allow-origin') },
+  documentation: { status: documentation.status, security: list?.security, responses: Object.keys(list?.responses ?? {}).sort() },
+  status: status.status,
+  defaultMetrics: prom.includes('process_cpu_user_seconds_total')
+}))
+`
+
 async function writeConsumer (dir: string, consumer: Consumer, readme: string): Promise<void> {
   await mkdir(dir)
   const fastifyImport = consumer.type === 'module' ? "import Fastify from 'fastify'" : "import Fastify = require('fastify')"
@@ -168,7 +244,12 @@ t.test('apps on the packed tarball compile the README verbatim and answer a guar
   await writeFile(join(root, 'package.json'), JSON.stringify({
     private: true,
     // ioredis: an optional peer dependency, which an app on the Redis store installs.
-    dependencies: { 'fastify-session-guard': `file:${tarball}`, fastify: await installed('fastify'), ioredis: await installed('ioredis') }
+    dependencies: {
+      'fastify-session-guard': `file:${tarball}`,
+      fastify: await installed('fastify'),
+      ioredis: await installed('ioredis'),
+      ...Object.fromEntries(await Promise.all(ECOSYSTEM.map(async (name) => [name, await installed(name)])))
+    }
   }))
   const install = await run('npm', [
     'install', '--install-strategy=linked', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'
@@ -176,7 +257,23 @@ t.test('apps on the packed tarball compile the README verbatim and answer a guar
   t.equal(install.code, 0, `npm install: ${install.stderr}`)
 
   const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
-  await Promise.all(CONSUMERS.map(async (consumer) => {
+  const ecosystem = (async () => {
+    const dir = join(root, 'ecosystem')
+    await mkdir(dir)
+    await writeFile(join(dir, 'app.mjs'), ECOSYSTEM_APP)
+    const ran = await run(process.execPath, [join(dir, 'app.mjs')], { cwd: dir })
+    t.equal(ran.code, 0, `ecosystem: node app.mjs\n${ran.stderr}`)
+    t.strictSame(JSON.parse(ran.stdout), {
+      me: { status: 200, body: { sub: 'alice' }, nosniff: 'nosniff' },
+      sessions: { status: 200, limit: '10' },
+      withoutCookie: 401,
+      preflight: { status: 204, origin: 'https://app.example' },
+      documentation: { status: 200, security: [{ bearerAuth: [] }], responses: ['200', '401', '429', '503'] },
+      status: 200,
+      defaultMetrics: true
+    }, 'ecosystem: helmet, rate-limit, cors, swagger-ui, under-pressure and prom-client around the plugin')
+  })()
+  await Promise.all([ecosystem, ...CONSUMERS.map(async (consumer) => {
     const dir = join(root, consumer.name)
     await writeConsumer(dir, consumer, readme)
     const compiled = await run(process.execPath, [TSC, '-p', dir], { timeoutMs: 120_000 })
@@ -189,5 +286,5 @@ t.test('apps on the packed tarball compile the README verbatim and answer a guar
       me: { status: 200, body: { sub: 'alice', role: 'admin' } },
       withoutCookie: 401
     }, `${consumer.name}: the plugin under every name, and a guarded route that needs the cookie`)
-  }))
+  })])
 })

@@ -95,28 +95,50 @@ t.test('issuer and audience are signed and required', async (t) => {
   t.equal((await other.app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${alice.accessToken}`, cookie: `${fpName}=${fpValue}` } })).statusCode, 401, 'a token for another issuer is refused')
 })
 
-// @fastify/cookie must come first when the app configures its own (the plugin
-// registers a default one when absent); @fastify/jwt may come before or after.
-for (const order of ['before', 'after'] as const) {
-  t.test(`works beside the app's own @fastify/cookie, and @fastify/jwt registered ${order} it`, async (t) => {
-    const app = Fastify()
-    t.teardown(() => app.close())
-    await app.register(fastifyCookie, { secret: 'cookie-signing-secret' })
-    if (order === 'after') await app.register(sessionGuard, { secret: SECRET })
-    await app.register(fastifyJwt, { secret: 'the-apps-own-jwt-secret-0123456789abcdef' })
-    if (order === 'before') await app.register(sessionGuard, { secret: SECRET })
-    app.get('/own', async (request) => { await request.jwtVerify(); return request.user })
-    app.post('/login', async (_request, reply) => (await reply.issueSession({ userId: 'alice' })).accessToken)
-    app.get('/me', { preHandler: app.requireSession }, async (request) => request.user)
-    const ownToken = app.jwt.sign({ hello: 'world' })
-    t.match((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${ownToken}` } })).json(), { hello: 'world' })
-    t.equal((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${ownToken}` } })).statusCode, 401, "the app's tokens are not sessions")
-    const login = await app.inject({ method: 'POST', url: '/login' })
-    const cookie = (login.headers['set-cookie'] as string[])[0]!.split(';')[0]!
-    t.match((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${login.body}`, cookie } })).json(), { sub: 'alice' })
-    t.equal((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${login.body}` } })).statusCode, 401, 'and ours are not the app\'s')
-  })
+// The plugin never registers @fastify/cookie (it reads and writes its two cookies
+// itself): an app registers its own before or after it, with a secret, and
+// @fastify/jwt may come before or after too.
+for (const cookieOrder of ['before', 'after'] as const) {
+  for (const order of ['before', 'after'] as const) {
+    t.test(`works beside the app's own @fastify/cookie registered ${cookieOrder} it, and @fastify/jwt ${order} it`, async (t) => {
+      const app = Fastify()
+      t.teardown(() => app.close())
+      if (cookieOrder === 'before') await app.register(fastifyCookie, { secret: 'cookie-signing-secret' })
+      if (order === 'after') await app.register(sessionGuard, { secret: SECRET })
+      await app.register(fastifyJwt, { secret: 'the-apps-own-jwt-secret-0123456789abcdef' })
+      if (order === 'before') await app.register(sessionGuard, { secret: SECRET })
+      if (cookieOrder === 'after') await app.register(fastifyCookie, { secret: 'cookie-signing-secret' })
+      app.get('/own', async (request) => { await request.jwtVerify(); return request.user })
+      app.post('/login', async (_request, reply) => {
+        reply.setCookie('theme', 'dark', { signed: true, path: '/' })
+        return (await reply.issueSession({ userId: 'alice' })).accessToken
+      })
+      app.get('/me', { preHandler: app.requireSession }, async (request) => ({ user: request.user, theme: request.unsignCookie(request.cookies.theme ?? '').value }))
+      const ownToken = app.jwt.sign({ hello: 'world' })
+      t.match((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${ownToken}` } })).json(), { hello: 'world' })
+      t.equal((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${ownToken}` } })).statusCode, 401, "the app's tokens are not sessions")
+      const login = await app.inject({ method: 'POST', url: '/login' })
+      const cookies = login.headers['set-cookie'] as string[]
+      t.same(cookies.map((line) => line.split('=')[0]).sort(), ['__Host-sg-fp', '__Secure-sg-rt', 'theme'], "the plugin's cookies and the app's signed one")
+      const cookie = cookies.map((line) => line.split(';')[0]).join('; ')
+      t.match((await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${login.body}`, cookie } })).json(), { user: { sub: 'alice' }, theme: 'dark' })
+      t.equal((await app.inject({ method: 'GET', url: '/own', headers: { authorization: `Bearer ${login.body}` } })).statusCode, 401, 'and ours are not the app\'s')
+    })
+  }
 }
+
+t.test('without @fastify/cookie, the app has no cookie decorators of ours, and sessions work', async (t) => {
+  const h = await build(t, {})
+  t.notOk(h.app.hasReplyDecorator('setCookie'), 'the plugin registered no cookie parser')
+  const alice = await h.login('alice')
+  t.equal((await h.me(alice)).statusCode, 200)
+})
+
+t.test('refresh.path must be a cookie path', async (t) => {
+  for (const path of ['/refresh; Domain=evil.example', '/re\nfresh']) {
+    t.match(await registrationError({ secret: SECRET, refresh: { path } }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"refresh\.path"/ })
+  }
+})
 
 t.test('registering twice in one scope is a clear error', async (t) => {
   const app = Fastify()

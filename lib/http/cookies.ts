@@ -1,4 +1,3 @@
-import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidOptionError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
@@ -63,9 +62,17 @@ export function parseCookieOptions (options: CookieOptions, refresh: RefreshCook
     secure,
     fingerprint: cookieName(options.fingerprintCookie ?? (secure ? '__Host-sg-fp' : 'sg-fp'), 'fingerprintCookie', secure),
     refresh: cookieName(refresh.name ?? (secure ? '__Secure-sg-rt' : 'sg-rt'), 'refresh.cookie', secure),
-    refreshPath: refresh.path,
+    refreshPath: cookiePath(refresh.path, 'refresh.path'),
     refreshInCookie: refresh.inCookie
   }
+}
+
+// RFC 6265 path-value: any CHAR but controls and ";".
+const PATH = /^\/[\x20-\x3a\x3c-\x7e]*$/
+
+function cookiePath (path: string, option: string): string {
+  if (!PATH.test(path)) throw new InvalidOptionError(option, 'must be a cookie path: no ";" or control characters')
+  return path
 }
 
 function cookieName (name: string, option: string, secure: boolean): string {
@@ -76,12 +83,21 @@ function cookieName (name: string, option: string, secure: boolean): string {
   return name
 }
 
+/** An empty value that expires at once, as `@fastify/cookie`'s `clearCookie` writes it. */
+const EXPIRED = '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'
+
 /**
  * Writes and clears the plugin's two cookies: the fingerprint (every path) and
  * the refresh token (only the refresh route). Both are HttpOnly, Secure and
  * SameSite=Strict. A remembered session gets persistent cookies that expire
  * with the session's absolute deadline; any other gets session cookies, which
  * the browser drops when it closes.
+ *
+ * They are written as `Set-Cookie` headers here, not through `@fastify/cookie`,
+ * so the plugin never registers it: an app registers its own before or after
+ * the plugin, with any options (its `onSend` keeps headers already set). The
+ * lines need no encoding: names are checked tokens, values base64url, the
+ * path is checked.
  */
 export class SessionCookies {
   readonly #policy: CookiePolicy
@@ -108,21 +124,19 @@ export class SessionCookies {
   set (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string | undefined, now: number): void {
     const { fingerprint: fingerprintName, refresh, refreshPath, refreshInCookie } = this.#policy
     const maxAgeMs = session.remembered ? session.absoluteExpiresAt - now : undefined
-    if (fingerprint !== undefined) reply.setCookie(fingerprintName, fingerprint, this.#attributes('/', maxAgeMs))
-    if (refreshInCookie && refreshToken !== undefined) {
-      reply.setCookie(refresh, refreshToken, this.#attributes(refreshPath, maxAgeMs))
-    }
+    const maxAge = maxAgeMs === undefined ? '' : `; Max-Age=${Math.floor(maxAgeMs / 1000)}`
+    if (fingerprint !== undefined) this.#write(reply, `${fingerprintName}=${fingerprint}${maxAge}`, '/')
+    if (refreshInCookie && refreshToken !== undefined) this.#write(reply, `${refresh}=${refreshToken}${maxAge}`, refreshPath)
   }
 
   clear (reply: FastifyReply): void {
-    reply.clearCookie(this.#policy.fingerprint, this.#attributes('/', undefined))
-    if (this.#policy.refreshInCookie) reply.clearCookie(this.#policy.refresh, this.#attributes(this.#policy.refreshPath, undefined))
+    this.#write(reply, `${this.#policy.fingerprint}=${EXPIRED}`, '/')
+    if (this.#policy.refreshInCookie) this.#write(reply, `${this.#policy.refresh}=${EXPIRED}`, this.#policy.refreshPath)
   }
 
-  #attributes (path: string, maxAgeMs: number | undefined): CookieSerializeOptions {
-    const attributes: CookieSerializeOptions = { httpOnly: true, secure: this.#policy.secure, sameSite: 'strict', path }
-    if (maxAgeMs !== undefined) attributes.maxAge = Math.floor(maxAgeMs / 1000)
-    return attributes
+  // Fastify appends each `set-cookie` to those already set; a browser applies them in order.
+  #write (reply: FastifyReply, cookie: string, path: string): void {
+    reply.header('set-cookie', `${cookie}; Path=${path}; HttpOnly${this.#policy.secure ? '; Secure' : ''}; SameSite=Strict`)
   }
 }
 

@@ -28,12 +28,29 @@ export function isFingerprintRejection (value: string): value is FingerprintReje
 }
 
 /**
+ * The request's fingerprint cookie: the first of its name, percent-decoded, as
+ * `@fastify/cookie` keeps it (read here: the plugin does not depend on the app's parser).
+ */
+export function readFingerprint (request: FastifyRequest, name: string): string | undefined {
+  const value = cookieValues(request.headers.cookie, name, { limit: 1 })[0]
+  return value?.includes('%') === true ? decode(value) : value
+}
+
+function decode (value: string): string {
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    return value
+  }
+}
+
+/**
  * The hash of the request's fingerprint cookie, or why there is none. A cookie
  * that is not exactly what we issue (wrong length, other characters, sent
  * twice) is refused before it is hashed.
  */
 export function readFingerprintHash (request: FastifyRequest, name: string): string | FingerprintRejection {
-  const value = request.cookies[name]
+  const value = readFingerprint(request, name)
   if (value === undefined) return 'missing_fingerprint'
   if (!FINGERPRINT.test(value)) return 'malformed_fingerprint'
   // The cookie parser keeps the first of two same-named cookies; a second one

@@ -5,25 +5,42 @@ import type { Lifecycle } from '../lifecycle.js'
 import type { SessionManager } from '../manager.js'
 import { hashId } from '../monitoring/events.js'
 import { routePath, section, type OptionNames } from '../validate.js'
+import { parseRouteExtras, routeWith, type RouteAccess, type RouteExtras } from './route-options.js'
 import { errorResponseSchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
 
 export interface RoutesOptions {
   /** Where the routes are mounted, e.g. `'/sessions'`. */
   prefix: string
+  /**
+   * Added to each of the routes: `config` (e.g. `{ rateLimit: { max: 10, timeWindow: '1 minute' } }`),
+   * hooks, `logLevel`, OpenAPI `schema` fields, `hide`.
+   * @default {}
+   */
+  routeOptions?: RouteExtras
 }
 
-const ROUTES_OPTION_NAMES: OptionNames<RoutesOptions> = { prefix: true }
+const ROUTES_OPTION_NAMES: OptionNames<RoutesOptions> = { prefix: true, routeOptions: true }
 
 /** The `routes` option after validation: `undefined` when the app mounts no routes. */
-export function parseRoutesOptions (value: RoutesOptions | undefined): RoutesOptions | undefined {
+export interface RoutesPolicy {
+  readonly prefix: string
+  readonly routeOptions: RouteExtras
+}
+
+export function parseRoutesOptions (value: RoutesOptions | undefined): RoutesPolicy | undefined {
   if (value === undefined) return undefined
-  return { prefix: routePath(section(value, ROUTES_OPTION_NAMES, 'routes').prefix, 'routes.prefix') }
+  const routes = section(value, ROUTES_OPTION_NAMES, 'routes')
+  return { prefix: routePath(routes.prefix, 'routes.prefix'), routeOptions: parseRouteExtras(routes.routeOptions, 'routes.routeOptions') }
 }
 
 interface RoutesContext {
   guard: Guard
   lifecycle: Lifecycle
   manager: SessionManager
+  /** What the app adds to each route. */
+  extras: RouteExtras
+  /** The OpenAPI security scheme of the access token, if declared. */
+  securityScheme: string | undefined
 }
 
 const revokedSchema = {
@@ -31,8 +48,6 @@ const revokedSchema = {
   required: ['revoked'],
   properties: { revoked: { type: 'integer', description: 'How many sessions were signed out' } }
 } as const
-
-const unauthorized = { 401: errorResponseSchema }
 
 /**
  * The request log line of a route with a session id in its URL: the fields of
@@ -69,31 +84,33 @@ function describe (summary: string): Record<string, unknown> {
  * - `POST   /revoke-all`     sign out everywhere, here included
  * - `POST   /resolve-limit`  complete a login refused at the session limit (public)
  */
-export function sessionRoutes ({ guard, lifecycle, manager }: RoutesContext): FastifyPluginAsync {
+export function sessionRoutes ({ guard, lifecycle, manager, extras, securityScheme }: RoutesContext): FastifyPluginAsync {
   return async function routes (fastify) {
-    fastify.get('/', {
+    const rateLimited = fastify.hasPlugin('@fastify/rate-limit')
+    const route = <T extends Parameters<typeof routeWith>[0]>(access: RouteAccess, own: T): T => routeWith(own, extras, { access, securityScheme, rateLimited })
+
+    fastify.get('/', route('session', {
       preHandler: guard,
       schema: {
         ...describe("The caller's sessions, current first"),
         response: {
           200: { type: 'object', required: ['sessions'], properties: { sessions: { type: 'array', items: sessionViewSchema } } },
-          ...unauthorized
         }
       }
-    }, async (request) => {
+    }), async (request) => {
       const current = request.authSession!
       return { sessions: toViews(await manager.list(current.userId), current.id) }
     })
 
-    fastify.delete<{ Params: { id: string } }>('/:id', {
+    fastify.delete<{ Params: { id: string } }>('/:id', route('session', {
       preHandler: guard,
       logSerializers: redactedRequest,
       schema: {
         ...describe('Sign out one of the caller\'s sessions'),
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } },
-        response: { 204: { type: 'null' }, 404: errorResponseSchema, ...unauthorized }
+        response: { 204: { type: 'null' }, 404: errorResponseSchema }
       }
-    }, async (request, reply) => {
+    }), async (request, reply) => {
       const current = request.authSession!
       const { id } = request.params
       if (id === current.id) {
@@ -106,25 +123,25 @@ export function sessionRoutes ({ guard, lifecycle, manager }: RoutesContext): Fa
       return await reply.code(204).send()
     })
 
-    fastify.post('/revoke-others', {
+    fastify.post('/revoke-others', route('session', {
       preHandler: guard,
-      schema: { ...describe('Sign out every other session of the caller'), response: { 200: revokedSchema, ...unauthorized } }
-    }, async (request) => {
+      schema: { ...describe('Sign out every other session of the caller'), response: { 200: revokedSchema } }
+    }), async (request) => {
       const current = request.authSession!
       return { revoked: await manager.revokeAll(current.userId, { except: current.id, reason: 'user' }) }
     })
 
-    fastify.post('/revoke-all', {
+    fastify.post('/revoke-all', route('session', {
       preHandler: guard,
-      schema: { ...describe('Sign out every session of the caller, this one included'), response: { 200: revokedSchema, ...unauthorized } }
-    }, async (request, reply) => {
+      schema: { ...describe('Sign out every session of the caller, this one included'), response: { 200: revokedSchema } }
+    }), async (request, reply) => {
       const current = request.authSession!
       const revoked = await manager.revokeAll(current.userId, { reason: 'user' })
       await request.endSession(reply)
       return { revoked }
     })
 
-    fastify.post<{ Body: { ticket: string, revoke: string } }>('/resolve-limit', {
+    fastify.post<{ Body: { ticket: string, revoke: string } }>('/resolve-limit', route('public', {
       config: { public: true },
       schema: {
         ...describe('Complete a login refused at the session limit by signing one session out'),
@@ -144,10 +161,10 @@ export function sessionRoutes ({ guard, lifecycle, manager }: RoutesContext): Fa
             properties: { accessToken: { type: 'string' }, refreshToken: { type: 'string' }, sessionId: { type: 'string' } }
           },
           409: sessionLimitResponseSchema,
-          ...unauthorized
+          401: { ...errorResponseSchema, description: 'The ticket is invalid or expired' }
         }
       }
-    }, async (request, reply) => {
+    }), async (request, reply) => {
       const { accessToken, refreshToken, session } = await lifecycle.resolveLimit(request, reply, request.body.ticket, request.body.revoke)
       return { accessToken, refreshToken, sessionId: session.id }
     })

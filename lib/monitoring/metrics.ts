@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../errors.js'
+import { parseRouteExtras, type RouteExtras } from '../http/route-options.js'
 import { bool, routePath, section, type OptionNames } from '../validate.js'
 import type { SessionEvent } from './events.js'
 
@@ -101,9 +102,15 @@ export interface MetricsOptions {
    * @default 'session_guard_'
    */
   prefix?: string
+  /**
+   * What the app adds to the `path` route (`config`, hooks, OpenAPI fields,
+   * `hide`), as `routes.routeOptions` does.
+   * @default {}
+   */
+  routeOptions?: RouteExtras
 }
 
-export const METRICS_OPTION_NAMES: OptionNames<MetricsOptions> = { registry: true, path: true, rejectionReasons: true, prefix: true }
+export const METRICS_OPTION_NAMES: OptionNames<MetricsOptions> = { registry: true, path: true, rejectionReasons: true, prefix: true, routeOptions: true }
 
 /** The metrics options after validation. */
 export interface MetricsPolicy {
@@ -111,6 +118,7 @@ export interface MetricsPolicy {
   readonly path: string | undefined
   readonly rejectionReasons: boolean
   readonly prefix: string
+  readonly routeOptions: RouteExtras
 }
 
 const DEFAULT_PREFIX = 'session_guard_'
@@ -134,6 +142,7 @@ export function parseMetricsOptions (value: MetricsOptions | undefined): Metrics
     registry,
     path,
     rejectionReasons: options.rejectionReasons === undefined ? false : bool(options.rejectionReasons, 'metrics.rejectionReasons'),
-    prefix
+    prefix,
+    routeOptions: parseRouteExtras(options.routeOptions, 'metrics.routeOptions')
   }
 }

@@ -3,6 +3,7 @@ import { InvalidOptionError } from '../errors.js'
 import type { StoreStats } from '../stores/store.js'
 import type { SessionEvent } from './events.js'
 import type { MetricsPolicy, MetricsRegistry } from './metrics.js'
+import type { RouteExtras } from '../http/route-options.js'
 
 /** prom-client, which the app installs: loaded only when the `metrics` option is given. */
 export function loadPromClient (load: () => unknown = () => require('prom-client')): typeof PromClient {
@@ -34,8 +35,8 @@ const GUARD_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 export class PrometheusMetrics {
   /** The registry the metrics are in: the app's, or the plugin's own. */
   readonly registry: MetricsRegistry
-  /** Where the plugin serves the registry, if it does. */
-  readonly path: string | undefined
+  /** The route that serves the registry, if the plugin adds one: its path and what the app adds to it. */
+  readonly route: { readonly path: string, readonly registry: MetricsRegistry, readonly routeOptions: RouteExtras } | undefined
   readonly #registry: PromClient.Registry
   readonly #names: string[] = []
   readonly #counters: Record<'created' | 'refreshed' | 'revoked' | 'evicted' | 'expired' | 'rejected' | 'reuse' | 'loginFailures' | 'lockouts' | 'anomalies', PromClient.Counter>
@@ -48,7 +49,7 @@ export class PrometheusMetrics {
     // The registry is the app's, of the prom-client it installed (a peer dependency: the same copy as ours).
     this.#registry = (policy.registry ?? new client.Registry()) as PromClient.Registry
     this.registry = this.#registry
-    this.path = policy.path
+    this.route = policy.path === undefined ? undefined : { path: policy.path, registry: this.registry, routeOptions: policy.routeOptions }
     this.#rejectionReasons = policy.rejectionReasons
     this.#storeStats = storeStats
     const registers = [this.#registry]

@@ -43,6 +43,7 @@ t.test('the guard refuses every fingerprint cookie but the one bound to the toke
     ['non-ASCII (raw UTF-8)', `${NAME}=${'é'.repeat(43)}`],
     ['non-ASCII (percent-encoded)', `${NAME}=${encodeURIComponent('ü'.repeat(43))}`],
     ['percent-encoded control characters', `${NAME}=${'%00'.repeat(43)}`],
+    ['malformed percent-encoding', `${NAME}=%${'Z'.repeat(42)}`],
     ['broken percent-encoding', `${NAME}=%E0%A4%A${fp.slice(9)}`],
     ['quoted', `${NAME}="${fp}"`],
     ['the value with a trailing NUL', `${NAME}=${fp}%00`],

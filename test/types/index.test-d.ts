@@ -69,6 +69,27 @@ expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), lockout: { ipv6
 expectAssignable<SessionStore>(memoryStore())
 expectType<MemoryStore>(memoryStore({ onCapacity: 'reject' }))
 expectAssignable<SessionGuardOptions>({ secret: 'x', global: true })
+expectAssignable<SessionGuardOptions>({ secret: 'x', global: { skip: (route) => route.url.startsWith('/documentation') || route.config.public === true } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), global: { skip: true } }))
+app.register(sessionGuard, {
+  secret: 'x'.repeat(32),
+  openapi: { securityScheme: 'jwt' },
+  routes: {
+    prefix: '/sessions',
+    routeOptions: {
+      config: { public: false },
+      logLevel: 'warn',
+      onRequest: async (request) => { request.log.info('seen') },
+      preHandler: [async (request) => { expectType<SessionRecord | null>(request.authSession) }],
+      schema: { tags: ['account'], security: [{ jwt: [] }] },
+      hide: false
+    }
+  },
+  health: { path: '/health', routeOptions: { hide: true } },
+  metrics: { path: '/metrics', routeOptions: { onRequest: async () => {} } }
+})
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), routes: { prefix: '/s', routeOptions: { schema: { response: {} } } } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), openapi: { securityScheme: 5 } }))
 
 expectType<SessionManager>(app.sessions)
 expectType<Promise<SessionRecord[]>>(app.sessions.list('alice'))
