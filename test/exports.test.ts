@@ -12,6 +12,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
   t.equal(typeof api.memoryStore, 'function')
   t.ok(api.memoryStore() instanceof api.MemoryStore)
   t.notOk('redisStore' in api, 'the Redis store is fastify-session-guard/redis')
+  t.notOk('postgresStore' in api, 'the PostgreSQL store is fastify-session-guard/postgres')
   t.equal(typeof api.toView, 'function')
   t.match(api.parseDevice({ 'user-agent': 'curl/8.5.0' }), { type: 'bot', name: 'curl' })
   t.match(api.createDeviceParser({ cacheSize: 2 }).parse({ 'user-agent': 'curl/8.5.0' }), { name: 'curl' })
@@ -50,12 +51,14 @@ t.test('the pure rules a store implementation needs are exported from the main e
   t.equal(api.expiresAt({ idleExpiresAt: 30, absoluteExpiresAt: 20 }), 20)
 })
 
-t.test('the main entry never loads the store kit or the Redis store', async (t) => {
-  // This file imports the main entry and session.ts, never lib/testing/, lib/stores/redis/ or their dependencies.
+t.test('the main entry never loads the store kit, the Redis store or the PostgreSQL store', async (t) => {
+  // This file imports the main entry and session.ts, never lib/testing/, lib/stores/redis/, lib/stores/postgres/ or their dependencies.
   const loaded = Object.keys(require.cache)
   t.ok(loaded.includes(join(__dirname, '..', 'lib', 'index.ts')), 'require.cache holds the main entry')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}testing${sep}`)), [], 'nothing from lib/testing')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}fast-check${sep}`)), [], 'not fast-check')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}stores${sep}redis${sep}`)), [], 'nothing from lib/stores/redis')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}ioredis${sep}`)), [], 'not ioredis')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}stores${sep}postgres${sep}`)), [], 'nothing from lib/stores/postgres')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}pg${sep}`)), [], 'not pg')
 })
