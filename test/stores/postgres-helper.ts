@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { chown, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -122,8 +122,8 @@ export interface PrivateServer {
   child: ChildProcess
   /** Starts it again, on the same data and port. */
   start: () => Promise<void>
-  /** Sends `signal` to the server's pid. */
-  signal: (signal: NodeJS.Signals) => void
+  /** Sends `signal` to the server's pid, and with `all`, to the pid of each of its processes (backends, listeners …). */
+  signal: (signal: NodeJS.Signals, all?: boolean) => void
 }
 
 /** A test that starts its own `postgres` (initdb into a temporary directory). */
@@ -133,6 +133,20 @@ export function serverTest (t: Test, name: string, fn: (t: Test, server: Private
     if (bin === undefined) return unavailable(t, 'initdb and postgres')
     await fn(t, await startPrivate(t, bin))
   })
+}
+
+/** The pids of the processes whose parent is `parent` (Linux: from /proc). */
+function childrenOf (parent: number): number[] {
+  const pids: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      // The parent pid is the second field after the command, which is in parentheses.
+      const stat = readFileSync(join('/proc', name, 'stat'), 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) pids.push(Number(name))
+    } catch {}
+  }
+  return pids
 }
 
 async function startPrivate (t: Test, bin: string): Promise<PrivateServer> {
@@ -156,15 +170,18 @@ async function startPrivate (t: Test, bin: string): Promise<PrivateServer> {
       server.child = child
       await waitFor(async () => await probe(url), 10_000, `postgres on port ${port}`)
     },
-    signal: (signal) => {
+    signal: (signal, all = false) => {
       const { child } = server
-      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, signal)
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+      // Each backend is in a process group of its own (PostgreSQL puts it there): found by its parent's pid.
+      for (const pid of all ? childrenOf(child.pid) : []) process.kill(pid, signal)
+      process.kill(child.pid, signal)
     }
   }
   t.teardown(async () => {
     const { child } = server
     if (child.exitCode !== null || child.signalCode !== null) return
-    server.signal('SIGCONT')
+    server.signal('SIGCONT', true)
     server.signal('SIGQUIT')
     await once(child, 'exit')
   })
