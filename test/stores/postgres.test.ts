@@ -1,6 +1,7 @@
 import t from 'tap'
 import { activityValues, insertValues } from '../../lib/stores/postgres/codec.js'
-import { migrate, migrations, postgresStore } from '../../lib/stores/postgres/index.js'
+import { Pool, type QueryConfig } from 'pg'
+import { migrate, migrations, PostgresStore, postgresStore } from '../../lib/stores/postgres/index.js'
 import { Statements, type Statement } from '../../lib/stores/postgres/statements.js'
 import type { SessionRecord } from '../../lib/session.js'
 import { EPOCH } from '../../lib/testing/index.js'
@@ -42,7 +43,12 @@ t.test('options are checked when the store is made, each named', async (t) => {
   t.throws(() => postgresStore({ pool, purge: { batchSize: 0 } }), /"purge.batchSize" must be a positive integer/)
   t.ok(postgresStore({ pool, purge: { intervalMs: 0 } }), 'a purge interval of 0 turns the job off')
   t.equal(postgresStore({ pool }).pool, pool, 'the app\'s pool is the one used')
+  t.ok(postgresStore({ pool }) instanceof PostgresStore)
   await t.rejects(migrate(pool, { schema: 'Not OK' }), /"schema"/)
+  // Nothing listens on port 1: the default schema is taken, then the connection fails.
+  const nowhere = new Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/test', connectionTimeoutMillis: 500 })
+  t.teardown(async () => await nowhere.end())
+  await t.rejects(migrate(nowhere), /ECONNREFUSED/)
 })
 
 postgresTest(t, 'migrate() creates the schema once, records each version, and two at once apply it once', async (t) => {
@@ -185,6 +191,77 @@ postgresTest(t, 'addresses: full and truncated ones are inet, hashed ones text; 
   t.strictSame(rows.find((row) => row.id === 'v4'), { id: 'v4', ip: '203.0.113.0', ip_hash: null })
   const { rows: [subnet] } = await admin.query(`SELECT count(*)::int AS n FROM "${schema}".sessions WHERE ip << inet '2001:db8::/32'`)
   t.equal(subnet?.n, 2, 'addresses can be queried as addresses')
+})
+
+postgresTest(t, 'a login transaction that fails half-way changes nothing, and the pool goes on', async (t) => {
+  const schema = await testSchema(t, admin)
+  const pool = testPool()
+  t.teardown(async () => await pool.end())
+  const store = postgresStore({ pool, schema, purge: { intervalMs: 0 } })
+  t.teardown(() => store.close())
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  const evict = { max: 2, onLimit: 'evict-oldest' } as const
+  const alice = [session('a1', 'alice', EPOCH), session('a2', 'alice', EPOCH + 1)]
+  for (const held of alice) await store.create(held, evict, EPOCH + 1)
+  await store.create(session('b1', 'bob', EPOCH), evict, EPOCH)
+  // At alice's limit, with an id already taken: the insert fails after the eviction in the same statement.
+  await t.rejects(store.create(session('b1', 'alice', EPOCH + 2), evict, EPOCH + 2), /duplicate key/)
+  t.strictSame((await store.listUser('alice', EPOCH + 2)).map((s) => s.id), ['a2', 'a1'], 'the eviction was rolled back')
+  t.match(await store.create(session('a3', 'alice', EPOCH + 3), evict, EPOCH + 3), { created: true, evicted: [{ id: 'a1' }] }, 'and the store goes on')
+})
+
+postgresTest(t, 'a login that waits for its user\'s lock longer than the query timeout fails, and leaves nothing', async (t) => {
+  const schema = await testSchema(t, admin)
+  const holder = await admin.connect()
+  t.teardown(() => holder.release())
+  const store = postgresStore({ pool: admin, schema, queryTimeoutMs: 200, purge: { intervalMs: 0 } })
+  t.teardown(() => store.close())
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  const key = `fastify-session-guard:${schema}:alice`
+  await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key])
+  await t.rejects(store.create(session('s1', 'alice', EPOCH), { max: 5, onLimit: 'reject' }, EPOCH), 'refused while another login of alice holds the lock')
+  t.match(await store.create(session('s2', 'bob', EPOCH), { max: 5, onLimit: 'reject' }, EPOCH), { created: true }, 'other users are not held up')
+  await holder.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key])
+  t.strictSame((await store.listUser('alice', EPOCH)).map((s) => s.id), [], 'the refused login left nothing')
+  t.match(await store.create(session('s3', 'alice', EPOCH), { max: 5, onLimit: 'reject' }, EPOCH), { created: true }, 'and alice logs in once the lock is free')
+})
+
+/** A pool that answers the rotation's write with no row `lost` times (another change won the race), else passes through. */
+function racingPool (pool: Pool, lost: number): { pool: Pool, reads: () => number } {
+  let reads = 0
+  let left = lost
+  const racing = {
+    options: pool.options,
+    connect: pool.connect.bind(pool),
+    query: async (config: QueryConfig) => {
+      if (config.name?.endsWith(':get') === true) reads++
+      if (config.name?.endsWith(':rotate') === true && left > 0) {
+        left--
+        return { rows: [] }
+      }
+      return await pool.query(config)
+    }
+  }
+  return { pool: racing as unknown as Pool, reads: () => reads }
+}
+
+postgresTest(t, 'a rotation that loses the compare-and-swap reads again, and gives up after many losses', async (t) => {
+  const schema = await testSchema(t, admin)
+  const rotation = { presentedHash: 'r-s1', successorHash: 'r1', graceMs: 0, activity: { lastSeenAt: EPOCH, idleExpiresAt: EPOCH + MINUTE } }
+  const once = racingPool(admin, 1)
+  const store = postgresStore({ pool: once.pool, schema, purge: { intervalMs: 0 } })
+  t.teardown(() => store.close())
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  await store.create(session('s1', 'alice', EPOCH), { max: 5, onLimit: 'reject' }, EPOCH)
+  t.match(await store.rotate('s1', rotation, EPOCH), { outcome: 'rotated', session: { refresh: { hash: 'r-s1', nextHash: 'r1', rotations: 1 } } })
+  t.equal(once.reads(), 2, 'read twice: the first write lost')
+
+  const always = racingPool(admin, Infinity)
+  const losing = postgresStore({ pool: always.pool, schema, purge: { intervalMs: 0 } })
+  t.teardown(() => losing.close())
+  await losing.open({ now: () => EPOCH, onRemoved: () => {} })
+  await t.rejects(losing.rotate('s1', { ...rotation, presentedHash: 'r1', successorHash: 'r2' }, EPOCH), /lost 50 races/)
+  t.equal(always.reads(), 50, 'bounded')
 })
 
 leftNoSchemas(t)

@@ -50,11 +50,6 @@ export class LocalCache {
     this.#entries = new LRUCache<string, SessionRecord>({ max: settings.max, perf: { now: settings.now }, ttlResolution: 0 })
   }
 
-  /** Whether the cache may answer (its listener is listening). */
-  get listening (): boolean {
-    return this.#live
-  }
-
   /** The cached session, if the cache may answer and the session is live at `now`. */
   get (id: string, now: number): SessionRecord | undefined {
     const hit = this.#live ? this.#entries.get(id) : undefined
@@ -95,7 +90,7 @@ export class LocalCache {
     }
     listener.on('error', lose)
     listener.on('end', lose)
-    listener.on('notification', (message) => this.forget([message.payload ?? '']))
+    listener.on('notification', (message) => this.forget([message.payload as string]))
     listener.connect()
       .then(async () => await listener.query(`LISTEN "${channel}"`))
       .then(() => {

@@ -39,18 +39,15 @@ const ROW_NAMES = 'id, user_id, fingerprint_hash, created_at, last_seen_at, idle
   'remembered, claims, refresh_hash, refresh_next_hash, refresh_rotated_at, refresh_rotations, device, ip, ip_hash, ' +
   'user_agent, location, flags, travel_anchor'
 
-/**
- * `INSERT` of one session from 20 parameters from `$from` (`insertValues()`);
- * with `onlyIf`, only when that condition holds.
- */
-function insert (table: string, from: number, onlyIf?: string): string {
+/** `INSERT` of one session from 20 parameters from `$from` (`insertValues()`), when `onlyIf` holds. */
+function insert (table: string, from: number, onlyIf: string): string {
   const p = (k: number): string => `$${from + k}`
   const values = `${p(0)}, ${p(1)}, ${p(2)}, ${ts(from + 3)}, ${ts(from + 4)}, ${ts(from + 5)}, ${ts(from + 6)}, ` +
     `${p(7)}::boolean, ${p(8)}::jsonb, ${p(9)}, ${p(10)}, ${ts(from + 11)}, ${p(12)}::int, ${p(13)}::jsonb, ${p(14)}::inet, ${p(15)}, ${p(16)}, ` +
     `${p(17)}::jsonb, ${p(18)}::jsonb, ${p(19)}::jsonb`
   return `INSERT INTO ${table} (id, user_id, fingerprint_hash, created_at, last_seen_at, idle_expires_at, absolute_expires_at, ` +
     'remembered, claims, refresh_hash, refresh_next_hash, refresh_rotated_at, refresh_rotations, device, ip, ip_hash, user_agent, ' +
-    `location, flags, travel_anchor) ${onlyIf === undefined ? `VALUES (${values})` : `SELECT ${values} WHERE ${onlyIf}`}`
+    `location, flags, travel_anchor) SELECT ${values} WHERE ${onlyIf}`
 }
 
 /** The `SET` list of an activity update, from 15 parameters from `$from` (`activityValues()`). */
