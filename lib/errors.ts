@@ -92,3 +92,22 @@ export const NoSessionError = createError(
   'This request has no authenticated session',
   500
 )
+
+/**
+ * A memory store snapshot cannot be restored: not a snapshot (a foreign file),
+ * another format version, truncated or corrupt, or unreadable. Thrown by
+ * `open()`, so `app.ready()` rejects, unless `snapshot.onInvalid` is
+ * `'start-empty'`. The file is left as it is.
+ */
+export const SnapshotInvalidError = createError<[string, string]>(
+  'FST_SESSION_GUARD_SNAPSHOT_INVALID',
+  'Session snapshot "%s" refused: %s',
+  500
+)
+
+/** `migrateSessions()` was given a store without a method it needs (an optional one of the store contract). */
+export const StoreUnsupportedError = createError<[string]>(
+  'FST_SESSION_GUARD_STORE_UNSUPPORTED',
+  'The session store does not implement %s',
+  500
+)

@@ -43,6 +43,8 @@ import * as metricsModule from './monitoring/metrics.js'
 import * as optionsModule from './options.js'
 import * as sessionModule from './session.js'
 import * as memoryModule from './stores/memory.js'
+import * as memorySnapshotModule from './stores/memory-snapshot.js'
+import * as migrateModule from './stores/migrate.js'
 import * as storeModule from './stores/store.js'
 import * as accessTokensModule from './tokens/access-tokens.js'
 import * as jwtModule from './tokens/jwt.js'
@@ -64,6 +66,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const events = new SessionEventStream(fastify.log, options.onEvent, (event) => metrics.record(event))
   await store.open({
     now: clock,
+    log: fastify.log,
     onRemoved (session, reason) {
       if (reason === 'capacity') events.publish(undefined, 'session.evicted', clock(), session, {})
       else events.publish(undefined, 'session.expired', clock(), session, { reason: expiryReason(session, clock()) })
@@ -192,6 +195,13 @@ namespace sessionGuard {
   export import Rotation = storeModule.Rotation
   export import RotationResult = storeModule.RotationResult
   export import RemovalReason = storeModule.RemovalReason
+  export import StoreLog = storeModule.StoreLog
+  export import ImportResult = storeModule.ImportResult
+  export import HeldCounter = storeModule.HeldCounter
+  export import migrateSessions = migrateModule.migrateSessions
+  export import MigrateSessionsOptions = migrateModule.MigrateSessionsOptions
+  export import MigrationProgress = migrateModule.MigrationProgress
+  export import SnapshotOptions = memorySnapshotModule.SnapshotOptions
   export import Counter = storeModule.Counter
   export import Activity = sessionModule.Activity
   export import ClientInfo = sessionModule.ClientInfo
@@ -202,6 +212,7 @@ namespace sessionGuard {
   export import withActivity = sessionModule.withActivity
   export import expiresAt = sessionModule.expiresAt
   export import isLive = sessionModule.isLive
+  export import supersedes = sessionModule.supersedes
 
   // Views and devices
   export import toView = viewsModule.toView
@@ -242,6 +253,8 @@ namespace sessionGuard {
   export import StoreFullError = errorsModule.StoreFullError
   export import StoreUnavailableError = errorsModule.StoreUnavailableError
   export import NoSessionError = errorsModule.NoSessionError
+  export import SnapshotInvalidError = errorsModule.SnapshotInvalidError
+  export import StoreUnsupportedError = errorsModule.StoreUnsupportedError
   // TypeScript emits `sessionGuard || (sessionGuard = {})` for a namespace merged with a function, and the function always exists.
   /* c8 ignore next */
 }
@@ -268,6 +281,7 @@ module.exports.rotatedState = sessionGuard.rotatedState
 module.exports.withActivity = sessionGuard.withActivity
 module.exports.expiresAt = sessionGuard.expiresAt
 module.exports.isLive = sessionGuard.isLive
+module.exports.supersedes = sessionGuard.supersedes
 module.exports.toView = sessionGuard.toView
 module.exports.sessionViewSchema = sessionGuard.sessionViewSchema
 module.exports.sessionLimitResponseSchema = sessionGuard.sessionLimitResponseSchema
@@ -285,3 +299,6 @@ module.exports.AnomalyError = sessionGuard.AnomalyError
 module.exports.StoreFullError = sessionGuard.StoreFullError
 module.exports.StoreUnavailableError = sessionGuard.StoreUnavailableError
 module.exports.NoSessionError = sessionGuard.NoSessionError
+module.exports.SnapshotInvalidError = sessionGuard.SnapshotInvalidError
+module.exports.StoreUnsupportedError = sessionGuard.StoreUnsupportedError
+module.exports.migrateSessions = sessionGuard.migrateSessions

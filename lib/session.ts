@@ -143,6 +143,19 @@ export function isLive (session: Pick<SessionRecord, 'idleExpiresAt' | 'absolute
   return now < session.idleExpiresAt && now < session.absoluteExpiresAt
 }
 
+/**
+ * Whether `held` is newer than `incoming`, two copies of one session: more
+ * refresh rotations, or as many and later activity. An import keeps `held`
+ * then, so an older copy never rolls a session back (a rotated-away refresh
+ * token must not come back to life).
+ */
+export function supersedes (held: SessionRecord, incoming: SessionRecord): boolean {
+  const heldRotations = held.refresh?.rotations ?? 0
+  const incomingRotations = incoming.refresh?.rotations ?? 0
+  if (heldRotations !== incomingRotations) return heldRotations > incomingRotations
+  return held.lastSeenAt > incoming.lastSeenAt
+}
+
 /** Which deadline an expired session has passed: the absolute one wins when both have. */
 export function expiryReason (session: SessionRecord, now: number): 'absolute' | 'idle' {
   return now >= session.absoluteExpiresAt ? 'absolute' : 'idle'

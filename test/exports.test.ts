@@ -32,8 +32,10 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     'FST_SESSION_GUARD_REFRESH_CONFLICT',
     'FST_SESSION_GUARD_SESSION_LIMIT',
     'FST_SESSION_GUARD_SESSION_NOT_FOUND',
+    'FST_SESSION_GUARD_SNAPSHOT_INVALID',
     'FST_SESSION_GUARD_STORE_FULL',
     'FST_SESSION_GUARD_STORE_UNAVAILABLE',
+    'FST_SESSION_GUARD_STORE_UNSUPPORTED',
     'FST_SESSION_GUARD_UNAUTHORIZED'
   ])
   const documented = await readFile(new URL('../docs/errors.md', `file://${__filename}`), 'utf8')
@@ -41,7 +43,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
 })
 
 t.test('the pure rules a store implementation needs are exported from the main entry', async (t) => {
-  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive'] as const) {
+  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive', 'supersedes'] as const) {
     t.equal(api[name], session[name], `${name} is exported`)
   }
   const state = { hash: 'h0', rotatedAt: 0, rotations: 0 }

@@ -1,11 +1,14 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { StoreFullError } from '../errors.js'
-import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, withActivity } from '../session.js'
+import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
+import { decideRotation, expiresAt, isLive, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import type {
   Activity,
   Counter,
   CreateResult,
+  HeldCounter,
+  ImportResult,
   Rotation,
   RotationResult,
   SessionLimit,
@@ -39,6 +42,13 @@ export interface MemoryStoreOptions {
    * @default 100_000
    */
   maxCounters?: number
+  /**
+   * Restarts that sign nobody out: restores the sessions (with their refresh
+   * state and per-user index) and the counters from `path` on `open()`, and
+   * writes them there every `intervalMs` and on `close()`. Off by default.
+   * See docs/stores.md, "Snapshots".
+   */
+  snapshot?: SnapshotOptions
 }
 
 const DEFAULT_MAX = 100_000
@@ -50,9 +60,8 @@ const DEFAULT_MAX_COUNTERS = 100_000
  */
 const ESTIMATED_BYTES_PER_SESSION = 1200
 
-interface HeldCounter extends Counter {
-  readonly expiresAt: number
-}
+/** A counter as held: its key is the cache's. */
+type StoredCounter = Omit<HeldCounter, 'key'>
 
 /**
  * A bounded in-process store on `lru-cache`, with a per-user index kept in step
@@ -65,11 +74,12 @@ export class MemoryStore implements SessionStore {
   readonly #purgeIntervalMs: number
   readonly #byUser = new Map<string, Set<string>>()
   readonly #cache: LRUCache<string, SessionRecord>
-  readonly #counters: LRUCache<string, HeldCounter>
+  readonly #counters: LRUCache<string, StoredCounter>
   /** How many users hold n sessions, kept in step with the index. */
   readonly #usersBySize = new Map<number, number>()
   #context: StoreContext = { now: Date.now, onRemoved: () => {} }
   #timer: NodeJS.Timeout | undefined
+  readonly #snapshots: Snapshots | undefined
   #evictions = 0
   #expirations = 0
 
@@ -78,7 +88,8 @@ export class MemoryStore implements SessionStore {
       max = DEFAULT_MAX,
       onCapacity = 'evict-lru',
       purgeIntervalMs = DEFAULT_PURGE_INTERVAL_MS,
-      maxCounters = DEFAULT_MAX_COUNTERS
+      maxCounters = DEFAULT_MAX_COUNTERS,
+      snapshot
     } = options
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new TypeError(`memoryStore: "max" must be a positive integer, got ${String(max)}`)
@@ -104,12 +115,17 @@ export class MemoryStore implements SessionStore {
       ttlResolution: 0,
       dispose: (session, id, reason) => this.#disposed(session, id, reason)
     })
-    this.#counters = new LRUCache<string, HeldCounter>({ max: maxCounters })
+    this.#counters = new LRUCache<string, StoredCounter>({ max: maxCounters })
+    const settings = snapshotSettings(snapshot)
+    this.#snapshots = settings === undefined
+      ? undefined
+      : new Snapshots(settings, { contents: (now) => this.#contents(now), restore: async (content, now) => await this.#restore(content, now) })
   }
 
-  open (context: StoreContext): void {
+  async open (context: StoreContext): Promise<void> {
     this.#context = context
     this.#timer ??= setInterval(() => this.#cache.purgeStale(), this.#purgeIntervalMs).unref()
+    await this.#snapshots?.open(context)
   }
 
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
@@ -197,7 +213,7 @@ export class MemoryStore implements SessionStore {
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {
     const held = this.#liveCounter(key, now)
-    const counter: HeldCounter = {
+    const counter: StoredCounter = {
       count: (held?.count ?? 0) + 1,
       firstAt: held?.firstAt ?? now,
       lastAt: now,
@@ -222,6 +238,49 @@ export class MemoryStore implements SessionStore {
     else this.#counters.delete(key)
   }
 
+  async importSessions (sessions: readonly SessionRecord[], now: number): Promise<ImportResult> {
+    let imported = 0
+    for (const session of sessions) {
+      if (!isLive(session, now)) continue
+      const held = this.#cache.peek(session.id, { allowStale: true })
+      if (held !== undefined) {
+        if (!isLive(held, now)) this.#expire(session.id, held)
+        else if (supersedes(held, session)) continue
+        else this.#cache.delete(session.id)
+      }
+      this.#ensureRoom()
+      this.#insert(session, now)
+      imported++
+    }
+    return { imported, skipped: sessions.length - imported }
+  }
+
+  async * scanCounters (batchSize: number, now: number): AsyncIterable<HeldCounter[]> {
+    // The keys first: the cache may change between batches.
+    const keys = [...this.#counters.keys()]
+    let batch: HeldCounter[] = []
+    for (const key of keys) {
+      const counter = this.#counters.peek(key)
+      if (counter !== undefined && now < counter.expiresAt) batch.push({ key, ...counter })
+      if (batch.length >= batchSize) {
+        yield batch
+        batch = []
+        await yieldToEventLoop()
+      }
+    }
+    if (batch.length > 0) yield batch
+  }
+
+  async importCounters (counters: readonly HeldCounter[], now: number): Promise<ImportResult> {
+    let imported = 0
+    for (const { key, count, firstAt, lastAt, expiresAt } of counters) {
+      if (now >= expiresAt) continue
+      this.#counters.set(key, { count, firstAt, lastAt, expiresAt })
+      imported++
+    }
+    return { imported, skipped: counters.length - imported }
+  }
+
   async stats (): Promise<StoreStats> {
     return {
       sessions: this.#cache.size,
@@ -237,6 +296,26 @@ export class MemoryStore implements SessionStore {
   async close (): Promise<void> {
     clearInterval(this.#timer)
     this.#timer = undefined
+    await this.#snapshots?.close()
+  }
+
+  /** Writes a snapshot now (with the `snapshot` option; otherwise does nothing). Never throws: a failure is logged. */
+  async saveSnapshot (): Promise<void> {
+    await this.#snapshots?.save()
+  }
+
+  /** What a snapshot holds: live sessions least recently used first (so a restore keeps the LRU order), live counters. */
+  #contents (now: number): SnapshotContent {
+    const sessions: SessionRecord[] = []
+    for (const session of this.#cache.rvalues() as Iterable<SessionRecord>) if (isLive(session, now)) sessions.push(session)
+    const counters: HeldCounter[] = []
+    for (const [key, counter] of this.#counters.rentries() as Iterable<[string, StoredCounter]>) if (now < counter.expiresAt) counters.push({ key, ...counter })
+    return { writtenAt: now, sessions, counters }
+  }
+
+  async #restore (content: SnapshotContent, now: number): Promise<void> {
+    await this.importSessions(content.sessions, now)
+    await this.importCounters(content.counters, now)
   }
 
   /** The user's live sessions, most recently active first; expired ones are removed on the way. */
@@ -273,7 +352,7 @@ export class MemoryStore implements SessionStore {
     this.#context.onRemoved(session, 'expired')
   }
 
-  #liveCounter (key: string, now: number): HeldCounter | undefined {
+  #liveCounter (key: string, now: number): StoredCounter | undefined {
     const counter = this.#counters.get(key)
     if (counter === undefined || now < counter.expiresAt) return counter
     this.#counters.delete(key)

@@ -92,6 +92,50 @@ export interface SessionStore {
 
   /** Stops timers and releases what the store itself opened. */
   close(): Promise<void>
+
+  /**
+   * Optional, for moving sessions between stores (`migrateSessions()`) and for
+   * restoring a snapshot: writes each record exactly as it is (same id, user,
+   * hashes, refresh state, deadlines and activity times) and adds it to its
+   * user's index, so the per-user limit, `listUser` and `revokeUser` see it.
+   *
+   * - A record past a deadline at `now` is skipped.
+   * - The per-user limit is not applied (the source store kept it); the store's
+   *   own capacity is, as in `create`.
+   * - Where the store already holds the id, the newer record wins (see
+   *   `supersedes` in `lib/session.ts`): importing the same batch twice, or an
+   *   older copy after the app moved on, changes nothing.
+   * - Atomic per record; nothing is published to `onRemoved`.
+   *
+   * The migration suite (`migration()` in `fastify-session-guard/testing`) checks it.
+   */
+  importSessions?(sessions: readonly SessionRecord[], now: number): Promise<ImportResult>
+
+  /**
+   * Optional, with `importCounters`: every live counter (see `increment`) with
+   * its key and the end of its window, in batches of about `batchSize`, like
+   * `scan`. Counters created or removed during the walk may or may not appear.
+   */
+  scanCounters?(batchSize: number, now: number): AsyncIterable<HeldCounter[]>
+
+  /**
+   * Optional: writes each counter as it is (count, `firstAt`, `lastAt`, and the
+   * window ending at `expiresAt`), replacing one held under the same key. A
+   * counter whose window has ended at `now` is skipped.
+   */
+  importCounters?(counters: readonly HeldCounter[], now: number): Promise<ImportResult>
+}
+
+/** What an import wrote and what it left out (ended, or older than what the store holds). */
+export interface ImportResult {
+  readonly imported: number
+  readonly skipped: number
+}
+
+/** A counter with its key and the end of its window (epoch ms), as `scanCounters` gives it. */
+export interface HeldCounter extends Counter {
+  readonly key: string
+  readonly expiresAt: number
 }
 
 /** What the plugin hands a store when it opens it. */
@@ -100,6 +144,18 @@ export interface StoreContext {
   readonly now: Clock
   /** Called for each session the store removes on its own (capacity eviction, expiry). */
   readonly onRemoved: (session: SessionRecord, reason: RemovalReason) => void
+  /**
+   * Where a store reports what goes wrong outside any request (a snapshot that
+   * could not be written). The plugin passes its own logger; a store opened by
+   * hand may get none.
+   */
+  readonly log?: StoreLog
+}
+
+/** The part of a logger (Fastify's, pino) a store may use. */
+export interface StoreLog {
+  warn: (details: object, message: string) => void
+  error: (details: object, message: string) => void
 }
 
 /** Why a store removed a session without being asked to. */

@@ -18,6 +18,7 @@ import { runModel } from './model.js'
 export { EPOCH, TestClock } from './clock.js'
 export { conformance, type ConformanceOptions, type StoreFactory, type StoreFactoryOptions } from './conformance.js'
 export { runModel, type ModelOptions } from './model.js'
+export { migration } from './migration-cases.js'
 
 export interface TestStoreOptions extends ConformanceOptions {
   /** Names the two tests: `<name> store keeps the store contract`, `… agrees with the reference model`. @default 'this' */

@@ -18,7 +18,13 @@ import sessionGuard, {
   fastifySessionGuard,
   type AccessClaims,
   type Guard,
-  withActivity
+  withActivity,
+  migrateSessions,
+  supersedes,
+  type MigrationProgress,
+  type SnapshotOptions,
+  type ImportResult,
+  type HeldCounter
 } from '../..'
 import sessionGuardRequired = require('../..')
 import * as namespace from '../..'
@@ -102,3 +108,17 @@ expectType<SessionRecord>(withActivity(session, { lastSeenAt: 1, idleExpiresAt: 
 expectType<number>(expiresAt(session))
 expectType<boolean>(isLive(session, Date.now()))
 expectError(decideRotation(state, 'hash', Date.now()))
+
+// Moving sessions between stores, and the memory store's snapshots.
+expectType<Promise<MigrationProgress>>(migrateSessions({ from: memoryStore(), to: memoryStore(), batchSize: 100, prune: true, onProgress: (progress) => progress.sessions.pruned }))
+expectError(migrateSessions({ from: memoryStore() }))
+expectError(migrateSessions({ from: memoryStore(), to: memoryStore(), prune: 'yes' }))
+expectType<boolean>(supersedes(session, session))
+expectType<MemoryStore>(memoryStore({ snapshot: { path: './sessions.snapshot', intervalMs: 30_000, onInvalid: 'start-empty' } }))
+expectAssignable<SnapshotOptions>({ path: 'x' })
+expectError(memoryStore({ snapshot: { intervalMs: 1000 } }))
+expectError(memoryStore({ snapshot: { path: 'x', onInvalid: 'ignore' } }))
+expectType<Promise<void>>(memoryStore().saveSnapshot())
+declare const store: SessionStore
+expectType<((sessions: readonly SessionRecord[], now: number) => Promise<ImportResult>) | undefined>(store.importSessions)
+expectType<((batchSize: number, now: number) => AsyncIterable<HeldCounter[]>) | undefined>(store.scanCounters)

@@ -4,6 +4,7 @@ import { memoryStore, type SessionStore } from 'fastify-session-guard'
 import {
   conformance,
   EPOCH,
+  migration,
   runModel,
   TestClock,
   testStore,
@@ -34,3 +35,6 @@ expectType<Promise<void>>(conformance(t, factory, { rotationRuns: 5 }))
 expectType<Promise<void>>(runModel(t, { name: 'mine', factory, numRuns: 20 }))
 expectAssignable<TestStoreOptions>({ rotationRuns: 5 })
 expectType<number>(EPOCH)
+
+// The migration cases, for a store with the optional methods.
+expectType<Promise<void>>(migration(t, () => memoryStore()))

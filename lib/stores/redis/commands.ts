@@ -5,12 +5,14 @@ import type { Commands, Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
 import {
   createReply,
+  importReply,
   replaceReply,
   revokeReply,
   rotateReply,
   sessionReply,
   sessionsReply,
   type CreateReply,
+  type ImportReply,
   type ReplaceReply,
   type RevokeReply,
   type RotateReply,
@@ -28,7 +30,8 @@ export const SESSION_COMMANDS = {
   sessionGuardReplace: { lua: scripts.REPLACE, numberOfKeys: 3 },
   sessionGuardRevoke: { lua: scripts.REVOKE, numberOfKeys: 2 },
   sessionGuardRevokeUser: { lua: scripts.REVOKE_USER, numberOfKeys: 1 },
-  sessionGuardListUser: { lua: scripts.LIST_USER, numberOfKeys: 1 }
+  sessionGuardListUser: { lua: scripts.LIST_USER, numberOfKeys: 1 },
+  sessionGuardImport: { lua: scripts.IMPORT, numberOfKeys: 2 }
 } as const satisfies Commands
 
 /**
@@ -92,6 +95,14 @@ export class SessionCommands {
 
   async listUser (userId: string, now: number): Promise<SessionsReply> {
     return sessionsReply(await this.#run('sessionGuardListUser', [this.#keys.index(userId)], [now, this.#keys.scriptBase(userId)]), this.#decode)
+  }
+
+  /** Writes `session` as it is, unless a newer copy is held. */
+  async import (session: SessionRecord, now: number): Promise<ImportReply> {
+    const { userId, id } = session
+    return importReply(await this.#run('sessionGuardImport', this.#sessionKeys(userId, id), [
+      now, this.#keys.channel, session.refresh?.rotations ?? 0, session.lastSeenAt, id, ...encode(session)
+    ]), this.#decode)
   }
 
   /** The keys of a script on one session: the user's index, the session. */

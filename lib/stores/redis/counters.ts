@@ -2,7 +2,7 @@
  * The store's counters (`increment`, `decrement`, `counter`, `resetCounter`): one hash per
  * key, independent of sessions, under the keys `KeyLayout.counter` names.
  */
-import type { Counter } from '../store.js'
+import type { Counter, HeldCounter } from '../store.js'
 import type { Commands, Connection } from './connection.js'
 import { ttl } from './keys.js'
 
@@ -69,4 +69,13 @@ export async function read (connection: Connection, key: string, now: number): P
 
 export async function remove (connection: Connection, key: string): Promise<void> {
   await connection.run(connection.redis.unlink(key))
+}
+
+/** Writes `counter` as it is under `key`, replacing what is there; its key lives until the window ends. */
+export async function write (connection: Connection, key: string, counter: HeldCounter, now: number): Promise<void> {
+  const { count, firstAt, lastAt, expiresAt } = counter
+  await connection.run(connection.redis.multi()
+    .hset(key, 'n', String(count), 'f', String(firstAt), 'l', String(lastAt), 'e', String(expiresAt))
+    .pexpire(key, ttl(expiresAt, now))
+    .exec())
 }

@@ -51,6 +51,16 @@ export class KeyLayout {
     return `${globEscape(this.#clientPrefix + this.#prefix)}{u:*}:s:*`
   }
 
+  /** The SCAN MATCH pattern of every counter key of this prefix. */
+  counterPattern (): string {
+    return `${globEscape(this.#clientPrefix + this.#prefix)}c:*`
+  }
+
+  /** The counter's own key (as `increment` took it) from its key as SCAN named it. */
+  counterKeyOf (scanned: string): string {
+    return scanned.slice(this.#clientPrefix.length + this.#prefix.length + 2)
+  }
+
   /** A key as SCAN named it, without the client's `keyPrefix`: the client adds it back. */
   fromScan (key: string): string {
     return key.slice(this.#clientPrefix.length)

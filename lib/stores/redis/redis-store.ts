@@ -1,6 +1,18 @@
 import type { Cluster, Redis } from 'ioredis'
-import type { SessionRecord } from '../../session.js'
-import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
+import { isLive, type SessionRecord } from '../../session.js'
+import type {
+  Activity,
+  Counter,
+  CreateResult,
+  HeldCounter,
+  ImportResult,
+  Rotation,
+  RotationResult,
+  SessionLimit,
+  SessionStore,
+  StoreContext,
+  StoreStats
+} from '../store.js'
 import { sessionDecoder } from './codec.js'
 import { SESSION_COMMANDS, SessionCommands } from './commands.js'
 import { Connection, noop } from './connection.js'
@@ -10,7 +22,7 @@ import { LocalCache } from './local-cache.js'
 import { UserLookups } from './lookups.js'
 import { settingsOf, type RedisStoreOptions } from './options.js'
 import type { ScriptReport } from './replies.js'
-import { scanSessions } from './scan.js'
+import { scanCounters, scanSessions } from './scan.js'
 import { STATS_COMMANDS, StatsBook } from './stats.js'
 
 /** Every script the store defines on its client, by command name. */
@@ -183,6 +195,37 @@ export class RedisStore implements SessionStore {
    */
   scan (batchSize: number, now: number): AsyncIterable<SessionRecord[]> {
     return scanSessions(this.#connection, this.#keys, this.#decode, batchSize, now)
+  }
+
+  /**
+   * Each record through one script on its user's keys (atomic per record), a
+   * batch's records in parallel (ioredis pipelines them); its lookup key first,
+   * as in `create`.
+   */
+  async importSessions (sessions: readonly SessionRecord[], now: number): Promise<ImportResult> {
+    const written = await Promise.all(sessions.map(async (session) => {
+      if (!isLive(session, now)) return false
+      checkId(session.id)
+      await this.#lookups.write(session, now)
+      const reply = await this.#commands.import(session, now)
+      await this.#settle(session.userId, now, reply, reply.outcome === 'imported' ? { live: [session] } : {})
+      return reply.outcome === 'imported'
+    }))
+    const imported = written.filter(Boolean).length
+    return { imported, skipped: sessions.length - imported }
+  }
+
+  /** Every live counter: `SCAN` over the counter keys of this prefix, then one `HMGET` per key found. */
+  scanCounters (batchSize: number, now: number): AsyncIterable<HeldCounter[]> {
+    return scanCounters(this.#connection, this.#keys, batchSize, now)
+  }
+
+  async importCounters (held: readonly HeldCounter[], now: number): Promise<ImportResult> {
+    const live = held.filter((counter) => now < counter.expiresAt)
+    await Promise.all(live.map(async (counter) => {
+      await counters.write(this.#connection, this.#keys.counter(counter.key), counter, now)
+    }))
+    return { imported: live.length, skipped: held.length - live.length }
   }
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {

@@ -37,6 +37,9 @@ export type RotateReply = ScriptReport & (
 )
 export type ReplaceReply = ScriptReport & ({ outcome: 'replaced', replaced: SessionRecord } | { outcome: 'none' })
 export type RevokeReply = ScriptReport & ({ outcome: 'revoked', session: SessionRecord } | { outcome: 'none' })
+/** The reply of the import script: `kept` when the store held a newer copy. */
+export type ImportReply = ScriptReport & { outcome: 'imported' | 'kept' }
+
 /** The reply of the revoke-all and list scripts: the sessions revoked or listed, most recently active first. */
 export type SessionsReply = ScriptReport & { sessions: SessionRecord[] }
 
@@ -100,4 +103,9 @@ export function revokeReply (raw: unknown, decode: Decode): RevokeReply {
 export function sessionsReply (raw: unknown, decode: Decode): SessionsReply {
   const { others, report } = parts(raw, decode)
   return { ...report, sessions: others }
+}
+
+export function importReply (raw: unknown, decode: Decode): ImportReply {
+  const { status, report } = parts(raw, decode)
+  return { ...report, outcome: status === 'imported' ? 'imported' : 'kept' }
 }

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { isLive, type SessionRecord } from '../../session.js'
+import type { HeldCounter } from '../store.js'
 import type { Decode } from './codec.js'
 import type { Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
@@ -8,17 +9,34 @@ import type { KeyLayout } from './keys.js'
 export async function * scanSessions (
   connection: Connection, keys: KeyLayout, decode: Decode, batchSize: number, now: number
 ): AsyncIterable<SessionRecord[]> {
+  yield * batches(connection, keys.sessionPattern(), 'hash', batchSize, async (found) => await liveSessions(connection, keys, decode, found, now))
+}
+
+/** Every live counter with its key and window end, batch by batch, like `scanSessions`. */
+export async function * scanCounters (
+  connection: Connection, keys: KeyLayout, batchSize: number, now: number
+): AsyncIterable<HeldCounter[]> {
+  yield * batches(connection, keys.counterPattern(), 'hash', batchSize, async (found) => await liveCounters(connection, keys, found, now))
+}
+
+/**
+ * `SCAN` (never `KEYS`) for `pattern` on every master, `COUNT batchSize` a
+ * step; `read` turns each step's keys into items, gathered into batches of
+ * about `batchSize`.
+ */
+async function * batches<T> (
+  connection: Connection, pattern: string, type: string, batchSize: number, read: (found: string[]) => Promise<T[]>
+): AsyncIterable<T[]> {
   const count = Math.max(1, Math.floor(batchSize))
-  const pattern = keys.sessionPattern()
   const client = connection.redis
   const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
-  let batch: SessionRecord[] = []
+  let batch: T[] = []
   for (const node of nodes) {
     let cursor = '0'
     do {
-      const [next, found] = await connection.run(node.scan(cursor, 'MATCH', pattern, 'COUNT', count, 'TYPE', 'hash'))
+      const [next, found] = await connection.run(node.scan(cursor, 'MATCH', pattern, 'COUNT', count, 'TYPE', type))
       cursor = next
-      batch.push(...await liveSessions(connection, keys, decode, found, now))
+      batch.push(...await read(found))
       if (batch.length >= count) {
         yield batch
         batch = []
@@ -40,6 +58,21 @@ async function liveSessions (connection: Connection, keys: KeyLayout, decode: De
     if (fields.d === undefined) continue
     const session = decode(Object.entries(fields).flat())
     if (isLive(session, now)) live.push(session)
+  }
+  return live
+}
+
+/** The live counters under `found` (as SCAN names them). */
+async function liveCounters (connection: Connection, keys: KeyLayout, found: string[], now: number): Promise<HeldCounter[]> {
+  const held = await Promise.all(found.map(async (key) => {
+    const [count, firstAt, lastAt, ends] = await connection.run(connection.redis.hmget(keys.fromScan(key), 'n', 'f', 'l', 'e'))
+    return { key: keys.counterKeyOf(key), count, firstAt, lastAt, ends }
+  }))
+  const live: HeldCounter[] = []
+  for (const { key, count, firstAt, lastAt, ends } of held) {
+    // Gone since the SCAN saw it, or ended by `now`.
+    if (count === null || ends === null || now >= Number(ends)) continue
+    live.push({ key, count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt), expiresAt: Number(ends) })
   }
   return live
 }

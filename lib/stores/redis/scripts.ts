@@ -300,3 +300,25 @@ local now = tonumber(ARGV[1])
 local live, expired = all(KEYS[1], ARGV[2], now)
 return { 'listed', settle(KEYS[1], now), {}, flats(live), expired }
 `
+
+/**
+ * KEYS: index, session. ARGV: now, channel, rotations, lastSeenAt (of the
+ * record imported), id, field/value pairs. Writes the record as it is, unless
+ * the live one held under its id is newer (mirroring `supersedes()` in
+ * lib/session.ts): more rotations, or as many and later activity.
+ */
+export const IMPORT = PRELUDE + `
+local now = tonumber(ARGV[1])
+local flat, map, gone = one(KEYS[1], KEYS[2], ARGV[5], now)
+if map ~= nil then
+  local held, incoming = tonumber(map.k or '0'), tonumber(ARGV[3])
+  if held > incoming or (held == incoming and tonumber(map.l) > tonumber(ARGV[4])) then
+    return { 'kept', settle(KEYS[1], now), {}, {}, {} }
+  end
+  -- Every field goes: the copy may lack some the held one has (a pending successor).
+  redis.call('DEL', KEYS[2])
+  announce(ARGV[2], { ARGV[5] })
+end
+insert(KEYS[1], KEYS[2], 5, now)
+return { 'imported', settle(KEYS[1], now), {}, {}, { gone } }
+`
