@@ -15,7 +15,7 @@ export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127
 const REQUIRED = process.env.REQUIRE_POSTGRES === '1'
 
 /** Options every pool a test opens carries, so a missing server fails fast instead of hanging the run. */
-export const TEST_POOL_OPTIONS: PoolConfig = { connectionTimeoutMillis: 2000, query_timeout: 5000, max: 10 }
+export const TEST_POOL_OPTIONS: PoolConfig = { connectionTimeoutMillis: 10_000, query_timeout: 10_000, max: 10 }
 
 export function testPool (url = POSTGRES_URL, options: PoolConfig = {}): Pool {
   const pool = new Pool({ connectionString: url, ...TEST_POOL_OPTIONS, ...options })

@@ -5,6 +5,7 @@ import { migrate, migrations, PostgresStore, postgresStore } from '../../lib/sto
 import { Statements, type Statement } from '../../lib/stores/postgres/statements.js'
 import type { SessionRecord } from '../../lib/session.js'
 import { EPOCH } from '../../lib/testing/index.js'
+import { waitFor } from './redis-helper.js'
 import { dropSchema, leftNoSchemas, POSTGRES_URL, postgresTest, testPool, testSchema, uniqueSchema } from './postgres-helper.js'
 
 const MINUTE = 60_000
@@ -44,6 +45,10 @@ t.test('options are checked when the store is made, each named', async (t) => {
   t.ok(postgresStore({ pool, purge: { intervalMs: 0 } }), 'a purge interval of 0 turns the job off')
   t.equal(postgresStore({ pool }).pool, pool, 'the app\'s pool is the one used')
   t.ok(postgresStore({ pool }) instanceof PostgresStore)
+  const unopened = postgresStore({ pool, localCache: true })
+  await unopened.close()
+  await unopened.close()
+  t.pass('a store never opened closes, twice')
   await t.rejects(migrate(pool, { schema: 'Not OK' }), /"schema"/)
   // Nothing listens on port 1: the default schema is taken, then the connection fails.
   const nowhere = new Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/test', connectionTimeoutMillis: 500 })
@@ -129,7 +134,10 @@ postgresTest(t, 'EXPLAIN: no query of the store scans a whole table, on a popula
     ['counter', statements.counter, ['c7', now]],
     ['decrement', statements.decrement, ['c7', now]],
     ['drop empty counter', statements.dropEmpty, ['c7']],
-    ['reset counter', statements.resetCounter, ['c7']]
+    ['reset counter', statements.resetCounter, ['c7']],
+    ['import session', statements.importSession, [now, ...insertValues(fresh)]],
+    ['scan counters', statements.scanCounters, ['c5', now, 100]],
+    ['import counter', statements.importCounter, ['c7', 1, now, now, now + MINUTE]]
   ]
   for (const [what, statement, values] of hot) {
     const { rows } = await admin.query<{ 'QUERY PLAN': Array<{ Plan: Record<string, unknown> }> }>(`EXPLAIN (FORMAT JSON) ${statement.text}`, values)
@@ -214,7 +222,7 @@ postgresTest(t, 'a login that waits for its user\'s lock longer than the query t
   const schema = await testSchema(t, admin)
   const holder = await admin.connect()
   t.teardown(() => holder.release())
-  const store = postgresStore({ pool: admin, schema, queryTimeoutMs: 200, purge: { intervalMs: 0 } })
+  const store = postgresStore({ pool: admin, schema, queryTimeoutMs: 1000, purge: { intervalMs: 0 } })
   t.teardown(() => store.close())
   await store.open({ now: () => EPOCH, onRemoved: () => {} })
   const key = `fastify-session-guard:${schema}:alice`
@@ -224,6 +232,33 @@ postgresTest(t, 'a login that waits for its user\'s lock longer than the query t
   await holder.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key])
   t.strictSame((await store.listUser('alice', EPOCH)).map((s) => s.id), [], 'the refused login left nothing')
   t.match(await store.create(session('s3', 'alice', EPOCH), { max: 5, onLimit: 'reject' }, EPOCH), { created: true }, 'and alice logs in once the lock is free')
+})
+
+postgresTest(t, 'connection options as an object; a login whose connection comes after its caller gave up does not go on', async (t) => {
+  const schema = await testSchema(t, admin)
+  const owned = postgresStore({ connection: { connectionString: POSTGRES_URL, max: 2 }, schema, purge: { intervalMs: 0 } })
+  t.teardown(() => owned.close())
+  await owned.open({ now: () => EPOCH, onRemoved: () => {} })
+  t.match(await owned.create(session('s0', 'alice', EPOCH), { max: 5, onLimit: 'reject' }, EPOCH), { created: true }, 'pg Pool options work')
+
+  // A pool slow to hand out a connection: it comes 300 ms after a 100 ms timeout.
+  let connected = 0
+  const slow = {
+    options: admin.options,
+    query: admin.query.bind(admin),
+    connect: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      connected++
+      return await admin.connect()
+    }
+  } as unknown as Pool
+  const store = postgresStore({ pool: slow, schema, queryTimeoutMs: 100, purge: { intervalMs: 0 } })
+  t.teardown(() => store.close())
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  await t.rejects(store.create(session('s1', 'alice', EPOCH), { max: 5, onLimit: 'reject' }, EPOCH), /did not answer within 100 ms/)
+  await waitFor(() => connected > 0, 5000, 'the late connection')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.strictSame((await owned.listUser('alice', EPOCH)).map((s) => s.id), ['s0'], 'the abandoned login inserted nothing')
 })
 
 /** A pool that answers the rotation's write with no row `lost` times (another change won the race), else passes through. */

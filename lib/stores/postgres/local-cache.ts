@@ -93,8 +93,8 @@ export class LocalCache {
     listener.on('notification', (message) => this.forget([message.payload as string]))
     listener.connect()
       .then(async () => await listener.query(`LISTEN "${channel}"`))
+      // A connection lost before LISTEN answered rejects it (below): reaching here, this one listens.
       .then(() => {
-        if (lost) return
         this.#clear()
         this.#live = true
         this.#attempts = 0

@@ -1,6 +1,8 @@
 import type { Pool } from 'pg'
-import { decideRotation, rotatedState, type SessionRecord } from '../../session.js'
-import type { Activity, Counter, CreateResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats } from '../store.js'
+import { decideRotation, isLive, rotatedState, type SessionRecord } from '../../session.js'
+import type {
+  Activity, Counter, CreateResult, HeldCounter, ImportResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats
+} from '../store.js'
 import { activityValues, insertValues, sessionDecoder, type SessionRow } from './codec.js'
 import { Database, noop } from './database.js'
 import { LocalCache } from './local-cache.js'
@@ -13,6 +15,7 @@ import { Statements } from './statements.js'
 type Found = SessionRow & { live: boolean }
 
 interface CounterRow { count: number, first_at: number, last_at: number }
+interface HeldCounterRow extends CounterRow { key: string, expires_at: number }
 
 /**
  * Most attempts of one rotation: another attempt happens only when a
@@ -205,6 +208,48 @@ export class PostgresStore implements SessionStore {
 
   async resetCounter (key: string): Promise<void> {
     await this.#database.query({ ...this.#statements.resetCounter, values: [key] })
+  }
+
+  /**
+   * Writes each live record as it is, one statement each (atomic per record),
+   * unless the row held under its id is live and newer (`supersedes()`, decided
+   * in the statement, so a concurrent rotation is never rolled back). No limit,
+   * no lock: the source store kept the limit.
+   */
+  async importSessions (sessions: readonly SessionRecord[], now: number): Promise<ImportResult> {
+    let imported = 0
+    for (const session of sessions) {
+      if (!isLive(session, now)) continue
+      const rows = await this.#database.query({ ...this.#statements.importSession, values: [now, ...insertValues(session)] })
+      imported += rows.length
+    }
+    this.#cache?.forget(sessions.map((session) => session.id))
+    return { imported, skipped: sessions.length - imported }
+  }
+
+  /** Every live counter with its window, batch by batch in key order, each batch one query on the primary key. */
+  async * scanCounters (batchSize: number, now: number): AsyncIterable<HeldCounter[]> {
+    let after = ''
+    for (;;) {
+      const rows = await this.#database.query<HeldCounterRow>({ ...this.#statements.scanCounters, values: [after, now, batchSize] })
+      if (rows.length > 0) yield rows.map((row) => ({ key: row.key, ...counterOf(row), expiresAt: row.expires_at }))
+      if (rows.length < batchSize) return
+      after = (rows[rows.length - 1] as HeldCounterRow).key
+    }
+  }
+
+  /** Writes each counter whose window has not ended as it is, over one held under its key. */
+  async importCounters (counters: readonly HeldCounter[], now: number): Promise<ImportResult> {
+    let imported = 0
+    for (const counter of counters) {
+      if (counter.expiresAt <= now) continue
+      await this.#database.query({
+        ...this.#statements.importCounter,
+        values: [counter.key, counter.count, counter.firstAt, counter.lastAt, counter.expiresAt]
+      })
+      imported++
+    }
+    return { imported, skipped: counters.length - imported }
   }
 
   /**

@@ -116,6 +116,16 @@ export class Statements {
   readonly dropEmpty: Statement
   /** $1 key. */
   readonly resetCounter: Statement
+  /**
+   * $1 now, then a session: writes it as it is, unless the row held under its
+   * id is live and supersedes it (more rotations, or as many and more recent
+   * activity: `supersedes()` in `lib/session.ts`). Returns a row when written.
+   */
+  readonly importSession: Statement
+  /** $1 after key ('' first), $2 now, $3 limit. Live counters with their window. */
+  readonly scanCounters: Statement
+  /** $1 key, $2 count, $3 firstAt, $4 lastAt, $5 expiresAt. Writes a counter as it is, over one held. */
+  readonly importCounter: Statement
 
   constructor (schema: string) {
     const sessions = `"${schema}".sessions`
@@ -179,5 +189,20 @@ export class Statements {
     this.decrement = statement('decrement', `UPDATE ${counters} SET count = count - 1 WHERE key = $1 AND ${running} RETURNING count`)
     this.dropEmpty = statement('drop-empty', `DELETE FROM ${counters} WHERE key = $1 AND count <= 0`)
     this.resetCounter = statement('reset-counter', `DELETE FROM ${counters} WHERE key = $1`)
+    const rotations = (row: string): string => `COALESCE(${row}.refresh_rotations, 0)`
+    this.importSession = statement('import-session',
+      `${insert(sessions, 2, 'true')} ON CONFLICT (id) DO UPDATE SET ` +
+      ['user_id', 'fingerprint_hash', 'created_at', 'last_seen_at', 'idle_expires_at', 'absolute_expires_at', 'remembered', 'claims',
+        'refresh_hash', 'refresh_next_hash', 'refresh_rotated_at', 'refresh_rotations', 'device', 'ip', 'ip_hash', 'user_agent',
+        'location', 'flags', 'travel_anchor'].map((column) => `${column} = excluded.${column}`).join(', ') +
+      ` WHERE ${sessions}.expires_at <= ${ts(1)} OR ${rotations('excluded')} > ${rotations(sessions)} OR ` +
+      `(${rotations('excluded')} = ${rotations(sessions)} AND excluded.last_seen_at >= ${sessions}.last_seen_at) ` +
+      `RETURNING id, ${notify}`)
+    this.scanCounters = statement('scan-counters',
+      `SELECT key, ${counterColumns}, ${ms('expires_at')} AS expires_at FROM ${counters} WHERE key > $1 AND ${running} ` +
+      'ORDER BY key LIMIT $3')
+    this.importCounter = statement('import-counter',
+      `INSERT INTO ${counters} (key, count, first_at, last_at, expires_at) VALUES ($1, $2, ${ts(3)}, ${ts(4)}, ${ts(5)}) ` +
+      'ON CONFLICT (key) DO UPDATE SET count = excluded.count, first_at = excluded.first_at, last_at = excluded.last_at, expires_at = excluded.expires_at')
   }
 }
