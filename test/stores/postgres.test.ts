@@ -181,8 +181,24 @@ postgresTest(t, 'the purge runs on its timer, one at a time, and stops on close'
   const started = Date.now()
   while (removed.length < 1 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 10))
   t.strictSame(removed, ['s1'], 'the timer purged it')
+  // Closing while a purge runs waits for it.
+  const running = store.purge()
   await store.close()
+  t.strictSame(await running, { sessions: 0, counters: 0 }, 'the purge in flight finished before the pool ended')
   await store.close()
+})
+
+postgresTest(t, 'a refresh of a session past its deadline finds it missing, and removes it as expired', async (t) => {
+  const schema = await testSchema(t, admin)
+  const removed: string[] = []
+  const store = postgresStore({ pool: admin, schema, purge: { intervalMs: 0 } })
+  t.teardown(() => store.close())
+  await store.open({ now: () => EPOCH, onRemoved: (s, reason) => removed.push(`${s.id}:${reason}`) })
+  await store.create(session('s1', 'alice', EPOCH, { idleExpiresAt: EPOCH + MINUTE }), { max: 5, onLimit: 'reject' }, EPOCH)
+  const later = EPOCH + MINUTE
+  t.strictSame(await store.rotate('s1', { presentedHash: 'r-s1', successorHash: 'n', graceMs: 0, activity: { lastSeenAt: later, idleExpiresAt: later + MINUTE } }, later), { outcome: 'missing' })
+  t.strictSame(removed, ['s1:expired'])
+  t.equal((await admin.query(`SELECT 1 FROM "${schema}".sessions`)).rowCount, 0, 'the row is gone')
 })
 
 postgresTest(t, 'addresses: full and truncated ones are inet, hashed ones text; both come back as stored', async (t) => {
@@ -259,6 +275,27 @@ postgresTest(t, 'connection options as an object; a login whose connection comes
   await waitFor(() => connected > 0, 5000, 'the late connection')
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.strictSame((await owned.listUser('alice', EPOCH)).map((s) => s.id), ['s0'], 'the abandoned login inserted nothing')
+})
+
+postgresTest(t, 'parallel refreshes with one token, from two instances: exactly one rotates', async (t) => {
+  const schema = await testSchema(t, admin)
+  const stores = [0, 1].map(() => postgresStore({ pool: admin, schema, queryTimeoutMs: 10_000, purge: { intervalMs: 0 } }))
+  for (const store of stores) {
+    t.teardown(() => store.close())
+    await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  }
+  for (let round = 0; round < 5; round++) {
+    const id = `r${round}`
+    await stores[0]?.create(session(id, `user${round}`, EPOCH, { refresh: { hash: 'h0', rotatedAt: EPOCH - MINUTE, rotations: 0 } }), { max: 5, onLimit: 'reject' }, EPOCH)
+    const results = await Promise.all(Array.from({ length: 20 }, async (_, j) => await (stores[j % 2] as PostgresStore).rotate(id, {
+      presentedHash: 'h0', successorHash: `n${j}`, graceMs: MINUTE, activity: { lastSeenAt: EPOCH, idleExpiresAt: EPOCH + MINUTE }
+    }, EPOCH)))
+    const rotated = results.filter((result) => result.outcome === 'rotated')
+    t.equal(rotated.length, 1, `round ${round}: one successor issued, the others conflict`)
+    t.equal(results.filter((result) => result.outcome === 'conflict').length, 19)
+    const stored = await stores[1]?.get(id, EPOCH)
+    t.equal(stored?.refresh?.nextHash, rotated[0]?.outcome === 'rotated' ? rotated[0].session.refresh.nextHash : 'none', 'the stored successor is the one handed out')
+  }
 })
 
 /** A pool that answers the rotation's write with no row `lost` times (another change won the race), else passes through. */
