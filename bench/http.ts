@@ -294,6 +294,8 @@ function targets (samples: Map<string, Sample[]>): string[] {
     atLeast('guard on the memory store vs @fastify/session', 'guard-memory', 'session', 1.4),
     atLeast('guard on Redis with local cache vs the memory store', 'guard-redis-cache', 'guard-memory', 0.9),
     atLeast('guard on Redis without local cache vs the memory store', 'guard-redis', 'guard-memory', 0.6),
+    // Issue 17.
+    atLeast('guard on PostgreSQL with local cache vs the memory store', 'guard-postgres-cache', 'guard-memory', 0.9),
     Number.isFinite(guardP99) && Number.isFinite(jwtP99)
       ? `- guard p99 ≤ @fastify/jwt p99: ${guardP99 <= jwtP99 ? 'met' : `missed by ${fixed(guardP99 - jwtP99, 2)} ms`} (${fixed(guardP99, 2)} vs ${fixed(jwtP99, 2)} ms)`
       : '- guard p99 ≤ @fastify/jwt p99: not measured'
@@ -327,7 +329,7 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
   ]
   for (const { variant, reason } of skipped) lines.push(`- *${variant.label}*: not run (${reason}).`)
   if (skipped.length > 0) lines.push('')
-  lines.push('Targets (issue 7), from this run:', '', ...targets(samples), '')
+  lines.push('Targets (issues 7 and 17), from this run:', '', ...targets(samples), '')
   const pkg = versions(['fastify', '@fastify/jwt', 'fast-jwt', '@fastify/session', '@fastify/cookie', 'lru-cache', 'autocannon'])
   lines.push(
     `Run on ${today()}: ${machine()}.`,

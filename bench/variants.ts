@@ -7,8 +7,10 @@ import fastifySession from '@fastify/session'
 import Fastify, { type FastifyInstance } from 'fastify'
 // The package by its own name: resolves to dist/, the build users run.
 import sessionGuard from 'fastify-session-guard'
+import { postgresStore } from 'fastify-session-guard/postgres'
 import { redisStore } from 'fastify-session-guard/redis'
 import { Redis } from 'ioredis'
+import { Client } from 'pg'
 import type { SessionGuardOptions } from 'fastify-session-guard'
 import { ROOT } from './common.js'
 
@@ -49,6 +51,9 @@ const BODY_ROUTE = '/'
 /** What a Redis-backed variant connects to, and the prefix of its keys (then the server's pid). */
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const REDIS_PREFIX = `${process.env.BENCH_REDIS_PREFIX ?? 'bench:'}${process.pid}:`
+/** What a PostgreSQL-backed variant connects to, and its schema (dropped when its server closes). */
+const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const POSTGRES_SCHEMA = `${process.env.BENCH_POSTGRES_SCHEMA ?? 'bench'}_${process.pid}`
 const UA_FIXTURE = join(ROOT, 'bench', 'fixtures', 'user-agents.json')
 
 export const VARIANTS: readonly Variant[] = [
@@ -115,6 +120,18 @@ export const VARIANTS: readonly Variant[] = [
     label: 'session guard, Redis store, no local cache',
     missing: async () => await redisMissing(),
     setup: async () => ({ ...await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: REDIS_PREFIX }) }), cleanup: deleteRedisKeys })
+  },
+  {
+    name: 'guard-postgres-cache',
+    label: 'session guard, PostgreSQL store + local cache',
+    missing: async () => await postgresMissing(),
+    setup: async () => ({ ...await guardServer({ store: postgresStore({ connection: POSTGRES_URL, schema: POSTGRES_SCHEMA, migrate: true, localCache: true }) }), cleanup: dropPostgresSchema })
+  },
+  {
+    name: 'guard-postgres',
+    label: 'session guard, PostgreSQL store, no local cache',
+    missing: async () => await postgresMissing(),
+    setup: async () => ({ ...await guardServer({ store: postgresStore({ connection: POSTGRES_URL, schema: POSTGRES_SCHEMA, migrate: true }) }), cleanup: dropPostgresSchema })
   },
   {
     name: 'guard-device',
@@ -184,6 +201,33 @@ async function redisMissing (): Promise<string | undefined> {
     socket.once('error', () => resolve(false))
   })
   return reachable ? undefined : `no Redis at ${REDIS_URL} (set BENCH_REDIS_URL)`
+}
+
+/** A PostgreSQL client for the runner's checks and cleanup, failing fast. */
+async function postgresClient (): Promise<Client> {
+  const client = new Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2000, query_timeout: 5000 })
+  client.on('error', () => {})
+  await client.connect()
+  return client
+}
+
+/** A benchmark leaves nothing in the database it borrowed. */
+async function dropPostgresSchema (): Promise<void> {
+  const client = await postgresClient()
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${POSTGRES_SCHEMA}" CASCADE`)
+  } finally {
+    await client.end()
+  }
+}
+
+async function postgresMissing (): Promise<string | undefined> {
+  try {
+    await (await postgresClient()).end()
+    return undefined
+  } catch {
+    return `no PostgreSQL at ${POSTGRES_URL.replace(/:[^:@/]*@/, ':***@')} (set BENCH_POSTGRES_URL)`
+  }
 }
 
 /** The most common user agent of the fixture (its first entry). */

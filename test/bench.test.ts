@@ -42,7 +42,11 @@ t.test('npm run bench -- --smoke: every variant has a row or a reason', async (t
   for (const label of ['bare Fastify (no auth)', '@fastify/jwt only (request.jwtVerify, HS256)', '@fastify/session (memory store)', 'session guard, memory store']) {
     t.match(stdout, new RegExp(`\\| ${label.replace(/[()/.]/g, '\\$&')} +\\| +[\\d,]+ \\| +[\\d.]+ \\|`), label)
   }
-  for (const label of ['session guard, Redis store + local cache', 'session guard, Redis store, no local cache', 'session guard, memory store, full device metadata']) {
+  for (const label of [
+    'session guard, Redis store + local cache', 'session guard, Redis store, no local cache',
+    'session guard, PostgreSQL store + local cache', 'session guard, PostgreSQL store, no local cache',
+    'session guard, memory store, full device metadata'
+  ]) {
     t.ok(rowOrSkip(stdout, label), label)
   }
   t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')

@@ -12,6 +12,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
   t.equal(typeof api.memoryStore, 'function')
   t.ok(api.memoryStore() instanceof api.MemoryStore)
   t.notOk('redisStore' in api, 'the Redis store is fastify-session-guard/redis')
+  t.notOk('postgresStore' in api, 'the PostgreSQL store is fastify-session-guard/postgres')
   t.equal(typeof api.toView, 'function')
   t.match(api.parseDevice({ 'user-agent': 'curl/8.5.0' }), { type: 'bot', name: 'curl' })
   t.match(api.createDeviceParser({ cacheSize: 2 }).parse({ 'user-agent': 'curl/8.5.0' }), { name: 'curl' })
@@ -54,8 +55,8 @@ t.test('the pure rules a store implementation needs are exported from the main e
   t.equal(api.isRemovable({ idleExpiresAt: 10, absoluteExpiresAt: 20 }, 10 + api.CLOCK_SKEW_ALLOWANCE_MS), true)
 })
 
-t.test('the main entry never loads the store kit, the Redis store or the geolocation helper', async (t) => {
-  // This file imports the main entry and session.ts, never lib/testing/, lib/stores/redis/, lib/geo/ or their dependencies.
+t.test('the main entry never loads the store kit, the Redis or PostgreSQL store, or the geolocation helper', async (t) => {
+  // This file imports the main entry and session.ts, never lib/testing/, lib/stores/redis/, lib/stores/postgres/, lib/geo/ or their dependencies.
   const loaded = Object.keys(require.cache)
   t.ok(loaded.includes(join(__dirname, '..', 'lib', 'index.ts')), 'require.cache holds the main entry')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}testing${sep}`)), [], 'nothing from lib/testing')
@@ -64,4 +65,6 @@ t.test('the main entry never loads the store kit, the Redis store or the geoloca
   t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}ioredis${sep}`)), [], 'not ioredis')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}geo${sep}`)), [], 'nothing from lib/geo')
   t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}mmdb-lib${sep}`)), [], 'not mmdb-lib')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}lib${sep}stores${sep}postgres${sep}`)), [], 'nothing from lib/stores/postgres')
+  t.strictSame(loaded.filter((file) => file.includes(`${sep}node_modules${sep}pg${sep}`)), [], 'not pg')
 })

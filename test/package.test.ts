@@ -83,6 +83,35 @@ t.test('the main entry loads no MMDB reader; fastify-session-guard/geo holds the
   t.strictSame(manifest.peerDependenciesMeta['mmdb-lib'], { optional: true }, 'an optional peer dependency')
 })
 
+t.test('the main entry loads no PostgreSQL client; fastify-session-guard/postgres holds the PostgreSQL store', async (t) => {
+  const pg = `${sep}node_modules${sep}pg${sep}`
+  const main = await run(process.execPath, ['-e', `require('fastify-session-guard'); console.log(Object.keys(require.cache).some(k => k.includes(${JSON.stringify(pg)})))`])
+  t.equal(main.code, 0, main.stderr)
+  t.equal(main.stdout, 'false\n', 'require.cache holds nothing of pg')
+  const postgres = await run(process.execPath, ['-e', `
+    const sessionGuard = require('fastify-session-guard')
+    const postgres = require('fastify-session-guard/postgres')
+    console.log(JSON.stringify({
+      main: ['postgresStore', 'PostgresStore', 'migrate'].filter((name) => name in sessionGuard),
+      postgres: [typeof postgres.postgresStore, typeof postgres.PostgresStore, typeof postgres.migrate],
+      migrations: postgres.migrations().map((migration) => migration.name),
+      loaded: Object.keys(require.cache).some((k) => k.includes(${JSON.stringify(pg)}))
+    }))`])
+  t.equal(postgres.code, 0, postgres.stderr)
+  t.strictSame(JSON.parse(postgres.stdout), {
+    main: [],
+    postgres: ['function', 'function', 'function'],
+    migrations: (await readdir(join(ROOT, 'sql', 'postgres'))).sort(),
+    loaded: true
+  }, 'the store, and the SQL files it reads, found from the built package')
+
+  const manifest = await readManifest()
+  t.notOk(manifest.dependencies.pg, 'pg is not installed with the package')
+  t.ok(manifest.peerDependencies.pg, 'pg is a peer dependency')
+  t.strictSame(manifest.peerDependenciesMeta.pg, { optional: true }, '… an optional one')
+  t.ok(manifest.devDependencies.pg, 'the project installs it for its own tests')
+})
+
 t.test('package.json names the repository, its issues and its home page', async (t) => {
   const manifest = await readManifest()
   t.strictSame(manifest.repository, { type: 'git', url: 'git+https://github.com/fastify-session-guard/fastify-session-guard.git' })
@@ -96,12 +125,12 @@ t.test('the build runs when the package is packed, and nothing runs when it is i
   for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) t.notOk(scripts[hook], `no ${hook} script`)
 })
 
-t.test('the tarball holds exactly dist/ as lib/ builds it, docs/, README.md, LICENSE, CHANGELOG.md and package.json', async (t) => {
+t.test('the tarball holds exactly dist/ as lib/ builds it, docs/, sql/, README.md, LICENSE, CHANGELOG.md and package.json', async (t) => {
   const built = (await filesUnder('lib')).filter((file) => file.endsWith('.ts')).flatMap((file) => {
     const out = file.replace(/^lib\//, 'dist/').replace(/\.ts$/, '')
     return [`${out}.js`, `${out}.d.ts`]
   })
-  const expected = [...built, ...await filesUnder('docs'), 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']
+  const expected = [...built, ...await filesUnder('docs'), ...await filesUnder('sql'), 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']
   t.strictSame(await packed(), expected.sort(), 'no tests, maps, build info or stale build output')
 })
 
@@ -125,7 +154,7 @@ t.test('@arethetypeswrong/cli finds no problem in any entry point, under any res
   // Every subpath of package.json "exports" (a subpath needs its typesVersions line for node10).
   const { exports } = await readManifest()
   t.strictSame(Object.keys(analysis.entrypoints).sort(), Object.keys(exports).sort())
-  t.ok(['.', './redis', './testing', './geo'].every((subpath) => subpath in exports), 'the main entry, the Redis store, the store kit and the geolocation helper')
+  t.ok(['.', './redis', './postgres', './testing', './geo'].every((subpath) => subpath in exports), 'the main entry, the Redis and PostgreSQL stores, the store kit and the geolocation helper')
   for (const [subpath, { resolutions }] of Object.entries(analysis.entrypoints)) {
     t.strictSame(Object.keys(resolutions).sort(), ['bundler', 'node10', 'node16-cjs', 'node16-esm'], `${subpath}: every resolution checked`)
     for (const [kind, { resolution }] of Object.entries(resolutions)) {

@@ -1,11 +1,7 @@
-import { LRUCache } from 'lru-cache'
-import type { DeviceInfo } from '../../devices/device.js'
 import type { Location, SessionRecord, TravelAnchor } from '../../session.js'
+import { deviceReader, type DeviceReader } from '../device-json.js'
 import type { Activity, SessionChanges } from '../store.js'
 import type { Arg } from './connection.js'
-
-/** Distinct devices kept decoded, so sessions read back share one frozen object per device. */
-const DEVICE_CACHE_MAX = 5000
 
 /** A session hash (a flat field/value list, as HGETALL and the scripts give it) read back as a record. */
 export type Decode = (flat: string[]) => SessionRecord
@@ -64,11 +60,11 @@ export function encodeActivity (activity: Activity): Arg[] {
 
 /** A decoder with its own bounded table of devices, so the records it returns share one object per device. */
 export function sessionDecoder (): Decode {
-  const devices = new LRUCache<string, DeviceInfo>({ max: DEVICE_CACHE_MAX })
-  return (flat) => decode(flat, devices)
+  const readDevice = deviceReader()
+  return (flat) => decode(flat, readDevice)
 }
 
-function decode (flat: string[], devices: LRUCache<string, DeviceInfo>): SessionRecord {
+function decode (flat: string[], readDevice: DeviceReader): SessionRecord {
   const map = new Map<string, string>()
   for (let j = 0; j < flat.length; j += 2) map.set(flat[j] as string, flat[j + 1] as string)
   const field = (name: string): string => map.get(name) as string
@@ -101,28 +97,11 @@ function decode (flat: string[], devices: LRUCache<string, DeviceInfo>): Session
             rotations: Number(field('k'))
           }
         }),
-    ...(device === undefined ? {} : { device: internDevice(device, devices) }),
+    ...(device === undefined ? {} : { device: readDevice(device) }),
     ...(ip === undefined ? {} : { ip }),
     ...(userAgent === undefined ? {} : { userAgent }),
     ...(location === undefined ? {} : { location: JSON.parse(location) as Location }),
     ...(flags === undefined ? {} : { flags: JSON.parse(flags) as string[] }),
     ...(travelAnchor === undefined ? {} : { travelAnchor: JSON.parse(travelAnchor) as TravelAnchor })
   }
-}
-
-/** A device read back, as the one frozen object shared by every session of that device (like `parseDevice`). */
-function internDevice (json: string, devices: LRUCache<string, DeviceInfo>): DeviceInfo {
-  const known = devices.get(json)
-  if (known !== undefined) return known
-  const held = JSON.parse(json) as DeviceInfo
-  // Every field present, as DeviceInfo promises, even those JSON left out for being undefined.
-  const device: DeviceInfo = Object.freeze({
-    type: held.type,
-    name: held.name,
-    browser: Object.freeze({ name: held.browser.name, version: held.browser.version }),
-    os: Object.freeze({ name: held.os.name, version: held.os.version }),
-    model: held.model
-  })
-  devices.set(json, device)
-  return device
 }
