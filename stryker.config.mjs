@@ -25,7 +25,7 @@ export default {
     // The store suites reach only session.ts; MUTATE_TESTS=core leaves them out of the dry
     // run (about a minute) when session.ts is not mutated.
     testFiles: [
-      'test/{anomaly,client,crypto,device,events,fingerprint,guard,lifecycle,limits,lockout,monitoring,privacy,registration,routes,store-keys,verified-tokens}.test.ts',
+      'test/{anomaly,client,cookies,crypto,device,events,fingerprint,guard,lifecycle,limits,lockout,monitoring,privacy,registration,routes,store-keys,verified-tokens}.test.ts',
       'test/security/*.test.ts',
       ...(process.env.MUTATE_TESTS === 'core'
         ? []
