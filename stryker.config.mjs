@@ -12,6 +12,8 @@ export default {
     'lib/tokens/*.ts',
     'lib/http/fingerprint.ts',
     'lib/http/cookies.ts',
+    'lib/http/csrf.ts',
+    'lib/activity.ts',
     'lib/monitoring/anomaly.ts',
     'lib/monitoring/login-attempts.ts'
   ],
