@@ -1,0 +1,91 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import t from 'tap'
+import { cookieValues, parseCookieOptions, SessionCookies } from '../lib/http/cookies.js'
+import type { SessionRecord } from '../lib/session.js'
+import { registrationError } from './helper.js'
+
+/**
+ * The cookie code on its own: the option rules, the attributes of every
+ * cookie written and cleared, and the reader of same-named cookies. The HTTP
+ * suites reach these only with the default names and one cookie of each kind
+ * (found by mutation testing).
+ */
+
+const REFRESH = { name: undefined, path: '/auth/refresh', inCookie: true }
+
+t.test('cookieValues: every same-named cookie in order, trimmed, at most the limit', async (t) => {
+  t.same(cookieValues(undefined, 'a', { limit: 8 }), [], 'no Cookie header')
+  t.same(cookieValues('', 'a', { limit: 8 }), [])
+  t.same(cookieValues('a=1; b=2;a = 3 ;\ta=\t4', 'a', { limit: 8 }), ['1', '3', '4'], 'names and values trimmed')
+  t.same(cookieValues('a=1; a=2; a=3', 'a', { limit: 2 }), ['1', '2'], 'the limit')
+  t.same(cookieValues('a=9', 'a', { limit: 2 }), ['9'], 'a new header is read from its start after a call stopped at the limit')
+  t.same(cookieValues('A=1; a=2', 'a', { limit: 8 }), ['2'], 'names compared exactly')
+  t.same(cookieValues('A=1; a=2', 'a', { limit: 8, ignoreCase: true }), ['1', '2'], 'or without case')
+  t.same(cookieValues('sgXfp=1; sg.fp=2', 'sg.fp', { limit: 8 }), ['2'], 'a "." in a name is no wildcard')
+  t.same(cookieValues('a+=1; aa=2; a=3', 'a+', { limit: 8 }), ['1'], 'nor is any other regex character')
+})
+
+t.test('parseCookieOptions: secure by default, names by mode, unsafe settings only in development', async (t) => {
+  t.same(parseCookieOptions({}, REFRESH), { secure: true, fingerprint: '__Host-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/auth/refresh', refreshInCookie: true })
+  t.same(parseCookieOptions({ secureCookies: false, development: true }, { ...REFRESH, inCookie: false }),
+    { secure: false, fingerprint: 'sg-fp', refresh: 'sg-rt', refreshPath: '/auth/refresh', refreshInCookie: false })
+  t.same(parseCookieOptions({ secureCookies: false, development: true, fingerprintCookie: 'fp__host-x' }, { ...REFRESH, name: 'rt' }),
+    { secure: false, fingerprint: 'fp__host-x', refresh: 'rt', refreshPath: '/auth/refresh', refreshInCookie: true },
+    'only a name that starts with a prefix needs secure cookies')
+  t.equal(parseCookieOptions({ secureCookies: true, development: true }, REFRESH).secure, true)
+  t.throws(() => parseCookieOptions({ secureCookies: false }, REFRESH), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"secureCookies": may only be false together with `development: true`/ })
+  t.throws(() => parseCookieOptions({ secureCookies: false, development: 'yes' as unknown as boolean }, REFRESH), { message: /"secureCookies"/ }, 'development must be exactly true')
+  t.throws(() => parseCookieOptions({ fingerprintCookie: 'a b' }, REFRESH), { message: /"fingerprintCookie": must be a valid cookie name/ })
+  t.throws(() => parseCookieOptions({ secureCookies: false, development: true, fingerprintCookie: '__Secure-fp' }, REFRESH), { message: /"fingerprintCookie": a __Host- or __Secure- name needs secure cookies/ })
+  t.throws(() => parseCookieOptions({ secureCookies: false, development: true }, { ...REFRESH, name: '__host-rt' }), { message: /"refresh.cookie": a __Host- or __Secure- name/ })
+  t.match(await registrationError({ secret: 'x'.repeat(32), secureCookies: 'no' }), { message: /"secureCookies": must be a boolean/ })
+})
+
+interface Written { method: 'setCookie' | 'clearCookie', name: string, value?: string, attributes: Record<string, unknown> }
+
+function recorder (): { reply: FastifyReply, written: Written[] } {
+  const written: Written[] = []
+  const reply = {
+    setCookie (name: string, value: string, attributes: Record<string, unknown>) { written.push({ method: 'setCookie', name, value, attributes }) },
+    clearCookie (name: string, attributes: Record<string, unknown>) { written.push({ method: 'clearCookie', name, attributes }) }
+  }
+  return { reply: reply as unknown as FastifyReply, written }
+}
+
+t.test('SessionCookies: HttpOnly, Secure, SameSite=Strict, each on its path; Max-Age in seconds for a remembered session', async (t) => {
+  const cookies = new SessionCookies(parseCookieOptions({}, REFRESH))
+  const strict = { httpOnly: true, secure: true, sameSite: 'strict' }
+  const now = 1_000_000
+  const { reply, written } = recorder()
+  cookies.set(reply, { remembered: true, absoluteExpiresAt: now + 90_999 } as SessionRecord, 'fp', 'rt', now)
+  cookies.set(reply, { remembered: false, absoluteExpiresAt: now + 90_999 } as SessionRecord, 'fp', 'rt', now)
+  cookies.set(reply, { remembered: false } as SessionRecord, undefined, 'rt', now)
+  cookies.set(reply, { remembered: false } as SessionRecord, 'fp', undefined, now)
+  cookies.clear(reply)
+  t.same(written, [
+    { method: 'setCookie', name: '__Host-sg-fp', value: 'fp', attributes: { ...strict, path: '/', maxAge: 90 } },
+    { method: 'setCookie', name: '__Secure-sg-rt', value: 'rt', attributes: { ...strict, path: '/auth/refresh', maxAge: 90 } },
+    { method: 'setCookie', name: '__Host-sg-fp', value: 'fp', attributes: { ...strict, path: '/' } },
+    { method: 'setCookie', name: '__Secure-sg-rt', value: 'rt', attributes: { ...strict, path: '/auth/refresh' } },
+    { method: 'setCookie', name: '__Secure-sg-rt', value: 'rt', attributes: { ...strict, path: '/auth/refresh' } },
+    { method: 'setCookie', name: '__Host-sg-fp', value: 'fp', attributes: { ...strict, path: '/' } },
+    { method: 'clearCookie', name: '__Host-sg-fp', attributes: { ...strict, path: '/' } },
+    { method: 'clearCookie', name: '__Secure-sg-rt', attributes: { ...strict, path: '/auth/refresh' } }
+  ])
+})
+
+t.test('SessionCookies: a refresh token that travels in the body is never written to a cookie, nor cleared from one', async (t) => {
+  const cookies = new SessionCookies(parseCookieOptions({}, { ...REFRESH, inCookie: false }))
+  const { reply, written } = recorder()
+  cookies.set(reply, { remembered: false } as SessionRecord, 'fp', 'rt', 0)
+  cookies.clear(reply)
+  t.same(written.map(({ method, name }) => [method, name]), [['setCookie', '__Host-sg-fp'], ['clearCookie', '__Host-sg-fp']])
+  t.equal(cookies.fingerprintName, '__Host-sg-fp')
+})
+
+t.test('SessionCookies: at most 8 refresh cookies are read, in the order sent', async (t) => {
+  const cookies = new SessionCookies(parseCookieOptions({}, REFRESH))
+  const cookie = Array.from({ length: 9 }, (_, i) => `__Secure-sg-rt=t${i}`).join('; ')
+  t.same(cookies.refreshTokens({ headers: { cookie } } as FastifyRequest), ['t0', 't1', 't2', 't3', 't4', 't5', 't6', 't7'])
+  t.same(cookies.refreshTokens({ headers: {} } as FastifyRequest), [])
+})
