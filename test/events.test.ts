@@ -1,5 +1,5 @@
 import t from 'tap'
-import { memoryStore, type SessionEvent } from '../lib/index.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, memoryStore, type SessionEvent } from '../lib/index.js'
 import { build, MINUTE, settle } from './helper.js'
 
 t.test('events carry time, user and session, and never a secret', async (t) => {
@@ -41,5 +41,9 @@ t.test('capacity evictions and expiries found by the store are reported', async 
   h.clock.advance(10 * MINUTE)
   t.equal((await h.me(bob)).statusCode, 401)
   await settle()
-  t.same(seen, ['evicted:alice', 'expired:bob:idle'])
+  t.same(seen, ['evicted:alice'], 'refused at once, but kept for instances whose clocks run behind')
+  h.clock.advance(CLOCK_SKEW_ALLOWANCE_MS)
+  t.equal(await h.app.sessions.get(bob.sessionId), undefined)
+  await settle()
+  t.same(seen, ['evicted:alice', 'expired:bob:idle'], 'removed and reported once past the allowance')
 })
