@@ -5,6 +5,7 @@ import { migrate, migrations, PostgresStore, postgresStore } from '../../lib/sto
 import { Statements, type Statement } from '../../lib/stores/postgres/statements.js'
 import type { SessionRecord } from '../../lib/session.js'
 import { EPOCH } from '../../lib/testing/index.js'
+import { CLOCK_SKEW_ALLOWANCE_MS } from '../../lib/session.js'
 import { waitFor } from './redis-helper.js'
 import { dropSchema, leftNoSchemas, POSTGRES_URL, postgresTest, testPool, testSchema, uniqueSchema } from './postgres-helper.js'
 
@@ -154,12 +155,14 @@ postgresTest(t, 'the purge deletes expired sessions and counters in bounded batc
   t.teardown(() => store.close())
   await store.open({ now: () => now, onRemoved: (s, reason) => removed.push(`${s.id}:${reason}`) })
   for (let j = 0; j < 20; j++) await store.create(session(`short${j}`, `user${j % 3}`, now, { idleExpiresAt: now + MINUTE }), { max: 100, onLimit: 'reject' }, now)
-  await store.create(session('long', 'user0', now), { max: 100, onLimit: 'reject' }, now)
+  await store.create(session('long', 'user0', now, { idleExpiresAt: now + 3 * 60 * MINUTE }), { max: 100, onLimit: 'reject' }, now)
   for (let j = 0; j < 9; j++) await store.increment(`key${j}`, MINUTE, now)
-  await store.increment('lasting', 10 * MINUTE, now)
+  await store.increment('lasting', 3 * 60 * MINUTE, now)
   t.strictSame(await store.purge(), { sessions: 0, counters: 0 }, 'nothing expired yet')
   now += MINUTE
-  t.strictSame(await store.purge(), { sessions: 20, counters: 9 }, 'every expired row, over several batches of 7')
+  t.strictSame(await store.purge(), { sessions: 0, counters: 9 }, 'expired counters go; expired sessions stay within the clock-skew allowance')
+  now += CLOCK_SKEW_ALLOWANCE_MS
+  t.strictSame(await store.purge(), { sessions: 20, counters: 0 }, 'every expired session past the allowance, over several batches of 7')
   t.equal(removed.length, 20)
   t.ok(removed.every((entry) => entry.endsWith(':expired')), 'each reported as expired')
   t.match(await store.stats(now), { sessions: 1, users: 1, expirations: 20 })
@@ -177,7 +180,7 @@ postgresTest(t, 'the purge runs on its timer, one at a time, and stops on close'
   await store.create(session('s1', 'alice', clock.now, { idleExpiresAt: clock.now + MINUTE }), { max: 5, onLimit: 'reject' }, clock.now)
   const [a, b] = await Promise.all([store.purge(), store.purge()])
   t.equal(a, b, 'a purge asked for while one runs shares it')
-  clock.now += MINUTE
+  clock.now += MINUTE + CLOCK_SKEW_ALLOWANCE_MS
   const started = Date.now()
   while (removed.length < 1 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 10))
   t.strictSame(removed, ['s1'], 'the timer purged it')
@@ -188,14 +191,14 @@ postgresTest(t, 'the purge runs on its timer, one at a time, and stops on close'
   await store.close()
 })
 
-postgresTest(t, 'a refresh of a session past its deadline finds it missing, and removes it as expired', async (t) => {
+postgresTest(t, 'a refresh of a session past its deadline (by the clock-skew allowance) finds it missing, and removes it as expired', async (t) => {
   const schema = await testSchema(t, admin)
   const removed: string[] = []
   const store = postgresStore({ pool: admin, schema, purge: { intervalMs: 0 } })
   t.teardown(() => store.close())
   await store.open({ now: () => EPOCH, onRemoved: (s, reason) => removed.push(`${s.id}:${reason}`) })
   await store.create(session('s1', 'alice', EPOCH, { idleExpiresAt: EPOCH + MINUTE }), { max: 5, onLimit: 'reject' }, EPOCH)
-  const later = EPOCH + MINUTE
+  const later = EPOCH + MINUTE + CLOCK_SKEW_ALLOWANCE_MS
   t.strictSame(await store.rotate('s1', { presentedHash: 'r-s1', successorHash: 'n', graceMs: 0, activity: { lastSeenAt: later, idleExpiresAt: later + MINUTE } }, later), { outcome: 'missing' })
   t.strictSame(removed, ['s1:expired'])
   t.equal((await admin.query(`SELECT 1 FROM "${schema}".sessions`)).rowCount, 0, 'the row is gone')

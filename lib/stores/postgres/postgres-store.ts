@@ -158,7 +158,11 @@ export class PostgresStore implements SessionStore {
   async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
     const [row] = await this.#database.query<SessionRow>({ ...this.#statements.revoke, values: [id, now] })
     this.#cache?.forget([id])
-    if (row === undefined) return await this.#expire(id, now)
+    if (row === undefined) {
+      // Past a deadline by this caller's clock only, perhaps: a revocation ends it for everyone.
+      this.#expired(await this.#database.query<SessionRow>({ ...this.#statements.endOne, values: [id, now] }))
+      return undefined
+    }
     return this.#decode(row)
   }
 

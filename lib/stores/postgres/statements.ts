@@ -1,3 +1,4 @@
+import { CLOCK_SKEW_ALLOWANCE_MS } from '../../session.js'
 /**
  * Every statement the store sends, built once per schema. Each is a single
  * statement (atomic on its own) unless `postgres-store.ts` runs it inside a
@@ -18,6 +19,12 @@
 
 /** A timestamptz from an epoch-ms parameter. */
 const ts = (n: number): string => `(timestamptz 'epoch' + $${n}::float8 * interval '1 millisecond')`
+/**
+ * Past its deadline by more than the clock-skew allowance at $n: what a read, a
+ * login or the purge may remove (`isRemovable()` in `lib/session.ts`). A caller
+ * whose clock runs ahead refuses a session at once, but never ends it for the others.
+ */
+const removable = (n: number): string => `expires_at <= ${ts(n)} - interval '${CLOCK_SKEW_ALLOWANCE_MS} milliseconds'`
 /** Epoch ms of a timestamptz column. */
 const ms = (column: string): string => `(extract(epoch FROM ${column}) * 1000)::float8`
 
@@ -74,8 +81,10 @@ export class Statements {
   readonly channel: string
   /** $1 id, $2 now. The row, live or not (`live`). */
   readonly get: Statement
-  /** $1 id, $2 now. Removes the session if past its deadline, and returns it. */
+  /** $1 id, $2 now. Removes the session if past its deadline by more than the clock-skew allowance, and returns it. */
   readonly expireOne: Statement
+  /** $1 id, $2 now. Removes the session if past its deadline at all (a revocation ends it for everyone). */
+  readonly endOne: Statement
   /** $1 user, $2 now. Removes the user's sessions past their deadline; then every live one (`live`). */
   readonly userSessions: Statement
   /** $1 id, $2 now, $3.. activity. */
@@ -137,9 +146,10 @@ export class Statements {
     const sameRefresh = 'refresh_hash = $3 AND refresh_next_hash IS NOT DISTINCT FROM $4 AND refresh_rotations = $5'
 
     this.get = statement('get', `SELECT ${COLUMNS}, expires_at > ${ts(2)} AS live FROM ${sessions} WHERE id = $1`)
-    this.expireOne = statement('expire-one', `DELETE FROM ${sessions} WHERE id = $1 AND expires_at <= ${ts(2)} RETURNING ${COLUMNS}`)
+    this.expireOne = statement('expire-one', `DELETE FROM ${sessions} WHERE id = $1 AND ${removable(2)} RETURNING ${COLUMNS}`)
+    this.endOne = statement('end-one', `DELETE FROM ${sessions} WHERE id = $1 AND expires_at <= ${ts(2)} RETURNING ${COLUMNS}`)
     this.userSessions = statement('user-sessions',
-      `WITH gone AS (DELETE FROM ${sessions} WHERE user_id = $1 AND expires_at <= ${ts(2)} RETURNING ${COLUMNS}) ` +
+      `WITH gone AS (DELETE FROM ${sessions} WHERE user_id = $1 AND ${removable(2)} RETURNING ${COLUMNS}) ` +
       `SELECT ${ROW_NAMES}, false AS live FROM gone UNION ALL ` +
       `SELECT ${COLUMNS}, true AS live FROM ${sessions} WHERE user_id = $1 AND expires_at > ${ts(2)}`)
     this.touch = statement('touch',
@@ -150,7 +160,7 @@ export class Statements {
     this.reuse = statement('reuse',
       `DELETE FROM ${sessions} WHERE id = $1 AND expires_at > ${ts(2)} AND ${sameRefresh} RETURNING ${COLUMNS}, ${notify}`)
     this.create = statement('create',
-      `WITH expired AS (DELETE FROM ${sessions} WHERE user_id = $1 AND expires_at <= ${ts(2)} RETURNING ${COLUMNS}), ` +
+      `WITH expired AS (DELETE FROM ${sessions} WHERE user_id = $1 AND ${removable(2)} RETURNING ${COLUMNS}), ` +
       `live AS (SELECT id, row_number() OVER (ORDER BY last_seen_at DESC, id DESC) AS rank FROM ${sessions} WHERE user_id = $1 AND expires_at > ${ts(2)}), ` +
       'refused AS (SELECT 1 WHERE $4::boolean AND (SELECT count(*) FROM live) >= $3::int), ' +
       // evict by lastSeenAt, not createdAt: the user may still be on the older device
@@ -165,14 +175,14 @@ export class Statements {
       `SELECT ${ROW_NAMES} FROM old`)
     this.revoke = statement('revoke', `DELETE FROM ${sessions} WHERE id = $1 AND expires_at > ${ts(2)} RETURNING ${COLUMNS}, ${notify}`)
     this.revokeUser = statement('revoke-user',
-      `DELETE FROM ${sessions} WHERE user_id = $1 AND (expires_at <= ${ts(3)} OR id IS DISTINCT FROM $2) ` +
+      `DELETE FROM ${sessions} WHERE user_id = $1 AND id IS DISTINCT FROM $2 ` +
       `RETURNING ${COLUMNS}, expires_at > ${ts(3)} AS live, ${notify}`)
     this.scan = statement('scan', `SELECT ${COLUMNS} FROM ${sessions} WHERE id > $1 AND expires_at > ${ts(2)} ORDER BY id LIMIT $3`)
     this.stats = statement('stats',
       `SELECT held::int, count(*)::int AS users FROM (SELECT count(*) AS held FROM ${sessions} WHERE expires_at > ${ts(1)} GROUP BY user_id) AS per_user ` +
       'GROUP BY held ORDER BY held')
     this.purgeSessions = statement('purge-sessions',
-      `DELETE FROM ${sessions} WHERE id = ANY(ARRAY(SELECT id FROM ${sessions} WHERE expires_at <= ${ts(1)} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)) ` +
+      `DELETE FROM ${sessions} WHERE id = ANY(ARRAY(SELECT id FROM ${sessions} WHERE ${removable(1)} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)) ` +
       `RETURNING ${COLUMNS}`)
     this.purgeCounters = statement('purge-counters',
       `DELETE FROM ${counters} WHERE key = ANY(ARRAY(SELECT key FROM ${counters} WHERE expires_at <= ${ts(1)} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)) ` +
