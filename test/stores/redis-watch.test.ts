@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import t from 'tap'
 import type { RedisClient, RedisClientOptions, RedisNode } from '../../lib/stores/redis/index.js'
+import { Connection } from '../../lib/stores/redis/connection.js'
 import { ConnectionWatch } from '../../lib/stores/redis/watch.js'
 
 /** A client of the store's shape, as far as the watch looks at it: its events, its options, its nodes. */
@@ -68,4 +69,10 @@ t.test('one line per outage, one when it ends; stopped, it hears nothing', async
   t.equal(client.listenerCount('error') + client.listenerCount('ready'), 0, 'and left no listener behind')
   t.same(watched(fake({}), refused(), false).lines, [], 'without a logger, nothing is logged')
   t.equal(watched(fake({}), refused(), false).reason, 'cannot connect to Redis at localhost:6379 (ECONNREFUSED)', '…and the reason is still known')
+})
+
+t.test('a call that fails while Redis is reachable keeps its own error', async (t) => {
+  const connection = new Connection({ connection: 'redis://127.0.0.1:6379' }, 1000)
+  const wrongType = Object.assign(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'), { name: 'ReplyError' })
+  await t.rejects(connection.run(Promise.reject(wrongType)), wrongType, 'no connection problem to name: the reply error as it is')
 })
