@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis, type Cluster } from 'ioredis'
 import type { Test } from 'tap'
 import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis/index.js'
@@ -172,12 +175,20 @@ async function isFree (port: number): Promise<boolean> {
   }
 }
 
-/** Starts `redis-server` on 127.0.0.1:`port`; killed by its pid when the test ends. */
+/**
+ * Starts `redis-server` on 127.0.0.1:`port`, working in `dir` (a temporary
+ * directory by default: a primary writes its RDB there for a replica's sync);
+ * killed by its pid when the test ends.
+ */
 export async function startServer (t: Test, port: number, args: string[] = [], dir?: string): Promise<ChildProcess> {
+  const cwd = dir ?? mkdtempSync(join(tmpdir(), 'session-guard-redis-'))
   const child = spawn('redis-server', [
     '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', ...args
-  ], { stdio: 'ignore', ...(dir === undefined ? {} : { cwd: dir }) })
-  t.teardown(() => { stop(child, 'SIGKILL') })
+  ], { stdio: 'ignore', cwd })
+  t.teardown(() => {
+    stop(child, 'SIGKILL')
+    if (dir === undefined) rmSync(cwd, { recursive: true, force: true })
+  })
   await waitFor(async () => await probe(`redis://127.0.0.1:${port}`), 5000, `redis-server on port ${port}`)
   return child
 }
