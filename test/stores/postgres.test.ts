@@ -1,7 +1,7 @@
 import t from 'tap'
 import { activityValues, insertValues } from '../../lib/stores/postgres/codec.js'
 import { Pool, type QueryConfig } from 'pg'
-import { migrate, migrations, PostgresStore, postgresStore } from '../../lib/stores/postgres/index.js'
+import { migrate, migrations, PostgresStore, postgresStore, type PostgresStoreOptions } from '../../lib/stores/postgres/index.js'
 import { Statements, type Statement } from '../../lib/stores/postgres/statements.js'
 import type { SessionRecord } from '../../lib/session.js'
 import { EPOCH } from '../../lib/testing/index.js'
@@ -32,17 +32,27 @@ function session (id: string, userId: string, now: number, overrides: Partial<Se
 t.test('options are checked when the store is made, each named', async (t) => {
   const pool = testPool()
   t.teardown(async () => await pool.end())
-  t.throws(() => postgresStore({}), /exactly one of "pool" or "connection"/)
-  t.throws(() => postgresStore({ pool, connection: POSTGRES_URL }), /exactly one of "pool" or "connection"/)
-  t.throws(() => postgresStore({ pool, schema: 'Bad-Name' }), /"schema" must be a lower-case SQL identifier/)
-  t.throws(() => postgresStore({ pool, schema: 'a"; DROP TABLE x; --' }), /"schema"/)
-  t.throws(() => postgresStore({ pool, migrate: 'yes' as unknown as boolean }), /"migrate" must be a boolean/)
-  t.throws(() => postgresStore({ pool, queryTimeoutMs: 0 }), /"queryTimeoutMs" must be a positive number/)
-  t.throws(() => postgresStore({ pool, queryTimeoutMs: Number.NaN }), /"queryTimeoutMs"/)
-  t.throws(() => postgresStore({ pool, localCache: { max: 1.5 } }), /"localCache.max" must be a positive integer/)
-  t.throws(() => postgresStore({ pool, localCache: { ttlMs: -1 } }), /"localCache.ttlMs"/)
-  t.throws(() => postgresStore({ pool, purge: { intervalMs: -1 } }), /"purge.intervalMs"/)
-  t.throws(() => postgresStore({ pool, purge: { batchSize: 0 } }), /"purge.batchSize" must be a positive integer/)
+  const bad: Array<[unknown, RegExp]> = [
+    [{}, /"postgresStore": give exactly one of "pool" or "connection"/],
+    [{ pool, connection: POSTGRES_URL }, /exactly one of "pool" or "connection"/],
+    [{ pool, schema: 'Bad-Name' }, /"postgresStore\.schema": must be a lower-case SQL identifier/],
+    [{ pool, schema: 'a"; DROP TABLE x; --' }, /"postgresStore\.schema"/],
+    [{ pool, migrate: 'yes' }, /"postgresStore\.migrate": must be a boolean/],
+    [{ pool, queryTimeoutMs: 0 }, /"postgresStore\.queryTimeoutMs": must be a positive number/],
+    [{ pool, queryTimeoutMs: Number.NaN }, /"postgresStore\.queryTimeoutMs"/],
+    [{ pool, localCache: 'yes' }, /"postgresStore\.localCache": must be a boolean or \{ max, ttlMs \}/],
+    [{ pool, localCache: { max: 1.5 } }, /"postgresStore\.localCache\.max": must be a positive integer/],
+    [{ pool, localCache: { ttlMs: -1 } }, /"postgresStore\.localCache\.ttlMs"/],
+    [{ pool, purge: { intervalMs: -1 } }, /"postgresStore\.purge\.intervalMs": must be a non-negative number/],
+    [{ pool, purge: { batchSize: 0 } }, /"postgresStore\.purge\.batchSize": must be a positive integer/],
+    // A misspelt name is refused, not silently left at its default.
+    [{ pool, localcache: true }, /"postgresStore\.localcache": is not an option/],
+    [{ pool, localCache: { maxSize: 5 } }, /"postgresStore\.localCache\.maxSize": is not an option/],
+    [{ pool, purge: { interval: 5 } }, /"postgresStore\.purge\.interval": is not an option/]
+  ]
+  for (const [options, message] of bad) {
+    t.throws(() => postgresStore(options as PostgresStoreOptions), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message }, String(message))
+  }
   t.ok(postgresStore({ pool, purge: { intervalMs: 0 } }), 'a purge interval of 0 turns the job off')
   t.equal(postgresStore({ pool }).pool, pool, 'the app\'s pool is the one used')
   t.ok(postgresStore({ pool }) instanceof PostgresStore)
@@ -50,7 +60,7 @@ t.test('options are checked when the store is made, each named', async (t) => {
   await unopened.close()
   await unopened.close()
   t.pass('a store never opened closes, twice')
-  await t.rejects(migrate(pool, { schema: 'Not OK' }), /"schema"/)
+  await t.rejects(migrate(pool, { schema: 'Not OK' }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"migrate\.schema"/ })
   // Nothing listens on port 1: the default schema is taken, then the connection fails.
   const nowhere = new Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/test', connectionTimeoutMillis: 500 })
   t.teardown(async () => await nowhere.end())
@@ -184,6 +194,7 @@ postgresTest(t, 'the purge runs on its timer, one at a time, and stops on close'
   const started = Date.now()
   while (removed.length < 1 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 10))
   t.strictSame(removed, ['s1'], 'the timer purged it')
+  await store.purge() // the timer's purge, if it is still reporting, ends here
   // Closing while a purge runs waits for it.
   const running = store.purge()
   await store.close()

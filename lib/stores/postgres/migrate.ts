@@ -41,7 +41,7 @@ export interface MigrateOptions {
  * Returns the versions it applied (none when the schema was up to date).
  */
 export async function migrate (pool: Pool, options: MigrateOptions = {}): Promise<number[]> {
-  const schema = checkSchema(options.schema ?? 'session_guard')
+  const schema = checkSchema(options.schema ?? 'session_guard', 'migrate.schema')
   const client = await pool.connect()
   try {
     await client.query('BEGIN')

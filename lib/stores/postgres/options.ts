@@ -1,4 +1,6 @@
 import type { Pool, PoolConfig } from 'pg'
+import { InvalidOptionError } from '../../errors.js'
+import { bool, section, type OptionNames } from '../../validate.js'
 
 export interface PostgresStoreOptions {
   /**
@@ -96,10 +98,18 @@ const DEFAULT_CACHE_TTL_MS = 5000
 const DEFAULT_PURGE_INTERVAL_MS = 60_000
 const DEFAULT_PURGE_BATCH = 500
 
+/** Errors name an option by its path under the factory: `postgresStore.localCache.max`. */
+const PATH = 'postgresStore'
+const OPTION_NAMES: OptionNames<PostgresStoreOptions> = {
+  pool: true, connection: true, schema: true, migrate: true, queryTimeoutMs: true, localCache: true, purge: true
+}
+const LOCAL_CACHE_OPTION_NAMES: OptionNames<PostgresLocalCacheOptions> = { max: true, ttlMs: true }
+const PURGE_OPTION_NAMES: OptionNames<PurgeOptions> = { intervalMs: true, batchSize: true }
+
 /** A schema name checked to be a plain identifier, as `migrate()` and the store take it. */
-export function checkSchema (schema: unknown): string {
+export function checkSchema (schema: unknown, path = `${PATH}.schema`): string {
   if (typeof schema !== 'string' || !SCHEMA.test(schema)) {
-    throw new TypeError(`postgresStore: "schema" must be a lower-case SQL identifier (letters, digits, _), got ${String(schema)}`)
+    throw new InvalidOptionError(path, `must be a lower-case SQL identifier (letters, digits, _), got ${String(schema)}`)
   }
   return schema
 }
@@ -107,23 +117,29 @@ export function checkSchema (schema: unknown): string {
 function positive (name: string, value: number, integer: boolean, zero = false): void {
   const ok = integer ? Number.isSafeInteger(value) : Number.isFinite(value)
   if (!ok || value < 0 || (value === 0 && !zero)) {
-    throw new TypeError(`postgresStore: "${name}" must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`)
+    throw new InvalidOptionError(`${PATH}.${name}`, `must be a ${zero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}, got ${String(value)}`)
   }
 }
 
-/** Checks the options when the store is made, so a mistake fails at startup and names its option. */
+/**
+ * Checks the options when the store is made, as the plugin checks its own: a
+ * misspelt or bad option fails at startup with `FST_SESSION_GUARD_INVALID_OPTION`, naming it.
+ */
 export function settingsOf (options: PostgresStoreOptions): Settings {
-  const { pool, connection, schema = DEFAULT_SCHEMA, migrate = false, queryTimeoutMs = DEFAULT_QUERY_TIMEOUT_MS, localCache = false, purge = {} } = options
+  const { pool, connection, schema = DEFAULT_SCHEMA, migrate = false, queryTimeoutMs = DEFAULT_QUERY_TIMEOUT_MS, localCache = false, purge } = section(options, OPTION_NAMES, PATH)
   if ((pool === undefined) === (connection === undefined)) {
-    throw new TypeError('postgresStore: give exactly one of "pool" or "connection"')
+    throw new InvalidOptionError(PATH, 'give exactly one of "pool" or "connection"')
   }
   checkSchema(schema)
-  if (typeof migrate !== 'boolean') throw new TypeError(`postgresStore: "migrate" must be a boolean, got ${String(migrate)}`)
+  bool(migrate, `${PATH}.migrate`)
   positive('queryTimeoutMs', queryTimeoutMs, false)
-  const { max = DEFAULT_CACHE_MAX, ttlMs = DEFAULT_CACHE_TTL_MS } = typeof localCache === 'object' ? localCache : {}
+  if (typeof localCache !== 'boolean' && typeof localCache !== 'object') {
+    throw new InvalidOptionError(`${PATH}.localCache`, 'must be a boolean or { max, ttlMs }')
+  }
+  const { max = DEFAULT_CACHE_MAX, ttlMs = DEFAULT_CACHE_TTL_MS } = typeof localCache === 'object' ? section(localCache, LOCAL_CACHE_OPTION_NAMES, `${PATH}.localCache`) : {}
   positive('localCache.max', max, true)
   positive('localCache.ttlMs', ttlMs, false)
-  const { intervalMs = DEFAULT_PURGE_INTERVAL_MS, batchSize = DEFAULT_PURGE_BATCH } = purge
+  const { intervalMs = DEFAULT_PURGE_INTERVAL_MS, batchSize = DEFAULT_PURGE_BATCH } = section(purge, PURGE_OPTION_NAMES, `${PATH}.purge`)
   positive('purge.intervalMs', intervalMs, false, true)
   positive('purge.batchSize', batchSize, true)
   return {
