@@ -118,15 +118,28 @@ export function parseGlobalOptions (value: boolean | GlobalOptions | undefined):
 }
 
 /**
- * The `onRequest` hook of `global`: the guard, except on the not-found handler,
+ * The hooks of `global`: the guard at `onRequest`, except on the not-found handler,
  * public routes, the routes `skip` picks, and CORS preflights (an `OPTIONS`
- * with `Access-Control-Request-Method`, which a browser sends without credentials).
+ * with `Access-Control-Request-Method`, which a browser sends without credentials)
+ * that a CORS plugin answers before any handler runs.
  */
-export function globalGuard (guard: Guard, { skip }: GlobalPolicy): Guard {
-  return async function requireSessionInScope (request, reply) {
-    if (request.is404 || request.routeOptions.config.public === true) return
-    if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) return
-    if (skip !== undefined && skip(request.routeOptions as RouteInfo)) return
-    await guard(request, reply)
+export function globalGuard (guard: Guard, { skip }: GlobalPolicy): { onRequest: Guard, preHandler: Guard } {
+  const guarded = (request: FastifyRequest): boolean =>
+    !request.is404 && request.routeOptions.config.public !== true && (skip === undefined || !skip(request.routeOptions as RouteInfo))
+  return {
+    async onRequest (request, reply) {
+      if (isPreflight(request) || !guarded(request)) return
+      await guard(request, reply)
+    },
+    // A preflight that no CORS plugin answered (none registered, or `preflight: false`) reaches a
+    // route of the app's that takes OPTIONS (`app.all`): it is guarded there, like any request.
+    async preHandler (request, reply) {
+      if (isPreflight(request) && guarded(request)) await guard(request, reply)
+    }
   }
+}
+
+/** A CORS preflight: an `OPTIONS` with `Access-Control-Request-Method`, which a browser sends without credentials. */
+function isPreflight (request: FastifyRequest): boolean {
+  return request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined
 }

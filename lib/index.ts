@@ -144,7 +144,11 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   if (options.health !== undefined || metricsRoute !== undefined) {
     await fastify.register(monitoringRoutes({ manager, health: options.health, metrics: metricsRoute, securityScheme: options.securityScheme }))
   }
-  if (options.global !== undefined) fastify.addHook('onRequest', globalGuard(guard, options.global))
+  if (options.global !== undefined) {
+    const { onRequest, preHandler } = globalGuard(guard, options.global)
+    fastify.addHook('onRequest', onRequest)
+    fastify.addHook('preHandler', preHandler)
+  }
 }
 
 fp(sessionGuard satisfies FastifyPluginAsync<SessionGuardOptions>, { fastify: '5.x', name: 'fastify-session-guard' })

@@ -64,3 +64,19 @@ t.test('without skip, global: true guards the other plugins\' routes', async (t)
   t.equal((await server.inject({ url: '/documentation/json' })).statusCode, 401)
   t.equal((await server.inject({ url: '/status' })).statusCode, 401)
 })
+
+t.test('global: true guards a preflight that no CORS plugin answers, on a route of the app that takes OPTIONS', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, global: true })
+  const handled: string[] = []
+  app.all('/all', async (request) => { handled.push(request.method); return { secret: true } })
+  app.route({ method: ['POST', 'OPTIONS'], url: '/multi', handler: async (request) => { handled.push(request.method); return { secret: true } } })
+  await app.ready()
+  for (const [url, method] of [['/all', 'GET'], ['/multi', 'x'], ['/all', '']] as const) {
+    const response = await app.inject({ method: 'OPTIONS', url, headers: { 'access-control-request-method': method } })
+    t.equal(response.statusCode, 401, `OPTIONS ${url} with Access-Control-Request-Method: "${method}"`)
+  }
+  t.equal((await app.inject({ method: 'OPTIONS', url: '/all' })).statusCode, 401, 'and one that is no preflight')
+  t.same(handled, [], 'no handler ran without a session')
+})

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { createDeviceParser } from '../devices/device.js'
-import type { SessionRecord } from '../session.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, type SessionRecord } from '../session.js'
 import type { Counter, HeldCounter, RemovalReason, SessionLimit, SessionStore } from '../stores/store.js'
 import { TestClock } from './clock.js'
 import type { StoreFactory } from './conformance.js'
@@ -188,6 +188,9 @@ export async function migration (t: Test, factory: StoreFactory): Promise<void> 
     t.strictSame(await target.get(live.id, clock.now), later)
     t.equal((await target.listUser('alice', clock.now)).length, 1, 'still one session in the index')
     t.strictSame(removed.target, [], 'nothing reported as removed')
+    clock.advance(HOUR + 1 + CLOCK_SKEW_ALLOWANCE_MS)
+    t.equal(await target.get(live.id, clock.now), undefined, 'an imported session ends like any other')
+    t.strictSame(removed.target, ['expired'], 'and is reported once removed')
   })
 
   await t.test('counters move with their count, times and window, and keep counting', async (t) => {
