@@ -120,15 +120,20 @@ export class Connection {
     })
     try {
       // A late rejection of `command` is handled by race(): never unhandled.
-      return await Promise.race([command, timeout])
-    } catch (err) {
-      // Say where Redis was meant to be, rather than the driver's `Stream isn't writeable`
-      // (a consequence of the connection error that the reason names, so not kept as the cause).
-      const reason = this.unavailableReason
-      throw reason === undefined ? err : new Error(`redisStore: ${reason}`)
+      return await Promise.race([command, timeout]).catch((err: unknown) => { throw this.#explained(err) })
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /**
+   * While Redis cannot be reached, an error that says where it was meant to be,
+   * rather than the driver's `Stream isn't writeable` (a consequence of the
+   * connection error that the reason names, so not kept as the cause).
+   */
+  #explained (err: unknown): unknown {
+    const reason = this.unavailableReason
+    return reason === undefined ? err : new Error(`redisStore: ${reason}`)
   }
 
   /** Runs a command `attach()` defined, bounded like every call; its reply is the caller's to read. */
