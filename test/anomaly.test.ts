@@ -229,6 +229,52 @@ t.test('a store failure while counting a login for the anomaly rules answers 503
   t.equal(response.json().code, 'FST_SESSION_GUARD_STORE_UNAVAILABLE')
 })
 
+const ANDROID = 'Mozilla/5.0 (Linux; Android 14; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36'
+
+t.test('trustDevice remembers at most anomalies.maxKnownPerUser devices per user: the next still loses its flag, but stays new', async (t) => {
+  const store = memoryStore()
+  const events: SessionEvent[] = []
+  const h = await build(t, { store, anomalies: { maxKnownPerUser: 2 }, onEvent: (e: SessionEvent) => events.push(e) })
+  // The model is the client's own text (a client hint): each one is another device.
+  const login = async (model: string, userId = 'alice') => {
+    const headers = { 'user-agent': ANDROID, 'sec-ch-ua-mobile': '?1', 'sec-ch-ua-platform': '"Android"', 'sec-ch-ua-model': `"${model}"` }
+    const sessionId = (await h.app.inject({ method: 'POST', url: '/login', payload: { userId }, headers })).json().sessionId as string
+    return { sessionId, flags: (await h.app.sessions.get(sessionId))?.flags }
+  }
+  const markers = async (): Promise<number> => {
+    let n = 0
+    for await (const batch of store.scanCounters(100, h.clock.read())) n += batch.filter((c) => c.key.startsWith('anomaly:device:')).length
+    return n
+  }
+  t.equal((await login('Model 0')).flags, undefined, 'the first login vouches for its own device (not counted)')
+  for (const model of ['Model 1', 'Model 2', 'Model 3']) {
+    const { sessionId, flags } = await login(model)
+    t.same(flags, ['new_device'], `${model} is new`)
+    t.equal(await h.app.sessions.trustDevice(sessionId), true)
+    t.equal((await h.app.sessions.get(sessionId))?.flags, undefined, `${model}: the session vouched for loses its flag`)
+  }
+  await settle()
+  const full = events.filter((e): e is SessionEvent<'anomaly.memory_full'> => e.type === 'anomaly.memory_full')
+  t.equal(full.length, 1, 'the third one vouched for hit the cap')
+  t.match(full[0], { userId: 'alice', kind: 'device', max: 2, device: { type: 'mobile' } })
+  t.equal(await markers(), 3, 'the first login\'s and the two vouched for: nothing more in the store')
+
+  t.same((await login('Model 3')).flags, ['new_device'], 'the device past the cap is not remembered')
+  t.equal((await login('Model 1')).flags, undefined, 'the ones before it still are')
+  t.equal((await login('Model 2')).flags, undefined)
+  t.equal((await login('Model 0')).flags, undefined)
+
+  // Vouching again for a known device keeps it known, past the cap, and says nothing.
+  h.clock.advance(60 * MINUTE)
+  t.equal(await h.app.sessions.trustDevice((await login('Model 1')).sessionId), true)
+  await settle()
+  t.equal(events.filter((e) => e.type === 'anomaly.memory_full').length, 1)
+  t.equal((await login('Model 4', 'bob')).flags, undefined, 'the cap is per user')
+  t.same((await login('Model 5', 'bob')).flags, ['new_device'])
+  t.equal(await h.app.sessions.trustDevice((await login('Model 5', 'bob')).sessionId), true)
+  t.equal((await login('Model 5', 'bob')).flags, undefined)
+})
+
 t.test('trustDevice vouches for what the session has, writes only when a flag goes, and answers false for a session revoked meanwhile', async (t) => {
   const store = memoryStore()
   const h = await build(t, { store })

@@ -221,6 +221,7 @@ t.test('monitoring options are validated', async (t) => {
     ['anomalies.deviceChange', { anomalies: { deviceChange: 'block' } }],
     ['anomalies.impossibleTravel.maxSpeedKmh', { anomalies: { impossibleTravel: { maxSpeedKmh: -1 } } }],
     ['anomalies.loginBurst.window', { anomalies: { loginBurst: { window: 'soon' } } }],
+    ['anomalies.maxKnownPerUser', { anomalies: { maxKnownPerUser: 0 } }],
     ['anomalies.decide', { anomalies: { decide: true } }]
   ] as const) {
     const app = Fastify()

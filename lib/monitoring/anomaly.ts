@@ -60,6 +60,14 @@ export interface AnomalyOptions {
   loginBurst?: { policy?: AnomalyDecision, max?: number, window?: Duration }
   /** How long a device or country stays known after it was vouched for or last logged in from. @default '90d' */
   memory?: Duration
+  /**
+   * How many devices and countries `app.sessions.trustDevice` may make known for one user; each new
+   * one counts for `memory` after the last. Past it, the session is still vouched for (its flags go)
+   * but nothing new is remembered, and `anomaly.memory_full` is published: a device's model is
+   * client-chosen text, so an account that can vouch again and again could otherwise grow the store
+   * without bound. @default 50
+   */
+  maxKnownPerUser?: number
   /** Decides per case; returning `undefined` keeps the rule's policy. */
   decide?: AnomalyHook
 }
@@ -74,6 +82,7 @@ const ANOMALY_OPTION_NAMES: OptionNames<AnomalyOptions> = {
   impossibleTravel: true,
   loginBurst: true,
   memory: true,
+  maxKnownPerUser: true,
   decide: true
 }
 const DECISIONS: ReadonlySet<string> = new Set(['ignore', 'flag', 'revoke'])
@@ -102,6 +111,7 @@ export function parseAnomalyOptions (value: AnomalyOptions | undefined): Anomaly
       windowMs: duration(loginBurst.window ?? '1m', 'anomalies.loginBurst.window')
     },
     memoryMs: duration(options.memory ?? '90d', 'anomalies.memory'),
+    maxKnownPerUser: count(options.maxKnownPerUser ?? 50, 'anomalies.maxKnownPerUser'),
     decide: optionalFunction(options.decide, 'anomalies.decide', '(anomaly, request) => decision')
   }
 }
@@ -123,6 +133,8 @@ export interface AnomalyPolicy {
   readonly loginBurst: { readonly policy: AnomalyDecision, readonly max: number, readonly windowMs: number }
   /** How long a device or country stays known for a user after it was last seen. */
   readonly memoryMs: number
+  /** How many devices and countries may be vouched for per user while their count lives (`memoryMs` after the last). */
+  readonly maxKnownPerUser: number
   readonly decide: AnomalyHook | undefined
 }
 
@@ -213,13 +225,33 @@ export class AnomalyDetector {
     const session = await store.get(sessionId, now)
     if (session === undefined) return false
     const user = this.#keyOf('anomaly.user', session.userId)
-    if (session.device !== undefined) await store.increment(this.#deviceMarker(user, session.device), this.#policy.memoryMs, now)
+    if (session.device !== undefined) await this.#remember(session, user, 'device', this.#deviceMarker(user, session.device), now)
     const country = session.location?.country
-    if (country !== undefined) await store.increment(this.#countryMarker(user, country), this.#policy.memoryMs, now)
+    if (country !== undefined) await this.#remember(session, user, 'country', this.#countryMarker(user, country), now)
     const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag)) ?? []
     if (flags.length === (session.flags?.length ?? 0)) return true
     const changes = { flags: flags.length === 0 ? undefined : flags }
     return await store.touch(session.id, { lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes }, now) !== undefined
+  }
+
+  /**
+   * Makes the device or country under `key` known, or keeps it known. A new one
+   * is counted first, under one key per user (`memoryMs` after the last): past
+   * `maxKnownPerUser` it is not written, so one account vouching again and again
+   * for made-up models cannot grow the store. Counted before it is written, in
+   * one atomic step, so concurrent calls cannot pass the cap together.
+   */
+  async #remember (session: SessionRecord, user: string, kind: 'device' | 'country', key: string, now: number): Promise<void> {
+    const store = this.#store
+    const { memoryMs, maxKnownPerUser } = this.#policy
+    if (await store.counter(key, now) === undefined) {
+      const vouched = await store.increment(`anomaly:vouched:${user}`, memoryMs, now)
+      if (vouched.count > maxKnownPerUser) {
+        this.#events.publish(undefined, 'anomaly.memory_full', now, session, { kind, max: maxKnownPerUser })
+        return
+      }
+    }
+    await store.increment(key, memoryMs, now)
   }
 
   /**

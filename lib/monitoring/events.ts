@@ -36,6 +36,8 @@ export interface SessionEvents {
   'login.failed': { usernameHash: string, username?: string, failures: number }
   'login.locked': { usernameHash: string, username?: string, scope: 'username' | 'ip', retryAfterMs: number }
   'anomaly.detected': { rule: AnomalyRule, decision: AnomalyDecision, at: 'login' | 'request', detail: Record<string, unknown> }
+  /** `app.sessions.trustDevice` vouched for a session, but its user has `max` devices and countries known: this one is not remembered. */
+  'anomaly.memory_full': { kind: 'device' | 'country', max: number }
 }
 
 export type SessionEventName = keyof SessionEvents
@@ -91,7 +93,8 @@ const DEFAULT_LEVELS: LoggingPolicy = {
   'refresh.reuse_detected': 'warn',
   'login.failed': 'info',
   'login.locked': 'warn',
-  'anomaly.detected': 'warn'
+  'anomaly.detected': 'warn',
+  'anomaly.memory_full': 'warn'
 }
 const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'session.created': true,
@@ -103,7 +106,8 @@ const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'refresh.reuse_detected': true,
   'login.failed': true,
   'login.locked': true,
-  'anomaly.detected': true
+  'anomaly.detected': true,
+  'anomaly.memory_full': true
 }
 const LOG_LEVELS: ReadonlySet<unknown> = new Set<LogLevel>(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
 
