@@ -30,6 +30,18 @@ export const UnauthorizedError = createError(
   401
 )
 
+/**
+ * The app's claims for a session (`issueSession`, `regenerateSession`) hold
+ * text a store cannot keep: U+0000 or a surrogate without its pair, in a name
+ * or a value at any depth (PostgreSQL's `jsonb` refuses both). Nothing was
+ * written; the message names the claim, never its value.
+ */
+export const InvalidClaimsError = createError<[string]>(
+  'FST_SESSION_GUARD_INVALID_CLAIMS',
+  'Session claims refused: %s',
+  400
+)
+
 /** The user already holds `maxSessionsPerUser` sessions and `onSessionLimit` is `'reject'`. */
 export const SessionLimitError = createError(
   'FST_SESSION_GUARD_SESSION_LIMIT',

@@ -18,7 +18,7 @@ import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
 import { lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
-import { RESERVED_CLAIMS, type AccessTokens } from './tokens/access-tokens.js'
+import { checkClaims, isStorable, type AccessTokens } from './tokens/access-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
 import type { OpenedRefreshToken, RefreshTokens } from './tokens/refresh-tokens.js'
 import { duration, isToken, routePath, section, type Duration, type OptionNames } from './validate.js'
@@ -297,7 +297,7 @@ export class Lifecycle {
     const id = randomToken(SESSION_ID_BYTES)
     const fingerprint = createFingerprint()
     const refresh = refreshTokens.issue(id)
-    const newClaims = claims === undefined ? old.claims : validateClaims(claims)
+    const newClaims = claims === undefined ? old.claims : checkClaims(claims)
     const session: SessionRecord = {
       ...old,
       id,
@@ -378,20 +378,10 @@ function currentSession (request: FastifyRequest): SessionRecord {
 function validateInput (input: IssueSessionInput): IssueSessionInput {
   if (typeof input !== 'object' || input === null) throw new TypeError('issueSession() takes { userId, claims?, remember? }')
   const { userId, remember } = input
-  if (typeof userId !== 'string' || userId === '' || userId.length > MAX_USER_ID_LENGTH) {
-    throw new TypeError(`issueSession(): userId must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters`)
+  if (typeof userId !== 'string' || userId === '' || userId.length > MAX_USER_ID_LENGTH || !isStorable(userId)) {
+    throw new TypeError(`issueSession(): userId must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters, without U+0000 or an unpaired surrogate`)
   }
   if (remember !== undefined && typeof remember !== 'boolean') throw new TypeError('issueSession(): remember must be a boolean')
-  const claims = input.claims === undefined ? undefined : validateClaims(input.claims)
+  const claims = input.claims === undefined ? undefined : checkClaims(input.claims)
   return { userId, claims, remember }
-}
-
-function validateClaims (claims: Record<string, unknown>): Record<string, unknown> {
-  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
-    throw new TypeError('claims must be a plain object')
-  }
-  for (const name of Object.keys(claims)) {
-    if (RESERVED_CLAIMS.has(name)) throw new TypeError(`claims may not set the reserved claim "${name}"`)
-  }
-  return Object.freeze({ ...claims })
 }

@@ -185,6 +185,11 @@ t.test('nothing to go on: one shared unknown device', async (t) => {
   t.equal(parseDevice(ua('Mozilla/5.0')), unknown, 'Mozilla alone is no product')
   t.equal(parseDevice(ua('\u0000\u00ff%%%(((;;;')), unknown, 'control and punctuation characters')
   t.equal(parseDevice({ 'user-agent': ['curl/8.5.0', 'Wget/1.0'] }), unknown, 'an array is not guessed at')
+  // No field value may hold a control character: Node's parser refuses one, but not with insecureHTTPParser.
+  t.not(parseDevice(ua('curl/8.5.0')), unknown)
+  t.equal(parseDevice(ua('curl/8.5.0\u0000')), unknown, 'a user agent with U+0000 is malformed, read as absent')
+  t.equal(parseDevice(ua('curl/8.5.0\u007f')), unknown, 'DEL too')
+  t.not(parseDevice(ua('curl/8.5.0\t')), unknown, 'a tab may be in a field value')
   t.ok(Object.isFrozen(unknown) && Object.isFrozen(unknown.browser) && Object.isFrozen(unknown.os), 'frozen')
 })
 

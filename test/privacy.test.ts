@@ -150,5 +150,8 @@ t.test('keepUserAgent: kept, cut and interned', async (t) => {
   t.equal(keepUserAgent(FIREFOX), FIREFOX, 'without an intern table')
   t.equal(keepUserAgent(huge)?.length, MAX_USER_AGENT_LENGTH)
   t.equal(keepUserAgent(undefined), undefined)
+  t.equal(keepUserAgent('curl/8\u0000'), undefined, 'a control character: malformed, not kept (PostgreSQL cannot hold U+0000)')
+  t.equal(keepUserAgent('curl/8\u001f'), undefined)
+  t.equal(keepUserAgent('curl\t8'), 'curl\t8', 'a tab is no control character in a field value')
   t.equal(createPrivacyPolicy({ keepUserAgent: false }).userAgent(FIREFOX), undefined, 'dropped')
 })

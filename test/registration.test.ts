@@ -173,13 +173,61 @@ t.test('issueSession validates its input', async (t) => {
     ['remember not boolean', { userId: 'a', remember: 'yes' }],
     ['claims not an object', { userId: 'a', claims: ['x'] }],
     ['reserved claim', { userId: 'a', claims: { sub: 'admin' } }],
-    ['reserved claim sid', { userId: 'a', claims: { sid: 'x' } }]
+    ['reserved claim sid', { userId: 'a', claims: { sid: 'x' } }],
+    ['userId with U+0000', { userId: 'a\u0000b' }],
+    ['userId with a lone surrogate', { userId: 'a\ud800' }]
   ]
   for (const [name, body] of cases) {
     const response = await h.app.inject({ method: 'POST', url: '/raw', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) })
     t.equal(response.statusCode, 500, name)
   }
   t.match(await h.app.sessions.stats(), { sessions: 0, users: 0, events: { created: 0 } }, 'no session was created')
+})
+
+t.test('claims with U+0000 or an unpaired surrogate, in a name or a value at any depth, answer 400 and write nothing', async (t) => {
+  const store = memoryStore()
+  const h = await build(t, { store }, (app) => {
+    app.post('/elevate', { preHandler: app.requireSession }, async (request, reply) => {
+      const { session } = await request.regenerateSession(reply, (request.body as { claims: Record<string, unknown> }).claims)
+      return { sessionId: session.id }
+    })
+  })
+  const counters = async (): Promise<number> => {
+    let n = 0
+    for await (const batch of store.scanCounters(100, h.clock.read())) n += batch.length
+    return n
+  }
+  const refused: Array<[string, Record<string, unknown>]> = [
+    ['a value', { name: 'Ali\u0000ce' }],
+    ['a name', { 'na\u0000me': 'Alice' }],
+    ['a nested value', { profile: { name: '\u0000' } }],
+    ['an array element', { roles: ['user', 'ad\u0000min'] }],
+    ['a lone high surrogate', { name: 'Al\ud800ice' }],
+    ['a lone low surrogate', { name: '\udc00' }],
+    ['a surrogate pair the wrong way round', { name: '\ude00\ud83d' }]
+  ]
+  for (const [name, claims] of refused) {
+    const response = await h.app.inject({ method: 'POST', url: '/login', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ userId: 'alice', claims }) })
+    t.equal(response.statusCode, 400, name)
+    t.equal(response.json().code, 'FST_SESSION_GUARD_INVALID_CLAIMS', name)
+    const message: string = response.json().message
+    t.match(message, /^Session claims refused: the claim ".+" holds U\+0000 or an unpaired surrogate$/, 'it names the claim')
+    t.notOk(/Ali|admin/.test(message) || message.includes('\u0000'), 'the message names no value')
+  }
+  t.match(await h.app.sessions.stats(), { sessions: 0, events: { created: 0 } }, 'no session was created')
+  t.equal(await counters(), 0, 'and no counter written: the login was refused before it counted')
+
+  // Well-formed text, control characters and all, is kept exactly.
+  const kept = { name: 'Zoë 😀', note: 'tab\there \u0001', list: [{ deep: 'ok' }] }
+  const alice = await h.login('alice', { claims: kept })
+  t.strictSame((await h.app.sessions.get(alice.sessionId))?.claims, kept)
+
+  // regenerateSession checks new claims before it replaces anything: the session goes on.
+  const bad = await h.app.inject({ method: 'POST', url: '/elevate', headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.fingerprint }, payload: { claims: { role: 'ad\u0000min' } } })
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().code, 'FST_SESSION_GUARD_INVALID_CLAIMS')
+  t.equal((await h.me(alice)).statusCode, 200, 'the old session still works')
+  t.strictSame((await h.app.sessions.get(alice.sessionId))?.claims, kept)
 })
 
 t.test('an option section that is not an object is refused, naming it', async (t) => {

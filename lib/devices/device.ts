@@ -127,8 +127,22 @@ function header (headers: DeviceHeaders, name: string, maxLength: number): strin
   const value = headers[name]
   // Node joins repeated headers into one string; an array here comes from a
   // hand-made headers object and is ignored rather than guessed at.
-  if (typeof value !== 'string' || value.length > maxLength) return undefined
+  if (typeof value !== 'string' || value.length > maxLength || hasControlCharacter(value)) return undefined
   return value
+}
+
+// eslint-disable-next-line no-control-regex -- the point: the characters no header field value may hold
+const CONTROL = /[\0-\x08\n-\x1f\x7f]/
+
+/**
+ * Whether a header value holds a control character (but the tab) or DEL,
+ * which no field value may (RFC 9110). Node's parser refuses them, but not with
+ * `insecureHTTPParser` nor in `inject()`; such a header is malformed and read
+ * as absent, so U+0000 (which PostgreSQL cannot store) never reaches a device
+ * or a kept user agent.
+ */
+export function hasControlCharacter (value: string): boolean {
+  return CONTROL.test(value)
 }
 
 function describe (ua: string, hints: Hints): DeviceInfo {

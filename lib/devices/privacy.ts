@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto'
 import { isIP } from 'node:net'
 import ipaddr from 'ipaddr.js'
 import { LRUCache } from 'lru-cache'
-import { MAX_USER_AGENT_LENGTH } from './device.js'
+import { hasControlCharacter, MAX_USER_AGENT_LENGTH } from './device.js'
 import { InvalidOptionError } from '../errors.js'
 import { section, type OptionNames } from '../validate.js'
 
@@ -105,11 +105,12 @@ export function createPrivacyPolicy (value?: PrivacyOptions, prefix = 'privacy')
 }
 
 /**
- * The user agent to keep: cut to 512 characters, and with `intern`, the one
- * string already held for the same value, so sessions from one browser share it.
+ * The user agent to keep: none when it holds a control character (malformed),
+ * else cut to 512 characters, and with `intern`, the one string already held
+ * for the same value, so sessions from one browser share it.
  */
 export function keepUserAgent (userAgent: string | undefined, intern?: LRUCache<string, string>): string | undefined {
-  if (userAgent === undefined || userAgent === '') return undefined
+  if (userAgent === undefined || userAgent === '' || hasControlCharacter(userAgent)) return undefined
   const value = userAgent.length > MAX_USER_AGENT_LENGTH ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : userAgent
   if (intern === undefined) return value
   const held = intern.get(value)

@@ -1,10 +1,48 @@
 import type { JWT } from '@fastify/jwt'
 import { LRUCache } from 'lru-cache'
+import { InvalidClaimsError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
 import { TimedJwt } from './jwt.js'
 
 /** Claims the plugin puts in every access token; the app's own claims may not use these names. */
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['sub', 'sid', 'fph', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud'])
+
+/** U+0000, or a surrogate without its pair. */
+const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/**
+ * Whether every store keeps `text` as it is. PostgreSQL refuses U+0000
+ * (`text`, `jsonb`) and a lone surrogate in `jsonb`; encoded as UTF-8 (a
+ * `text` column, a Redis key) a lone surrogate becomes U+FFFD, so two user ids
+ * could become one.
+ */
+export function isStorable (text: string): boolean {
+  return !UNSTORABLE.test(text)
+}
+
+/**
+ * The app's claims for a session, checked once for every store: a plain
+ * object without a reserved name (else a programming error, `TypeError`), and
+ * no name or string value, at any depth, that a store cannot keep (else bad
+ * data, `InvalidClaimsError`, 400, before the login counts or writes anything,
+ * rather than a store failure, 503, after). Returns a frozen copy.
+ */
+export function checkClaims (claims: Record<string, unknown>): Readonly<Record<string, unknown>> {
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
+    throw new TypeError('claims must be a plain object')
+  }
+  for (const name of Object.keys(claims)) {
+    if (RESERVED_CLAIMS.has(name)) throw new TypeError(`claims may not set the reserved claim "${name}"`)
+  }
+  // Walks exactly what will be serialised (after any toJSON), at every depth.
+  JSON.stringify(claims, (name: string, value: unknown) => {
+    if (!isStorable(name) || (typeof value === 'string' && !isStorable(value))) {
+      throw new InvalidClaimsError(`the claim ${JSON.stringify(name)} holds U+0000 or an unpaired surrogate`)
+    }
+    return value
+  })
+  return Object.freeze({ ...claims })
+}
 
 /** The verified payload of an access token. */
 export interface AccessClaims {

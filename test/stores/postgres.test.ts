@@ -1,4 +1,7 @@
+import { connect } from 'node:net'
+import Fastify from 'fastify'
 import t from 'tap'
+import sessionGuard from '../../lib/index.js'
 import { activityValues, insertValues } from '../../lib/stores/postgres/codec.js'
 import { Pool, type QueryConfig } from 'pg'
 import { migrate, migrations, PostgresStore, postgresStore, type PostgresStoreOptions } from '../../lib/stores/postgres/index.js'
@@ -6,6 +9,7 @@ import { Statements, type Statement } from '../../lib/stores/postgres/statements
 import type { SessionRecord } from '../../lib/session.js'
 import { EPOCH } from '../../lib/testing/index.js'
 import { CLOCK_SKEW_ALLOWANCE_MS } from '../../lib/session.js'
+import { SECRET } from '../helper.js'
 import { waitFor } from './redis-helper.js'
 import { dropSchema, leftNoSchemas, POSTGRES_URL, postgresTest, testPool, testSchema, uniqueSchema } from './postgres-helper.js'
 
@@ -107,6 +111,54 @@ postgresTest(t, 'migrate: true on the store migrates when the plugin opens it; a
   await t.rejects(migrate(admin, { schema: broken }), /already exists/)
   const left = await admin.query('SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name IN (\'sessions\', \'schema_migrations\')', [broken])
   t.equal(left.rowCount, 0, 'rolled back')
+})
+
+/** One raw HTTP/1.1 request, bytes as given (a client library would refuse a control character in a header). */
+async function rawRequest (port: number, head: string, body: string): Promise<{ status: number, body: string }> {
+  const socket = connect(port, '127.0.0.1')
+  let answer = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => { answer += chunk })
+  const closed = new Promise((resolve) => socket.on('close', resolve))
+  // write, not end: a client that half-closes may be taken for one that left.
+  socket.write(Buffer.from(`${head}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, 'latin1'))
+  await closed
+  return { status: Number(answer.slice(9, 12)), body: answer.slice(answer.indexOf('\r\n\r\n') + 4) }
+}
+
+postgresTest(t, 'text PostgreSQL cannot hold never reaches it: bad claims answer 400, not 503; a header with U+0000 is read as absent', async (t) => {
+  const schema = await testSchema(t, admin)
+  // insecureHTTPParser lets control characters through in header values, as Node's default parser does not.
+  const app = Fastify({ http: { insecureHTTPParser: true } })
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, store: postgresStore({ pool: admin, schema, purge: { intervalMs: 0 } }), privacy: { keepUserAgent: true } })
+  app.post<{ Body: { userId: string, claims?: Record<string, unknown> } }>('/login', async (request, reply) => {
+    const { session } = await reply.issueSession(request.body)
+    return { sessionId: session.id }
+  })
+  const rows = async (): Promise<number[]> => await Promise.all(['sessions', 'counters'].map(async (table) =>
+    (await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".${table}`)).rows[0]!.n))
+
+  for (const claims of [{ name: 'Ali\u0000ce' }, { name: 'Al\ud800ice' }]) {
+    const response = await app.inject({ method: 'POST', url: '/login', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ userId: 'alice', claims }) })
+    t.equal(response.statusCode, 400, 'a bad input, not an outage')
+    t.equal(response.json().code, 'FST_SESSION_GUARD_INVALID_CLAIMS')
+  }
+  t.strictSame(await rows(), [0, 0], 'nothing written, nothing counted')
+
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  const android = 'Mozilla/5.0 (Linux; Android 14; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36'
+  const response = await rawRequest(port, `POST /login HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ${android}\r\nSec-CH-UA-Model: "Pix\u0000el"`, '{"userId":"alice"}')
+  t.equal(response.status, 200, 'a client hint with U+0000 is ignored')
+  const hinted = await app.sessions.get(JSON.parse(response.body).sessionId)
+  t.match(hinted?.device, { browser: { name: 'Chrome' }, os: { name: 'Android' }, model: undefined })
+  t.equal(hinted?.userAgent, android)
+  const bare = await rawRequest(port, 'POST /login HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8.\u0000', '{"userId":"alice"}')
+  t.equal(bare.status, 200, 'so is a User-Agent with U+0000')
+  const unknown = await app.sessions.get(JSON.parse(bare.body).sessionId)
+  t.equal(unknown?.device?.type, 'unknown')
+  t.equal(unknown?.userAgent, undefined, 'and it is not kept')
 })
 
 /** Every node type in an EXPLAIN (FORMAT JSON) plan. */
