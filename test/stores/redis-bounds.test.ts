@@ -80,4 +80,21 @@ redisTest(t, 'over HTTP: logins from ever new device models, each logged out, le
   t.ok(bytes <= MAX_BYTES, `${bytes} bytes in Redis, at most ${MAX_BYTES}`)
 })
 
+redisTest(t, 'over HTTP: an account vouching for ever new device models leaves at most anomalies.maxKnownPerUser markers', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const MAX_KNOWN = 20
+  const h = await build(t, { store: redisStore({ connection: REDIS_URL, prefix }), maxSessionsPerUser: LIMIT, anomalies: { maxKnownPerUser: MAX_KNOWN } })
+  for (let n = 0; n < 200; n++) {
+    const headers = { 'user-agent': ANDROID, 'sec-ch-ua-mobile': '?1', 'sec-ch-ua-platform': '"Android"', 'sec-ch-ua-model': `"Model ${n}"` }
+    const login = await h.app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice' }, headers })
+    t.equal(login.statusCode, 200)
+    t.equal(await h.app.sessions.trustDevice(login.json().sessionId), true)
+    h.clock.advance(100)
+  }
+  const markers = await admin.keys(`${prefix}c:anomaly:device:*`)
+  // The first login's own device, and the ones vouched for up to the cap.
+  t.equal(markers.length, MAX_KNOWN + 1, `${markers.length} device markers after 200 models vouched for`)
+})
+
 leftNoKeys(t)
