@@ -264,6 +264,7 @@ namespace sessionGuard {
   export import InvalidOptionError = errorsModule.InvalidOptionError
   export import AlreadyRegisteredError = errorsModule.AlreadyRegisteredError
   export import UnauthorizedError = errorsModule.UnauthorizedError
+  export import InvalidClaimsError = errorsModule.InvalidClaimsError
   export import SessionLimitError = errorsModule.SessionLimitError
   export import RefreshConflictError = errorsModule.RefreshConflictError
   export import CsrfError = errorsModule.CsrfError
@@ -312,6 +313,7 @@ module.exports.createDeviceParser = sessionGuard.createDeviceParser
 module.exports.InvalidOptionError = sessionGuard.InvalidOptionError
 module.exports.AlreadyRegisteredError = sessionGuard.AlreadyRegisteredError
 module.exports.UnauthorizedError = sessionGuard.UnauthorizedError
+module.exports.InvalidClaimsError = sessionGuard.InvalidClaimsError
 module.exports.SessionLimitError = sessionGuard.SessionLimitError
 module.exports.RefreshConflictError = sessionGuard.RefreshConflictError
 module.exports.CsrfError = sessionGuard.CsrfError
