@@ -216,8 +216,9 @@ export class AnomalyDetector {
 
   /**
    * Vouches for a session's device and country (`app.sessions.trustDevice`):
-   * they become known for its user, and the session loses its `new_device` and
-   * `new_country` flags. Returns whether the session was live.
+   * they become known for its user (at most `maxKnownPerUser` of them), and the
+   * session loses its `new_device` and `new_country` flags, cap or not: the app
+   * vouched for this session. Returns whether the session was live.
    */
   async trust (sessionId: string): Promise<boolean> {
     const store = this.#store
@@ -238,8 +239,9 @@ export class AnomalyDetector {
    * Makes the device or country under `key` known, or keeps it known. A new one
    * is counted first, under one key per user (`memoryMs` after the last): past
    * `maxKnownPerUser` it is not written, so one account vouching again and again
-   * for made-up models cannot grow the store. Counted before it is written, in
-   * one atomic step, so concurrent calls cannot pass the cap together.
+   * for made-up models cannot grow the store. The count is one atomic increment
+   * before the write, so concurrent calls cannot pass the cap together (two for
+   * the same new device may both count it: the safe side).
    */
   async #remember (session: SessionRecord, user: string, kind: 'device' | 'country', key: string, now: number): Promise<void> {
     const store = this.#store
@@ -254,12 +256,6 @@ export class AnomalyDetector {
     await store.increment(key, memoryMs, now)
   }
 
-  /**
-   * Whether the device or country under `key` is known. Only a vouched one is
-   * (the user's first login, or `trust`): a login never makes its own device
-   * known, so an attacker's refused or flagged login teaches the rule nothing.
-   * A known one stays known while it is used.
-   */
   /** The store key marking a device known for a user: browser and OS, not their versions (an update is not a new device). */
   #deviceMarker (user: string, device: DeviceInfo): string {
     return `anomaly:device:${user}:${this.#keyOf('anomaly.device', `${device.type}|${device.browser.name ?? ''}|${device.os.name ?? ''}|${device.model ?? ''}`)}`
@@ -270,6 +266,12 @@ export class AnomalyDetector {
     return `anomaly:country:${user}:${this.#keyOf('anomaly.country', country)}`
   }
 
+  /**
+   * Whether the device or country under `key` is known. Only a vouched one is
+   * (the user's first login, or `trust`): a login never makes its own device
+   * known, so an attacker's refused or flagged login teaches the rule nothing.
+   * A known one stays known while it is used.
+   */
   async #known (key: string, first: boolean, now: number): Promise<boolean> {
     if (!first && await this.#store.counter(key, now) === undefined) return false
     await this.#store.increment(key, this.#policy.memoryMs, now)
