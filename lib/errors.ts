@@ -123,3 +123,25 @@ export const StoreUnsupportedError = createError<[string]>(
   'The session store does not implement %s',
   500
 )
+
+/**
+ * `app.sessions.history()` was asked for a page it cannot read: a `limit`
+ * that is not a positive integer, or a `before` that is not a cursor (an
+ * entry's `id`). A 400, so a route that passes its query string on answers well.
+ */
+export const InvalidHistoryQueryError = createError<[string]>(
+  'FST_SESSION_GUARD_INVALID_HISTORY_QUERY',
+  'Invalid history query: %s',
+  400
+)
+
+/**
+ * `app.sessions.history()` or `erase()` was called with no history to read:
+ * the plugin was registered with `history: false`, or its store keeps no
+ * history (it lacks `appendHistory`, `history` and `eraseHistory`).
+ */
+export const HistoryOffError = createError<[string]>(
+  'FST_SESSION_GUARD_HISTORY_OFF',
+  'The login history is off: %s',
+  500
+)

@@ -12,6 +12,7 @@ import { Lifecycle } from './lifecycle.js'
 import { SessionManager } from './manager.js'
 import { AnomalyDetector } from './monitoring/anomaly.js'
 import { SessionEventStream } from './monitoring/events.js'
+import { LoginHistory } from './monitoring/history.js'
 import { LoginAttempts } from './monitoring/login-attempts.js'
 import { SessionMetrics } from './monitoring/metrics.js'
 import { loadPromClient, PrometheusMetrics } from './monitoring/prometheus.js'
@@ -40,6 +41,7 @@ import * as managerModule from './manager.js'
 import * as analyticsModule from './monitoring/analytics.js'
 import * as anomalyModule from './monitoring/anomaly.js'
 import * as eventsModule from './monitoring/events.js'
+import * as historyModule from './monitoring/history.js'
 import * as loginAttemptsModule from './monitoring/login-attempts.js'
 import * as metricsModule from './monitoring/metrics.js'
 import * as optionsModule from './options.js'
@@ -69,9 +71,11 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     ? undefined
     : new PrometheusMetrics(loadPromClient(), { storeStats: async () => await storeStats(async () => await store.stats(clock())) }, options.metrics)
   if (prometheus !== undefined) fastify.addHook('onClose', async () => prometheus.close())
+  const history = new LoginHistory({ store: store.historyStore, clock, log: fastify.log }, options.history)
   const events = new SessionEventStream(fastify.log, options.onEvent, (event) => {
     metrics.record(event)
     prometheus?.record(event)
+    history.record(event)
   }, options.logging)
   await store.open({
     now: clock,
@@ -115,8 +119,10 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     anomalies,
     activity
   })
-  const loginAttempts = new LoginAttempts({ store, events, clock, keyOf, byIp: options.privacy.ipMode !== 'none' }, options.lockout)
-  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, clock })
+  const loginAttempts = new LoginAttempts({
+    store, events, clock, keyOf, byIp: options.privacy.ipMode !== 'none', describe: async (request) => await client.describe(request)
+  }, options.lockout)
+  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, clock })
 
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)
@@ -180,6 +186,8 @@ namespace sessionGuard {
   export import LocationResolver = clientModule.LocationResolver
   export import AnomalyOptions = anomalyModule.AnomalyOptions
   export import LockoutOptions = loginAttemptsModule.LockoutOptions
+  export import AttemptOptions = loginAttemptsModule.AttemptOptions
+  export import HistoryOptions = historyModule.HistoryOptions
   export import AnalyticsOptions = analyticsModule.AnalyticsOptions
   export import LoggingOptions = eventsModule.LoggingOptions
   export import LogLevel = eventsModule.LogLevel
@@ -198,6 +206,7 @@ namespace sessionGuard {
   // Classes the plugin builds: their types only.
   export type SessionManager = managerModule.SessionManager
   export import SessionStats = managerModule.SessionStats
+  export import UserExport = managerModule.UserExport
   export import FastifyJWT = augmentModule.SessionGuardJWT
 
   // Stores, and the rules a store of your own needs (the Redis store: fastify-session-guard/redis)
@@ -215,6 +224,10 @@ namespace sessionGuard {
   export import RemovalReason = storeModule.RemovalReason
   export import ImportResult = storeModule.ImportResult
   export import HeldCounter = storeModule.HeldCounter
+  export import HistoryRecord = storeModule.HistoryRecord
+  export import HistoryEntry = storeModule.HistoryEntry
+  export import HistoryRetention = storeModule.HistoryRetention
+  export import HistoryQuery = storeModule.HistoryQuery
   export import migrateSessions = migrateModule.migrateSessions
   export import MigrateSessionsOptions = migrateModule.MigrateSessionsOptions
   export import MigrationProgress = migrateModule.MigrationProgress
@@ -276,6 +289,8 @@ namespace sessionGuard {
   export import NoSessionError = errorsModule.NoSessionError
   export import SnapshotInvalidError = errorsModule.SnapshotInvalidError
   export import StoreUnsupportedError = errorsModule.StoreUnsupportedError
+  export import InvalidHistoryQueryError = errorsModule.InvalidHistoryQueryError
+  export import HistoryOffError = errorsModule.HistoryOffError
   // TypeScript emits `sessionGuard || (sessionGuard = {})` for a namespace merged with a function, and the function always exists.
   /* c8 ignore next */
 }

@@ -1,10 +1,12 @@
 import { analyse, type AnalyticsOptions, type SessionAnalytics } from './monitoring/analytics.js'
 import type { RevocationReason, SessionEventStream } from './monitoring/events.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
+import type { LoginHistory } from './monitoring/history.js'
 import type { LoginAttempts } from './monitoring/login-attempts.js'
 import type { EventCounts, SessionMetrics } from './monitoring/metrics.js'
 import type { Clock, SessionRecord } from './session.js'
-import type { SessionStore, StoreStats } from './stores/store.js'
+import type { HistoryEntry, SessionStore, StoreStats } from './stores/store.js'
+import { toViews, type SessionView } from './http/views.js'
 
 /** What the management API works with. */
 export interface ManagerContext {
@@ -14,7 +16,19 @@ export interface ManagerContext {
   readonly metrics: SessionMetrics
   readonly loginAttempts: LoginAttempts
   readonly anomalies: AnomalyDetector
+  readonly history: LoginHistory
   readonly clock: Clock
+}
+
+/** `app.sessions.export(userId)`: what the plugin holds about a user, without a secret. */
+export interface UserExport {
+  readonly userId: string
+  /** ISO 8601. */
+  readonly exportedAt: string
+  /** The user's live sessions, as the devices page shows them. */
+  readonly sessions: SessionView[]
+  /** The user's whole login history, newest first. */
+  readonly history: HistoryEntry[]
 }
 
 /** `app.sessions.stats()`: the store's figures and this instance's counters. */
@@ -84,6 +98,42 @@ export class SessionManager {
    */
   async trustDevice (sessionId: string): Promise<boolean> {
     return await this.#context.anomalies.trust(sessionId)
+  }
+
+  /**
+   * The user's login history, newest first: sign-ins, failed and locked
+   * attempts the app named the user in, refused sign-ins, revocations with
+   * their reason, refresh-token reuse, anomalies. `limit` entries (default
+   * 50, at most 1000); `before`, an entry's `id`, for the next page. Throws
+   * `FST_SESSION_GUARD_INVALID_HISTORY_QUERY` (400) for a bad `limit` or
+   * `before`, `FST_SESSION_GUARD_HISTORY_OFF` when no history is kept.
+   */
+  async history (userId: string, query?: { limit?: number, before?: string }): Promise<HistoryEntry[]> {
+    return await this.#context.history.read(userId, query)
+  }
+
+  /**
+   * What the plugin holds about a user (a data-subject access request): the
+   * live sessions as views and the whole history. No token, hash or claim.
+   */
+  async export (userId: string): Promise<UserExport> {
+    const history: HistoryEntry[] = []
+    for (let page = await this.history(userId, { limit: 1000 }); page.length > 0; page = await this.history(userId, { limit: 1000, before: page[page.length - 1]?.id })) {
+      history.push(...page)
+    }
+    return { userId, exportedAt: new Date(this.#context.clock()).toISOString(), sessions: toViews(await this.list(userId)), history }
+  }
+
+  /**
+   * Erases a user (the right to erasure): revokes every session, then
+   * removes the history. Counters keyed on the user (known devices and
+   * countries, login bursts) hold no name, only keyed hashes, and end with
+   * their window. Returns how many sessions were revoked.
+   */
+  async erase (userId: string): Promise<number> {
+    const revoked = await this.revokeAll(userId, { reason: 'admin' })
+    await this.#context.history.erase(userId)
+    return revoked
   }
 
   /**

@@ -9,6 +9,7 @@ import { parseGlobalOptions, type GlobalOptions, type GlobalPolicy } from './gua
 import { parseRefreshOptions, type RefreshOptions, type RefreshPolicy } from './lifecycle.js'
 import { parseAnomalyOptions, type AnomalyOptions, type AnomalyPolicy } from './monitoring/anomaly.js'
 import { parseLoggingOptions, type LoggingOptions, type LoggingPolicy, type SessionEvent } from './monitoring/events.js'
+import { parseHistoryOptions, type HistoryOptions, type HistoryPolicy } from './monitoring/history.js'
 import { parseLockoutOptions, type LockoutOptions, type LockoutPolicy } from './monitoring/login-attempts.js'
 import type { Clock, Lifetime, Lifetimes } from './session.js'
 import { memoryStore } from './stores/memory.js'
@@ -88,6 +89,13 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
   /** Anomaly rules, each with a policy, and a hook to decide per case. */
   anomalies?: AnomalyOptions
   /**
+   * Each user's login history (`app.sessions.history()`): how many entries,
+   * for how long; `false` keeps none. On by default when the store keeps a
+   * history (the memory, Redis and PostgreSQL stores do).
+   * @default { maxEntries: 100, maxAge: '90d' }
+   */
+  history?: HistoryOptions | false
+  /**
    * Receives every event (as `app.sessions.events.on('event', …)` does), after
    * the request's own work; a throw is logged, never propagated.
    */
@@ -130,6 +138,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   resolveLocation: true,
   lockout: true,
   anomalies: true,
+  history: true,
   onEvent: true,
   logging: true,
   routes: true,
@@ -153,6 +162,7 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly securityScheme: string | undefined
   readonly lockout: LockoutPolicy
   readonly anomalies: AnomalyPolicy
+  readonly history: HistoryPolicy
   readonly onEvent: ((event: SessionEvent) => void) | undefined
   readonly logging: LoggingPolicy
   readonly privacy: PrivacyPolicy
@@ -178,6 +188,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
   if (touchIntervalMs >= lifetimes.normal.idleMs) {
     throw new InvalidOptionError('touchInterval', 'must be shorter than idleTimeout')
   }
+  const store = parseStore(options.store)
   const clock = options.clock ?? Date.now
   if (typeof clock !== 'function') throw new InvalidOptionError('clock', 'must be a function returning epoch ms')
 
@@ -186,7 +197,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     lifetimes,
     touchIntervalMs,
     limit: parseLimit(options),
-    store: parseStore(options.store),
+    store,
     global: parseGlobalOptions(options.global),
     cookies,
     refresh,
@@ -196,6 +207,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     resolveLocation: optionalFunction(options.resolveLocation, 'resolveLocation', '(ip) => location'),
     lockout: parseLockoutOptions(options.lockout),
     anomalies: parseAnomalyOptions(options.anomalies),
+    history: parseHistoryOptions(options.history, store),
     onEvent: optionalFunction(options.onEvent, 'onEvent', '(event) => void'),
     logging: parseLoggingOptions(options.logging),
     ...parseMonitoringOptions(options),

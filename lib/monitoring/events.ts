@@ -54,6 +54,8 @@ export interface EventBase<N extends SessionEventName = SessionEventName> {
   device?: { type: DeviceType, name: string }
   /** The IP as the privacy policy stores it. */
   ip?: string
+  /** The session's country and city, when the app's `resolveLocation` gave them. */
+  location?: { country?: string, city?: string }
 }
 
 /** An event as listeners receive it. */
@@ -62,7 +64,7 @@ export type SessionEvent<N extends SessionEventName = SessionEventName> = {
 }[N]
 
 /** Who an event is about: a session, or what is known without one. */
-export type EventSubject = Pick<SessionRecord, 'userId'> & Partial<Pick<SessionRecord, 'id' | 'device' | 'ip'>>
+export type EventSubject = Pick<SessionRecord, 'userId'> & Partial<Pick<SessionRecord, 'id' | 'device' | 'ip' | 'location'>>
 
 /** A log level of Fastify's logger (pino's), or `'silent'` for no line at all. */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
@@ -183,5 +185,12 @@ function describe (subject: EventSubject | undefined): Partial<EventBase> {
   if (subject.id !== undefined) base.sessionId = subject.id
   if (subject.device !== undefined) base.device = { type: subject.device.type, name: subject.device.name }
   if (subject.ip !== undefined) base.ip = subject.ip
+  const place = subject.location
+  if (place?.country !== undefined || place?.city !== undefined) {
+    base.location = {
+      ...(place.country === undefined ? {} : { country: place.country }),
+      ...(place.city === undefined ? {} : { city: place.city })
+    }
+  }
   return base
 }

@@ -2,10 +2,10 @@ import type { FastifyRequest } from 'fastify'
 import ipaddr from 'ipaddr.js'
 import type { KeyOf } from '../crypto.js'
 import { InvalidOptionError, LoginLockedError } from '../errors.js'
-import type { Clock } from '../session.js'
+import type { ClientInfo, Clock } from '../session.js'
 import type { Counter, SessionStore } from '../stores/store.js'
 import { bool, count, duration, section, type Duration, type OptionNames } from '../validate.js'
-import type { SessionEventStream } from './events.js'
+import type { EventSubject, SessionEventStream } from './events.js'
 
 export interface LockoutOptions {
   /** Failures are forgotten this long after the last one. @default '15m' */
@@ -86,9 +86,20 @@ export interface LoginAttemptsContext {
   readonly keyOf: KeyOf
   /** Whether attempts are counted by the client's network too: not with `privacy.ipMode: 'none'`. */
   readonly byIp: boolean
+  /** The client of a request as a session would record it: for the user's history, when the app names the user. */
+  readonly describe: (request: FastifyRequest) => Promise<ClientInfo>
 }
 
 /** A scope and the store key of its counter. */
+/** What an app may add to `check()` and `fail()`. */
+export interface AttemptOptions {
+  /**
+   * The user the username belongs to, when there is one: the failure or
+   * lockout then appears in that user's login history (`app.sessions.history()`).
+   */
+  userId?: string
+}
+
 type ScopedKey = readonly [Scope, string]
 /** The username's key, then the others. */
 type ScopedKeys = readonly [ScopedKey, ...ScopedKey[]]
@@ -134,14 +145,14 @@ export class LoginAttempts {
    * Throws `FST_SESSION_GUARD_LOGIN_LOCKED` (429, with `Retry-After`) while the
    * username or the IP is locked; otherwise counts the attempt, ahead of its outcome.
    */
-  async check (request: FastifyRequest, username: string): Promise<void> {
+  async check (request: FastifyRequest, username: string, options: AttemptOptions = {}): Promise<void> {
     const { store, clock } = this.#context
     const now = clock()
     const keys = this.#keys(request, username)
     const held = await Promise.all(keys.map(async ([, key]) => await store.counter(key, now)))
     for (const [i, [scope]] of keys.entries()) {
       const counter = held[i]
-      if (counter !== undefined) this.#refuseWhile(request, username, scope, counter.lastAt + this.#delay(scope, counter.count) - now, now)
+      if (counter !== undefined) await this.#refuseWhile(request, username, options, scope, counter.lastAt + this.#delay(scope, counter.count) - now, now)
     }
     // Not locked: count the attempt now, one atomic step per scope, sent together (one round trip).
     const counted = await Promise.all(keys.map(async ([scope, key], i) => {
@@ -154,13 +165,13 @@ export class LoginAttempts {
       // and waits for the lockout those leave (the free ones, or the one next after the read).
       await Promise.all(keys.map(async ([, key]) => await store.decrement(key, now)))
       const { scope, before } = refused
-      this.#refuseWhile(request, username, scope, this.#delay(scope, Math.max(before + 1, this.#free(scope))), now)
+      await this.#refuseWhile(request, username, options, scope, this.#delay(scope, Math.max(before + 1, this.#free(scope))), now)
     }
     this.#reservations.set(request, { username: normalizeUsername(username), keys, failures: (counted[0] as { counter: Counter }).counter.count })
   }
 
   /** Records a failed login (wrong password or unknown user: call it for both). */
-  async fail (request: FastifyRequest, username: string): Promise<void> {
+  async fail (request: FastifyRequest, username: string, options: AttemptOptions = {}): Promise<void> {
     const { store, events, clock } = this.#context
     const now = clock()
     let failures = this.#settle(request, username)?.failures
@@ -169,7 +180,7 @@ export class LoginAttempts {
       const counted = await Promise.all(this.#keys(request, username).map(async ([, key]) => await store.increment(key, this.#policy.windowMs, now)))
       failures = (counted[0] as Counter).count
     }
-    events.publish(request.log, 'login.failed', now, undefined, { ...this.#named(username), failures })
+    events.publish(request.log, 'login.failed', now, await this.#subject(request, options), { ...this.#named(username), failures })
   }
 
   /** Records a successful login: the username's failures are forgotten, the IP's stay (this attempt is not one of them). */
@@ -197,10 +208,16 @@ export class LoginAttempts {
   }
 
   /** Throws the 429 and publishes `login.locked` when `retryAfterMs` is still to come. */
-  #refuseWhile (request: FastifyRequest, username: string, scope: Scope, retryAfterMs: number, now: number): void {
+  async #refuseWhile (request: FastifyRequest, username: string, options: AttemptOptions, scope: Scope, retryAfterMs: number, now: number): Promise<void> {
     if (retryAfterMs <= 0) return
-    this.#context.events.publish(request.log, 'login.locked', now, undefined, { ...this.#named(username), scope, retryAfterMs })
+    this.#context.events.publish(request.log, 'login.locked', now, await this.#subject(request, options), { ...this.#named(username), scope, retryAfterMs })
     throw Object.assign(new LoginLockedError(), { headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } })
+  }
+
+  /** Whom an event of this attempt is about: the user the app named, seen from the request's client; else no one. */
+  async #subject (request: FastifyRequest, { userId }: AttemptOptions): Promise<EventSubject | undefined> {
+    if (userId === undefined) return undefined
+    return { ...await this.#context.describe(request), userId }
   }
 
   /** The request's reservation for `username`, taken out: settled once. */

@@ -4,6 +4,10 @@ import type { Activity, SessionRecord } from '../session.js'
 import type {
   Counter,
   CreateResult,
+  HistoryEntry,
+  HistoryQuery,
+  HistoryRecord,
+  HistoryRetention,
   Rotation,
   RotationResult,
   SessionLimit,
@@ -105,6 +109,27 @@ export class FailClosedStore implements SessionStore {
 
   stats (now: number): Promise<StoreStats> {
     try { return this.#store.stats(now).then(undefined, this.#rejected) } catch (err) { return this.#rejected(err) }
+  }
+
+  /**
+   * The store's history methods, failing closed like the rest, or `undefined`
+   * when the store keeps no history (it lacks one of the three).
+   */
+  get historyStore (): Required<Pick<SessionStore, 'appendHistory' | 'history' | 'eraseHistory'>> | undefined {
+    const store = this.#store
+    if (store.appendHistory === undefined || store.history === undefined || store.eraseHistory === undefined) return undefined
+    const { appendHistory, history, eraseHistory } = store as Required<Pick<SessionStore, 'appendHistory' | 'history' | 'eraseHistory'>>
+    return {
+      appendHistory: async (userId: string, entry: HistoryRecord, retention: HistoryRetention, now: number): Promise<void> => {
+        try { await appendHistory.call(store, userId, entry, retention, now) } catch (err) { throw this.failure(err) }
+      },
+      history: async (userId: string, query: HistoryQuery, retention: HistoryRetention, now: number): Promise<HistoryEntry[]> => {
+        try { return await history.call(store, userId, query, retention, now) } catch (err) { throw this.failure(err) }
+      },
+      eraseHistory: async (userId: string): Promise<void> => {
+        try { await eraseHistory.call(store, userId) } catch (err) { throw this.failure(err) }
+      }
+    }
   }
 
   /** The store's own account of why it cannot serve (for the health route): never the driver's error text. */

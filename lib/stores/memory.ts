@@ -1,6 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { InvalidOptionError, StoreFullError } from '../errors.js'
+import { MemoryHistory } from './memory-history.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
 import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import { count, section, type OptionNames } from '../validate.js'
@@ -9,6 +10,10 @@ import type {
   Counter,
   CreateResult,
   HeldCounter,
+  HistoryEntry,
+  HistoryQuery,
+  HistoryRecord,
+  HistoryRetention,
   ImportResult,
   Rotation,
   RotationResult,
@@ -44,6 +49,13 @@ export interface MemoryStoreOptions {
    */
   maxCounters?: number
   /**
+   * Most login-history entries held at once, of every user together (each
+   * user's own bound is the plugin's `history` option); the users heard from
+   * least recently lose theirs first.
+   * @default 100_000
+   */
+  maxHistoryEntries?: number
+  /**
    * Restarts that sign nobody out: restores the sessions (with their refresh
    * state and per-user index) and the counters from `path` on `open()`, and
    * writes them there every `intervalMs` and on `close()`. Off by default.
@@ -55,9 +67,10 @@ export interface MemoryStoreOptions {
 const DEFAULT_MAX = 100_000
 const DEFAULT_PURGE_INTERVAL_MS = 60_000
 const DEFAULT_MAX_COUNTERS = 100_000
+const DEFAULT_MAX_HISTORY_ENTRIES = 100_000
 /** Errors name an option by its path under the factory: `memoryStore.max`. */
 const PATH = 'memoryStore'
-const OPTION_NAMES: OptionNames<MemoryStoreOptions> = { max: true, onCapacity: true, purgeIntervalMs: true, maxCounters: true, snapshot: true }
+const OPTION_NAMES: OptionNames<MemoryStoreOptions> = { max: true, onCapacity: true, purgeIntervalMs: true, maxCounters: true, maxHistoryEntries: true, snapshot: true }
 /**
  * Heap bytes per session with device metadata, as `npm run bench:memory`
  * measures it (docs/benchmarks.md); `stats().estimatedBytes` multiplies by it.
@@ -79,6 +92,7 @@ export class MemoryStore implements SessionStore {
   readonly #byUser = new Map<string, Set<string>>()
   readonly #cache: LRUCache<string, SessionRecord>
   readonly #counters: LRUCache<string, StoredCounter>
+  readonly #history: MemoryHistory
   /** How many users hold n sessions, kept in step with the index. */
   readonly #usersBySize = new Map<number, number>()
   #context: StoreContext = { now: Date.now, onRemoved: () => {} }
@@ -94,6 +108,7 @@ export class MemoryStore implements SessionStore {
       onCapacity = 'evict-lru',
       purgeIntervalMs = DEFAULT_PURGE_INTERVAL_MS,
       maxCounters = DEFAULT_MAX_COUNTERS,
+      maxHistoryEntries = DEFAULT_MAX_HISTORY_ENTRIES,
       snapshot
     } = section(options, OPTION_NAMES, PATH)
     count(max, `${PATH}.max`)
@@ -104,6 +119,7 @@ export class MemoryStore implements SessionStore {
       throw new InvalidOptionError(`${PATH}.purgeIntervalMs`, `must be a positive number, got ${String(purgeIntervalMs)}`)
     }
     count(maxCounters, `${PATH}.maxCounters`)
+    count(maxHistoryEntries, `${PATH}.maxHistoryEntries`)
     this.#max = max
     this.#onCapacity = onCapacity
     this.#purgeIntervalMs = purgeIntervalMs
@@ -117,6 +133,7 @@ export class MemoryStore implements SessionStore {
       dispose: (session, id, reason) => this.#disposed(session, id, reason)
     })
     this.#counters = new LRUCache<string, StoredCounter>({ max: maxCounters })
+    this.#history = new MemoryHistory(maxHistoryEntries)
     const settings = snapshotSettings(snapshot)
     this.#snapshots = settings === undefined
       ? undefined
@@ -247,6 +264,18 @@ export class MemoryStore implements SessionStore {
     if (held === undefined) return
     if (held.count > 1) this.#counters.set(key, { ...held, count: held.count - 1 })
     else this.#counters.delete(key)
+  }
+
+  async appendHistory (userId: string, entry: HistoryRecord, retention: HistoryRetention, now: number): Promise<void> {
+    this.#history.append(userId, entry, retention, now)
+  }
+
+  async history (userId: string, query: HistoryQuery, retention: HistoryRetention, now: number): Promise<HistoryEntry[]> {
+    return this.#history.read(userId, query, retention, now)
+  }
+
+  async eraseHistory (userId: string): Promise<void> {
+    this.#history.erase(userId)
   }
 
   async importSessions (sessions: readonly SessionRecord[], now: number): Promise<ImportResult> {

@@ -132,6 +132,65 @@ export interface SessionStore {
    * counter whose window has ended at `now` is skipped.
    */
   importCounters?(counters: readonly HeldCounter[], now: number): Promise<ImportResult>
+
+  /**
+   * Optional, with `history` and `eraseHistory`: the user's login history (an
+   * audit trail). Appends `entry`, then keeps at most `retention.maxEntries`
+   * of the user's entries, the newest; an entry is gone once
+   * `retention.maxAgeMs` have passed since its `time`. Bounded per user in
+   * count and in time, whoever calls. The history suite (`history()` in
+   * `fastify-session-guard/testing`) checks it.
+   */
+  appendHistory?(userId: string, entry: HistoryRecord, retention: HistoryRetention, now: number): Promise<void>
+
+  /**
+   * The user's history, newest first: at most `query.limit` entries, only
+   * those older than the entry `query.before` names (a cursor: an entry's `id`)
+   * when given, none past `retention.maxAgeMs` at `now`.
+   */
+  history?(userId: string, query: HistoryQuery, retention: HistoryRetention, now: number): Promise<HistoryEntry[]>
+
+  /** Removes the user's whole history. */
+  eraseHistory?(userId: string): Promise<void>
+}
+
+/** One event of a user's login history, as the plugin writes it (never a token, a fingerprint, or an IP beyond what the privacy policy keeps). */
+export interface HistoryRecord {
+  /** The event it records (`'session.created'`, `'login.failed'` …). */
+  readonly type: string
+  /** Epoch ms, from the plugin's clock. */
+  readonly time: number
+  readonly sessionId?: string
+  readonly device?: { readonly type: string, readonly name: string }
+  /** The IP as the privacy policy keeps it. */
+  readonly ip?: string
+  readonly location?: { readonly country?: string, readonly city?: string }
+  /** What else the event said (a revocation's `reason`, an anomaly's `rule` and `decision` …): flat, JSON-safe. */
+  readonly detail?: Readonly<Record<string, string | number | boolean | readonly string[]>>
+}
+
+/** A history entry as a store returns it: the record and its cursor. */
+export interface HistoryEntry extends HistoryRecord {
+  /**
+   * The entry's cursor, given by the store: opaque, unique within the user's
+   * history, 1 to 40 characters of `[0-9A-Za-z_-]`; `before` takes it to read the next page.
+   */
+  readonly id: string
+}
+
+/** How much of a user's history a store keeps. */
+export interface HistoryRetention {
+  /** Most entries per user (>= 1): the oldest go first. */
+  readonly maxEntries: number
+  /** How long an entry is kept after its `time`, in ms. */
+  readonly maxAgeMs: number
+}
+
+export interface HistoryQuery {
+  /** Most entries returned (>= 1). */
+  readonly limit: number
+  /** Only entries older than this one (its `id`, from an earlier page). */
+  readonly before?: string
 }
 
 /** What an import wrote and what it left out (ended, or older than what the store holds). */

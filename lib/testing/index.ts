@@ -13,12 +13,14 @@
  */
 import type { Test } from 'tap'
 import { conformance, type ConformanceOptions, type StoreFactory } from './conformance.js'
+import { historyCases } from './history-cases.js'
 import { runModel } from './model.js'
 
 export { EPOCH, TestClock } from './clock.js'
 export { conformance, type ConformanceOptions, type StoreFactory, type StoreFactoryOptions } from './conformance.js'
 export { runModel, type ModelOptions } from './model.js'
 export { migration } from './migration-cases.js'
+export { historyCases } from './history-cases.js'
 
 export interface TestStoreOptions extends ConformanceOptions {
   /** Names the two tests: `<name> store keeps the store contract`, `… agrees with the reference model`. @default 'this' */
@@ -27,6 +29,13 @@ export interface TestStoreOptions extends ConformanceOptions {
   modelRuns?: number
   /** Shortest session lifetime the model generates: raise it for a store whose TTLs run in real time. @default 1 */
   minLifetimeMs?: number
+  /**
+   * Whether to run the login-history suite (`historyCases`): set `false` for a
+   * store that keeps no history (it then lacks `appendHistory`, `history` and
+   * `eraseHistory`, and the plugin keeps none with it).
+   * @default true
+   */
+  history?: boolean
   /** Whether the store evicts at a size bound (`capacity`, passed to the factory); then the model tries small ones. */
   capacityEviction?: boolean
 }
@@ -37,9 +46,14 @@ export interface TestStoreOptions extends ConformanceOptions {
  * them; the failures say which case, or which step of which random sequence.
  */
 export async function testStore (t: Test, factory: StoreFactory, options: TestStoreOptions = {}): Promise<void> {
-  const { name = 'this', modelRuns, minLifetimeMs, capacityEviction, ...conformanceOptions } = options
+  const { name = 'this', modelRuns, minLifetimeMs, capacityEviction, history = true, ...conformanceOptions } = options
   await t.test(`${name} store keeps the store contract`, async (t) => {
     await conformance(t, factory, conformanceOptions)
   })
+  if (history) {
+    await t.test(`${name} store keeps a login history`, async (t) => {
+      await historyCases(t, factory)
+    })
+  }
   await runModel(t, { name, factory, numRuns: modelRuns, minLifetimeMs, capacityEviction })
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { conformance } from '../../lib/testing/index.js'
+import { conformance, historyCases } from '../../lib/testing/index.js'
 import { leftNoSchemas, POSTGRES_URL, postgresFactory, postgresTest, testPool } from './postgres-helper.js'
 
 const admin = testPool()
@@ -13,6 +13,10 @@ postgresTest(t, 'the PostgreSQL store keeps the store contract (the app\'s pool)
 
 postgresTest(t, 'the PostgreSQL store keeps the store contract (a pool it owns, local cache on)', async (t) => {
   await conformance(t, postgresFactory({ connection: POSTGRES_URL, localCache: true }, admin), { rotationRuns: 30 })
+})
+
+postgresTest(t, 'the PostgreSQL store keeps a login history', async (t) => {
+  await historyCases(t, postgresFactory({ connection: POSTGRES_URL }, admin))
 })
 
 leftNoSchemas(t)

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import { Redis as Redis5 } from 'ioredis5'
 import { Redis as Valkey } from 'iovalkey'
 import t from 'tap'
-import { conformance } from '../../lib/testing/index.js'
+import { conformance, historyCases } from '../../lib/testing/index.js'
 import { leftNoKeys, REDIS_URL, redisFactory, redisTest, TEST_CLIENT_OPTIONS, testClient } from './redis-helper.js'
 
 const admin = testClient()
@@ -23,6 +23,14 @@ redisTest(t, 'the Redis store keeps the store contract (a client with its own ke
   client.on('error', () => {})
   t.teardown(() => client.quit())
   await conformance(t, redisFactory({ client }, () => admin), { rotationRuns: 10 })
+})
+
+redisTest(t, 'the Redis store keeps a login history (a connection it owns, and a client with its own keyPrefix)', async (t) => {
+  await historyCases(t, redisFactory({ connection: REDIS_URL }, () => admin))
+  const client = new Redis(REDIS_URL, { ...TEST_CLIENT_OPTIONS, keyPrefix: 'app:' })
+  client.on('error', () => {})
+  t.teardown(() => client.quit())
+  await historyCases(t, redisFactory({ client }, () => admin))
 })
 
 // Other clients of the same shape: the store types its client by what it calls, not by class.

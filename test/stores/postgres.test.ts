@@ -93,6 +93,11 @@ postgresTest(t, 'migrate() creates the schema once, records each version, and tw
     claims: 'jsonb',
     location: 'jsonb'
   }, 'each column has the type it should have')
+  const historyColumns = await admin.query<{ column_name: string, data_type: string }>(
+    'SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = \'history\'', [schema])
+  t.match(Object.fromEntries(historyColumns.rows.map((row) => [row.column_name, row.data_type])), {
+    id: 'bigint', at: 'timestamp with time zone', expires_at: 'timestamp with time zone', ip: 'inet', device: 'jsonb', location: 'jsonb', detail: 'jsonb'
+  }, 'the history table too')
 })
 
 postgresTest(t, 'migrate: true on the store migrates when the plugin opens it; a failed migration rolls back', async (t) => {
@@ -175,7 +180,10 @@ postgresTest(t, 'EXPLAIN: no query of the store scans a whole table, on a popula
     SELECT 's' || n, 'u' || (n % 2000), 'f', now(), now(), now() + (n % 97) * interval '1 minute', now() + interval '1 day', false
     FROM generate_series(1, 20000) AS n`)
   await admin.query(`INSERT INTO "${schema}".counters SELECT 'c' || n, 1, now(), now(), now() + (n % 97) * interval '1 minute' FROM generate_series(1, 2000) AS n`)
-  await admin.query(`ANALYZE "${schema}".sessions; ANALYZE "${schema}".counters`)
+  // And 20 000 history entries of the same users.
+  await admin.query(`INSERT INTO "${schema}".history (user_id, at, expires_at, type)
+    SELECT 'u' || (n % 2000), now(), now() + (n % 97) * interval '1 day', 'login.failed' FROM generate_series(1, 20000) AS n`)
+  await admin.query(`ANALYZE "${schema}".sessions; ANALYZE "${schema}".counters; ANALYZE "${schema}".history`)
   const now = Date.now()
   const fresh = session('new', 'u7', now)
   const activity = activityValues({ lastSeenAt: now, idleExpiresAt: now + MINUTE, changes: { ip: '192.0.2.1' } })
@@ -200,7 +208,12 @@ postgresTest(t, 'EXPLAIN: no query of the store scans a whole table, on a popula
     ['reset counter', statements.resetCounter, ['c7']],
     ['import session', statements.importSession, [now, ...insertValues(fresh)]],
     ['scan counters', statements.scanCounters, ['c5', now, 100]],
-    ['import counter', statements.importCounter, ['c7', 1, now, now, now + MINUTE]]
+    ['import counter', statements.importCounter, ['c7', 1, now, now, now + MINUTE]],
+    ['append history', statements.appendHistory, ['u7', now, now + MINUTE, 'login.failed', null, null, null, null, null, null, 100]],
+    ['history', statements.history, ['u7', null, now - MINUTE, 50]],
+    ['history page', statements.history, ['u7', '15000', now - MINUTE, 50]],
+    ['erase history', statements.eraseHistory, ['u7']],
+    ['purge history', statements.purgeHistory, [now, 500]]
   ]
   for (const [what, statement, values] of hot) {
     const { rows } = await admin.query<{ 'QUERY PLAN': Array<{ Plan: Record<string, unknown> }> }>(`EXPLAIN (FORMAT JSON) ${statement.text}`, values)
@@ -209,7 +222,7 @@ postgresTest(t, 'EXPLAIN: no query of the store scans a whole table, on a popula
   }
 })
 
-postgresTest(t, 'the purge deletes expired sessions and counters in bounded batches, reporting each session', async (t) => {
+postgresTest(t, 'the purge deletes expired sessions, counters and history entries in bounded batches, reporting each session', async (t) => {
   const schema = await testSchema(t, admin)
   let now = EPOCH
   const removed: string[] = []
@@ -220,11 +233,15 @@ postgresTest(t, 'the purge deletes expired sessions and counters in bounded batc
   await store.create(session('long', 'user0', now, { idleExpiresAt: now + 3 * 60 * MINUTE }), { max: 100, onLimit: 'reject' }, now)
   for (let j = 0; j < 9; j++) await store.increment(`key${j}`, MINUTE, now)
   await store.increment('lasting', 3 * 60 * MINUTE, now)
-  t.strictSame(await store.purge(), { sessions: 0, counters: 0 }, 'nothing expired yet')
+  // 16 entries kept a minute, of two users, and one kept a day.
+  for (let j = 0; j < 16; j++) await store.appendHistory(`user${j % 2}`, { type: 'login.failed', time: now }, { maxEntries: 100, maxAgeMs: MINUTE }, now)
+  await store.appendHistory('user0', { type: 'session.created', time: now }, { maxEntries: 100, maxAgeMs: 24 * 60 * MINUTE }, now)
+  t.strictSame(await store.purge(), { sessions: 0, counters: 0, history: 0 }, 'nothing expired yet')
   now += MINUTE
-  t.strictSame(await store.purge(), { sessions: 0, counters: 9 }, 'expired counters go; expired sessions stay within the clock-skew allowance')
+  t.strictSame(await store.purge(), { sessions: 0, counters: 9, history: 16 }, 'expired counters and history entries go; expired sessions stay within the clock-skew allowance')
   now += CLOCK_SKEW_ALLOWANCE_MS
-  t.strictSame(await store.purge(), { sessions: 20, counters: 0 }, 'every expired session past the allowance, over several batches of 7')
+  t.strictSame(await store.purge(), { sessions: 20, counters: 0, history: 0 }, 'every expired session past the allowance, over several batches of 7')
+  t.strictSame((await admin.query(`SELECT type FROM "${schema}".history`)).rows, [{ type: 'session.created' }], 'the entry kept a day stays')
   t.equal(removed.length, 20)
   t.ok(removed.every((entry) => entry.endsWith(':expired')), 'each reported as expired')
   t.match(await store.stats(now), { sessions: 1, users: 1, expirations: 20 })
@@ -250,7 +267,7 @@ postgresTest(t, 'the purge runs on its timer, one at a time, and stops on close'
   // Closing while a purge runs waits for it.
   const running = store.purge()
   await store.close()
-  t.strictSame(await running, { sessions: 0, counters: 0 }, 'the purge in flight finished before the pool ended')
+  t.strictSame(await running, { sessions: 0, counters: 0, history: 0 }, 'the purge in flight finished before the pool ended')
   await store.close()
 })
 

@@ -7,6 +7,8 @@ import sessionGuard, {
   expiresAt,
   isLive,
   isRemovable,
+  type HistoryEntry,
+  type UserExport,
   type IssuedSession,
   memoryStore,
   type MemoryStore,
@@ -96,6 +98,13 @@ expectType<Promise<SessionRecord[]>>(app.sessions.list('alice'))
 expectType<Promise<number>>(app.sessions.revokeAll('alice', { except: 'sid', reason: 'password-change' }))
 expectType<Promise<boolean>>(app.sessions.revoke('sid'))
 expectType<Promise<boolean>>(app.sessions.trustDevice('sid'))
+expectType<Promise<HistoryEntry[]>>(app.sessions.history('alice', { limit: 20, before: '17' }))
+expectType<Promise<UserExport>>(app.sessions.export('alice'))
+expectType<Promise<number>>(app.sessions.erase('alice'))
+expectError(app.sessions.history('alice', { limit: '20' }))
+expectAssignable<SessionGuardOptions>({ secret: 'x', history: { maxEntries: 50, maxAge: '30d' } })
+expectAssignable<SessionGuardOptions>({ secret: 'x', history: false })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), history: { maxEntries: '50' } }))
 expectAssignable<SessionGuardOptions>({ secret: 'x', anomalies: { deviceChange: 'revoke', impossibleTravel: { maxSpeedKmh: 800 } } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), anomalies: { deviceChange: 'block' } }))
 app.register(sessionGuard, { secret: 'x'.repeat(32), metrics: { path: '/metrics', rejectionReasons: true } })

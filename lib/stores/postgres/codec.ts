@@ -36,7 +36,7 @@ const json = (value: unknown): string | null => value === undefined ? null : JSO
  * An address kept in full or truncated goes to the `inet` column, anything
  * else (a keyed hash, with `privacy.ipMode: 'hashed'`) to `ip_hash`.
  */
-function ipColumns (ip: string | undefined): [string | null, string | null] {
+export function ipColumns (ip: string | undefined): [string | null, string | null] {
   if (ip === undefined) return [null, null]
   return isIP(ip) === 0 ? [null, ip] : [ip, null]
 }

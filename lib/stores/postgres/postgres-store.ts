@@ -1,14 +1,15 @@
 import type { Pool } from 'pg'
 import { decideRotation, isLive, rotatedState, type SessionRecord } from '../../session.js'
 import type {
-  Activity, Counter, CreateResult, HeldCounter, ImportResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats
+  Activity, Counter, CreateResult, HeldCounter, HistoryEntry, HistoryQuery, HistoryRecord, HistoryRetention, ImportResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats
 } from '../store.js'
 import { activityValues, insertValues, sessionDecoder, type SessionRow } from './codec.js'
 import { Database, noop } from './database.js'
+import { PostgresHistory } from './history.js'
 import { LocalCache } from './local-cache.js'
 import { migrate } from './migrate.js'
 import { settingsOf, type PostgresStoreOptions, type Settings } from './options.js'
-import { purgeExpired } from './purge.js'
+import { purgeExpired, type PurgeResult } from './purge.js'
 import { Statements } from './statements.js'
 
 /** A row with whether the session was still live when the statement ran. */
@@ -45,9 +46,10 @@ export class PostgresStore implements SessionStore {
   readonly #statements: Statements
   readonly #decode = sessionDecoder()
   readonly #cache: LocalCache | undefined
+  readonly #history: PostgresHistory
   #context: StoreContext = { now: Date.now, onRemoved: noop }
   #timer: NodeJS.Timeout | undefined
-  #purging: Promise<{ sessions: number, counters: number }> | undefined
+  #purging: Promise<PurgeResult> | undefined
   #expirations = 0
 
   constructor (options: PostgresStoreOptions) {
@@ -55,6 +57,7 @@ export class PostgresStore implements SessionStore {
     const { schema, queryTimeoutMs, localCache } = this.#settings
     this.#database = new Database(options, queryTimeoutMs)
     this.#statements = new Statements(schema)
+    this.#history = new PostgresHistory(this.#database, this.#statements, (userId) => this.#lockKey(userId))
     this.#cache = localCache === undefined
       ? undefined
       : new LocalCache({
@@ -220,6 +223,18 @@ export class PostgresStore implements SessionStore {
    * in the statement, so a concurrent rotation is never rolled back). No limit,
    * no lock: the source store kept the limit.
    */
+  async appendHistory (userId: string, entry: HistoryRecord, retention: HistoryRetention): Promise<void> {
+    await this.#history.append(userId, entry, retention)
+  }
+
+  async history (userId: string, query: HistoryQuery, retention: HistoryRetention, now: number): Promise<HistoryEntry[]> {
+    return await this.#history.read(userId, query, retention, now)
+  }
+
+  async eraseHistory (userId: string): Promise<void> {
+    await this.#history.erase(userId)
+  }
+
   async importSessions (sessions: readonly SessionRecord[], now: number): Promise<ImportResult> {
     let imported = 0
     for (const session of sessions) {
@@ -277,11 +292,11 @@ export class PostgresStore implements SessionStore {
   }
 
   /**
-   * Deletes expired sessions (reported as `expired` removals) and counters
-   * now, in bounded batches; the timer of `purge.intervalMs` calls it. One
+   * Deletes expired sessions (reported as `expired` removals), counters and
+   * history entries past their retention now, in bounded batches; the timer of `purge.intervalMs` calls it. One
    * purge at a time per store.
    */
-  async purge (): Promise<{ sessions: number, counters: number }> {
+  async purge (): Promise<PurgeResult> {
     const running = this.#purging ?? purgeExpired({
       database: this.#database,
       statements: this.#statements,

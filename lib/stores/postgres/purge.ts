@@ -15,15 +15,22 @@ export interface PurgeSettings {
   readonly expired: (session: SessionRecord) => void
 }
 
+/** How many rows one purge removed, by table. */
+export interface PurgeResult {
+  readonly sessions: number
+  readonly counters: number
+  readonly history: number
+}
+
 /**
- * Deletes expired sessions, then expired counters, a bounded batch per
+ * Deletes expired sessions, then expired counters and history entries, a bounded batch per
  * statement (`LIMIT batchSize … FOR UPDATE SKIP LOCKED`: short statements that
  * never wait for a row another instance holds), until a batch comes back short.
- * Returns how many sessions and counters it removed.
+ * Returns how many rows of each it removed.
  */
-export async function purgeExpired (settings: PurgeSettings): Promise<{ sessions: number, counters: number }> {
+export async function purgeExpired (settings: PurgeSettings): Promise<PurgeResult> {
   const { database, statements, decode, batchSize, now, expired } = settings
-  const removed = { sessions: 0, counters: 0 }
+  const removed = { sessions: 0, counters: 0, history: 0 }
   for (;;) {
     const rows = await database.query<SessionRow>({ ...statements.purgeSessions, values: [now(), batchSize] })
     for (const row of rows) expired(decode(row))
@@ -31,11 +38,13 @@ export async function purgeExpired (settings: PurgeSettings): Promise<{ sessions
     if (rows.length < batchSize) break
     await yieldToEventLoop()
   }
-  for (;;) {
-    const rows = await database.query({ ...statements.purgeCounters, values: [now(), batchSize] })
-    removed.counters += rows.length
-    if (rows.length < batchSize) break
-    await yieldToEventLoop()
+  for (const [table, statement] of [['counters', statements.purgeCounters], ['history', statements.purgeHistory]] as const) {
+    for (;;) {
+      const rows = await database.query({ ...statement, values: [now(), batchSize] })
+      removed[table] += rows.length
+      if (rows.length < batchSize) break
+      await yieldToEventLoop()
+    }
   }
   return removed
 }

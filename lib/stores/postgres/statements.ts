@@ -135,10 +135,23 @@ export class Statements {
   readonly scanCounters: Statement
   /** $1 key, $2 count, $3 firstAt, $4 lastAt, $5 expiresAt. Writes a counter as it is, over one held. */
   readonly importCounter: Statement
+  /**
+   * $1 user, $2 time, $3 expiresAt, $4 type, $5 session id, $6 device, $7 ip,
+   * $8 ip hash, $9 location, $10 detail, $11 most entries: appends one entry,
+   * then removes the user's entries beyond the newest `$11` (run under the user's lock).
+   */
+  readonly appendHistory: Statement
+  /** $1 user, $2 before id (or null), $3 oldest time kept, $4 limit. Newest first. */
+  readonly history: Statement
+  /** $1 user. */
+  readonly eraseHistory: Statement
+  /** $1 now, $2 batch size. */
+  readonly purgeHistory: Statement
 
   constructor (schema: string) {
     const sessions = `"${schema}".sessions`
     const counters = `"${schema}".counters`
+    const history = `"${schema}".history`
     this.channel = `${schema}_invalidate`
     const notify = `pg_notify('${this.channel}', id)`
     const name = (what: string): string => `session_guard:${schema}:${what}`
@@ -214,5 +227,17 @@ export class Statements {
     this.importCounter = statement('import-counter',
       `INSERT INTO ${counters} (key, count, first_at, last_at, expires_at) VALUES ($1, $2, ${ts(3)}, ${ts(4)}, ${ts(5)}) ` +
       'ON CONFLICT (key) DO UPDATE SET count = excluded.count, first_at = excluded.first_at, last_at = excluded.last_at, expires_at = excluded.expires_at')
+    // The insert is not visible to the statement's own DELETE: of the rows held before it, keep the newest $11 - 1.
+    this.appendHistory = statement('append-history',
+      `WITH added AS (INSERT INTO ${history} (user_id, at, expires_at, type, session_id, device, ip, ip_hash, location, detail) ` +
+      `VALUES ($1, ${ts(2)}, ${ts(3)}, $4, $5, $6::jsonb, $7::inet, $8, $9::jsonb, $10::jsonb) RETURNING id) ` +
+      `DELETE FROM ${history} WHERE user_id = $1 AND id <= (SELECT id FROM ${history} WHERE user_id = $1 ORDER BY id DESC OFFSET $11::int - 1 LIMIT 1)`)
+    this.history = statement('history',
+      `SELECT id::text AS cursor, ${ms('at')} AS at, type, session_id, device::text AS device, host(ip) AS ip, ip_hash, location::text AS location, detail::text AS detail ` +
+      `FROM ${history} WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint) AND at >= ${ts(3)} ORDER BY id DESC LIMIT $4`)
+    this.eraseHistory = statement('erase-history', `DELETE FROM ${history} WHERE user_id = $1`)
+    this.purgeHistory = statement('purge-history',
+      `DELETE FROM ${history} WHERE id = ANY(ARRAY(SELECT id FROM ${history} WHERE expires_at <= ${ts(1)} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)) ` +
+      'RETURNING id')
   }
 }

@@ -8,6 +8,7 @@ const STATS_KEYS = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist']
  * - `{u:<userId>}:s:<sessionId>` the session, a hash;
  * - `{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
  * - `id:{<sessionId>}` the session's user id, a string;
+ * - `{u:<userId>}:h` the user's login history, a stream (`history.ts`);
  * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
  * - `{stats}:sessions`, `{stats}:users`, `{stats}:sizes`, `{stats}:sized`,
  *   `{stats}:hist` the bookkeeping behind `stats()`, and `{stats}:removed:<userId>`
@@ -40,6 +41,7 @@ export class KeyLayout {
   }
 
   index (userId: string): string { return `${this.#prefix}{u:${userId}}:i` }
+  history (userId: string): string { return `${this.#prefix}{u:${userId}}:h` }
   session (userId: string, id: string): string { return this.#sessionBase(userId) + id }
   /** The session key base as a script sees it, to build the keys of a user's sessions itself. */
   scriptBase (userId: string): string { return this.#clientPrefix + this.#sessionBase(userId) }

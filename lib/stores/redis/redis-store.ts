@@ -5,6 +5,10 @@ import type {
   Counter,
   CreateResult,
   HeldCounter,
+  HistoryEntry,
+  HistoryQuery,
+  HistoryRecord,
+  HistoryRetention,
   ImportResult,
   Rotation,
   RotationResult,
@@ -18,6 +22,7 @@ import { sessionDecoder } from './codec.js'
 import { SESSION_COMMANDS, SessionCommands } from './commands.js'
 import { Connection, noop } from './connection.js'
 import * as counters from './counters.js'
+import * as history from './history.js'
 import { checkId, KeyLayout } from './keys.js'
 import { LocalCache } from './local-cache.js'
 import { UserLookups } from './lookups.js'
@@ -27,7 +32,7 @@ import { scanCounters, scanSessions } from './scan.js'
 import { STATS_COMMANDS, StatsBook } from './stats.js'
 
 /** Every script the store defines on its client, by command name. */
-const COMMANDS = { ...SESSION_COMMANDS, ...STATS_COMMANDS, ...counters.COUNTER_COMMANDS }
+const COMMANDS = { ...SESSION_COMMANDS, ...STATS_COMMANDS, ...counters.COUNTER_COMMANDS, ...history.HISTORY_COMMANDS }
 
 /** What a script changed, for the bookkeeping after it. */
 interface Changes {
@@ -254,6 +259,18 @@ export class RedisStore implements SessionStore {
 
   async resetCounter (key: string): Promise<void> {
     await counters.remove(this.#connection, this.#keys.counter(key))
+  }
+
+  async appendHistory (userId: string, entry: HistoryRecord, retention: HistoryRetention, now: number): Promise<void> {
+    await history.append(this.#connection, this.#keys.history(userId), entry, retention, now)
+  }
+
+  async history (userId: string, query: HistoryQuery, retention: HistoryRetention, now: number): Promise<HistoryEntry[]> {
+    return await history.read(this.#connection, this.#keys.history(userId), query, retention, now)
+  }
+
+  async eraseHistory (userId: string): Promise<void> {
+    await counters.remove(this.#connection, this.#keys.history(userId))
   }
 
   /**
