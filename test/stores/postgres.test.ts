@@ -234,8 +234,8 @@ postgresTest(t, 'the purge deletes expired sessions, counters and history entrie
   for (let j = 0; j < 9; j++) await store.increment(`key${j}`, MINUTE, now)
   await store.increment('lasting', 3 * 60 * MINUTE, now)
   // 16 entries kept a minute, of two users, and one kept a day.
-  for (let j = 0; j < 16; j++) await store.appendHistory(`user${j % 2}`, { type: 'login.failed', time: now }, { maxEntries: 100, maxAgeMs: MINUTE }, now)
-  await store.appendHistory('user0', { type: 'session.created', time: now }, { maxEntries: 100, maxAgeMs: 24 * 60 * MINUTE }, now)
+  for (let j = 0; j < 16; j++) await store.appendHistory(`user${j % 2}`, { type: 'login.failed', time: now }, { maxEntries: 100, maxAgeMs: MINUTE })
+  await store.appendHistory('user0', { type: 'session.created', time: now }, { maxEntries: 100, maxAgeMs: 24 * 60 * MINUTE })
   t.strictSame(await store.purge(), { sessions: 0, counters: 0, history: 0 }, 'nothing expired yet')
   now += MINUTE
   t.strictSame(await store.purge(), { sessions: 0, counters: 9, history: 16 }, 'expired counters and history entries go; expired sessions stay within the clock-skew allowance')
