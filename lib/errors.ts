@@ -145,3 +145,16 @@ export const HistoryOffError = createError<[string]>(
   'The login history is off: %s',
   500
 )
+
+/**
+ * The session awaits a step-up (an anomaly rule decided `'challenge'`), and
+ * this route requires full assurance. Sent with `WWW-Authenticate: Bearer
+ * error="insufficient_user_authentication"` (RFC 9470): the client runs the
+ * app's second factor, whose route (`config: { allowChallenged: true }`)
+ * calls `request.completeChallenge()`.
+ */
+export const StepUpRequiredError = createError(
+  'FST_SESSION_GUARD_STEP_UP_REQUIRED',
+  'This session must complete a step-up first',
+  401
+)

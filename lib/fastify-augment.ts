@@ -39,6 +39,12 @@ declare module 'fastify' {
      * (after a privilege change), optionally with new claims.
      */
     regenerateSession (reply: FastifyReply, claims?: Record<string, unknown>): Promise<IssuedSession>
+    /**
+     * After the app's second factor: lifts this request's session out of its
+     * step-up, and makes its device and country known for the user (as
+     * `app.sessions.trustDevice` does). Resolves whether the session was live.
+     */
+    completeChallenge (): Promise<boolean>
   }
 
   interface FastifyReply {
@@ -51,5 +57,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** With the `global` option: leave this route unguarded. */
     public?: boolean
+    /**
+     * Let a challenged session (one awaiting a step-up) through the guard on
+     * this route: the second factor's own routes, a logout. Other guarded
+     * routes answer it `FST_SESSION_GUARD_STEP_UP_REQUIRED`.
+     */
+    allowChallenged?: boolean
   }
 }

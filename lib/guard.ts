@@ -4,7 +4,8 @@ import { safeEqual } from './crypto.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { lifetimeOf, type Clock, type Lifetimes } from './session.js'
+import { StepUpRequiredError } from './errors.js'
+import { isChallenged, lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
 import { bool, optionalFunction, section, type OptionNames } from './validate.js'
@@ -35,6 +36,7 @@ export interface GuardContext {
  * only with a valid access token, the fingerprint cookie it is bound to, and a
  * live session in the store that matches both. Then it records activity (at
  * most once per `touchInterval`) and sets `request.user` and `request.authSession`.
+ * A challenged session passes only on routes that allow it (`allowChallenged`).
  */
 export function createGuard (context: GuardContext): Guard {
   const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie } = context
@@ -81,6 +83,12 @@ export function createGuard (context: GuardContext): Guard {
       }
       // Revoked between the read and the write: the revocation wins.
       if (session === undefined) return reject(request, reply, 'unknown_session', claims)
+    }
+    if (isChallenged(session) && request.routeOptions.config.allowChallenged !== true) {
+      // RFC 9470: the token is good, the authentication behind it is not enough (yet).
+      reply.header('www-authenticate', 'Bearer realm="session", error="insufficient_user_authentication", error_description="complete the step-up"')
+      events.publish(request.log, 'auth.rejected', now, session, { reason: 'step_up_required' })
+      throw new StepUpRequiredError()
     }
 
     request.user = claims as typeof request.user

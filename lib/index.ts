@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { ActivityObserver } from './activity.js'
 import { ClientObserver } from './devices/client.js'
 import { createKeyOf } from './crypto.js'
-import { AlreadyRegisteredError } from './errors.js'
+import { AlreadyRegisteredError, NoSessionError } from './errors.js'
 import { SessionCookies } from './http/cookies.js'
 import { monitoringRoutes, storeStats } from './http/monitoring-routes.js'
 import { sessionRoutes } from './http/routes.js'
@@ -135,6 +135,10 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   fastify.decorateRequest('regenerateSession', function (this: FastifyRequest, reply: FastifyReply, claims?: Record<string, unknown>) {
     return lifecycle.regenerate(this, reply, claims)
   })
+  fastify.decorateRequest('completeChallenge', async function (this: FastifyRequest) {
+    if (this.authSession === null) throw new NoSessionError()
+    return await anomalies.completeChallenge(this, this.authSession.id)
+  })
   fastify.decorateReply('issueSession', function (this: FastifyReply, input) {
     return lifecycle.issue(this, input)
   })
@@ -245,6 +249,8 @@ namespace sessionGuard {
   export import supersedes = sessionModule.supersedes
   export import isRemovable = sessionModule.isRemovable
   export import CLOCK_SKEW_ALLOWANCE_MS = sessionModule.CLOCK_SKEW_ALLOWANCE_MS
+  export import CHALLENGE_FLAG = sessionModule.CHALLENGE_FLAG
+  export import isChallenged = sessionModule.isChallenged
 
   // Views and devices
   export import toView = viewsModule.toView
@@ -291,6 +297,7 @@ namespace sessionGuard {
   export import StoreUnsupportedError = errorsModule.StoreUnsupportedError
   export import InvalidHistoryQueryError = errorsModule.InvalidHistoryQueryError
   export import HistoryOffError = errorsModule.HistoryOffError
+  export import StepUpRequiredError = errorsModule.StepUpRequiredError
   // TypeScript emits `sessionGuard || (sessionGuard = {})` for a namespace merged with a function, and the function always exists.
   /* c8 ignore next */
 }
@@ -320,6 +327,8 @@ module.exports.isLive = sessionGuard.isLive
 module.exports.supersedes = sessionGuard.supersedes
 module.exports.isRemovable = sessionGuard.isRemovable
 module.exports.CLOCK_SKEW_ALLOWANCE_MS = sessionGuard.CLOCK_SKEW_ALLOWANCE_MS
+module.exports.CHALLENGE_FLAG = sessionGuard.CHALLENGE_FLAG
+module.exports.isChallenged = sessionGuard.isChallenged
 module.exports.toView = sessionGuard.toView
 module.exports.sessionViewSchema = sessionGuard.sessionViewSchema
 module.exports.sessionLimitResponseSchema = sessionGuard.sessionLimitResponseSchema
@@ -340,4 +349,7 @@ module.exports.StoreUnavailableError = sessionGuard.StoreUnavailableError
 module.exports.NoSessionError = sessionGuard.NoSessionError
 module.exports.SnapshotInvalidError = sessionGuard.SnapshotInvalidError
 module.exports.StoreUnsupportedError = sessionGuard.StoreUnsupportedError
+module.exports.InvalidHistoryQueryError = sessionGuard.InvalidHistoryQueryError
+module.exports.HistoryOffError = sessionGuard.HistoryOffError
+module.exports.StepUpRequiredError = sessionGuard.StepUpRequiredError
 module.exports.migrateSessions = sessionGuard.migrateSessions

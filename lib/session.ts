@@ -220,3 +220,15 @@ export function rotatedState (state: RefreshState, presentedHash: string, succes
 export function withActivity<S extends SessionRecord> (session: S, activity: Activity): S {
   return { ...session, ...activity.changes, lastSeenAt: activity.lastSeenAt, idleExpiresAt: activity.idleExpiresAt }
 }
+
+/**
+ * The flag of a session an anomaly rule challenged (decision `'challenge'`):
+ * restricted to the routes that allow it (`config: { allowChallenged: true }`)
+ * until the app's second factor completes the step-up (`request.completeChallenge()`).
+ */
+export const CHALLENGE_FLAG = 'challenge'
+
+/** Whether a session awaits a step-up. */
+export function isChallenged (session: SessionRecord): boolean {
+  return session.flags !== undefined && session.flags.includes(CHALLENGE_FLAG)
+}

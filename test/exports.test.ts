@@ -26,7 +26,9 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     'FST_SESSION_GUARD_ALREADY_REGISTERED',
     'FST_SESSION_GUARD_ANOMALY',
     'FST_SESSION_GUARD_CSRF',
+    'FST_SESSION_GUARD_HISTORY_OFF',
     'FST_SESSION_GUARD_INVALID_CLAIMS',
+    'FST_SESSION_GUARD_INVALID_HISTORY_QUERY',
     'FST_SESSION_GUARD_INVALID_OPTION',
     'FST_SESSION_GUARD_LOGIN_LOCKED',
     'FST_SESSION_GUARD_NO_SESSION',
@@ -34,6 +36,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     'FST_SESSION_GUARD_SESSION_LIMIT',
     'FST_SESSION_GUARD_SESSION_NOT_FOUND',
     'FST_SESSION_GUARD_SNAPSHOT_INVALID',
+    'FST_SESSION_GUARD_STEP_UP_REQUIRED',
     'FST_SESSION_GUARD_STORE_FULL',
     'FST_SESSION_GUARD_STORE_UNAVAILABLE',
     'FST_SESSION_GUARD_STORE_UNSUPPORTED',
@@ -44,7 +47,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
 })
 
 t.test('the pure rules a store implementation needs are exported from the main entry', async (t) => {
-  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive', 'supersedes', 'isRemovable', 'CLOCK_SKEW_ALLOWANCE_MS'] as const) {
+  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive', 'supersedes', 'isRemovable', 'CLOCK_SKEW_ALLOWANCE_MS', 'CHALLENGE_FLAG', 'isChallenged'] as const) {
     t.equal(api[name], session[name], `${name} is exported`)
   }
   const state = { hash: 'h0', rotatedAt: 0, rotations: 0 }

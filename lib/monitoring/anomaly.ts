@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { KeyOf } from '../crypto.js'
 import type { DeviceInfo } from '../devices/device.js'
 import { InvalidOptionError } from '../errors.js'
-import type { ClientInfo, Clock, SessionRecord, TravelAnchor } from '../session.js'
+import { CHALLENGE_FLAG, isChallenged, type ClientInfo, type Clock, type SessionRecord, type TravelAnchor } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
 import { count, duration, optionalFunction, section, type Duration, type OptionNames } from '../validate.js'
 import type { AnomalyDecision, AnomalyRule, SessionEventStream } from './events.js'
@@ -85,7 +85,7 @@ const ANOMALY_OPTION_NAMES: OptionNames<AnomalyOptions> = {
   maxKnownPerUser: true,
   decide: true
 }
-const DECISIONS: ReadonlySet<string> = new Set(['ignore', 'flag', 'revoke'])
+const DECISIONS: ReadonlySet<string> = new Set(['ignore', 'flag', 'challenge', 'revoke'])
 
 export function parseAnomalyOptions (value: AnomalyOptions | undefined): AnomalyPolicy {
   const options = section(value, ANOMALY_OPTION_NAMES, 'anomalies')
@@ -117,7 +117,7 @@ export function parseAnomalyOptions (value: AnomalyOptions | undefined): Anomaly
 }
 
 function decision (value: unknown, name: string): AnomalyDecision {
-  if (typeof value !== 'string' || !DECISIONS.has(value)) throw new InvalidOptionError(name, "must be 'ignore', 'flag' or 'revoke'")
+  if (typeof value !== 'string' || !DECISIONS.has(value)) throw new InvalidOptionError(name, "must be 'ignore', 'flag', 'challenge' or 'revoke'")
   return value as AnomalyDecision
 }
 
@@ -140,7 +140,8 @@ export interface AnomalyPolicy {
 
 /** What the checks concluded: the flags to store, or a refusal. */
 export interface Verdict {
-  readonly flags: readonly AnomalyRule[]
+  /** The rules that fired and were not ignored, and `CHALLENGE_FLAG` when one of them asks for a step-up. */
+  readonly flags: readonly string[]
   readonly revoke: boolean
   /** On a request: the session's new travel anchor, when it changed. */
   readonly travelAnchor?: TravelAnchor
@@ -150,7 +151,7 @@ const CLEAR: Verdict = Object.freeze({ flags: [], revoke: false })
 
 /**
  * Anomaly detection at login and on requests. Each rule has a policy
- * (`'ignore' | 'flag' | 'revoke'`) that the app's `decide` hook may override per
+ * (`'ignore' | 'flag' | 'challenge' | 'revoke'`) that the app's `decide` hook may override per
  * case; every anomaly not ignored is published as `anomaly.detected`.
  */
 export class AnomalyDetector {
@@ -221,15 +222,32 @@ export class AnomalyDetector {
    * vouched for this session. Returns whether the session was live.
    */
   async trust (sessionId: string): Promise<boolean> {
-    const store = this.#store
     const now = this.#clock()
-    const session = await store.get(sessionId, now)
-    if (session === undefined) return false
+    const session = await this.#store.get(sessionId, now)
+    return session !== undefined && await this.#vouch(session, now)
+  }
+
+  /**
+   * Completes the step-up of a challenged session (`request.completeChallenge()`),
+   * after the app's second factor: vouches for its device and country as
+   * `trust` does, and lifts the restriction. Returns whether the session was live.
+   */
+  async completeChallenge (request: FastifyRequest, sessionId: string): Promise<boolean> {
+    const now = this.#clock()
+    const session = await this.#store.get(sessionId, now)
+    if (session === undefined || !await this.#vouch(session, now)) return false
+    if (isChallenged(session)) this.#events.publish(request.log, 'challenge.completed', now, session, {})
+    return true
+  }
+
+  /** Makes the session's device and country known, and clears the flags that vouching answers (and a step-up). */
+  async #vouch (session: SessionRecord, now: number): Promise<boolean> {
+    const store = this.#store
     const user = this.#keyOf('anomaly.user', session.userId)
     if (session.device !== undefined) await this.#remember(session, user, 'device', this.#deviceMarker(user, session.device), now)
     const country = session.location?.country
     if (country !== undefined) await this.#remember(session, user, 'country', this.#countryMarker(user, country), now)
-    const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag)) ?? []
+    const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag) && flag !== CHALLENGE_FLAG) ?? []
     if (flags.length === (session.flags?.length ?? 0)) return true
     const changes = { flags: flags.length === 0 ? undefined : flags }
     return await store.touch(session.id, { lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes }, now) !== undefined
@@ -299,17 +317,21 @@ export class AnomalyDetector {
 
   async #decide (request: FastifyRequest, found: Anomaly[], session?: SessionRecord): Promise<Verdict> {
     if (found.length === 0) return CLEAR
-    const flags: AnomalyRule[] = []
+    const flags: string[] = []
     let revoke = false
+    let challenge = false
     for (const anomaly of found) {
       const decision = await this.#policy.decide?.(anomaly, request) ?? this.#default(anomaly.rule)
       if (decision === 'ignore') continue
       if (decision === 'revoke') revoke = true
+      if (decision === 'challenge') challenge = true
       flags.push(anomaly.rule)
       this.#events.publish(request.log, 'anomaly.detected', this.#clock(), session ?? { userId: anomaly.userId }, {
         rule: anomaly.rule, decision, at: anomaly.at, detail: anomaly.detail
       })
     }
+    // A step-up is a flag of its own: the session carries it, in every store, until the step-up is done.
+    if (challenge) flags.push(CHALLENGE_FLAG)
     return { flags, revoke }
   }
 

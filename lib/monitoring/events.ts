@@ -15,8 +15,12 @@ export type RevocationReason = 'user' | 'admin' | 'limit' | 'regenerate' | 'reus
 /** The anomaly rules (see docs/monitoring.md). */
 export type AnomalyRule = 'new_device' | 'new_country' | 'ip_change' | 'device_change' | 'too_many_ips' | 'too_many_countries' | 'impossible_travel' | 'login_burst'
 
-/** What is done about an anomaly. */
-export type AnomalyDecision = 'ignore' | 'flag' | 'revoke'
+/**
+ * What is done about an anomaly: nothing, a flag on the session, a step-up
+ * (the session is created or kept, restricted until the app's second factor
+ * completes it: `request.completeChallenge()`), or the session refused.
+ */
+export type AnomalyDecision = 'ignore' | 'flag' | 'challenge' | 'revoke'
 
 /** The fields of each event besides the common ones. */
 export interface SessionEvents {
@@ -28,6 +32,8 @@ export interface SessionEvents {
   /** A request or refresh was refused; `reason` is the precise one the client never sees. */
   'auth.rejected': { reason: string }
   'refresh.reuse_detected': Record<string, never>
+  /** A challenged session completed its step-up (`request.completeChallenge()`): it is no longer restricted. */
+  'challenge.completed': Record<string, never>
   /**
    * `usernameHash` stands for the username (a keyed hash: it correlates one
    * username's events without revealing it); `username`, normalised (trimmed,
@@ -93,6 +99,7 @@ const DEFAULT_LEVELS: LoggingPolicy = {
   'session.expired': 'info',
   'auth.rejected': 'debug',
   'refresh.reuse_detected': 'warn',
+  'challenge.completed': 'info',
   'login.failed': 'info',
   'login.locked': 'warn',
   'anomaly.detected': 'warn',
@@ -106,6 +113,7 @@ const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'session.expired': true,
   'auth.rejected': true,
   'refresh.reuse_detected': true,
+  'challenge.completed': true,
   'login.failed': true,
   'login.locked': true,
   'anomaly.detected': true,

@@ -50,6 +50,7 @@ const RECORDED: ReadonlySet<SessionEventName> = new Set<SessionEventName>([
   'session.revoked',
   'session.evicted',
   'refresh.reuse_detected',
+  'challenge.completed',
   'login.failed',
   'login.locked',
   'anomaly.detected'

@@ -137,7 +137,11 @@ app.post('/login', async (request: FastifyRequest, reply: FastifyReply) => {
   expectType<Promise<IssuedSession>>(reply.refreshSession())
   expectType<Promise<IssuedSession>>(request.regenerateSession(reply, { role: 'user' }))
   expectType<Promise<void>>(request.endSession(reply))
+  expectType<Promise<boolean>>(request.completeChallenge())
 })
+app.post('/step-up', { preHandler: app.requireSession, config: { allowChallenged: true } }, async () => ({}))
+expectError(app.post('/step-up', { config: { allowChallenged: 'yes' } }, async () => ({})))
+expectAssignable<SessionGuardOptions>({ secret: 'x', anomalies: { newDevice: 'challenge', ipChange: 'challenge' } })
 
 // The rules a store implementation imports.
 declare const session: SessionRecord

@@ -1,0 +1,121 @@
+import t from 'tap'
+import { CHALLENGE_FLAG, type SessionEvent } from '../lib/index.js'
+import { registrationError, SECRET, settle } from './helper.js'
+import { SAFARI } from './anomaly-fixtures.js'
+import { PARIS, serve, type Client, type Held } from './anomaly-http-helper.js'
+
+/**
+ * Step-up on anomalies (decision `'challenge'`), over a real socket: a
+ * challenged session is restricted to the routes that allow it until the
+ * app's second factor calls `request.completeChallenge()`.
+ */
+
+const STRANGER: Client = { ip: PARIS.ip, userAgent: SAFARI }
+const STEP_UP = /^Bearer realm="session", error="insufficient_user_authentication"/
+
+async function withStepUp (t: Parameters<typeof serve>[0], options: Parameters<typeof serve>[1] = {}) {
+  const h = await serve(t, { anomalies: { newDevice: 'challenge' }, ...options }, (app) => {
+    // The app's second factor: here, any code '123456'.
+    app.post<{ Body: { code: string } }>('/step-up', { preHandler: app.requireSession, config: { allowChallenged: true } }, async (request, reply) => {
+      if (request.body.code !== '123456') return await reply.code(400).send({ message: 'wrong code' })
+      return { completed: await request.completeChallenge() }
+    })
+    app.get('/allowed', { preHandler: app.requireSession, config: { allowChallenged: true } }, async (request) => ({ flags: request.authSession?.flags ?? [] }))
+  })
+  const stepUp = async (client: Client, held: Held, code = '123456') =>
+    await h.send(client, 'POST', '/step-up', { authorization: `Bearer ${held.accessToken}`, cookie: `__Host-sg-fp=${held.fingerprint}` }, { code })
+  const allowed = async (client: Client, held: Held) =>
+    await h.send(client, 'GET', '/allowed', { authorization: `Bearer ${held.accessToken}`, cookie: `__Host-sg-fp=${held.fingerprint}` })
+  return { ...h, stepUp, allowed }
+}
+
+t.test('a challenged sign-in gets a session restricted until its step-up completes', async (t) => {
+  const h = await withStepUp(t)
+  const first = await h.login(PARIS)
+  t.equal(first.answer.status, 200)
+  t.equal(first.flags, undefined, 'the first login vouches for its own device')
+
+  const stranger = await h.login(STRANGER)
+  t.equal(stranger.answer.status, 200, 'the sign-in itself goes through')
+  t.strictSame(stranger.flags, ['new_device', CHALLENGE_FLAG], 'restricted: the rule and the step-up flag')
+  const held = stranger.held as Held
+
+  const refused = await h.me(STRANGER, held)
+  t.equal(refused.status, 401)
+  t.equal(refused.body.code, 'FST_SESSION_GUARD_STEP_UP_REQUIRED')
+  t.match(refused.headers.get('www-authenticate'), STEP_UP, 'RFC 9470 insufficient_user_authentication')
+  t.equal((await h.me(PARIS, first.held as Held)).status, 200, 'the first session is not restricted')
+  t.equal((await h.send(STRANGER, 'GET', '/sessions', { authorization: `Bearer ${held.accessToken}`, cookie: `__Host-sg-fp=${held.fingerprint}` })).status, 401,
+    'the plugin\'s own routes (list and revoke devices) need full assurance')
+
+  const allowed = await h.allowed(STRANGER, held)
+  t.equal(allowed.status, 200, 'a route that allows challenged sessions keeps working')
+  t.strictSame(allowed.body.flags, ['new_device', CHALLENGE_FLAG])
+
+  t.equal((await h.stepUp(STRANGER, held, '000000')).status, 400, 'a wrong code completes nothing')
+  t.equal((await h.me(STRANGER, held)).status, 401, 'still restricted')
+  const completed = await h.stepUp(STRANGER, held)
+  t.strictSame([completed.status, completed.body], [200, { completed: true }])
+  t.equal((await h.me(STRANGER, held)).status, 200, 'completion lifts the restriction, with the same tokens')
+  t.equal((await h.app.sessions.get(held.sessionId))?.flags, undefined, 'and clears the flags it answered')
+
+  const again = await h.login(STRANGER)
+  t.equal(again.flags, undefined, 'the completed step-up made the device known: the next sign-in from it is not challenged')
+  await settle()
+  t.ok(h.events.some((e) => e.type === 'challenge.completed' && e.sessionId === held.sessionId), 'challenge.completed published')
+  t.match(h.events.filter((e): e is SessionEvent<'auth.rejected'> => e.type === 'auth.rejected').map((e) => e.reason), ['step_up_required'])
+  const history = await h.app.sessions.history('alice')
+  t.ok(history.some((entry) => entry.type === 'challenge.completed'), 'the history keeps it')
+  t.ok(history.some((entry) => entry.type === 'anomaly.detected' && entry.detail?.decision === 'challenge'))
+})
+
+t.test('a challenged sign-in never makes its device known until it completes', async (t) => {
+  const h = await withStepUp(t)
+  await h.login(PARIS)
+  for (let i = 0; i < 3; i++) {
+    const stranger = await h.login(STRANGER)
+    t.strictSame(stranger.flags, ['new_device', CHALLENGE_FLAG], `sign-in ${i + 1} from the unknown device: challenged again`)
+    t.equal((await h.me(STRANGER, stranger.held as Held)).status, 401)
+  }
+})
+
+t.test('a refresh keeps the restriction; completing a session that is not challenged changes nothing', async (t) => {
+  const h = await withStepUp(t)
+  const first = await h.login(PARIS)
+  const stranger = await h.login(STRANGER)
+  const held = stranger.held as Held
+  t.equal((await h.refresh(STRANGER, held)).status, 200, 'a challenged session may refresh (it must live to complete)')
+  t.equal((await h.me(STRANGER, held)).status, 401, 'the new access token is as restricted')
+  t.strictSame([(await h.stepUp(PARIS, first.held as Held)).body], [{ completed: true }], 'no step-up pending: nothing to lift')
+  await settle()
+  t.notOk(h.events.some((e) => e.type === 'challenge.completed'), 'and no event')
+})
+
+t.test('an on-request rule can challenge a live session', async (t) => {
+  const h = await withStepUp(t, { anomalies: { newDevice: 'ignore', ipChange: 'challenge' }, touchInterval: 0 })
+  const first = await h.login(PARIS)
+  const held = first.held as Held
+  t.equal((await h.me(PARIS, held)).status, 200)
+  const moved = { ...PARIS, ip: '198.51.100.77' }
+  const refused = await h.me(moved, held)
+  t.equal(refused.status, 401, 'the request whose IP changed is the first one restricted')
+  t.equal(refused.body.code, 'FST_SESSION_GUARD_STEP_UP_REQUIRED')
+  t.strictSame((await h.app.sessions.get(held.sessionId))?.flags, ['ip_change', CHALLENGE_FLAG])
+  t.equal((await h.stepUp(moved, held)).status, 200)
+  t.equal((await h.me(moved, held)).status, 200)
+})
+
+t.test('completeChallenge outside a guarded request is a coded error; the decision is checked at registration', async (t) => {
+  const h = await serve(t, {}, (app) => {
+    app.post('/open', async (request) => await request.completeChallenge())
+  })
+  const answer = await h.send(PARIS, 'POST', '/open')
+  t.strictSame([answer.status, answer.body.code], [500, 'FST_SESSION_GUARD_NO_SESSION'])
+  t.match(await registrationError({ secret: SECRET, anomalies: { newDevice: 'step-up' } }), {
+    code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /'ignore', 'flag', 'challenge' or 'revoke'/
+  })
+  const revoked = await withStepUp(t)
+  const first = await revoked.login(PARIS)
+  await revoked.app.sessions.revoke((first.held as Held).sessionId)
+  t.equal(await revoked.app.sessions.trustDevice((first.held as Held).sessionId), false, 'a session gone: nothing to vouch for')
+})
