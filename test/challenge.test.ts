@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CHALLENGE_FLAG, type SessionEvent } from '../lib/index.js'
+import { CHALLENGE_FLAG, memoryStore, type SessionEvent } from '../lib/index.js'
 import { registrationError, SECRET, settle } from './helper.js'
 import { SAFARI } from './anomaly-fixtures.js'
 import { PARIS, serve, type Client, type Held } from './anomaly-http-helper.js'
@@ -13,8 +13,9 @@ import { PARIS, serve, type Client, type Held } from './anomaly-http-helper.js'
 const STRANGER: Client = { ip: PARIS.ip, userAgent: SAFARI }
 const STEP_UP = /^Bearer realm="session", error="insufficient_user_authentication"/
 
-async function withStepUp (t: Parameters<typeof serve>[0], options: Parameters<typeof serve>[1] = {}) {
+async function withStepUp (t: Parameters<typeof serve>[0], options: Parameters<typeof serve>[1] = {}, routes: Parameters<typeof serve>[2] = () => {}) {
   const h = await serve(t, { anomalies: { newDevice: 'challenge' }, ...options }, (app) => {
+    routes(app)
     // The app's second factor: here, any code '123456'.
     app.post<{ Body: { code: string } }>('/step-up', { preHandler: app.requireSession, config: { allowChallenged: true } }, async (request, reply) => {
       if (request.body.code !== '123456') return await reply.code(400).send({ message: 'wrong code' })
@@ -103,6 +104,32 @@ t.test('an on-request rule can challenge a live session', async (t) => {
   t.strictSame((await h.app.sessions.get(held.sessionId))?.flags, ['ip_change', CHALLENGE_FLAG])
   t.equal((await h.stepUp(moved, held)).status, 200)
   t.equal((await h.me(moved, held)).status, 200)
+})
+
+t.test('a session revoked while its step-up completes stays revoked: completeChallenge resolves false', async (t) => {
+  const store = memoryStore()
+  const h = await withStepUp(t, { store }, (app) => {
+    app.post('/step-up-revoked', { preHandler: app.requireSession, config: { allowChallenged: true } }, async (request) => {
+      await app.sessions.revoke(request.authSession?.id as string)
+      return { completed: await request.completeChallenge() }
+    })
+  })
+  await h.login(PARIS)
+  const auth = (held: Held) => ({ authorization: `Bearer ${held.accessToken}`, cookie: `__Host-sg-fp=${held.fingerprint}` })
+  const gone = (await h.login(STRANGER)).held as Held
+  t.strictSame((await h.send(STRANGER, 'POST', '/step-up-revoked', auth(gone))).body, { completed: false }, 'revoked before the step-up read it')
+  // Revoked between the step-up's read and its write: the write finds nothing, and brings nothing back.
+  const racing = (await h.login(STRANGER)).held as Held
+  const touch = store.touch.bind(store)
+  store.touch = async (id, activity, now) => {
+    await store.revoke(id, now)
+    return await touch(id, activity, now)
+  }
+  t.strictSame((await h.stepUp(STRANGER, racing)).body, { completed: false })
+  store.touch = touch
+  t.equal(await h.app.sessions.get(racing.sessionId), undefined, 'still revoked')
+  await settle()
+  t.notOk(h.events.some((e) => e.type === 'challenge.completed'), 'nothing completed')
 })
 
 t.test('completeChallenge outside a guarded request is a coded error; the decision is checked at registration', async (t) => {

@@ -235,9 +235,10 @@ export class AnomalyDetector {
   async completeChallenge (request: FastifyRequest, sessionId: string): Promise<boolean> {
     const now = this.#clock()
     const session = await this.#store.get(sessionId, now)
-    if (session === undefined || !await this.#vouch(session, now)) return false
-    if (isChallenged(session)) this.#events.publish(request.log, 'challenge.completed', now, session, {})
-    return true
+    if (session === undefined) return false
+    const live = await this.#vouch(session, now)
+    if (live && isChallenged(session)) this.#events.publish(request.log, 'challenge.completed', now, session, {})
+    return live
   }
 
   /** Makes the session's device and country known, and clears the flags that vouching answers (and a step-up). */
