@@ -257,6 +257,7 @@ namespace sessionGuard {
   export import SessionView = viewsModule.SessionView
   export import sessionViewSchema = viewsModule.sessionViewSchema
   export import sessionLimitResponseSchema = viewsModule.sessionLimitResponseSchema
+  export import historyEntrySchema = viewsModule.historyEntrySchema
   export import parseDevice = deviceModule.parseDevice
   export import createDeviceParser = deviceModule.createDeviceParser
   export import DeviceInfo = deviceModule.DeviceInfo
@@ -332,6 +333,7 @@ module.exports.isChallenged = sessionGuard.isChallenged
 module.exports.toView = sessionGuard.toView
 module.exports.sessionViewSchema = sessionGuard.sessionViewSchema
 module.exports.sessionLimitResponseSchema = sessionGuard.sessionLimitResponseSchema
+module.exports.historyEntrySchema = sessionGuard.historyEntrySchema
 module.exports.parseDevice = sessionGuard.parseDevice
 module.exports.createDeviceParser = sessionGuard.createDeviceParser
 module.exports.InvalidOptionError = sessionGuard.InvalidOptionError

@@ -112,6 +112,11 @@ export class SessionManager {
     return await this.#context.history.read(userId, query)
   }
 
+  /** Whether a login history is kept (the `history` option is not `false`, and the store keeps one). */
+  get keepsHistory (): boolean {
+    return this.#context.history.enabled
+  }
+
   /**
    * What the plugin holds about a user (a data-subject access request): the
    * live sessions as views and the whole history. No token, hash or claim.

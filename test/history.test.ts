@@ -197,3 +197,28 @@ t.test('export holds the live sessions as views and the whole history; erase rem
   t.strictSame(await h.app.sessions.list('u'), [])
   t.equal(await h.app.sessions.erase('nobody'), 0, 'a user with nothing held: nothing to erase')
 })
+
+t.test('GET <prefix>/history: the caller\'s own history, paged, with schemas; absent when no history is kept', async (t) => {
+  const h = await withHistory(t, { routes: { prefix: '/sessions' } })
+  const alice = await h.login('id-alice')
+  for (let i = 0; i < 3; i++) await h.login('id-alice')
+  await h.login('id-bob')
+  const get = async (credentials: Credentials, query = '') => await h.app.inject({
+    method: 'GET', url: `/sessions/history${query}`, headers: { authorization: `Bearer ${credentials.accessToken}`, cookie: credentials.fingerprint }
+  })
+  const all = await get(alice)
+  t.equal(all.statusCode, 200)
+  const entries = all.json().entries as HistoryEntry[]
+  t.ok(entries.length >= 4 && entries.every((entry) => entry.type === 'session.created' || entry.type === 'anomaly.detected'), 'alice\'s entries only')
+  t.notOk(JSON.stringify(entries).includes('id-bob'), 'never another user\'s')
+  const page = (await get(alice, '?limit=2')).json().entries as HistoryEntry[]
+  const next = (await get(alice, `?limit=2&before=${page[1]?.id ?? ''}`)).json().entries as HistoryEntry[]
+  t.strictSame([...page, ...next].map((entry) => entry.id), entries.slice(0, 4).map((entry) => entry.id), 'pages follow on')
+  for (const query of ['?limit=0', '?limit=101', '?before=a%20b']) {
+    t.equal((await get(alice, query)).statusCode, 400, query)
+  }
+  t.equal((await h.app.inject({ method: 'GET', url: '/sessions/history' })).statusCode, 401, 'guarded')
+  const off = await build(t, { history: false, routes: { prefix: '/sessions' } })
+  const carol = await off.login('carol')
+  t.equal((await off.app.inject({ method: 'GET', url: '/sessions/history', headers: { authorization: `Bearer ${carol.accessToken}`, cookie: carol.fingerprint } })).statusCode, 404)
+})

@@ -6,7 +6,7 @@ import type { SessionManager } from '../manager.js'
 import { hashId } from '../monitoring/events.js'
 import { routePath, section, type OptionNames } from '../validate.js'
 import { parseRouteExtras, routeWith, type RouteAccess, type RouteExtras } from './route-options.js'
-import { errorResponseSchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
+import { errorResponseSchema, historyEntrySchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
 
 export interface RoutesOptions {
   /** Where the routes are mounted, e.g. `'/sessions'`. */
@@ -79,6 +79,7 @@ function describe (summary: string): Record<string, unknown> {
  * response schemas (so `@fastify/swagger` documents them):
  *
  * - `GET    /`               the caller's sessions, current first
+ * - `GET    /history`        the caller's login history, newest first (when a history is kept)
  * - `DELETE /:id`            sign one of them out (another user's id answers like an unknown one)
  * - `POST   /revoke-others`  sign out everywhere else
  * - `POST   /revoke-all`     sign out everywhere, here included
@@ -101,6 +102,29 @@ export function sessionRoutes ({ guard, lifecycle, manager, extras, securitySche
       const current = request.authSession!
       return { sessions: toViews(await manager.list(current.userId), current.id) }
     })
+
+    if (manager.keepsHistory) {
+      fastify.get<{ Querystring: { limit?: number, before?: string } }>('/history', route('session', {
+        preHandler: guard,
+        schema: {
+          ...describe("The caller's login history, newest first"),
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+              before: { type: 'string', minLength: 1, maxLength: 40, pattern: '^[0-9A-Za-z_-]+$', description: 'The `id` of the last entry of the previous page' }
+            }
+          },
+          response: {
+            200: { type: 'object', required: ['entries'], properties: { entries: { type: 'array', items: historyEntrySchema } } }
+          }
+        }
+      }), async (request) => {
+        const { limit, before } = request.query
+        return { entries: await manager.history(request.authSession!.userId, before === undefined ? { limit } : { limit, before }) }
+      })
+    }
 
     fastify.delete<{ Params: { id: string } }>('/:id', route('session', {
       preHandler: guard,

@@ -102,6 +102,22 @@ export const sessionViewSchema = {
   }
 } as const
 
+/** JSON schema of a login-history entry (`app.sessions.history()`), for response schemas. */
+export const historyEntrySchema = {
+  type: 'object',
+  required: ['id', 'type', 'time'],
+  properties: {
+    id: { type: 'string', description: 'The cursor: `before` takes it for the next page' },
+    type: { type: 'string', description: 'The event: session.created, session.revoked, login.failed …' },
+    time: { type: 'number', description: 'Epoch ms' },
+    sessionId: { type: 'string' },
+    device: { type: 'object', required: ['type', 'name'], properties: { type: { type: 'string' }, name: { type: 'string' } } },
+    ip: { type: 'string' },
+    location: { type: 'object', properties: { country: { type: 'string' }, city: { type: 'string' } } },
+    detail: { type: 'object', additionalProperties: true }
+  }
+} as const
+
 const errorProperties = {
   statusCode: { type: 'integer' },
   code: { type: 'string' },

@@ -91,6 +91,11 @@ export class LoginHistory {
     this.#log = log
   }
 
+  /** Whether a history is kept. */
+  get enabled (): boolean {
+    return this.#store !== undefined && this.#retention !== undefined
+  }
+
   /** Records `event` in its user's history when it is one the history keeps. Never throws. */
   record (event: SessionEvent): void {
     const store = this.#store
