@@ -88,10 +88,12 @@ export async function buildServer (
   app.post<{ Body: { username: string, password: string, remember?: boolean } }>('/login', { schema: { body: credentials, response: { 409: sessionLimitResponseSchema } } }, async (request, reply) => {
     const { username, password } = request.body
     // Locked after repeated failures: 429 with Retry-After, before any password is checked.
-    await app.sessions.loginAttempts.check(request, username)
+    // Naming the account (when there is one) puts the failures in its login history.
+    const userId = users.get(username.trim().toLowerCase())?.id
+    await app.sessions.loginAttempts.check(request, username, { userId })
     const user = await checkPassword(username, password)
     if (user === undefined) {
-      await app.sessions.loginAttempts.fail(request, username)
+      await app.sessions.loginAttempts.fail(request, username, { userId })
       return await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Wrong username or password' })
     }
     await app.sessions.loginAttempts.succeed(request, username)

@@ -82,6 +82,9 @@ if (!existsSync(executablePath)) {
     await laptop.page.locator('.device', { hasText: DEVICES.phone.name }).getByRole('button', { name: 'Revoke' }).click()
     await laptop.page.locator('#device-list .device').nth(1).waitFor({ state: 'detached' })
     t.equal(await laptop.page.locator('#device-list .device').count(), 1, 'the laptop now sees one device')
+    const activity = await laptop.page.locator('#history-list li .what').allTextContents()
+    t.equal(activity[0], 'Signed out by you', 'recent activity, newest first: the revocation just made')
+    t.ok(activity.includes('New device: flagged') && activity.filter((line) => line === 'Signed in').length === 2, activity.join(' | '))
 
     // The phone's next action finds its session gone and returns to the login form.
     await phone.page.getByRole('button', { name: 'Sign out of all other devices' }).click()

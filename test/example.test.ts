@@ -41,6 +41,10 @@ t.test('the example refuses wrong passwords and unknown users alike', async (t) 
   t.equal(wrong.response.statusCode, 401)
   t.same(unknown.response.json(), wrong.response.json(), 'the same answer')
   t.equal((await app.inject({ method: 'POST', url: '/login', payload: { username: 'alice' } })).statusCode, 400, 'schema-checked body')
+  // The failure is in alice's own history (the example names the account to the lockout); mallory has none.
+  const alice = await login(app, 'alice')
+  const history = await app.inject({ method: 'GET', url: '/sessions/history', headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie } })
+  t.match(history.json().entries, [{ type: 'session.created' }, { type: 'login.failed', detail: { failures: 1 } }])
 })
 
 t.test('the example: a password change revokes every session of the user', async (t) => {

@@ -25,6 +25,35 @@ const FLAGS = {
   login_burst: 'Many sign-ins'
 }
 
+// A login-history entry, as a person would say it.
+const REASONS = { user: 'by you', admin: 'by an administrator', limit: 'to make room for a new device', regenerate: 'renewed', reuse: 'after a stolen refresh token was detected', 'password-change': 'after a password change', anomaly: 'after unusual activity' }
+function describeEntry (entry) {
+  const detail = entry.detail ?? {}
+  switch (entry.type) {
+    case 'session.created': return 'Signed in'
+    case 'session.revoked': return `Signed out ${REASONS[detail.reason] ?? ''}`.trim()
+    case 'session.evicted': return 'Signed out (the server was full)'
+    case 'refresh.reuse_detected': return 'A stolen refresh token was used'
+    case 'login.failed': return 'Wrong password'
+    case 'login.locked': return 'Sign-in blocked after repeated failures'
+    case 'anomaly.detected': return `${FLAGS[detail.rule] ?? detail.rule}: ${detail.decision === 'revoke' ? 'sign-in refused' : detail.decision === 'challenge' ? 'verification asked' : 'flagged'}`
+    case 'challenge.completed': return 'Verification completed'
+    default: return entry.type
+  }
+}
+
+function historyItem (entry) {
+  const item = document.createElement('li')
+  const what = document.createElement('span')
+  what.className = 'what'
+  what.textContent = describeEntry(entry)
+  const meta = document.createElement('span')
+  meta.className = 'meta'
+  meta.textContent = [entry.device?.name, entry.location ? where(entry) : entry.ip, ago(new Date(entry.time).toISOString())].filter(Boolean).join(' · ')
+  item.append(what, meta)
+  return item
+}
+
 function show (id) {
   for (const section of document.querySelectorAll('main > section')) section.hidden = section.id !== id
 }
@@ -117,6 +146,8 @@ async function renderDevices () {
       await renderDevices()
     }))))
   $('#revoke-others').disabled = sessions.length < 2
+  const history = await api('GET', '/sessions/history?limit=10')
+  $('#history-list').replaceChildren(...(history.ok ? (await history.json()).entries.map(historyItem) : []))
   show('devices')
 }
 

@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../errors.js'
 import { CHALLENGE_FLAG, isChallenged, type ClientInfo, type Clock, type SessionRecord, type TravelAnchor } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
 import { count, duration, optionalFunction, section, type Duration, type OptionNames } from '../validate.js'
-import type { AnomalyDecision, AnomalyRule, SessionEventStream } from './events.js'
+import type { AnomalyDecision, AnomalyRule, EventSubject, SessionEventStream } from './events.js'
 import { anchorOf, checkTravel } from './travel.js'
 
 /** One anomaly found, as the `decide` hook and the event see it. */
@@ -212,7 +212,8 @@ export class AnomalyDetector {
       if (impossible !== undefined) report('impossible_travel', impossible)
     }
 
-    return await this.#decide(request, found)
+    // The events (and so the history) say which client tried: there is no session yet.
+    return await this.#decide(request, found, { ...client, userId })
   }
 
   /**
@@ -316,7 +317,7 @@ export class AnomalyDetector {
     return travel.anchor === session.travelAnchor ? verdict : { ...verdict, travelAnchor: travel.anchor }
   }
 
-  async #decide (request: FastifyRequest, found: Anomaly[], session?: SessionRecord): Promise<Verdict> {
+  async #decide (request: FastifyRequest, found: Anomaly[], subject: EventSubject): Promise<Verdict> {
     if (found.length === 0) return CLEAR
     const flags: string[] = []
     let revoke = false
@@ -327,7 +328,7 @@ export class AnomalyDetector {
       if (decision === 'revoke') revoke = true
       if (decision === 'challenge') challenge = true
       flags.push(anomaly.rule)
-      this.#events.publish(request.log, 'anomaly.detected', this.#clock(), session ?? { userId: anomaly.userId }, {
+      this.#events.publish(request.log, 'anomaly.detected', this.#clock(), subject, {
         rule: anomaly.rule, decision, at: anomaly.at, detail: anomaly.detail
       })
     }
