@@ -1,3 +1,5 @@
+import { connect, createServer, type Socket } from 'node:net'
+import { once } from 'node:events'
 import type { Test } from 'tap'
 import t from 'tap'
 import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis/index.js'
@@ -23,6 +25,10 @@ import { afterFailover, caughtUp, freePort, numberedSession, relay, replicationF
  * saw some, so it can see a loss at all); with `durability: { replicas: 1 }`
  * none. `FAILOVER_TRIALS=200` runs 200 trials of each for the figures in
  * docs/stores.md (3 by default, in `npm test`).
+ *
+ * The last test moves the clients' address to the promoted replica while a
+ * revoke's WAIT waits, as Sentinel does: the client resends the WAIT there,
+ * where it counts none of the revoke, and the store must not take its answer.
  */
 
 const TRIALS = Number(process.env.FAILOVER_TRIALS ?? 3)
@@ -90,4 +96,78 @@ serverTest(t, 'with durability: { replicas: 1 }, a failover loses no acknowledge
   const { lost, acknowledged } = await trials(t, DURABLE)
   t.ok(acknowledged > 0, 'revocations were acknowledged before the kills')
   t.equal(lost, 0, 'none lost')
+})
+
+/**
+ * The address clients use, in front of whichever server is the primary (what
+ * Sentinel, a DNS name or a virtual IP give them): `drop()` closes every
+ * connection and holds new ones until `switchTo(port)` sends them there.
+ */
+async function front (t: Test, target: number): Promise<{ port: number, drop: () => void, switchTo: (port: number) => void }> {
+  const state: { target: number | undefined, sockets: Set<Socket>, waiting: Socket[] } = { target, sockets: new Set(), waiting: [] }
+  const attach = (downstream: Socket, port: number): void => {
+    const upstream = connect(port, '127.0.0.1')
+    for (const socket of [downstream, upstream]) {
+      state.sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => { for (const other of [downstream, upstream]) other.destroy() })
+    }
+    downstream.pipe(upstream)
+    upstream.pipe(downstream)
+  }
+  const server = createServer((downstream) => {
+    if (state.target === undefined) state.waiting.push(downstream)
+    else attach(downstream, state.target)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    for (const socket of [...state.sockets, ...state.waiting]) socket.destroy()
+    server.close()
+  })
+  return {
+    port: (server.address() as { port: number }).port,
+    drop: () => {
+      state.target = undefined
+      for (const socket of state.sockets) socket.destroy()
+    },
+    switchTo: (port) => {
+      state.target = port
+      for (const downstream of state.waiting.splice(0)) attach(downstream, port)
+    }
+  }
+}
+
+serverTest(t, 'with durability, a WAIT the client resends to the new primary does not acknowledge a revoke the old one took', async (t) => {
+  // The replica lags more than the WAIT waits: while it waits, the revoke is on the primary only.
+  const slowLinkMs = 1500
+  const [primaryPort, replicaPort, secondPort] = [await freePort(), await freePort(), await freePort()]
+  const noDelay = ['--repl-diskless-sync-delay', '0']
+  const primary = await startServer(t, primaryPort, noDelay)
+  const link = await relay(t, primaryPort, slowLinkMs)
+  await startServer(t, replicaPort, [...noDelay, '--replicaof', '127.0.0.1', String(link.port)])
+  // A replica of the replica: once promoted, the new primary has a replica to acknowledge a WAIT at once.
+  await startServer(t, secondPort, ['--replicaof', '127.0.0.1', String(replicaPort)])
+  const [admin, replica] = [serverClient(t, primaryPort), serverClient(t, replicaPort)]
+  const online = async (): Promise<boolean> => /state=online/.test(await replicationField(replica, 'slave0') ?? '')
+  await waitFor(async () => await replicationField(replica, 'master_link_status') === 'up' && await online(), 10_000, 'the replicas to sync')
+  const address = await front(t, primaryPort)
+  const store = redisStore({ connection: { host: '127.0.0.1', port: address.port }, commandTimeoutMs: 3000, durability: { replicas: 1, timeoutMs: 2000 } })
+  t.teardown(() => store.close())
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  const session = numberedSession(1)
+  await store.create(session, { max: 10, onLimit: 'reject' }, EPOCH)
+  await caughtUp(admin, replica)
+
+  const revoking = store.revoke(session.id, EPOCH).then(() => 'acknowledged', (err: Error) => err.message)
+  await waitFor(async () => /blocked_clients:1\r/.test(await admin.info('clients')), 2000, 'the revoke\'s WAIT to block')
+  // The failover: the primary dies with the revoke, the replica is promoted, the address moves to it.
+  address.drop()
+  stop(primary, 'SIGKILL')
+  link.cut()
+  await replica.replicaof('NO', 'ONE')
+  await waitFor(online, 10_000, 'the new primary\'s replica to be online')
+  address.switchTo(replicaPort)
+  t.match(await revoking, /connection to Redis was lost between the write and its WAIT/, 'the revoke is not acknowledged')
+  t.ok(await store.get(session.id, EPOCH), 'rightly: the failover undid it')
 })
