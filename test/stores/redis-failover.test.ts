@@ -142,10 +142,10 @@ serverTest(t, 'with durability, a WAIT the client resends to the new primary doe
   // The replica lags more than the WAIT waits: while it waits, the revoke is on the primary only.
   const slowLinkMs = 1500
   const [primaryPort, replicaPort, secondPort] = [await freePort(), await freePort(), await freePort()]
-  const noDelay = ['--repl-diskless-sync-delay', '0']
-  const primary = await startServer(t, primaryPort, noDelay)
+  const byFile = ['--repl-diskless-sync', 'no']
+  const primary = await startServer(t, primaryPort, byFile)
   const link = await relay(t, primaryPort, slowLinkMs)
-  await startServer(t, replicaPort, [...noDelay, '--replicaof', '127.0.0.1', String(link.port)])
+  await startServer(t, replicaPort, [...byFile, '--replicaof', '127.0.0.1', String(link.port)])
   // A replica of the replica: once promoted, the new primary has a replica to acknowledge a WAIT at once.
   await startServer(t, secondPort, ['--replicaof', '127.0.0.1', String(replicaPort)])
   const [admin, replica] = [serverClient(t, primaryPort), serverClient(t, replicaPort)]

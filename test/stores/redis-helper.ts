@@ -183,7 +183,7 @@ async function isFree (port: number): Promise<boolean> {
  * killed by its pid when the test ends.
  */
 export async function startServer (t: Test, port: number, args: string[] = [], dir?: string): Promise<ChildProcess> {
-  return await spawnRedis(t, port, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', ...args], dir)
+  return await spawnRedis(t, port, () => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', ...args], dir)
 }
 
 /** Timings of a Sentinel: short, so a test sees a failover within a second or two. */
@@ -201,23 +201,24 @@ export interface SentinelTimings {
  * its pid when the test ends.
  */
 export async function startSentinel (t: Test, port: number, name: string, masterPort: number, timings: SentinelTimings): Promise<ChildProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'session-guard-sentinel-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const conf = join(dir, 'sentinel.conf')
-  writeFileSync(conf, [
-    `port ${port}`,
-    'bind 127.0.0.1',
-    `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
-    `sentinel down-after-milliseconds ${name} ${timings.downAfterMs}`,
-    `sentinel failover-timeout ${name} ${timings.failoverTimeoutMs}`,
-    ''
-  ].join('\n'))
-  return await spawnRedis(t, port, [conf, '--sentinel'], dir)
+  return await spawnRedis(t, port, (dir) => {
+    const conf = join(dir, 'sentinel.conf')
+    writeFileSync(conf, [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
+      `sentinel down-after-milliseconds ${name} ${timings.downAfterMs}`,
+      `sentinel failover-timeout ${name} ${timings.failoverTimeoutMs}`,
+      ''
+    ].join('\n'))
+    return [conf, '--sentinel']
+  })
 }
 
-async function spawnRedis (t: Test, port: number, args: string[], dir: string | undefined): Promise<ChildProcess> {
+/** `redis-server` with the arguments `argsIn(its directory)`, in `dir` or a temporary directory removed after it is killed. */
+async function spawnRedis (t: Test, port: number, argsIn: (dir: string) => string[], dir?: string): Promise<ChildProcess> {
   const cwd = dir ?? mkdtempSync(join(tmpdir(), 'session-guard-redis-'))
-  const child = spawn('redis-server', args, { stdio: 'ignore', cwd })
+  const child = spawn('redis-server', argsIn(cwd), { stdio: 'ignore', cwd })
   t.teardown(() => {
     stop(child, 'SIGKILL')
     if (dir === undefined) rmSync(cwd, { recursive: true, force: true })
