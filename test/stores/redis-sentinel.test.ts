@@ -45,10 +45,10 @@ import {
  * saw some, so it can see a loss at all); with `durability: { replicas: 1 }`
  * none. With it, the new primary has no replica: a revoke fails closed (503)
  * until one attaches, then succeeds again. `SENTINEL_TRIALS=100` runs 100
- * trials of each for the figures in docs/stores.md (3 by default, in `npm test`).
+ * trials of each for the figures in docs/stores.md (2 by default, in `npm test`).
  */
 
-const TRIALS = Number(process.env.SENTINEL_TRIALS ?? 3)
+const TRIALS = Number(process.env.SENTINEL_TRIALS ?? 2)
 const SESSIONS = 40
 const REVOKED = 24
 const LINK_DELAY_MS = 100
