@@ -158,9 +158,10 @@ export class Connection {
    * Cluster): fails unless `replicas` replicas acknowledged every write made so far.
    * `since` is `connectionsLost` from before the write: WAIT counts only the
    * writes of the connection it is sent on, so one sent on another (after a
-   * reconnection, or resent by the client when its connection dropped, to the
-   * same primary or a new one) answers at once for writes it never saw. Then
-   * whether a replica has the write is unknown, and the call fails.
+   * reconnection, or resent by the client when its connection dropped) says
+   * nothing of this write; on the new primary after a failover it answers at
+   * once, with that primary's replicas, for a write it never had. Then whether
+   * a replica has the write is unknown, and the call fails.
    */
   async replicated (replicas: number, timeoutMs: number, since: number): Promise<void> {
     const acknowledged = await this.run((this.redis as Redis).wait(replicas, timeoutMs))
