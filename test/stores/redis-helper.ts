@@ -1,14 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis, type Cluster } from 'ioredis'
 import type { Test } from 'tap'
+import type { SessionRecord } from '../../lib/session.js'
 import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis/index.js'
 import type { StoreFactory } from '../../lib/testing/index.js'
+import { EPOCH, MINUTE } from '../helper.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const REQUIRED = process.env.REQUIRE_REDIS === '1'
@@ -181,10 +183,42 @@ async function isFree (port: number): Promise<boolean> {
  * killed by its pid when the test ends.
  */
 export async function startServer (t: Test, port: number, args: string[] = [], dir?: string): Promise<ChildProcess> {
+  return await spawnRedis(t, port, () => ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', ...args], dir)
+}
+
+/** Timings of a Sentinel: short, so a test sees a failover within a second or two. */
+export interface SentinelTimings {
+  /** `down-after-milliseconds`: how long the master must not answer before it is deemed down. */
+  downAfterMs: number
+  /** `failover-timeout`. */
+  failoverTimeoutMs: number
+}
+
+/**
+ * Starts a Sentinel (`redis-server <conf> --sentinel`) on 127.0.0.1:`port`,
+ * alone (quorum 1), monitoring the master `name` at 127.0.0.1:`masterPort`;
+ * its config file (which Sentinel rewrites) in a temporary directory; killed by
+ * its pid when the test ends.
+ */
+export async function startSentinel (t: Test, port: number, name: string, masterPort: number, timings: SentinelTimings): Promise<ChildProcess> {
+  return await spawnRedis(t, port, (dir) => {
+    const conf = join(dir, 'sentinel.conf')
+    writeFileSync(conf, [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
+      `sentinel down-after-milliseconds ${name} ${timings.downAfterMs}`,
+      `sentinel failover-timeout ${name} ${timings.failoverTimeoutMs}`,
+      ''
+    ].join('\n'))
+    return [conf, '--sentinel']
+  })
+}
+
+/** `redis-server` with the arguments `argsIn(its directory)`, in `dir` or a temporary directory removed after it is killed. */
+async function spawnRedis (t: Test, port: number, argsIn: (dir: string) => string[], dir?: string): Promise<ChildProcess> {
   const cwd = dir ?? mkdtempSync(join(tmpdir(), 'session-guard-redis-'))
-  const child = spawn('redis-server', [
-    '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', ...args
-  ], { stdio: 'ignore', cwd })
+  const child = spawn('redis-server', argsIn(cwd), { stdio: 'ignore', cwd })
   t.teardown(() => {
     stop(child, 'SIGKILL')
     if (dir === undefined) rmSync(cwd, { recursive: true, force: true })
@@ -205,4 +239,134 @@ export async function waitFor (check: () => Promise<boolean> | boolean, timeoutM
     if (performance.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
+}
+
+/** A client of one server started by the test, disconnected when the test ends. */
+export function serverClient (t: Test, port: number): Redis {
+  const redis = new Redis({ ...TEST_CLIENT_OPTIONS, port, host: '127.0.0.1' })
+  redis.on('error', () => {})
+  t.teardown(() => redis.disconnect())
+  return redis
+}
+
+/** A field of `INFO replication`, such as `master_repl_offset`. */
+export async function replicationField (redis: Redis, field: string): Promise<string | undefined> {
+  return new RegExp(`${field}:([^\\r\\n]*)`).exec(await redis.info('replication'))?.[1]
+}
+
+/** Waits until `replica` has everything `primary` wrote so far. */
+export async function caughtUp (primary: Redis, replica: Redis): Promise<void> {
+  await waitFor(async () => await replicationField(replica, 'slave_repl_offset') === await replicationField(primary, 'master_repl_offset'), 10_000, 'the replica to catch up')
+}
+
+export interface Relay {
+  port: number
+  /** Cuts the link: closes every socket and the listener, and drops every chunk not yet delivered. */
+  cut: () => void
+}
+
+/**
+ * A TCP relay to 127.0.0.1:`target` that delays every chunk from it by
+ * `delayMs`, in order: a replica that replicates through it lags, and its
+ * acknowledgements come back at once. With `replicationOnly`, only the
+ * connections that speak the replication protocol (`REPLCONF`, `PSYNC`) are
+ * delayed: the relay can stand in front of a primary, for its clients and a
+ * Sentinel as well, while its replica lags.
+ */
+export async function relay (t: Test, target: number, delayMs: number, { replicationOnly = false } = {}): Promise<Relay> {
+  const sockets = new Set<Socket>()
+  const timers = new Set<NodeJS.Timeout>()
+  const forward = (chunk: Buffer, to: Socket, delayMs: number): void => {
+    if (delayMs === 0) {
+      if (!to.destroyed) to.write(chunk)
+      return
+    }
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      if (!to.destroyed) to.write(chunk)
+    }, delayMs)
+    timers.add(timer)
+  }
+  const server: Server = createServer((downstream) => {
+    const upstream = connect(target, '127.0.0.1')
+    for (const socket of [downstream, upstream]) {
+      sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => { for (const other of [downstream, upstream]) other.destroy() })
+    }
+    let lagging = !replicationOnly
+    downstream.on('data', (chunk: Buffer) => {
+      if (!lagging && /REPLCONF|PSYNC/i.test(chunk.toString('latin1'))) lagging = true
+      forward(chunk, upstream, 0)
+    })
+    // A chunk sent undelayed never overtakes one delayed before it: once lagging, always lagging.
+    upstream.on('data', (chunk: Buffer) => forward(chunk, downstream, lagging ? delayMs : 0))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const cut = (): void => {
+    for (const timer of timers) clearTimeout(timer)
+    timers.clear()
+    for (const socket of sockets) socket.destroy()
+    server.close()
+  }
+  t.teardown(cut)
+  return { port: (server.address() as { port: number }).port, cut }
+}
+
+/** Session `s<n>` of one of eight users, live for half an hour from `EPOCH`. */
+export function numberedSession (n: number): SessionRecord {
+  return {
+    id: `s${n}`,
+    userId: `user${n % 8}`,
+    fingerprintHash: 'fp',
+    createdAt: EPOCH,
+    lastSeenAt: EPOCH + n,
+    idleExpiresAt: EPOCH + 30 * MINUTE,
+    absoluteExpiresAt: EPOCH + 60 * MINUTE,
+    remembered: false
+  }
+}
+
+/**
+ * Revokes `revoked` at once while the other `sessions` are read and touched,
+ * and calls `kill()` right after the `killAfter`-th revoke is acknowledged
+ * (or once every revoke has answered, if fewer were). Returns the ids of every revoke acknowledged (before the kill or after it).
+ */
+export async function revokeUnderLoad (store: RedisStore, sessions: SessionRecord[], revoked: number, killAfter: number, kill: () => void): Promise<Set<string>> {
+  const acknowledged = new Set<string>()
+  const state = { killed: false }
+  const others = sessions.slice(revoked)
+  const load = (async () => {
+    for (let round = 0; !state.killed; round++) {
+      const session = others[round % others.length] as SessionRecord
+      await Promise.allSettled([store.get(session.id, EPOCH), store.touch(session.id, { lastSeenAt: EPOCH + round, idleExpiresAt: EPOCH + 30 * MINUTE }, EPOCH)])
+    }
+  })()
+  await Promise.allSettled(sessions.slice(0, revoked).map(async (session) => {
+    if (await store.revoke(session.id, EPOCH) === undefined) return
+    acknowledged.add(session.id)
+    if (acknowledged.size === killAfter && !state.killed) {
+      state.killed = true
+      kill()
+    }
+  }))
+  // Fewer acknowledged than `killAfter` (the others failed): the primary dies all the same.
+  if (!state.killed) kill()
+  state.killed = true
+  await load
+  return acknowledged
+}
+
+/**
+ * What `store` (reading the promoted replica) says after a failover: the
+ * acknowledged revokes it lost (their sessions are live again) and the
+ * sessions nobody revoked that it does not have.
+ */
+export async function afterFailover (store: RedisStore, acknowledged: Set<string>, kept: SessionRecord[]): Promise<{ lost: string[], missing: string[] }> {
+  const lost: string[] = []
+  for (const id of acknowledged) if (await store.get(id, EPOCH) !== undefined) lost.push(id)
+  const missing: string[] = []
+  for (const session of kept) if (await store.get(session.id, EPOCH) === undefined) missing.push(session.id)
+  return { lost, missing }
 }

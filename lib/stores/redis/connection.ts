@@ -42,6 +42,9 @@ export class Connection {
   #client: RedisClient | undefined
   #watch: ConnectionWatch | undefined
   #owned = false
+  /** Connections the client lost since `attach()`: see `replicated()`. */
+  #lost = 0
+  readonly #onClose = (): void => { this.#lost++ }
 
   constructor (options: RedisStoreOptions, timeoutMs: number) {
     this.#options = options
@@ -57,6 +60,14 @@ export class Connection {
   get redis (): RedisClient {
     if (this.#client === undefined) throw new Error('redisStore: open() was not called')
     return this.#client
+  }
+
+  /**
+   * Taken before a write that `replicated()` then waits for: how many
+   * connections the client has lost so far.
+   */
+  get connectionsLost (): number {
+    return this.#lost
   }
 
   /** Why Redis cannot be reached, while it cannot (see `ConnectionWatch`). */
@@ -89,6 +100,7 @@ export class Connection {
       target.on('error', noop)
     }
     for (const [name, definition] of Object.entries(commands)) target.defineCommand(name, definition)
+    target.on('close', this.#onClose)
     this.#watch = new ConnectionWatch(target, log)
     this.#client = target
     return target
@@ -144,9 +156,18 @@ export class Connection {
   /**
    * `WAIT replicas timeoutMs` on the connection that wrote (so not on a
    * Cluster): fails unless `replicas` replicas acknowledged every write made so far.
+   * `since` is `connectionsLost` from before the write: WAIT counts only the
+   * writes of the connection it is sent on, so one sent on another (after a
+   * reconnection, or resent by the client when its connection dropped) says
+   * nothing of this write; on the new primary after a failover it answers at
+   * once, with that primary's replicas, for a write it never had. Then whether
+   * a replica has the write is unknown, and the call fails.
    */
-  async replicated (replicas: number, timeoutMs: number): Promise<void> {
+  async replicated (replicas: number, timeoutMs: number, since: number): Promise<void> {
     const acknowledged = await this.run((this.redis as Redis).wait(replicas, timeoutMs))
+    if (this.#lost !== since) {
+      throw new Error('redisStore: the connection to Redis was lost between the write and its WAIT, so no replica is known to have the write')
+    }
     if (acknowledged < replicas) {
       throw new Error(`redisStore: ${acknowledged} of ${replicas} replicas acknowledged the write within ${timeoutMs} ms`)
     }
@@ -156,6 +177,7 @@ export class Connection {
   async close (): Promise<void> {
     const client = this.#client
     this.#watch?.stop()
+    client?.off('close', this.#onClose)
     if (client === undefined || !(this.#owned || this.#options.closeClient === true)) return
     try {
       await this.run(client.quit())

@@ -103,6 +103,7 @@ export class RedisStore implements SessionStore {
 
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
     checkId(session.id)
+    const since = this.#connection.connectionsLost
     await this.#lookups.write(session, now)
     const reply = await this.#commands.create(session, limit, now)
     if (reply.outcome === 'full') {
@@ -110,7 +111,7 @@ export class RedisStore implements SessionStore {
       return { created: false, active: reply.active }
     }
     await this.#settle(session.userId, now, reply, { live: [session], gone: reply.evicted })
-    if (reply.evicted.length > 0) await this.#replicated()
+    if (reply.evicted.length > 0) await this.#replicated(since)
     return { created: true, evicted: reply.evicted }
   }
 
@@ -141,17 +142,18 @@ export class RedisStore implements SessionStore {
   }
 
   async rotate (id: string, rotation: Rotation, now: number): Promise<RotationResult> {
+    const since = this.#connection.connectionsLost
     const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return { outcome: 'missing' }
     const reply = await this.#commands.rotate(userId, id, rotation, now)
     switch (reply.outcome) {
       case 'rotated':
         await this.#settle(userId, now, reply, { live: [reply.session] })
-        await this.#replicated()
+        await this.#replicated(since)
         return { outcome: 'rotated', session: reply.session }
       case 'reuse':
         await this.#settle(userId, now, reply, { gone: [reply.session] })
-        await this.#replicated()
+        await this.#replicated(since)
         return { outcome: 'reuse', session: reply.session }
       case 'conflict':
         return { outcome: 'conflict' }
@@ -163,6 +165,7 @@ export class RedisStore implements SessionStore {
 
   async replace (oldId: string, session: SessionRecord, now: number): Promise<boolean> {
     checkId(session.id)
+    const since = this.#connection.connectionsLost
     await this.#lookups.write(session, now)
     const reply = await this.#commands.replace(oldId, session, now)
     if (reply.outcome !== 'replaced') {
@@ -170,29 +173,31 @@ export class RedisStore implements SessionStore {
       return false
     }
     await this.#settle(session.userId, now, reply, { live: [session], gone: [reply.replaced] })
-    await this.#replicated()
+    await this.#replicated(since)
     return true
   }
 
   async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
+    const since = this.#connection.connectionsLost
     const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return undefined
     const reply = await this.#commands.revoke(userId, id, now)
     // Even with nothing live to report: a session past its deadline by this clock only was deleted.
     if (reply.outcome !== 'revoked') {
       await this.#settle(userId, now, reply, {})
-      await this.#replicated()
+      await this.#replicated(since)
       return undefined
     }
     await this.#settle(userId, now, reply, { gone: [reply.session] })
-    await this.#replicated()
+    await this.#replicated(since)
     return reply.session
   }
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
+    const since = this.#connection.connectionsLost
     const reply = await this.#commands.revokeUser(userId, exceptId, now)
     await this.#settle(userId, now, reply, { gone: reply.sessions })
-    await this.#replicated()
+    await this.#replicated(since)
     return reply.sessions
   }
 
@@ -305,11 +310,12 @@ export class RedisStore implements SessionStore {
   /**
    * With `durability`: fails unless enough replicas have every write so far
    * (the script's and its bookkeeping), so a failover cannot undo what the
-   * caller is told was done.
+   * caller is told was done. `since`: `connectionsLost` before the write,
+   * so a WAIT on another connection than the write's acknowledges nothing.
    */
-  async #replicated (): Promise<void> {
+  async #replicated (since: number): Promise<void> {
     if (this.#durability === undefined) return
-    await this.#connection.replicated(this.#durability.replicas, this.#durability.timeoutMs)
+    await this.#connection.replicated(this.#durability.replicas, this.#durability.timeoutMs, since)
   }
 
   /**
