@@ -139,3 +139,15 @@ t.test('a store failure in the lockout calls fails closed with a 503', async (t)
     store[method] = original as never
   }
 })
+
+t.test('a failure stamped just after an attempt\'s own clock reading does not lock it while attempts are free', async (t) => {
+  // Parallel attempts read the clock, then count: one that read it later may stamp `lastAt` past another's `now`.
+  const h = await withLogin(t)
+  h.clock.advance(10)
+  t.equal((await attempt(h, 'alice')).statusCode, 401, 'a failure at now + 10 ms')
+  h.clock.advance(-10)
+  t.equal((await attempt(h, 'alice', 'right')).statusCode, 200, 'an attempt whose clock read 10 ms earlier: 1 of 5 free failures, no lockout')
+  t.equal((await attempt(h, 'bob', 'wrong', '203.0.113.7')).statusCode, 401, 'the IP scope too')
+  h.clock.advance(-5)
+  t.equal((await attempt(h, 'carol', 'right', '203.0.113.7')).statusCode, 200)
+})

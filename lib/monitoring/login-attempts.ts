@@ -152,7 +152,10 @@ export class LoginAttempts {
     const held = await Promise.all(keys.map(async ([, key]) => await store.counter(key, now)))
     for (const [i, [scope]] of keys.entries()) {
       const counter = held[i]
-      if (counter !== undefined) await this.#refuseWhile(request, username, options, scope, counter.lastAt + this.#delay(scope, counter.count) - now, now)
+      // Under the free attempts there is no lockout, however recent the last failure: a parallel attempt
+      // that read the clock after this one may have stamped `lastAt` past this one's `now`.
+      const delay = counter === undefined ? 0 : this.#delay(scope, counter.count)
+      if (delay > 0) await this.#refuseWhile(request, username, options, scope, (counter as Counter).lastAt + delay - now, now)
     }
     // Not locked: count the attempt now, one atomic step per scope, sent together (one round trip).
     const counted = await Promise.all(keys.map(async ([scope, key], i) => {
