@@ -189,6 +189,7 @@ Open ${base}/ in a browser for the "Your devices" page (sign in from two browser
 
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # who am I
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions                    # your devices
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/history            # your recent sign-ins
   curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh            # new tokens
   curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now
