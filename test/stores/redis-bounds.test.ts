@@ -73,11 +73,21 @@ redisTest(t, 'over HTTP: logins from ever new device models, each logged out, le
     h.clock.advance(100)
   }
   const keys = await admin.keys(`${prefix}*`)
-  // The user's login counter and device and country markers (first login), one burst window, the index's version, the stats.
-  t.ok(keys.length <= 12, `${keys.length} keys left: ${keys.slice(0, 20).map((key) => key.slice(prefix.length)).join(' ')}`)
+  // The user's login counter and device and country markers (first login), one burst window, the index's version,
+  // the stats, and the login history.
+  t.ok(keys.length <= 13, `${keys.length} keys left: ${keys.slice(0, 20).map((key) => key.slice(prefix.length)).join(' ')}`)
+  const history = `${prefix}{u:alice}:h`
+  t.equal(await admin.xlen(history), 100, 'the login history keeps its newest history.maxEntries (100) of the entries written (two or three per login)')
   let bytes = 0
-  for (const key of keys) bytes += Number(await admin.memory('USAGE', key))
-  t.ok(bytes <= MAX_BYTES, `${bytes} bytes in Redis, at most ${MAX_BYTES}`)
+  let historyBytes = 0
+  for (const key of keys) {
+    const used = Number(await admin.memory('USAGE', key))
+    if (key === history) historyBytes = used
+    else bytes += used
+  }
+  t.ok(bytes <= MAX_BYTES, `${bytes} bytes in Redis besides the history, at most ${MAX_BYTES}`)
+  t.ok(historyBytes <= 100 * 512, `${historyBytes} bytes of history, at most 512 per entry`)
+  t.comment(`left: ${keys.length} keys, ${bytes} bytes, and ${historyBytes} bytes of history`)
 })
 
 redisTest(t, 'over HTTP: an account vouching for ever new device models leaves at most anomalies.maxKnownPerUser markers', async (t) => {
