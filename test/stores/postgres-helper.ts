@@ -174,8 +174,9 @@ async function startPrivate (t: Test, bin: string): Promise<PrivateServer> {
       const { child } = server
       if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
       // Each backend is in a process group of its own (PostgreSQL puts it there): found by its parent's pid.
-      for (const pid of all ? childrenOf(child.pid) : []) process.kill(pid, signal)
-      process.kill(child.pid, signal)
+      // A backend may exit between the listing and its signal (ESRCH): it needs none then.
+      for (const pid of all ? childrenOf(child.pid) : []) signalIfAlive(pid, signal)
+      signalIfAlive(child.pid, signal)
     }
   }
   t.teardown(async () => {
@@ -187,4 +188,13 @@ async function startPrivate (t: Test, bin: string): Promise<PrivateServer> {
   })
   await server.start()
   return server
+}
+
+/** Sends `signal` to `pid`, unless the process is already gone. */
+function signalIfAlive (pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
+  }
 }
