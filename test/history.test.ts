@@ -222,3 +222,22 @@ t.test('GET <prefix>/history: the caller\'s own history, paged, with schemas; ab
   const carol = await off.login('carol')
   t.equal((await off.app.inject({ method: 'GET', url: '/sessions/history', headers: { authorization: `Bearer ${carol.accessToken}`, cookie: carol.fingerprint } })).statusCode, 404)
 })
+
+t.test('a store that fails a history read or erase answers the coded 503, like every store call', async (t) => {
+  const store = memoryStore()
+  let failing = false
+  const read = store.history.bind(store)
+  const erase = store.eraseHistory.bind(store)
+  store.history = async (...args) => { if (failing) throw new Error('connection reset'); return await read(...args) }
+  store.eraseHistory = async (...args) => { if (failing) throw new Error('connection reset'); await erase(...args) }
+  // A slow write: the read right after the login finds it still on its way, and waits for it.
+  const append = store.appendHistory.bind(store)
+  store.appendHistory = async (...args) => { await new Promise((resolve) => setTimeout(resolve, 20)); await append(...args) }
+  const h = await build(t, { store })
+  await h.login('u')
+  t.equal((await h.app.sessions.history('u')).length, 1, 'read right after the login: the pending write is awaited')
+  t.strictSame(await h.app.sessions.history('nobody'), [], 'nothing pending, nothing held')
+  failing = true
+  await t.rejects(h.app.sessions.history('u'), { code: 'FST_SESSION_GUARD_STORE_UNAVAILABLE', statusCode: 503 })
+  await t.rejects(h.app.sessions.erase('u'), { code: 'FST_SESSION_GUARD_STORE_UNAVAILABLE', statusCode: 503 })
+})

@@ -155,7 +155,8 @@ export class LoginAttempts {
       // Under the free attempts there is no lockout, however recent the last failure: a parallel attempt
       // that read the clock after this one may have stamped `lastAt` past this one's `now`.
       const delay = counter === undefined ? 0 : this.#delay(scope, counter.count)
-      if (delay > 0) await this.#refuseWhile(request, username, options, scope, (counter as Counter).lastAt + delay - now, now)
+      const retryAfterMs = delay === 0 ? 0 : (counter as Counter).lastAt + delay - now
+      if (retryAfterMs > 0) throw await this.#locked(request, username, options, scope, retryAfterMs, now)
     }
     // Not locked: count the attempt now, one atomic step per scope, sent together (one round trip).
     const counted = await Promise.all(keys.map(async ([scope, key], i) => {
@@ -168,7 +169,7 @@ export class LoginAttempts {
       // and waits for the lockout those leave (the free ones, or the one next after the read).
       await Promise.all(keys.map(async ([, key]) => await store.decrement(key, now)))
       const { scope, before } = refused
-      await this.#refuseWhile(request, username, options, scope, this.#delay(scope, Math.max(before + 1, this.#free(scope))), now)
+      throw await this.#locked(request, username, options, scope, this.#delay(scope, Math.max(before + 1, this.#free(scope))), now)
     }
     this.#reservations.set(request, { username: normalizeUsername(username), keys, failures: (counted[0] as { counter: Counter }).counter.count })
   }
@@ -210,11 +211,10 @@ export class LoginAttempts {
     return this.#delay(scope, counted.count - 1) === 0
   }
 
-  /** Throws the 429 and publishes `login.locked` when `retryAfterMs` is still to come. */
-  async #refuseWhile (request: FastifyRequest, username: string, options: AttemptOptions, scope: Scope, retryAfterMs: number, now: number): Promise<void> {
-    if (retryAfterMs <= 0) return
+  /** Publishes `login.locked` and gives the 429 (with `Retry-After`) to throw. */
+  async #locked (request: FastifyRequest, username: string, options: AttemptOptions, scope: Scope, retryAfterMs: number, now: number): Promise<Error> {
     this.#context.events.publish(request.log, 'login.locked', now, await this.#subject(request, options), { ...this.#named(username), scope, retryAfterMs })
-    throw Object.assign(new LoginLockedError(), { headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } })
+    return Object.assign(new LoginLockedError(), { headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } })
   }
 
   /** Whom an event of this attempt is about: the user the app named, seen from the request's client; else no one. */
