@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto'
 import Fastify from 'fastify'
 import t from 'tap'
 import sessionGuard, { memoryStore } from '../lib/index.js'
-import { build, MINUTE, SECRET, setCookies, TestClock } from './helper.js'
+import { build, MINUTE, SECRET, setCookies, settle, TestClock } from './helper.js'
 
 /** A token signed with `secret` for any payload and header, to forge what an attacker could. */
 function forge (payload: Record<string, unknown>, { secret = SECRET, header = { alg: 'HS256', typ: 'JWT' } } = {}): string {
@@ -55,44 +55,49 @@ t.test('the fingerprint cookie is hardened', async (t) => {
   t.notMatch(header, /Max-Age/i, 'a session that is not remembered gets a session cookie')
 })
 
-t.test('every rejection is the same 401 with a code and a Bearer challenge', async (t) => {
-  const { app, login, me } = await build(t)
+t.test('every rejection is the same 401 with a code and a Bearer challenge, and its own reason in the event', async (t) => {
+  const reasons: string[] = []
+  const { app, login, me } = await build(t, { onEvent: (event) => { if (event.type === 'auth.rejected') reasons.push(event.reason) } })
   const alice = await login('alice')
   const bob = await login('bob')
   const [fingerprintName, fingerprintValue] = alice.fingerprint.split('=') as [string, string]
-  const cases: Array<[string, Record<string, string>]> = [
-    ['no authorization header', { cookie: alice.fingerprint }],
-    ['another scheme', { authorization: `Basic ${alice.accessToken}`, cookie: alice.fingerprint }],
-    ['a malformed token', { authorization: 'Bearer not-a-jwt', cookie: alice.fingerprint }],
-    ['an oversized header', { authorization: `Bearer ${'a'.repeat(9000)}.b.c`, cookie: alice.fingerprint }],
-    ['a token signed with another key', { authorization: `Bearer ${forge(decode(alice.accessToken), { secret: 'x'.repeat(40) })}`, cookie: alice.fingerprint }],
-    ['alg none', { authorization: `Bearer ${forge(decode(alice.accessToken), { header: { alg: 'none', typ: 'JWT' } }).split('.').slice(0, 2).join('.')}.`, cookie: alice.fingerprint }],
-    ['a token with a tampered payload', { authorization: `Bearer ${alice.accessToken.split('.')[0]}.${Buffer.from(JSON.stringify({ ...decode(alice.accessToken), sub: 'bob' })).toString('base64url')}.${alice.accessToken.split('.')[2]}`, cookie: alice.fingerprint }],
-    ['claims of the wrong type', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 42 })}`, cookie: alice.fingerprint }],
-    ['an empty sub', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sub: '' })}`, cookie: alice.fingerprint }],
-    ['an empty sid', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: '' })}`, cookie: alice.fingerprint }],
-    ['no fingerprint claim', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), fph: undefined })}`, cookie: alice.fingerprint }],
-    ['a fingerprint claim of another length', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), fph: 'short' })}`, cookie: alice.fingerprint }],
-    ['no exp', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), exp: undefined })}`, cookie: alice.fingerprint }],
-    ['a string exp', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), exp: '9999999999' })}`, cookie: alice.fingerprint }],
-    ['no iat', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), iat: undefined })}`, cookie: alice.fingerprint }],
-    ['a null payload', { authorization: `Bearer ${forge(null as unknown as Record<string, unknown>)}`, cookie: alice.fingerprint }],
-    ['a payload that is not an object', { authorization: `Bearer ${forge('alice' as unknown as Record<string, unknown>)}`, cookie: alice.fingerprint }],
-    ['no fingerprint cookie', { authorization: `Bearer ${alice.accessToken}` }],
-    ['an empty fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=` }],
-    ['an oversized fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${'a'.repeat(5000)}` }],
-    ['a non-ASCII fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${encodeURIComponent('é'.repeat(43))}` }],
-    ['a duplicated fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${alice.fingerprint}; ${fingerprintName}=${fingerprintValue}` }],
-    ['the fingerprint hash as the cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${decode(alice.accessToken).fph as string}` }],
-    ["another user's fingerprint", { authorization: `Bearer ${alice.accessToken}`, cookie: bob.fingerprint }],
-    ['the fingerprint under another cookie name', { authorization: `Bearer ${alice.accessToken}`, cookie: `__Secure-sg-fp=${fingerprintValue}` }],
-    ['a session id that does not exist', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 'AAAAAAAAAAAAAAAAAAAAAA' })}`, cookie: alice.fingerprint }],
-    ["another user's session id", { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: bob.sessionId })}`, cookie: alice.fingerprint }],
-    ['a session with another fingerprint', { authorization: `Bearer ${forge({ ...decode(bob.accessToken), fph: decode(alice.accessToken).fph })}`, cookie: alice.fingerprint }]
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['no authorization header', { cookie: alice.fingerprint }, 'missing_token'],
+    ['another scheme', { authorization: `Basic ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['a malformed token', { authorization: 'Bearer not-a-jwt', cookie: alice.fingerprint }, 'malformed_token'],
+    ['an oversized header', { authorization: `Bearer ${'a'.repeat(9000)}.b.c`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['a token signed with another key', { authorization: `Bearer ${forge(decode(alice.accessToken), { secret: 'x'.repeat(40) })}`, cookie: alice.fingerprint }, 'invalid_token'],
+    ['alg none', { authorization: `Bearer ${forge(decode(alice.accessToken), { header: { alg: 'none', typ: 'JWT' } }).split('.').slice(0, 2).join('.')}.`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['a token with a tampered payload', { authorization: `Bearer ${alice.accessToken.split('.')[0]}.${Buffer.from(JSON.stringify({ ...decode(alice.accessToken), sub: 'bob' })).toString('base64url')}.${alice.accessToken.split('.')[2]}`, cookie: alice.fingerprint }, 'invalid_token'],
+    ['claims of the wrong type', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 42 })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['an empty sub', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sub: '' })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['an empty sid', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: '' })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['no fingerprint claim', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), fph: undefined })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['a fingerprint claim of another length', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), fph: 'short' })}`, cookie: alice.fingerprint }, 'fingerprint_mismatch'],
+    ['no exp', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), exp: undefined })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['a string exp', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), exp: '9999999999' })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['no iat', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), iat: undefined })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['a null payload', { authorization: `Bearer ${forge(null as unknown as Record<string, unknown>)}`, cookie: alice.fingerprint }, 'invalid_token'],
+    ['a payload that is not an object', { authorization: `Bearer ${forge('alice' as unknown as Record<string, unknown>)}`, cookie: alice.fingerprint }, 'invalid_token'],
+    ['no fingerprint cookie', { authorization: `Bearer ${alice.accessToken}` }, 'missing_fingerprint'],
+    ['an empty fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=` }, 'malformed_fingerprint'],
+    ['an oversized fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${'a'.repeat(5000)}` }, 'malformed_fingerprint'],
+    ['a non-ASCII fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${encodeURIComponent('é'.repeat(43))}` }, 'malformed_fingerprint'],
+    ['a duplicated fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${alice.fingerprint}; ${fingerprintName}=${fingerprintValue}` }, 'duplicate_fingerprint'],
+    ['the fingerprint hash as the cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${decode(alice.accessToken).fph as string}` }, 'fingerprint_mismatch'],
+    ["another user's fingerprint", { authorization: `Bearer ${alice.accessToken}`, cookie: bob.fingerprint }, 'fingerprint_mismatch'],
+    ['the fingerprint under another cookie name', { authorization: `Bearer ${alice.accessToken}`, cookie: `__Secure-sg-fp=${fingerprintValue}` }, 'missing_fingerprint'],
+    ['a session id that does not exist', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 'AAAAAAAAAAAAAAAAAAAAAA' })}`, cookie: alice.fingerprint }, 'unknown_session'],
+    ["another user's session id", { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: bob.sessionId })}`, cookie: alice.fingerprint }, 'session_mismatch'],
+    ['a session with another fingerprint', { authorization: `Bearer ${forge({ ...decode(bob.accessToken), fph: decode(alice.accessToken).fph })}`, cookie: alice.fingerprint }, 'session_mismatch'],
+    ['a sub that is not a string', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sub: 7 })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['an nbf in the future', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), nbf: Math.floor(Date.parse('2100-01-01') / 1000) })}`, cookie: alice.fingerprint }, 'invalid_token']
   ]
-  for (const [name, headers] of cases) {
+  for (const [name, headers, reason] of cases) {
     const response = await app.inject({ method: 'GET', url: '/me', headers })
     t.equal(response.statusCode, 401, name)
+    await settle()
+    t.equal(reasons.pop(), reason, `${name}: refused as ${reason} in the event`)
     t.same(response.json(), { statusCode: 401, code: 'FST_SESSION_GUARD_UNAUTHORIZED', error: 'Unauthorized', message: 'Authentication required' }, `${name}: no detail leaks`)
     t.equal(response.headers['www-authenticate'], 'Bearer realm="session", error="invalid_token"', `${name}: challenge`)
   }
