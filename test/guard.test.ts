@@ -66,6 +66,8 @@ t.test('every rejection is the same 401 with a code and a Bearer challenge, and 
     ['another scheme', { authorization: `Basic ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
     ['a malformed token', { authorization: 'Bearer not-a-jwt', cookie: alice.fingerprint }, 'malformed_token'],
     ['an oversized header', { authorization: `Bearer ${'a'.repeat(9000)}.b.c`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['a token followed by more', { authorization: `Bearer ${alice.accessToken} ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['the scheme after another word', { authorization: `Token Bearer ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
     ['a token signed with another key', { authorization: `Bearer ${forge(decode(alice.accessToken), { secret: 'x'.repeat(40) })}`, cookie: alice.fingerprint }, 'invalid_token'],
     ['alg none', { authorization: `Bearer ${forge(decode(alice.accessToken), { header: { alg: 'none', typ: 'JWT' } }).split('.').slice(0, 2).join('.')}.`, cookie: alice.fingerprint }, 'malformed_token'],
     ['a token with a tampered payload', { authorization: `Bearer ${alice.accessToken.split('.')[0]}.${Buffer.from(JSON.stringify({ ...decode(alice.accessToken), sub: 'bob' })).toString('base64url')}.${alice.accessToken.split('.')[2]}`, cookie: alice.fingerprint }, 'invalid_token'],
@@ -140,10 +142,15 @@ t.test('a token in the query string is never accepted', async (t) => {
   }
 })
 
-t.test('the Bearer scheme is case-insensitive (RFC 6750)', async (t) => {
+t.test('the Bearer scheme is case-insensitive, with one or more spaces (RFC 6750), in a header of up to 8 KiB', async (t) => {
   const { login, me } = await build(t)
   const alice = await login('alice')
   t.equal((await me(alice, { authorization: `bearer ${alice.accessToken}` })).statusCode, 200)
+  t.equal((await me(alice, { authorization: `Bearer   ${alice.accessToken}` })).statusCode, 200, 'several spaces before the token')
+  // Trailing spaces are allowed too: they bring the header to the limit exactly, then one past it.
+  const header = `Bearer ${alice.accessToken}`
+  t.equal((await me(alice, { authorization: header.padEnd(8192) })).statusCode, 200, '8192 characters')
+  t.equal((await me(alice, { authorization: header.padEnd(8193) })).statusCode, 401, '8193 characters')
 })
 
 t.test('an expired access token is refused; tolerance is configurable', async (t) => {
@@ -262,10 +269,13 @@ t.test('a session revoked between read and touch stays revoked', async (t) => {
     await store.revoke(id, now)
     return session
   }
-  const { clock, login, me } = await build(t, { store, touchInterval: '1s' })
+  const reasons: string[] = []
+  const { clock, login, me } = await build(t, { store, touchInterval: '1s', onEvent: (event) => { if (event.type === 'auth.rejected') reasons.push(event.reason) } })
   const bob = await login('bob')
   clock.advance(1000)
   t.equal((await me(bob)).statusCode, 401)
+  await settle()
+  t.same(reasons, ['unknown_session'], 'refused as an unknown session')
 })
 
 t.test('a failing store answers 503 with a code, never a stack trace', async (t) => {

@@ -36,6 +36,9 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
     ['secureCookies', { secret: SECRET, secureCookies: false }],
     ['secureCookies', { secret: SECRET, secureCookies: 'no' as unknown as boolean }],
     ['global', { secret: SECRET, global: 1 as unknown as boolean }],
+    ['global', { secret: SECRET, global: null as unknown as boolean }],
+    ['global.skip', { secret: SECRET, global: { skip: 'docs' as unknown as () => boolean } }],
+    ['global.skp', { secret: SECRET, global: { skp: () => true } as unknown as boolean }],
     ['fingerprintCookie', { secret: SECRET, fingerprintCookie: 'bad name' }],
     ['fingerprintCookie', { secret: SECRET, fingerprintCookie: '__Host-fp', secureCookies: false, development: true }],
     ['refresh.cookie', { secret: SECRET, refresh: { cookie: 'a;b' } }],
@@ -58,6 +61,8 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
   }
   t.equal(await registrationError({ secret: SECRET, secureCookies: false, development: true }), undefined, 'development may turn Secure off')
   t.equal(await registrationError({ secret: SECRET, touchInterval: 0, refresh: { graceWindow: 0 }, clockTolerance: 0 }), undefined, 'zero where zero makes sense')
+  t.equal(await registrationError({ secret: SECRET, global: false }), undefined, 'global: false is off, not a section')
+  t.match((await registrationError({ secret: SECRET, global: { skip: 1 as unknown as () => boolean } }))?.message, 'must be a function (route) => boolean', 'and says what a skip is')
 })
 
 t.test('development mode: cookies without Secure and without prefixed names', async (t) => {
