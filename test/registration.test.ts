@@ -77,12 +77,28 @@ t.test('development mode: cookies without Secure and without prefixed names', as
 
 for (const [algorithm, type, extra] of [
   ['RS256', 'rsa', { modulusLength: 2048 }],
+  ['RS384', 'rsa', { modulusLength: 2048 }],
+  ['RS512', 'rsa', { modulusLength: 2048 }],
+  ['PS256', 'rsa', { modulusLength: 2048 }],
+  ['PS384', 'rsa', { modulusLength: 2048 }],
+  ['PS512', 'rsa', { modulusLength: 2048 }],
   ['ES256', 'ec', { namedCurve: 'P-256' }],
+  ['ES384', 'ec', { namedCurve: 'P-384' }],
+  ['ES512', 'ec', { namedCurve: 'P-521' }],
   ['EdDSA', 'ed25519', {}]
 ] as const) {
   t.test(`asymmetric keys: ${algorithm}`, async (t) => {
     const { privateKey, publicKey } = generateKeyPairSync(type as 'rsa', { ...extra, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as never) as unknown as { privateKey: string, publicKey: string }
     const h = await build(t, { secret: undefined, keys: { private: privateKey, public: publicKey }, algorithm })
+    const alice = await h.login('alice')
+    t.equal(JSON.parse(Buffer.from(alice.accessToken.split('.')[0] as string, 'base64url').toString()).alg, algorithm)
+    t.equal((await h.me(alice)).statusCode, 200)
+  })
+}
+
+for (const algorithm of ['HS256', 'HS384', 'HS512'] as const) {
+  t.test(`a secret: ${algorithm}`, async (t) => {
+    const h = await build(t, { algorithm })
     const alice = await h.login('alice')
     t.equal(JSON.parse(Buffer.from(alice.accessToken.split('.')[0] as string, 'base64url').toString()).alg, algorithm)
     t.equal((await h.me(alice)).statusCode, 200)
