@@ -30,7 +30,7 @@ export default {
     testFiles: process.env.MUTATE_TESTS !== undefined && process.env.MUTATE_TESTS !== 'core'
       ? process.env.MUTATE_TESTS.split(',')
       : [
-          'test/{anomaly,anomaly-http,client,cookies,crypto,device,events,fingerprint,global,guard,lifecycle,limits,lockout,lockout-network,lockout-race,logging,monitoring,privacy,prometheus,refresh-tokens,registration,route-options,routes,session,store-keys,tracing,verified-tokens}.test.ts',
+          'test/{anomaly,anomaly-http,client,cookies,crypto,device,events,fingerprint,global,guard,lifecycle,limit-tickets,limits,lockout,lockout-network,lockout-race,logging,monitoring,privacy,prometheus,refresh-tokens,registration,route-options,routes,session,store-keys,tracing,verified-tokens}.test.ts',
           'test/security/*.test.ts',
           ...(process.env.MUTATE_TESTS === 'core'
             ? []

@@ -123,6 +123,21 @@ t.test("a refresh from the thief's network: ipChange 'revoke' refuses it and rev
   t.equal((await s.me(PARIS, victim)).status, 401, 'nothing of the session works any more')
 })
 
+t.test("a request from the thief's network: ipChange 'revoke' refuses it at the guard, as an anomaly", async (t) => {
+  const s = await serve(t, { anomalies: { ipChange: 'revoke', impossibleTravel: { policy: 'ignore' } } })
+  const victim = (await s.login(PARIS)).held!
+  s.clock.advance(MINUTE)
+  t.equal((await s.me(PARIS, victim)).status, 200, 'control: the victim, from where it signed in')
+  s.clock.advance(MINUTE)
+  t.equal((await s.me(BERLIN, victim)).status, 401)
+  t.equal(await s.app.sessions.get(victim.sessionId), undefined, 'the session is revoked')
+  await settle()
+  t.match(s.events.filter((e) => e.sessionId === victim.sessionId && (e.type === 'session.revoked' || e.type === 'auth.rejected')), [
+    { type: 'session.revoked', reason: 'anomaly' },
+    { type: 'auth.rejected', reason: 'anomaly' }
+  ], 'refused for the anomaly, not as an unknown session')
+})
+
 t.test('a refresh checks impossible travel: refused with its policy at revoke, flagged and merged at flag', async (t) => {
   const strict = await serve(t, { anomalies: { impossibleTravel: { policy: 'revoke' } } })
   const victim = (await strict.login(PARIS)).held!

@@ -80,3 +80,29 @@ t.test('global: true guards a preflight that no CORS plugin answers, on a route 
   t.equal((await app.inject({ method: 'OPTIONS', url: '/all' })).statusCode, 401, 'and one that is no preflight')
   t.same(handled, [], 'no handler ran without a session')
 })
+
+t.test('global: true refuses at onRequest, before any later hook runs: only a preflight waits for preHandler', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, global: true })
+  const reached: string[] = []
+  app.route({
+    method: ['POST', 'OPTIONS'],
+    url: '/multi',
+    // What a request reaches after onRequest: body parsing, validation, the app's own hooks.
+    preValidation: async (request) => { reached.push(`${request.method} ${request.headers['access-control-request-method'] ?? '-'}`) },
+    handler: async () => ({ secret: true })
+  })
+  await app.ready()
+  const cases = [
+    ['POST', undefined],
+    ['POST', 'POST'],
+    ['OPTIONS', undefined],
+    ['OPTIONS', 'POST']
+  ] as const
+  for (const [method, requested] of cases) {
+    const response = await app.inject({ method, url: '/multi', headers: requested === undefined ? {} : { 'access-control-request-method': requested } })
+    t.equal(response.statusCode, 401, `${method} with Access-Control-Request-Method ${requested ?? 'absent'}`)
+  }
+  t.same(reached, ['OPTIONS POST'], 'a POST (with or without the header) and an OPTIONS without it are refused first; a preflight at preHandler')
+})

@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto'
 import Fastify from 'fastify'
 import t from 'tap'
 import sessionGuard, { memoryStore } from '../lib/index.js'
-import { build, MINUTE, SECRET, setCookies, TestClock } from './helper.js'
+import { build, MINUTE, SECRET, setCookies, settle, TestClock } from './helper.js'
 
 /** A token signed with `secret` for any payload and header, to forge what an attacker could. */
 function forge (payload: Record<string, unknown>, { secret = SECRET, header = { alg: 'HS256', typ: 'JWT' } } = {}): string {
@@ -55,44 +55,51 @@ t.test('the fingerprint cookie is hardened', async (t) => {
   t.notMatch(header, /Max-Age/i, 'a session that is not remembered gets a session cookie')
 })
 
-t.test('every rejection is the same 401 with a code and a Bearer challenge', async (t) => {
-  const { app, login, me } = await build(t)
+t.test('every rejection is the same 401 with a code and a Bearer challenge, and its own reason in the event', async (t) => {
+  const reasons: string[] = []
+  const { app, login, me } = await build(t, { onEvent: (event) => { if (event.type === 'auth.rejected') reasons.push(event.reason) } })
   const alice = await login('alice')
   const bob = await login('bob')
   const [fingerprintName, fingerprintValue] = alice.fingerprint.split('=') as [string, string]
-  const cases: Array<[string, Record<string, string>]> = [
-    ['no authorization header', { cookie: alice.fingerprint }],
-    ['another scheme', { authorization: `Basic ${alice.accessToken}`, cookie: alice.fingerprint }],
-    ['a malformed token', { authorization: 'Bearer not-a-jwt', cookie: alice.fingerprint }],
-    ['an oversized header', { authorization: `Bearer ${'a'.repeat(9000)}.b.c`, cookie: alice.fingerprint }],
-    ['a token signed with another key', { authorization: `Bearer ${forge(decode(alice.accessToken), { secret: 'x'.repeat(40) })}`, cookie: alice.fingerprint }],
-    ['alg none', { authorization: `Bearer ${forge(decode(alice.accessToken), { header: { alg: 'none', typ: 'JWT' } }).split('.').slice(0, 2).join('.')}.`, cookie: alice.fingerprint }],
-    ['a token with a tampered payload', { authorization: `Bearer ${alice.accessToken.split('.')[0]}.${Buffer.from(JSON.stringify({ ...decode(alice.accessToken), sub: 'bob' })).toString('base64url')}.${alice.accessToken.split('.')[2]}`, cookie: alice.fingerprint }],
-    ['claims of the wrong type', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 42 })}`, cookie: alice.fingerprint }],
-    ['an empty sub', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sub: '' })}`, cookie: alice.fingerprint }],
-    ['an empty sid', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: '' })}`, cookie: alice.fingerprint }],
-    ['no fingerprint claim', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), fph: undefined })}`, cookie: alice.fingerprint }],
-    ['a fingerprint claim of another length', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), fph: 'short' })}`, cookie: alice.fingerprint }],
-    ['no exp', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), exp: undefined })}`, cookie: alice.fingerprint }],
-    ['a string exp', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), exp: '9999999999' })}`, cookie: alice.fingerprint }],
-    ['no iat', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), iat: undefined })}`, cookie: alice.fingerprint }],
-    ['a null payload', { authorization: `Bearer ${forge(null as unknown as Record<string, unknown>)}`, cookie: alice.fingerprint }],
-    ['a payload that is not an object', { authorization: `Bearer ${forge('alice' as unknown as Record<string, unknown>)}`, cookie: alice.fingerprint }],
-    ['no fingerprint cookie', { authorization: `Bearer ${alice.accessToken}` }],
-    ['an empty fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=` }],
-    ['an oversized fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${'a'.repeat(5000)}` }],
-    ['a non-ASCII fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${encodeURIComponent('é'.repeat(43))}` }],
-    ['a duplicated fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${alice.fingerprint}; ${fingerprintName}=${fingerprintValue}` }],
-    ['the fingerprint hash as the cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${decode(alice.accessToken).fph as string}` }],
-    ["another user's fingerprint", { authorization: `Bearer ${alice.accessToken}`, cookie: bob.fingerprint }],
-    ['the fingerprint under another cookie name', { authorization: `Bearer ${alice.accessToken}`, cookie: `__Secure-sg-fp=${fingerprintValue}` }],
-    ['a session id that does not exist', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 'AAAAAAAAAAAAAAAAAAAAAA' })}`, cookie: alice.fingerprint }],
-    ["another user's session id", { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: bob.sessionId })}`, cookie: alice.fingerprint }],
-    ['a session with another fingerprint', { authorization: `Bearer ${forge({ ...decode(bob.accessToken), fph: decode(alice.accessToken).fph })}`, cookie: alice.fingerprint }]
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['no authorization header', { cookie: alice.fingerprint }, 'missing_token'],
+    ['another scheme', { authorization: `Basic ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['a malformed token', { authorization: 'Bearer not-a-jwt', cookie: alice.fingerprint }, 'malformed_token'],
+    ['an oversized header', { authorization: `Bearer ${'a'.repeat(9000)}.b.c`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['a token followed by more', { authorization: `Bearer ${alice.accessToken} ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['the scheme after another word', { authorization: `Token Bearer ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['a token signed with another key', { authorization: `Bearer ${forge(decode(alice.accessToken), { secret: 'x'.repeat(40) })}`, cookie: alice.fingerprint }, 'invalid_token'],
+    ['alg none', { authorization: `Bearer ${forge(decode(alice.accessToken), { header: { alg: 'none', typ: 'JWT' } }).split('.').slice(0, 2).join('.')}.`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['a token with a tampered payload', { authorization: `Bearer ${alice.accessToken.split('.')[0]}.${Buffer.from(JSON.stringify({ ...decode(alice.accessToken), sub: 'bob' })).toString('base64url')}.${alice.accessToken.split('.')[2]}`, cookie: alice.fingerprint }, 'invalid_token'],
+    ['claims of the wrong type', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 42 })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['an empty sub', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sub: '' })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['an empty sid', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: '' })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['no fingerprint claim', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), fph: undefined })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['a fingerprint claim of another length', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), fph: 'short' })}`, cookie: alice.fingerprint }, 'fingerprint_mismatch'],
+    ['no exp', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), exp: undefined })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['a string exp', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), exp: '9999999999' })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['no iat', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), iat: undefined })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['a null payload', { authorization: `Bearer ${forge(null as unknown as Record<string, unknown>)}`, cookie: alice.fingerprint }, 'invalid_token'],
+    ['a payload that is not an object', { authorization: `Bearer ${forge('alice' as unknown as Record<string, unknown>)}`, cookie: alice.fingerprint }, 'invalid_token'],
+    ['no fingerprint cookie', { authorization: `Bearer ${alice.accessToken}` }, 'missing_fingerprint'],
+    ['an empty fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=` }, 'malformed_fingerprint'],
+    ['an oversized fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${'a'.repeat(5000)}` }, 'malformed_fingerprint'],
+    ['a non-ASCII fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${encodeURIComponent('é'.repeat(43))}` }, 'malformed_fingerprint'],
+    ['a duplicated fingerprint cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${alice.fingerprint}; ${fingerprintName}=${fingerprintValue}` }, 'duplicate_fingerprint'],
+    ['the fingerprint hash as the cookie', { authorization: `Bearer ${alice.accessToken}`, cookie: `${fingerprintName}=${decode(alice.accessToken).fph as string}` }, 'fingerprint_mismatch'],
+    ["another user's fingerprint", { authorization: `Bearer ${alice.accessToken}`, cookie: bob.fingerprint }, 'fingerprint_mismatch'],
+    ['the fingerprint under another cookie name', { authorization: `Bearer ${alice.accessToken}`, cookie: `__Secure-sg-fp=${fingerprintValue}` }, 'missing_fingerprint'],
+    ['a session id that does not exist', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 'AAAAAAAAAAAAAAAAAAAAAA' })}`, cookie: alice.fingerprint }, 'unknown_session'],
+    ["another user's session id", { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: bob.sessionId })}`, cookie: alice.fingerprint }, 'session_mismatch'],
+    ['a session with another fingerprint', { authorization: `Bearer ${forge({ ...decode(bob.accessToken), fph: decode(alice.accessToken).fph })}`, cookie: alice.fingerprint }, 'session_mismatch'],
+    ['a sub that is not a string', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sub: 7 })}`, cookie: alice.fingerprint }, 'invalid_claims'],
+    ['an nbf in the future', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), nbf: Math.floor(Date.parse('2100-01-01') / 1000) })}`, cookie: alice.fingerprint }, 'invalid_token']
   ]
-  for (const [name, headers] of cases) {
+  for (const [name, headers, reason] of cases) {
     const response = await app.inject({ method: 'GET', url: '/me', headers })
     t.equal(response.statusCode, 401, name)
+    await settle()
+    t.equal(reasons.pop(), reason, `${name}: refused as ${reason} in the event`)
     t.same(response.json(), { statusCode: 401, code: 'FST_SESSION_GUARD_UNAUTHORIZED', error: 'Unauthorized', message: 'Authentication required' }, `${name}: no detail leaks`)
     t.equal(response.headers['www-authenticate'], 'Bearer realm="session", error="invalid_token"', `${name}: challenge`)
   }
@@ -135,10 +142,15 @@ t.test('a token in the query string is never accepted', async (t) => {
   }
 })
 
-t.test('the Bearer scheme is case-insensitive (RFC 6750)', async (t) => {
+t.test('the Bearer scheme is case-insensitive, with one or more spaces (RFC 6750), in a header of up to 8 KiB', async (t) => {
   const { login, me } = await build(t)
   const alice = await login('alice')
   t.equal((await me(alice, { authorization: `bearer ${alice.accessToken}` })).statusCode, 200)
+  t.equal((await me(alice, { authorization: `Bearer   ${alice.accessToken}` })).statusCode, 200, 'several spaces before the token')
+  // Trailing spaces are allowed too: they bring the header to the limit exactly, then one past it.
+  const header = `Bearer ${alice.accessToken}`
+  t.equal((await me(alice, { authorization: header.padEnd(8192) })).statusCode, 200, '8192 characters')
+  t.equal((await me(alice, { authorization: header.padEnd(8193) })).statusCode, 401, '8193 characters')
 })
 
 t.test('an expired access token is refused; tolerance is configurable', async (t) => {
@@ -257,10 +269,13 @@ t.test('a session revoked between read and touch stays revoked', async (t) => {
     await store.revoke(id, now)
     return session
   }
-  const { clock, login, me } = await build(t, { store, touchInterval: '1s' })
+  const reasons: string[] = []
+  const { clock, login, me } = await build(t, { store, touchInterval: '1s', onEvent: (event) => { if (event.type === 'auth.rejected') reasons.push(event.reason) } })
   const bob = await login('bob')
   clock.advance(1000)
   t.equal((await me(bob)).statusCode, 401)
+  await settle()
+  t.same(reasons, ['unknown_session'], 'refused as an unknown session')
 })
 
 t.test('a failing store answers 503 with a code, never a stack trace', async (t) => {

@@ -36,6 +36,9 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
     ['secureCookies', { secret: SECRET, secureCookies: false }],
     ['secureCookies', { secret: SECRET, secureCookies: 'no' as unknown as boolean }],
     ['global', { secret: SECRET, global: 1 as unknown as boolean }],
+    ['global', { secret: SECRET, global: null as unknown as boolean }],
+    ['global.skip', { secret: SECRET, global: { skip: 'docs' as unknown as () => boolean } }],
+    ['global.skp', { secret: SECRET, global: { skp: () => true } as unknown as boolean }],
     ['fingerprintCookie', { secret: SECRET, fingerprintCookie: 'bad name' }],
     ['fingerprintCookie', { secret: SECRET, fingerprintCookie: '__Host-fp', secureCookies: false, development: true }],
     ['refresh.cookie', { secret: SECRET, refresh: { cookie: 'a;b' } }],
@@ -58,6 +61,8 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
   }
   t.equal(await registrationError({ secret: SECRET, secureCookies: false, development: true }), undefined, 'development may turn Secure off')
   t.equal(await registrationError({ secret: SECRET, touchInterval: 0, refresh: { graceWindow: 0 }, clockTolerance: 0 }), undefined, 'zero where zero makes sense')
+  t.equal(await registrationError({ secret: SECRET, global: false }), undefined, 'global: false is off, not a section')
+  t.match((await registrationError({ secret: SECRET, global: { skip: 1 as unknown as () => boolean } }))?.message, 'must be a function (route) => boolean', 'and says what a skip is')
 })
 
 t.test('development mode: cookies without Secure and without prefixed names', async (t) => {
@@ -72,12 +77,28 @@ t.test('development mode: cookies without Secure and without prefixed names', as
 
 for (const [algorithm, type, extra] of [
   ['RS256', 'rsa', { modulusLength: 2048 }],
+  ['RS384', 'rsa', { modulusLength: 2048 }],
+  ['RS512', 'rsa', { modulusLength: 2048 }],
+  ['PS256', 'rsa', { modulusLength: 2048 }],
+  ['PS384', 'rsa', { modulusLength: 2048 }],
+  ['PS512', 'rsa', { modulusLength: 2048 }],
   ['ES256', 'ec', { namedCurve: 'P-256' }],
+  ['ES384', 'ec', { namedCurve: 'P-384' }],
+  ['ES512', 'ec', { namedCurve: 'P-521' }],
   ['EdDSA', 'ed25519', {}]
 ] as const) {
   t.test(`asymmetric keys: ${algorithm}`, async (t) => {
     const { privateKey, publicKey } = generateKeyPairSync(type as 'rsa', { ...extra, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as never) as unknown as { privateKey: string, publicKey: string }
     const h = await build(t, { secret: undefined, keys: { private: privateKey, public: publicKey }, algorithm })
+    const alice = await h.login('alice')
+    t.equal(JSON.parse(Buffer.from(alice.accessToken.split('.')[0] as string, 'base64url').toString()).alg, algorithm)
+    t.equal((await h.me(alice)).statusCode, 200)
+  })
+}
+
+for (const algorithm of ['HS256', 'HS384', 'HS512'] as const) {
+  t.test(`a secret: ${algorithm}`, async (t) => {
+    const h = await build(t, { algorithm })
     const alice = await h.login('alice')
     t.equal(JSON.parse(Buffer.from(alice.accessToken.split('.')[0] as string, 'base64url').toString()).alg, algorithm)
     t.equal((await h.me(alice)).statusCode, 200)

@@ -3,6 +3,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { memoryStore, type SessionGuardOptions, sessionLimitResponseSchema } from '../lib/index.js'
 import { hashId } from '../lib/monitoring/events.js'
+import { idSetHash } from '../lib/tokens/limit-tickets.js'
 import { build, type Credentials, type Harness, MINUTE, SECRET } from './helper.js'
 
 const FIREFOX_WINDOWS = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0'
@@ -15,8 +16,8 @@ function auth (credentials: Credentials): Record<string, string> {
 async function withRoutes (t: Test, options: Partial<SessionGuardOptions> = {}): Promise<Harness> {
   return await build(t, { routes: { prefix: '/sessions' }, ...options }, (app) => {
     // The app's login route declares the 409 schema so a refusal carries its way out.
-    app.post<{ Body: { userId: string } }>('/login-limited', { schema: { response: { 409: sessionLimitResponseSchema } } }, async (request, reply) => {
-      const { accessToken, session } = await reply.issueSession({ userId: request.body.userId })
+    app.post<{ Body: { userId: string, remember?: boolean } }>('/login-limited', { schema: { response: { 409: sessionLimitResponseSchema } } }, async (request, reply) => {
+      const { accessToken, session } = await reply.issueSession({ userId: request.body.userId, remember: request.body.remember })
       return { accessToken, sessionId: session.id }
     })
   })
@@ -181,6 +182,56 @@ t.test('a limit ticket expires and goes stale', async (t) => {
   const stale = await h.app.inject({ method: 'POST', url: '/sessions/resolve-limit', payload: { ticket: again.json().ticket, revoke: replacement.sessionId }, headers: { cookie: cookie2 } })
   t.equal(stale.statusCode, 401, 'the sessions changed since the ticket was issued')
   t.equal((await h.me(replacement)).statusCode, 200)
+})
+
+/** Fills `userId`'s one session slot, has a login (with `remember`) refused, and answers its ticket and fingerprint cookie. */
+async function refusedAtLimit (h: Harness, userId: string, remember?: boolean): Promise<{ first: Credentials, ticket: string, cookie: string }> {
+  const first = await h.login(userId)
+  const refused = await h.app.inject({ method: 'POST', url: '/login-limited', payload: { userId, remember } })
+  if (refused.statusCode !== 409) throw new Error(`expected a 409, got ${refused.statusCode}`)
+  const cookie = `__Host-sg-fp=${(refused.cookies as Array<{ name: string, value: string }>)[0]!.value}`
+  return { first, ticket: refused.json().ticket, cookie }
+}
+
+for (const remember of [true, false]) {
+  t.test(`the session a ticket completes is the refused login's: remember ${remember}, and no flags it did not earn`, async (t) => {
+    const h = await withRoutes(t, { maxSessionsPerUser: 1, onSessionLimit: 'reject' })
+    const { first, ticket, cookie } = await refusedAtLimit(h, 'alice', remember)
+    const done = await h.app.inject({ method: 'POST', url: '/sessions/resolve-limit', payload: { ticket, revoke: first.sessionId }, headers: { cookie } })
+    t.equal(done.statusCode, 200)
+    const session = await h.app.sessions.get(done.json().sessionId)
+    t.equal(session?.remembered, remember, 'remembered as the login asked')
+    // Remembered: 30 days absolute (the default); otherwise 12 hours.
+    t.equal(session!.absoluteExpiresAt - session!.createdAt, remember ? 30 * 24 * 60 * MINUTE : 12 * 60 * MINUTE, 'with the lifetime that goes with it')
+    t.equal(session?.flags, undefined, 'a login that earned no flag gets none')
+  })
+}
+
+t.test('each ticket is used up on its own: two refused logins both complete', async (t) => {
+  const h = await withRoutes(t, { maxSessionsPerUser: 1, onSessionLimit: 'reject' })
+  for (const userId of ['alice', 'bob']) {
+    const { first, ticket, cookie } = await refusedAtLimit(h, userId)
+    const done = await h.app.inject({ method: 'POST', url: '/sessions/resolve-limit', payload: { ticket, revoke: first.sessionId }, headers: { cookie } })
+    t.equal(done.statusCode, 200, `${userId}'s ticket completes`)
+  }
+  t.equal((await h.app.sessions.stats()).events.rejected.used_ticket, undefined, 'none counted as used by the other')
+})
+
+t.test('an access token is no ticket, with its own fingerprint cookie and claims that copy a ticket\'s', async (t) => {
+  const h = await withRoutes(t)
+  const other = await h.login('alice')
+  const plain = await h.login('alice')
+  // An app may put any claim but the reserved ones in its access tokens: here `typ` and `act` of a ticket.
+  const mimic = await h.login('alice', { claims: { typ: 'sg-limit', act: idSetHash([other.sessionId, plain.sessionId]) } })
+  t.equal((await h.app.inject({ method: 'POST', url: '/logout', headers: auth(mimic) })).statusCode, 204, 'its session ended: the ids left are those of `act`')
+  for (const [name, token] of [['plain', plain], ['mimic', mimic]] as const) {
+    const response = await h.app.inject({
+      method: 'POST', url: '/sessions/resolve-limit', payload: { ticket: token.accessToken, revoke: other.sessionId }, headers: { cookie: token.fingerprint }
+    })
+    t.equal(response.statusCode, 401, `${name} access token refused`)
+  }
+  t.same((await h.app.sessions.stats()).events.rejected, { invalid_ticket: 2 }, 'as no ticket, before any other check')
+  t.equal((await h.me(other)).statusCode, 200, 'nothing was signed out')
 })
 
 t.test('the routes are only there when asked for, and under the given prefix', async (t) => {

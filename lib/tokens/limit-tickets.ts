@@ -32,7 +32,8 @@ const TICKET_TYPE = 'sg-limit'
 /**
  * Short-lived signed tickets that let a login refused at the session limit be
  * completed by signing one session out. Signed with the access-token key but
- * typed apart (`typ`), and without `sid`, so neither can pass for the other.
+ * typed apart (`typ`), and without `sid`, so neither can pass for the other
+ * (`typ` alone is not enough: an app's claims may set it on an access token).
  * Single use: the lifecycle consumes a ticket with one atomic store step
  * (`use`) before it signs anything out, so parallel requests with one ticket,
  * even naming different sessions, complete one login between them.
@@ -52,7 +53,10 @@ export class LimitTickets extends TimedJwt {
 
   verify (token: string, now: number): VerifiedLimitTicket | undefined {
     const payload = this.payload(token)
-    if (payload === undefined || payload.typ !== TICKET_TYPE || typeof payload.exp !== 'number' || now >= payload.exp * 1000) return undefined
+    // An access token always has `sid`, and an app's claims may set `typ`: without
+    // the `sid` check an access token could pass as a ticket.
+    if (payload === undefined || payload.typ !== TICKET_TYPE || payload.sid !== undefined) return undefined
+    if (typeof payload.exp !== 'number' || now >= payload.exp * 1000) return undefined
     return {
       userId: payload.sub as string,
       claims: payload.clm as Record<string, unknown> | undefined,

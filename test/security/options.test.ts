@@ -24,13 +24,15 @@ t.test('a key where an HMAC secret goes is refused (algorithm confusion by confi
     ['a certificate PEM', cert],
     ['a public key PEM after whitespace', `\n  ${rsa.publicKey}`],
     ['a JWK', jwk],
-    ['a JWK with leading whitespace', `  ${jwk}`]
+    ['a JWK with leading whitespace', `  ${jwk}`],
+    ['a pretty-printed JWK whose kty is not the first member', JSON.stringify({ use: 'sig', ...JSON.parse(jwk) }, null, 2)]
   ]
   for (const [name, secret] of cases) {
     const err = await refusal({ secret })
     t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', name)
     t.match(err?.message, '"secret"', `${name}: names the option`)
   }
+  t.equal(await refusal({ secret: 'a random secret that mentions {"kty" only after other text' }), undefined, 'a JWK is JSON from its first character')
 })
 
 t.test('empty, short and falsy HMAC secrets are refused, strings and Buffers alike', async (t) => {

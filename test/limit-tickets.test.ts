@@ -1,0 +1,60 @@
+import type { JWT } from '@fastify/jwt'
+import { createHmac } from 'node:crypto'
+import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import { parseTokenOptions, registerJwt } from '../lib/tokens/jwt.js'
+import { idSetHash, type LimitTicket, LimitTickets } from '../lib/tokens/limit-tickets.js'
+import { EPOCH, MINUTE, SECRET } from './helper.js'
+
+/**
+ * A limit ticket on its own: what it carries, and which tokens signed with the
+ * same key it refuses (the routes tests take it through resolve-limit).
+ */
+
+const TTL_MS = 5 * MINUTE
+
+async function signer (t: Test): Promise<{ jwt: JWT, tickets: LimitTickets }> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const jwt = await registerJwt(app, parseTokenOptions({ secret: SECRET }))
+  await app.ready()
+  return { jwt, tickets: new LimitTickets(jwt, TTL_MS) }
+}
+
+/** An HS256 token signed by hand: fast-jwt's signer refuses an `exp` that is not a number. */
+function handSigned (payload: Record<string, unknown>): string {
+  const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const input = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(payload)}`
+  return `${input}.${createHmac('sha256', SECRET).update(input).digest('base64url')}`
+}
+
+const TICKET: LimitTicket = { userId: 'alice', remember: false, flags: [], fingerprintHash: 'f'.repeat(43), activeHash: 'a'.repeat(43) }
+
+t.test('a ticket without flags carries no flg claim, and reads back with none', async (t) => {
+  const { jwt, tickets } = await signer(t)
+  const token = tickets.sign(TICKET, EPOCH)
+  t.notOk('flg' in (jwt.decode(token) as Record<string, unknown>), 'no empty list in what the client can read')
+  t.same(tickets.verify(token, EPOCH)?.flags, [])
+  t.same(tickets.verify(tickets.sign({ ...TICKET, flags: ['new_device'] }, EPOCH), EPOCH)?.flags, ['new_device'])
+})
+
+t.test('a token signed with the same key is no ticket unless it is typed as one, has no sid, and expires', async (t) => {
+  const { jwt, tickets } = await signer(t)
+  const iat = Math.floor(EPOCH / 1000)
+  const claims = { sub: 'alice', fph: TICKET.fingerprintHash, act: TICKET.activeHash, iat, exp: iat + 300 }
+  t.ok(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit' }), EPOCH), 'the control: typed, without sid, with exp')
+  for (const typ of [undefined, '', 'SG-LIMIT', 'access']) {
+    t.equal(tickets.verify(jwt.sign({ ...claims, typ }), EPOCH), undefined, `typ ${String(typ)}`)
+  }
+  t.equal(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit', sid: 'session-1' }), EPOCH), undefined, 'with a sid: an access token')
+  const { exp, ...forever } = claims
+  t.equal(tickets.verify(jwt.sign({ ...forever, typ: 'sg-limit' }), EPOCH), undefined, 'without exp')
+  t.ok(tickets.verify(handSigned({ ...claims, typ: 'sg-limit' }), EPOCH), 'the control, signed by hand')
+  t.equal(tickets.verify(handSigned({ ...claims, typ: 'sg-limit', exp: String(exp) }), EPOCH), undefined, 'with an exp that is no number')
+})
+
+t.test('idSetHash: one digest per set of ids, whatever their order or lengths', async (t) => {
+  t.equal(idSetHash(['b', 'a', 'c']), idSetHash(['c', 'b', 'a']))
+  t.not(idSetHash(['ab', 'c']), idSetHash(['a', 'bc']), 'the ids are kept apart')
+  t.not(idSetHash(['a']), idSetHash(['a', 'b']))
+})
