@@ -5,12 +5,13 @@
  * follow what it prints. Everything here is the app's own code except the
  * plugin's decorators and routes.
  */
-import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { randomBytes, randomInt, scrypt, timingSafeEqual } from 'node:crypto'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import fastifyStatic from '@fastify/static'
+import { LRUCache } from 'lru-cache'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type preHandlerAsyncHookHandler } from 'fastify'
-import sessionGuard, { type SessionGuardOptions, sessionLimitResponseSchema, toView } from '../lib/index.js'
+import sessionGuard, { isChallenged, type SessionGuardOptions, sessionLimitResponseSchema, toView } from '../lib/index.js'
 import { DEMO_ADDRESSES, exampleLocation } from './geo.js'
 
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>
@@ -47,6 +48,7 @@ export async function buildServer (
     }
   })
   const users = await createUsers()
+  const stepUpCodes = new StepUpCodes()
   const byId = new Map([...users.values()].map((user) => [user.id, user]))
   // An unknown username is checked against this, so it costs what a wrong password costs.
   const decoy = await hashPassword('decoy-password')
@@ -70,6 +72,8 @@ export async function buildServer (
     privacy: { ipMode: 'full' },
     health: { path: '/health' },
     metrics: { path: '/metrics' },
+    // A sign-in from too far away too soon gets a session that must pass a one-time code first (a step-up).
+    anomalies: { impossibleTravel: { policy: 'challenge' } },
     ...guardOptions
   })
   await app.register(fastifyStatic, { root: join(__dirname, 'public') })
@@ -102,7 +106,23 @@ export async function buildServer (
       claims: { name: user.username, role: user.role },
       remember: request.body.remember === true
     })
-    return { accessToken, refreshToken, sessionId: session.id }
+    const stepUp = isChallenged(session)
+    if (stepUp) stepUpCodes.issue(session.id, user.username, app)
+    return { accessToken, refreshToken, sessionId: session.id, stepUp }
+  })
+
+  // The second factor of a challenged sign-in: the code the server "sent" (printed to its log).
+  app.post<{ Body: { code: string } }>('/step-up', {
+    preHandler: app.requireSession,
+    config: { allowChallenged: true },
+    schema: { body: { type: 'object', required: ['code'], properties: { code: { type: 'string', pattern: '^[0-9]{6}$' } } } }
+  }, async (request, reply) => {
+    const verdict = stepUpCodes.check(request.authSession!.id, request.body.code)
+    if (verdict !== 'right') {
+      const message = verdict === 'wrong' ? 'Wrong code' : 'No code pending: sign in again'
+      return await reply.code(verdict === 'wrong' ? 400 : 409).send({ statusCode: verdict === 'wrong' ? 400 : 409, error: 'Step-up', message })
+    }
+    return { completed: await request.completeChallenge() }
   })
 
   app.get('/me', { preHandler: app.requireSession }, async (request) => ({
@@ -115,7 +135,8 @@ export async function buildServer (
     return { accessToken, refreshToken }
   })
 
-  app.post('/logout', { preHandler: app.requireSession }, async (request, reply) => {
+  // A session waiting for its step-up may still sign out.
+  app.post('/logout', { preHandler: app.requireSession, config: { allowChallenged: true } }, async (request, reply) => {
     await request.endSession(reply)
     return await reply.code(204).send()
   })
@@ -166,6 +187,30 @@ export async function buildServer (
   return app
 }
 
+/**
+ * One-time codes of challenged sign-ins, by session: six digits, ten minutes, five tries, used once.
+ * A real app sends the code by e-mail or text; the example prints it to its log.
+ */
+class StepUpCodes {
+  // Bounded: at most 10 000 pending, the least recently issued dropped first; each for ten minutes.
+  readonly #codes = new LRUCache<string, { code: string, tries: number }>({ max: 10_000, ttl: 10 * 60_000 })
+
+  issue (sessionId: string, username: string, app: FastifyInstance): void {
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
+    this.#codes.set(sessionId, { code, tries: 0 })
+    app.log.warn({ user: username, code }, 'step-up code (the example prints it; a real app sends it by e-mail or text)')
+  }
+
+  check (sessionId: string, code: string): 'right' | 'wrong' | 'none' {
+    const held = this.#codes.get(sessionId)
+    if (held === undefined) return 'none'
+    if (++held.tries >= 5) this.#codes.delete(sessionId)
+    if (!timingSafeEqual(Buffer.from(code), Buffer.from(held.code))) return 'wrong'
+    this.#codes.delete(sessionId)
+    return 'right'
+  }
+}
+
 function randomSecret (app: FastifyInstance): string {
   app.log.warn('JWT_SECRET is not set: using a random secret, so tokens die with this process')
   return randomBytes(32).toString('base64url')
@@ -196,7 +241,11 @@ Open ${base}/ in a browser for the "Your devices" page (sign in from two browser
 
   # monitoring: a login from Paris then one from Sydney is impossible travel (locations: DB-IP, CC BY 4.0)
   curl -s -H 'content-type: application/json' -H 'x-forwarded-for: ${DEMO_ADDRESSES.paris}' -d '{"username":"bob","password":"demo-password"}' ${base}/login
-  curl -s -H 'content-type: application/json' -H 'x-forwarded-for: ${DEMO_ADDRESSES.sydney}' -d '{"username":"bob","password":"demo-password"}' ${base}/login
+  # the Sydney sign-in is challenged: its session must pass the one-time code printed in this log first
+  SYD=$(curl -s -c jar-syd -H 'content-type: application/json' -H 'x-forwarded-for: ${DEMO_ADDRESSES.sydney}' -d '{"username":"bob","password":"demo-password"}' ${base}/login | node -pe 'JSON.parse(require("fs").readFileSync(0)).accessToken')
+  curl -s -b jar-syd -H "authorization: Bearer $SYD" ${base}/me                       # 401 FST_SESSION_GUARD_STEP_UP_REQUIRED
+  curl -s -b jar-syd -H "authorization: Bearer $SYD" -H 'content-type: application/json' -d '{"code":"<the code>"}' ${base}/step-up
+  curl -s -b jar-syd -H "authorization: Bearer $SYD" ${base}/me                       # 200 now
   for i in $(seq 10); do curl -s -o /dev/null -w '%{http_code} ' -H 'content-type: application/json' -d '{"username":"alice","password":"wrong"}' ${base}/login; done; echo
 
   # /metrics and /health answer this machine only (loopback, not forwarded by a proxy); anyone else gets a 404

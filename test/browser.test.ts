@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import t from 'tap'
+import { DEMO_ADDRESSES } from '../examples/geo.js'
 import { buildServer } from '../examples/server.js'
 
 /**
@@ -91,5 +92,46 @@ if (!existsSync(executablePath)) {
     await phone.page.locator('#login').waitFor({ state: 'visible' })
     t.match(await phone.page.locator('#login-error').textContent(), 'signed out')
     t.equal((await app.sessions.list('user-alice')).length, 1)
+  })
+}
+
+if (existsSync(executablePath)) {
+  t.test('a sign-in from the other side of the world is challenged, and the code printed in the log lets it in', async (t) => {
+    const lines: string[] = []
+    const app = await buildServer({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+    t.teardown(() => app.close())
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    const browser: Browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] })
+    t.teardown(() => browser.close())
+
+    async function signIn (address: string): Promise<Page> {
+      const context = await browser.newContext({ userAgent: DEVICES.laptop.userAgent, extraHTTPHeaders: { ...DEVICES.laptop.hints, 'x-forwarded-for': address } })
+      const page = await context.newPage()
+      await page.goto(base)
+      await page.getByLabel('Username').fill('bob')
+      await page.getByLabel('Password').fill('demo-password')
+      await page.getByRole('button', { name: 'Sign in' }).click()
+      return page
+    }
+
+    const paris = await signIn(DEMO_ADDRESSES.paris)
+    await paris.locator('#devices').waitFor({ state: 'visible' })
+    const sydney = await signIn(DEMO_ADDRESSES.sydney)
+    await sydney.locator('#step-up').waitFor({ state: 'visible' })
+    t.pass('the Sydney sign-in minutes after Paris asks for a code')
+    const code = lines.map((line) => JSON.parse(line) as { code?: string }).find((line) => line.code !== undefined)?.code as string
+    t.match(code, /^[0-9]{6}$/, 'the code is in the server log')
+    await sydney.getByLabel('Code').fill(code === '000000' ? '000001' : '000000')
+    await sydney.getByRole('button', { name: 'Verify' }).click()
+    await sydney.locator('#step-up-error').filter({ hasText: 'Wrong code' }).waitFor()
+    t.pass('a wrong code is refused on the page')
+    await sydney.setViewportSize({ width: 760, height: 420 })
+    await sydney.screenshot({ path: join(__dirname, '..', 'docs', 'img', 'step-up.png') })
+    await sydney.getByLabel('Code').fill(code)
+    await sydney.getByRole('button', { name: 'Verify' }).click()
+    await sydney.locator('#devices').waitFor({ state: 'visible' })
+    t.equal(await sydney.locator('#device-list .device').count(), 2, 'verified: the devices page, with both sign-ins')
+    t.ok((await sydney.locator('#history-list li .what').allTextContents()).includes('Verification completed'), 'and the history says so')
   })
 }

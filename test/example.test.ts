@@ -121,20 +121,69 @@ t.test('the example: logins from Paris then Sydney minutes apart raise impossibl
   const from = async (ip: string) => await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': ip } })
   const paris = await from(DEMO_ADDRESSES.paris)
   const sydney = await from(DEMO_ADDRESSES.sydney)
-  t.equal(sydney.statusCode, 200, 'flagged, not refused')
+  t.equal(sydney.statusCode, 200, 'challenged, not refused')
+  t.equal(sydney.json().stepUp, true, 'the answer says a step-up is due')
+  t.equal(paris.json().stepUp, false)
   const session = await app.sessions.get(sydney.json().sessionId)
   t.match(session, { ip: DEMO_ADDRESSES.sydney, location: { city: 'Sydney', country: 'AU', latitude: Number, longitude: Number } })
-  t.same(session?.flags, ['new_country', 'impossible_travel'])
+  t.same(session?.flags, ['new_country', 'impossible_travel', 'challenge'])
   t.match(await app.sessions.get(paris.json().sessionId), { location: { city: 'Paris', country: 'FR', latitude: Number, longitude: Number } })
   await new Promise((resolve) => setImmediate(resolve))
   const [travel] = events.filter((event) => event.type === 'anomaly.detected' && event.rule === 'impossible_travel') as Array<SessionEvent<'anomaly.detected'>>
   t.match(travel?.detail, { from: 'FR', to: 'AU' }, 'the leg the rule measured')
   t.ok((travel?.detail.distanceKm as number) > 16_000, `Paris to Sydney is about 16,960 km: ${String(travel?.detail.distanceKm)}`)
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  t.match(metrics, 'session_guard_anomalies_total{rule="impossible_travel",decision="flag"} 1')
+  t.match(metrics, 'session_guard_anomalies_total{rule="impossible_travel",decision="challenge"} 1')
   t.same((await app.inject({ method: 'GET', url: '/health' })).json(), { status: 'ok', store: 'up', sessions: 2, users: 1, capacity: 100000, utilization: 0.00002 })
   const untrusted = await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': '192.0.2.1' }, remoteAddress: '10.1.2.3' })
   t.equal((await app.sessions.get(untrusted.json().sessionId))?.ip, '10.1.2.3', 'X-Forwarded-For is only believed from loopback')
+})
+
+t.test('the example: the challenged Sydney sign-in passes its step-up with the code printed to the log', async (t) => {
+  const lines: string[] = []
+  const app = await buildServer({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  const from = async (ip: string) => await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': ip } })
+  await from(DEMO_ADDRESSES.paris)
+  const sydney = await from(DEMO_ADDRESSES.sydney)
+  const cookie = (sydney.cookies as Array<{ name: string, value: string }>).map((c) => `${c.name}=${c.value}`).join('; ')
+  const headers = { authorization: `Bearer ${sydney.json().accessToken as string}`, cookie, 'x-forwarded-for': DEMO_ADDRESSES.sydney }
+  const me = async () => await app.inject({ method: 'GET', url: '/me', headers })
+  const stepUp = async (code: string) => await app.inject({ method: 'POST', url: '/step-up', headers, payload: { code } })
+  const refused = await me()
+  t.equal(refused.statusCode, 401)
+  t.equal(refused.json().code, 'FST_SESSION_GUARD_STEP_UP_REQUIRED')
+  const printed = lines.map((line) => JSON.parse(line) as { msg: string, code?: string, user?: string }).find((line) => line.msg.startsWith('step-up code'))
+  t.match(printed, { user: 'bob', code: /^[0-9]{6}$/ }, 'the code is in the log, as the example prints it')
+  const code = printed?.code as string
+  const wrong = code === '000000' ? '000001' : '000000'
+  t.equal((await stepUp('12345')).statusCode, 400, 'six digits, by schema')
+  t.strictSame([(await stepUp(wrong)).statusCode, (await me()).statusCode], [400, 401], 'a wrong code lifts nothing')
+  const done = await stepUp(code)
+  t.strictSame([done.statusCode, done.json()], [200, { completed: true }])
+  t.equal((await me()).statusCode, 200, 'the session works now')
+  t.equal((await stepUp(code)).statusCode, 409, 'a code is used once')
+  const again = await from(DEMO_ADDRESSES.sydney)
+  t.equal(again.json().stepUp, false, 'the completed step-up made Sydney known: no step-up the next time')
+  t.equal((await app.inject({ method: 'POST', url: '/logout', headers })).statusCode, 204, 'sign-out')
+})
+
+t.test('the example: five wrong codes use up a step-up', async (t) => {
+  const lines: string[] = []
+  const app = await buildServer({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  const from = async (ip: string) => await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': ip } })
+  await from(DEMO_ADDRESSES.paris)
+  const sydney = await from(DEMO_ADDRESSES.sydney)
+  const cookie = (sydney.cookies as Array<{ name: string, value: string }>).map((c) => `${c.name}=${c.value}`).join('; ')
+  const headers = { authorization: `Bearer ${sydney.json().accessToken as string}`, cookie, 'x-forwarded-for': DEMO_ADDRESSES.sydney }
+  const code = (lines.map((line) => JSON.parse(line) as { code?: string }).find((line) => line.code !== undefined))?.code as string
+  const wrong = code === '000000' ? '000001' : '000000'
+  const statuses: number[] = []
+  for (let i = 0; i < 5; i++) statuses.push((await app.inject({ method: 'POST', url: '/step-up', headers, payload: { code: wrong } })).statusCode)
+  t.strictSame(statuses, [400, 400, 400, 400, 400])
+  t.equal((await app.inject({ method: 'POST', url: '/step-up', headers, payload: { code } })).statusCode, 409, 'the right code after five wrong ones: none pending')
+  t.equal((await app.inject({ method: 'GET', url: '/me', headers })).statusCode, 401, 'still restricted: sign in again')
 })
 
 t.test('the example\'s demo addresses map to real cities in the database the example ships', async (t) => {

@@ -22,7 +22,8 @@ const FLAGS = {
   impossible_travel: 'Unusual location',
   too_many_ips: 'Many networks',
   too_many_countries: 'Many countries',
-  login_burst: 'Many sign-ins'
+  login_burst: 'Many sign-ins',
+  challenge: 'Awaiting verification'
 }
 
 // A login-history entry, as a person would say it.
@@ -83,12 +84,19 @@ async function api (method, url, body) {
     body: body ? JSON.stringify(body) : undefined
   })
   let response = await send()
+  if (response.status === 401 && await stepUpDue(response)) throw new StepUpDue()
   if (response.status === 401 && await refresh()) response = await send()
   if (response.status === 401) throw new SignedOut()
   return response
 }
 
 class SignedOut extends Error {}
+// The session must pass its one-time code first (the server prints it to its log).
+class StepUpDue extends Error {}
+
+async function stepUpDue (response) {
+  return (await response.clone().json().catch(() => ({}))).code === 'FST_SESSION_GUARD_STEP_UP_REQUIRED'
+}
 
 async function refresh () {
   const response = await fetch('/refresh', { method: 'POST', headers: { 'x-requested-with': 'fetch' } })
@@ -169,6 +177,7 @@ function showLogin (message = '') {
 
 function handle (err) {
   if (err instanceof SignedOut) return showLogin('You were signed out.')
+  if (err instanceof StepUpDue) return show('step-up')
   console.error(err)
   showLogin('Something went wrong. Please sign in again.')
 }
@@ -187,6 +196,24 @@ $('#login-form').addEventListener('submit', async (event) => {
   accessToken = body.accessToken
   event.target.reset()
   await renderDevices().catch(handle)
+})
+
+$('#step-up-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const response = await api('POST', '/step-up', { code: new FormData(event.target).get('code') }).catch(handle)
+  if (response === undefined) return
+  if (!response.ok) {
+    $('#step-up-error').textContent = (await response.json()).message ?? 'That did not work'
+    return
+  }
+  event.target.reset()
+  $('#step-up-error').textContent = ''
+  await renderDevices().catch(handle)
+})
+
+$('#step-up-logout').addEventListener('click', async () => {
+  await api('POST', '/logout').catch(() => {})
+  showLogin()
 })
 
 $('#revoke-others').addEventListener('click', async () => {
