@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildInstance } from '../examples/redis.js'
 import { DEMO_ADDRESSES, exampleLocation } from '../examples/geo.js'
 import type { SessionEvent } from '../lib/index.js'
@@ -139,7 +139,8 @@ t.test('the example: logins from Paris then Sydney minutes apart raise impossibl
   t.equal((await app.sessions.get(untrusted.json().sessionId))?.ip, '10.1.2.3', 'X-Forwarded-For is only believed from loopback')
 })
 
-t.test('the example: the challenged Sydney sign-in passes its step-up with the code printed to the log', async (t) => {
+/** The example with its warn log captured; bob signed in from Paris, then minutes later from Sydney (challenged). */
+async function challengedInSydney (t: Test) {
   const lines: string[] = []
   const app = await buildServer({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
   t.teardown(() => app.close())
@@ -148,15 +149,26 @@ t.test('the example: the challenged Sydney sign-in passes its step-up with the c
   const sydney = await from(DEMO_ADDRESSES.sydney)
   const cookie = (sydney.cookies as Array<{ name: string, value: string }>).map((c) => `${c.name}=${c.value}`).join('; ')
   const headers = { authorization: `Bearer ${sydney.json().accessToken as string}`, cookie, 'x-forwarded-for': DEMO_ADDRESSES.sydney }
-  const me = async () => await app.inject({ method: 'GET', url: '/me', headers })
-  const stepUp = async (code: string) => await app.inject({ method: 'POST', url: '/step-up', headers, payload: { code } })
+  const printed = lines.map((line) => JSON.parse(line) as { msg: string, code?: string, user?: string }).find((line) => line.msg.startsWith('step-up code'))
+  const code = printed?.code as string
+  return {
+    app,
+    from,
+    headers,
+    printed,
+    code,
+    wrong: code === '000000' ? '000001' : '000000',
+    me: async () => await app.inject({ method: 'GET', url: '/me', headers }),
+    stepUp: async (code: string) => await app.inject({ method: 'POST', url: '/step-up', headers, payload: { code } })
+  }
+}
+
+t.test('the example: the challenged Sydney sign-in passes its step-up with the code printed to the log', async (t) => {
+  const { app, from, headers, printed, code, wrong, me, stepUp } = await challengedInSydney(t)
   const refused = await me()
   t.equal(refused.statusCode, 401)
   t.equal(refused.json().code, 'FST_SESSION_GUARD_STEP_UP_REQUIRED')
-  const printed = lines.map((line) => JSON.parse(line) as { msg: string, code?: string, user?: string }).find((line) => line.msg.startsWith('step-up code'))
   t.match(printed, { user: 'bob', code: /^[0-9]{6}$/ }, 'the code is in the log, as the example prints it')
-  const code = printed?.code as string
-  const wrong = code === '000000' ? '000001' : '000000'
   t.equal((await stepUp('12345')).statusCode, 400, 'six digits, by schema')
   t.strictSame([(await stepUp(wrong)).statusCode, (await me()).statusCode], [400, 401], 'a wrong code lifts nothing')
   const done = await stepUp(code)
@@ -169,21 +181,12 @@ t.test('the example: the challenged Sydney sign-in passes its step-up with the c
 })
 
 t.test('the example: five wrong codes use up a step-up', async (t) => {
-  const lines: string[] = []
-  const app = await buildServer({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
-  t.teardown(() => app.close())
-  const from = async (ip: string) => await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'demo-password' }, headers: { 'x-forwarded-for': ip } })
-  await from(DEMO_ADDRESSES.paris)
-  const sydney = await from(DEMO_ADDRESSES.sydney)
-  const cookie = (sydney.cookies as Array<{ name: string, value: string }>).map((c) => `${c.name}=${c.value}`).join('; ')
-  const headers = { authorization: `Bearer ${sydney.json().accessToken as string}`, cookie, 'x-forwarded-for': DEMO_ADDRESSES.sydney }
-  const code = (lines.map((line) => JSON.parse(line) as { code?: string }).find((line) => line.code !== undefined))?.code as string
-  const wrong = code === '000000' ? '000001' : '000000'
+  const { code, wrong, me, stepUp } = await challengedInSydney(t)
   const statuses: number[] = []
-  for (let i = 0; i < 5; i++) statuses.push((await app.inject({ method: 'POST', url: '/step-up', headers, payload: { code: wrong } })).statusCode)
+  for (let i = 0; i < 5; i++) statuses.push((await stepUp(wrong)).statusCode)
   t.strictSame(statuses, [400, 400, 400, 400, 400])
-  t.equal((await app.inject({ method: 'POST', url: '/step-up', headers, payload: { code } })).statusCode, 409, 'the right code after five wrong ones: none pending')
-  t.equal((await app.inject({ method: 'GET', url: '/me', headers })).statusCode, 401, 'still restricted: sign in again')
+  t.equal((await stepUp(code)).statusCode, 409, 'the right code after five wrong ones: none pending')
+  t.equal((await me()).statusCode, 401, 'still restricted: sign in again')
 })
 
 t.test('the example\'s demo addresses map to real cities in the database the example ships', async (t) => {
