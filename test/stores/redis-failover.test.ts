@@ -4,7 +4,7 @@ import type { Test } from 'tap'
 import t from 'tap'
 import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis/index.js'
 import { EPOCH } from '../helper.js'
-import { afterFailover, caughtUp, freePort, numberedSession, relay, replicationField, revokeUnderLoad, serverClient, serverTest, startServer, stop, waitFor } from './redis-helper.js'
+import { afterFailover, caughtUp, failoverCases, freePort, numberedSession, relay, replicationField, revokeUnderLoad, serverClient, serverTest, startServer, stop, waitFor } from './redis-helper.js'
 
 /**
  * Failover: a revocation acknowledged is never lost.
@@ -74,29 +74,7 @@ async function trial (t: Test, durability: RedisStoreOptions['durability']): Pro
   return { acknowledged: acknowledged.size, lost: lost.length }
 }
 
-async function trials (t: Test, durability: RedisStoreOptions['durability']): Promise<{ acknowledged: number, lost: number, trials: number }> {
-  const total = { acknowledged: 0, lost: 0, trials: TRIALS }
-  for (let n = 0; n < TRIALS; n++) {
-    await t.test(`trial ${n + 1}`, async (t) => {
-      const { acknowledged, lost } = await trial(t, durability)
-      total.acknowledged += acknowledged
-      total.lost += lost
-    })
-  }
-  t.comment(`${durability === undefined ? 'without' : 'with'} durability: ${total.lost} of ${total.acknowledged} acknowledged revocations lost over ${TRIALS} failovers`)
-  return total
-}
-
-serverTest(t, 'without durability, a failover loses acknowledged revocations', async (t) => {
-  const { lost } = await trials(t, undefined)
-  t.ok(lost > 0, 'some were lost: the test sees a loss when there is one')
-})
-
-serverTest(t, 'with durability: { replicas: 1 }, a failover loses no acknowledged revocation', async (t) => {
-  const { lost, acknowledged } = await trials(t, DURABLE)
-  t.ok(acknowledged > 0, 'revocations were acknowledged before the kills')
-  t.equal(lost, 0, 'none lost')
-})
+failoverCases(t, { what: 'failover', trials: TRIALS, durable: DURABLE, trial })
 
 /**
  * The address clients use, in front of whichever server is the primary (what

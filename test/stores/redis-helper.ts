@@ -370,3 +370,40 @@ export async function afterFailover (store: RedisStore, acknowledged: Set<string
   for (const session of kept) if (await store.get(session.id, EPOCH) === undefined) missing.push(session.id)
   return { lost, missing }
 }
+
+type Durability = RedisStoreOptions['durability']
+
+/**
+ * The two cases of a failover test, each `trials` trials of `trial`: without
+ * durability acknowledged revocations are lost (the case checks it saw some,
+ * so the test can see a loss at all), with `durable` none.
+ */
+export function failoverCases (t: Test, { what, trials, durable, trial }: {
+  /** What fails over, in the tests' names: `'failover'`, `'Sentinel failover'`. */
+  what: string
+  trials: number
+  durable: Durability
+  trial: (t: Test, durability: Durability) => Promise<{ acknowledged: number, lost: number }>
+}): void {
+  async function run (t: Test, durability: Durability): Promise<{ acknowledged: number, lost: number }> {
+    const total = { acknowledged: 0, lost: 0 }
+    for (let n = 0; n < trials; n++) {
+      await t.test(`trial ${n + 1}`, async (t) => {
+        const { acknowledged, lost } = await trial(t, durability)
+        total.acknowledged += acknowledged
+        total.lost += lost
+      })
+    }
+    t.comment(`${durability === undefined ? 'without' : 'with'} durability: ${total.lost} of ${total.acknowledged} acknowledged revocations lost over ${trials} ${what}s`)
+    return total
+  }
+  serverTest(t, `without durability, a ${what} loses acknowledged revocations`, async (t) => {
+    const { lost } = await run(t, undefined)
+    t.ok(lost > 0, 'some were lost: the test sees a loss when there is one')
+  })
+  serverTest(t, `with durability: { replicas: 1 }, a ${what} loses no acknowledged revocation`, async (t) => {
+    const { lost, acknowledged } = await run(t, durable)
+    t.ok(acknowledged > 0, 'revocations were acknowledged before the kills')
+    t.equal(lost, 0, 'none lost')
+  })
+}

@@ -9,13 +9,13 @@ import { EPOCH } from '../helper.js'
 import {
   afterFailover,
   caughtUp,
+  failoverCases,
   freePort,
   numberedSession,
   relay,
   replicationField,
   revokeUnderLoad,
   serverClient,
-  serverTest,
   startSentinel,
   startServer,
   stop,
@@ -160,26 +160,4 @@ async function revokesAfterFailover (t: Test, store: RedisStore, newPrimaryPort:
   t.equal(await store.get(second.id, EPOCH), undefined, 'and holds')
 }
 
-async function trials (t: Test, durability: RedisStoreOptions['durability']): Promise<{ acknowledged: number, lost: number }> {
-  const total = { acknowledged: 0, lost: 0 }
-  for (let n = 0; n < TRIALS; n++) {
-    await t.test(`trial ${n + 1}`, async (t) => {
-      const { acknowledged, lost } = await trial(t, durability)
-      total.acknowledged += acknowledged
-      total.lost += lost
-    })
-  }
-  t.comment(`${durability === undefined ? 'without' : 'with'} durability: ${total.lost} of ${total.acknowledged} acknowledged revocations lost over ${TRIALS} Sentinel failovers`)
-  return total
-}
-
-serverTest(t, 'without durability, a Sentinel failover loses acknowledged revocations', async (t) => {
-  const { lost } = await trials(t, undefined)
-  t.ok(lost > 0, 'some were lost: the test sees a loss when there is one')
-})
-
-serverTest(t, 'with durability: { replicas: 1 }, a Sentinel failover loses no acknowledged revocation', async (t) => {
-  const { lost, acknowledged } = await trials(t, DURABLE)
-  t.ok(acknowledged > 0, 'revocations were acknowledged before the kills')
-  t.equal(lost, 0, 'none lost')
-})
+failoverCases(t, { what: 'Sentinel failover', trials: TRIALS, durable: DURABLE, trial })
