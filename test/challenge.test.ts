@@ -80,6 +80,30 @@ t.test('a challenged sign-in never makes its device known until it completes', a
   }
 })
 
+t.test('a second sign-in from a challenged place is measured from the last proven place, not from the challenged session', async (t) => {
+  const h = await withStepUp(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { policy: 'challenge' } } })
+  const SYDNEY: Client = { ip: '198.51.100.1', userAgent: PARIS.userAgent }
+  const home = await h.login(PARIS)
+  t.equal(home.flags, undefined)
+  h.clock.advance(1000)
+  const first = await h.login(SYDNEY)
+  t.strictSame(first.flags, ['impossible_travel', CHALLENGE_FLAG], 'Paris then Sydney at once: challenged')
+  // The challenged session is the most recently active one, but its place is not proven: had the rule measured
+  // from it, Sydney to Sydney would pass, and a second sign-in would be a full session without any step-up.
+  h.clock.advance(1000)
+  const second = await h.login(SYDNEY)
+  t.strictSame(second.flags, ['impossible_travel', CHALLENGE_FLAG], 'the second sign-in from Sydney is challenged too')
+  t.equal((await h.send(SYDNEY, 'POST', '/sessions/revoke-others', { authorization: `Bearer ${second.held?.accessToken}`, cookie: `__Host-sg-fp=${second.held?.fingerprint}` })).status, 401,
+    'and cannot sign the user out elsewhere')
+  t.equal((await h.me(PARIS, home.held as Held)).status, 200, 'the user at home keeps their session')
+
+  h.clock.advance(60_000)
+  t.equal((await h.login(PARIS)).flags, undefined, 'the user signing in again at home is not measured from the pending Sydney sessions')
+  t.equal((await h.stepUp(SYDNEY, first.held as Held)).status, 200)
+  h.clock.advance(60_000)
+  t.equal((await h.login(SYDNEY)).flags, undefined, 'once Sydney is proven, it is a place to measure from')
+})
+
 t.test('a refresh keeps the restriction; completing a session that is not challenged changes nothing', async (t) => {
   const h = await withStepUp(t)
   const first = await h.login(PARIS)

@@ -205,8 +205,9 @@ export class AnomalyDetector {
     if (policy.tooManyCountries.policy !== 'ignore' && countries > policy.tooManyCountries.max) {
       report('too_many_countries', { countries, max: policy.tooManyCountries.max })
     }
-    // `active` is most recently active first: compare with where the user was last seen.
-    const last = active.find((s) => anchorOf(s) !== undefined)
+    // `active` is most recently active first: compare with where the user was last seen, in a session that
+    // proved itself. A challenged one's place is unproven: measured from it, a second sign-in from there passes.
+    const last = active.find((s) => anchorOf(s) !== undefined && !isChallenged(s))
     if (policy.impossibleTravel.policy !== 'ignore' && last !== undefined) {
       const { impossible } = checkTravel(policy.impossibleTravel, last, client.location, now)
       if (impossible !== undefined) report('impossible_travel', impossible)
