@@ -93,8 +93,8 @@ export class SessionManager {
    * Vouches for a session's device and country, once the user has shown it is
    * them (a completed second factor, "yes, this was me"): the `new_device` and
    * `new_country` rules know them for the user from now on, and the session
-   * loses those two flags. Until then every login from them is flagged (or
-   * refused) again. Returns whether the session was live.
+   * loses those two flags; a pending step-up stays, for `request.completeChallenge()`.
+   * Until then every login from them is flagged (or refused) again. Returns whether the session was live.
    */
   async trustDevice (sessionId: string): Promise<boolean> {
     return await this.#context.anomalies.trust(sessionId)

@@ -104,6 +104,23 @@ t.test('a second sign-in from a challenged place is measured from the last prove
   t.equal((await h.login(SYDNEY)).flags, undefined, 'once Sydney is proven, it is a place to measure from')
 })
 
+t.test('trustDevice vouches for a challenged session\'s device but leaves its step-up pending: only completeChallenge lifts it', async (t) => {
+  const h = await withStepUp(t, {}, (app) => {
+    // "Yes, this was me" on a new-sign-in notice, from the user's proven session (or an admin's "trust").
+    app.post<{ Body: { id: string } }>('/trust', { preHandler: app.requireSession }, async (request) => ({ trusted: await app.sessions.trustDevice(request.body.id) }))
+  })
+  const home = (await h.login(PARIS)).held as Held
+  const held = (await h.login(STRANGER)).held as Held
+  const trusted = await h.send(PARIS, 'POST', '/trust', { authorization: `Bearer ${home.accessToken}`, cookie: `__Host-sg-fp=${home.fingerprint}` }, { id: held.sessionId })
+  t.strictSame(trusted.body, { trusted: true })
+  t.strictSame((await h.app.sessions.get(held.sessionId))?.flags, [CHALLENGE_FLAG], 'new_device goes, as documented; the step-up stays')
+  t.equal((await h.me(STRANGER, held)).status, 401, 'still restricted: no second factor was passed on this session')
+  t.equal((await h.stepUp(STRANGER, held)).status, 200)
+  t.equal((await h.me(STRANGER, held)).status, 200)
+  await settle()
+  t.equal(h.events.filter((e) => e.type === 'challenge.completed').length, 1, 'the step-up completed once, by the second factor')
+})
+
 t.test('a refresh keeps the restriction; completing a session that is not challenged changes nothing', async (t) => {
   const h = await withStepUp(t)
   const first = await h.login(PARIS)

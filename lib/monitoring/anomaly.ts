@@ -221,12 +221,13 @@ export class AnomalyDetector {
    * Vouches for a session's device and country (`app.sessions.trustDevice`):
    * they become known for its user (at most `maxKnownPerUser` of them), and the
    * session loses its `new_device` and `new_country` flags, cap or not: the app
-   * vouched for this session. Returns whether the session was live.
+   * vouched for this session. A pending step-up stays (`completeChallenge` lifts it).
+   * Returns whether the session was live.
    */
   async trust (sessionId: string): Promise<boolean> {
     const now = this.#clock()
     const session = await this.#store.get(sessionId, now)
-    return session !== undefined && await this.#vouch(session, now)
+    return session !== undefined && await this.#vouch(session, now, false)
   }
 
   /**
@@ -238,19 +239,22 @@ export class AnomalyDetector {
     const now = this.#clock()
     const session = await this.#store.get(sessionId, now)
     if (session === undefined) return false
-    const live = await this.#vouch(session, now)
+    const live = await this.#vouch(session, now, true)
     if (live && isChallenged(session)) this.#events.publish(request.log, 'challenge.completed', now, session, {})
     return live
   }
 
-  /** Makes the session's device and country known, and clears the flags that vouching answers (and a step-up). */
-  async #vouch (session: SessionRecord, now: number): Promise<boolean> {
+  /**
+   * Makes the session's device and country known, and clears the flags that vouching answers; the step-up
+   * only with `liftChallenge` (`completeChallenge`): vouching from elsewhere is not this session's second factor.
+   */
+  async #vouch (session: SessionRecord, now: number, liftChallenge: boolean): Promise<boolean> {
     const store = this.#store
     const user = this.#keyOf('anomaly.user', session.userId)
     if (session.device !== undefined) await this.#remember(session, user, 'device', this.#deviceMarker(user, session.device), now)
     const country = session.location?.country
     if (country !== undefined) await this.#remember(session, user, 'country', this.#countryMarker(user, country), now)
-    const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag) && flag !== CHALLENGE_FLAG) ?? []
+    const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag) && (flag !== CHALLENGE_FLAG || !liftChallenge)) ?? []
     if (flags.length === (session.flags?.length ?? 0)) return true
     const changes = { flags: flags.length === 0 ? undefined : flags }
     return await store.touch(session.id, { lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes }, now) !== undefined
