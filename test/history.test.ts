@@ -1,6 +1,7 @@
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { memoryStore, type HistoryEntry, type SessionStore } from '../lib/index.js'
-import { build, MINUTE, registrationError, SECRET, type Credentials, type Harness } from './helper.js'
+import { build, MINUTE, registrationError, SECRET, settle, type Credentials, type Harness } from './helper.js'
 
 const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0'
 
@@ -80,6 +81,33 @@ t.test('sign-ins, failures, lockouts, revocations and reuse land in the user\'s 
   for (const secret of [alice.accessToken, alice.refreshToken, alice.fingerprint.split('=')[1] as string, 'alice', '203.0.113.7']) {
     t.notOk(text.includes(secret), `no token, fingerprint, username or full IP in the history: ${secret.slice(0, 12)}…`)
   }
+})
+
+t.test('a lockout is one entry however many attempts it refuses: a flood of locked attempts cannot push the sign-ins out', async (t) => {
+  const locked: unknown[] = []
+  const h = await withHistory(t, { lockout: { usernameFreeAttempts: 2 }, history: { maxEntries: 10 }, onEvent: (event) => { if (event.type === 'login.locked') locked.push(event) } })
+  await h.app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`
+  const attempt = async () => (await fetch(`${base}/password-login`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': FIREFOX }, body: JSON.stringify({ username: 'alice', password: 'guess' })
+  })).status
+  await h.login('id-alice')
+  const statuses = []
+  for (let i = 0; i < 30; i++) statuses.push(await attempt())
+  t.strictSame([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 429).length], [2, 28], 'two failures, then locked')
+  h.clock.advance(1000)
+  t.equal(await attempt(), 401, 'the lockout over: one more failure')
+  for (let i = 0; i < 30; i++) await attempt()
+  t.strictSame(summary(await h.app.sessions.history('id-alice')), [
+    'login.locked username',
+    'login.failed',
+    'login.locked username',
+    'login.failed',
+    'login.failed',
+    'session.created'
+  ], 'one entry per lockout; the sign-in is still there')
+  await settle()
+  t.equal(locked.length, 58, 'every refused attempt is still an event')
 })
 
 t.test('a failed login the app does not name a user for stays out of every history', async (t) => {

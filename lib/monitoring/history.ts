@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { LRUCache } from 'lru-cache'
 import { HistoryOffError, InvalidHistoryQueryError, InvalidOptionError } from '../errors.js'
 import type { Clock } from '../session.js'
 import type { HistoryEntry, HistoryRecord, HistoryRetention, SessionStore } from '../stores/store.js'
@@ -28,6 +29,8 @@ const DEFAULT_MAX_ENTRIES = 100
 const DEFAULT_MAX_AGE = '90d'
 /** Most entries one call of `history()` returns. */
 export const MAX_HISTORY_PAGE = 1000
+/** How many lockouts (user, scope, end) this instance remembers having written. */
+const LOCKOUTS_REMEMBERED = 10_000
 /** What a store's cursor may look like (`HistoryEntry.id`). */
 const CURSOR = /^[0-9A-Za-z_-]{1,40}$/
 
@@ -83,6 +86,8 @@ export class LoginHistory {
   readonly #log: FastifyBaseLogger
   /** Per user, the writes on their way: the last one, and how many. */
   readonly #pending = new Map<string, Pending>()
+  /** The lockouts already written, by user, scope and end: see `#repeats`. */
+  readonly #lockouts = new LRUCache<string, true>({ max: LOCKOUTS_REMEMBERED })
 
   constructor ({ store, clock, log }: { store: HistoryStore | undefined, clock: Clock, log: FastifyBaseLogger }, policy: HistoryPolicy) {
     this.#store = policy === false ? undefined : store
@@ -101,6 +106,7 @@ export class LoginHistory {
     const store = this.#store
     const retention = this.#retention
     if (store === undefined || retention === undefined || event.userId === undefined || !RECORDED.has(event.type)) return
+    if (event.type === 'login.locked' && this.#repeats(event)) return
     const { userId } = event
     const entry = historyRecord(event)
     const held = this.#pending.get(userId)
@@ -116,6 +122,18 @@ export class LoginHistory {
       if (--pending.writes === 0) this.#pending.delete(userId)
     })()
     this.#pending.set(userId, { last, writes: (held?.writes ?? 0) + 1 })
+  }
+
+  /**
+   * Whether a `login.locked` is one more refusal of a lockout already written (same user, scope and end):
+   * a locked attempt costs the sender nothing, so one entry each would let anyone push a user's sign-ins
+   * and anomalies out of `maxEntries` with a burst of requests. The event itself is published each time.
+   */
+  #repeats (event: SessionEvent<'login.locked'>): boolean {
+    const key = `${event.scope}\n${event.time + event.retryAfterMs}\n${event.userId as string}`
+    if (this.#lockouts.has(key)) return true
+    this.#lockouts.set(key, true)
+    return false
   }
 
   /** The user's history, newest first; `before` an entry's `id` for the page after it. */
