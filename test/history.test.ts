@@ -96,8 +96,8 @@ t.test('a lockout is one entry however many attempts it refuses: a flood of lock
   for (let i = 0; i < 30; i++) statuses.push(await attempt())
   t.strictSame([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 429).length], [2, 28], 'two failures, then locked')
   h.clock.advance(1000)
-  t.equal(await attempt(), 401, 'the lockout over: one more failure')
-  for (let i = 0; i < 30; i++) await attempt()
+  const burst = await Promise.all(Array.from({ length: 30 }, attempt))
+  t.strictSame([burst.filter((s) => s === 401).length, burst.filter((s) => s === 429).length], [1, 29], 'the lockout over: a burst gets one more failure in')
   t.strictSame(summary(await h.app.sessions.history('id-alice')), [
     'login.locked username',
     'login.failed',
@@ -107,7 +107,7 @@ t.test('a lockout is one entry however many attempts it refuses: a flood of lock
     'session.created'
   ], 'one entry per lockout; the sign-in is still there')
   await settle()
-  t.equal(locked.length, 58, 'every refused attempt is still an event')
+  t.equal(locked.length, 28 + 29, 'every refused attempt is still an event')
 })
 
 t.test('a failed login the app does not name a user for stays out of every history', async (t) => {

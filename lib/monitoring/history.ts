@@ -29,7 +29,7 @@ const DEFAULT_MAX_ENTRIES = 100
 const DEFAULT_MAX_AGE = '90d'
 /** Most entries one call of `history()` returns. */
 export const MAX_HISTORY_PAGE = 1000
-/** How many lockouts (user, scope, end) this instance remembers having written. */
+/** How many lockouts (by user and scope) this instance remembers having written. */
 const LOCKOUTS_REMEMBERED = 10_000
 /** What a store's cursor may look like (`HistoryEntry.id`). */
 const CURSOR = /^[0-9A-Za-z_-]{1,40}$/
@@ -86,8 +86,8 @@ export class LoginHistory {
   readonly #log: FastifyBaseLogger
   /** Per user, the writes on their way: the last one, and how many. */
   readonly #pending = new Map<string, Pending>()
-  /** The lockouts already written, by user, scope and end: see `#repeats`. */
-  readonly #lockouts = new LRUCache<string, true>({ max: LOCKOUTS_REMEMBERED })
+  /** The end of the lockout last written, by scope and user: see `#repeats`. */
+  readonly #lockouts = new LRUCache<string, number>({ max: LOCKOUTS_REMEMBERED })
 
   constructor ({ store, clock, log }: { store: HistoryStore | undefined, clock: Clock, log: FastifyBaseLogger }, policy: HistoryPolicy) {
     this.#store = policy === false ? undefined : store
@@ -125,14 +125,16 @@ export class LoginHistory {
   }
 
   /**
-   * Whether a `login.locked` is one more refusal of a lockout already written (same user, scope and end):
-   * a locked attempt costs the sender nothing, so one entry each would let anyone push a user's sign-ins
-   * and anomalies out of `maxEntries` with a burst of requests. The event itself is published each time.
+   * Whether a `login.locked` is one more refusal within a lockout already written (same user and scope,
+   * before its end): a locked attempt costs the sender nothing, so one entry each would let anyone push a
+   * user's sign-ins and anomalies out of `maxEntries` with a burst of requests. The event itself is
+   * published each time.
    */
   #repeats (event: SessionEvent<'login.locked'>): boolean {
-    const key = `${event.scope}\n${event.time + event.retryAfterMs}\n${event.userId as string}`
-    if (this.#lockouts.has(key)) return true
-    this.#lockouts.set(key, true)
+    const key = `${event.scope}\n${event.userId as string}`
+    const end = this.#lockouts.get(key)
+    if (end !== undefined && event.time < end) return true
+    this.#lockouts.set(key, event.time + event.retryAfterMs)
     return false
   }
 
