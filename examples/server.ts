@@ -119,8 +119,8 @@ export async function buildServer (
   }, async (request, reply) => {
     const verdict = stepUpCodes.check(request.authSession!.id, request.body.code)
     if (verdict !== 'right') {
-      const message = verdict === 'wrong' ? 'Wrong code' : 'No code pending: sign in again'
-      return await reply.code(verdict === 'wrong' ? 400 : 409).send({ statusCode: verdict === 'wrong' ? 400 : 409, error: 'Step-up', message })
+      const [statusCode, message] = STEP_UP_REFUSALS[verdict]
+      return await reply.code(statusCode).send({ statusCode, error: 'Step-up', message })
     }
     return { completed: await request.completeChallenge() }
   })
@@ -187,25 +187,40 @@ export async function buildServer (
   return app
 }
 
+const STEP_UP_REFUSALS = {
+  wrong: [400, 'Wrong code'],
+  none: [409, 'No code pending: sign in again'],
+  locked: [429, 'Too many wrong codes: try again in an hour']
+} as const
+
 /**
- * One-time codes of challenged sign-ins, by session: six digits, ten minutes, five tries, used once.
- * A real app sends the code by e-mail or text; the example prints it to its log.
+ * One-time codes of challenged sign-ins, by session: six digits, ten minutes, five tries, used once;
+ * and ten wrong codes per user an hour, whatever the session. A real app sends the code by e-mail or
+ * text; the example prints it to its log.
  */
 class StepUpCodes {
   // Bounded: at most 10 000 pending, the least recently issued dropped first; each for ten minutes.
-  readonly #codes = new LRUCache<string, { code: string, tries: number }>({ max: 10_000, ttl: 10 * 60_000 })
+  readonly #codes = new LRUCache<string, { code: string, tries: number, username: string }>({ max: 10_000, ttl: 10 * 60_000 })
+  // Wrong codes per user, for an hour after the last: each sign-in brings a new code, so whoever holds the
+  // password would otherwise get five more guesses per sign-in, as many times as they like.
+  readonly #misses = new LRUCache<string, number>({ max: 10_000, ttl: 60 * 60_000 })
 
   issue (sessionId: string, username: string, app: FastifyInstance): void {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
-    this.#codes.set(sessionId, { code, tries: 0 })
+    this.#codes.set(sessionId, { code, tries: 0, username })
     app.log.warn({ user: username, code }, 'step-up code (the example prints it; a real app sends it by e-mail or text)')
   }
 
-  check (sessionId: string, code: string): 'right' | 'wrong' | 'none' {
+  check (sessionId: string, code: string): 'right' | 'wrong' | 'none' | 'locked' {
     const held = this.#codes.get(sessionId)
     if (held === undefined) return 'none'
+    const misses = this.#misses.get(held.username) ?? 0
+    if (misses >= 10) return 'locked'
     if (++held.tries >= 5) this.#codes.delete(sessionId)
-    if (!timingSafeEqual(Buffer.from(code), Buffer.from(held.code))) return 'wrong'
+    if (!timingSafeEqual(Buffer.from(code), Buffer.from(held.code))) {
+      this.#misses.set(held.username, misses + 1)
+      return 'wrong'
+    }
     this.#codes.delete(sessionId)
     return 'right'
   }

@@ -189,6 +189,38 @@ t.test('the example: five wrong codes use up a step-up', async (t) => {
   t.equal((await me()).statusCode, 401, 'still restricted: sign in again')
 })
 
+t.test('the example: wrong step-up codes are counted per user, so signing in again does not bring five more tries forever', async (t) => {
+  const lines: string[] = []
+  const app = await buildServer({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => await fetch(base + path, {
+    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body)
+  })
+  const signIn = async (ip: string) => {
+    const answer = await post('/login', { username: 'bob', password: 'demo-password' }, { 'x-forwarded-for': ip })
+    const cookie = answer.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ')
+    const { accessToken, stepUp } = await answer.json() as { accessToken: string, stepUp: boolean }
+    return { stepUp, headers: { authorization: `Bearer ${accessToken}`, cookie, 'x-forwarded-for': ip } }
+  }
+  const lastCode = () => lines.map((line) => JSON.parse(line) as { msg: string, code?: string }).filter((line) => line.msg.startsWith('step-up code')).pop()?.code as string
+  await signIn(DEMO_ADDRESSES.paris)
+  const statuses: number[] = []
+  for (let i = 0; i < 2; i++) {
+    // Whoever holds the password signs in again for a new code, and guesses again.
+    const sydney = await signIn(DEMO_ADDRESSES.sydney)
+    t.equal(sydney.stepUp, true)
+    const wrong = lastCode() === '000000' ? '000001' : '000000'
+    for (let j = 0; j < 5; j++) statuses.push((await post('/step-up', { code: wrong }, sydney.headers)).status)
+  }
+  t.strictSame(statuses, Array(10).fill(400))
+  const sydney = await signIn(DEMO_ADDRESSES.sydney)
+  const locked = await post('/step-up', { code: lastCode() }, sydney.headers)
+  t.equal(locked.status, 429, 'ten wrong codes for bob: even the right one waits')
+  t.equal((await fetch(`${base}/me`, { headers: sydney.headers })).status, 401, 'still restricted')
+})
+
 t.test('the example\'s demo addresses map to real cities in the database the example ships', async (t) => {
   const resolve = await exampleLocation()
   t.match(resolve(DEMO_ADDRESSES.paris), { city: 'Paris', country: 'FR' })
