@@ -16,8 +16,8 @@ import { toViews } from './http/views.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
-import type { SessionLimit, SessionStore } from './stores/store.js'
+import { displaceable, isChallenged, lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import type { CreateResult, SessionLimit, SessionStore } from './stores/store.js'
 import { checkClaims, isStorable, type AccessTokens } from './tokens/access-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
 import type { OpenedRefreshToken, RefreshTokens } from './tokens/refresh-tokens.js'
@@ -186,7 +186,7 @@ export class Lifecycle {
 
     const active = await store.listUser(ticket.userId, now)
     if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) throw refuse('stale_ticket')
-    if (!active.some((session) => session.id === revokeId)) throw refuse('unknown_session')
+    if (!displaceable(ticket, active).some((session) => session.id === revokeId)) throw refuse('unknown_session')
     // Single use, in one atomic step before anything changes: of parallel
     // requests that all passed the checks above, only the first counts 1.
     if ((await store.increment(ticket.use.key, ticket.use.windowMs, now)).count !== 1) throw refuse('used_ticket')
@@ -198,7 +198,7 @@ export class Lifecycle {
 
   /** Creates the session of a login the anomaly rules let through (with the flags they gave it). */
   async #create (reply: FastifyReply, login: Login, described: ClientInfo, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
-    const { store, events, clock, lifetimes, limit, refreshTokens, cookies, tickets } = this.#context
+    const { events, clock, lifetimes, refreshTokens, cookies, tickets } = this.#context
     const { userId, claims, remember = false, flags } = login
     const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
@@ -215,7 +215,7 @@ export class Lifecycle {
       refresh: { hash: refresh.hash, rotatedAt: now, rotations: 0 }
     }
 
-    const result = await store.create(session, limit, now)
+    const result = await this.#insert(reply, session, now)
     if (!result.created) {
       // The way out: the fingerprint cookie now, and a ticket bound to it and to
       // the sessions seen, with which the client signs one out and logs in.
@@ -223,13 +223,32 @@ export class Lifecycle {
       const ticket = tickets.sign({
         userId, claims, remember, flags, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
       }, now)
-      throw Object.assign(new SessionLimitError(), { sessions: toViews(result.active), ticket })
+      throw Object.assign(new SessionLimitError(), { sessions: toViews(displaceable(session, result.active)), ticket })
     }
     for (const evicted of result.evicted) {
       events.publish(reply.log, 'session.revoked', now, evicted, { reason: 'limit' })
     }
     events.publish(reply.log, 'session.created', now, session, { remembered: remember, ...(session.flags === undefined ? {} : { flags: session.flags }) })
     return this.#deliver(reply, session, fingerprint.value, refresh.token, now)
+  }
+
+  /**
+   * Inserts a new session under the per-user limit. A challenged login may only
+   * displace challenged sessions (`displaceable`): the store refuses it at the
+   * limit, and under `'evict-oldest'` the least recently active challenged
+   * session is signed out here and the insert tried once more.
+   */
+  async #insert (reply: FastifyReply, session: SessionRecord, now: number): Promise<CreateResult> {
+    const { store, events, limit } = this.#context
+    if (!isChallenged(session)) return await store.create(session, limit, now)
+    const reject: SessionLimit = { ...limit, onLimit: 'reject' }
+    const first = await store.create(session, reject, now)
+    if (first.created || limit.onLimit === 'reject') return first
+    const [oldest] = displaceable(session, first.active).sort((a, b) => a.lastSeenAt - b.lastSeenAt)
+    if (oldest === undefined) return first
+    const evicted = await store.revoke(oldest.id, now)
+    if (evicted !== undefined) events.publish(reply.log, 'session.revoked', now, evicted, { reason: 'limit' })
+    return await store.create(session, reject, now)
   }
 
   /**

@@ -229,6 +229,17 @@ export function withActivity<S extends SessionRecord> (session: S, activity: Act
 export const CHALLENGE_FLAG = 'challenge'
 
 /** Whether a session awaits a step-up. */
-export function isChallenged (session: SessionRecord): boolean {
+export function isChallenged (session: Pick<SessionRecord, 'flags'>): boolean {
   return session.flags !== undefined && session.flags.includes(CHALLENGE_FLAG)
+}
+
+/**
+ * The sessions a new login may sign out to make room under the per-user limit:
+ * any, for a login the anomaly rules let through; only those still waiting for
+ * their own step-up, for a challenged login. A login that has not passed its
+ * second factor must never push out the user's proven sessions, and with them
+ * the places and devices the anomaly rules measure the next login from.
+ */
+export function displaceable (login: Pick<SessionRecord, 'flags'>, sessions: readonly SessionRecord[]): SessionRecord[] {
+  return isChallenged(login) ? sessions.filter(isChallenged) : [...sessions]
 }

@@ -81,8 +81,7 @@ t.test('a challenged sign-in never makes its device known until it completes', a
 })
 
 t.test('a second sign-in from a challenged place is measured from the last proven place, not from the challenged session', async (t) => {
-  const h = await withStepUp(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { policy: 'challenge' } } })
-  const SYDNEY: Client = { ip: '198.51.100.1', userAgent: PARIS.userAgent }
+  const h = await withStepUp(t, TRAVEL_ONLY)
   const home = await h.login(PARIS)
   t.equal(home.flags, undefined)
   h.clock.advance(1000)
@@ -102,6 +101,92 @@ t.test('a second sign-in from a challenged place is measured from the last prove
   t.equal((await h.stepUp(SYDNEY, first.held as Held)).status, 200)
   h.clock.advance(60_000)
   t.equal((await h.login(SYDNEY)).flags, undefined, 'once Sydney is proven, it is a place to measure from')
+})
+
+const SYDNEY: Client = { ip: '198.51.100.1', userAgent: PARIS.userAgent }
+const TRAVEL_ONLY = { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { policy: 'challenge' } } } as const
+
+t.test('a challenged sign-in at the limit evicts only challenged sessions: the proven one it is measured from stays', async (t) => {
+  const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 2, onSessionLimit: 'evict-oldest' })
+  const home = await h.login(PARIS)
+  const challenged: string[] = []
+  for (let i = 0; i < 6; i++) {
+    h.clock.advance(1000)
+    const sydney = await h.login(SYDNEY)
+    t.equal(sydney.answer.status, 200)
+    t.strictSame(sydney.flags, ['impossible_travel', CHALLENGE_FLAG], `Sydney sign-in ${i + 1} is challenged: Paris is still there to measure from`)
+    challenged.push(sydney.answer.body.sessionId)
+  }
+  t.equal((await h.me(PARIS, home.held as Held)).status, 200, 'the proven session was never evicted')
+  t.strictSame((await h.app.sessions.list('alice')).map((s) => s.id).sort(), [home.held?.sessionId, challenged[5]].sort(),
+    'each challenged sign-in made room by evicting the previous challenged one')
+  await settle()
+  t.equal(h.events.filter((e) => e.type === 'session.revoked' && e.reason === 'limit').length, 5)
+})
+
+t.test('a challenged sign-in facing only proven sessions at the limit is refused, offered none of them', async (t) => {
+  const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 1, onSessionLimit: 'evict-oldest' })
+  const home = await h.login(PARIS)
+  h.clock.advance(1000)
+  const sydney = await h.login(SYDNEY)
+  t.equal(sydney.answer.status, 409, 'the limit holds it out')
+  t.strictSame(sydney.answer.body.sessions, [], 'and no proven session is offered to sign out')
+  const resolved = await h.send(SYDNEY, 'POST', '/sessions/resolve-limit', { cookie: `__Host-sg-fp=${sydney.answer.cookies['__Host-sg-fp']}` },
+    { ticket: sydney.answer.body.ticket, revoke: home.held?.sessionId })
+  t.equal(resolved.status, 401, 'its ticket cannot sign the proven session out either')
+  t.equal((await h.me(PARIS, home.held as Held)).status, 200)
+})
+
+t.test('under reject, a challenged login\'s ticket offers and signs out only challenged sessions', async (t) => {
+  const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 2, onSessionLimit: 'reject' })
+  const home = await h.login(PARIS)
+  h.clock.advance(1000)
+  const first = await h.login(SYDNEY)
+  t.strictSame(first.flags, ['impossible_travel', CHALLENGE_FLAG])
+  h.clock.advance(1000)
+  const second = await h.login(SYDNEY)
+  t.equal(second.answer.status, 409)
+  t.strictSame(second.answer.body.sessions.map((s: { id: string }) => s.id), [first.answer.body.sessionId], 'only the challenged session is offered')
+  const resolve = async (revoke: string | undefined) => await h.send(SYDNEY, 'POST', '/sessions/resolve-limit',
+    { cookie: `__Host-sg-fp=${second.answer.cookies['__Host-sg-fp']}` }, { ticket: second.answer.body.ticket, revoke })
+  t.equal((await resolve(home.held?.sessionId)).status, 401, 'naming the proven session is refused')
+  t.equal((await h.me(PARIS, home.held as Held)).status, 200, 'which stays signed in')
+  const resolved = await resolve(first.answer.body.sessionId)
+  t.equal(resolved.status, 200, 'naming the challenged one completes the login')
+  t.strictSame((await h.app.sessions.get(resolved.body.sessionId))?.flags, ['impossible_travel', CHALLENGE_FLAG], 'still challenged')
+})
+
+t.test('a challenged session another request signs out while the login makes room: no second event, the login goes ahead', async (t) => {
+  const store = memoryStore()
+  // Every revoke finds its session already gone, as when a parallel request signed it out first.
+  const racing = new Proxy(store, {
+    get (target, name) {
+      if (name === 'revoke') return async (id: string, now: number) => { await target.revoke(id, now); return await target.revoke(id, now) }
+      const value = Reflect.get(target, name)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 2, store: racing })
+  await h.login(PARIS)
+  h.clock.advance(1000)
+  const first = await h.login(SYDNEY)
+  h.clock.advance(1000)
+  const second = await h.login(SYDNEY)
+  t.equal(second.answer.status, 200)
+  t.equal(await h.app.sessions.get(first.answer.body.sessionId), undefined)
+  await settle()
+  t.equal(h.events.filter((e) => e.type === 'session.revoked').length, 0, 'the request that signed it out published that')
+})
+
+t.test('a proven login at the limit evicts as before, challenged sessions or not', async (t) => {
+  const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 2, onSessionLimit: 'evict-oldest' })
+  const home = await h.login(PARIS)
+  h.clock.advance(1000)
+  const sydney = await h.login(SYDNEY)
+  h.clock.advance(1000)
+  t.equal((await h.login(PARIS)).flags, undefined)
+  t.equal((await h.me(PARIS, home.held as Held)).status, 401, 'the least recently active session, the proven one, went')
+  t.ok(await h.app.sessions.get(sydney.answer.body.sessionId))
 })
 
 t.test('trustDevice vouches for a challenged session\'s device but leaves its step-up pending: only completeChallenge lifts it', async (t) => {
