@@ -86,7 +86,7 @@ if (!existsSync(executablePath)) {
     t.ok(await tile('anomalies') >= 2, 'bob\'s new devices and countries, and his travel, are counted')
 
     const bars = async (chart: string) => await page.locator(`svg[data-chart="${chart}"] rect.bar`).evaluateAll((rects) =>
-      Object.fromEntries(rects.map((rect) => [rect.getAttribute('data-label'), Number(rect.getAttribute('data-value'))])))
+      Object.fromEntries(rects.map((rect) => [rect.getAttribute('data-label'), Number(rect.getAttribute('data-value'))])) as Record<string, number>)
     t.same(await bars('sessions-per-user'), { 1: 1, 2: 1 }, 'one user with one session (alice), one with two (bob)')
     const durations = await bars('session-durations')
     t.equal(durations['1 min'], 1, 'the Paris session ended within a minute')
@@ -94,12 +94,12 @@ if (!existsSync(executablePath)) {
     t.equal(await page.locator('svg[data-chart="session-durations"] text.axis-title').first().textContent(), 'Sessions', 'axes are labelled')
 
     const countries = await page.locator('#countries tbody tr').evaluateAll((rows) => Object.fromEntries(rows.map((row) =>
-      [(row as HTMLElement).dataset.country, [row.querySelector('.signins')?.textContent, row.querySelector('.live')?.textContent].map(Number)])))
+      [row.getAttribute('data-country'), [row.querySelector('.signins')?.textContent, row.querySelector('.live')?.textContent].map(Number)])))
     t.same(countries, { FR: [1, 0], US: [1, 1], AU: [1, 1], unknown: [1, 1] }, 'sign-ins and live sessions by country')
     t.match(await page.locator('#countries tbody tr[data-country="AU"] th').textContent(), 'Australia')
 
     const shares = async (chart: string) => await page.locator(`[data-chart="${chart}"] li`).evaluateAll((items) =>
-      Object.fromEntries(items.map((item) => [(item as HTMLElement).dataset.label, Number((item as HTMLElement).dataset.value)])))
+      Object.fromEntries(items.map((item) => [item.getAttribute('data-label'), Number(item.getAttribute('data-value'))])) as Record<string, number>)
     const devices = await shares('device-types')
     t.equal(devices.mobile, 2 / 3, 'two of three live sessions on a phone')
     t.equal(devices.desktop, 1 / 3)
@@ -134,7 +134,7 @@ if (!existsSync(executablePath)) {
 
     // On a phone, each chart is redrawn at the phone's width, so its text keeps its size.
     await page.setViewportSize({ width: 390, height: 844 })
-    await page.waitForFunction(() => Number(document.querySelector('svg[data-chart="active-sessions"]')?.getAttribute('width')) < 390)
+    await page.waitForFunction('Number(document.querySelector(\'svg[data-chart="active-sessions"]\')?.getAttribute(\'width\')) < 390')
     const box = await page.locator('svg[data-chart="sessions-per-user"]').boundingBox()
     t.ok(box !== null && box.width <= 390, `the histogram fits the phone (${box?.width ?? 0} px wide)`)
 
