@@ -3,7 +3,7 @@ import type { Clock } from '../session.js'
 import type { StoreStats } from '../stores/store.js'
 import { InvalidOptionError } from '../errors.js'
 import { count, duration, section, type Duration, type OptionNames } from '../validate.js'
-import type { SessionEvent } from './events.js'
+import type { SessionEvent, SessionEventName } from './events.js'
 import { bump } from './metrics.js'
 
 /** The `timeline` option: this instance's time series for dashboards (see docs/monitoring.md, "Timeline"). */
@@ -85,6 +85,11 @@ export interface SessionTimeline {
   durations: Array<{ upToMs: number | null, count: number }>
 }
 
+/** The events the series counts; the others (refreshes, refusals …) never make an interval. */
+const COUNTED: ReadonlySet<SessionEventName> = new Set<SessionEventName>([
+  'session.created', 'login.failed', 'login.locked', 'anomaly.detected', 'session.revoked', 'session.evicted', 'session.expired'
+])
+
 interface Bucket {
   start: number
   activeSessions: number | null
@@ -142,7 +147,7 @@ export class Timeline {
 
   /** Counts `event` in its interval. Synchronous and never throws: the event stream calls it on the request's path. */
   record (event: SessionEvent): void {
-    if (this.#policy === false) return
+    if (this.#policy === false || !COUNTED.has(event.type)) return
     const bucket = this.#bucket(event.time)
     if (bucket === undefined) return
     switch (event.type) {
