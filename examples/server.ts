@@ -1,8 +1,8 @@
 /**
  * The example server: two demo users (alice and bob, password "demo-password")
  * on the in-memory store, a "Your devices" page at `/`, the session routes at
- * `/sessions`, and admin routes for alice. Run it with `npm run example`, then
- * follow what it prints. Everything here is the app's own code except the
+ * `/sessions`, and admin routes and a sessions dashboard (`/admin.html`) for
+ * alice. Run it with `npm run example`, then follow what it prints. Everything here is the app's own code except the
  * plugin's decorators and routes.
  */
 import { randomBytes, randomInt, scrypt, timingSafeEqual } from 'node:crypto'
@@ -60,6 +60,13 @@ export async function buildServer (
     return timingSafeEqual(candidate, hash) && user !== undefined ? user : undefined
   }
 
+  // Who is an admin is the app's to say: the token's role claim. The plugin's guard runs first.
+  const adminOnly: preHandlerAsyncHookHandler = async (request, reply) => {
+    if ((request.user as { role?: string }).role !== 'admin') {
+      return await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'Admins only' })
+    }
+  }
+
   await app.register(sessionGuard, {
     secret: guardOptions.secret ?? process.env.JWT_SECRET ?? randomSecret(app),
     accessTokenTtl: '15m',
@@ -74,6 +81,10 @@ export async function buildServer (
     metrics: { path: '/metrics' },
     // A sign-in from too far away too soon gets a session that must pass a one-time code first (a step-up).
     anomalies: { impossibleTravel: { policy: 'challenge' } },
+    // The dashboard at /admin.html: its routes (overview, one user, revoke) behind the role check above,
+    // and a time series of one-minute points over two hours, so a demo shows movement at once.
+    admin: { prefix: '/admin/dashboard', preHandler: adminOnly },
+    timeline: { interval: '1m', points: 120 },
     ...guardOptions
   })
   await app.register(fastifyStatic, { root: join(__dirname, 'public') })
@@ -168,18 +179,12 @@ export async function buildServer (
   })
 
   // The admin view: any user's sessions, for users whose token says role "admin".
-  const requireAdmin: preHandlerAsyncHookHandler = async (request, reply) => {
-    await app.requireSession(request, reply)
-    if ((request.user as { role?: string }).role !== 'admin') {
-      return await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'Admins only' })
-    }
-  }
-  app.get<{ Params: { username: string } }>('/admin/users/:username/sessions', { preHandler: requireAdmin }, async (request, reply) => {
+  app.get<{ Params: { username: string } }>('/admin/users/:username/sessions', { preHandler: [app.requireSession, adminOnly] }, async (request, reply) => {
     const user = users.get(request.params.username)
     if (user === undefined) return await reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No such user' })
     return { sessions: (await app.sessions.list(user.id)).map((session) => toView(session)) }
   })
-  app.delete<{ Params: { id: string } }>('/admin/sessions/:id', { preHandler: requireAdmin }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/admin/sessions/:id', { preHandler: [app.requireSession, adminOnly] }, async (request, reply) => {
     const revoked = await app.sessions.revoke(request.params.id, 'admin')
     return await reply.code(revoked ? 204 : 404).send()
   })
@@ -243,6 +248,8 @@ fastify-session-guard example on ${base}
 Users: alice and bob, password "demo-password".
 
 Open ${base}/ in a browser for the "Your devices" page (sign in from two browsers).
+Signed in as alice (the admin), open ${base}/admin.html for the sessions dashboard: charts of sessions,
+sign-ins by country, devices, anomalies and lockouts, and a user search (user ids: user-alice, user-bob).
 
   # log in: keep the cookies (fingerprint and refresh token) in ./jar, the access token in $TOKEN
   TOKEN=$(curl -s -c jar -H 'content-type: application/json' -d '{"username":"alice","password":"demo-password"}' ${base}/login | node -pe 'JSON.parse(require("fs").readFileSync(0)).accessToken')
@@ -266,6 +273,9 @@ Open ${base}/ in a browser for the "Your devices" page (sign in from two browser
   # /metrics and /health answer this machine only (loopback, not forwarded by a proxy); anyone else gets a 404
   curl -s ${base}/metrics | grep -E 'anomalies|lockouts'
   curl -s ${base}/health
+
+  # the dashboard's data, as alice (403 for bob): GET /admin/dashboard/overview, /admin/dashboard/users/user-bob
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/admin/dashboard/overview
 `)
   }).catch((err: unknown) => {
     console.error(err)

@@ -4,6 +4,7 @@ import { ActivityObserver } from './activity.js'
 import { ClientObserver } from './devices/client.js'
 import { createKeyOf } from './crypto.js'
 import { AlreadyRegisteredError, NoSessionError } from './errors.js'
+import { adminRoutes } from './http/admin-routes.js'
 import { SessionCookies } from './http/cookies.js'
 import { monitoringRoutes, storeStats } from './http/monitoring-routes.js'
 import { sessionRoutes } from './http/routes.js'
@@ -16,6 +17,7 @@ import { LoginHistory } from './monitoring/history.js'
 import { LoginAttempts } from './monitoring/login-attempts.js'
 import { SessionMetrics } from './monitoring/metrics.js'
 import { loadPromClient, PrometheusMetrics } from './monitoring/prometheus.js'
+import { Timeline } from './monitoring/timeline.js'
 import { instrumentGuard, loadTracer } from './monitoring/tracing.js'
 import { normalizeOptions, type SessionGuardOptions } from './options.js'
 import { expiryReason } from './session.js'
@@ -38,7 +40,9 @@ import * as viewsModule from './http/views.js'
 import * as guardModule from './guard.js'
 import * as lifecycleModule from './lifecycle.js'
 import * as managerModule from './manager.js'
+import * as adminRoutesModule from './http/admin-routes.js'
 import * as analyticsModule from './monitoring/analytics.js'
+import * as timelineModule from './monitoring/timeline.js'
 import * as anomalyModule from './monitoring/anomaly.js'
 import * as eventsModule from './monitoring/events.js'
 import * as historyModule from './monitoring/history.js'
@@ -72,10 +76,12 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     : new PrometheusMetrics(loadPromClient(), { storeStats: async () => await storeStats(async () => await store.stats(clock())) }, options.metrics)
   if (prometheus !== undefined) fastify.addHook('onClose', async () => prometheus.close())
   const history = new LoginHistory({ store: store.historyStore, clock, log: fastify.log }, options.history)
+  const timeline = new Timeline({ clock, stats: async (now) => await store.stats(now), log: fastify.log }, options.timeline)
   const events = new SessionEventStream(fastify.log, options.onEvent, (event) => {
     metrics.record(event)
     prometheus?.record(event)
     history.record(event)
+    timeline.record(event)
   }, options.logging)
   await store.open({
     now: clock,
@@ -86,6 +92,8 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     }
   })
   fastify.addHook('onClose', async () => await store.close())
+  timeline.start()
+  fastify.addHook('onClose', async () => timeline.stop())
 
   const accessTokens = new AccessTokens(jwt, options.tokens.accessTokenTtlMs, options.tokens.clockToleranceMs)
   const cookies = new SessionCookies(options.cookies)
@@ -122,7 +130,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const loginAttempts = new LoginAttempts({
     store, events, clock, keyOf, byIp: options.privacy.ipMode !== 'none', describe: async (request) => await client.describe(request)
   }, options.lockout)
-  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, clock })
+  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, timeline, clock })
 
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)
@@ -149,6 +157,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   if (options.routes !== undefined) {
     const { prefix, routeOptions: extras } = options.routes
     await fastify.register(sessionRoutes({ guard, lifecycle, manager, extras, securityScheme: options.securityScheme }), { prefix })
+  }
+  if (options.admin !== undefined) {
+    await fastify.register(adminRoutes({ guard, clock, manager, policy: options.admin, securityScheme: options.securityScheme }), { prefix: options.admin.prefix })
   }
   const metricsRoute = prometheus?.route
   if (options.health !== undefined || metricsRoute !== undefined) {
@@ -193,6 +204,8 @@ namespace sessionGuard {
   export import AttemptOptions = loginAttemptsModule.AttemptOptions
   export import HistoryOptions = historyModule.HistoryOptions
   export import AnalyticsOptions = analyticsModule.AnalyticsOptions
+  export import TimelineOptions = timelineModule.TimelineOptions
+  export import AdminRoutesOptions = adminRoutesModule.AdminRoutesOptions
   export import LoggingOptions = eventsModule.LoggingOptions
   export import LogLevel = eventsModule.LogLevel
 
@@ -279,6 +292,11 @@ namespace sessionGuard {
   export import MetricsOptions = metricsModule.MetricsOptions
   export import MetricsRegistry = metricsModule.MetricsRegistry
   export import SessionAnalytics = analyticsModule.SessionAnalytics
+  export import SessionTimeline = timelineModule.SessionTimeline
+  export import TimelinePoint = timelineModule.TimelinePoint
+  export import DURATION_BOUNDS_MS = timelineModule.DURATION_BOUNDS_MS
+  export import sessionAnalyticsSchema = adminRoutesModule.sessionAnalyticsSchema
+  export import sessionTimelineSchema = adminRoutesModule.sessionTimelineSchema
 
   // Errors (docs/errors.md)
   export import InvalidOptionError = errorsModule.InvalidOptionError
@@ -334,6 +352,9 @@ module.exports.toView = sessionGuard.toView
 module.exports.sessionViewSchema = sessionGuard.sessionViewSchema
 module.exports.sessionLimitResponseSchema = sessionGuard.sessionLimitResponseSchema
 module.exports.historyEntrySchema = sessionGuard.historyEntrySchema
+module.exports.sessionAnalyticsSchema = sessionGuard.sessionAnalyticsSchema
+module.exports.sessionTimelineSchema = sessionGuard.sessionTimelineSchema
+module.exports.DURATION_BOUNDS_MS = sessionGuard.DURATION_BOUNDS_MS
 module.exports.parseDevice = sessionGuard.parseDevice
 module.exports.createDeviceParser = sessionGuard.createDeviceParser
 module.exports.InvalidOptionError = sessionGuard.InvalidOptionError

@@ -4,6 +4,7 @@ import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { LoginHistory } from './monitoring/history.js'
 import type { LoginAttempts } from './monitoring/login-attempts.js'
 import type { EventCounts, SessionMetrics } from './monitoring/metrics.js'
+import type { SessionTimeline, Timeline } from './monitoring/timeline.js'
 import type { Clock, SessionRecord } from './session.js'
 import type { HistoryEntry, SessionStore, StoreStats } from './stores/store.js'
 import { toViews, type SessionView } from './http/views.js'
@@ -17,6 +18,7 @@ export interface ManagerContext {
   readonly loginAttempts: LoginAttempts
   readonly anomalies: AnomalyDetector
   readonly history: LoginHistory
+  readonly timeline: Timeline
   readonly clock: Clock
 }
 
@@ -171,5 +173,17 @@ export class SessionManager {
    */
   async analytics (options?: AnalyticsOptions): Promise<SessionAnalytics> {
     return await analyse(this.#context.store, this.#context.clock(), options)
+  }
+
+  /**
+   * This instance's time series (the `timeline` option): per interval, the
+   * store's live sessions as sampled, and the sign-ins, failed sign-ins,
+   * lockouts, anomalies and ended sessions this instance handled; over the
+   * window, sign-ins by country and device type, anomalies by rule, and how
+   * long the ended sessions had lasted. Samples the store once. `undefined`
+   * with `timeline: false`.
+   */
+  async timeline (): Promise<SessionTimeline | undefined> {
+    return await this.#context.timeline.read()
   }
 }

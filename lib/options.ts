@@ -3,6 +3,7 @@ import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './
 import { InvalidOptionError } from './errors.js'
 import { COOKIE_OPTION_NAMES, parseCookieOptions, type CookieOptions, type CookiePolicy } from './http/cookies.js'
 import { MONITORING_OPTION_NAMES, parseMonitoringOptions, type MonitoringOptions, type MonitoringPolicy } from './http/monitoring-routes.js'
+import { parseAdminRoutesOptions, type AdminRoutesOptions, type AdminRoutesPolicy } from './http/admin-routes.js'
 import { parseOpenApiOptions, type OpenApiOptions } from './http/route-options.js'
 import { parseRoutesOptions, type RoutesOptions, type RoutesPolicy } from './http/routes.js'
 import { parseGlobalOptions, type GlobalOptions, type GlobalPolicy } from './guard.js'
@@ -10,6 +11,7 @@ import { parseRefreshOptions, type RefreshOptions, type RefreshPolicy } from './
 import { parseAnomalyOptions, type AnomalyOptions, type AnomalyPolicy } from './monitoring/anomaly.js'
 import { parseLoggingOptions, type LoggingOptions, type LoggingPolicy, type SessionEvent } from './monitoring/events.js'
 import { parseHistoryOptions, type HistoryOptions, type HistoryPolicy } from './monitoring/history.js'
+import { parseTimelineOptions, type TimelineOptions, type TimelinePolicy } from './monitoring/timeline.js'
 import { parseLockoutOptions, type LockoutOptions, type LockoutPolicy } from './monitoring/login-attempts.js'
 import type { Clock, Lifetime, Lifetimes } from './session.js'
 import { memoryStore } from './stores/memory.js'
@@ -96,6 +98,20 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    */
   history?: HistoryOptions | false
   /**
+   * This instance's time series for dashboards (`app.sessions.timeline()`):
+   * sign-ins, failures, lockouts, anomalies and ended sessions per interval,
+   * and the store's live sessions sampled once per interval; `false` keeps none.
+   * @default { interval: '5m', points: 288 }
+   */
+  timeline?: TimelineOptions | false
+  /**
+   * Registers the admin routes of a dashboard (overview, one user, revoke)
+   * under `prefix`, behind the app's own `preHandler` (who is an admin is the
+   * app's to say): see `AdminRoutesOptions`.
+   * @default undefined (no routes)
+   */
+  admin?: AdminRoutesOptions
+  /**
    * Receives every event (as `app.sessions.events.on('event', …)` does), after
    * the request's own work; a throw is logged, never propagated.
    */
@@ -139,6 +155,8 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   lockout: true,
   anomalies: true,
   history: true,
+  timeline: true,
+  admin: true,
   onEvent: true,
   logging: true,
   routes: true,
@@ -163,6 +181,8 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly lockout: LockoutPolicy
   readonly anomalies: AnomalyPolicy
   readonly history: HistoryPolicy
+  readonly timeline: TimelinePolicy
+  readonly admin: AdminRoutesPolicy | undefined
   readonly onEvent: ((event: SessionEvent) => void) | undefined
   readonly logging: LoggingPolicy
   readonly privacy: PrivacyPolicy
@@ -208,6 +228,8 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     lockout: parseLockoutOptions(options.lockout),
     anomalies: parseAnomalyOptions(options.anomalies),
     history: parseHistoryOptions(options.history, store),
+    timeline: parseTimelineOptions(options.timeline),
+    admin: parseAdminRoutesOptions(options.admin),
     onEvent: optionalFunction(options.onEvent, 'onEvent', '(event) => void'),
     logging: parseLoggingOptions(options.logging),
     ...parseMonitoringOptions(options),

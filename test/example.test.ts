@@ -88,6 +88,19 @@ t.test('the example serves the devices page and an admin view for admins only', 
   t.equal((await app.inject({ method: 'DELETE', url: `/admin/sessions/${session.id}`, headers: auth(alice) })).statusCode, 204)
   t.equal((await app.inject({ method: 'DELETE', url: `/admin/sessions/${session.id}`, headers: auth(alice) })).statusCode, 404)
   t.equal((await app.inject({ method: 'GET', url: '/me', headers: auth(bob) })).statusCode, 401, "an admin revoked bob's session")
+
+  // The dashboard's page and its data: the plugin's admin routes, behind the example's role check.
+  t.match((await app.inject({ method: 'GET', url: '/admin.html' })).body, '<h1>Sessions dashboard</h1>')
+  t.match((await app.inject({ method: 'GET', url: '/' })).body, '<a href="admin.html">Sessions dashboard</a>', 'linked from the devices page')
+  const overview = await app.inject({ method: 'GET', url: '/admin/dashboard/overview', headers: auth(alice) })
+  t.equal(overview.statusCode, 200)
+  t.match(overview.json(), { live: { sessions: 1, users: 1 }, timeline: { intervalMs: 60_000 } })
+  t.equal(overview.json().timeline.points.length, 120, 'two hours of one-minute points')
+  const bobAgain = await login(app, 'bob')
+  t.equal((await app.inject({ method: 'GET', url: '/admin/dashboard/overview', headers: auth(bobAgain) })).statusCode, 403, 'bob is no admin here either')
+  t.equal((await app.inject({ method: 'GET', url: '/admin/dashboard/users/user-bob', headers: auth(bobAgain) })).statusCode, 403)
+  const user = await app.inject({ method: 'GET', url: '/admin/dashboard/users/user-bob', headers: auth(alice) })
+  t.match(user.json().history, [{ type: 'session.created' }, { type: 'session.revoked', detail: { reason: 'admin' } }])
 })
 
 t.test('the example with the reject policy answers the limit with its way out', async (t) => {

@@ -18,6 +18,9 @@ t.test('the public API: the plugin as default and named export, stores, errors a
   t.match(api.createDeviceParser({ cacheSize: 2 }).parse({ 'user-agent': 'curl/8.5.0' }), { name: 'curl' })
   t.equal(api.sessionViewSchema.type, 'object')
   t.equal(api.sessionLimitResponseSchema.properties.sessions.items, api.sessionViewSchema)
+  t.equal(api.sessionAnalyticsSchema.type, 'object')
+  t.equal(api.sessionTimelineSchema.properties.points.type, 'array')
+  t.equal(api.DURATION_BOUNDS_MS.at(-1), Infinity)
   const codes = Object.entries(errors).map(([name, ErrorClass]) => {
     t.equal((api as Record<string, unknown>)[name], ErrorClass, `${name} is exported`)
     return new ErrorClass('a', 'b').code

@@ -55,7 +55,7 @@ const revokedSchema = {
  * (`sid:<hash>`), so the log holds no session id in clear and a request still
  * correlates with its events. An app's own `req` serializer does not apply here.
  */
-const redactedRequest = {
+export const redactedRequest = {
   req: (request: FastifyRequest<{ Params: { id: string } }>) => {
     const query = request.url.indexOf('?')
     return {

@@ -26,9 +26,10 @@ export type AnomalyDecision = 'ignore' | 'flag' | 'challenge' | 'revoke'
 export interface SessionEvents {
   'session.created': { remembered: boolean, flags?: readonly string[] }
   'session.refreshed': { rotations: number }
-  'session.revoked': { reason: RevocationReason }
-  'session.evicted': Record<string, never>
-  'session.expired': { reason: 'idle' | 'absolute' }
+  /** `durationMs` (on the three events that end a session): how long the session had lived, from its login. */
+  'session.revoked': { reason: RevocationReason, durationMs?: number }
+  'session.evicted': { durationMs?: number }
+  'session.expired': { reason: 'idle' | 'absolute', durationMs?: number }
   /** A request or refresh was refused; `reason` is the precise one the client never sees. */
   'auth.rejected': { reason: string }
   'refresh.reuse_detected': Record<string, never>
@@ -70,7 +71,10 @@ export type SessionEvent<N extends SessionEventName = SessionEventName> = {
 }[N]
 
 /** Who an event is about: a session, or what is known without one. */
-export type EventSubject = Pick<SessionRecord, 'userId'> & Partial<Pick<SessionRecord, 'id' | 'device' | 'ip' | 'location'>>
+export type EventSubject = Pick<SessionRecord, 'userId'> & Partial<Pick<SessionRecord, 'id' | 'device' | 'ip' | 'location' | 'createdAt'>>
+
+/** The events that end a session: they carry its `durationMs`. */
+const ENDINGS: ReadonlySet<SessionEventName> = new Set<SessionEventName>(['session.revoked', 'session.evicted', 'session.expired'])
 
 /** A log level of Fastify's logger (pino's), or `'silent'` for no line at all. */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
@@ -154,7 +158,9 @@ export class SessionEventStream extends EventEmitter<Listeners> {
   }
 
   publish<N extends SessionEventName> (log: FastifyBaseLogger | undefined, type: N, time: number, subject: EventSubject | undefined, fields: SessionEvents[N]): void {
-    const event = { version: EVENT_VERSION, type, time, ...describe(subject), ...fields } as SessionEvent<N>
+    // One rule for every way a session ends: its duration is measured here, from the record that ended.
+    const lived = ENDINGS.has(type) && subject?.createdAt !== undefined ? { durationMs: Math.max(0, time - subject.createdAt) } : {}
+    const event = { version: EVENT_VERSION, type, time, ...describe(subject), ...fields, ...lived } as SessionEvent<N>
     const level = this.#levels[type]
     if (level !== 'silent') {
       const logged: Record<string, unknown> = { ...event }

@@ -177,12 +177,19 @@ export function historyRecord (event: SessionEvent): HistoryRecord {
   return record
 }
 
+/** A session's end entry keeps how long it lived: the dashboard's duration distribution reads it. */
+function lived (durationMs: number | undefined): { durationMs: number } | Record<string, never> {
+  return durationMs === undefined ? {} : { durationMs }
+}
+
 function detailOf (event: SessionEvent): HistoryRecord['detail'] {
   switch (event.type) {
     case 'session.created':
       return { remembered: event.remembered, ...(event.flags === undefined ? {} : { flags: [...event.flags] }) }
     case 'session.revoked':
-      return { reason: event.reason }
+      return { reason: event.reason, ...lived(event.durationMs) }
+    case 'session.evicted':
+      return event.durationMs === undefined ? undefined : { durationMs: event.durationMs }
     case 'login.failed':
       return { failures: event.failures }
     case 'login.locked':

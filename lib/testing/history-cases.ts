@@ -24,6 +24,11 @@ function signIn (time: number, n: number): HistoryRecord {
   }
 }
 
+/** The record of a session's end: its reason and how long it lived (the dashboard's durations read it). */
+function signOut (time: number, n: number): HistoryRecord {
+  return { type: 'session.revoked', time, sessionId: `s${n}`, detail: { reason: 'user', durationMs: 754_321 } }
+}
+
 const stripIds = (entries: readonly HistoryEntry[]): HistoryRecord[] => entries.map(({ id, ...record }) => record)
 
 /**
@@ -48,13 +53,13 @@ export async function historyCases (t: Test, factory: StoreFactory): Promise<voi
     const { store, clock, user } = await setup(t)
     const written: HistoryRecord[] = []
     for (let n = 0; n < 5; n++) {
-      const record = n === 2 ? { type: 'login.failed', time: clock.now } : signIn(clock.now, n)
+      const record = n === 2 ? { type: 'login.failed', time: clock.now } : n === 3 ? signOut(clock.now, n) : signIn(clock.now, n)
       written.push(record)
       await store.appendHistory(user, record, RETENTION, clock.now)
       clock.advance(n % 2 === 0 ? 0 : 1000) // two entries share a millisecond
     }
     const read = await store.history(user, { limit: 10 }, RETENTION, clock.now)
-    t.strictSame(stripIds(read), [...written].reverse(), 'every field round-trips; absent ones stay absent')
+    t.strictSame(stripIds(read), [...written].reverse(), 'every field round-trips (an end entry\'s durationMs too); absent ones stay absent')
     t.ok(read.every((entry) => CURSOR.test(entry.id)), 'cursors are 1 to 40 characters of [0-9A-Za-z_-]')
     t.equal(new Set(read.map((entry) => entry.id)).size, 5, 'cursors are unique')
     t.strictSame(await store.history(`${user}-other`, { limit: 10 }, RETENTION, clock.now), [], 'another user has none')

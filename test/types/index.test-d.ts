@@ -8,6 +8,11 @@ import sessionGuard, {
   isLive,
   isRemovable,
   type HistoryEntry,
+  type SessionTimeline,
+  type TimelineOptions,
+  type TimelinePoint,
+  type AdminRoutesOptions,
+  DURATION_BOUNDS_MS,
   type UserExport,
   type IssuedSession,
   memoryStore,
@@ -167,3 +172,17 @@ expectType<Promise<void>>(memoryStore().saveSnapshot())
 declare const store: SessionStore
 expectType<((sessions: readonly SessionRecord[], now: number) => Promise<ImportResult>) | undefined>(store.importSessions)
 expectType<((batchSize: number, now: number) => AsyncIterable<HeldCounter[]>) | undefined>(store.scanCounters)
+
+// The dashboard: this instance's timeline, and the admin routes behind the app's own check.
+expectType<Promise<SessionTimeline | undefined>>(app.sessions.timeline())
+expectAssignable<SessionGuardOptions>({ secret: 'x', timeline: { interval: '1m', points: 120 } })
+expectAssignable<SessionGuardOptions>({ secret: 'x', timeline: false })
+expectAssignable<SessionGuardOptions>({
+  secret: 'x',
+  admin: { prefix: '/admin', preHandler: async (_request, reply) => { await reply.code(403).send() }, routeOptions: { hide: true } }
+})
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), admin: { prefix: '/admin' } }))
+expectType<readonly number[]>(DURATION_BOUNDS_MS)
+expectAssignable<AdminRoutesOptions['prefix']>('/admin')
+expectAssignable<TimelineOptions>({ points: 10 })
+expectType<number | null>(({} as TimelinePoint).activeSessions)
