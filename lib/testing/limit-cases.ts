@@ -32,7 +32,11 @@ interface Harness {
 }
 
 const ids = (sessions: readonly SessionRecord[]): string[] => sessions.map((session) => session.id).sort()
-const evictedOf = (result: CreateResult): string[] => result.created ? ids(result.evicted) : ['(refused)']
+const isCreated = (result: CreateResult): result is Extract<CreateResult, { created: true }> => result.created
+const evictedOf = (result: CreateResult): string[] => {
+  assert.ok(isCreated(result), 'the login was refused')
+  return ids(result.evicted)
+}
 
 /**
  * The per-device-type limit of `create` (`SessionLimit.deviceType`), case by
@@ -211,13 +215,13 @@ export async function limitCases (t: Test, factory: StoreFactory): Promise<void>
       const listed = await store.listUser(user, clock.now)
       t.equal(listed.filter((session) => deviceTypeOf(session) === 'mobile').length, 3, `${onLimit}: exactly the type's max of phones live`)
       t.strictSame(ids(listed.filter((session) => deviceTypeOf(session) === 'desktop')), ids(desktops), `${onLimit}: the desktops untouched`)
-      const created = results.filter((result) => result.created)
+      const created = results.filter(isCreated)
       if (onLimit === 'reject') {
         t.equal(created.length, 3, 'reject: exactly the type\'s max accepted')
         t.ok(results.every((result) => result.created || (result.deviceType === 'mobile' && result.active.length === 3)), 'every refusal by the type, with three phones')
       } else {
         t.equal(created.length, 50, 'evict-oldest: every login accepted')
-        const evicted = created.flatMap((result) => result.created ? result.evicted : [])
+        const evicted = created.flatMap((result) => result.evicted)
         t.equal(new Set(evicted.map((session) => session.id)).size, 47, 'each of the other phones evicted exactly once')
         t.ok(evicted.every((session) => deviceTypeOf(session) === 'mobile'), 'and only phones')
       }
