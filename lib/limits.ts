@@ -39,6 +39,10 @@ export type DeviceTypeLimits = Readonly<Partial<Record<DeviceType, DeviceTypeLim
  */
 export function parseDeviceTypeLimits (value: DeviceTypeLimitsOptions | undefined, total: SessionLimit): DeviceTypeLimits {
   const limits: Partial<Record<DeviceType, DeviceTypeLimit>> = {}
+  if (typeof value === 'object' && value !== null) {
+    const unknown = Object.keys(value).find((key) => !Object.hasOwn(DEVICE_TYPES, key))
+    if (unknown !== undefined) throw new InvalidOptionError(`${PATH}.${unknown}`, `is not a device type (${Object.keys(DEVICE_TYPES).join(', ')})`)
+  }
   for (const [type, options] of Object.entries(section(value, DEVICE_TYPES, PATH)) as Array<[DeviceType, DeviceTypeLimitOptions]>) {
     const path = `${PATH}.${type}`
     if (options === undefined) continue

@@ -43,8 +43,9 @@ t.test('deviceTypeLimits is checked at registration, each bad value with a coded
   const refused = async (deviceTypeLimits: unknown, more: Record<string, unknown> = {}): Promise<unknown> =>
     await registrationError({ secret: SECRET, deviceTypeLimits, ...more })
   const invalid = (message: RegExp): object => ({ code: 'FST_SESSION_GUARD_INVALID_OPTION', message })
-  t.match(await refused({ phone: { max: 1 } }), invalid(/deviceTypeLimits\.phone.*not an option/), 'an unknown device type')
+  t.match(await refused({ phone: { max: 1 } }), invalid(/deviceTypeLimits\.phone.*is not a device type \(desktop, mobile, tablet, bot, unknown\)/), 'an unknown device type, with the known ones')
   t.match(await refused('mobile'), invalid(/deviceTypeLimits.*must be an object/))
+  t.match(await refused(null), invalid(/deviceTypeLimits.*must be an object/))
   t.match(await refused({ mobile: 1 }), invalid(/deviceTypeLimits\.mobile.*must be an object/), 'a bare number is not a limit')
   t.match(await refused({ mobile: {} }), invalid(/deviceTypeLimits\.mobile\.max.*positive integer, got undefined/), 'max is required')
   t.match(await refused({ mobile: { max: 0 } }), invalid(/deviceTypeLimits\.mobile\.max.*positive integer, got 0/), 'max < 1')
