@@ -39,6 +39,7 @@ import * as routesModule from './http/routes.js'
 import * as viewsModule from './http/views.js'
 import * as guardModule from './guard.js'
 import * as lifecycleModule from './lifecycle.js'
+import * as limitsModule from './limits.js'
 import * as managerModule from './manager.js'
 import * as adminRoutesModule from './http/admin-routes.js'
 import * as analyticsModule from './monitoring/analytics.js'
@@ -53,6 +54,7 @@ import * as sessionModule from './session.js'
 import * as memoryModule from './stores/memory.js'
 import * as memorySnapshotModule from './stores/memory-snapshot.js'
 import * as migrateModule from './stores/migrate.js'
+import * as storeLimitModule from './stores/limit.js'
 import * as storeModule from './stores/store.js'
 import * as accessTokensModule from './tokens/access-tokens.js'
 import * as jwtModule from './tokens/jwt.js'
@@ -118,6 +120,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     clock,
     lifetimes,
     limit: options.limit,
+    deviceTypeLimits: options.deviceTypeLimits,
     refresh: options.refresh,
     accessTokens,
     refreshTokens: new RefreshTokens(options.tokens.signKey),
@@ -208,6 +211,8 @@ namespace sessionGuard {
   export import AdminRoutesOptions = adminRoutesModule.AdminRoutesOptions
   export import LoggingOptions = eventsModule.LoggingOptions
   export import LogLevel = eventsModule.LogLevel
+  export import DeviceTypeLimitsOptions = limitsModule.DeviceTypeLimitsOptions
+  export import DeviceTypeLimitOptions = limitsModule.DeviceTypeLimitOptions
 
   // Sessions, tokens and the decorators' types
   export import SessionRecord = sessionModule.SessionRecord
@@ -235,6 +240,8 @@ namespace sessionGuard {
   export import StoreLog = storeModule.StoreLog
   export import StoreStats = storeModule.StoreStats
   export import SessionLimit = storeModule.SessionLimit
+  export import DeviceTypeLimit = storeModule.DeviceTypeLimit
+  export import planCreate = storeLimitModule.planCreate
   export import CreateResult = storeModule.CreateResult
   export import Rotation = storeModule.Rotation
   export import RotationResult = storeModule.RotationResult
@@ -264,6 +271,7 @@ namespace sessionGuard {
   export import CLOCK_SKEW_ALLOWANCE_MS = sessionModule.CLOCK_SKEW_ALLOWANCE_MS
   export import CHALLENGE_FLAG = sessionModule.CHALLENGE_FLAG
   export import isChallenged = sessionModule.isChallenged
+  export import deviceTypeOf = sessionModule.deviceTypeOf
 
   // Views and devices
   export import toView = viewsModule.toView
@@ -348,6 +356,8 @@ module.exports.isRemovable = sessionGuard.isRemovable
 module.exports.CLOCK_SKEW_ALLOWANCE_MS = sessionGuard.CLOCK_SKEW_ALLOWANCE_MS
 module.exports.CHALLENGE_FLAG = sessionGuard.CHALLENGE_FLAG
 module.exports.isChallenged = sessionGuard.isChallenged
+module.exports.deviceTypeOf = sessionGuard.deviceTypeOf
+module.exports.planCreate = sessionGuard.planCreate
 module.exports.toView = sessionGuard.toView
 module.exports.sessionViewSchema = sessionGuard.sessionViewSchema
 module.exports.sessionLimitResponseSchema = sessionGuard.sessionLimitResponseSchema

@@ -13,11 +13,12 @@ import type { SessionCookies } from './http/cookies.js'
 import { checkCsrf, type CsrfPolicy } from './http/csrf.js'
 import { createFingerprint, isFingerprintRejection, readFingerprint, readFingerprintHash } from './http/fingerprint.js'
 import { toViews } from './http/views.js'
+import { limitFor, type DeviceTypeLimits } from './limits.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { displaceable, isChallenged, lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
-import type { CreateResult, SessionLimit, SessionStore } from './stores/store.js'
+import { deviceTypeOf, displaceable, isChallenged, lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import type { CreateResult, DeviceTypeLimit, SessionLimit, SessionStore } from './stores/store.js'
 import { checkClaims, isStorable, type AccessTokens } from './tokens/access-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
 import type { OpenedRefreshToken, RefreshTokens } from './tokens/refresh-tokens.js'
@@ -137,6 +138,8 @@ export interface LifecycleContext {
   readonly clock: Clock
   readonly lifetimes: Lifetimes
   readonly limit: SessionLimit
+  /** The limits per device type (`deviceTypeLimits`), applied with the total. */
+  readonly deviceTypeLimits: DeviceTypeLimits
   readonly refresh: RefreshPolicy
   readonly accessTokens: AccessTokens
   readonly refreshTokens: RefreshTokens
@@ -170,8 +173,10 @@ export class Lifecycle {
   /**
    * Completes a login refused at the session limit: checks the ticket and the
    * fingerprint cookie set with the 409, signs out the session the user picked
-   * (one of those the ticket saw), and creates the new one with the flags the
-   * refused login earned (the login was judged once, when it was refused).
+   * (one of those the ticket offered: the user's sessions, or, when a device
+   * type's limit refused, those of that type only), and creates the new one
+   * with the flags the refused login earned (the login was judged once, when
+   * it was refused).
    */
   async resolveLimit (request: FastifyRequest, reply: FastifyReply, ticketToken: string, revokeId: string): Promise<IssuedSession> {
     const { store, events, tickets, cookies, clock } = this.#context
@@ -184,16 +189,21 @@ export class Lifecycle {
     if (!safeEqual(fingerprintHash, ticket.fingerprintHash)) throw refuse('fingerprint_mismatch')
     const fingerprint = readFingerprint(request, cookies.fingerprintName) as string
 
-    const active = await store.listUser(ticket.userId, now)
+    const listed = await store.listUser(ticket.userId, now)
+    const { deviceType } = ticket
+    const active = deviceType === undefined ? listed : listed.filter((session) => deviceTypeOf(session) === deviceType)
     if (idSetHash(active.map((session) => session.id)) !== ticket.activeHash) throw refuse('stale_ticket')
     if (!displaceable(ticket, active).some((session) => session.id === revokeId)) throw refuse('unknown_session')
+    const described = await this.#context.client.describe(request)
+    // Signing out a session of the refused type frees no slot for a login from another.
+    if (deviceType !== undefined && deviceTypeOf(described) !== deviceType) throw refuse('stale_ticket')
     // Single use, in one atomic step before anything changes: of parallel
     // requests that all passed the checks above, only the first counts 1.
     if ((await store.increment(ticket.use.key, ticket.use.windowMs, now)).count !== 1) throw refuse('used_ticket')
     const revoked = await store.revoke(revokeId, now)
     if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
-    return await this.#create(reply, ticket, await this.#context.client.describe(request), { value: fingerprint, hash: fingerprintHash })
+    return await this.#create(reply, ticket, described, { value: fingerprint, hash: fingerprintHash })
   }
 
   /** Creates the session of a login the anomaly rules let through (with the flags they gave it). */
@@ -220,10 +230,11 @@ export class Lifecycle {
       // The way out: the fingerprint cookie now, and a ticket bound to it and to
       // the sessions seen, with which the client signs one out and logs in.
       cookies.set(reply, session, fingerprint.value, undefined, now)
+      const { deviceType } = result
       const ticket = tickets.sign({
-        userId, claims, remember, flags, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id))
+        userId, claims, remember, flags, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id)), deviceType
       }, now)
-      throw Object.assign(new SessionLimitError(), { sessions: toViews(displaceable(session, result.active)), ticket })
+      throw Object.assign(new SessionLimitError(), { sessions: toViews(displaceable(session, result.active)), ticket, ...(deviceType === undefined ? {} : { deviceType }) })
     }
     for (const evicted of result.evicted) {
       events.publish(reply.log, 'session.revoked', now, evicted, { reason: 'limit' })
@@ -239,11 +250,19 @@ export class Lifecycle {
    * session is signed out here and the insert tried once more.
    */
   async #insert (reply: FastifyReply, session: SessionRecord, now: number): Promise<CreateResult> {
-    const { store, events, limit } = this.#context
+    const { store, events, deviceTypeLimits } = this.#context
+    const limit = limitFor(session, this.#context.limit, deviceTypeLimits)
     if (!isChallenged(session)) return await store.create(session, limit, now)
-    const reject: SessionLimit = { ...limit, onLimit: 'reject' }
+    const reject: SessionLimit = {
+      ...limit,
+      onLimit: 'reject',
+      ...(limit.deviceType === undefined ? {} : { deviceType: { ...limit.deviceType, onLimit: 'reject' } })
+    }
     const first = await store.create(session, reject, now)
-    if (first.created || limit.onLimit === 'reject') return first
+    if (first.created) return first
+    // The limit that refused it: its type's when that was full, the total's otherwise.
+    const onLimit = first.deviceType === undefined ? limit.onLimit : (limit.deviceType as DeviceTypeLimit).onLimit
+    if (onLimit === 'reject') return first
     const [oldest] = displaceable(session, first.active).sort((a, b) => a.lastSeenAt - b.lastSeenAt)
     if (oldest === undefined) return first
     const evicted = await store.revoke(oldest.id, now)

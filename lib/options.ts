@@ -8,6 +8,7 @@ import { parseOpenApiOptions, type OpenApiOptions } from './http/route-options.j
 import { parseRoutesOptions, type RoutesOptions, type RoutesPolicy } from './http/routes.js'
 import { parseGlobalOptions, type GlobalOptions, type GlobalPolicy } from './guard.js'
 import { parseRefreshOptions, type RefreshOptions, type RefreshPolicy } from './lifecycle.js'
+import { parseDeviceTypeLimits, type DeviceTypeLimits, type DeviceTypeLimitsOptions } from './limits.js'
 import { parseAnomalyOptions, type AnomalyOptions, type AnomalyPolicy } from './monitoring/anomaly.js'
 import { parseLoggingOptions, type LoggingOptions, type LoggingPolicy, type SessionEvent } from './monitoring/events.js'
 import { parseHistoryOptions, type HistoryOptions, type HistoryPolicy } from './monitoring/history.js'
@@ -60,6 +61,17 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    * @default 'evict-oldest'
    */
   onSessionLimit?: 'evict-oldest' | 'reject'
+  /**
+   * Limits per device type, each with its own evict-or-reject choice, under
+   * the total `maxSessionsPerUser` (which still applies):
+   * `{ mobile: { max: 1, onLimit: 'reject' }, tablet: { max: 1 } }`. At a
+   * type's limit, `'evict-oldest'` revokes the least recently active session
+   * of that type (never one of another); `'reject'` refuses with a 409 whose
+   * ticket offers only the sessions of that type. Types: `desktop`, `mobile`,
+   * `tablet`, `bot`, `unknown` (a session whose device is not known).
+   * @default {} (the total only)
+   */
+  deviceTypeLimits?: DeviceTypeLimitsOptions
   /**
    * Where sessions live.
    * @default memoryStore()
@@ -147,6 +159,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   touchInterval: true,
   maxSessionsPerUser: true,
   onSessionLimit: true,
+  deviceTypeLimits: true,
   store: true,
   global: true,
   refresh: true,
@@ -171,6 +184,7 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly lifetimes: Lifetimes
   readonly touchIntervalMs: number
   readonly limit: SessionLimit
+  readonly deviceTypeLimits: DeviceTypeLimits
   readonly store: SessionStore
   readonly global: GlobalPolicy | undefined
   readonly cookies: CookiePolicy
@@ -209,6 +223,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     throw new InvalidOptionError('touchInterval', 'must be shorter than idleTimeout')
   }
   const store = parseStore(options.store)
+  const limit = parseLimit(options)
   const clock = options.clock ?? Date.now
   if (typeof clock !== 'function') throw new InvalidOptionError('clock', 'must be a function returning epoch ms')
 
@@ -216,7 +231,8 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     tokens: parseTokenOptions(options),
     lifetimes,
     touchIntervalMs,
-    limit: parseLimit(options),
+    limit,
+    deviceTypeLimits: parseDeviceTypeLimits(options.deviceTypeLimits, limit),
     store,
     global: parseGlobalOptions(options.global),
     cookies,

@@ -1,4 +1,6 @@
-import type { DeviceInfo } from './devices/device.js'
+import type { DeviceInfo, DeviceType } from './devices/device.js'
+
+export type { DeviceType } from './devices/device.js'
 
 /** Milliseconds since the epoch, from the injected clock. */
 export type Clock = () => number
@@ -131,6 +133,14 @@ export function activityAt (session: SessionRecord, now: number, lifetime: Lifet
   if (client === undefined && flags.length === 0) return activity
   const changes: SessionChanges = flags.length === 0 ? { ...client } : { ...client, flags: [...new Set([...session.flags ?? [], ...flags])] }
   return { ...activity, changes }
+}
+
+/**
+ * The device type a session counts under for a per-type limit
+ * (`deviceTypeLimits`): its device's, `'unknown'` when it has none.
+ */
+export function deviceTypeOf (session: Pick<SessionRecord, 'device'>): DeviceType {
+  return session.device?.type ?? 'unknown'
 }
 
 /** The moment a session stops being usable: the earlier of its two deadlines. */

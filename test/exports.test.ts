@@ -4,6 +4,7 @@ import t from 'tap'
 import * as errors from '../lib/errors.js'
 import * as api from '../lib/index.js'
 import * as session from '../lib/session.js'
+import * as storeLimit from '../lib/stores/limit.js'
 
 t.test('the public API: the plugin as default and named export, stores, errors and schemas', async (t) => {
   t.equal(typeof api.default, 'function')
@@ -50,9 +51,11 @@ t.test('the public API: the plugin as default and named export, stores, errors a
 })
 
 t.test('the pure rules a store implementation needs are exported from the main entry', async (t) => {
-  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive', 'supersedes', 'isRemovable', 'CLOCK_SKEW_ALLOWANCE_MS', 'CHALLENGE_FLAG', 'isChallenged'] as const) {
+  for (const name of ['decideRotation', 'rotatedState', 'withActivity', 'expiresAt', 'isLive', 'supersedes', 'isRemovable', 'CLOCK_SKEW_ALLOWANCE_MS', 'CHALLENGE_FLAG', 'isChallenged', 'deviceTypeOf'] as const) {
     t.equal(api[name], session[name], `${name} is exported`)
   }
+  t.equal(api.planCreate, storeLimit.planCreate, 'planCreate is exported')
+  t.equal(api.deviceTypeOf({}), 'unknown', 'a session without a device counts as unknown')
   const state = { hash: 'h0', rotatedAt: 0, rotations: 0 }
   t.equal(api.decideRotation(state, 'h0', 1, 1000), 'rotate')
   t.strictSame(api.rotatedState(state, 'h0', 'h1', 5), { hash: 'h0', nextHash: 'h1', rotatedAt: 5, rotations: 1 })

@@ -128,14 +128,17 @@ const errorProperties = {
 /**
  * Response schema for the `409` of a login refused at the session limit. Put
  * it on your login route (`schema: { response: { 409: sessionLimitResponseSchema } }`)
- * so the answer carries the user's sessions and the ticket that resolves it.
+ * so the answer carries the user's sessions and the ticket that resolves it
+ * (only those of one device type, named in `deviceType`, when that type's
+ * limit refused).
  */
 export const sessionLimitResponseSchema = {
   type: 'object',
   properties: {
     ...errorProperties,
     sessions: { type: 'array', items: sessionViewSchema },
-    ticket: { type: 'string' }
+    ticket: { type: 'string' },
+    deviceType: { type: 'string', description: 'Set when the limit of this device type refused (deviceTypeLimits): `sessions` are those of that type, and the ticket signs out only one of them' }
   }
 } as const
 

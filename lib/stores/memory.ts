@@ -1,6 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { InvalidOptionError, StoreFullError } from '../errors.js'
+import { planCreate } from './limit.js'
 import { MemoryHistory } from './memory-history.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
 import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
@@ -147,17 +148,13 @@ export class MemoryStore implements SessionStore {
   }
 
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
-    const active = this.#live(session.userId, now)
-    let evicted: SessionRecord[] = []
-    if (active.length >= limit.max) {
-      if (limit.onLimit === 'reject') return { created: false, active }
-      // evict by lastSeenAt, not createdAt: the user may still be on the older device
-      evicted = active.slice(limit.max - 1)
-      for (const old of evicted) this.#cache.delete(old.id)
-    }
+    // One synchronous step from the count to the insert: nothing interleaves.
+    const plan = planCreate(this.#live(session.userId, now), limit)
+    if (!plan.created) return plan
+    for (const old of plan.evicted) this.#cache.delete(old.id)
     this.#ensureRoom()
     this.#insert(session, now)
-    return { created: true, evicted }
+    return plan
   }
 
   async get (id: string, now: number): Promise<SessionRecord | undefined> {

@@ -1,4 +1,4 @@
-import type { Activity, Clock, RefreshState, SessionRecord } from '../session.js'
+import type { Activity, Clock, DeviceType, RefreshState, SessionRecord } from '../session.js'
 
 export type { Activity, ClientInfo, SessionChanges } from '../session.js'
 
@@ -23,6 +23,14 @@ export interface SessionStore {
    * Atomic: count the user's live sessions and, if `limit.max` are already live,
    * either evict the least recently active ones (`'evict-oldest'`) or refuse
    * (`'reject'`, leaving every session untouched); then insert.
+   *
+   * With `limit.deviceType`, the sessions of that device type are counted
+   * first (a session's type is `device?.type`, `'unknown'` without a device:
+   * `deviceTypeOf()`, read as the session is now, not as it was created): if
+   * `deviceType.max` of them are live, evict the least recently active *of that
+   * type*, or refuse with `active` holding only the sessions of that type and
+   * `deviceType` set. Then the total, over the sessions not evicted. Both in
+   * the same one step: a refusal by either changes nothing.
    */
   create(session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult>
 
@@ -233,11 +241,36 @@ export interface SessionLimit {
   /** Most live sessions one user may hold (>= 1). */
   readonly max: number
   readonly onLimit: 'evict-oldest' | 'reject'
+  /**
+   * The limit of the new session's device type, when the plugin has one for
+   * it (`deviceTypeLimits`), applied before the total. A store that ignores it
+   * fails the conformance suite.
+   */
+  readonly deviceType?: DeviceTypeLimit
+}
+
+/** A limit on the live sessions of one device type of one user (see `SessionLimit.deviceType`). */
+export interface DeviceTypeLimit {
+  /** The new session's device type (`deviceTypeOf(session)`): the sessions counted are those of this type. */
+  readonly type: DeviceType
+  /** Most live sessions of that type (>= 1, at most the total's `max`). */
+  readonly max: number
+  readonly onLimit: 'evict-oldest' | 'reject'
 }
 
 export type CreateResult =
   | { readonly created: true, readonly evicted: readonly SessionRecord[] }
-  | { readonly created: false, readonly active: readonly SessionRecord[] }
+  | {
+    readonly created: false
+    /**
+     * The live sessions that filled the limit that refused, most recently
+     * active first: every one of the user's, or, when `deviceType` is set,
+     * only those of that type (signing one of them out frees the slot).
+     */
+    readonly active: readonly SessionRecord[]
+    /** Set when the limit of this device type refused (not the total). */
+    readonly deviceType?: DeviceType
+  }
 
 export interface Rotation {
   /** Hash of the refresh token the client presented. */

@@ -6,6 +6,7 @@ import { createDeviceParser } from '../devices/device.js'
 import { CLOCK_SKEW_ALLOWANCE_MS, decideRotation, expiresAt, rotatedState, type RefreshState, type SessionRecord } from '../session.js'
 import type { CreateResult, RemovalReason, SessionChanges, SessionLimit, SessionStore } from '../stores/store.js'
 import { TestClock } from './clock.js'
+import { limitCases } from './limit-cases.js'
 
 /** What a store factory is asked for, besides the test and its clock. */
 export interface StoreFactoryOptions {
@@ -603,6 +604,10 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
 
     clock.advance(13 * HOUR)
     t.strictSame(await scanAll(store, 10, clock.now), [], 'nothing once every session has expired')
+  })
+
+  await t.test('per-device-type limits', async (t) => {
+    await limitCases(t, factory)
   })
 
   await t.test('client fields round-trip through create, touch and rotate, device shared and never mutated', async (t) => {

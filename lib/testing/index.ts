@@ -21,6 +21,7 @@ export { conformance, type ConformanceOptions, type StoreFactory, type StoreFact
 export { runModel, type ModelOptions } from './model.js'
 export { migration } from './migration-cases.js'
 export { historyCases } from './history-cases.js'
+export { limitCases } from './limit-cases.js'
 
 export interface TestStoreOptions extends ConformanceOptions {
   /** Names the two tests: `<name> store keeps the store contract`, `… agrees with the reference model`. @default 'this' */

@@ -10,8 +10,10 @@ export interface LimitTicket {
   flags: readonly string[]
   /** Hash of the fingerprint cookie set with the 409. */
   fingerprintHash: string
-  /** Hash of the ids of the user's sessions when the login was refused. */
+  /** Hash of the ids of the sessions the 409 offered (the user's, or those of `deviceType`). */
   activeHash: string
+  /** Set when the limit of this device type refused: only its sessions may be signed out to resolve it. */
+  deviceType?: string
 }
 
 /** A ticket that verified, with the store counter that makes it single-use. */
@@ -47,7 +49,8 @@ export class LimitTickets extends TimedJwt {
       rem: ticket.remember,
       flg: ticket.flags.length === 0 ? undefined : ticket.flags,
       fph: ticket.fingerprintHash,
-      act: ticket.activeHash
+      act: ticket.activeHash,
+      dty: ticket.deviceType
     }, now)
   }
 
@@ -65,6 +68,7 @@ export class LimitTickets extends TimedJwt {
       flags: Array.isArray(payload.flg) ? payload.flg as string[] : [],
       fingerprintHash: payload.fph as string,
       activeHash: payload.act as string,
+      ...(typeof payload.dty === 'string' ? { deviceType: payload.dty } : {}),
       use: { key: `limit-ticket:${sha256(token.slice(token.lastIndexOf('.') + 1))}`, windowMs: payload.exp * 1000 - now + this.lifetimeMs }
     }
   }

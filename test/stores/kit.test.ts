@@ -1,6 +1,6 @@
 import t, { Test } from 'tap'
-import { memoryStore, type CreateResult, type SessionLimit, type SessionRecord, type SessionStore, type StoreContext } from '../../lib/index.js'
-import { EPOCH, runModel, TestClock, testStore, type StoreFactory, type TestStoreOptions } from '../../lib/testing/index.js'
+import { memoryStore, type CreateResult, type MemoryStore, type SessionLimit, type SessionRecord, type SessionStore, type StoreContext } from '../../lib/index.js'
+import { conformance, EPOCH, runModel, TestClock, testStore, type StoreFactory, type TestStoreOptions } from '../../lib/testing/index.js'
 
 /**
  * The store kit must be able to fail: a store with a defect, run through it
@@ -83,6 +83,31 @@ t.test('the kit fails a store that ignores the per-user limit', async (t) => {
     'scan returns every live session of every user once, in batches, skipping expired ones'
   ]) t.ok(run.passed.includes(name), `still passed, the defect is not elsewhere: ${name}`)
   t.match(run.output, /created past the limit in reject mode|evicted 0, expected [1-9]|above the limit/, 'the model names the broken rule')
+})
+
+/** A store written before per-type limits: it applies the total and ignores `limit.deviceType`. */
+function ignoresTheDeviceType (): SessionStore {
+  const inner = memoryStore()
+  const store = Object.fromEntries(['open', 'get', 'touch', 'rotate', 'replace', 'revoke', 'revokeUser', 'listUser', 'scan', 'increment', 'decrement', 'counter', 'resetCounter', 'stats', 'close']
+    .map((name) => [name, (inner[name as keyof MemoryStore] as (...args: unknown[]) => unknown).bind(inner)])) as unknown as SessionStore
+  store.create = async (session, limit, now) => await inner.create(session, { max: limit.max, onLimit: limit.onLimit }, now)
+  return store
+}
+
+t.test('the kit fails a store that ignores the limit of a device type', async (t) => {
+  const run = await isolated(async (t) => await conformance(t, () => ignoresTheDeviceType(), { rotationRuns: 1 }))
+  t.equal(run.ok, false, 'the run fails')
+  for (const name of [
+    'a device type at its limit evicts its own least recently active, never one of another type',
+    'a device type at its limit with reject refuses, changes nothing, and reports only the sessions of that type',
+    '50 concurrent logins of one type end at that type\'s limit',
+    'per-device-type limits'
+  ]) t.ok(run.failed.includes(name), `failed: ${name}`)
+  for (const name of [
+    'at the limit, evict-oldest removes the least recently active, not the oldest',
+    '50 concurrent creates for one user end at exactly the limit',
+    'the total still applies under a type limit: it evicts of any type, or refuses with every session'
+  ]) t.ok(run.passed.includes(name), `still passed, the total is kept: ${name}`)
 })
 
 t.test('the kit passes a sound store run with the same options', async (t) => {

@@ -70,6 +70,10 @@ app.register(sessionGuard, {
 })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), onSessionLimit: 'drop' }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), maxSessionsPerUser: '5' }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { mobile: { max: 1, onLimit: 'reject' }, tablet: { max: 1 } } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { phone: { max: 1 } } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { mobile: { onLimit: 'reject' } } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { mobile: 1 } }))
 app.register(sessionGuard, { secret: 'x'.repeat(32), lockout: { ipFreeAttempts: 20, ipv6Prefix: 56 } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), lockout: { ipv6Prefix: '64' } }))
 

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg'
 import { decideRotation, isLive, rotatedState, type SessionRecord } from '../../session.js'
 import type {
-  Activity, Counter, CreateResult, HeldCounter, HistoryEntry, HistoryQuery, HistoryRecord, HistoryRetention, ImportResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats
+  Activity, Counter, CreateResult, DeviceTypeLimit, HeldCounter, HistoryEntry, HistoryQuery, HistoryRecord, HistoryRetention, ImportResult, Rotation, RotationResult, SessionLimit, SessionStore, StoreContext, StoreStats
 } from '../store.js'
 import { activityValues, insertValues, sessionDecoder, type SessionRow } from './codec.js'
 import { Database, noop } from './database.js'
@@ -86,12 +86,17 @@ export class PostgresStore implements SessionStore {
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateResult> {
     const rows = await this.#database.transaction(this.#lockKey(session.userId), async (query) => await query<SessionRow & { kind: string }>({
       ...this.#statements.create,
-      values: [session.userId, now, limit.max, limit.onLimit === 'reject', ...insertValues(session)]
+      values: [
+        session.userId, now, limit.max, limit.onLimit === 'reject', ...insertValues(session),
+        limit.deviceType?.type ?? null, limit.deviceType?.max ?? null, limit.deviceType?.onLimit === 'reject'
+      ]
     }))
     const of = (kind: string): SessionRecord[] => rows.filter((row) => row.kind === kind).map(this.#decode).sort(byRecentActivity)
     this.#expired(rows.filter((row) => row.kind === 'expired'))
     const active = of('active')
     if (active.length > 0) return { created: false, active }
+    const ofType = of('active-type')
+    if (ofType.length > 0) return { created: false, active: ofType, deviceType: (limit.deviceType as DeviceTypeLimit).type }
     const evicted = of('evicted')
     this.#cache?.forget([session.id, ...evicted.map((old) => old.id)])
     return { created: true, evicted }

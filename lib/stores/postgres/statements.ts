@@ -94,11 +94,16 @@ export class Statements {
   /** $1 id, $2 now, $3 seen hash, $4 seen next hash, $5 seen rotations. Removes a session whose old refresh token came back. */
   readonly reuse: Statement
   /**
-   * $1 user, $2 now, $3 max, $4 refuse when full, then the new session: the
-   * per-user limit in one statement (run under the user's lock). Removes the
-   * user's expired sessions (`expired`); when `$3` are live, either refuses
+   * $1 user, $2 now, $3 max, $4 refuse when full, $5..$24 the new session,
+   * $25 its device type when that type has a limit (else null), $26 that
+   * limit, $27 refuse when the type is full: the per-user limits in one
+   * statement (run under the user's lock), the rule of `planCreate()` in
+   * `lib/stores/limit.ts`. Removes the user's expired sessions (`expired`);
+   * when `$26` of the type are live, either refuses (`active-type`: those,
+   * nothing inserted) or removes the least recently active of them
+   * (`evicted`); then, when `$3` of the rest are live, either refuses
    * (`active`: every live one, nothing inserted) or removes the least recently
-   * active (`evicted`); then inserts.
+   * active of the rest (`evicted`); then inserts.
    */
   readonly create: Statement
   /** $1 old id, $2 now, then the new session. */
@@ -172,16 +177,25 @@ export class Statements {
       `refresh_rotations = refresh_rotations + 1 WHERE id = $1 AND expires_at > ${ts(2)} AND ${sameRefresh} RETURNING ${COLUMNS}, ${notify}`)
     this.reuse = statement('reuse',
       `DELETE FROM ${sessions} WHERE id = $1 AND expires_at > ${ts(2)} AND ${sameRefresh} RETURNING ${COLUMNS}, ${notify}`)
+    // evict by lastSeenAt, not createdAt: the user may still be on the older device
+    const recent = 'row_number() OVER (ORDER BY last_seen_at DESC, id DESC) AS rank'
     this.create = statement('create',
       `WITH expired AS (DELETE FROM ${sessions} WHERE user_id = $1 AND ${removable(2)} RETURNING ${COLUMNS}), ` +
-      `live AS (SELECT id, row_number() OVER (ORDER BY last_seen_at DESC, id DESC) AS rank FROM ${sessions} WHERE user_id = $1 AND expires_at > ${ts(2)}), ` +
-      'refused AS (SELECT 1 WHERE $4::boolean AND (SELECT count(*) FROM live) >= $3::int), ' +
-      // evict by lastSeenAt, not createdAt: the user may still be on the older device
-      `evicted AS (DELETE FROM ${sessions} WHERE id IN (SELECT id FROM live WHERE rank >= $3::int) AND NOT EXISTS (SELECT 1 FROM refused) ` +
-      `RETURNING ${COLUMNS}, ${notify}), ` +
+      // The type as deviceTypeOf() reads it; null (never true) when the type has no limit of its own.
+      `live AS (SELECT id, last_seen_at, COALESCE(device->>'type', 'unknown') = $25::text AS typed FROM ${sessions} ` +
+      `WHERE user_id = $1 AND expires_at > ${ts(2)}), ` +
+      `of_type AS (SELECT id, ${recent} FROM live WHERE typed), ` +
+      'type_refused AS (SELECT 1 WHERE $27::boolean AND (SELECT count(*) FROM of_type) >= $26::int), ' +
+      'type_evicted AS (SELECT id FROM of_type WHERE NOT $27::boolean AND rank >= $26::int), ' +
+      `rest AS (SELECT id, ${recent} FROM live WHERE id NOT IN (SELECT id FROM type_evicted)), ` +
+      'total_refused AS (SELECT 1 WHERE $4::boolean AND (SELECT count(*) FROM rest) >= $3::int AND NOT EXISTS (SELECT 1 FROM type_refused)), ' +
+      'refused AS (SELECT 1 FROM type_refused UNION ALL SELECT 1 FROM total_refused), ' +
+      `evicted AS (DELETE FROM ${sessions} WHERE id IN (SELECT id FROM type_evicted UNION ALL SELECT id FROM rest WHERE rank >= $3::int) ` +
+      `AND NOT EXISTS (SELECT 1 FROM refused) RETURNING ${COLUMNS}, ${notify}), ` +
       `inserted AS (${insert(sessions, 5, 'NOT EXISTS (SELECT 1 FROM refused)')} RETURNING id) ` +
       `SELECT 'expired' AS kind, ${ROW_NAMES} FROM expired UNION ALL SELECT 'evicted', ${ROW_NAMES} FROM evicted UNION ALL ` +
-      `SELECT 'active', ${COLUMNS} FROM ${sessions} WHERE id IN (SELECT id FROM live) AND EXISTS (SELECT 1 FROM refused)`)
+      `SELECT 'active', ${COLUMNS} FROM ${sessions} WHERE id IN (SELECT id FROM live) AND EXISTS (SELECT 1 FROM total_refused) UNION ALL ` +
+      `SELECT 'active-type', ${COLUMNS} FROM ${sessions} WHERE id IN (SELECT id FROM of_type) AND EXISTS (SELECT 1 FROM type_refused)`)
     this.replace = statement('replace',
       `WITH old AS (DELETE FROM ${sessions} WHERE id = $1 AND expires_at > ${ts(2)} RETURNING ${COLUMNS}, ${notify}), ` +
       `inserted AS (${insert(sessions, 3, 'EXISTS (SELECT 1 FROM old)')} RETURNING id) ` +

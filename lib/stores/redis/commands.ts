@@ -54,7 +54,9 @@ export class SessionCommands {
   async create (session: SessionRecord, limit: SessionLimit, now: number): Promise<CreateReply> {
     const { userId } = session
     return createReply(await this.#run('sessionGuardCreate', [this.#keys.index(userId), this.#keys.session(userId, session.id)], [
-      now, limit.max, limit.onLimit, this.#keys.scriptBase(userId), this.#keys.channel, session.id, ...encode(session)
+      now, limit.max, limit.onLimit, this.#keys.scriptBase(userId), this.#keys.channel,
+      limit.deviceType?.type ?? '', limit.deviceType?.max ?? 0, limit.deviceType?.onLimit ?? '',
+      session.id, ...encode(session)
     ]), this.#decode)
   }
 

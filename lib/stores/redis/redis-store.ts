@@ -4,6 +4,7 @@ import type {
   Activity,
   Counter,
   CreateResult,
+  DeviceTypeLimit,
   HeldCounter,
   HistoryEntry,
   HistoryQuery,
@@ -108,7 +109,7 @@ export class RedisStore implements SessionStore {
     const reply = await this.#commands.create(session, limit, now)
     if (reply.outcome === 'full') {
       await this.#settle(session.userId, now, reply, { orphans: [session.id] })
-      return { created: false, active: reply.active }
+      return reply.byType ? { created: false, active: reply.active, deviceType: (limit.deviceType as DeviceTypeLimit).type } : { created: false, active: reply.active }
     }
     await this.#settle(session.userId, now, reply, { live: [session], gone: reply.evicted })
     if (reply.evicted.length > 0) await this.#replicated(since)

@@ -24,8 +24,11 @@ export interface ScriptReport {
   expired: SessionRecord[]
 }
 
-/** The sessions evicted to make room, or those that filled the limit: most recently active first. */
-export type CreateReply = ScriptReport & ({ outcome: 'created', evicted: SessionRecord[] } | { outcome: 'full', active: SessionRecord[] })
+/**
+ * The sessions evicted to make room, or those that filled the limit: most
+ * recently active first; `byType` when the device type's limit refused.
+ */
+export type CreateReply = ScriptReport & ({ outcome: 'created', evicted: SessionRecord[] } | { outcome: 'full', active: SessionRecord[], byType: boolean })
 /** The reply of the get and touch scripts: the session, as read or as updated. */
 export type SessionReply = ScriptReport & ({ outcome: 'live', session: SessionRecord } | { outcome: 'none' })
 export type RotatedSession = SessionRecord & { readonly refresh: RefreshState }
@@ -71,7 +74,8 @@ function byActivity (sessions: SessionRecord[]): SessionRecord[] {
 
 export function createReply (raw: unknown, decode: Decode): CreateReply {
   const { status, others, report } = parts(raw, decode)
-  return status === 'full' ? { ...report, outcome: 'full', active: others } : { ...report, outcome: 'created', evicted: others }
+  if (status === 'created') return { ...report, outcome: 'created', evicted: others }
+  return { ...report, outcome: 'full', active: others, byType: status === 'full-type' }
 }
 
 export function sessionReply (raw: unknown, decode: Decode): SessionReply {

@@ -55,6 +55,15 @@ local function isLive(map, now)
   return now < tonumber(map.i) and now < tonumber(map.a)
 end
 
+-- The device type a session counts under (deviceTypeOf() in lib/session.ts):
+-- its device's, 'unknown' without one. Only read: the field is never re-encoded.
+local function deviceType(map)
+  if map.v == nil then return 'unknown' end
+  local device = cjson.decode(map.v)
+  if type(device.type) == 'string' then return device.type end
+  return 'unknown'
+end
+
 local function deadline(map)
   return math.min(tonumber(map.i), tonumber(map.a))
 end
@@ -170,31 +179,58 @@ end
 
 /**
  * KEYS: index, new session. ARGV: now, max, onLimit ('evict-oldest' | 'reject'),
- * session key base, channel, id, field/value pairs.
- * Prunes, counts, evicts the least recently active or refuses, inserts: one step.
+ * session key base, channel, device type ('' for no limit of its own), that
+ * type's max, its onLimit, id, field/value pairs.
+ * Prunes, counts (the type's sessions, then all), evicts the least recently
+ * active or refuses, inserts: one step. The rule of `planCreate()` in
+ * lib/stores/limit.ts. A session's type is read here, from its own device
+ * field, as it is now (activity may have changed it): no second round trip,
+ * and nothing a caller could have read before the step.
  */
 export const CREATE = PRELUDE + `
 local now, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+local typed, typeMax = ARGV[6], tonumber(ARGV[7])
 local live, expired = all(KEYS[1], ARGV[4], now)
-local evicted, ids = {}, {}
-if #live >= max then
-  -- evict by lastSeenAt, not createdAt: the user may still be on the older device
-  table.sort(live, function (x, y)
-    local lx, ly = tonumber(x.map.l), tonumber(y.map.l)
-    if lx ~= ly then return lx > ly end
-    return x.id > y.id
-  end)
+-- Most recently active first. Evict by lastSeenAt, not createdAt: the user may
+-- still be on the older device.
+table.sort(live, function (x, y)
+  local lx, ly = tonumber(x.map.l), tonumber(y.map.l)
+  if lx ~= ly then return lx > ly end
+  return x.id > y.id
+end)
+local evicting = {}
+if typed ~= '' then
+  local ofType = {}
+  for _, entry in ipairs(live) do
+    if deviceType(entry.map) == typed then ofType[#ofType + 1] = entry end
+  end
+  if #ofType >= typeMax then
+    if ARGV[8] == 'reject' then
+      return { 'full-type', settle(KEYS[1], now), {}, flats(ofType), expired }
+    end
+    for j = typeMax, #ofType do evicting[ofType[j].id] = true end
+  end
+end
+local rest = {}
+for _, entry in ipairs(live) do
+  if not evicting[entry.id] then rest[#rest + 1] = entry end
+end
+if #rest >= max then
   if ARGV[3] == 'reject' then
     return { 'full', settle(KEYS[1], now), {}, flats(live), expired }
   end
-  for j = max, #live do
-    redis.call('DEL', live[j].key)
-    redis.call('ZREM', KEYS[1], live[j].id)
-    evicted[#evicted + 1] = live[j].flat
-    ids[#ids + 1] = live[j].id
+  for j = max, #rest do evicting[rest[j].id] = true end
+end
+local evicted, ids = {}, {}
+for _, entry in ipairs(live) do
+  if evicting[entry.id] then
+    redis.call('DEL', entry.key)
+    redis.call('ZREM', KEYS[1], entry.id)
+    evicted[#evicted + 1] = entry.flat
+    ids[#ids + 1] = entry.id
   end
 end
-insert(KEYS[1], KEYS[2], 6, now)
+insert(KEYS[1], KEYS[2], 9, now)
 announce(ARGV[5], ids)
 return { 'created', settle(KEYS[1], now), {}, evicted, expired }
 `
