@@ -74,6 +74,12 @@ export async function buildServer (
     metrics: { path: '/metrics' },
     // A sign-in from too far away too soon gets a session that must pass a one-time code first (a step-up).
     anomalies: { impossibleTravel: { policy: 'challenge' } },
+    // "Was this you?": the user's other devices are asked on their devices page; a real app also e-mails them.
+    alerts: {
+      onAlert ({ userId, session }) {
+        app.log.warn({ user: byId.get(userId)?.username, device: session.device?.name, flags: session.flags }, 'new sign-in alert (a real app e-mails it)')
+      }
+    },
     ...guardOptions
   })
   await app.register(fastifyStatic, { root: join(__dirname, 'public') })
@@ -235,6 +241,8 @@ Open ${base}/ in a browser for the "Your devices" page (sign in from two browser
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # who am I
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions                    # your devices
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/history            # your recent sign-ins
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/alerts             # "Was this you?" (sign in from another browser first)
+  curl -s -b jar -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"answer":"no"}' ${base}/sessions/alerts/<id>   # sign it out
   curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh            # new tokens
   curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now

@@ -1,3 +1,4 @@
+import { parseAlertOptions, type AlertOptions, type AlertPolicy } from './alerts.js'
 import { type LocationResolver } from './devices/client.js'
 import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './devices/privacy.js'
 import { InvalidOptionError } from './errors.js'
@@ -96,6 +97,13 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    */
   history?: HistoryOptions | false
   /**
+   * "Was this you?": a flagged or challenged sign-in is put to the user's
+   * other sessions (`app.sessions.alerts()`, the `GET /alerts` route), and
+   * `onAlert` hears of it, to send an e-mail or a push.
+   * @default {} (alerts listed, no hook)
+   */
+  alerts?: AlertOptions
+  /**
    * Receives every event (as `app.sessions.events.on('event', …)` does), after
    * the request's own work; a throw is logged, never propagated.
    */
@@ -139,6 +147,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   lockout: true,
   anomalies: true,
   history: true,
+  alerts: true,
   onEvent: true,
   logging: true,
   routes: true,
@@ -163,6 +172,7 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly lockout: LockoutPolicy
   readonly anomalies: AnomalyPolicy
   readonly history: HistoryPolicy
+  readonly alerts: AlertPolicy
   readonly onEvent: ((event: SessionEvent) => void) | undefined
   readonly logging: LoggingPolicy
   readonly privacy: PrivacyPolicy
@@ -208,6 +218,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     lockout: parseLockoutOptions(options.lockout),
     anomalies: parseAnomalyOptions(options.anomalies),
     history: parseHistoryOptions(options.history, store),
+    alerts: parseAlertOptions(options.alerts),
     onEvent: optionalFunction(options.onEvent, 'onEvent', '(event) => void'),
     logging: parseLoggingOptions(options.logging),
     ...parseMonitoringOptions(options),

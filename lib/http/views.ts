@@ -24,6 +24,8 @@ export interface SessionView {
     browserVersion?: string
     os?: string
     osVersion?: string
+    /** The hardware model when known: "Pixel 8", "iPhone". */
+    model?: string
   }
   /** The IP as the privacy policy keeps it. */
   ip?: string
@@ -49,7 +51,8 @@ export function toView (session: SessionRecord, currentId?: string): SessionView
             browser: session.device.browser.name,
             browserVersion: session.device.browser.version,
             os: session.device.os.name,
-            osVersion: session.device.os.version
+            osVersion: session.device.os.version,
+            ...(session.device.model === undefined ? {} : { model: session.device.model })
           }
         }),
     ...(session.ip === undefined ? {} : { ip: session.ip }),
@@ -85,7 +88,8 @@ export const sessionViewSchema = {
         browser: { type: 'string' },
         browserVersion: { type: 'string' },
         os: { type: 'string' },
-        osVersion: { type: 'string' }
+        osVersion: { type: 'string' },
+        model: { type: 'string' }
       }
     },
     ip: { type: 'string' },
@@ -100,6 +104,13 @@ export const sessionViewSchema = {
       }
     }
   }
+} as const
+
+/** JSON schema of a "Was this you?" alert as the `GET /alerts` route answers it. */
+export const alertSchema = {
+  type: 'object',
+  required: ['session'],
+  properties: { session: { ...sessionViewSchema, description: 'The flagged session; its `flags` say why' } }
 } as const
 
 /** JSON schema of a login-history entry (`app.sessions.history()`), for response schemas. */
