@@ -109,7 +109,8 @@ export async function buildServer (
     await app.sessions.loginAttempts.succeed(request, username)
     const { accessToken, refreshToken, session } = await reply.issueSession({
       userId: user.id,
-      claims: { name: user.username, role: user.role },
+      // amr (RFC 8176): how the user proved who they were; the devices page shows it ("password").
+      claims: { name: user.username, role: user.role, amr: ['pwd'] },
       remember: request.body.remember === true
     })
     const stepUp = isChallenged(session)

@@ -85,7 +85,7 @@ if (!existsSync(executablePath)) {
     const item = phone.locator('.device', { hasText: LAPTOP.name })
     await item.getByText('Details').click()
     const details = await item.locator('dl').innerText()
-    for (const shown of ['desktop', 'Edge 131', 'Windows', 'Paris, FR', DEMO_ADDRESSES.paris, 'First seen', 'Last seen']) t.match(details, shown, `details show ${shown}`)
+    for (const shown of ['desktop', 'Edge 131', 'Windows', 'Paris, FR', DEMO_ADDRESSES.paris, 'Signed in with\npassword', 'Renewed\nnot yet', 'First seen', 'Last seen']) t.match(details, shown, `details show ${shown}`)
 
     // Usable at phone width: nothing wider than the screen, both answers on screen.
     t.ok(await phone.evaluate('document.documentElement.scrollWidth') as number <= PHONE_WIDTH, 'no horizontal scrolling at 390 px')

@@ -26,6 +26,9 @@ const FLAGS = {
   challenge: 'Awaiting verification'
 }
 
+// Sign-in methods (the amr claim, RFC 8176), as a person would say them.
+const METHODS = { pwd: 'password', otp: 'one-time code', mfa: 'two factors', hwk: 'security key', sms: 'text message', face: 'face', fpt: 'fingerprint' }
+
 // A login-history entry, as a person would say it.
 const REASONS = { user: 'by you', admin: 'by an administrator', limit: 'to make room for a new device', regenerate: 'renewed', reuse: 'after a stolen refresh token was detected', 'password-change': 'after a password change', anomaly: 'after unusual activity', 'not-me': 'after you said it was not you' }
 function describeEntry (entry) {
@@ -159,8 +162,10 @@ function details (session) {
     ['System', version(device.os, device.osVersion)],
     ['Location', session.location && [session.location.city, session.location.country].filter(Boolean).join(', ')],
     ['IP address', session.ip],
+    ['Signed in with', session.authMethods?.map((method) => METHODS[method] ?? method).join(' and ')],
     ['First seen', new Date(session.createdAt).toLocaleString()],
     ['Last seen', new Date(session.lastActiveAt).toLocaleString()],
+    ['Renewed', session.renewals > 0 ? `${session.renewals} time${session.renewals === 1 ? '' : 's'}` : 'not yet'],
     ['Stays signed in', session.remembered ? 'yes (remembered)' : 'until the browser closes']
   ]
   for (const [term, value] of rows) {
