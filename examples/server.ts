@@ -85,6 +85,12 @@ export async function buildServer (
     // and a time series of one-minute points over two hours, so a demo shows movement at once.
     admin: { prefix: '/admin/dashboard', preHandler: adminOnly },
     timeline: { interval: '1m', points: 120 },
+    // "Was this you?": the user's other devices are asked on their devices page; a real app also e-mails them.
+    alerts: {
+      onAlert ({ userId, session }) {
+        app.log.warn({ user: byId.get(userId)?.username, device: session.device?.name, flags: session.flags }, 'new sign-in alert (a real app e-mails it)')
+      }
+    },
     ...guardOptions
   })
   await app.register(fastifyStatic, { root: join(__dirname, 'public') })
@@ -114,7 +120,8 @@ export async function buildServer (
     await app.sessions.loginAttempts.succeed(request, username)
     const { accessToken, refreshToken, session } = await reply.issueSession({
       userId: user.id,
-      claims: { name: user.username, role: user.role },
+      // amr (RFC 8176): how the user proved who they were; the devices page shows it ("password").
+      claims: { name: user.username, role: user.role, amr: ['pwd'] },
       remember: request.body.remember === true
     })
     const stepUp = isChallenged(session)
@@ -257,6 +264,8 @@ sign-ins by country, devices, anomalies and lockouts, and a user search (user id
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # who am I
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions                    # your devices
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/history            # your recent sign-ins
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/alerts             # "Was this you?" (sign in from another browser first)
+  curl -s -b jar -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"answer":"no"}' ${base}/sessions/alerts/<id>   # sign it out
   curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh            # new tokens
   curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now

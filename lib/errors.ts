@@ -158,3 +158,22 @@ export const StepUpRequiredError = createError(
   'This session must complete a step-up first',
   401
 )
+
+/** `app.sessions.answerAlert()` was given an answer other than `'yes'` or `'no'`. */
+export const InvalidAlertAnswerError = createError<[string]>(
+  'FST_SESSION_GUARD_INVALID_ALERT_ANSWER',
+  "Invalid answer to a \"Was this you?\" alert: must be 'yes' or 'no', got %s",
+  400
+)
+
+/**
+ * A session that carries unanswered anomaly flags itself (a sign-in from a
+ * new device, a challenged one) answered "yes, it was me" about another: only
+ * a session nobody doubts may vouch for one, or two sign-ins of an attacker
+ * could vouch for each other. It may still answer "no".
+ */
+export const UnconfirmedSessionError = createError(
+  'FST_SESSION_GUARD_UNCONFIRMED_SESSION',
+  'This session awaits confirmation itself and cannot vouch for another',
+  403
+)

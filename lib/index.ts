@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ActivityObserver } from './activity.js'
+import { alertNotifier, SignInAlerts } from './alerts.js'
 import { ClientObserver } from './devices/client.js'
 import { createKeyOf } from './crypto.js'
 import { AlreadyRegisteredError, NoSessionError } from './errors.js'
@@ -28,6 +29,7 @@ import { LimitTickets } from './tokens/limit-tickets.js'
 import { RefreshTokens } from './tokens/refresh-tokens.js'
 import * as augmentModule from './fastify-augment.js'
 // The modules the public API below is drawn from.
+import * as alertsModule from './alerts.js'
 import * as clientModule from './devices/client.js'
 import * as deviceModule from './devices/device.js'
 import * as privacyModule from './devices/privacy.js'
@@ -79,11 +81,13 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   if (prometheus !== undefined) fastify.addHook('onClose', async () => prometheus.close())
   const history = new LoginHistory({ store: store.historyStore, clock, log: fastify.log }, options.history)
   const timeline = new Timeline({ clock, stats: async (now) => await store.stats(now), log: fastify.log }, options.timeline)
+  const notifyAlert = alertNotifier({ store, clock, log: fastify.log }, options.alerts)
   const events = new SessionEventStream(fastify.log, options.onEvent, (event) => {
     metrics.record(event)
     prometheus?.record(event)
     history.record(event)
     timeline.record(event)
+    notifyAlert(event)
   }, options.logging)
   await store.open({
     now: clock,
@@ -133,7 +137,8 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const loginAttempts = new LoginAttempts({
     store, events, clock, keyOf, byIp: options.privacy.ipMode !== 'none', describe: async (request) => await client.describe(request)
   }, options.lockout)
-  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, timeline, clock })
+  const alerts = new SignInAlerts({ store, events, anomalies, clock })
+  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, timeline, alerts, clock })
 
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)
@@ -209,6 +214,7 @@ namespace sessionGuard {
   export import AnalyticsOptions = analyticsModule.AnalyticsOptions
   export import TimelineOptions = timelineModule.TimelineOptions
   export import AdminRoutesOptions = adminRoutesModule.AdminRoutesOptions
+  export import AlertOptions = alertsModule.AlertOptions
   export import LoggingOptions = eventsModule.LoggingOptions
   export import LogLevel = eventsModule.LogLevel
   export import DeviceTypeLimitsOptions = limitsModule.DeviceTypeLimitsOptions
@@ -305,6 +311,10 @@ namespace sessionGuard {
   export import DURATION_BOUNDS_MS = timelineModule.DURATION_BOUNDS_MS
   export import sessionAnalyticsSchema = adminRoutesModule.sessionAnalyticsSchema
   export import sessionTimelineSchema = adminRoutesModule.sessionTimelineSchema
+  export import Alert = alertsModule.Alert
+  export import AlertAnswer = alertsModule.AlertAnswer
+  export import AlertHook = alertsModule.AlertHook
+  export import awaitsAnswer = alertsModule.awaitsAnswer
 
   // Errors (docs/errors.md)
   export import InvalidOptionError = errorsModule.InvalidOptionError
@@ -325,6 +335,8 @@ namespace sessionGuard {
   export import InvalidHistoryQueryError = errorsModule.InvalidHistoryQueryError
   export import HistoryOffError = errorsModule.HistoryOffError
   export import StepUpRequiredError = errorsModule.StepUpRequiredError
+  export import InvalidAlertAnswerError = errorsModule.InvalidAlertAnswerError
+  export import UnconfirmedSessionError = errorsModule.UnconfirmedSessionError
   // TypeScript emits `sessionGuard || (sessionGuard = {})` for a namespace merged with a function, and the function always exists.
   /* c8 ignore next */
 }
@@ -385,4 +397,7 @@ module.exports.StoreUnsupportedError = sessionGuard.StoreUnsupportedError
 module.exports.InvalidHistoryQueryError = sessionGuard.InvalidHistoryQueryError
 module.exports.HistoryOffError = sessionGuard.HistoryOffError
 module.exports.StepUpRequiredError = sessionGuard.StepUpRequiredError
+module.exports.InvalidAlertAnswerError = sessionGuard.InvalidAlertAnswerError
+module.exports.UnconfirmedSessionError = sessionGuard.UnconfirmedSessionError
+module.exports.awaitsAnswer = sessionGuard.awaitsAnswer
 module.exports.migrateSessions = sessionGuard.migrateSessions

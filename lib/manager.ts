@@ -1,3 +1,4 @@
+import { checkAnswer, type Alert, type AlertAnswer, type SignInAlerts } from './alerts.js'
 import { analyse, type AnalyticsOptions, type SessionAnalytics } from './monitoring/analytics.js'
 import type { RevocationReason, SessionEventStream } from './monitoring/events.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
@@ -19,6 +20,7 @@ export interface ManagerContext {
   readonly anomalies: AnomalyDetector
   readonly history: LoginHistory
   readonly timeline: Timeline
+  readonly alerts: SignInAlerts
   readonly clock: Clock
 }
 
@@ -100,6 +102,33 @@ export class SessionManager {
    */
   async trustDevice (sessionId: string): Promise<boolean> {
     return await this.#context.anomalies.trust(sessionId)
+  }
+
+  /**
+   * "Was this you?": the user's sessions that anomaly rules flagged (new
+   * device or country, a step-up, a device change …) and nobody answered
+   * yet, but `except` (the session asking, never asked about itself). Read
+   * from the store, so every instance shows the same. Most recently active first.
+   */
+  async alerts (userId: string, { except }: { except?: string } = {}): Promise<Alert[]> {
+    return await this.#context.alerts.list(userId, except)
+  }
+
+  /**
+   * Answers the alert about a flagged session of `userId`'s: `'yes'` vouches
+   * for it as `trustDevice` does (its device and country become known) and
+   * clears its flags; `'no'` revokes it (its refresh tokens stop working) with
+   * reason `'not-me'`. Both publish `alert.answered`, which the history keeps.
+   * `from`, the id of the session answering, is never the one asked about and,
+   * for a `'yes'`, must not be flagged itself (`FST_SESSION_GUARD_UNCONFIRMED_SESSION`).
+   * Returns `false` when there is no such alert: unknown, ended, another
+   * user's or not flagged. A bad `answer` throws `FST_SESSION_GUARD_INVALID_ALERT_ANSWER`.
+   */
+  async answerAlert (userId: string, sessionId: string, answer: AlertAnswer, { from }: { from?: string } = {}): Promise<boolean> {
+    checkAnswer(answer)
+    const answering = from === undefined ? undefined : await this.get(from)
+    if (from !== undefined && answering?.userId !== userId) return false
+    return await this.#context.alerts.answer(userId, sessionId, answer, answering)
   }
 
   /**

@@ -1,3 +1,4 @@
+import { parseAlertOptions, type AlertOptions, type AlertPolicy } from './alerts.js'
 import { type LocationResolver } from './devices/client.js'
 import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './devices/privacy.js'
 import { InvalidOptionError } from './errors.js'
@@ -124,6 +125,13 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    */
   admin?: AdminRoutesOptions
   /**
+   * "Was this you?": a flagged or challenged sign-in is put to the user's
+   * other sessions (`app.sessions.alerts()`, the `GET /alerts` route), and
+   * `onAlert` hears of it, to send an e-mail or a push.
+   * @default {} (alerts listed, no hook)
+   */
+  alerts?: AlertOptions
+  /**
    * Receives every event (as `app.sessions.events.on('event', …)` does), after
    * the request's own work; a throw is logged, never propagated.
    */
@@ -170,6 +178,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   history: true,
   timeline: true,
   admin: true,
+  alerts: true,
   onEvent: true,
   logging: true,
   routes: true,
@@ -197,6 +206,7 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly history: HistoryPolicy
   readonly timeline: TimelinePolicy
   readonly admin: AdminRoutesPolicy | undefined
+  readonly alerts: AlertPolicy
   readonly onEvent: ((event: SessionEvent) => void) | undefined
   readonly logging: LoggingPolicy
   readonly privacy: PrivacyPolicy
@@ -246,6 +256,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     history: parseHistoryOptions(options.history, store),
     timeline: parseTimelineOptions(options.timeline),
     admin: parseAdminRoutesOptions(options.admin),
+    alerts: parseAlertOptions(options.alerts),
     onEvent: optionalFunction(options.onEvent, 'onEvent', '(event) => void'),
     logging: parseLoggingOptions(options.logging),
     ...parseMonitoringOptions(options),

@@ -79,8 +79,14 @@ if (!existsSync(executablePath)) {
     t.match(await laptop.page.locator('#who').textContent(), 'alice')
     await laptop.page.screenshot({ path: SCREENSHOT })
 
-    // The laptop signs the phone out.
-    await laptop.page.locator('.device', { hasText: DEVICES.phone.name }).getByRole('button', { name: 'Revoke' }).click()
+    // The laptop signs the phone out, after saying yes to the question a revoke asks first.
+    const phoneItem = laptop.page.locator('.device', { hasText: DEVICES.phone.name })
+    await phoneItem.getByRole('button', { name: 'Revoke' }).click()
+    t.equal(await phoneItem.locator('.question').textContent(), `Sign out ${DEVICES.phone.name}?`, 'a revoke asks first')
+    await phoneItem.getByRole('button', { name: 'Cancel' }).click()
+    t.equal(await laptop.page.locator('#device-list .device').count(), 2, 'cancelled: nothing signed out')
+    await phoneItem.getByRole('button', { name: 'Revoke' }).click()
+    await phoneItem.getByRole('button', { name: 'Sign out', exact: true }).click()
     await laptop.page.locator('#device-list .device').nth(1).waitFor({ state: 'detached' })
     t.equal(await laptop.page.locator('#device-list .device').count(), 1, 'the laptop now sees one device')
     const activity = await laptop.page.locator('#history-list li .what').allTextContents()

@@ -102,8 +102,19 @@ t.test('a view of a record without client fields has none', async (t) => {
     createdAt: '2026-01-01T00:00:00.000Z',
     lastActiveAt: '2026-01-01T00:00:00.000Z',
     expiresAt: '2026-01-01T00:01:00.000Z',
-    remembered: true
+    remembered: true,
+    renewals: 0
   })
+})
+
+t.test('a view says how the session signed in (the amr claim, and nothing else of the claims) and how often it was refreshed', async (t) => {
+  const base = { id: 's', userId: 'u', fingerprintHash: 'h', createdAt: EPOCH, lastSeenAt: EPOCH, idleExpiresAt: EPOCH + MINUTE, absoluteExpiresAt: EPOCH + 2 * MINUTE, remembered: false }
+  const view = toView({ ...base, claims: { amr: ['pwd', 'otp'], role: 'admin' }, refresh: { hash: 'r', rotatedAt: EPOCH, rotations: 3 } })
+  t.strictSame([view.authMethods, view.renewals], [['pwd', 'otp'], 3])
+  t.notOk(JSON.stringify(view).includes('admin'), 'no other claim')
+  for (const amr of ['pwd', ['pwd', 1], undefined]) {
+    t.notOk('authMethods' in toView({ ...base, claims: { amr } }), `an amr of ${JSON.stringify(amr)} shows none`)
+  }
 })
 
 t.test('routes and resolveLocation options are validated', async (t) => {

@@ -31,6 +31,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     'FST_SESSION_GUARD_ANOMALY',
     'FST_SESSION_GUARD_CSRF',
     'FST_SESSION_GUARD_HISTORY_OFF',
+    'FST_SESSION_GUARD_INVALID_ALERT_ANSWER',
     'FST_SESSION_GUARD_INVALID_CLAIMS',
     'FST_SESSION_GUARD_INVALID_HISTORY_QUERY',
     'FST_SESSION_GUARD_INVALID_OPTION',
@@ -44,7 +45,8 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     'FST_SESSION_GUARD_STORE_FULL',
     'FST_SESSION_GUARD_STORE_UNAVAILABLE',
     'FST_SESSION_GUARD_STORE_UNSUPPORTED',
-    'FST_SESSION_GUARD_UNAUTHORIZED'
+    'FST_SESSION_GUARD_UNAUTHORIZED',
+    'FST_SESSION_GUARD_UNCONFIRMED_SESSION'
   ])
   const documented = await readFile(new URL('../docs/errors.md', `file://${__filename}`), 'utf8')
   for (const code of codes) t.match(documented, `| \`${code}\` |`, `${code} is in docs/errors.md`)

@@ -26,8 +26,11 @@ const FLAGS = {
   challenge: 'Awaiting verification'
 }
 
+// Sign-in methods (the amr claim, RFC 8176), as a person would say them.
+const METHODS = { pwd: 'password', otp: 'one-time code', mfa: 'two factors', hwk: 'security key', sms: 'text message', face: 'face', fpt: 'fingerprint' }
+
 // A login-history entry, as a person would say it.
-const REASONS = { user: 'by you', admin: 'by an administrator', limit: 'to make room for a new device', regenerate: 'renewed', reuse: 'after a stolen refresh token was detected', 'password-change': 'after a password change', anomaly: 'after unusual activity' }
+const REASONS = { user: 'by you', admin: 'by an administrator', limit: 'to make room for a new device', regenerate: 'renewed', reuse: 'after a stolen refresh token was detected', 'password-change': 'after a password change', anomaly: 'after unusual activity', 'not-me': 'after you said it was not you' }
 function describeEntry (entry) {
   const detail = entry.detail ?? {}
   switch (entry.type) {
@@ -39,6 +42,7 @@ function describeEntry (entry) {
     case 'login.locked': return 'Sign-in blocked after repeated failures'
     case 'anomaly.detected': return `${FLAGS[detail.rule] ?? detail.rule}: ${detail.decision === 'revoke' ? 'sign-in refused' : detail.decision === 'challenge' ? 'verification asked' : 'flagged'}`
     case 'challenge.completed': return 'Verification completed'
+    case 'alert.answered': return detail.answer === 'yes' ? 'You confirmed a new sign-in' : 'You said a sign-in was not you'
     default: return entry.type
   }
 }
@@ -118,7 +122,7 @@ function deviceItem (session, action) {
     <div><div class="name"><span class="label"></span></div><div class="meta"></div></div>`
   item.querySelector('.label').textContent = session.device?.name ?? 'Unknown device'
   if (session.isCurrent) item.querySelector('.name').insertAdjacentHTML('beforeend', '<span class="badge">This device</span>')
-  for (const flag of session.flags ?? []) {
+  for (const flag of shownFlags(session)) {
     const note = document.createElement('span')
     note.className = 'badge warn'
     note.textContent = FLAGS[flag] ?? flag
@@ -126,7 +130,87 @@ function deviceItem (session, action) {
   }
   // Two sessions of one browser differ by when they were signed in.
   item.querySelector('.meta').textContent = `${where(session)} · ${session.isCurrent ? 'active now' : `last active ${ago(session.lastActiveAt)}`} · signed in ${ago(session.createdAt)}`
+  item.querySelector('.meta').after(details(session))
   if (action) item.append(action)
+  return item
+}
+
+/**
+ * The flags a device shows. Another session's stay until someone answers "Was this you?" about it.
+ * This device's own are shown once, then acknowledged in this browser: the server keeps them, since
+ * a doubted session must not be able to clear the question its user's other devices are asked.
+ */
+function shownFlags (session) {
+  const flags = session.flags ?? []
+  if (!session.isCurrent || flags.length === 0) return flags
+  const key = `seen-flags:${session.id}`
+  const seen = new Set((localStorage.getItem(key) ?? '').split(' '))
+  localStorage.setItem(key, flags.join(' '))
+  return flags.filter((flag) => !seen.has(flag))
+}
+
+/** Everything the session knows about its device, place and times, folded away. */
+function details (session) {
+  const box = document.createElement('details')
+  box.className = 'more'
+  box.innerHTML = '<summary>Details</summary><dl></dl>'
+  const device = session.device ?? {}
+  const version = (name, number) => name && [name, number].filter(Boolean).join(' ')
+  const rows = [
+    ['Device', [device.model, device.type].filter(Boolean).join(' · ')],
+    ['Browser', version(device.browser, device.browserVersion)],
+    ['System', version(device.os, device.osVersion)],
+    ['Location', session.location && [session.location.city, session.location.country].filter(Boolean).join(', ')],
+    ['IP address', session.ip],
+    ['Signed in with', session.authMethods?.map((method) => METHODS[method] ?? method).join(' and ')],
+    ['First seen', new Date(session.createdAt).toLocaleString()],
+    ['Last seen', new Date(session.lastActiveAt).toLocaleString()],
+    ['Renewed', session.renewals > 0 ? `${session.renewals} time${session.renewals === 1 ? '' : 's'}` : 'not yet'],
+    ['Stays signed in', session.remembered ? 'yes (remembered)' : 'until the browser closes']
+  ]
+  for (const [term, value] of rows) {
+    if (!value) continue
+    const dt = document.createElement('dt')
+    dt.textContent = term
+    const dd = document.createElement('dd')
+    dd.textContent = value
+    box.querySelector('dl').append(dt, dd)
+  }
+  return box
+}
+
+/** A revoke asks first: the button turns into "Sign out?" with Sign out and Cancel. */
+function confirmRevoke (session) {
+  const box = document.createElement('div')
+  box.className = 'confirm'
+  const ask = button('Revoke', 'danger', async () => {
+    const question = document.createElement('span')
+    question.className = 'question'
+    question.textContent = `Sign out ${session.device?.name ?? 'this device'}?`
+    box.replaceChildren(question, button('Sign out', 'danger solid', async () => {
+      await api('DELETE', `/sessions/${encodeURIComponent(session.id)}`)
+      await renderDevices()
+    }), button('Cancel', 'secondary', async () => { box.replaceChildren(ask) }))
+  })
+  box.append(ask)
+  return box
+}
+
+/** A "Was this you?" notice about another session, with its two answers. */
+function notice ({ session }) {
+  const item = document.createElement('li')
+  item.className = 'notice'
+  item.dataset.sessionId = session.id
+  item.innerHTML = '<div><strong>Was this you?</strong> <span class="text"></span><div class="meta"></div></div><div class="answers"></div>'
+  const why = (session.flags ?? []).map((flag) => (FLAGS[flag] ?? flag).toLowerCase()).join(', ')
+  item.querySelector('.text').textContent = `${session.device?.name ?? 'An unknown device'} signed in to your account (${why}).`
+  item.querySelector('.meta').textContent = `${where(session)} · ${ago(session.createdAt)}`
+  const answer = (value) => async () => {
+    const response = await api('POST', `/sessions/alerts/${encodeURIComponent(session.id)}`, { answer: value })
+    if (!response.ok) item.querySelector('.meta').textContent = (await response.json()).message ?? 'That did not work'
+    else await renderDevices()
+  }
+  item.querySelector('.answers').append(button('Yes, it was me', 'secondary', answer('yes')), button('No, sign it out', 'danger solid', answer('no')))
   return item
 }
 
@@ -147,12 +231,10 @@ async function renderDevices () {
   const { sessions } = await response.json()
   const me = await (await api('GET', '/me')).json()
   $('#who').textContent = me.user.name
-  $('#device-list').replaceChildren(...sessions.map((session) => deviceItem(session, session.isCurrent
-    ? null
-    : button('Revoke', 'danger', async () => {
-      await api('DELETE', `/sessions/${encodeURIComponent(session.id)}`)
-      await renderDevices()
-    }))))
+  $('#device-list').replaceChildren(...sessions.map((session) => deviceItem(session, session.isCurrent ? null : confirmRevoke(session))))
+  const { alerts } = await (await api('GET', '/sessions/alerts')).json()
+  $('#alert-list').replaceChildren(...alerts.map(notice))
+  $('#alert-list').hidden = alerts.length === 0
   $('#revoke-others').disabled = sessions.length < 2
   const history = await api('GET', '/sessions/history?limit=10')
   $('#history-list').replaceChildren(...(history.ok ? (await history.json()).entries.map(historyItem) : []))

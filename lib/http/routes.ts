@@ -6,7 +6,7 @@ import type { SessionManager } from '../manager.js'
 import { hashId } from '../monitoring/events.js'
 import { routePath, section, type OptionNames } from '../validate.js'
 import { parseRouteExtras, routeWith, type RouteAccess, type RouteExtras } from './route-options.js'
-import { errorResponseSchema, historyEntrySchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
+import { alertSchema, errorResponseSchema, historyEntrySchema, sessionLimitResponseSchema, sessionViewSchema, toViews } from './views.js'
 
 export interface RoutesOptions {
   /** Where the routes are mounted, e.g. `'/sessions'`. */
@@ -84,6 +84,8 @@ function describe (summary: string): Record<string, unknown> {
  * - `POST   /revoke-others`  sign out everywhere else
  * - `POST   /revoke-all`     sign out everywhere, here included
  * - `POST   /resolve-limit`  complete a login refused at the session limit (public)
+ * - `GET    /alerts`         "Was this you?": the caller's other sessions awaiting an answer
+ * - `POST   /alerts/:id`     answer one: `{ "answer": "yes" }` vouches for it, `"no"` signs it out
  */
 export function sessionRoutes ({ guard, lifecycle, manager, extras, securityScheme }: RoutesContext): FastifyPluginAsync {
   return async function routes (fastify) {
@@ -163,6 +165,43 @@ export function sessionRoutes ({ guard, lifecycle, manager, extras, securitySche
       const revoked = await manager.revokeAll(current.userId, { reason: 'user' })
       await request.endSession(reply)
       return { revoked }
+    })
+
+    fastify.get('/alerts', route('session', {
+      preHandler: guard,
+      schema: {
+        ...describe('"Was this you?": the caller\'s other sessions that anomaly rules flagged, awaiting an answer'),
+        response: { 200: { type: 'object', required: ['alerts'], properties: { alerts: { type: 'array', items: alertSchema } } } }
+      }
+    }), async (request) => {
+      const current = request.authSession!
+      const alerts = await manager.alerts(current.userId, { except: current.id })
+      return { alerts: alerts.map(({ session }) => ({ session })) }
+    })
+
+    fastify.post<{ Params: { id: string }, Body: { answer: 'yes' | 'no' } }>('/alerts/:id', route('session', {
+      preHandler: guard,
+      logSerializers: redactedRequest,
+      schema: {
+        ...describe('Answer "Was this you?" about one of the caller\'s other sessions: yes vouches for it, no signs it out'),
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } },
+        body: {
+          type: 'object',
+          required: ['answer'],
+          additionalProperties: false,
+          properties: { answer: { type: 'string', enum: ['yes', 'no'], description: '"yes": it was me; "no": sign it out' } }
+        },
+        response: {
+          204: { type: 'null' },
+          403: { ...errorResponseSchema, description: 'The caller\'s own session awaits an answer: it may say "no", not "yes"' },
+          404: errorResponseSchema
+        }
+      }
+    }), async (request, reply) => {
+      const current = request.authSession!
+      // Only about the caller's other sessions: another user's id is answered exactly like an unknown one.
+      if (!await manager.answerAlert(current.userId, request.params.id, request.body.answer, { from: current.id })) throw new SessionNotFoundError()
+      return await reply.code(204).send()
     })
 
     fastify.post<{ Body: { ticket: string, revoke: string } }>('/resolve-limit', route('public', {

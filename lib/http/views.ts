@@ -24,12 +24,22 @@ export interface SessionView {
     browserVersion?: string
     os?: string
     osVersion?: string
+    /** The hardware model when known: "Pixel 8", "iPhone". */
+    model?: string
   }
   /** The IP as the privacy policy keeps it. */
   ip?: string
   location?: Location
   /** Anomalies flagged on the session (`'new_device'`, `'new_country'` …), for a "new location" hint. */
   flags?: string[]
+  /**
+   * How the session was signed in: the `amr` claim (RFC 8176 values such as
+   * `'pwd'`, `'otp'`, `'hwk'`) when the app put one in `issueSession({ claims })`.
+   * No other claim is shown.
+   */
+  authMethods?: string[]
+  /** How many times the session was renewed (its refresh token exchanged) since the sign-in. */
+  renewals: number
 }
 
 export function toView (session: SessionRecord, currentId?: string): SessionView {
@@ -49,13 +59,22 @@ export function toView (session: SessionRecord, currentId?: string): SessionView
             browser: session.device.browser.name,
             browserVersion: session.device.browser.version,
             os: session.device.os.name,
-            osVersion: session.device.os.version
+            osVersion: session.device.os.version,
+            ...(session.device.model === undefined ? {} : { model: session.device.model })
           }
         }),
     ...(session.ip === undefined ? {} : { ip: session.ip }),
     ...(session.location === undefined ? {} : { location: session.location }),
-    ...(session.flags === undefined ? {} : { flags: [...session.flags] })
+    ...(session.flags === undefined ? {} : { flags: [...session.flags] }),
+    ...authMethodsOf(session),
+    renewals: session.refresh?.rotations ?? 0
   }
+}
+
+/** The `amr` claim, when it is a list of strings: how the user proved who they were. */
+function authMethodsOf (session: SessionRecord): { authMethods?: string[] } {
+  const amr = session.claims?.amr
+  return Array.isArray(amr) && amr.every((method) => typeof method === 'string') ? { authMethods: [...amr as string[]] } : {}
 }
 
 /** Current session first, then most recently active first. */
@@ -68,7 +87,7 @@ export function toViews (sessions: readonly SessionRecord[], currentId?: string)
 /** JSON schema of a `SessionView`, for response schemas (and so for `@fastify/swagger`). */
 export const sessionViewSchema = {
   type: 'object',
-  required: ['id', 'isCurrent', 'createdAt', 'lastActiveAt', 'expiresAt', 'remembered'],
+  required: ['id', 'isCurrent', 'createdAt', 'lastActiveAt', 'expiresAt', 'remembered', 'renewals'],
   properties: {
     id: { type: 'string' },
     isCurrent: { type: 'boolean' },
@@ -85,11 +104,14 @@ export const sessionViewSchema = {
         browser: { type: 'string' },
         browserVersion: { type: 'string' },
         os: { type: 'string' },
-        osVersion: { type: 'string' }
+        osVersion: { type: 'string' },
+        model: { type: 'string' }
       }
     },
     ip: { type: 'string' },
     flags: { type: 'array', items: { type: 'string' } },
+    authMethods: { type: 'array', items: { type: 'string' }, description: 'The `amr` claim of the sign-in (RFC 8176): pwd, otp, hwk …' },
+    renewals: { type: 'integer', description: 'How many times the session was renewed (its token exchanged) since the sign-in' },
     location: {
       type: 'object',
       properties: {
@@ -100,6 +122,13 @@ export const sessionViewSchema = {
       }
     }
   }
+} as const
+
+/** JSON schema of a "Was this you?" alert as the `GET /alerts` route answers it. */
+export const alertSchema = {
+  type: 'object',
+  required: ['session'],
+  properties: { session: { ...sessionViewSchema, description: 'The flagged session; its `flags` say why' } }
 } as const
 
 /** JSON schema of a login-history entry (`app.sessions.history()`), for response schemas. */

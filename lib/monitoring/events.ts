@@ -10,7 +10,7 @@ import { section, type OptionNames } from '../validate.js'
 export const EVENT_VERSION = 1
 
 /** Why a session was revoked. */
-export type RevocationReason = 'user' | 'admin' | 'limit' | 'regenerate' | 'reuse' | 'password-change' | 'anomaly'
+export type RevocationReason = 'user' | 'admin' | 'limit' | 'regenerate' | 'reuse' | 'password-change' | 'anomaly' | 'not-me'
 
 /** The anomaly rules (see docs/monitoring.md). */
 export type AnomalyRule = 'new_device' | 'new_country' | 'ip_change' | 'device_change' | 'too_many_ips' | 'too_many_countries' | 'impossible_travel' | 'login_burst'
@@ -45,6 +45,12 @@ export interface SessionEvents {
   'anomaly.detected': { rule: AnomalyRule, decision: AnomalyDecision, at: 'login' | 'request', detail: Record<string, unknown> }
   /** `app.sessions.trustDevice` vouched for a session, but its user has `max` devices and countries known: this one is not remembered. */
   'anomaly.memory_full': { kind: 'device' | 'country', max: number }
+  /**
+   * The user answered a "Was this you?" alert about a flagged session
+   * (`app.sessions.answerAlert()`): `'yes'` vouched for it, `'no'` signed it
+   * out (then also `session.revoked` with reason `'not-me'`).
+   */
+  'alert.answered': { answer: 'yes' | 'no' }
 }
 
 export type SessionEventName = keyof SessionEvents
@@ -107,7 +113,8 @@ const DEFAULT_LEVELS: LoggingPolicy = {
   'login.failed': 'info',
   'login.locked': 'warn',
   'anomaly.detected': 'warn',
-  'anomaly.memory_full': 'warn'
+  'anomaly.memory_full': 'warn',
+  'alert.answered': 'info'
 }
 const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'session.created': true,
@@ -121,7 +128,8 @@ const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'login.failed': true,
   'login.locked': true,
   'anomaly.detected': true,
-  'anomaly.memory_full': true
+  'anomaly.memory_full': true,
+  'alert.answered': true
 }
 const LOG_LEVELS: ReadonlySet<unknown> = new Set<LogLevel>(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
 

@@ -56,7 +56,8 @@ const RECORDED: ReadonlySet<SessionEventName> = new Set<SessionEventName>([
   'challenge.completed',
   'login.failed',
   'login.locked',
-  'anomaly.detected'
+  'anomaly.detected',
+  'alert.answered'
 ])
 
 interface Pending {
@@ -196,6 +197,8 @@ function detailOf (event: SessionEvent): HistoryRecord['detail'] {
       return { scope: event.scope, retryAfterMs: event.retryAfterMs }
     case 'anomaly.detected':
       return { rule: event.rule, decision: event.decision, at: event.at }
+    case 'alert.answered':
+      return { answer: event.answer }
     default:
       return undefined
   }

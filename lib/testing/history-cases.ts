@@ -65,6 +65,16 @@ export async function historyCases (t: Test, factory: StoreFactory): Promise<voi
     t.strictSame(await store.history(`${user}-other`, { limit: 10 }, RETENTION, clock.now), [], 'another user has none')
   })
 
+  await t.test('the answers to "Was this you?" are kept as written: the entry type and the revocation reason', async (t) => {
+    const { store, clock, user } = await setup(t)
+    const written: HistoryRecord[] = [
+      { ...signIn(clock.now, 1), type: 'alert.answered', detail: { answer: 'no' } },
+      { ...signIn(clock.now, 1), type: 'session.revoked', detail: { reason: 'not-me' } }
+    ]
+    for (const record of written) await store.appendHistory(user, record, RETENTION, clock.now)
+    t.strictSame(stripIds(await store.history(user, { limit: 10 }, RETENTION, clock.now)), [...written].reverse())
+  })
+
   await t.test('pages: limit and before walk the history without gap or overlap', async (t) => {
     const { store, clock, user } = await setup(t)
     for (let n = 0; n < 7; n++) {
