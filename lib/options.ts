@@ -11,6 +11,7 @@ import { parseAnomalyOptions, type AnomalyOptions, type AnomalyPolicy } from './
 import { parseLoggingOptions, type LoggingOptions, type LoggingPolicy, type SessionEvent } from './monitoring/events.js'
 import { parseHistoryOptions, type HistoryOptions, type HistoryPolicy } from './monitoring/history.js'
 import { parseLockoutOptions, type LockoutOptions, type LockoutPolicy } from './monitoring/login-attempts.js'
+import { parseRememberDeviceOptions, type RememberDeviceOptions, type RememberDevicePolicy } from './remembered-devices.js'
 import type { Clock, Lifetime, Lifetimes } from './session.js'
 import { memoryStore } from './stores/memory.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
@@ -89,6 +90,13 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
   /** Anomaly rules, each with a policy, and a hook to decide per case. */
   anomalies?: AnomalyOptions
   /**
+   * "Remember this device": a signed long-lived cookie, bound to the user, that
+   * the `new_device` rule recognises at the device's next sign-in. `true` for
+   * the defaults. Asked for per sign-in (`issueSession({ rememberDevice: true })`).
+   * @default false
+   */
+  rememberDevice?: RememberDeviceOptions | boolean
+  /**
    * Each user's login history (`app.sessions.history()`): how many entries,
    * for how long; `false` keeps none. On by default when the store keeps a
    * history (the memory, Redis and PostgreSQL stores do).
@@ -138,6 +146,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   resolveLocation: true,
   lockout: true,
   anomalies: true,
+  rememberDevice: true,
   history: true,
   onEvent: true,
   logging: true,
@@ -162,6 +171,8 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly securityScheme: string | undefined
   readonly lockout: LockoutPolicy
   readonly anomalies: AnomalyPolicy
+  /** `undefined` when the option is off. */
+  readonly rememberDevice: RememberDevicePolicy | undefined
   readonly history: HistoryPolicy
   readonly onEvent: ((event: SessionEvent) => void) | undefined
   readonly logging: LoggingPolicy
@@ -207,6 +218,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     resolveLocation: optionalFunction(options.resolveLocation, 'resolveLocation', '(ip) => location'),
     lockout: parseLockoutOptions(options.lockout),
     anomalies: parseAnomalyOptions(options.anomalies),
+    rememberDevice: parseRememberDeviceOptions(options.rememberDevice, cookies.secure),
     history: parseHistoryOptions(options.history, store),
     onEvent: optionalFunction(options.onEvent, 'onEvent', '(event) => void'),
     logging: parseLoggingOptions(options.logging),

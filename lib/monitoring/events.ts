@@ -43,7 +43,11 @@ export interface SessionEvents {
   'login.locked': { usernameHash: string, username?: string, scope: 'username' | 'ip', retryAfterMs: number }
   'anomaly.detected': { rule: AnomalyRule, decision: AnomalyDecision, at: 'login' | 'request', detail: Record<string, unknown> }
   /** `app.sessions.trustDevice` vouched for a session, but its user has `max` devices and countries known: this one is not remembered. */
-  'anomaly.memory_full': { kind: 'device' | 'country', max: number }
+  'anomaly.memory_full': { kind: 'device' | 'country' | 'remembered_device', max: number }
+  /** "Remember this device": a vouched sign-in's device is remembered (its cookie written), for the first time. */
+  'device.remembered': Record<string, never>
+  /** A remembered device was forgotten: the one of a revoked session (`'device'`), or all of the user's (`'all'`, "sign out everywhere"). */
+  'device.forgotten': { scope: 'device' | 'all' }
 }
 
 export type SessionEventName = keyof SessionEvents
@@ -103,7 +107,9 @@ const DEFAULT_LEVELS: LoggingPolicy = {
   'login.failed': 'info',
   'login.locked': 'warn',
   'anomaly.detected': 'warn',
-  'anomaly.memory_full': 'warn'
+  'anomaly.memory_full': 'warn',
+  'device.remembered': 'info',
+  'device.forgotten': 'info'
 }
 const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'session.created': true,
@@ -117,7 +123,9 @@ const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'login.failed': true,
   'login.locked': true,
   'anomaly.detected': true,
-  'anomaly.memory_full': true
+  'anomaly.memory_full': true,
+  'device.remembered': true,
+  'device.forgotten': true
 }
 const LOG_LEVELS: ReadonlySet<unknown> = new Set<LogLevel>(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
 

@@ -53,7 +53,9 @@ const RECORDED: ReadonlySet<SessionEventName> = new Set<SessionEventName>([
   'challenge.completed',
   'login.failed',
   'login.locked',
-  'anomaly.detected'
+  'anomaly.detected',
+  'device.remembered',
+  'device.forgotten'
 ])
 
 interface Pending {
@@ -169,6 +171,8 @@ function detailOf (event: SessionEvent): HistoryRecord['detail'] {
       return { scope: event.scope, retryAfterMs: event.retryAfterMs }
     case 'anomaly.detected':
       return { rule: event.rule, decision: event.decision, at: event.at }
+    case 'device.forgotten':
+      return { scope: event.scope }
     default:
       return undefined
   }
