@@ -74,6 +74,8 @@ export async function buildServer (
     metrics: { path: '/metrics' },
     // A sign-in from too far away too soon gets a session that must pass a one-time code first (a step-up).
     anomalies: { impossibleTravel: { policy: 'challenge' } },
+    // "Remember this device": a signed cookie that lets the device's next sign-in pass the new-device rule.
+    rememberDevice: true,
     ...guardOptions
   })
   await app.register(fastifyStatic, { root: join(__dirname, 'public') })
@@ -104,7 +106,9 @@ export async function buildServer (
     const { accessToken, refreshToken, session } = await reply.issueSession({
       userId: user.id,
       claims: { name: user.username, role: user.role },
-      remember: request.body.remember === true
+      remember: request.body.remember === true,
+      // The same checkbox: written only if this sign-in is not flagged or challenged (then at its step-up).
+      rememberDevice: request.body.remember === true
     })
     const stepUp = isChallenged(session)
     if (stepUp) stepUpCodes.issue(session.id, user.username, app)
@@ -122,7 +126,8 @@ export async function buildServer (
       const message = verdict === 'wrong' ? 'Wrong code' : 'No code pending: sign in again'
       return await reply.code(verdict === 'wrong' ? 400 : 409).send({ statusCode: verdict === 'wrong' ? 400 : 409, error: 'Step-up', message })
     }
-    return { completed: await request.completeChallenge() }
+    // The code vouched for the device: remember it if the sign-in asked to ("Remember this device" was checked).
+    return { completed: await request.completeChallenge(reply, { rememberDevice: request.authSession!.remembered }) }
   })
 
   app.get('/me', { preHandler: app.requireSession }, async (request) => ({
