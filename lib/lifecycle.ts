@@ -209,9 +209,10 @@ export class Lifecycle {
     if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
     const devices = this.#context.devices
-    // The user signed that one out: its device is forgotten, as by any revocation but a logout.
-    await devices?.forget(revoked, request.log)
+    // This device as it was when the login was judged (it may be the one of the session signed out,
+    // which it then carries on); the device of the session signed out is forgotten, as by any revocation but a logout.
     const recognised = await devices?.recognise(request, ticket.userId)
+    await devices?.forget(revoked, request.log)
     return await this.#create(reply, ticket, await this.#context.client.describe(request), { value: fingerprint, hash: fingerprintHash }, recognised)
   }
 

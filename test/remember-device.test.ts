@@ -177,6 +177,18 @@ t.test('a login completed through the limit ticket keeps its request to remember
   t.equal((await h.app.sessions.get(completed.body.sessionId))?.flags, undefined, 'recognised when refused: completed unflagged')
   t.ok(completed.cookies[DEVICE_COOKIE], 'and the cookie renewed')
 
+  // At the limit with this device's own session: signing it out to sign in again here keeps the device remembered.
+  const renewed = completed.cookies[DEVICE_COOKIE] as string
+  const atLimit = await h.send(PARIS, 'POST', '/signin', { cookie: `${DEVICE_COOKIE}=${renewed}` }, { userId: 'alice' })
+  t.equal(atLimit.status, 409)
+  const swapped = await h.send(PARIS, 'POST', '/sessions/resolve-limit', { cookie: `__Host-sg-fp=${atLimit.cookies['__Host-sg-fp'] as string}; ${DEVICE_COOKIE}=${renewed}` },
+    { ticket: atLimit.body.ticket, revoke: completed.body.sessionId })
+  t.equal(swapped.status, 200)
+  t.equal((await h.app.sessions.get(swapped.body.sessionId))?.flags, undefined)
+  await h.app.sessions.revokeAll('alice', { except: swapped.body.sessionId })
+  h.clock.advance(60 * 60_000)
+  t.equal((await h.signIn(PARIS, { device: swapped.cookies[DEVICE_COOKIE] })).flags, undefined, 'the device moved to the new session: still remembered')
+
   const thief = await rememberApp(t, { maxSessionsPerUser: 1, onSessionLimit: 'reject' })
   const own = await thief.signIn(PARIS)
   const stolen = await thief.send(STRANGER, 'POST', '/signin', {}, { userId: 'alice', rememberDevice: true })
