@@ -91,6 +91,8 @@ export async function buildServer (
         app.log.warn({ user: byId.get(userId)?.username, device: session.device?.name, flags: session.flags }, 'new sign-in alert (a real app e-mails it)')
       }
     },
+    // "Remember this device": a signed cookie that lets the device's next sign-in pass the new-device rule.
+    rememberDevice: true,
     ...guardOptions
   })
   await app.register(fastifyStatic, { root: join(__dirname, 'public') })
@@ -122,7 +124,9 @@ export async function buildServer (
       userId: user.id,
       // amr (RFC 8176): how the user proved who they were; the devices page shows it ("password").
       claims: { name: user.username, role: user.role, amr: ['pwd'] },
-      remember: request.body.remember === true
+      remember: request.body.remember === true,
+      // The same checkbox: written only if this sign-in is not flagged or challenged (then at its step-up).
+      rememberDevice: request.body.remember === true
     })
     const stepUp = isChallenged(session)
     if (stepUp) stepUpCodes.issue(session.id, user.username, app)
@@ -140,7 +144,8 @@ export async function buildServer (
       const [statusCode, message] = STEP_UP_REFUSALS[verdict]
       return await reply.code(statusCode).send({ statusCode, error: 'Step-up', message })
     }
-    return { completed: await request.completeChallenge() }
+    // The code vouched for the device: remember it if the sign-in asked to ("Remember this device" was checked).
+    return { completed: await request.completeChallenge(reply, { rememberDevice: request.authSession!.remembered }) }
   })
 
   app.get('/me', { preHandler: app.requireSession }, async (request) => ({

@@ -1,5 +1,6 @@
 import type { Guard } from './guard.js'
 import type { IssuedSession, IssueSessionInput } from './lifecycle.js'
+import type { CompleteChallengeOptions } from './remembered-devices.js'
 import type { SessionManager } from './manager.js'
 import type { SessionRecord } from './session.js'
 // `request.user` and its typing (the `FastifyJWT` interface) come from @fastify/jwt.
@@ -43,8 +44,10 @@ declare module 'fastify' {
      * After the app's second factor: lifts this request's session out of its
      * step-up, and makes its device and country known for the user (as
      * `app.sessions.trustDevice` does). Resolves whether the session was live.
+     * With `reply` and `{ rememberDevice: true }` (the `rememberDevice` option),
+     * also writes the "Remember this device" cookie.
      */
-    completeChallenge (): Promise<boolean>
+    completeChallenge (reply?: FastifyReply, options?: CompleteChallengeOptions): Promise<boolean>
   }
 
   interface FastifyReply {

@@ -21,9 +21,11 @@ import { loadPromClient, PrometheusMetrics } from './monitoring/prometheus.js'
 import { Timeline } from './monitoring/timeline.js'
 import { instrumentGuard, loadTracer } from './monitoring/tracing.js'
 import { normalizeOptions, type SessionGuardOptions } from './options.js'
+import { RememberedDevices, requireDevices, type CompleteChallengeOptions } from './remembered-devices.js'
 import { expiryReason } from './session.js'
 import { FailClosedStore } from './stores/fail-closed.js'
 import { AccessTokens } from './tokens/access-tokens.js'
+import { DeviceTokens } from './tokens/device-tokens.js'
 import { registerJwt } from './tokens/jwt.js'
 import { LimitTickets } from './tokens/limit-tickets.js'
 import { RefreshTokens } from './tokens/refresh-tokens.js'
@@ -52,6 +54,7 @@ import * as historyModule from './monitoring/history.js'
 import * as loginAttemptsModule from './monitoring/login-attempts.js'
 import * as metricsModule from './monitoring/metrics.js'
 import * as optionsModule from './options.js'
+import * as rememberedDevicesModule from './remembered-devices.js'
 import * as sessionModule from './session.js'
 import * as memoryModule from './stores/memory.js'
 import * as memorySnapshotModule from './stores/memory-snapshot.js'
@@ -108,6 +111,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const keyOf = createKeyOf(options.tokens)
   const anomalies = new AnomalyDetector({ store, events, clock, keyOf }, options.anomalies)
   const activity = new ActivityObserver({ client, anomalies, store, events })
+  const devices = options.rememberDevice === undefined
+    ? undefined
+    : new RememberedDevices({ store, events, clock, keyOf, tokens: new DeviceTokens(options.tokens.signKey) }, options.rememberDevice)
   const guard = instrumentGuard(createGuard({
     store,
     accessTokens,
@@ -132,13 +138,14 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     cookies,
     client,
     anomalies,
-    activity
+    activity,
+    devices
   })
   const loginAttempts = new LoginAttempts({
     store, events, clock, keyOf, byIp: options.privacy.ipMode !== 'none', describe: async (request) => await client.describe(request)
   }, options.lockout)
   const alerts = new SignInAlerts({ store, events, anomalies, clock })
-  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, timeline, alerts, clock })
+  const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, timeline, alerts, clock, devices })
 
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)
@@ -151,9 +158,12 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   fastify.decorateRequest('regenerateSession', function (this: FastifyRequest, reply: FastifyReply, claims?: Record<string, unknown>) {
     return lifecycle.regenerate(this, reply, claims)
   })
-  fastify.decorateRequest('completeChallenge', async function (this: FastifyRequest) {
+  fastify.decorateRequest('completeChallenge', async function (this: FastifyRequest, reply?: FastifyReply, remember?: CompleteChallengeOptions) {
     if (this.authSession === null) throw new NoSessionError()
-    return await anomalies.completeChallenge(this, this.authSession.id)
+    const vouched = remember?.rememberDevice === true ? requireDevices(devices, reply) : undefined
+    const live = await anomalies.completeChallenge(this, this.authSession.id)
+    if (live && vouched !== undefined) await vouched.devices.rememberVouched(this, vouched.reply, this.authSession)
+    return live
   })
   fastify.decorateReply('issueSession', function (this: FastifyReply, input) {
     return lifecycle.issue(this, input)
@@ -208,6 +218,8 @@ namespace sessionGuard {
   export import IpMode = privacyModule.IpMode
   export import LocationResolver = clientModule.LocationResolver
   export import AnomalyOptions = anomalyModule.AnomalyOptions
+  export import RememberDeviceOptions = rememberedDevicesModule.RememberDeviceOptions
+  export import CompleteChallengeOptions = rememberedDevicesModule.CompleteChallengeOptions
   export import LockoutOptions = loginAttemptsModule.LockoutOptions
   export import AttemptOptions = loginAttemptsModule.AttemptOptions
   export import HistoryOptions = historyModule.HistoryOptions

@@ -17,9 +17,11 @@ import { limitFor, type DeviceTypeLimits } from './limits.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
+import { requireDevices, type RememberedDevices } from './remembered-devices.js'
 import { deviceTypeOf, displaceable, isChallenged, lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
 import type { CreateResult, DeviceTypeLimit, SessionLimit, SessionStore } from './stores/store.js'
 import { checkClaims, isStorable, type AccessTokens } from './tokens/access-tokens.js'
+import type { DeviceToken } from './tokens/device-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
 import type { OpenedRefreshToken, RefreshTokens } from './tokens/refresh-tokens.js'
 import { duration, isToken, routePath, section, type Duration, type OptionNames } from './validate.js'
@@ -114,6 +116,13 @@ export interface IssueSessionInput {
   claims?: Record<string, unknown>
   /** Longer lifetimes and persistent cookies ("remember me"). */
   remember?: boolean
+  /**
+   * "Remember this device" (needs the `rememberDevice` option): only a sign-in
+   * the anomaly rules gave no flag writes the device cookie; for a flagged or
+   * challenged one, ask again after the second factor with
+   * `request.completeChallenge(reply, { rememberDevice: true })`.
+   */
+  rememberDevice?: boolean
 }
 
 /** What issuing, refreshing or regenerating a session gives back. */
@@ -123,6 +132,8 @@ export interface IssuedSession {
   /** The refresh token, only when `refresh.transport` is `'body'` (otherwise it is in its cookie). */
   refreshToken?: string
   session: SessionRecord
+  /** `true` when this sign-in wrote the "Remember this device" cookie (a new device, or one renewed). */
+  deviceRemembered?: boolean
 }
 
 /** A login the anomaly rules let through: who, and the flags they gave it. */
@@ -148,6 +159,8 @@ export interface LifecycleContext {
   readonly client: ClientObserver
   readonly anomalies: AnomalyDetector
   readonly activity: ActivityObserver
+  /** "Remember this device", when the `rememberDevice` option is on. */
+  readonly devices?: RememberedDevices
 }
 
 /**
@@ -164,10 +177,12 @@ export class Lifecycle {
   /** Creates a session under the per-user limit, sets its cookies and signs its first access token. */
   async issue (reply: FastifyReply, input: IssueSessionInput): Promise<IssuedSession> {
     const login = validateInput(input)
+    if (login.rememberDevice === true) requireDevices(this.#context.devices, reply)
     const described = await this.#context.client.describe(reply.request)
-    const verdict = await this.#context.anomalies.atLogin(reply.request, login.userId, described)
+    const recognised = await this.#context.devices?.recognise(reply.request, login.userId)
+    const verdict = await this.#context.anomalies.atLogin(reply.request, login.userId, described, { rememberedDevice: recognised !== undefined })
     if (verdict.revoke) throw new AnomalyError()
-    return await this.#create(reply, { ...login, flags: verdict.flags }, described, createFingerprint())
+    return await this.#create(reply, { ...login, flags: verdict.flags }, described, createFingerprint(), recognised)
   }
 
   /**
@@ -203,13 +218,18 @@ export class Lifecycle {
     const revoked = await store.revoke(revokeId, now)
     if (revoked === undefined) throw refuse('stale_ticket')
     events.publish(request.log, 'session.revoked', now, revoked, { reason: 'user' })
-    return await this.#create(reply, ticket, described, { value: fingerprint, hash: fingerprintHash })
+    const devices = this.#context.devices
+    // This device as it was when the login was judged (it may be the one of the session signed out,
+    // which it then carries on); the device of the session signed out is forgotten, as by any revocation but a logout.
+    const recognised = await devices?.recognise(request, ticket.userId)
+    await devices?.forget(revoked, request.log)
+    return await this.#create(reply, ticket, described, { value: fingerprint, hash: fingerprintHash }, recognised)
   }
 
   /** Creates the session of a login the anomaly rules let through (with the flags they gave it). */
-  async #create (reply: FastifyReply, login: Login, described: ClientInfo, fingerprint: { value: string, hash: string }): Promise<IssuedSession> {
+  async #create (reply: FastifyReply, login: Login, described: ClientInfo, fingerprint: { value: string, hash: string }, recognised: DeviceToken | undefined): Promise<IssuedSession> {
     const { events, clock, lifetimes, refreshTokens, cookies, tickets } = this.#context
-    const { userId, claims, remember = false, flags } = login
+    const { userId, claims, remember = false, flags, rememberDevice } = login
     const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
     const refresh = refreshTokens.issue(id)
@@ -232,7 +252,7 @@ export class Lifecycle {
       cookies.set(reply, session, fingerprint.value, undefined, now)
       const { deviceType } = result
       const ticket = tickets.sign({
-        userId, claims, remember, flags, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id)), deviceType
+        userId, claims, remember, flags, rememberDevice, fingerprintHash: fingerprint.hash, activeHash: idSetHash(result.active.map((s) => s.id)), deviceType
       }, now)
       throw Object.assign(new SessionLimitError(), { sessions: toViews(displaceable(session, result.active)), ticket, ...(deviceType === undefined ? {} : { deviceType }) })
     }
@@ -240,7 +260,13 @@ export class Lifecycle {
       events.publish(reply.log, 'session.revoked', now, evicted, { reason: 'limit' })
     }
     events.publish(reply.log, 'session.created', now, session, { remembered: remember, ...(session.flags === undefined ? {} : { flags: session.flags }) })
-    return this.#deliver(reply, session, fingerprint.value, refresh.token, now)
+    // Only a vouched sign-in (no flag) writes the device cookie: never a flagged or challenged attempt.
+    const devices = this.#context.devices
+    const deviceRemembered = devices !== undefined && flags.length === 0 && (recognised !== undefined || rememberDevice === true) &&
+      await devices.remember(reply, session, recognised)
+    const issued = this.#deliver(reply, session, fingerprint.value, refresh.token, now)
+    if (deviceRemembered) issued.deviceRemembered = true
+    return issued
   }
 
   /**
@@ -317,6 +343,7 @@ export class Lifecycle {
       case 'reuse':
         events.publish(request.log, 'refresh.reuse_detected', now, current, {})
         events.publish(request.log, 'session.revoked', now, current, { reason: 'reuse' })
+        await this.#context.devices?.forget(current, request.log)
         throw end('refresh_token_reuse', current)
     }
     events.publish(request.log, 'session.refreshed', now, result.session, { rotations: result.session.refresh.rotations })
@@ -348,6 +375,8 @@ export class Lifecycle {
     events.publish(request.log, 'session.revoked', now, old, { reason: 'regenerate' })
     events.publish(request.log, 'session.created', now, session, { remembered: old.remembered })
     request.authSession = session
+    // A device remembered with the old session moves to the new one, so that revoking it still forgets the device.
+    await this.#context.devices?.carry(request, reply, old, session)
     return this.#deliver(reply, session, fingerprint.value, refresh.token, now)
   }
 
@@ -414,12 +443,13 @@ function currentSession (request: FastifyRequest): SessionRecord {
 }
 
 function validateInput (input: IssueSessionInput): IssueSessionInput {
-  if (typeof input !== 'object' || input === null) throw new TypeError('issueSession() takes { userId, claims?, remember? }')
-  const { userId, remember } = input
+  if (typeof input !== 'object' || input === null) throw new TypeError('issueSession() takes { userId, claims?, remember?, rememberDevice? }')
+  const { userId, remember, rememberDevice } = input
   if (typeof userId !== 'string' || userId === '' || userId.length > MAX_USER_ID_LENGTH || !isStorable(userId)) {
     throw new TypeError(`issueSession(): userId must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters, without U+0000 or an unpaired surrogate`)
   }
   if (remember !== undefined && typeof remember !== 'boolean') throw new TypeError('issueSession(): remember must be a boolean')
+  if (rememberDevice !== undefined && typeof rememberDevice !== 'boolean') throw new TypeError('issueSession(): rememberDevice must be a boolean')
   const claims = input.claims === undefined ? undefined : checkClaims(input.claims)
-  return { userId, claims, remember }
+  return { userId, claims, remember, rememberDevice }
 }

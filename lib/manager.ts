@@ -6,6 +6,7 @@ import type { LoginHistory } from './monitoring/history.js'
 import type { LoginAttempts } from './monitoring/login-attempts.js'
 import type { EventCounts, SessionMetrics } from './monitoring/metrics.js'
 import type { SessionTimeline, Timeline } from './monitoring/timeline.js'
+import type { RememberedDevices } from './remembered-devices.js'
 import type { Clock, SessionRecord } from './session.js'
 import type { HistoryEntry, SessionStore, StoreStats } from './stores/store.js'
 import { toViews, type SessionView } from './http/views.js'
@@ -22,6 +23,8 @@ export interface ManagerContext {
   readonly timeline: Timeline
   readonly alerts: SignInAlerts
   readonly clock: Clock
+  /** "Remember this device", when the `rememberDevice` option is on. */
+  readonly devices?: RememberedDevices
 }
 
 /** `app.sessions.export(userId)`: what the plugin holds about a user, without a secret. */
@@ -71,12 +74,17 @@ export class SessionManager {
     return await this.#context.store.get(sessionId, this.#context.clock())
   }
 
-  /** Revokes one session; its access tokens stop working on their next request. Returns whether it was live. */
+  /**
+   * Revokes one session; its access tokens stop working on their next request,
+   * and the device remembered with it ("Remember this device") is forgotten.
+   * Returns whether it was live.
+   */
   async revoke (sessionId: string, reason: RevocationReason = 'admin'): Promise<boolean> {
     const now = this.#context.clock()
     const session = await this.#context.store.revoke(sessionId, now)
     if (session === undefined) return false
     this.#context.events.publish(undefined, 'session.revoked', now, session, { reason })
+    await this.#context.devices?.forget(session)
     return true
   }
 
@@ -84,13 +92,33 @@ export class SessionManager {
    * Revokes every session of a user ("log out everywhere"), or every one but
    * `except` ("log out everywhere else"). After a password change:
    * `await app.sessions.revokeAll(userId, { reason: 'password-change' })`.
-   * Returns how many were revoked.
+   * Returns how many were revoked. Every device remembered for the user is
+   * forgotten; with `except`, those remembered with the revoked sessions.
    */
   async revokeAll (userId: string, { except, reason = 'admin' }: { except?: string, reason?: RevocationReason } = {}): Promise<number> {
     const now = this.#context.clock()
     const revoked = await this.#context.store.revokeUser(userId, except, now)
     for (const session of revoked) this.#context.events.publish(undefined, 'session.revoked', now, session, { reason })
+    const devices = this.#context.devices
+    if (devices !== undefined && except === undefined) await devices.forgetAll(userId)
+    else for (const session of revoked) await devices?.forget(session)
     return revoked.length
+  }
+
+  /**
+   * "Remember this device": forgets the device remembered with the user's
+   * session `sessionId` (live or not: a history entry names it), without
+   * revoking anything. Its next sign-in is new to the `new_device` rule.
+   * Returns whether one was remembered (always `false` without the
+   * `rememberDevice` option).
+   */
+  async forgetDevice (userId: string, sessionId: string): Promise<boolean> {
+    return await this.#context.devices?.forget({ userId, id: sessionId }) ?? false
+  }
+
+  /** Forgets every device remembered for the user, without revoking anything. */
+  async forgetDevices (userId: string): Promise<void> {
+    await this.#context.devices?.forgetAll(userId)
   }
 
   /**

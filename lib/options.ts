@@ -15,6 +15,7 @@ import { parseLoggingOptions, type LoggingOptions, type LoggingPolicy, type Sess
 import { parseHistoryOptions, type HistoryOptions, type HistoryPolicy } from './monitoring/history.js'
 import { parseTimelineOptions, type TimelineOptions, type TimelinePolicy } from './monitoring/timeline.js'
 import { parseLockoutOptions, type LockoutOptions, type LockoutPolicy } from './monitoring/login-attempts.js'
+import { parseRememberDeviceOptions, type RememberDeviceOptions, type RememberDevicePolicy } from './remembered-devices.js'
 import type { Clock, Lifetime, Lifetimes } from './session.js'
 import { memoryStore } from './stores/memory.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
@@ -104,6 +105,13 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
   /** Anomaly rules, each with a policy, and a hook to decide per case. */
   anomalies?: AnomalyOptions
   /**
+   * "Remember this device": a signed long-lived cookie, bound to the user, that
+   * the `new_device` rule recognises at the device's next sign-in. `true` for
+   * the defaults. Asked for per sign-in (`issueSession({ rememberDevice: true })`).
+   * @default false
+   */
+  rememberDevice?: RememberDeviceOptions | boolean
+  /**
    * Each user's login history (`app.sessions.history()`): how many entries,
    * for how long; `false` keeps none. On by default when the store keeps a
    * history (the memory, Redis and PostgreSQL stores do).
@@ -175,6 +183,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   resolveLocation: true,
   lockout: true,
   anomalies: true,
+  rememberDevice: true,
   history: true,
   timeline: true,
   admin: true,
@@ -203,6 +212,8 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly securityScheme: string | undefined
   readonly lockout: LockoutPolicy
   readonly anomalies: AnomalyPolicy
+  /** `undefined` when the option is off. */
+  readonly rememberDevice: RememberDevicePolicy | undefined
   readonly history: HistoryPolicy
   readonly timeline: TimelinePolicy
   readonly admin: AdminRoutesPolicy | undefined
@@ -253,6 +264,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     resolveLocation: optionalFunction(options.resolveLocation, 'resolveLocation', '(ip) => location'),
     lockout: parseLockoutOptions(options.lockout),
     anomalies: parseAnomalyOptions(options.anomalies),
+    rememberDevice: parseRememberDeviceOptions(options.rememberDevice, cookies.secure),
     history: parseHistoryOptions(options.history, store),
     timeline: parseTimelineOptions(options.timeline),
     admin: parseAdminRoutesOptions(options.admin),

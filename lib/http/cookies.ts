@@ -83,6 +83,9 @@ function cookieName (name: string, option: string, secure: boolean): string {
   return name
 }
 
+/** Checks a cookie name option (a token; no `__Host-`/`__Secure-` prefix without secure cookies), for other features' cookies. */
+export const checkCookieName: (name: string, option: string, secure: boolean) => string = cookieName
+
 /** An empty value that expires at once, as `@fastify/cookie`'s `clearCookie` writes it. */
 const EXPIRED = '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'
 

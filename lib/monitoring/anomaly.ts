@@ -170,8 +170,12 @@ export class AnomalyDetector {
     this.#keyOf = keyOf
   }
 
-  /** Checks a login of `userId` from `client`, before its session is created. */
-  async atLogin (request: FastifyRequest, userId: string, client: ClientInfo): Promise<Verdict> {
+  /**
+   * Checks a login of `userId` from `client`, before its session is created. A
+   * `rememberedDevice` (its "Remember this device" cookie recognised for the
+   * user) is not new: the `new_device` rule passes it; every other rule applies.
+   */
+  async atLogin (request: FastifyRequest, userId: string, client: ClientInfo, { rememberedDevice = false }: { rememberedDevice?: boolean } = {}): Promise<Verdict> {
     const store = this.#store
     const policy = this.#policy
     const now = this.#clock()
@@ -185,7 +189,7 @@ export class AnomalyDetector {
     const logins = await store.increment(`anomaly:logins:${user}`, policy.memoryMs, now)
     const first = logins.count === 1
     const device = client.device
-    if (device !== undefined && policy.newDevice !== 'ignore' && !await this.#known(this.#deviceMarker(user, device), first, now)) {
+    if (device !== undefined && policy.newDevice !== 'ignore' && !rememberedDevice && !await this.#known(this.#deviceMarker(user, device), first, now)) {
       report('new_device', { device: device.name })
     }
     const country = client.location?.country

@@ -44,13 +44,17 @@ export interface SessionEvents {
   'login.locked': { usernameHash: string, username?: string, scope: 'username' | 'ip', retryAfterMs: number }
   'anomaly.detected': { rule: AnomalyRule, decision: AnomalyDecision, at: 'login' | 'request', detail: Record<string, unknown> }
   /** `app.sessions.trustDevice` vouched for a session, but its user has `max` devices and countries known: this one is not remembered. */
-  'anomaly.memory_full': { kind: 'device' | 'country', max: number }
+  'anomaly.memory_full': { kind: 'device' | 'country' | 'remembered_device', max: number }
   /**
    * The user answered a "Was this you?" alert about a flagged session
    * (`app.sessions.answerAlert()`): `'yes'` vouched for it, `'no'` signed it
    * out (then also `session.revoked` with reason `'not-me'`).
    */
   'alert.answered': { answer: 'yes' | 'no' }
+  /** "Remember this device": a vouched sign-in's device is remembered (its cookie written), for the first time. */
+  'device.remembered': Record<string, never>
+  /** A remembered device was forgotten: the one of a revoked session (`'device'`), or all of the user's (`'all'`, "sign out everywhere"). */
+  'device.forgotten': { scope: 'device' | 'all' }
 }
 
 export type SessionEventName = keyof SessionEvents
@@ -114,7 +118,9 @@ const DEFAULT_LEVELS: LoggingPolicy = {
   'login.locked': 'warn',
   'anomaly.detected': 'warn',
   'anomaly.memory_full': 'warn',
-  'alert.answered': 'info'
+  'alert.answered': 'info',
+  'device.remembered': 'info',
+  'device.forgotten': 'info'
 }
 const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'session.created': true,
@@ -129,7 +135,9 @@ const EVENT_NAMES: OptionNames<LoggingPolicy> = {
   'login.locked': true,
   'anomaly.detected': true,
   'anomaly.memory_full': true,
-  'alert.answered': true
+  'alert.answered': true,
+  'device.remembered': true,
+  'device.forgotten': true
 }
 const LOG_LEVELS: ReadonlySet<unknown> = new Set<LogLevel>(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
 

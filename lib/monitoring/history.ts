@@ -57,7 +57,9 @@ const RECORDED: ReadonlySet<SessionEventName> = new Set<SessionEventName>([
   'login.failed',
   'login.locked',
   'anomaly.detected',
-  'alert.answered'
+  'alert.answered',
+  'device.remembered',
+  'device.forgotten'
 ])
 
 interface Pending {
@@ -199,6 +201,8 @@ function detailOf (event: SessionEvent): HistoryRecord['detail'] {
       return { rule: event.rule, decision: event.decision, at: event.at }
     case 'alert.answered':
       return { answer: event.answer }
+    case 'device.forgotten':
+      return { scope: event.scope }
     default:
       return undefined
   }

@@ -8,6 +8,8 @@ export interface LimitTicket {
   remember: boolean
   /** The anomaly flags the refused login earned: the session it completes carries them. */
   flags: readonly string[]
+  /** The refused login asked to remember its device (`issueSession({ rememberDevice: true })`). */
+  rememberDevice?: boolean
   /** Hash of the fingerprint cookie set with the 409. */
   fingerprintHash: string
   /** Hash of the ids of the sessions the 409 offered (the user's, or those of `deviceType`). */
@@ -48,6 +50,7 @@ export class LimitTickets extends TimedJwt {
       clm: ticket.claims,
       rem: ticket.remember,
       flg: ticket.flags.length === 0 ? undefined : ticket.flags,
+      rdv: ticket.rememberDevice === true ? true : undefined,
       fph: ticket.fingerprintHash,
       act: ticket.activeHash,
       dty: ticket.deviceType
@@ -66,6 +69,7 @@ export class LimitTickets extends TimedJwt {
       remember: payload.rem === true,
       // Signed with the rest: a client cannot strip them.
       flags: Array.isArray(payload.flg) ? payload.flg as string[] : [],
+      rememberDevice: payload.rdv === true,
       fingerprintHash: payload.fph as string,
       activeHash: payload.act as string,
       ...(typeof payload.dty === 'string' ? { deviceType: payload.dty } : {}),

@@ -7,12 +7,14 @@ import sessionGuard, {
   expiresAt,
   isLive,
   isRemovable,
+  type CompleteChallengeOptions,
   type HistoryEntry,
   type SessionTimeline,
   type TimelineOptions,
   type TimelinePoint,
   type AdminRoutesOptions,
   DURATION_BOUNDS_MS,
+  type RememberDeviceOptions,
   type UserExport,
   type IssuedSession,
   memoryStore,
@@ -147,7 +149,19 @@ app.post('/login', async (request: FastifyRequest, reply: FastifyReply) => {
   expectType<Promise<IssuedSession>>(request.regenerateSession(reply, { role: 'user' }))
   expectType<Promise<void>>(request.endSession(reply))
   expectType<Promise<boolean>>(request.completeChallenge())
+  expectType<Promise<boolean>>(request.completeChallenge(reply, { rememberDevice: true }))
+  expectError(request.completeChallenge(reply, { rememberDevice: 'yes' }))
+  const remembered = await reply.issueSession({ userId: 'alice', rememberDevice: true })
+  expectType<boolean | undefined>(remembered.deviceRemembered)
+  expectError(reply.issueSession({ userId: 'alice', rememberDevice: 'yes' }))
+  expectType<Promise<boolean>>(app.sessions.forgetDevice('alice', 'session-id'))
+  expectType<Promise<void>>(app.sessions.forgetDevices('alice'))
 })
+expectAssignable<SessionGuardOptions>({ secret: 'x', rememberDevice: true })
+expectAssignable<SessionGuardOptions>({ secret: 'x', rememberDevice: { ttl: '30d', cookieName: '__Host-device', maxPerUser: 5 } })
+expectError<SessionGuardOptions>({ secret: 'x', rememberDevice: { ttl: '30d', cookie: 'x' } })
+expectAssignable<RememberDeviceOptions>({ ttl: 1000 })
+expectAssignable<CompleteChallengeOptions>({ rememberDevice: false })
 app.post('/step-up', { preHandler: app.requireSession, config: { allowChallenged: true } }, async () => ({}))
 expectError(app.post('/step-up', { config: { allowChallenged: 'yes' } }, async () => ({})))
 expectAssignable<SessionGuardOptions>({ secret: 'x', anomalies: { newDevice: 'challenge', ipChange: 'challenge' } })
