@@ -189,12 +189,17 @@ t.test('a login completed through the limit ticket keeps its request to remember
   h.clock.advance(60 * 60_000)
   t.equal((await h.signIn(PARIS, { device: swapped.cookies[DEVICE_COOKIE] })).flags, undefined, 'the device moved to the new session: still remembered')
 
-  const thief = await rememberApp(t, { maxSessionsPerUser: 1, onSessionLimit: 'reject' })
+  const thief = await rememberApp(t, { maxSessionsPerUser: 2, onSessionLimit: 'reject' })
   const own = await thief.signIn(PARIS)
+  const pending = await thief.send(STRANGER, 'POST', '/signin', {}, { userId: 'alice' })
+  t.equal(pending.status, 200, 'a first challenged sign-in, under the limit')
   const stolen = await thief.send(STRANGER, 'POST', '/signin', {}, { userId: 'alice', rememberDevice: true })
-  const done = await thief.send(STRANGER, 'POST', '/sessions/resolve-limit', { cookie: `__Host-sg-fp=${stolen.cookies['__Host-sg-fp'] as string}` },
-    { ticket: stolen.body.ticket, revoke: own.answer.body.sessionId })
-  t.equal(done.status, 200)
+  t.equal(stolen.status, 409)
+  const resolve = async (revoke: string) => await thief.send(STRANGER, 'POST', '/sessions/resolve-limit',
+    { cookie: `__Host-sg-fp=${stolen.cookies['__Host-sg-fp'] as string}` }, { ticket: stolen.body.ticket, revoke })
+  t.equal((await resolve(own.answer.body.sessionId)).status, 401, 'a challenged login cannot sign the proven session out')
+  const done = await resolve(pending.body.sessionId)
+  t.equal(done.status, 200, 'only the challenged one')
   t.equal(done.cookies[DEVICE_COOKIE], undefined, 'a challenged login completed through the ticket is not remembered')
 })
 
