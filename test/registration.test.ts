@@ -161,6 +161,22 @@ t.test('refresh.path must be a cookie path', async (t) => {
   }
 })
 
+t.test('each refusal of the refresh options says what is wanted', async (t) => {
+  const origins = 'must be an array of origins such as "https://app.example.com"'
+  const cases: Array<[string, unknown, string, string]> = [
+    ['a transport of neither kind', { transport: 'header' }, 'refresh.transport', "must be 'cookie' or 'body', got header"],
+    ['a header name with a space', { csrfHeader: 'bad header' }, 'refresh.csrfHeader', 'must be a header name'],
+    ['one origin, not in an array', { allowedOrigins: 'https://a.example' }, 'refresh.allowedOrigins', origins],
+    ['an array with one origin that is no string', { allowedOrigins: ['https://a.example', 1] }, 'refresh.allowedOrigins', origins]
+  ]
+  for (const [name, refresh, option, wanted] of cases) {
+    const err = await registrationError({ secret: SECRET, refresh })
+    t.equal(err?.message, `Invalid option "${option}": ${wanted}`, name)
+  }
+  t.equal(await registrationError({ secret: SECRET, refresh: { transport: 'body' } }), undefined, 'transport body')
+  t.equal(await registrationError({ secret: SECRET, refresh: { transport: 'cookie', allowedOrigins: ['https://a.example'] } }), undefined, 'transport cookie, origins')
+})
+
 t.test('registering twice in one scope is a clear error', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
