@@ -161,6 +161,22 @@ t.test('refresh.path must be a cookie path', async (t) => {
   }
 })
 
+t.test('each refusal of the refresh options says what is wanted', async (t) => {
+  const origins = 'must be an array of origins such as "https://app.example.com"'
+  const cases: Array<[string, unknown, string, string]> = [
+    ['a transport of neither kind', { transport: 'header' }, 'refresh.transport', "must be 'cookie' or 'body', got header"],
+    ['a header name with a space', { csrfHeader: 'bad header' }, 'refresh.csrfHeader', 'must be a header name'],
+    ['one origin, not in an array', { allowedOrigins: 'https://a.example' }, 'refresh.allowedOrigins', origins],
+    ['an array with one origin that is no string', { allowedOrigins: ['https://a.example', 1] }, 'refresh.allowedOrigins', origins]
+  ]
+  for (const [name, refresh, option, wanted] of cases) {
+    const err = await registrationError({ secret: SECRET, refresh })
+    t.equal(err?.message, `Invalid option "${option}": ${wanted}`, name)
+  }
+  t.equal(await registrationError({ secret: SECRET, refresh: { transport: 'body' } }), undefined, 'transport body')
+  t.equal(await registrationError({ secret: SECRET, refresh: { transport: 'cookie', allowedOrigins: ['https://a.example'] } }), undefined, 'transport cookie, origins')
+})
+
 t.test('registering twice in one scope is a clear error', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
@@ -185,24 +201,32 @@ t.test('issueSession validates its input', async (t) => {
   const h = await build(t, {}, (app) => {
     app.post('/raw', async (request, reply) => await reply.issueSession(request.body as never))
   })
-  const cases: Array<[string, unknown]> = [
-    ['no body', null],
-    ['no userId', {}],
-    ['empty userId', { userId: '' }],
-    ['numeric userId', { userId: 42 }],
-    ['huge userId', { userId: 'a'.repeat(257) }],
-    ['remember not boolean', { userId: 'a', remember: 'yes' }],
-    ['claims not an object', { userId: 'a', claims: ['x'] }],
-    ['reserved claim', { userId: 'a', claims: { sub: 'admin' } }],
-    ['reserved claim sid', { userId: 'a', claims: { sid: 'x' } }],
-    ['userId with U+0000', { userId: 'a\u0000b' }],
-    ['userId with a lone surrogate', { userId: 'a\ud800' }]
+  const takes = 'issueSession() takes { userId, claims?, remember? }'
+  const badUserId = 'issueSession(): userId must be a non-empty string of at most 256 characters, without U+0000 or an unpaired surrogate'
+  const cases: Array<[string, unknown, string | RegExp]> = [
+    ['no body', null, takes],
+    ['a string body', 'alice', takes],
+    ['no userId', {}, badUserId],
+    ['empty userId', { userId: '' }, badUserId],
+    ['numeric userId', { userId: 42 }, badUserId],
+    ['huge userId', { userId: 'a'.repeat(257) }, badUserId],
+    ['remember not boolean', { userId: 'a', remember: 'yes' }, 'issueSession(): remember must be a boolean'],
+    ['claims not an object', { userId: 'a', claims: ['x'] }, /claims/],
+    ['reserved claim', { userId: 'a', claims: { sub: 'admin' } }, /sub/],
+    ['reserved claim sid', { userId: 'a', claims: { sid: 'x' } }, /sid/],
+    ['userId with U+0000', { userId: 'a\u0000b' }, badUserId],
+    ['userId with a lone surrogate', { userId: 'a\ud800' }, badUserId]
   ]
-  for (const [name, body] of cases) {
+  for (const [name, body, message] of cases) {
     const response = await h.app.inject({ method: 'POST', url: '/raw', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) })
     t.equal(response.statusCode, 500, name)
+    if (typeof message === 'string') t.equal(response.json().message, message, `${name}: the message`)
+    else t.match(response.json().message, message, `${name}: the message`)
   }
   t.match(await h.app.sessions.stats(), { sessions: 0, users: 0, events: { created: 0 } }, 'no session was created')
+  const longest = await h.app.inject({ method: 'POST', url: '/raw', payload: { userId: 'a'.repeat(256), remember: false } })
+  t.equal(longest.statusCode, 200, 'a userId of 256 characters is one')
+  t.equal(longest.json().session.userId, 'a'.repeat(256))
 })
 
 t.test('claims with U+0000 or an unpaired surrogate, in a name or a value at any depth, answer 400 and write nothing', async (t) => {

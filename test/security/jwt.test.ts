@@ -256,6 +256,21 @@ t.test('exp, nbf and iat edges, with and without clockTolerance', async (t) => {
   }
 })
 
+t.test('exp and nbf are judged by the injected clock alone, never by the machine\'s', async (t) => {
+  // A clock far ahead of the machine's: a verifier that read the machine's clock
+  // would find this nbf still in the future.
+  const h = await setup(t)
+  h.clock.now = Date.UTC(2100, 0, 1)
+  const alice = await h.login('alice')
+  const now = Math.floor(h.clock.now / 1000)
+  t.equal((await callMe(h.app, forge({ alg: 'HS256', typ: 'JWT' }, { ...claimsOf(alice.accessToken), nbf: now }), alice.fingerprint)).statusCode, 200, 'nbf now, by the injected clock')
+  // And one far behind it: every token it signs has long expired by the machine's clock.
+  const past = await setup(t)
+  past.clock.now = Date.UTC(2001, 0, 1)
+  const bob = await past.login('bob')
+  t.equal((await past.me(bob)).statusCode, 200, 'exp ahead, by the injected clock')
+})
+
 t.test('the verified-token cache outlives neither a token nor its session', async (t) => {
   // RFC 8725 says nothing of caches; the fast-jwt advisories do (a cache key
   // that collides, a cached result outliving exp). fast-jwt's cache is off; the

@@ -105,3 +105,32 @@ t.test('Secure cookies may only be turned off with an explicit development: true
   }
   t.equal(await refusal({ secret: SECRET, secureCookies: false, development: true }), undefined)
 })
+
+t.test('each refusal of the token options says what is wanted', async (t) => {
+  const pair = { private: rsa.privateKey, public: rsa.publicKey }
+  const hmacOnly = 'must be HS256, HS384 or HS512 with `secret`'
+  const keysWanted = 'must hold non-empty PEM `private` and `public` keys'
+  const cases: Array<[string, unknown, string, string]> = [
+    ['issuer a number', { secret: SECRET, issuer: 42 }, 'issuer', 'must be a non-empty string'],
+    ['issuer empty', { secret: SECRET, issuer: '' }, 'issuer', 'must be a non-empty string'],
+    ['audience null', { secret: SECRET, audience: null }, 'audience', 'must be a non-empty string'],
+    ['audience empty', { secret: SECRET, audience: '' }, 'audience', 'must be a non-empty string'],
+    ['secret and keys', { secret: SECRET, keys: pair, algorithm: 'RS256' }, 'secret', 'give either `secret` or `keys`, not both'],
+    ['keys without algorithm', { keys: pair }, 'algorithm', 'must name the asymmetric algorithm of `keys` (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)'],
+    ['keys a function that holds a pair', { keys: Object.assign(() => {}, pair), algorithm: 'RS256' }, 'keys', keysWanted],
+    ['a private key in an array', { keys: { ...pair, private: [rsa.privateKey] }, algorithm: 'RS256' }, 'keys', keysWanted],
+    ['an empty public key', { keys: { ...pair, public: '' }, algorithm: 'RS256' }, 'keys', keysWanted],
+    ['an empty private key Buffer', { keys: { ...pair, private: Buffer.alloc(0) }, algorithm: 'RS256' }, 'keys', keysWanted],
+    // What fast-jwt says of a key that does not fit, under our option's name.
+    ['a public key that is no key', { keys: { ...pair, public: 'x'.repeat(64) }, algorithm: 'RS256' }, 'keys', 'Invalid public key provided for algorithms RS256.'],
+    ['no secret', {}, 'secret', 'is required (or `keys` with an asymmetric `algorithm`)'],
+    ['a short secret', { secret: 'short' }, 'secret', 'must be a string or Buffer of at least 32 bytes'],
+    ['a PEM as the secret', { secret: rsa.publicKey }, 'secret', 'looks like a PEM or JWK key: give key pairs as `keys` with an asymmetric `algorithm`'],
+    ['RS256 with a secret', { secret: SECRET, algorithm: 'RS256' }, 'algorithm', hmacOnly]
+  ]
+  for (const [name, options, option, wanted] of cases) {
+    const err = await refusal(options)
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', name)
+    t.equal(err?.message, `Invalid option "${option}": ${wanted}`, `${name}: the message`)
+  }
+})
