@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
-import { MINUTE, SECRET, settle, TestClock } from './helper.js'
+import { MINUTE, registrationError, SECRET, settle, TestClock } from './helper.js'
 import { attempt, withLogin } from './login-helper.js'
 
 t.test('five free failures, then 429 with Retry-After, doubling with each further failure', async (t) => {
@@ -32,6 +32,19 @@ t.test('the lockout is capped at maxDelay, and failures are forgotten after the 
   t.equal((await attempt(h, 'alice')).headers['retry-after'], String(5 * 60), 'capped')
   h.clock.advance(60 * MINUTE)
   t.equal((await attempt(h, 'alice')).statusCode, 401, 'a fresh start: not locked')
+})
+
+t.test('lockout.maxDelay may equal lockout.baseDelay: every lockout is then that long; a shorter one is refused', async (t) => {
+  const h = await withLogin(t, { lockout: { usernameFreeAttempts: 1, baseDelay: '1m', maxDelay: '1m' } })
+  for (let i = 0; i < 3; i++) {
+    t.equal((await attempt(h, 'alice')).statusCode, 401, `failure ${i + 1}`)
+    t.equal((await attempt(h, 'alice')).headers['retry-after'], '60', 'not doubled')
+    h.clock.advance(MINUTE)
+  }
+  t.match(await registrationError({ secret: SECRET, lockout: { baseDelay: '1m', maxDelay: '59s' } }), {
+    code: 'FST_SESSION_GUARD_INVALID_OPTION',
+    message: /"lockout\.maxDelay": must not be shorter than lockout\.baseDelay/
+  })
 })
 
 t.test('a success forgets the username\'s failures; usernames are normalised', async (t) => {
