@@ -47,6 +47,21 @@ t.test('lockout.maxDelay may equal lockout.baseDelay: every lockout is then that
   })
 })
 
+t.test('each refused lockout option is named in its error', async (t) => {
+  for (const [lockout, message] of [
+    [5, /"lockout": must be an object/],
+    [{ windw: '15m' }, /"lockout\.windw": is not an option/],
+    [{ window: 'soon' }, /"lockout\.window": must be a positive duration/],
+    [{ baseDelay: 'soon' }, /"lockout\.baseDelay": must be a positive duration/],
+    [{ maxDelay: 'soon' }, /"lockout\.maxDelay": must be a positive duration/],
+    [{ usernameFreeAttempts: 0 }, /"lockout\.usernameFreeAttempts": must be a positive integer/],
+    [{ ipFreeAttempts: 1.5 }, /"lockout\.ipFreeAttempts": must be a positive integer/],
+    [{ logUsernames: 'yes' }, /"lockout\.logUsernames": must be a boolean/]
+  ] as const) {
+    t.match(await registrationError({ secret: SECRET, lockout }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message }, JSON.stringify(lockout))
+  }
+})
+
 t.test('a success forgets the username\'s failures; usernames are normalised', async (t) => {
   const h = await withLogin(t)
   for (let i = 0; i < 4; i++) await attempt(h, ' Alice ')
