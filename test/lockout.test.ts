@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
+import { LoginAttempts, parseLockoutOptions } from '../lib/monitoring/login-attempts.js'
 import { MINUTE, registrationError, SECRET, settle, TestClock } from './helper.js'
 import { attempt, withLogin } from './login-helper.js'
 
@@ -178,4 +179,18 @@ t.test('a failure stamped just after an attempt\'s own clock reading does not lo
   t.equal((await attempt(h, 'bob', 'wrong', '203.0.113.7')).statusCode, 401, 'the IP scope too')
   h.clock.advance(-5)
   t.equal((await attempt(h, 'carol', 'right', '203.0.113.7')).statusCode, 200)
+})
+
+t.test('an event names the username by a key of its own purpose, never by the store key\'s', async (t) => {
+  const published: unknown[][] = []
+  const attempts = new LoginAttempts({
+    store: memoryStore(),
+    events: { publish: (...args: unknown[]) => published.push(args) } as never,
+    clock: () => 0,
+    keyOf: (purpose, value) => `${purpose}|${value}`,
+    byIp: false,
+    describe: async () => ({}) as never
+  }, parseLockoutOptions(undefined))
+  await attempts.fail({ ip: '192.0.2.1', log: undefined } as never, ' Alice ')
+  t.match(published, [[undefined, 'login.failed', 0, undefined, { usernameHash: 'event.username|a', failures: 1 }]])
 })
