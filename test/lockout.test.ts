@@ -194,3 +194,29 @@ t.test('an event names the username by a key of its own purpose, never by the st
   await attempts.fail({ ip: '192.0.2.1', log: undefined } as never, ' Alice ')
   t.match(published, [[undefined, 'login.failed', 0, undefined, { usernameHash: 'event.username|a', failures: 1 }]])
 })
+
+t.test('a counter that started afresh between the read and the count is not taken for the next one after the read', async (t) => {
+  const store = memoryStore()
+  const counter = store.counter.bind(store)
+  let others = false
+  // Between this attempt's read and its count the window ends and three others count afresh.
+  store.counter = async (key, now) => {
+    const held = await counter(key, now)
+    if (others) for (let i = 0; i < 3; i++) await store.increment(key, MINUTE, 2 * MINUTE)
+    return held
+  }
+  let now = 0
+  const attempts = new LoginAttempts({
+    store,
+    events: { publish () {} } as never,
+    clock: () => now,
+    keyOf: (purpose, value) => `${purpose}|${value}`,
+    byIp: false,
+    describe: async () => ({}) as never
+  }, parseLockoutOptions({ usernameFreeAttempts: 3, baseDelay: '1s', window: '1m' }))
+  for (let i = 0; i < 3; i++) await attempts.fail({ log: undefined } as never, 'alice')
+  now = 1000
+  others = true
+  await t.rejects(attempts.check({ log: undefined } as never, 'alice'), { code: 'FST_SESSION_GUARD_LOGIN_LOCKED' },
+    'its count (4) equals the one read plus one, but it is the fourth of a new series: locked')
+})
