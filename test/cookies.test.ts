@@ -76,6 +76,20 @@ t.test('SessionCookies: HttpOnly, Secure, SameSite=Strict, each on its path; Max
   ])
 })
 
+t.test('SessionCookies: without secureCookies (development only) no line carries Secure', async (t) => {
+  const cookies = new SessionCookies(parseCookieOptions({ secureCookies: false, development: true }, REFRESH))
+  const { reply, written } = recorder()
+  cookies.set(reply, { remembered: false } as SessionRecord, 'fp', 'rt', 0)
+  cookies.clear(reply)
+  const cleared = 'Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'
+  t.strictSame(written, [
+    'sg-fp=fp; Path=/; HttpOnly; SameSite=Strict',
+    'sg-rt=rt; Path=/auth/refresh; HttpOnly; SameSite=Strict',
+    `sg-fp=; ${cleared}; Path=/; HttpOnly; SameSite=Strict`,
+    `sg-rt=; ${cleared}; Path=/auth/refresh; HttpOnly; SameSite=Strict`
+  ])
+})
+
 t.test('SessionCookies: a refresh token that travels in the body is never written to a cookie, nor cleared from one', async (t) => {
   const cookies = new SessionCookies(parseCookieOptions({}, { ...REFRESH, inCookie: false }))
   const { reply, written } = recorder()

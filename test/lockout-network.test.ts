@@ -31,6 +31,7 @@ t.test('every address of one IPv6 /64 shares the IP\'s attempts', async (t) => {
 t.test('lockout.ipv6Prefix sets the network an IPv6 client is counted under', async (t) => {
   await oneClient(t, ['2001:db8:1:2::1', '2001:db8:1:ffff::1'], '2001:db8:1:7::9', '2001:db8:2::1', { ipv6Prefix: 48 })
   await oneClient(t, ['2001:db8::1', '2001:db8::1'], '2001:db8:0::1', '2001:db8::2', { ipv6Prefix: 128 })
+  await oneClient(t, ['2001:db8::1', '7fff::1'], '::2', '8000::1', { ipv6Prefix: 1 })
 
   for (const ipv6Prefix of [0, 129, 64.5, -64, Number.NaN, '64']) {
     t.match(await registrationError({ secret: SECRET, lockout: { ipv6Prefix } }), {

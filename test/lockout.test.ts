@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
-import { MINUTE, SECRET, settle, TestClock } from './helper.js'
+import { LoginAttempts, parseLockoutOptions } from '../lib/monitoring/login-attempts.js'
+import { MINUTE, registrationError, SECRET, settle, TestClock } from './helper.js'
 import { attempt, withLogin } from './login-helper.js'
 
 t.test('five free failures, then 429 with Retry-After, doubling with each further failure', async (t) => {
@@ -32,6 +33,34 @@ t.test('the lockout is capped at maxDelay, and failures are forgotten after the 
   t.equal((await attempt(h, 'alice')).headers['retry-after'], String(5 * 60), 'capped')
   h.clock.advance(60 * MINUTE)
   t.equal((await attempt(h, 'alice')).statusCode, 401, 'a fresh start: not locked')
+})
+
+t.test('lockout.maxDelay may equal lockout.baseDelay: every lockout is then that long; a shorter one is refused', async (t) => {
+  const h = await withLogin(t, { lockout: { usernameFreeAttempts: 1, baseDelay: '1m', maxDelay: '1m' } })
+  for (let i = 0; i < 3; i++) {
+    t.equal((await attempt(h, 'alice')).statusCode, 401, `failure ${i + 1}`)
+    t.equal((await attempt(h, 'alice')).headers['retry-after'], '60', 'not doubled')
+    h.clock.advance(MINUTE)
+  }
+  t.match(await registrationError({ secret: SECRET, lockout: { baseDelay: '1m', maxDelay: '59s' } }), {
+    code: 'FST_SESSION_GUARD_INVALID_OPTION',
+    message: /"lockout\.maxDelay": must not be shorter than lockout\.baseDelay/
+  })
+})
+
+t.test('each refused lockout option is named in its error', async (t) => {
+  for (const [lockout, message] of [
+    [5, /"lockout": must be an object/],
+    [{ windw: '15m' }, /"lockout\.windw": is not an option/],
+    [{ window: 'soon' }, /"lockout\.window": must be a positive duration/],
+    [{ baseDelay: 'soon' }, /"lockout\.baseDelay": must be a positive duration/],
+    [{ maxDelay: 'soon' }, /"lockout\.maxDelay": must be a positive duration/],
+    [{ usernameFreeAttempts: 0 }, /"lockout\.usernameFreeAttempts": must be a positive integer/],
+    [{ ipFreeAttempts: 1.5 }, /"lockout\.ipFreeAttempts": must be a positive integer/],
+    [{ logUsernames: 'yes' }, /"lockout\.logUsernames": must be a boolean/]
+  ] as const) {
+    t.match(await registrationError({ secret: SECRET, lockout }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message }, JSON.stringify(lockout))
+  }
 })
 
 t.test('a success forgets the username\'s failures; usernames are normalised', async (t) => {
@@ -150,4 +179,44 @@ t.test('a failure stamped just after an attempt\'s own clock reading does not lo
   t.equal((await attempt(h, 'bob', 'wrong', '203.0.113.7')).statusCode, 401, 'the IP scope too')
   h.clock.advance(-5)
   t.equal((await attempt(h, 'carol', 'right', '203.0.113.7')).statusCode, 200)
+})
+
+t.test('an event names the username by a key of its own purpose, never by the store key\'s', async (t) => {
+  const published: unknown[][] = []
+  const attempts = new LoginAttempts({
+    store: memoryStore(),
+    events: { publish: (...args: unknown[]) => published.push(args) } as never,
+    clock: () => 0,
+    keyOf: (purpose, value) => `${purpose}|${value}`,
+    byIp: false,
+    describe: async () => ({}) as never
+  }, parseLockoutOptions(undefined))
+  await attempts.fail({ ip: '192.0.2.1', log: undefined } as never, ' Alice ')
+  t.match(published, [[undefined, 'login.failed', 0, undefined, { usernameHash: 'event.username|a', failures: 1 }]])
+})
+
+t.test('a counter that started afresh between the read and the count is not taken for the next one after the read', async (t) => {
+  const store = memoryStore()
+  const counter = store.counter.bind(store)
+  let others = false
+  // Between this attempt's read and its count the window ends and three others count afresh.
+  store.counter = async (key, now) => {
+    const held = await counter(key, now)
+    if (others) for (let i = 0; i < 3; i++) await store.increment(key, MINUTE, 2 * MINUTE)
+    return held
+  }
+  let now = 0
+  const attempts = new LoginAttempts({
+    store,
+    events: { publish () {} } as never,
+    clock: () => now,
+    keyOf: (purpose, value) => `${purpose}|${value}`,
+    byIp: false,
+    describe: async () => ({}) as never
+  }, parseLockoutOptions({ usernameFreeAttempts: 3, baseDelay: '1s', window: '1m' }))
+  for (let i = 0; i < 3; i++) await attempts.fail({ log: undefined } as never, 'alice')
+  now = 1000
+  others = true
+  await t.rejects(attempts.check({ log: undefined } as never, 'alice'), { code: 'FST_SESSION_GUARD_LOGIN_LOCKED' },
+    'its count (4) equals the one read plus one, but it is the fourth of a new series: locked')
 })
