@@ -271,6 +271,7 @@ sign-ins by country, devices, anomalies and lockouts, and a user search (user id
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/history            # your recent sign-ins
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/alerts             # "Was this you?" (sign in from another browser first)
   curl -s -b jar -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"answer":"no"}' ${base}/sessions/alerts/<id>   # sign it out
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/admin/dashboard/overview    # the dashboard's data, as alice (403 for bob)
   curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh            # new tokens
   curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now
@@ -287,9 +288,6 @@ sign-ins by country, devices, anomalies and lockouts, and a user search (user id
   # /metrics and /health answer this machine only (loopback, not forwarded by a proxy); anyone else gets a 404
   curl -s ${base}/metrics | grep -E 'anomalies|lockouts'
   curl -s ${base}/health
-
-  # the dashboard's data, as alice (403 for bob): GET /admin/dashboard/overview, /admin/dashboard/users/user-bob
-  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/admin/dashboard/overview
 `)
   }).catch((err: unknown) => {
     console.error(err)

@@ -3,7 +3,7 @@ import { InvalidAlertAnswerError, UnconfirmedSessionError } from './errors.js'
 import { toView, type SessionView } from './http/views.js'
 import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEvent, SessionEventStream } from './monitoring/events.js'
-import type { Clock, SessionRecord } from './session.js'
+import { CHALLENGE_FLAG, isChallenged, type Clock, type SessionRecord } from './session.js'
 import type { SessionStore } from './stores/store.js'
 import { optionalFunction, section, type OptionNames } from './validate.js'
 
@@ -49,12 +49,14 @@ export function parseAlertOptions (value: AlertOptions | undefined): AlertPolicy
 }
 
 /**
- * Whether a session awaits an answer: it carries anomaly flags. The notices
+ * Whether a session awaits an answer: it carries anomaly flags (a pending
+ * step-up alone is no question to the user: only its second factor answers
+ * it, `request.completeChallenge()`). The notices
  * are derived from the sessions the store holds, so every instance behind a
  * load balancer shows the same ones and an answer on one is seen by all.
  */
 export function awaitsAnswer (session: Pick<SessionRecord, 'flags'>): boolean {
-  return session.flags !== undefined && session.flags.length > 0
+  return session.flags !== undefined && session.flags.some((flag) => flag !== CHALLENGE_FLAG)
 }
 
 /** Throws `FST_SESSION_GUARD_INVALID_ALERT_ANSWER` unless `answer` is `'yes'` or `'no'`. */
@@ -116,7 +118,7 @@ export class SignInAlerts {
    */
   async answer (userId: string, sessionId: string, answer: AlertAnswer, from?: SessionRecord): Promise<boolean> {
     checkAnswer(answer)
-    if (answer === 'yes' && from !== undefined && awaitsAnswer(from)) throw new UnconfirmedSessionError()
+    if (answer === 'yes' && from !== undefined && (awaitsAnswer(from) || isChallenged(from))) throw new UnconfirmedSessionError()
     const { store, events, anomalies, clock } = this.#context
     const now = clock()
     if (from?.id === sessionId) return false
@@ -124,12 +126,13 @@ export class SignInAlerts {
     // Only the user's own: another user's session is answered as an unknown one.
     if (session === undefined || session.userId !== userId || !awaitsAnswer(session)) return false
     // Revoking the session ends its refresh chain: every refresh token of it names it.
-    // Vouching makes its device and country known; "it was me", said from a session that awaits no
-    // answer itself, answers every flag, a pending step-up included (the proven session is the second factor).
+    // Vouching makes its device and country known; "it was me" answers every flag but a pending
+    // step-up, which only the session's own second factor lifts: a click on another device is no
+    // second factor, and a password thief's sign-in must not get in on the strength of it.
     const done = answer === 'no'
       ? await store.revoke(sessionId, now) !== undefined
       : await anomalies.trust(sessionId) && await store.touch(sessionId, {
-        lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes: { flags: undefined }
+        lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes: { flags: isChallenged(session) ? [CHALLENGE_FLAG] : undefined }
       }, now) !== undefined
     /* c8 ignore next -- a race: the session ended between the read above and the write */
     if (!done) return false

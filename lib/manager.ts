@@ -145,7 +145,8 @@ export class SessionManager {
   /**
    * Answers the alert about a flagged session of `userId`'s: `'yes'` vouches
    * for it as `trustDevice` does (its device and country become known) and
-   * clears its flags; `'no'` revokes it (its refresh tokens stop working) with
+   * clears its flags but a pending step-up (only the session's own
+   * `completeChallenge` lifts that); `'no'` revokes it (its refresh tokens stop working) with
    * reason `'not-me'`. Both publish `alert.answered`, which the history keeps.
    * `from`, the id of the session answering, is never the one asked about and,
    * for a `'yes'`, must not be flagged itself (`FST_SESSION_GUARD_UNCONFIRMED_SESSION`).

@@ -16,8 +16,12 @@ const STRANGER: Client = { ip: PARIS.ip, userAgent: SAFARI }
 
 async function withAlerts (t: Parameters<typeof serve>[0], options: Parameters<typeof serve>[1] = {}) {
   const alerts: Alert[] = []
-  const h = await serve(t, { alerts: { onAlert: (alert) => { alerts.push(alert) } }, ...options })
+  const h = await serve(t, { alerts: { onAlert: (alert) => { alerts.push(alert) } }, ...options }, (app) => {
+    // The app's second factor, passed at once.
+    app.post('/step-up', { preHandler: app.requireSession, config: { allowChallenged: true } }, async (request) => ({ completed: await request.completeChallenge() }))
+  })
   const auth = (held: Held) => ({ authorization: `Bearer ${held.accessToken}`, cookie: `__Host-sg-fp=${held.fingerprint}` })
+  const stepUp = async (client: Client, held: Held) => await h.send(client, 'POST', '/step-up', auth(held))
   const list = async (client: Client, held: Held) => await h.send(client, 'GET', '/sessions/alerts', auth(held))
   const answer = async (client: Client, held: Held, id: string, value: unknown) =>
     await h.send(client, 'POST', `/sessions/alerts/${encodeURIComponent(id)}`, auth(held), { answer: value })
@@ -27,7 +31,7 @@ async function withAlerts (t: Parameters<typeof serve>[0], options: Parameters<t
     const stranger = await h.login(STRANGER, userId)
     return { laptop, stranger: stranger.held as Held, flags: stranger.flags }
   }
-  return { ...h, alerts, list, answer, twoDevices }
+  return { ...h, alerts, list, answer, twoDevices, stepUp }
 }
 
 t.test('a flagged sign-in is put to the other sessions; "no" signs it out, ends its refresh chain, and the history says so', async (t) => {
@@ -60,7 +64,7 @@ t.test('a flagged sign-in is put to the other sessions; "no" signs it out, ends 
   ], 'the answer is in the login history, newest first')
 })
 
-t.test('"yes" vouches for the device, clears every flag of the session (a step-up too) and the alert', async (t) => {
+t.test('"yes" vouches for the device, clears every flag of the session but a pending step-up, and the alert', async (t) => {
   const h = await withAlerts(t, { anomalies: { newDevice: 'challenge', ipChange: 'flag' } })
   const { laptop, stranger, flags } = await h.twoDevices()
   t.strictSame(flags, ['new_device', CHALLENGE_FLAG])
@@ -68,9 +72,13 @@ t.test('"yes" vouches for the device, clears every flag of the session (a step-u
 
   const yes = await h.answer(PARIS, laptop, stranger.sessionId, 'yes')
   t.equal(yes.status, 204)
-  t.equal((await h.me(STRANGER, stranger)).status, 200, 'the restriction is lifted')
-  t.equal((await h.app.sessions.get(stranger.sessionId))?.flags, undefined, 'no flag left')
-  t.strictSame((await h.list(PARIS, laptop)).body.alerts, [])
+  t.equal((await h.me(STRANGER, stranger)).status, 401, 'still restricted: a click on another device is no second factor')
+  t.strictSame((await h.app.sessions.get(stranger.sessionId))?.flags, [CHALLENGE_FLAG], 'only the step-up is left')
+  t.strictSame((await h.list(PARIS, laptop)).body.alerts, [], 'the question is answered')
+  await t.rejects(h.app.sessions.answerAlert('alice', laptop.sessionId, 'yes', { from: stranger.sessionId }),
+    { code: 'FST_SESSION_GUARD_UNCONFIRMED_SESSION' }, 'a session awaiting its step-up vouches for nothing')
+  t.equal((await h.stepUp(STRANGER, stranger)).status, 200, 'its own second factor lifts it')
+  t.equal((await h.me(STRANGER, stranger)).status, 200)
   t.equal((await h.login(STRANGER)).flags, undefined, 'the device is known now: its next sign-in is not flagged')
 
   // Flags a session earns on a request (here a new network, in Berlin minutes after Paris) are a question too, and "yes" answers them as well.

@@ -142,6 +142,8 @@ function describeEntry (entry) {
     case 'login.locked': return `Locked out (${detail.scope})`
     case 'anomaly.detected': return `Anomaly: ${detail.rule}, ${detail.decision}`
     case 'challenge.completed': return 'Step-up completed'
+    case 'device.remembered': return 'Device remembered'
+    case 'device.forgotten': return `Remembered device${detail.scope === 'all' ? 's' : ''} forgotten (${detail.scope})`
     default: return entry.type
   }
 }

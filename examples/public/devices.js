@@ -43,6 +43,8 @@ function describeEntry (entry) {
     case 'anomaly.detected': return `${FLAGS[detail.rule] ?? detail.rule}: ${detail.decision === 'revoke' ? 'sign-in refused' : detail.decision === 'challenge' ? 'verification asked' : 'flagged'}`
     case 'challenge.completed': return 'Verification completed'
     case 'alert.answered': return detail.answer === 'yes' ? 'You confirmed a new sign-in' : 'You said a sign-in was not you'
+    case 'device.remembered': return 'This device is remembered'
+    case 'device.forgotten': return detail.scope === 'all' ? 'Every remembered device forgotten' : 'A remembered device forgotten'
     default: return entry.type
   }
 }
@@ -248,6 +250,8 @@ function renderLimit ({ sessions, ticket }) {
     accessToken = (await response.json()).accessToken
     await renderDevices()
   }))))
+  $('#limit-some').hidden = sessions.length === 0
+  $('#limit-none').hidden = sessions.length > 0
   show('limit')
 }
 
@@ -297,6 +301,8 @@ $('#step-up-logout').addEventListener('click', async () => {
   await api('POST', '/logout').catch(() => {})
   showLogin()
 })
+
+$('#limit-back').addEventListener('click', () => showLogin())
 
 $('#revoke-others').addEventListener('click', async () => {
   await api('POST', '/sessions/revoke-others').then(renderDevices).catch(handle)
