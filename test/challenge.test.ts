@@ -178,6 +178,27 @@ t.test('a challenged session another request signs out while the login makes roo
   t.equal(h.events.filter((e) => e.type === 'session.revoked').length, 0, 'the request that signed it out published that')
 })
 
+t.test('at a device type\'s limit too, a challenged sign-in displaces only challenged sessions of that type', async (t) => {
+  const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 5, deviceTypeLimits: { desktop: { max: 2, onLimit: 'evict-oldest' } } })
+  const home = await h.login(PARIS)
+  h.clock.advance(1000)
+  const first = await h.login(SYDNEY)
+  t.strictSame(first.flags, ['impossible_travel', CHALLENGE_FLAG])
+  h.clock.advance(1000)
+  const second = await h.login(SYDNEY)
+  t.equal(second.answer.status, 200, 'the desktops are full: the challenged one made room')
+  t.equal(await h.app.sessions.get(first.answer.body.sessionId), undefined)
+  t.equal((await h.me(PARIS, home.held as Held)).status, 200, 'the proven desktop stays')
+
+  const strict = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 5, deviceTypeLimits: { desktop: { max: 1, onLimit: 'evict-oldest' } } })
+  const own = await strict.login(PARIS)
+  strict.clock.advance(1000)
+  const refused = await strict.login(SYDNEY)
+  t.equal(refused.answer.status, 409, 'only a proven desktop fills the type: refused')
+  t.strictSame([refused.answer.body.deviceType, refused.answer.body.sessions], ['desktop', []])
+  t.equal((await strict.me(PARIS, own.held as Held)).status, 200)
+})
+
 t.test('a proven login at the limit evicts as before, challenged sessions or not', async (t) => {
   const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 2, onSessionLimit: 'evict-oldest' })
   const home = await h.login(PARIS)

@@ -201,7 +201,7 @@ t.test('issueSession validates its input', async (t) => {
   const h = await build(t, {}, (app) => {
     app.post('/raw', async (request, reply) => await reply.issueSession(request.body as never))
   })
-  const takes = 'issueSession() takes { userId, claims?, remember? }'
+  const takes = 'issueSession() takes { userId, claims?, remember?, rememberDevice? }'
   const badUserId = 'issueSession(): userId must be a non-empty string of at most 256 characters, without U+0000 or an unpaired surrogate'
   const cases: Array<[string, unknown, string | RegExp]> = [
     ['no body', null, takes],

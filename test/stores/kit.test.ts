@@ -1,6 +1,6 @@
 import t, { Test } from 'tap'
 import { memoryStore, type CreateResult, type MemoryStore, type SessionLimit, type SessionRecord, type SessionStore, type StoreContext } from '../../lib/index.js'
-import { conformance, EPOCH, runModel, TestClock, testStore, type StoreFactory, type TestStoreOptions } from '../../lib/testing/index.js'
+import { conformance, EPOCH, limitCases, runModel, TestClock, testStore, type StoreFactory, type TestStoreOptions } from '../../lib/testing/index.js'
 
 /**
  * The store kit must be able to fail: a store with a defect, run through it
@@ -108,6 +108,12 @@ t.test('the kit fails a store that ignores the limit of a device type', async (t
     '50 concurrent creates for one user end at exactly the limit',
     'the total still applies under a type limit: it evicts of any type, or refuses with every session'
   ]) t.ok(run.passed.includes(name), `still passed, the total is kept: ${name}`)
+
+  // The cases on their own, as the author of a store adds them to a suite of theirs.
+  const alone = await isolated(async (t) => await limitCases(t, () => ignoresTheDeviceType()))
+  t.equal(alone.ok, false, 'limitCases alone fails it too')
+  t.ok(alone.failed.includes('50 concurrent logins of one type end at that type\'s limit'))
+  t.ok(alone.passed.includes('the total still applies under a type limit: it evicts of any type, or refuses with every session'))
 })
 
 t.test('the kit passes a sound store run with the same options', async (t) => {
