@@ -161,9 +161,12 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   fastify.decorateRequest('completeChallenge', async function (this: FastifyRequest, reply?: FastifyReply, remember?: CompleteChallengeOptions) {
     if (this.authSession === null) throw new NoSessionError()
     const vouched = remember?.rememberDevice === true ? requireDevices(devices, reply) : undefined
-    const live = await anomalies.completeChallenge(this, this.authSession.id)
-    if (live && vouched !== undefined) await vouched.devices.rememberVouched(this, vouched.reply, this.authSession)
-    return live
+    const completed = await anomalies.completeChallenge(this, this.authSession.id)
+    if (completed === undefined) return false
+    // The rest of this request (a regenerateSession, say) sees the session without its step-up.
+    this.authSession = completed
+    if (vouched !== undefined) await vouched.devices.rememberVouched(this, vouched.reply, completed)
+    return true
   })
   fastify.decorateReply('issueSession', function (this: FastifyReply, input) {
     return lifecycle.issue(this, input)

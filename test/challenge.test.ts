@@ -227,6 +227,26 @@ t.test('trustDevice vouches for a challenged session\'s device but leaves its st
   t.equal(h.events.filter((e) => e.type === 'challenge.completed').length, 1, 'the step-up completed once, by the second factor')
 })
 
+t.test('after completeChallenge, the same request sees the session without its step-up: a regenerate there carries none', async (t) => {
+  const h = await withStepUp(t, {}, (app) => {
+    // A step-up that also records how the user proved who they are (amr, RFC 8176) on a fresh session.
+    app.post('/step-up-renew', { preHandler: app.requireSession, config: { allowChallenged: true } }, async (request, reply) => {
+      const completed = await request.completeChallenge()
+      const flags = request.authSession?.flags ?? []
+      const renewed = await request.regenerateSession(reply, { amr: ['pwd', 'otp'] })
+      return { completed, flags, sessionId: renewed.session.id }
+    })
+  })
+  await h.login(PARIS)
+  const held = (await h.login(STRANGER)).held as Held
+  const renewed = await h.send(STRANGER, 'POST', '/step-up-renew', { authorization: `Bearer ${held.accessToken}`, cookie: `__Host-sg-fp=${held.fingerprint}` })
+  t.equal(renewed.status, 200)
+  t.strictSame([renewed.body.completed, renewed.body.flags], [true, []], 'request.authSession has lost its flags')
+  const session = await h.app.sessions.get(renewed.body.sessionId)
+  t.equal(session?.flags, undefined, 'the regenerated session is not challenged again')
+  t.strictSame(session?.claims, { amr: ['pwd', 'otp'] })
+})
+
 t.test('a refresh keeps the restriction; completing a session that is not challenged changes nothing', async (t) => {
   const h = await withStepUp(t)
   const first = await h.login(PARIS)

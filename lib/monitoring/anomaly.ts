@@ -231,37 +231,39 @@ export class AnomalyDetector {
   async trust (sessionId: string): Promise<boolean> {
     const now = this.#clock()
     const session = await this.#store.get(sessionId, now)
-    return session !== undefined && await this.#vouch(session, now, false)
+    return session !== undefined && await this.#vouch(session, now, false) !== undefined
   }
 
   /**
    * Completes the step-up of a challenged session (`request.completeChallenge()`),
    * after the app's second factor: vouches for its device and country as
-   * `trust` does, and lifts the restriction. Returns whether the session was live.
+   * `trust` does, and lifts the restriction. Returns the session as it is now,
+   * or `undefined` when it was not live.
    */
-  async completeChallenge (request: FastifyRequest, sessionId: string): Promise<boolean> {
+  async completeChallenge (request: FastifyRequest, sessionId: string): Promise<SessionRecord | undefined> {
     const now = this.#clock()
     const session = await this.#store.get(sessionId, now)
-    if (session === undefined) return false
-    const live = await this.#vouch(session, now, true)
-    if (live && isChallenged(session)) this.#events.publish(request.log, 'challenge.completed', now, session, {})
-    return live
+    if (session === undefined) return undefined
+    const completed = await this.#vouch(session, now, true)
+    if (completed !== undefined && isChallenged(session)) this.#events.publish(request.log, 'challenge.completed', now, session, {})
+    return completed
   }
 
   /**
    * Makes the session's device and country known, and clears the flags that vouching answers; the step-up
    * only with `liftChallenge` (`completeChallenge`): vouching from elsewhere is not this session's second factor.
+   * Returns the session as it is now, or `undefined` when it ended meanwhile.
    */
-  async #vouch (session: SessionRecord, now: number, liftChallenge: boolean): Promise<boolean> {
+  async #vouch (session: SessionRecord, now: number, liftChallenge: boolean): Promise<SessionRecord | undefined> {
     const store = this.#store
     const user = this.#keyOf('anomaly.user', session.userId)
     if (session.device !== undefined) await this.#remember(session, user, 'device', this.#deviceMarker(user, session.device), now)
     const country = session.location?.country
     if (country !== undefined) await this.#remember(session, user, 'country', this.#countryMarker(user, country), now)
     const flags = session.flags?.filter((flag) => !VOUCHED_RULES.has(flag) && (flag !== CHALLENGE_FLAG || !liftChallenge)) ?? []
-    if (flags.length === (session.flags?.length ?? 0)) return true
+    if (flags.length === (session.flags?.length ?? 0)) return session
     const changes = { flags: flags.length === 0 ? undefined : flags }
-    return await store.touch(session.id, { lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes }, now) !== undefined
+    return await store.touch(session.id, { lastSeenAt: session.lastSeenAt, idleExpiresAt: session.idleExpiresAt, changes }, now)
   }
 
   /**
