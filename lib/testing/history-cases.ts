@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import type { HistoryEntry, HistoryRecord, HistoryRetention, SessionStore } from '../stores/store.js'
 import { TestClock } from './clock.js'
-import type { StoreFactory } from './conformance.js'
+import type { StoreFactory } from './factory.js'
 
 type HistoryStore = SessionStore & Required<Pick<SessionStore, 'appendHistory' | 'history' | 'eraseHistory'>>
 

@@ -12,12 +12,14 @@
  * needed only here. The main entry never loads this one.
  */
 import type { Test } from 'tap'
-import { conformance, type ConformanceOptions, type StoreFactory } from './conformance.js'
+import { conformance, type ConformanceOptions } from './conformance.js'
+import type { StoreFactory } from './factory.js'
 import { historyCases } from './history-cases.js'
 import { runModel } from './model.js'
 
 export { EPOCH, TestClock } from './clock.js'
-export { conformance, type ConformanceOptions, type StoreFactory, type StoreFactoryOptions } from './conformance.js'
+export { conformance, type ConformanceOptions } from './conformance.js'
+export type { StoreFactory, StoreFactoryOptions } from './factory.js'
 export { runModel, type ModelOptions } from './model.js'
 export { migration } from './migration-cases.js'
 export { historyCases } from './history-cases.js'

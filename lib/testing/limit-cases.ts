@@ -5,7 +5,7 @@ import { createDeviceParser, type DeviceInfo, type DeviceType } from '../devices
 import { deviceTypeOf, type SessionRecord } from '../session.js'
 import type { CreateResult, SessionLimit, SessionStore } from '../stores/store.js'
 import { TestClock } from './clock.js'
-import type { StoreFactory } from './conformance.js'
+import type { StoreFactory } from './factory.js'
 
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE

@@ -5,7 +5,7 @@ import { createDeviceParser } from '../devices/device.js'
 import { CLOCK_SKEW_ALLOWANCE_MS, type SessionRecord } from '../session.js'
 import type { Counter, HeldCounter, RemovalReason, SessionLimit, SessionStore } from '../stores/store.js'
 import { TestClock } from './clock.js'
-import type { StoreFactory } from './conformance.js'
+import type { StoreFactory } from './factory.js'
 
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE

@@ -3,7 +3,7 @@ import type { Test } from 'tap'
 import type { SessionRecord } from '../session.js'
 import type { RemovalReason } from '../stores/store.js'
 import { TestClock } from './clock.js'
-import type { StoreFactory } from './conformance.js'
+import type { StoreFactory } from './factory.js'
 
 /**
  * Model-based test of a session store: random sequences of operations run
