@@ -1,5 +1,5 @@
 import { createHmac, createPrivateKey, hash, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
-import type { TokenPolicy } from './tokens/jwt.js'
+import type { KeyNameMaterial } from './tokens/jwt.js'
 
 // One randomFillSync call serves many tokens: a session id, a fingerprint and a
 // refresh token per login would otherwise cost three calls into the CSPRNG.
@@ -50,16 +50,18 @@ const KEY_NAME_BYTES = 16
 /**
  * `keyOf(purpose, value)`: HMAC-SHA-256 of the purpose and the value, first
  * 16 bytes as base64url (22 characters), under a key derived (HKDF-SHA-256,
- * a label of its own) from the signing key. A dump of the store is useless for
+ * a label of its own) from the current MAC key (or the one secret or private
+ * key when `macKeys` is not set), never from a signing key of a keyring, so
+ * rotating signing keys keeps every name. A dump of the store is useless for
  * a dictionary attack without that key, and one value under two purposes gives
  * two unrelated names. An asymmetric private key counts by its PKCS#8 DER
  * bytes, so every spelling of one key (PKCS#1 or PKCS#8 PEM, LF or CRLF) gives
  * the same names on every instance that shares the store.
  */
-export function createKeyOf (tokens: Pick<TokenPolicy, 'algorithm' | 'signKey'>): KeyOf {
-  const material = tokens.algorithm.startsWith('HS')
-    ? tokens.signKey
-    : createPrivateKey(tokens.signKey).export({ type: 'pkcs8', format: 'der' })
+export function createKeyOf (keyNames: KeyNameMaterial): KeyOf {
+  const material = keyNames.privateKey
+    ? createPrivateKey(keyNames.material).export({ type: 'pkcs8', format: 'der' })
+    : keyNames.material
   const key = Buffer.from(hkdfSync('sha256', material, '', 'fastify-session-guard store key names', 32))
   return (purpose, value) => createHmac('sha256', key).update(`${purpose}\0${value}`).digest().toString('base64url', 0, KEY_NAME_BYTES)
 }

@@ -26,7 +26,7 @@ import { expiryReason } from './session.js'
 import { FailClosedStore } from './stores/fail-closed.js'
 import { AccessTokens } from './tokens/access-tokens.js'
 import { DeviceTokens } from './tokens/device-tokens.js'
-import { registerJwt } from './tokens/jwt.js'
+import { TokenKeys } from './tokens/jwt.js'
 import { LimitTickets } from './tokens/limit-tickets.js'
 import { RefreshTokens } from './tokens/refresh-tokens.js'
 import * as augmentModule from './fastify-augment.js'
@@ -72,7 +72,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   if (fastify.hasDecorator('sessions')) throw new AlreadyRegisteredError()
   const options = normalizeOptions(opts)
   const { clock, lifetimes } = options
-  const jwt = await registerJwt(fastify, options.tokens)
+  const jwt = new TokenKeys(options.tokens)
 
   // The store, wrapped once: every caller below fails closed the same way.
   const store = new FailClosedStore(options.store, fastify.log)
@@ -107,13 +107,13 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const accessTokens = new AccessTokens(jwt, options.tokens.accessTokenTtlMs, options.tokens.clockToleranceMs)
   const cookies = new SessionCookies(options.cookies)
   const client = new ClientObserver(options)
-  // Store keys named after users and clients are keyed hashes, derived from the signing key.
-  const keyOf = createKeyOf(options.tokens)
+  // Store keys named after users and clients are keyed hashes, derived from the MAC key material.
+  const keyOf = createKeyOf(options.tokens.keyNames)
   const anomalies = new AnomalyDetector({ store, events, clock, keyOf }, options.anomalies)
   const activity = new ActivityObserver({ client, anomalies, store, events })
   const devices = options.rememberDevice === undefined
     ? undefined
-    : new RememberedDevices({ store, events, clock, keyOf, tokens: new DeviceTokens(options.tokens.signKey) }, options.rememberDevice)
+    : new RememberedDevices({ store, events, clock, keyOf, tokens: new DeviceTokens(options.tokens.macKeys) }, options.rememberDevice)
   const guard = instrumentGuard(createGuard({
     store,
     accessTokens,
@@ -133,7 +133,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     deviceTypeLimits: options.deviceTypeLimits,
     refresh: options.refresh,
     accessTokens,
-    refreshTokens: new RefreshTokens(options.tokens.signKey),
+    refreshTokens: new RefreshTokens(options.tokens.macKeys),
     tickets: new LimitTickets(jwt, LIMIT_TICKET_TTL_MS),
     cookies,
     client,
@@ -208,6 +208,9 @@ namespace sessionGuard {
   export import TokenOptions = jwtModule.TokenOptions
   export import HmacAlgorithm = jwtModule.HmacAlgorithm
   export import AsymmetricAlgorithm = jwtModule.AsymmetricAlgorithm
+  export import KeyPair = jwtModule.KeyPair
+  export import SigningKeyEntry = jwtModule.SigningKeyEntry
+  export import MacKeyEntry = jwtModule.MacKeyEntry
   export import CookieOptions = cookiesModule.CookieOptions
   export import RefreshOptions = lifecycleModule.RefreshOptions
   export import RoutesOptions = routesModule.RoutesOptions

@@ -2,10 +2,11 @@ import { createHash, createHmac } from 'node:crypto'
 import Fastify from 'fastify'
 import t from 'tap'
 import sessionGuard, { memoryStore } from '../lib/index.js'
+import { deriveSigningKey } from '../lib/tokens/jwt.js'
 import { build, MINUTE, SECRET, setCookies, settle, TestClock } from './helper.js'
 
-/** A token signed with `secret` for any payload and header, to forge what an attacker could. */
-function forge (payload: Record<string, unknown>, { secret = SECRET, header = { alg: 'HS256', typ: 'JWT' } } = {}): string {
+/** A token signed with `secret` (by default the key the plugin derives from SECRET) for any payload and header, to forge what an attacker could. */
+function forge (payload: Record<string, unknown>, { secret = deriveSigningKey(SECRET, 'HS256') as string | Buffer, header = { alg: 'HS256', typ: 'at+jwt', kid: 'default' } } = {}): string {
   const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
   const body = `${encode(header)}.${encode(payload)}`
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`
@@ -69,7 +70,7 @@ t.test('every rejection is the same 401 with a code and a Bearer challenge, and 
     ['a token followed by more', { authorization: `Bearer ${alice.accessToken} ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
     ['the scheme after another word', { authorization: `Token Bearer ${alice.accessToken}`, cookie: alice.fingerprint }, 'malformed_token'],
     ['a token signed with another key', { authorization: `Bearer ${forge(decode(alice.accessToken), { secret: 'x'.repeat(40) })}`, cookie: alice.fingerprint }, 'invalid_token'],
-    ['alg none', { authorization: `Bearer ${forge(decode(alice.accessToken), { header: { alg: 'none', typ: 'JWT' } }).split('.').slice(0, 2).join('.')}.`, cookie: alice.fingerprint }, 'malformed_token'],
+    ['alg none', { authorization: `Bearer ${forge(decode(alice.accessToken), { header: { alg: 'none', typ: 'at+jwt', kid: 'default' } }).split('.').slice(0, 2).join('.')}.`, cookie: alice.fingerprint }, 'malformed_token'],
     ['a token with a tampered payload', { authorization: `Bearer ${alice.accessToken.split('.')[0]}.${Buffer.from(JSON.stringify({ ...decode(alice.accessToken), sub: 'bob' })).toString('base64url')}.${alice.accessToken.split('.')[2]}`, cookie: alice.fingerprint }, 'invalid_token'],
     ['claims of the wrong type', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sid: 42 })}`, cookie: alice.fingerprint }, 'invalid_claims'],
     ['an empty sub', { authorization: `Bearer ${forge({ ...decode(alice.accessToken), sub: '' })}`, cookie: alice.fingerprint }, 'invalid_claims'],

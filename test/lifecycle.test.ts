@@ -275,13 +275,14 @@ t.test('refresh refuses what is not a live, bound refresh token of ours', async 
   const h = await build(t)
   const alice = await h.login('alice')
   const bob = await h.login('bob')
-  const [sid, nonce, mac] = alice.refreshToken.split('.') as [string, string, string]
+  const [sid, nonce, version, mac] = alice.refreshToken.split('.') as [string, string, string, string]
   const cases: Array<[string, string, string]> = [
     ['no refresh token', '', alice.fingerprint],
     ['garbage', 'garbage', alice.fingerprint],
     ['an oversized token', 'a'.repeat(300), alice.fingerprint],
-    ['a forged MAC', `${sid}.${nonce}.${mac.slice(0, -2)}AA`, alice.fingerprint],
-    ['a session id swapped in', `${bob.sessionId}.${nonce}.${mac}`, alice.fingerprint],
+    ['a forged MAC', `${sid}.${nonce}.${version}.${mac.slice(0, -2)}AA`, alice.fingerprint],
+    ['a session id swapped in', `${bob.sessionId}.${nonce}.${version}.${mac}`, alice.fingerprint],
+    ['another MAC key version named', `${sid}.${nonce}.v2.${mac}`, alice.fingerprint],
     ['no fingerprint', alice.refreshToken, ''],
     ["another user's fingerprint", alice.refreshToken, bob.fingerprint],
     ['an access token in place of the refresh token', alice.accessToken, alice.fingerprint]

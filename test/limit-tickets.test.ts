@@ -1,8 +1,6 @@
-import type { JWT } from '@fastify/jwt'
 import { createHmac } from 'node:crypto'
-import Fastify from 'fastify'
-import t, { type Test } from 'tap'
-import { parseTokenOptions, registerJwt } from '../lib/tokens/jwt.js'
+import t from 'tap'
+import { deriveSigningKey, parseTokenOptions, TokenKeys } from '../lib/tokens/jwt.js'
 import { idSetHash, type LimitTicket, LimitTickets } from '../lib/tokens/limit-tickets.js'
 import { EPOCH, MINUTE, SECRET } from './helper.js'
 
@@ -13,25 +11,22 @@ import { EPOCH, MINUTE, SECRET } from './helper.js'
 
 const TTL_MS = 5 * MINUTE
 
-async function signer (t: Test): Promise<{ jwt: JWT, tickets: LimitTickets }> {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  const jwt = await registerJwt(app, parseTokenOptions({ secret: SECRET }))
-  await app.ready()
+async function signer (): Promise<{ jwt: TokenKeys, tickets: LimitTickets }> {
+  const jwt = new TokenKeys(parseTokenOptions({ secret: SECRET }))
   return { jwt, tickets: new LimitTickets(jwt, TTL_MS) }
 }
 
-/** An HS256 token signed by hand: fast-jwt's signer refuses an `exp` that is not a number. */
-function handSigned (payload: Record<string, unknown>): string {
+/** An HS256 token signed by hand (under the key derived from the secret): fast-jwt's signer refuses an `exp` that is not a number. */
+function handSigned (payload: Record<string, unknown>, header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT', kid: 'default' }): string {
   const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
-  const input = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(payload)}`
-  return `${input}.${createHmac('sha256', SECRET).update(input).digest('base64url')}`
+  const input = `${part(header)}.${part(payload)}`
+  return `${input}.${createHmac('sha256', deriveSigningKey(SECRET, 'HS256')).update(input).digest('base64url')}`
 }
 
 const TICKET: LimitTicket = { userId: 'alice', remember: false, flags: [], fingerprintHash: 'f'.repeat(43), activeHash: 'a'.repeat(43) }
 
 t.test('a ticket without flags carries no flg claim, and reads back with none', async (t) => {
-  const { jwt, tickets } = await signer(t)
+  const { jwt, tickets } = await signer()
   const token = tickets.sign(TICKET, EPOCH)
   t.notOk('flg' in (jwt.decode(token) as Record<string, unknown>), 'no empty list in what the client can read')
   t.same(tickets.verify(token, EPOCH)?.flags, [])
@@ -39,7 +34,7 @@ t.test('a ticket without flags carries no flg claim, and reads back with none', 
 })
 
 t.test('a token signed with the same key is no ticket unless it is typed as one, has no sid, and expires', async (t) => {
-  const { jwt, tickets } = await signer(t)
+  const { jwt, tickets } = await signer()
   const iat = Math.floor(EPOCH / 1000)
   const claims = { sub: 'alice', fph: TICKET.fingerprintHash, act: TICKET.activeHash, iat, exp: iat + 300 }
   t.ok(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit' }), EPOCH), 'the control: typed, without sid, with exp')
@@ -51,6 +46,9 @@ t.test('a token signed with the same key is no ticket unless it is typed as one,
   t.equal(tickets.verify(jwt.sign({ ...forever, typ: 'sg-limit' }), EPOCH), undefined, 'without exp')
   t.ok(tickets.verify(handSigned({ ...claims, typ: 'sg-limit' }), EPOCH), 'the control, signed by hand')
   t.equal(tickets.verify(handSigned({ ...claims, typ: 'sg-limit', exp: String(exp) }), EPOCH), undefined, 'with an exp that is no number')
+  t.equal(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit' }, 'at+jwt'), EPOCH), undefined, 'typed as an access token in its header')
+  t.equal(tickets.verify(handSigned({ ...claims, typ: 'sg-limit' }, { alg: 'HS256', kid: 'default' }), EPOCH), undefined, 'no typ in its header')
+  t.equal(tickets.verify(handSigned({ ...claims, typ: 'sg-limit' }, { alg: 'HS256', typ: 'JWT', kid: 'other' }), EPOCH), undefined, 'a kid of no key in the ring')
 })
 
 t.test('idSetHash: one digest per set of ids, whatever their order or lengths', async (t) => {

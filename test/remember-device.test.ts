@@ -14,14 +14,14 @@ t.test('the cookie: __Host-, HttpOnly, Secure, SameSite=Lax, Path=/, for its lif
   const h = await rememberApp(t)
   const answer = await h.send(PARIS, 'POST', '/signin', {}, { userId: 'alice', rememberDevice: true })
   const line = answer.headers.getSetCookie().find((cookie) => cookie.startsWith(`${DEVICE_COOKIE}=`)) as string
-  t.match(line, /^__Host-sg-dev=d1\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}\.[0-9a-z]+\.[0-9a-z]+\.[A-Za-z0-9_-]{43}; Max-Age=259200; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
+  t.match(line, /^__Host-sg-dev=d2\.default\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}\.[0-9a-z]+\.[0-9a-z]+\.[A-Za-z0-9_-]{43}; Max-Age=259200; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
   t.notOk(line.includes('alice'), 'the cookie does not name its user')
   const plain = await rememberApp(t, { secureCookies: false, development: true })
   const insecure = await plain.send(PARIS, 'POST', '/signin', {}, { userId: 'alice', rememberDevice: true })
   const plainLine = insecure.headers.getSetCookie().find((cookie) => cookie.startsWith('sg-dev=')) as string
   t.match(plainLine, /; Path=\/; HttpOnly; SameSite=Lax$/, 'without secure cookies: sg-dev, not Secure')
   const named = await rememberApp(t, { rememberDevice: { cookieName: 'my-device', ttl: 1000 } })
-  t.match((await named.send(PARIS, 'POST', '/signin', {}, { userId: 'alice', rememberDevice: true })).headers.getSetCookie().join('\n'), /^my-device=d1\.[^;]+; Max-Age=1; Path=\/; HttpOnly; Secure; SameSite=Lax$/m)
+  t.match((await named.send(PARIS, 'POST', '/signin', {}, { userId: 'alice', rememberDevice: true })).headers.getSetCookie().join('\n'), /^my-device=d2\.default\.[^;]+; Max-Age=1; Path=\/; HttpOnly; Secure; SameSite=Lax$/m)
 })
 
 t.test('a sign-in that is not asked to remember writes no cookie; with the option off nothing is read', async (t) => {

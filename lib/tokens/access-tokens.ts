@@ -1,8 +1,7 @@
-import type { JWT } from '@fastify/jwt'
 import { LRUCache } from 'lru-cache'
 import { InvalidClaimsError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
-import { TimedJwt } from './jwt.js'
+import { TimedJwt, type Signer } from './jwt.js'
 
 /** Claims the plugin puts in every access token; the app's own claims may not use these names. */
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['sub', 'sid', 'fph', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud'])
@@ -60,11 +59,18 @@ export interface AccessClaims {
 /** Why an access token was refused (for logs and events, never for the client). */
 export type TokenRejection = 'invalid_token' | 'expired_token' | 'invalid_claims'
 
+/**
+ * The `typ` header of an access token (RFC 9068): the guard accepts no other,
+ * so no other JWT signed with the same key (a limit ticket, a token of the
+ * app's own) passes as one.
+ */
+export const ACCESS_TOKEN_TYPE = 'at+jwt'
+
 /** How many verified tokens `AccessTokens` remembers (each a token string and its flat claims, well under 1 KB). */
 const VERIFIED_TOKENS_MAX = 10_000
 
 /**
- * Signs and verifies access tokens.
+ * Signs and verifies access tokens, typed `at+jwt` in their header.
  *
  * A client sends the same access token with every request until it expires,
  * and checking its signature is most of what the guard costs. So the claims
@@ -79,8 +85,8 @@ export class AccessTokens extends TimedJwt {
   readonly #toleranceMs: number
   readonly #verified = new LRUCache<string, AccessClaims>({ max: VERIFIED_TOKENS_MAX })
 
-  constructor (jwt: JWT, ttlMs: number, toleranceMs: number) {
-    super(jwt, ttlMs)
+  constructor (keys: Signer, ttlMs: number, toleranceMs: number) {
+    super(keys, ttlMs, ACCESS_TOKEN_TYPE)
     this.#toleranceMs = toleranceMs
   }
 

@@ -1,5 +1,5 @@
 import { sha256 } from '../crypto.js'
-import { TimedJwt } from './jwt.js'
+import { TimedJwt, type Signer } from './jwt.js'
 
 /** What a session-limit ticket carries: the refused login, bound to its fingerprint and to the sessions it saw. */
 export interface LimitTicket {
@@ -32,6 +32,8 @@ export interface VerifiedLimitTicket extends LimitTicket {
 }
 
 const TICKET_TYPE = 'sg-limit'
+/** The `typ` header of a ticket; an access token's (`at+jwt`) never passes. */
+const TICKET_HEADER_TYPE = 'JWT'
 
 /**
  * Short-lived signed tickets that let a login refused at the session limit be
@@ -43,6 +45,10 @@ const TICKET_TYPE = 'sg-limit'
  * even naming different sessions, complete one login between them.
  */
 export class LimitTickets extends TimedJwt {
+  constructor (keys: Signer, ttlMs: number) {
+    super(keys, ttlMs, TICKET_HEADER_TYPE)
+  }
+
   sign (ticket: LimitTicket, now: number): string {
     return this.signClaims({
       typ: TICKET_TYPE,

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 import t from 'tap'
 import type { SessionGuardOptions } from '../../lib/index.js'
+import { deriveSigningKey } from '../../lib/tokens/jwt.js'
 import { type Credentials, type Harness, MINUTE, SECRET } from '../helper.js'
 import { assertGuardRefused, assertRefreshRefused, assertUntouched, callMe, claimsOf, refreshByCookie, setup, snapshot } from './setup.js'
 
@@ -26,7 +27,12 @@ type Signer = (input: string) => string
 const hmacWith = (key: string | Buffer, hash = 'sha256'): Signer => (input) => createHmac(hash, key).update(input).digest('base64url')
 
 /** A compact JWS from any header and payload (raw JSON text allowed), signed by `signer`. */
-function forge (header: unknown, payload: unknown, signer: Signer | string = hmacWith(SECRET)): string {
+/** The key the plugin signs with: derived from SECRET under the plugin's label. */
+const KEY = deriveSigningKey(SECRET, 'HS256')
+/** The header of a genuine access token but its alg: the current kid, typed as an access token (RFC 9068). */
+const AT = { typ: 'at+jwt', kid: 'default' }
+
+function forge (header: unknown, payload: unknown, signer: Signer | string = hmacWith(KEY)): string {
   const encode = (part: unknown): string => typeof part === 'string' && part.startsWith('raw:') ? b64u(part.slice(4)) : b64u(part)
   const input = `${encode(header)}.${encode(payload)}`
   return `${input}.${typeof signer === 'string' ? signer : signer(input)}`
@@ -52,12 +58,12 @@ t.test('alg none, in every spelling, with and without a signature', async (t) =>
     const claims = claimsOf(alice.accessToken)
     const genuineSignature = alice.accessToken.split('.')[2] as string
     return ['none', 'None', 'NONE', 'nOnE', ' none', 'none ', ''].flatMap((alg) => [
-      { name: `alg "${alg}", empty signature`, token: forge({ alg, typ: 'JWT' }, claims, '') },
-      { name: `alg "${alg}", junk signature`, token: forge({ alg, typ: 'JWT' }, claims, 'AAAA') },
-      { name: `alg "${alg}", the genuine token's signature`, token: forge({ alg, typ: 'JWT' }, claims, genuineSignature) },
-      { name: `alg "${alg}", HMAC-signed with the real secret`, token: forge({ alg, typ: 'JWT' }, claims) }
+      { name: `alg "${alg}", empty signature`, token: forge({ alg, ...AT }, claims, '') },
+      { name: `alg "${alg}", junk signature`, token: forge({ alg, ...AT }, claims, 'AAAA') },
+      { name: `alg "${alg}", the genuine token's signature`, token: forge({ alg, ...AT }, claims, genuineSignature) },
+      { name: `alg "${alg}", HMAC-signed with the real secret`, token: forge({ alg, ...AT }, claims) }
     ]).concat([
-      { name: 'no alg at all', token: forge({ typ: 'JWT' }, claims) },
+      { name: 'no alg at all', token: forge(AT, claims) },
       { name: 'alg null', token: forge({ alg: null }, claims) },
       { name: 'alg as an array', token: forge({ alg: ['HS256'] }, claims) },
       { name: 'the genuine token with its signature stripped', token: `${alice.accessToken.split('.').slice(0, 2).join('.')}.` }
@@ -71,9 +77,9 @@ t.test('the algorithm is pinned: other HMAC algorithms signed with the real secr
   await expectRefused(t, h, alice, (alice) => {
     const claims = claimsOf(alice.accessToken)
     return [
-      { name: 'HS384 with the real secret', token: forge({ alg: 'HS384', typ: 'JWT' }, claims, hmacWith(SECRET, 'sha384')) },
-      { name: 'HS512 with the real secret', token: forge({ alg: 'HS512', typ: 'JWT' }, claims, hmacWith(SECRET, 'sha512')) },
-      { name: 'hs256 (lower case) with the real secret', token: forge({ alg: 'hs256', typ: 'JWT' }, claims) }
+      { name: 'HS384 with the real secret', token: forge({ alg: 'HS384', ...AT }, claims, hmacWith(KEY, 'sha384')) },
+      { name: 'HS512 with the real secret', token: forge({ alg: 'HS512', ...AT }, claims, hmacWith(KEY, 'sha512')) },
+      { name: 'hs256 (lower case) with the real secret', token: forge({ alg: 'hs256', ...AT }, claims) }
     ]
   })
 })
@@ -83,8 +89,8 @@ t.test('wrong, empty and falsy keys never verify', async (t) => {
   const alice = await h.login('alice')
   await expectRefused(t, h, alice, (alice) => {
     const claims = claimsOf(alice.accessToken)
-    const header = { alg: 'HS256', typ: 'JWT' }
-    return ['', 'null', 'undefined', '0', 'false', SECRET.slice(0, -1), `${SECRET} `, SECRET.toUpperCase()].map((key) => ({
+    const header = { alg: 'HS256', ...AT }
+    return ['', 'null', 'undefined', '0', 'false', SECRET, SECRET.slice(0, -1), `${SECRET} `, SECRET.toUpperCase()].map((key) => ({
       name: `signed with ${JSON.stringify(key.length > 20 ? `${key.slice(0, 6)}… (${key.length})` : key)}`,
       token: forge(header, claims, hmacWith(key))
     })).concat([
@@ -114,9 +120,12 @@ t.test('key-selecting headers (kid, jku, x5u, jwk, x5c) never change the key', a
       { name: 'x5c with a certificate chain', token: forge({ alg: 'RS256', x5c: [readFileSync(join(FIXTURES, 'rsa-cert.pem'), 'utf8').replace(/-----[^-]+-----|\s/g, '')] }, claims, rs256) }
     ]
   })
-  // A kid on a token signed with the real key is simply ignored: headers select nothing.
-  const withKid = forge({ alg: 'HS256', typ: 'JWT', kid: 'anything' }, claimsOf(alice.accessToken))
-  t.equal((await callMe(h.app, withKid, alice.fingerprint)).statusCode, 200, 'kid is ignored, the one configured key verifies')
+  // kid selects a key of the configured ring only: a kid the ring does not hold is refused, even under the real key.
+  for (const kid of ['anything', 'Default', 'default ', '', 0, null, ['default']]) {
+    assertGuardRefused(t, await callMe(h.app, forge({ alg: 'HS256', typ: 'at+jwt', kid }, claimsOf(alice.accessToken)), alice.fingerprint), `kid ${JSON.stringify(kid)} under the real key`)
+  }
+  assertGuardRefused(t, await callMe(h.app, forge({ alg: 'HS256', typ: 'at+jwt' }, claimsOf(alice.accessToken)), alice.fingerprint), 'no kid, under the real key')
+  t.equal((await callMe(h.app, forge({ alg: 'HS256', ...AT }, claimsOf(alice.accessToken)), alice.fingerprint)).statusCode, 200, 'control: the configured kid under the real key')
 })
 
 t.test('crit: an extension the plugin does not understand is refused, even under the real key', async (t) => {
@@ -125,13 +134,13 @@ t.test('crit: an extension the plugin does not understand is refused, even under
   await expectRefused(t, h, alice, (alice) => {
     const claims = claimsOf(alice.accessToken)
     return [
-      { name: 'crit naming an unknown extension that is present', token: forge({ alg: 'HS256', crit: ['exp-ext'], 'exp-ext': 1 }, claims) },
-      { name: 'crit naming an absent extension', token: forge({ alg: 'HS256', crit: ['missing'] }, claims) },
-      { name: 'crit b64=false (RFC 7797, unencoded payload)', token: forge({ alg: 'HS256', crit: ['b64'], b64: false }, claims) },
-      { name: 'crit empty', token: forge({ alg: 'HS256', crit: [] }, claims) },
-      { name: 'crit not an array', token: forge({ alg: 'HS256', crit: 'exp-ext', 'exp-ext': 1 }, claims) },
-      { name: 'crit naming a registered header', token: forge({ alg: 'HS256', crit: ['alg'] }, claims) },
-      { name: 'crit with a non-string entry', token: forge({ alg: 'HS256', crit: [1] }, claims) }
+      { name: 'crit naming an unknown extension that is present', token: forge({ alg: 'HS256', ...AT, crit: ['exp-ext'], 'exp-ext': 1 }, claims) },
+      { name: 'crit naming an absent extension', token: forge({ alg: 'HS256', ...AT, crit: ['missing'] }, claims) },
+      { name: 'crit b64=false (RFC 7797, unencoded payload)', token: forge({ alg: 'HS256', ...AT, crit: ['b64'], b64: false }, claims) },
+      { name: 'crit empty', token: forge({ alg: 'HS256', ...AT, crit: [] }, claims) },
+      { name: 'crit not an array', token: forge({ alg: 'HS256', ...AT, crit: 'exp-ext', 'exp-ext': 1 }, claims) },
+      { name: 'crit naming a registered header', token: forge({ alg: 'HS256', ...AT, crit: ['alg'] }, claims) },
+      { name: 'crit with a non-string entry', token: forge({ alg: 'HS256', ...AT, crit: [1] }, claims) }
     ]
   })
 })
@@ -154,9 +163,9 @@ t.test('malformed and non-JSON segments', async (t) => {
       { name: 'a signature segment with an extra character', token: `${alice.accessToken}A` },
       { name: 'a truncated signature', token: alice.accessToken.slice(0, -2) },
       { name: 'header not JSON', token: forge('raw:not json', claims) },
-      { name: 'payload not JSON', token: forge({ alg: 'HS256' }, 'raw:not json') },
-      { name: 'payload with a trailing comma', token: forge({ alg: 'HS256' }, `raw:${JSON.stringify(claims).slice(0, -1)},}`) },
-      { name: 'payload with duplicate sub (last wins in JSON.parse)', token: forge({ alg: 'HS256' }, `raw:${JSON.stringify(claims).slice(0, -1)},"sub":"bob"}`) },
+      { name: 'payload not JSON', token: forge({ alg: 'HS256', ...AT }, 'raw:not json') },
+      { name: 'payload with a trailing comma', token: forge({ alg: 'HS256', ...AT }, `raw:${JSON.stringify(claims).slice(0, -1)},}`) },
+      { name: 'payload with duplicate sub (last wins in JSON.parse)', token: forge({ alg: 'HS256', ...AT }, `raw:${JSON.stringify(claims).slice(0, -1)},"sub":"bob"}`) },
       { name: 'header an array', token: forge(['HS256'], claims) },
       { name: 'header null', token: forge(null, claims) },
       { name: 'header a string', token: forge('HS256', claims) },
@@ -173,7 +182,7 @@ t.test('non-object payloads, signed with the real key', async (t) => {
   await expectRefused(t, h, alice, (alice) => {
     const claims = claimsOf(alice.accessToken)
     return ([['an array of the claims', [claims]], ['an empty array', []], ['a string', 'alice'], ['a number', 42], ['null', null], ['true', true], ['an empty object', {}]] as Array<[string, unknown]>)
-      .map(([name, payload]) => ({ name: `payload ${name}`, token: forge({ alg: 'HS256', typ: 'JWT' }, payload) }))
+      .map(([name, payload]) => ({ name: `payload ${name}`, token: forge({ alg: 'HS256', ...AT }, payload) }))
   })
 })
 
@@ -183,7 +192,7 @@ t.test('claim type confusion, signed with the real key', async (t) => {
   const bob = await h.login('123')
   await expectRefused(t, h, alice, (alice) => {
     const claims = claimsOf(alice.accessToken)
-    const c = (name: string, change: Record<string, unknown>): Attack => ({ name, token: forge({ alg: 'HS256', typ: 'JWT' }, { ...claims, ...change }) })
+    const c = (name: string, change: Record<string, unknown>): Attack => ({ name, token: forge({ alg: 'HS256', ...AT }, { ...claims, ...change }) })
     const { sub, sid, fph, exp } = claims as { sub: string, sid: string, fph: string, exp: number }
     return [
       c('sub a number (user "123" exists)', { sub: 123, sid: bob.sessionId }),
@@ -201,7 +210,7 @@ t.test('claim type confusion, signed with the real key', async (t) => {
       c('exp a string', { exp: String(exp) }),
       c('exp a float', { exp: exp + 0.5 }),
       c('exp huge (not a safe integer)', { exp: 1e300 }),
-      { name: 'exp 1e309 (JSON.parse makes it Infinity)', token: forge({ alg: 'HS256', typ: 'JWT' }, `raw:${JSON.stringify({ ...claims, exp: 0 }).replace('"exp":0', '"exp":1e309')}`) },
+      { name: 'exp 1e309 (JSON.parse makes it Infinity)', token: forge({ alg: 'HS256', ...AT }, `raw:${JSON.stringify({ ...claims, exp: 0 }).replace('"exp":0', '"exp":1e309')}`) },
       c('exp negative', { exp: -1 }),
       c('exp zero', { exp: 0 }),
       c('exp null', { exp: null }),
@@ -234,7 +243,7 @@ t.test('exp, nbf and iat edges, with and without clockTolerance', async (t) => {
       const alice = await h.login('alice')
       const claims = claimsOf(alice.accessToken) as { iat: number, exp: number }
       const now = (): number => Math.floor(h.clock.now / 1000)
-      const at = (change: Record<string, unknown>): string => forge({ alg: 'HS256', typ: 'JWT' }, { ...claims, ...change })
+      const at = (change: Record<string, unknown>): string => forge({ alg: 'HS256', ...AT }, { ...claims, ...change })
       const status = async (token: string): Promise<number> => (await callMe(h.app, token, alice.fingerprint)).statusCode
       const tolerance = toleranceMs / 1000
 
@@ -263,7 +272,7 @@ t.test('exp and nbf are judged by the injected clock alone, never by the machine
   h.clock.now = Date.UTC(2100, 0, 1)
   const alice = await h.login('alice')
   const now = Math.floor(h.clock.now / 1000)
-  t.equal((await callMe(h.app, forge({ alg: 'HS256', typ: 'JWT' }, { ...claimsOf(alice.accessToken), nbf: now }), alice.fingerprint)).statusCode, 200, 'nbf now, by the injected clock')
+  t.equal((await callMe(h.app, forge({ alg: 'HS256', ...AT }, { ...claimsOf(alice.accessToken), nbf: now }), alice.fingerprint)).statusCode, 200, 'nbf now, by the injected clock')
   // And one far behind it: every token it signs has long expired by the machine's clock.
   const past = await setup(t)
   past.clock.now = Date.UTC(2001, 0, 1)
@@ -356,15 +365,15 @@ for (const [algorithm, label, privatePem, publicPem] of asymmetric) {
       const attacks: Attack[] = []
       for (const [form, key] of encodingsOf(publicKey, publicPem)) {
         for (const [alg, hash] of [['HS256', 'sha256'], ['HS384', 'sha384'], ['HS512', 'sha512']] as const) {
-          attacks.push({ name: `${alg} keyed with the public key as ${form}`, token: forge({ alg, typ: 'JWT' }, claims, hmacWith(key, hash)) })
+          attacks.push({ name: `${alg} keyed with the public key as ${form}`, token: forge({ alg, ...AT }, claims, hmacWith(key, hash)) })
         }
-        attacks.push({ name: `alg ${algorithm} over an HMAC keyed with the public key as ${form}`, token: forge({ alg: algorithm, typ: 'JWT' }, claims, hmacWith(key)) })
+        attacks.push({ name: `alg ${algorithm} over an HMAC keyed with the public key as ${form}`, token: forge({ alg: algorithm, ...AT }, claims, hmacWith(key)) })
       }
-      attacks.push({ name: 'alg none', token: forge({ alg: 'none' }, claims, '') })
+      attacks.push({ name: 'alg none', token: forge({ alg: 'none', ...AT }, claims, '') })
       if (algorithm === 'RS256') {
         const pss = (input: string): string => sign('sha256', Buffer.from(input), { key: privatePem, padding: 6, saltLength: 32 }).toString('base64url')
-        attacks.push({ name: 'PS256 signed with the real private key (pinning within a key family)', token: forge({ alg: 'PS256' }, claims, pss) })
-        attacks.push({ name: 'RS512 signed with the real private key', token: forge({ alg: 'RS512' }, claims, (input) => sign('sha512', Buffer.from(input), privatePem).toString('base64url')) })
+        attacks.push({ name: 'PS256 signed with the real private key (pinning within a key family)', token: forge({ alg: 'PS256', ...AT }, claims, pss) })
+        attacks.push({ name: 'RS512 signed with the real private key', token: forge({ alg: 'RS512', ...AT }, claims, (input) => sign('sha512', Buffer.from(input), privatePem).toString('base64url')) })
       }
       return attacks
     })
@@ -390,4 +399,17 @@ t.test('a token has one spelling: a signature with other unused trailing bits is
   }
   await assertUntouched(t, h.app, before, 'after the respelled tokens', [alice], ['alice'])
   t.equal((await h.me(alice)).statusCode, 200, 'control: the canonical spelling works')
+})
+
+t.test('the guard takes only tokens typed as access tokens (typ at+jwt, RFC 9068), under the real key', async (t) => {
+  const h = await setup(t)
+  const alice = await h.login('alice')
+  t.match(JSON.parse(Buffer.from(alice.accessToken.split('.')[0] as string, 'base64url').toString()), { typ: 'at+jwt' }, 'the plugin types its access tokens')
+  await expectRefused(t, h, alice, (alice) => {
+    const claims = claimsOf(alice.accessToken)
+    return ([undefined, 'JWT', 'jwt', 'AT+JWT', 'application/at+jwt', 'at+jwt ', 'sg-limit', 1, null, ['at+jwt']] as unknown[]).map((typ) => ({
+      name: `typ ${JSON.stringify(typ)}`,
+      token: forge({ alg: 'HS256', kid: 'default', ...(typ === undefined ? {} : { typ }) }, claims)
+    }))
+  })
 })

@@ -134,3 +134,44 @@ t.test('each refusal of the token options says what is wanted', async (t) => {
     t.equal(err?.message, `Invalid option "${option}": ${wanted}`, `${name}: the message`)
   }
 })
+
+t.test('each refusal of a keyring or of the MAC keys says what is wanted', async (t) => {
+  const pair = { private: rsa.privateKey, public: rsa.publicKey }
+  const macKeys = [{ kid: 'm1', secret: SECRET }]
+  const kidWanted = 'must be 1 to 64 characters of A-Z a-z 0-9 _ -'
+  const mixed = 'mixes a secret and a key pair: a keyring holds one kind of key, for one `algorithm`'
+  const cases: Array<[string, unknown, string, string]> = [
+    ['an empty ring', { keys: [], macKeys }, 'keys', 'must hold at least one key'],
+    ['a ring without macKeys', { keys: [{ kid: 'a', secret: SECRET }] }, 'macKeys', 'is required with a keyring in `keys`, so that rotating a signing key logs nobody out'],
+    ['an entry that is no object', { keys: [{ kid: 'a', secret: SECRET }, 'b'], macKeys }, 'keys[1]', 'must be an object with a `kid`'],
+    ['an entry without kid', { keys: [{ secret: SECRET }], macKeys }, 'keys[0].kid', kidWanted],
+    ['an empty kid', { keys: [{ kid: '', secret: SECRET }], macKeys }, 'keys[0].kid', kidWanted],
+    ['a kid with a dot', { keys: [{ kid: 'a.b', secret: SECRET }], macKeys }, 'keys[0].kid', kidWanted],
+    ['a kid of 65 characters', { keys: [{ kid: 'k'.repeat(65), secret: SECRET }], macKeys }, 'keys[0].kid', kidWanted],
+    ['a duplicate kid', { keys: [{ kid: 'a', secret: SECRET }, { kid: 'a', secret: `${SECRET}-2` }], macKeys }, 'keys[1].kid', 'repeats the kid "a"'],
+    ['a short secret in the ring', { keys: [{ kid: 'a', secret: SECRET }, { kid: 'b', secret: 'short' }], macKeys }, 'keys[1].secret', 'must be a string or Buffer of at least 32 bytes'],
+    ['a PEM as a secret of the ring', { keys: [{ kid: 'a', secret: rsa.publicKey }], macKeys }, 'keys[0].secret', 'looks like a PEM or JWK key: give key pairs as `keys` with an asymmetric `algorithm`'],
+    ['a key pair after a secret', { keys: [{ kid: 'a', secret: SECRET }, { kid: 'b', ...pair }], macKeys }, 'keys[1]', mixed],
+    ['a secret after a key pair', { keys: [{ kid: 'a', ...pair }, { kid: 'b', secret: SECRET }], macKeys, algorithm: 'RS256' }, 'keys[1]', mixed],
+    ['an asymmetric algorithm for a ring of secrets', { keys: [{ kid: 'a', secret: SECRET }], macKeys, algorithm: 'RS256' }, 'algorithm', 'must be HS256, HS384 or HS512 with `keys`'],
+    ['a ring of pairs without algorithm', { keys: [{ kid: 'a', ...pair }], macKeys }, 'algorithm', 'must name the asymmetric algorithm of `keys` (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)'],
+    ['a first key without its private key', { keys: [{ kid: 'a', public: rsa.publicKey }], macKeys, algorithm: 'RS256' }, 'keys[0]', 'must hold non-empty PEM `private` and `public` keys: the first key signs'],
+    ['an older key without its public key', { keys: [{ kid: 'a', ...pair }, { kid: 'b', private: rsa.privateKey }], macKeys, algorithm: 'RS256' }, 'keys[1]', 'must hold a non-empty PEM `public` key'],
+    ['an older key with an empty private key', { keys: [{ kid: 'a', ...pair }, { kid: 'b', public: rsa.publicKey, private: '' }], macKeys, algorithm: 'RS256' }, 'keys[1]', 'must hold a non-empty PEM `public` key'],
+    ['an older key that is no key', { keys: [{ kid: 'a', ...pair }, { kid: 'b', public: 'x'.repeat(64) }], macKeys, algorithm: 'RS256' }, 'keys', 'Invalid public key provided for algorithms RS256.'],
+    ['macKeys empty', { secret: SECRET, macKeys: [] }, 'macKeys', 'must be a non-empty array of `{ kid, secret }`'],
+    ['macKeys no array', { secret: SECRET, macKeys: { kid: 'm1', secret: SECRET } }, 'macKeys', 'must be a non-empty array of `{ kid, secret }`'],
+    ['a MAC key that is no object', { secret: SECRET, macKeys: [null] }, 'macKeys[0]', 'must be an object `{ kid, secret }`'],
+    ['a MAC key without kid', { secret: SECRET, macKeys: [{ secret: SECRET }] }, 'macKeys[0].kid', kidWanted],
+    ['a duplicate MAC key version', { secret: SECRET, macKeys: [{ kid: 'm1', secret: SECRET }, { kid: 'm1', secret: `${SECRET}-2` }] }, 'macKeys[1].kid', 'repeats the kid "m1"'],
+    ['a short MAC key', { secret: SECRET, macKeys: [{ kid: 'm1', secret: 'short' }] }, 'macKeys[0].secret', 'must be a string or Buffer of at least 32 bytes']
+  ]
+  for (const [name, options, option, wanted] of cases) {
+    const err = await refusal(options)
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', name)
+    t.equal(err?.message, `Invalid option "${option}": ${wanted}`, `${name}: the message`)
+  }
+  t.equal(await refusal({ keys: [{ kid: 'a', secret: SECRET }, { kid: 'b', secret: Buffer.alloc(32, 2) }], macKeys, algorithm: 'HS512' }), undefined, 'a ring of secrets, HS512')
+  t.equal(await refusal({ keys: [{ kid: 'a', ...pair }, { kid: 'b', public: rsa.publicKey }], macKeys, algorithm: 'RS256' }), undefined, 'a ring of key pairs, the older one public only')
+  t.equal(await refusal({ secret: SECRET, macKeys }), undefined, 'macKeys beside a single secret')
+})

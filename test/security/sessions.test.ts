@@ -2,6 +2,7 @@ import { createHmac, hkdfSync } from 'node:crypto'
 import type { Test } from 'tap'
 import t from 'tap'
 import { memoryStore, type SessionEvent } from '../../lib/index.js'
+import { deriveSigningKey } from '../../lib/tokens/jwt.js'
 import { type Credentials, type Harness, MINUTE, SECRET, settle } from '../helper.js'
 import {
   assertGuardRefused,
@@ -143,9 +144,9 @@ t.test("a token for bob naming alice's session is refused: the guard binds sub t
   // Signed with the real secret, with alice's session id and alice's fingerprint
   // hash, sent with alice's fingerprint cookie: every other check passes, so only
   // the binding of sub to the session's user stands between it and a 200 as bob.
-  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'at+jwt', kid: 'default' })).toString('base64url')
   const payload = Buffer.from(JSON.stringify({ ...claimsOf(alice.accessToken), sub: 'bob' })).toString('base64url')
-  const token = `${header}.${payload}.${createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url')}`
+  const token = `${header}.${payload}.${createHmac('sha256', deriveSigningKey(SECRET, 'HS256')).update(`${header}.${payload}`).digest('base64url')}`
   const before = await snapshot(h.app, [alice, bob], ['alice', 'bob'])
   assertGuardRefused(t, await callMe(h.app, token, alice.fingerprint), "bob's sub on alice's session")
   await assertUntouched(t, h.app, before, 'the refused token', [alice, bob], ['alice', 'bob'])
@@ -188,18 +189,19 @@ t.test("another user's session id, in every input that takes one", async (t) => 
   const bob = await h.login('bob')
   h.clock.advance(2 * MINUTE)
   const before = await snapshot(h.app, [alice, bob], ['alice', 'bob'])
-  const [, nonce, mac] = alice.refreshToken.split('.') as [string, string, string]
-  const [, bobNonce] = bob.refreshToken.split('.') as [string, string, string]
+  const [, nonce, version, mac] = alice.refreshToken.split('.') as [string, string, string, string]
+  const [, bobNonce] = bob.refreshToken.split('.') as [string, string, string, string]
   const otherKey = Buffer.from(hkdfSync('sha256', 'another-deployment-secret-0123456789', '', 'fastify-session-guard refresh token', 32))
-  const foreignBody = `${bob.sessionId}.${bobNonce}`
+  const foreignBody = `${bob.sessionId}.${bobNonce}.${version}`
   const cases: Array<[string, string, string]> = [
-    ["bob's session id with alice's nonce and MAC", `${bob.sessionId}.${nonce}.${mac}`, alice.fingerprint],
-    ["bob's session id, alice's MAC, bob's fingerprint", `${bob.sessionId}.${nonce}.${mac}`, bob.fingerprint],
+    ["bob's session id with alice's nonce and MAC", `${bob.sessionId}.${nonce}.${version}.${mac}`, alice.fingerprint],
+    ["bob's session id, alice's MAC, bob's fingerprint", `${bob.sessionId}.${nonce}.${version}.${mac}`, bob.fingerprint],
     ["bob's id and nonce under another deployment's MAC key", `${foreignBody}.${createHmac('sha256', otherKey).update(foreignBody).digest('base64url')}`, bob.fingerprint],
     ["bob's genuine refresh token with alice's fingerprint (stolen token, no cookie)", bob.refreshToken, alice.fingerprint],
     ["alice's genuine refresh token with bob's fingerprint", alice.refreshToken, bob.fingerprint],
     ["bob's session id alone", bob.sessionId, bob.fingerprint],
-    ["bob's session id as id.nonce without MAC", `${bob.sessionId}.${bobNonce}`, bob.fingerprint]
+    ["bob's session id as id.nonce without MAC", `${bob.sessionId}.${bobNonce}`, bob.fingerprint],
+    ["bob's session id, nonce and version without MAC", `${bob.sessionId}.${bobNonce}.${version}`, bob.fingerprint]
   ]
   for (const [name, token, fingerprint] of cases) {
     assertRefreshRefused(t, await refreshByCookie(h, token, fingerprint), name)

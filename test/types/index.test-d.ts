@@ -8,6 +8,8 @@ import sessionGuard, {
   isLive,
   isRemovable,
   type CompleteChallengeOptions,
+  type MacKeyEntry,
+  type SigningKeyEntry,
   type HistoryEntry,
   type SessionTimeline,
   type TimelineOptions,
@@ -70,6 +72,19 @@ app.register(sessionGuard, {
   refresh: { transport: 'body', graceWindow: '5s', allowedOrigins: ['https://app.example'] },
   clock: () => Date.now()
 })
+app.register(sessionGuard, {
+  keys: [{ kid: '2026-12', secret: 'y'.repeat(32) }, { kid: 'default', secret: Buffer.alloc(32) }],
+  macKeys: [{ kid: 'default', secret: 'x'.repeat(32) }]
+})
+app.register(sessionGuard, {
+  keys: [{ kid: 'b', private: 'pem', public: 'pem' }, { kid: 'a', public: 'pem' }],
+  algorithm: 'ES256',
+  macKeys: [{ kid: 'm1', secret: 'x'.repeat(32) }]
+})
+expectAssignable<SigningKeyEntry>({ kid: 'a', secret: 'x'.repeat(32) })
+expectAssignable<MacKeyEntry>({ kid: 'm1', secret: 'x'.repeat(32) })
+expectError(app.register(sessionGuard, { keys: [{ secret: 'x'.repeat(32) }], macKeys: [{ kid: 'm1', secret: 'x'.repeat(32) }] }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), macKeys: [{ kid: 'm1' }] }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), onSessionLimit: 'drop' }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), maxSessionsPerUser: '5' }))
 app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { mobile: { max: 1, onLimit: 'reject' }, tablet: { max: 1 } } })
