@@ -122,7 +122,8 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     lifetimes,
     clock,
     touchIntervalMs: options.touchIntervalMs,
-    fingerprintCookie: cookies.fingerprintName
+    fingerprintCookie: cookies.fingerprintName,
+    csrf: options.refresh.csrf
   }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({
     store,
