@@ -210,6 +210,7 @@ namespace sessionGuard {
   export import HmacAlgorithm = jwtModule.HmacAlgorithm
   export import AsymmetricAlgorithm = jwtModule.AsymmetricAlgorithm
   export import CookieOptions = cookiesModule.CookieOptions
+  export import CookieAttributes = cookiesModule.CookieAttributes
   export import RefreshOptions = lifecycleModule.RefreshOptions
   export import RoutesOptions = routesModule.RoutesOptions
   export import RouteExtras = routeOptionsModule.RouteExtras

@@ -8,6 +8,7 @@ import sessionGuard, {
   isLive,
   isRemovable,
   type CompleteChallengeOptions,
+  type CookieAttributes,
   type HistoryEntry,
   type SessionTimeline,
   type TimelineOptions,
@@ -71,6 +72,16 @@ app.register(sessionGuard, {
   clock: () => Date.now()
 })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), onSessionLimit: 'drop' }))
+app.register(sessionGuard, {
+  secret: 'x'.repeat(32),
+  fingerprintCookie: '__Secure-fp',
+  cookies: { sameSite: 'none', domain: 'example.com', partitioned: true },
+  refresh: { allowedOrigins: ['https://app.example'], cookiePath: '/api/refresh' }
+})
+expectAssignable<CookieAttributes>({ sameSite: 'lax' })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { sameSite: 'None' } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { partitioned: 'yes' } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { secure: false } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), maxSessionsPerUser: '5' }))
 app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { mobile: { max: 1, onLimit: 'reject' }, tablet: { max: 1 } } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { phone: { max: 1 } } }))
