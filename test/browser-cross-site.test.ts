@@ -17,6 +17,9 @@ import { SECRET } from './helper.js'
  * `cookies: { sameSite: 'none', partitioned: true }` the page's script signs
  * in, reaches a guarded route, refreshes and logs out; the same pair with the
  * default `SameSite=Strict` cookies cannot even reach the guarded route.
+ * A second pair shares one site: the page on app.example.com, the sign-in on
+ * auth.example.com and the API on api.example.com; with `cookies.domain` the
+ * cookies the sign-in sets reach the API, without it they do not.
  * Needs Chromium (as `test/browser.test.ts`) and openssl; without them the test
  * skips loudly, except on CI, where it fails.
  */
@@ -37,7 +40,7 @@ function throwAwayCertificate (t: Test): { key: Buffer, cert: Buffer } {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   execFileSync('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/CN=app.example', '-addext', 'subjectAltName=DNS:app.example,DNS:api.other',
+    '-subj', '/CN=app.example', '-addext', 'subjectAltName=DNS:app.example,DNS:api.other,DNS:*.example.com',
     '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')
   ], { stdio: 'ignore' })
   return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }
@@ -96,7 +99,7 @@ if (!existsSync(executablePath) || !hasOpenssl()) {
     const browser: Browser = await chromium.launch({
       executablePath,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--host-resolver-rules=MAP app.example 127.0.0.1, MAP api.other 127.0.0.1']
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--host-resolver-rules=MAP app.example 127.0.0.1, MAP api.other 127.0.0.1, MAP *.example.com 127.0.0.1']
     })
     t.teardown(() => browser.close())
 
@@ -141,6 +144,57 @@ if (!existsSync(executablePath) || !hasOpenssl()) {
       t.equal(out.status, 204, `${name}: logout`)
       t.equal((await call(tab, `${base}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status, 401, `${name}: signed out`)
       t.same(await held(), [], `${name}: the logout cleared both cookies in the browser (a clear without Partitioned would not)`)
+    }
+  })
+
+  t.test('an API on a sibling subdomain: with cookies.domain the sign-in on auth.example.com reaches api.example.com', async (t) => {
+    const https = throwAwayCertificate(t)
+    const page = Fastify({ https })
+    t.teardown(() => page.close())
+    page.get('/', async (request, reply) => await reply.type('text/html').send('<!doctype html><title>app</title>'))
+    const appOrigin = `https://app.example.com:${await listen(page)}`
+    // One server answers both names: what counts for a cookie is the host name, not the port.
+    const shared = await api(t, https, appOrigin, { cookies: { domain: 'example.com' } })
+    const hostOnly = await api(t, https, appOrigin, {})
+
+    const browser: Browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--host-resolver-rules=MAP *.example.com 127.0.0.1']
+    })
+    t.teardown(() => browser.close())
+
+    for (const [name, port, expectWorks] of [['Domain=example.com', shared, true], ['host-only cookies', hostOnly, false]] as const) {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true })
+      t.teardown(() => context.close())
+      const tab = await context.newPage()
+      await tab.goto(`${appOrigin}/`)
+      const auth = `https://auth.example.com:${port}`
+      const apiBase = `https://api.example.com:${port}`
+      const csrf = { 'x-requested-with': 'fetch' }
+
+      const login = await call(tab, `${auth}/login`, { method: 'POST' })
+      t.equal(login.status, 200, `${name}: sign-in on auth.example.com`)
+      const bearer = { authorization: `Bearer ${JSON.parse(login.body).accessToken as string}` }
+      const me = await call(tab, `${apiBase}/me`, { headers: bearer })
+      if (!expectWorks) {
+        t.equal(me.status, 401, `${name}: the fingerprint cookie stays with auth.example.com, so api.example.com refuses`)
+        continue
+      }
+      t.equal(me.status, 200, `${name}: the fingerprint cookie reaches api.example.com`)
+      const held = async (): Promise<unknown[]> => (await context.cookies())
+        .filter((cookie) => cookie.name.startsWith('__'))
+        .map(({ name, domain, path, sameSite }) => ({ name, domain, path, sameSite }))
+        .sort((a, b) => a.name.localeCompare(b.name))
+      t.same(await held(), [
+        { name: '__Secure-sg-fp', domain: '.example.com', path: '/', sameSite: 'Strict' },
+        { name: '__Secure-sg-rt', domain: '.example.com', path: '/refresh', sameSite: 'Strict' }
+      ], `${name}: both cookies held for the whole domain`)
+      const renewed = await call(tab, `${apiBase}/refresh`, { method: 'POST', headers: csrf })
+      t.equal(renewed.status, 200, `${name}: the refresh cookie reaches api.example.com too`)
+      const out = await call(tab, `${apiBase}/logout`, { method: 'POST', headers: { authorization: `Bearer ${JSON.parse(renewed.body).accessToken as string}`, ...csrf } })
+      t.equal(out.status, 204, `${name}: logout on api.example.com`)
+      t.same(await held(), [], `${name}: the logout cleared both cookies (a clear without the Domain would not)`)
     }
   })
 }
