@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
+import { checkCsrf, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
@@ -29,6 +30,8 @@ export interface GuardContext {
   readonly touchIntervalMs: number
   /** Name of the fingerprint cookie. */
   readonly fingerprintCookie: string
+  /** Checked on unsafe methods when the cookies may arrive cross-site. */
+  readonly csrf: CsrfPolicy
 }
 
 /**
@@ -37,9 +40,11 @@ export interface GuardContext {
  * live session in the store that matches both. Then it records activity (at
  * most once per `touchInterval`) and sets `request.user` and `request.authSession`.
  * A challenged session passes only on routes that allow it (`allowChallenged`).
+ * When the cookies may arrive cross-site (`cookies.sameSite` Lax or None), an
+ * unsafe request is refused first without the CSRF header and an allowed Origin.
  */
 export function createGuard (context: GuardContext): Guard {
-  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie } = context
+  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf } = context
   const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
@@ -49,6 +54,7 @@ export function createGuard (context: GuardContext): Guard {
   }
 
   return async function requireSession (request, reply) {
+    if (needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
     const authorization = request.headers.authorization
     if (authorization === undefined) return reject(request, reply, 'missing_token')
     const match = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER.exec(authorization) : null

@@ -122,7 +122,8 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     lifetimes,
     clock,
     touchIntervalMs: options.touchIntervalMs,
-    fingerprintCookie: cookies.fingerprintName
+    fingerprintCookie: cookies.fingerprintName,
+    csrf: options.refresh.csrf
   }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({
     store,
@@ -212,6 +213,7 @@ namespace sessionGuard {
   export import SigningKeyEntry = jwtModule.SigningKeyEntry
   export import MacKeyEntry = jwtModule.MacKeyEntry
   export import CookieOptions = cookiesModule.CookieOptions
+  export import CookieAttributes = cookiesModule.CookieAttributes
   export import RefreshOptions = lifecycleModule.RefreshOptions
   export import RoutesOptions = routesModule.RoutesOptions
   export import RouteExtras = routeOptionsModule.RouteExtras

@@ -10,7 +10,7 @@ import {
   SessionLimitError
 } from './errors.js'
 import type { SessionCookies } from './http/cookies.js'
-import { checkCsrf, type CsrfPolicy } from './http/csrf.js'
+import { checkCsrf, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
 import { createFingerprint, isFingerprintRejection, readFingerprint, readFingerprintHash } from './http/fingerprint.js'
 import { toViews } from './http/views.js'
 import { limitFor, type DeviceTypeLimits } from './limits.js'
@@ -47,6 +47,14 @@ export interface RefreshOptions {
    */
   path?: string
   /**
+   * Path of the refresh cookie, when the browser reaches the refresh route at
+   * another path than the app declares it: behind a proxy that strips a
+   * prefix (`'/api/refresh'` for a route at `'/refresh'` the proxy serves at
+   * `/api/refresh`).
+   * @default the refresh `path`
+   */
+  cookiePath?: string
+  /**
    * Name of the refresh cookie.
    * @default '__Secure-sg-rt' ('sg-rt' when `secureCookies` is false)
    */
@@ -60,20 +68,25 @@ export interface RefreshOptions {
    */
   graceWindow?: Duration
   /**
-   * Header a cookie-carried refresh must send; a cross-site form cannot.
+   * Header a cookie-carried refresh must send; a cross-site form cannot. With
+   * `cookies.sameSite` `'lax'` or `'none'`, every cookie-authenticated unsafe
+   * request must send it (see `cookies.sameSite`).
    * @default 'x-requested-with'
    */
   csrfHeader?: string
   /**
    * Origins allowed to refresh. A request with an `Origin` header outside this
-   * list is refused. Empty: only the request's own origin.
+   * list is refused. Empty: only the request's own origin. With
+   * `cookies.sameSite` `'lax'` or `'none'`, it guards every
+   * cookie-authenticated unsafe request, and one without `Origin` is refused;
+   * `'none'` needs the list.
    * @default []
    */
   allowedOrigins?: string[]
 }
 
 const REFRESH_OPTION_NAMES: OptionNames<RefreshOptions> = {
-  transport: true, path: true, cookie: true, graceWindow: true, csrfHeader: true, allowedOrigins: true
+  transport: true, path: true, cookiePath: true, cookie: true, graceWindow: true, csrfHeader: true, allowedOrigins: true
 }
 
 /** The refresh options after validation. */
@@ -82,6 +95,8 @@ export interface RefreshPolicy {
   readonly path: string
   /** The cookie name asked for; `parseCookieOptions` checks it and picks the default. */
   readonly cookie: string | undefined
+  /** The cookie path asked for; `parseCookieOptions` checks it. */
+  readonly cookiePath: string | undefined
   readonly graceMs: number
   readonly csrf: CsrfPolicy
 }
@@ -103,8 +118,9 @@ export function parseRefreshOptions (value: RefreshOptions | undefined): Refresh
     transport,
     path,
     cookie: refresh.cookie,
+    cookiePath: refresh.cookiePath,
     graceMs: duration(refresh.graceWindow ?? DEFAULT_GRACE_WINDOW, 'refresh.graceWindow', { allowZero: true }),
-    csrf: { header: csrfHeader.toLowerCase(), allowedOrigins: new Set(allowedOrigins) }
+    csrf: { header: csrfHeader.toLowerCase(), allowedOrigins: new Set(allowedOrigins), crossSite: false }
   }
 }
 
@@ -197,6 +213,8 @@ export class Lifecycle {
     const { store, events, tickets, cookies, clock } = this.#context
     const now = clock()
     const refuse = (reason: string): Error => refusal(events, request.log, now, reason)
+    // The fingerprint cookie is half of what this request proves.
+    if (needsCsrfCheck(request, this.#context.refresh.csrf)) checkCsrf(request, this.#context.refresh.csrf)
     const ticket = tickets.verify(ticketToken, now)
     if (ticket === undefined) throw refuse('invalid_ticket')
     const fingerprintHash = readFingerprintHash(request, cookies.fingerprintName)

@@ -2,6 +2,7 @@ import { parseAlertOptions, type AlertOptions, type AlertPolicy } from './alerts
 import { type LocationResolver } from './devices/client.js'
 import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './devices/privacy.js'
 import { InvalidOptionError } from './errors.js'
+import { csrfPolicyFor } from './http/csrf.js'
 import { COOKIE_OPTION_NAMES, parseCookieOptions, type CookieOptions, type CookiePolicy } from './http/cookies.js'
 import { MONITORING_OPTION_NAMES, parseMonitoringOptions, type MonitoringOptions, type MonitoringPolicy } from './http/monitoring-routes.js'
 import { parseAdminRoutesOptions, type AdminRoutesOptions, type AdminRoutesPolicy } from './http/admin-routes.js'
@@ -236,8 +237,9 @@ const STORE_METHODS = ['create', 'get', 'touch', 'rotate', 'replace', 'revoke', 
 /** Validates options and fills in defaults. Throws `FST_SESSION_GUARD_INVALID_OPTION` naming the option. */
 export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions {
   const options = section(value, OPTION_NAMES, '')
-  const refresh = parseRefreshOptions(options.refresh)
-  const cookies = parseCookieOptions(options, { name: refresh.cookie, path: refresh.path, inCookie: refresh.transport === 'cookie' })
+  const parsedRefresh = parseRefreshOptions(options.refresh)
+  const cookies = parseCookieOptions(options, { name: parsedRefresh.cookie, path: parsedRefresh.path, cookiePath: parsedRefresh.cookiePath, inCookie: parsedRefresh.transport === 'cookie' })
+  const refresh: RefreshPolicy = { ...parsedRefresh, csrf: csrfPolicyFor(parsedRefresh.csrf, cookies.sameSite) }
   const lifetimes = parseLifetimes(options)
   const touchIntervalMs = duration(options.touchInterval ?? DEFAULT_TOUCH_INTERVAL, 'touchInterval', { allowZero: true })
   if (touchIntervalMs >= lifetimes.normal.idleMs) {
@@ -264,7 +266,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     resolveLocation: optionalFunction(options.resolveLocation, 'resolveLocation', '(ip) => location'),
     lockout: parseLockoutOptions(options.lockout),
     anomalies: parseAnomalyOptions(options.anomalies),
-    rememberDevice: parseRememberDeviceOptions(options.rememberDevice, cookies.secure),
+    rememberDevice: parseRememberDeviceOptions(options.rememberDevice, cookies),
     history: parseHistoryOptions(options.history, store),
     timeline: parseTimelineOptions(options.timeline),
     admin: parseAdminRoutesOptions(options.admin),

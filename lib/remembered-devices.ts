@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { randomToken, type KeyOf } from './crypto.js'
 import { InvalidOptionError } from './errors.js'
-import { checkCookieName, cookieValues } from './http/cookies.js'
+import { checkCookieName, cookieValues, type CookiePolicy } from './http/cookies.js'
 import type { EventSubject, SessionEventStream } from './monitoring/events.js'
 import type { Clock, SessionRecord } from './session.js'
 import type { SessionStore } from './stores/store.js'
@@ -39,10 +39,14 @@ export interface RememberDevicePolicy {
   readonly maxPerUser: number
   /** Whether the cookie is `Secure`, as the plugin's other cookies are. */
   readonly secure: boolean
+  /** `SameSite` and `Partitioned`: Lax, unless the plugin's cookies travel cross-site (None). */
+  readonly sameSite: 'Lax' | 'None'
+  readonly partitioned: boolean
 }
 
 /** `undefined` (the feature is off) for `false` or nothing; the defaults for `true`. */
-export function parseRememberDeviceOptions (value: RememberDeviceOptions | boolean | undefined, secure: boolean): RememberDevicePolicy | undefined {
+export function parseRememberDeviceOptions (value: RememberDeviceOptions | boolean | undefined, cookies: Pick<CookiePolicy, 'secure' | 'sameSite' | 'partitioned'>): RememberDevicePolicy | undefined {
+  const { secure } = cookies
   if (value === undefined || value === false) return undefined
   if (typeof value !== 'boolean' && (typeof value !== 'object' || value === null)) {
     throw new InvalidOptionError('rememberDevice', 'must be a boolean or an object { ttl, cookieName, maxPerUser }')
@@ -52,7 +56,10 @@ export function parseRememberDeviceOptions (value: RememberDeviceOptions | boole
     ttlMs: duration(options.ttl ?? '90d', 'rememberDevice.ttl'),
     cookieName: checkCookieName(options.cookieName ?? (secure ? '__Host-sg-dev' : 'sg-dev'), 'rememberDevice.cookieName', secure),
     maxPerUser: count(options.maxPerUser ?? 20, 'rememberDevice.maxPerUser'),
-    secure
+    secure,
+    // A sign-in from an app on another site is a cross-site request: only SameSite=None sends the cookie back with it.
+    sameSite: cookies.sameSite === 'None' ? 'None' : 'Lax',
+    partitioned: cookies.partitioned
   })
 }
 
@@ -127,7 +134,7 @@ export class RememberedDevices {
    */
   async remember (reply: FastifyReply, session: SessionRecord, recognised: DeviceToken | undefined): Promise<boolean> {
     const store = this.#store
-    const { ttlMs, maxPerUser, cookieName, secure } = this.#policy
+    const { ttlMs, maxPerUser, cookieName, secure, sameSite, partitioned } = this.#policy
     const now = this.#clock()
     const user = this.#user(session.userId)
     if (recognised === undefined) {
@@ -143,8 +150,8 @@ export class RememberedDevices {
     if (recognised !== undefined && recognised.link !== link) await store.resetCounter(linkKey(user, recognised.link))
     const deviceId = recognised?.deviceId ?? randomToken(DEVICE_ID_BYTES)
     const token = this.#tokens.issue(session.userId, { deviceId, link, issuedAt: now, expiresAt: now + ttlMs })
-    // SameSite=Lax: a sign-in that ends a cross-site redirect (single sign-on) still sends it; it grants nothing alone.
-    reply.header('set-cookie', `${cookieName}=${token}; Max-Age=${Math.floor(ttlMs / 1000)}; Path=/; HttpOnly${secure ? '; Secure' : ''}; SameSite=Lax`)
+    // SameSite=Lax (at least): a sign-in that ends a cross-site redirect (single sign-on) still sends it; it grants nothing alone.
+    reply.header('set-cookie', `${cookieName}=${token}; Max-Age=${Math.floor(ttlMs / 1000)}; Path=/; HttpOnly${secure ? '; Secure' : ''}; SameSite=${sameSite}${partitioned ? '; Partitioned' : ''}`)
     if (recognised === undefined) this.#events.publish(reply.log, 'device.remembered', now, session, {})
     return true
   }

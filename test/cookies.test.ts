@@ -26,11 +26,12 @@ t.test('cookieValues: every same-named cookie in order, trimmed, at most the lim
 })
 
 t.test('parseCookieOptions: secure by default, names by mode, unsafe settings only in development', async (t) => {
-  t.same(parseCookieOptions({}, REFRESH), { secure: true, fingerprint: '__Host-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/auth/refresh', refreshInCookie: true })
+  const STRICT = { sameSite: 'Strict', domain: undefined, partitioned: false, crossSite: false }
+  t.strictSame(parseCookieOptions({}, REFRESH), { secure: true, fingerprint: '__Host-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/auth/refresh', refreshInCookie: true, ...STRICT })
   t.same(parseCookieOptions({ secureCookies: false, development: true }, { ...REFRESH, inCookie: false }),
-    { secure: false, fingerprint: 'sg-fp', refresh: 'sg-rt', refreshPath: '/auth/refresh', refreshInCookie: false })
+    { secure: false, fingerprint: 'sg-fp', refresh: 'sg-rt', refreshPath: '/auth/refresh', refreshInCookie: false, ...STRICT })
   t.same(parseCookieOptions({ secureCookies: false, development: true, fingerprintCookie: 'fp__host-x' }, { ...REFRESH, name: 'rt' }),
-    { secure: false, fingerprint: 'fp__host-x', refresh: 'rt', refreshPath: '/auth/refresh', refreshInCookie: true },
+    { secure: false, fingerprint: 'fp__host-x', refresh: 'rt', refreshPath: '/auth/refresh', refreshInCookie: true, ...STRICT },
     'only a name that starts with a prefix needs secure cookies')
   t.equal(parseCookieOptions({ secureCookies: true, development: true }, REFRESH).secure, true)
   t.throws(() => parseCookieOptions({ secureCookies: false }, REFRESH), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"secureCookies": may only be false together with `development: true`/ })
@@ -39,6 +40,25 @@ t.test('parseCookieOptions: secure by default, names by mode, unsafe settings on
   t.throws(() => parseCookieOptions({ secureCookies: false, development: true, fingerprintCookie: '__Secure-fp' }, REFRESH), { message: /"fingerprintCookie": a __Host- or __Secure- name needs secure cookies/ })
   t.throws(() => parseCookieOptions({ secureCookies: false, development: true }, { ...REFRESH, name: '__host-rt' }), { message: /"refresh.cookie": a __Host- or __Secure- name/ })
   t.match(await registrationError({ secret: 'x'.repeat(32), secureCookies: 'no' }), { message: /"secureCookies": must be a boolean/ })
+})
+
+t.test('parseCookieOptions: the cookies section and the refresh cookie path', async (t) => {
+  t.strictSame(parseCookieOptions({ cookies: { sameSite: 'lax' } }, REFRESH),
+    { secure: true, fingerprint: '__Host-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/auth/refresh', refreshInCookie: true, sameSite: 'Lax', domain: undefined, partitioned: false, crossSite: true })
+  t.strictSame(parseCookieOptions({ cookies: { sameSite: 'none', partitioned: true, domain: 'Auth.Example.com' } }, { ...REFRESH, cookiePath: '/api/auth/refresh' }),
+    { secure: true, fingerprint: '__Secure-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/api/auth/refresh', refreshInCookie: true, sameSite: 'None', domain: 'auth.example.com', partitioned: true, crossSite: true },
+    'a domain makes the fingerprint __Secure-, lower-cased; the cookie path wins over the route path')
+  t.equal(parseCookieOptions({ cookies: { sameSite: 'none', partitioned: false } }, REFRESH).partitioned, false)
+  t.equal(parseCookieOptions({ cookies: { domain: 'localhost' } }, REFRESH).domain, 'localhost', 'one label is a host name too')
+  t.equal(parseCookieOptions({ secureCookies: false, development: true, cookies: { domain: 'example.com' } }, REFRESH).fingerprint, 'sg-fp', 'without secure cookies, no prefix at all')
+  t.equal(parseCookieOptions({ fingerprintCookie: 'fp', cookies: { domain: 'example.com' } }, REFRESH).fingerprint, 'fp', 'a name without a prefix may carry a Domain')
+  t.throws(() => parseCookieOptions({ cookies: { domain: `${'a'.repeat(64)}.example` } }, REFRESH), { message: /"cookies.domain"/ }, 'a label of 64 characters')
+  t.throws(() => parseCookieOptions({ cookies: { domain: `${'a.'.repeat(127)}ab` } }, REFRESH), { message: /"cookies.domain"/ }, 'over 253 characters')
+  t.throws(() => parseCookieOptions({ cookies: { domain: '-a.example' } }, REFRESH), { message: /"cookies.domain"/ })
+  t.throws(() => parseCookieOptions({ cookies: { domain: 'a-.example' } }, REFRESH), { message: /"cookies.domain"/ })
+  t.throws(() => parseCookieOptions({ cookies: { domain: 'example.com.' } }, REFRESH), { message: /"cookies.domain"/ })
+  t.throws(() => parseCookieOptions({}, { ...REFRESH, cookiePath: 'api' }), { message: /"refresh.cookiePath": must be a cookie path/ })
+  t.throws(() => parseCookieOptions({}, { ...REFRESH, path: '/a;b' }), { message: /"refresh.path": must be a cookie path/ }, 'the route path names itself when it is the cookie path')
 })
 
 /** Every `Set-Cookie` line written, in order. */
@@ -88,6 +108,24 @@ t.test('SessionCookies: without secureCookies (development only) no line carries
     `sg-fp=; ${cleared}; Path=/; HttpOnly; SameSite=Strict`,
     `sg-rt=; ${cleared}; Path=/auth/refresh; HttpOnly; SameSite=Strict`
   ])
+})
+
+t.test('SessionCookies: Domain, SameSite and Partitioned on every line, set and clear alike', async (t) => {
+  const cookies = new SessionCookies(parseCookieOptions({ cookies: { sameSite: 'none', partitioned: true, domain: 'example.com' } }, REFRESH))
+  const { reply, written } = recorder()
+  cookies.set(reply, { remembered: false } as SessionRecord, 'fp', 'rt', 0)
+  cookies.clear(reply)
+  const cleared = 'Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'
+  const attributes = 'Domain=example.com; HttpOnly; Secure; SameSite=None; Partitioned'
+  t.strictSame(written, [
+    `__Secure-sg-fp=fp; Path=/; ${attributes}`,
+    `__Secure-sg-rt=rt; Path=/auth/refresh; ${attributes}`,
+    `__Secure-sg-fp=; ${cleared}; Path=/; ${attributes}`,
+    `__Secure-sg-rt=; ${cleared}; Path=/auth/refresh; ${attributes}`
+  ])
+  const lax = recorder()
+  new SessionCookies(parseCookieOptions({ cookies: { sameSite: 'lax' } }, REFRESH)).set(lax.reply, { remembered: false } as SessionRecord, 'fp', undefined, 0)
+  t.strictSame(lax.written, ['__Host-sg-fp=fp; Path=/; HttpOnly; Secure; SameSite=Lax'])
 })
 
 t.test('SessionCookies: a refresh token that travels in the body is never written to a cookie, nor cleared from one', async (t) => {

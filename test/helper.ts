@@ -62,7 +62,7 @@ export async function build (
   routes(app)
   await app.ready()
 
-  const fingerprintName = options.fingerprintCookie ?? (options.secureCookies === false ? 'sg-fp' : '__Host-sg-fp')
+  const fingerprintName = options.fingerprintCookie ?? (options.secureCookies === false ? 'sg-fp' : options.cookies?.domain === undefined ? '__Host-sg-fp' : '__Secure-sg-fp')
   const refreshName = options.refresh?.cookie ?? (options.secureCookies === false ? 'sg-rt' : '__Secure-sg-rt')
 
   async function login (userId: string, body: Record<string, unknown> = {}): Promise<Credentials> {

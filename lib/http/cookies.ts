@@ -1,13 +1,46 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidOptionError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
-import { bool, isToken } from '../validate.js'
+import { bool, isToken, section, type OptionNames } from '../validate.js'
+
+/** How the plugin's cookies may travel: the `cookies` option. */
+export interface CookieAttributes {
+  /**
+   * The `SameSite` attribute of the fingerprint and refresh cookies.
+   * `'strict'`: only requests from the API's own site carry them (the app and
+   * the API on one site). `'lax'` also lets top-level navigations from other
+   * sites carry them. `'none'`: every request carries them, cross-site too
+   * (an app on another site, e.g. https://app.example calling
+   * https://api.other); needs secure cookies and `refresh.allowedOrigins`.
+   * With `'lax'` or `'none'`, every cookie-authenticated unsafe request (the
+   * refresh, the guard on any method but GET, HEAD and OPTIONS, the
+   * resolve-limit route) must carry the CSRF header and an allowed `Origin`.
+   * @default 'strict'
+   */
+  sameSite?: 'strict' | 'lax' | 'none'
+  /**
+   * The `Domain` attribute of the fingerprint and refresh cookies, so every
+   * host under it receives them (e.g. `'example.com'` for an app on
+   * app.example.com and an API on api.example.com and auth.example.com).
+   * A `__Host-` cookie cannot carry a `Domain`: the fingerprint cookie's
+   * default name becomes `__Secure-sg-fp`, and a `__Host-` name is refused.
+   * @default undefined (host-only cookies)
+   */
+  domain?: string
+  /**
+   * The `Partitioned` attribute (CHIPS): a browser that blocks third-party
+   * cookies still keeps these, in a jar of their own for the top-level site.
+   * Needs `sameSite: 'none'`.
+   * @default false
+   */
+  partitioned?: boolean
+}
 
 /** The top-level cookie options. */
 export interface CookieOptions {
   /**
    * Name of the fingerprint cookie.
-   * @default '__Host-sg-fp' ('sg-fp' when `secureCookies` is false)
+   * @default '__Host-sg-fp' ('__Secure-sg-fp' with `cookies.domain`, 'sg-fp' when `secureCookies` is false)
    */
   fingerprintCookie?: string
   /**
@@ -21,6 +54,12 @@ export interface CookieOptions {
    * @default false
    */
   development?: boolean
+  /**
+   * `SameSite`, `Domain` and `Partitioned` of the fingerprint and refresh
+   * cookies. Every unsafe combination is refused at registration.
+   * @default { sameSite: 'strict' } (host-only, not partitioned)
+   */
+  cookies?: CookieAttributes
 }
 
 /**
@@ -32,13 +71,18 @@ export interface CookieOptions {
  */
 const MAX_REFRESH_COOKIES = 8
 
-export const COOKIE_OPTION_NAMES = { fingerprintCookie: true, secureCookies: true, development: true } as const satisfies Record<keyof CookieOptions, true>
+export const COOKIE_OPTION_NAMES = { fingerprintCookie: true, secureCookies: true, development: true, cookies: true } as const satisfies Record<keyof CookieOptions, true>
+const ATTRIBUTE_NAMES: OptionNames<CookieAttributes> = { sameSite: true, domain: true, partitioned: true }
+const SAME_SITE = { strict: 'Strict', lax: 'Lax', none: 'None' } as const
 
 /** The refresh cookie, as the refresh options describe it. */
 export interface RefreshCookie {
   /** The name asked for, if any. */
   readonly name: string | undefined
+  /** The refresh route's path, and the cookie's when `cookiePath` is not given. */
   readonly path: string
+  /** The cookie's own path, as the browser sees the route (behind a proxy that strips a prefix). */
+  readonly cookiePath?: string | undefined
   /** Whether the refresh token travels in its cookie at all. */
   readonly inCookie: boolean
 }
@@ -50,6 +94,12 @@ export interface CookiePolicy {
   readonly refresh: string
   readonly refreshPath: string
   readonly refreshInCookie: boolean
+  readonly sameSite: 'Strict' | 'Lax' | 'None'
+  /** `undefined` for host-only cookies. */
+  readonly domain: string | undefined
+  readonly partitioned: boolean
+  /** A cookie may arrive with a cross-site request (`SameSite` Lax or None): every cookie-authenticated unsafe request is checked for CSRF. */
+  readonly crossSite: boolean
 }
 
 export function parseCookieOptions (options: CookieOptions, refresh: RefreshCookie): CookiePolicy {
@@ -58,13 +108,51 @@ export function parseCookieOptions (options: CookieOptions, refresh: RefreshCook
   if (!secure && !development) {
     throw new InvalidOptionError('secureCookies', 'may only be false together with `development: true`')
   }
+  const { sameSite, domain, partitioned } = parseAttributes(section(options.cookies, ATTRIBUTE_NAMES, 'cookies'), secure)
+  const fingerprintDefault = secure ? (domain === undefined ? '__Host-sg-fp' : '__Secure-sg-fp') : 'sg-fp'
   return {
     secure,
-    fingerprint: cookieName(options.fingerprintCookie ?? (secure ? '__Host-sg-fp' : 'sg-fp'), 'fingerprintCookie', secure),
-    refresh: cookieName(refresh.name ?? (secure ? '__Secure-sg-rt' : 'sg-rt'), 'refresh.cookie', secure),
-    refreshPath: cookiePath(refresh.path, 'refresh.path'),
-    refreshInCookie: refresh.inCookie
+    fingerprint: hostOnly(cookieName(options.fingerprintCookie ?? fingerprintDefault, 'fingerprintCookie', secure), 'fingerprintCookie', domain),
+    refresh: hostOnly(cookieName(refresh.name ?? (secure ? '__Secure-sg-rt' : 'sg-rt'), 'refresh.cookie', secure), 'refresh.cookie', domain),
+    refreshPath: cookiePath(refresh.cookiePath ?? refresh.path, refresh.cookiePath === undefined ? 'refresh.path' : 'refresh.cookiePath'),
+    refreshInCookie: refresh.inCookie,
+    sameSite,
+    domain,
+    partitioned,
+    crossSite: sameSite !== 'Strict'
   }
+}
+
+/** The `cookies` section: each unsafe combination refused with the reason. */
+function parseAttributes (options: CookieAttributes, secure: boolean): Pick<CookiePolicy, 'sameSite' | 'domain' | 'partitioned'> {
+  const sameSite = options.sameSite ?? 'strict'
+  if (!Object.hasOwn(SAME_SITE, sameSite)) {
+    throw new InvalidOptionError('cookies.sameSite', `must be 'strict', 'lax' or 'none', got ${String(sameSite)}`)
+  }
+  // Browsers drop a SameSite=None cookie that is not Secure.
+  if (sameSite === 'none' && !secure) throw new InvalidOptionError('cookies.sameSite', "'none' needs secure cookies: a browser drops a SameSite=None cookie without Secure")
+  const partitioned = options.partitioned === undefined ? false : bool(options.partitioned, 'cookies.partitioned')
+  // A partitioned cookie only matters in a cross-site context, where only SameSite=None sends it.
+  if (partitioned && sameSite !== 'none') throw new InvalidOptionError('cookies.partitioned', "needs `sameSite: 'none'`: a partitioned cookie is only ever sent cross-site, which only SameSite=None allows")
+  return { sameSite: SAME_SITE[sameSite], domain: options.domain === undefined ? undefined : cookieDomain(options.domain), partitioned }
+}
+
+// A host name: dot-separated labels of letters, digits and inner hyphens.
+const DOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+function cookieDomain (domain: unknown): string {
+  if (typeof domain !== 'string' || !DOMAIN.test(domain)) {
+    throw new InvalidOptionError('cookies.domain', 'must be a host name such as "example.com" (no scheme, port, path or leading dot)')
+  }
+  return domain.toLowerCase()
+}
+
+/** A `__Host-` cookie must not carry a `Domain`: a browser would drop it. */
+function hostOnly (name: string, option: string, domain: string | undefined): string {
+  if (domain !== undefined && /^__host-/i.test(name)) {
+    throw new InvalidOptionError(option, 'a __Host- cookie cannot carry a Domain (`cookies.domain`): use a __Secure- name')
+  }
+  return name
 }
 
 // RFC 6265 path-value: any CHAR but controls and ";".
@@ -91,8 +179,9 @@ const EXPIRED = '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'
 
 /**
  * Writes and clears the plugin's two cookies: the fingerprint (every path) and
- * the refresh token (only the refresh route). Both are HttpOnly, Secure and
- * SameSite=Strict. A remembered session gets persistent cookies that expire
+ * the refresh token (only the refresh route). Both are HttpOnly, Secure, and
+ * carry the `cookies` option's `SameSite` (Strict by default), `Domain` and
+ * `Partitioned`; a clear carries the same, or the browser keeps the cookie. A remembered session gets persistent cookies that expire
  * with the session's absolute deadline; any other gets session cookies, which
  * the browser drops when it closes.
  *
@@ -100,13 +189,17 @@ const EXPIRED = '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'
  * so the plugin never registers it: an app registers its own before or after
  * the plugin, with any options (its `onSend` keeps headers already set). The
  * lines need no encoding: names are checked tokens, values base64url, the
- * path is checked.
+ * path and the domain are checked.
  */
 export class SessionCookies {
   readonly #policy: CookiePolicy
+  /** What follows the path on every line, set and clear alike. */
+  readonly #attributes: string
 
   constructor (policy: CookiePolicy) {
     this.#policy = policy
+    const { domain, secure, sameSite, partitioned } = policy
+    this.#attributes = `${domain === undefined ? '' : `; Domain=${domain}`}; HttpOnly${secure ? '; Secure' : ''}; SameSite=${sameSite}${partitioned ? '; Partitioned' : ''}`
   }
 
   /** Name of the fingerprint cookie. */
@@ -139,7 +232,7 @@ export class SessionCookies {
 
   // Fastify appends each `set-cookie` to those already set; a browser applies them in order.
   #write (reply: FastifyReply, cookie: string, path: string): void {
-    reply.header('set-cookie', `${cookie}; Path=${path}; HttpOnly${this.#policy.secure ? '; Secure' : ''}; SameSite=Strict`)
+    reply.header('set-cookie', `${cookie}; Path=${path}${this.#attributes}`)
   }
 }
 

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { CsrfError } from '../errors.js'
+import { CsrfError, InvalidOptionError } from '../errors.js'
 
 /** The CSRF checks of a cookie-carried credential, after validation. */
 export interface CsrfPolicy {
@@ -7,19 +7,53 @@ export interface CsrfPolicy {
   readonly header: string
   /** Origins allowed; empty means only the request's own origin. */
   readonly allowedOrigins: ReadonlySet<string>
+  /**
+   * The cookies may arrive with a cross-site request (`SameSite` Lax or None):
+   * a request must then say where it comes from (`Origin`), and every
+   * cookie-authenticated unsafe request is checked, not only the refresh.
+   */
+  readonly crossSite: boolean
+}
+
+/**
+ * The refresh's CSRF policy (`refresh.csrfHeader`, `refresh.allowedOrigins`)
+ * as the cookies' `SameSite` makes it: cross-site unless Strict. With None,
+ * any site's requests carry the cookies, and an empty list (only the request's
+ * own origin, which behind a proxy may not be the one the browser saw) is
+ * refused: the origins of the app must be named.
+ */
+export function csrfPolicyFor (csrf: CsrfPolicy, sameSite: 'Strict' | 'Lax' | 'None'): CsrfPolicy {
+  if (sameSite === 'None' && csrf.allowedOrigins.size === 0) {
+    throw new InvalidOptionError('refresh.allowedOrigins', "must list the app's origins with `cookies.sameSite: 'none'`: every site's requests carry the cookies")
+  }
+  return { ...csrf, crossSite: sameSite !== 'Strict' }
+}
+
+/** Methods that change nothing (RFC 9110): the guard checks every other one under a cross-site policy. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** Whether a cookie-authenticated request with this method needs `checkCsrf` beyond the refresh: only unsafe ones, only when cookies may arrive cross-site. */
+export function needsCsrfCheck (request: FastifyRequest, policy: CsrfPolicy): boolean {
+  return policy.crossSite && !SAFE_METHODS.has(request.method)
 }
 
 /**
  * A cookie rides along with any request the browser makes, so a request
  * authenticated by cookie needs proof it came from the app's own script: a
  * custom header (a cross-site form cannot set one, and CORS preflights it)
- * and, when the browser says where it comes from, an allowed origin.
+ * and an allowed origin. With SameSite=Strict cookies (the default) a
+ * request without `Origin` passes (the cookie itself came from the same
+ * site); with Lax or None it is refused: a browser sends `Origin` with every
+ * request but a GET or HEAD, and the cookie no longer says where it came from.
  * Throws `FST_SESSION_GUARD_CSRF` (403) otherwise.
  */
 export function checkCsrf (request: FastifyRequest, policy: CsrfPolicy): void {
   if (request.headers[policy.header] === undefined) throw new CsrfError()
   const origin = request.headers.origin
-  if (origin === undefined) return
+  if (origin === undefined) {
+    if (policy.crossSite) throw new CsrfError()
+    return
+  }
   const allowed = policy.allowedOrigins.size > 0
     ? policy.allowedOrigins.has(origin)
     : origin === `${request.protocol}://${request.host}`

@@ -10,6 +10,7 @@ import sessionGuard, {
   type CompleteChallengeOptions,
   type MacKeyEntry,
   type SigningKeyEntry,
+  type CookieAttributes,
   type HistoryEntry,
   type SessionTimeline,
   type TimelineOptions,
@@ -86,6 +87,16 @@ expectAssignable<MacKeyEntry>({ kid: 'm1', secret: 'x'.repeat(32) })
 expectError(app.register(sessionGuard, { keys: [{ secret: 'x'.repeat(32) }], macKeys: [{ kid: 'm1', secret: 'x'.repeat(32) }] }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), macKeys: [{ kid: 'm1' }] }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), onSessionLimit: 'drop' }))
+app.register(sessionGuard, {
+  secret: 'x'.repeat(32),
+  fingerprintCookie: '__Secure-fp',
+  cookies: { sameSite: 'none', domain: 'example.com', partitioned: true },
+  refresh: { allowedOrigins: ['https://app.example'], cookiePath: '/api/refresh' }
+})
+expectAssignable<CookieAttributes>({ sameSite: 'lax' })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { sameSite: 'None' } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { partitioned: 'yes' } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { secure: false } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), maxSessionsPerUser: '5' }))
 app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { mobile: { max: 1, onLimit: 'reject' }, tablet: { max: 1 } } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), deviceTypeLimits: { phone: { max: 1 } } }))
