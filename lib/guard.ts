@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
+import type { TokenSource } from './http/access-token-source.js'
 import { checkCsrf, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
@@ -10,10 +11,6 @@ import { isChallenged, lifetimeOf, type Clock, type Lifetimes } from './session.
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
 import { bool, optionalFunction, section, type OptionNames } from './validate.js'
-
-/** Longest `Authorization` header the guard will look at. */
-const MAX_AUTHORIZATION_LENGTH = 8192
-const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
 
 export type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
@@ -32,6 +29,8 @@ export interface GuardContext {
   readonly fingerprintCookie: string
   /** Checked on unsafe methods when the cookies may arrive cross-site. */
   readonly csrf: CsrfPolicy
+  /** Where the access token comes from: the `Authorization` header, its cookie, or both (`accessToken.transport`). */
+  readonly tokenSource: TokenSource
 }
 
 /**
@@ -41,10 +40,11 @@ export interface GuardContext {
  * most once per `touchInterval`) and sets `request.user` and `request.authSession`.
  * A challenged session passes only on routes that allow it (`allowChallenged`).
  * When the cookies may arrive cross-site (`cookies.sameSite` Lax or None), an
- * unsafe request is refused first without the CSRF header and an allowed Origin.
+ * unsafe request is refused first without the CSRF header and an allowed Origin;
+ * so is one whose access token came from its cookie, whatever `SameSite` says.
  */
 export function createGuard (context: GuardContext): Guard {
-  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf } = context
+  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf, tokenSource } = context
   const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
@@ -55,13 +55,11 @@ export function createGuard (context: GuardContext): Guard {
 
   return async function requireSession (request, reply) {
     if (needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
-    const authorization = request.headers.authorization
-    if (authorization === undefined) return reject(request, reply, 'missing_token')
-    const match = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER.exec(authorization) : null
-    if (match === null) return reject(request, reply, 'malformed_token')
+    const source = tokenSource(request)
+    if ('rejected' in source) return reject(request, reply, source.rejected)
 
     const now = clock()
-    const claims = accessTokens.verify(match[1] as string, now)
+    const claims = accessTokens.verify(source.token, now)
     if (typeof claims === 'string') return reject(request, reply, claims)
 
     const fingerprintHash = readFingerprintHash(request, fingerprintCookie)

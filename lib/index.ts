@@ -6,6 +6,7 @@ import { ClientObserver } from './devices/client.js'
 import { createKeyOf } from './crypto.js'
 import { AlreadyRegisteredError, NoSessionError } from './errors.js'
 import { adminRoutes } from './http/admin-routes.js'
+import { createTokenSource } from './http/access-token-source.js'
 import { SessionCookies } from './http/cookies.js'
 import { monitoringRoutes, storeStats } from './http/monitoring-routes.js'
 import { sessionRoutes } from './http/routes.js'
@@ -37,6 +38,7 @@ import * as deviceModule from './devices/device.js'
 import * as privacyModule from './devices/privacy.js'
 import * as errorsModule from './errors.js'
 import * as cookiesModule from './http/cookies.js'
+import * as accessTokenSourceModule from './http/access-token-source.js'
 import * as monitoringRoutesModule from './http/monitoring-routes.js'
 import * as routeOptionsModule from './http/route-options.js'
 import * as routesModule from './http/routes.js'
@@ -123,7 +125,8 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     clock,
     touchIntervalMs: options.touchIntervalMs,
     fingerprintCookie: cookies.fingerprintName,
-    csrf: options.refresh.csrf
+    csrf: options.refresh.csrf,
+    tokenSource: createTokenSource(options.accessToken, cookies.accessName, options.refresh.csrf)
   }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({
     store,
@@ -215,6 +218,7 @@ namespace sessionGuard {
   export import CookieOptions = cookiesModule.CookieOptions
   export import CookieAttributes = cookiesModule.CookieAttributes
   export import RefreshOptions = lifecycleModule.RefreshOptions
+  export import AccessTokenOptions = accessTokenSourceModule.AccessTokenOptions
   export import RoutesOptions = routesModule.RoutesOptions
   export import RouteExtras = routeOptionsModule.RouteExtras
   export import RouteSchemaExtras = routeOptionsModule.RouteSchemaExtras

@@ -143,7 +143,7 @@ export interface IssueSessionInput {
 
 /** What issuing, refreshing or regenerating a session gives back. */
 export interface IssuedSession {
-  /** The access token, for the client's `Authorization: Bearer` header. */
+  /** The access token, for the client's `Authorization: Bearer` header (also in its cookie with `accessToken.transport` `'cookie'` or `'both'`). */
   accessToken: string
   /** The refresh token, only when `refresh.transport` is `'body'` (otherwise it is in its cookie). */
   refreshToken?: string
@@ -412,8 +412,10 @@ export class Lifecycle {
   }
 
   #deliver (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string, now: number): IssuedSession {
-    this.#context.cookies.set(reply, session, fingerprint, refreshToken, now)
-    const issued: IssuedSession = { accessToken: this.#context.accessTokens.sign(session, now), session }
+    const { cookies, accessTokens } = this.#context
+    cookies.set(reply, session, fingerprint, refreshToken, now)
+    const issued: IssuedSession = { accessToken: accessTokens.sign(session, now), session }
+    cookies.setAccess(reply, issued.accessToken)
     if (this.#context.refresh.transport === 'body') issued.refreshToken = refreshToken
     return issued
   }

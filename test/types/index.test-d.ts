@@ -11,6 +11,7 @@ import sessionGuard, {
   type MacKeyEntry,
   type SigningKeyEntry,
   type CookieAttributes,
+  type AccessTokenOptions,
   type HistoryEntry,
   type SessionTimeline,
   type TimelineOptions,
@@ -94,6 +95,10 @@ app.register(sessionGuard, {
   refresh: { allowedOrigins: ['https://app.example'], cookiePath: '/api/refresh' }
 })
 expectAssignable<CookieAttributes>({ sameSite: 'lax' })
+app.register(sessionGuard, { secret: 'x'.repeat(32), accessToken: { transport: 'both', cookie: '__Host-at' } })
+expectAssignable<AccessTokenOptions>({ transport: 'cookie' })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), accessToken: { transport: 'query' } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), accessToken: { cookieName: 'at' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { sameSite: 'None' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { partitioned: 'yes' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { secure: false } }))
