@@ -1,10 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
+import { isAllowedOrigin } from './http/csrf.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { StepUpRequiredError } from './errors.js'
+import { CsrfError, StepUpRequiredError } from './errors.js'
 import { isChallenged, lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
@@ -13,8 +14,16 @@ import { bool, optionalFunction, section, type OptionNames } from './validate.js
 /** Longest `Authorization` header the guard will look at. */
 const MAX_AUTHORIZATION_LENGTH = 8192
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
+const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 export type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
+/**
+ * Where the access token is, for a client that cannot set `Authorization`: a
+ * browser's `WebSocket` and `EventSource`. Returns the token, or `undefined`
+ * to let the guard read `Authorization` as usual. As `@fastify/jwt`'s `extractToken`.
+ */
+export type TokenExtractor = (request: FastifyRequest) => string | undefined
 
 /** What the guard works with. */
 export interface GuardContext {
@@ -29,6 +38,10 @@ export interface GuardContext {
   readonly touchIntervalMs: number
   /** Name of the fingerprint cookie. */
   readonly fingerprintCookie: string
+  /** The `extractToken` option; a route's `config.extractToken` takes precedence. */
+  readonly extractToken: TokenExtractor | undefined
+  /** Origins a WebSocket upgrade or an event stream may come from (`refresh.allowedOrigins`); empty: the request's own. */
+  readonly allowedOrigins: ReadonlySet<string>
 }
 
 /**
@@ -37,9 +50,11 @@ export interface GuardContext {
  * live session in the store that matches both. Then it records activity (at
  * most once per `touchInterval`) and sets `request.user` and `request.authSession`.
  * A challenged session passes only on routes that allow it (`allowChallenged`).
+ * A WebSocket upgrade or an `EventSource` request from a foreign `Origin` is
+ * refused before anything else (cross-site WebSocket hijacking).
  */
 export function createGuard (context: GuardContext): Guard {
-  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie } = context
+  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, extractToken, allowedOrigins } = context
   const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
@@ -48,14 +63,29 @@ export function createGuard (context: GuardContext): Guard {
     throw refusal(events, request.log, clock(), reason, claims === undefined ? undefined : { userId: claims.sub, id: claims.sid })
   }
 
-  return async function requireSession (request, reply) {
+  /** The request's access token: the route's or the plugin's `extractToken` first, then `Authorization`. */
+  function readToken (request: FastifyRequest): string | 'missing_token' | 'malformed_token' {
+    const extract = request.routeOptions.config.extractToken ?? extractToken
+    const extracted = extract?.(request)
+    if (extracted !== undefined) {
+      return typeof extracted === 'string' && extracted.length <= MAX_AUTHORIZATION_LENGTH && JWS.test(extracted) ? extracted : 'malformed_token'
+    }
     const authorization = request.headers.authorization
-    if (authorization === undefined) return reject(request, reply, 'missing_token')
+    if (authorization === undefined) return 'missing_token'
     const match = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER.exec(authorization) : null
-    if (match === null) return reject(request, reply, 'malformed_token')
+    return match === null ? 'malformed_token' : match[1] as string
+  }
+
+  return async function requireSession (request, reply) {
+    if (isRealtime(request) && !isAllowedOrigin(request, allowedOrigins)) {
+      events.publish(request.log, 'auth.rejected', clock(), undefined, { reason: 'foreign_origin' })
+      throw new CsrfError()
+    }
+    const token = readToken(request)
+    if (token === 'missing_token' || token === 'malformed_token') return reject(request, reply, token)
 
     const now = clock()
-    const claims = accessTokens.verify(match[1] as string, now)
+    const claims = accessTokens.verify(token, now)
     if (typeof claims === 'string') return reject(request, reply, claims)
 
     const fingerprintHash = readFingerprintHash(request, fingerprintCookie)
@@ -145,6 +175,15 @@ export function globalGuard (guard: Guard, { skip }: GlobalPolicy): { onRequest:
       if (isPreflight(request) && guarded(request)) await guard(request, reply)
     }
   }
+}
+
+/**
+ * A request whose answer a page of any origin could read or drive once it is
+ * let in: a WebSocket upgrade (not subject to CORS at all) or an `EventSource`
+ * (which asks for `text/event-stream`).
+ */
+function isRealtime (request: FastifyRequest): boolean {
+  return request.headers.upgrade?.toLowerCase() === 'websocket' || request.headers.accept?.includes('text/event-stream') === true
 }
 
 /** A CORS preflight: an `OPTIONS` with `Access-Control-Request-Method`, which a browser sends without credentials. */

@@ -25,6 +25,7 @@ import { RememberedDevices, requireDevices, type CompleteChallengeOptions } from
 import { expiryReason } from './session.js'
 import { FailClosedStore } from './stores/fail-closed.js'
 import { AccessTokens } from './tokens/access-tokens.js'
+import { SessionWatches, type WatchSessionOptions } from './watch.js'
 import { DeviceTokens } from './tokens/device-tokens.js'
 import { registerJwt } from './tokens/jwt.js'
 import { LimitTickets } from './tokens/limit-tickets.js'
@@ -64,6 +65,7 @@ import * as storeModule from './stores/store.js'
 import * as accessTokensModule from './tokens/access-tokens.js'
 import * as jwtModule from './tokens/jwt.js'
 import * as validateModule from './validate.js'
+import * as watchModule from './watch.js'
 
 /** How long a client has to resolve a login refused at the session limit. */
 const LIMIT_TICKET_TTL_MS = 5 * 60_000
@@ -122,7 +124,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     lifetimes,
     clock,
     touchIntervalMs: options.touchIntervalMs,
-    fingerprintCookie: cookies.fingerprintName
+    fingerprintCookie: cookies.fingerprintName,
+    extractToken: options.extractToken,
+    allowedOrigins: options.refresh.csrf.allowedOrigins
   }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({
     store,
@@ -147,6 +151,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const alerts = new SignInAlerts({ store, events, anomalies, clock })
   const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, timeline, alerts, clock, devices })
 
+  const watches = new SessionWatches({ store, clock })
+  fastify.addHook('onClose', async () => watches.close())
+
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)
   // `request.user` is not decorated here: @fastify/jwt declares it, and an app
@@ -167,6 +174,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     this.authSession = completed
     if (vouched !== undefined) await vouched.devices.rememberVouched(this, vouched.reply, completed)
     return true
+  })
+  fastify.decorateRequest('watchSession', function (this: FastifyRequest, watch: WatchSessionOptions) {
+    return watches.watch(this, watch)
   })
   fastify.decorateReply('issueSession', function (this: FastifyReply, input) {
     return lifecycle.issue(this, input)
@@ -215,6 +225,10 @@ namespace sessionGuard {
   export import RouteSchemaExtras = routeOptionsModule.RouteSchemaExtras
   export import OpenApiOptions = routeOptionsModule.OpenApiOptions
   export import GlobalOptions = guardModule.GlobalOptions
+  export import TokenExtractor = guardModule.TokenExtractor
+  export import WatchSessionOptions = watchModule.WatchSessionOptions
+  export import SessionWatch = watchModule.SessionWatch
+  export import SessionEndReason = watchModule.SessionEndReason
   export import RouteInfo = guardModule.RouteInfo
   export import MonitoringOptions = monitoringRoutesModule.MonitoringOptions
   export import PrivacyOptions = privacyModule.PrivacyOptions
