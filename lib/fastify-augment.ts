@@ -1,8 +1,9 @@
-import type { Guard } from './guard.js'
+import type { Guard, TokenExtractor } from './guard.js'
 import type { IssuedSession, IssueSessionInput } from './lifecycle.js'
 import type { CompleteChallengeOptions } from './remembered-devices.js'
 import type { SessionManager } from './manager.js'
 import type { SessionRecord } from './session.js'
+import type { SessionWatch, WatchSessionOptions } from './watch.js'
 // `request.user` and its typing (the `FastifyJWT` interface) come from @fastify/jwt.
 import '@fastify/jwt'
 
@@ -48,6 +49,13 @@ declare module 'fastify' {
      * also writes the "Remember this device" cookie.
      */
     completeChallenge (reply?: FastifyReply, options?: CompleteChallengeOptions): Promise<boolean>
+    /**
+     * Re-checks this request's session while a long-lived connection (a
+     * WebSocket, an event stream) is open: every `every` (default 30 s) it
+     * reads the session back and calls `onEnd` once it is revoked or expired,
+     * for the handler to close the socket or end the stream.
+     */
+    watchSession (options: WatchSessionOptions): SessionWatch
   }
 
   interface FastifyReply {
@@ -66,5 +74,11 @@ declare module 'fastify' {
      * routes answer it `FST_SESSION_GUARD_STEP_UP_REQUIRED`.
      */
     allowChallenged?: boolean
+    /**
+     * Where the guard finds the access token on this route, before
+     * `Authorization` (a WebSocket's `Sec-WebSocket-Protocol`, an event
+     * stream's query): overrides the plugin's `extractToken`.
+     */
+    extractToken?: TokenExtractor
   }
 }

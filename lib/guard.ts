@@ -2,17 +2,19 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
 import type { TokenSource } from './http/access-token-source.js'
-import { checkCsrf, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
+import { checkCsrf, isAllowedOrigin, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { StepUpRequiredError } from './errors.js'
+import { CsrfError, StepUpRequiredError } from './errors.js'
 import { isChallenged, lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
 import { bool, optionalFunction, section, type OptionNames } from './validate.js'
 
 export type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
+export type { TokenExtractor } from './http/access-token-source.js'
 
 /** What the guard works with. */
 export interface GuardContext {
@@ -27,9 +29,15 @@ export interface GuardContext {
   readonly touchIntervalMs: number
   /** Name of the fingerprint cookie. */
   readonly fingerprintCookie: string
-  /** Checked on unsafe methods when the cookies may arrive cross-site. */
+  /**
+   * Checked on unsafe methods when the cookies may arrive cross-site; its
+   * origins are also those a WebSocket upgrade or an event stream may come from.
+   */
   readonly csrf: CsrfPolicy
-  /** Where the access token comes from: the `Authorization` header, its cookie, or both (`accessToken.transport`). */
+  /**
+   * Where the access token comes from: the route's or the plugin's
+   * `extractToken`, then the `Authorization` header, its cookie, or both (`accessToken.transport`).
+   */
   readonly tokenSource: TokenSource
 }
 
@@ -39,9 +47,11 @@ export interface GuardContext {
  * live session in the store that matches both. Then it records activity (at
  * most once per `touchInterval`) and sets `request.user` and `request.authSession`.
  * A challenged session passes only on routes that allow it (`allowChallenged`).
- * When the cookies may arrive cross-site (`cookies.sameSite` Lax or None), an
- * unsafe request is refused first without the CSRF header and an allowed Origin;
- * so is one whose access token came from its cookie, whatever `SameSite` says.
+ * A WebSocket upgrade or an `EventSource` request from a foreign `Origin` is
+ * refused before anything else (cross-site WebSocket hijacking). When the
+ * cookies may arrive cross-site (`cookies.sameSite` Lax or None), an unsafe
+ * request is refused first without the CSRF header and an allowed Origin; so
+ * is one whose access token came from its cookie, whatever `SameSite` says.
  */
 export function createGuard (context: GuardContext): Guard {
   const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf, tokenSource } = context
@@ -54,6 +64,10 @@ export function createGuard (context: GuardContext): Guard {
   }
 
   return async function requireSession (request, reply) {
+    if (isRealtime(request) && !isAllowedOrigin(request, csrf.allowedOrigins)) {
+      events.publish(request.log, 'auth.rejected', clock(), undefined, { reason: 'foreign_origin' })
+      throw new CsrfError()
+    }
     if (needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
     const source = tokenSource(request)
     if ('rejected' in source) return reject(request, reply, source.rejected)
@@ -149,6 +163,15 @@ export function globalGuard (guard: Guard, { skip }: GlobalPolicy): { onRequest:
       if (isPreflight(request) && guarded(request)) await guard(request, reply)
     }
   }
+}
+
+/**
+ * A request whose answer a page of any origin could read or drive once it is
+ * let in: a WebSocket upgrade (not subject to CORS at all) or an `EventSource`
+ * (which asks for `text/event-stream`).
+ */
+function isRealtime (request: FastifyRequest): boolean {
+  return request.headers.upgrade?.toLowerCase() === 'websocket' || request.headers.accept?.includes('text/event-stream') === true
 }
 
 /** A CORS preflight: an `OPTIONS` with `Access-Control-Request-Method`, which a browser sends without credentials. */

@@ -26,6 +26,7 @@ import { RememberedDevices, requireDevices, type CompleteChallengeOptions } from
 import { expiryReason } from './session.js'
 import { FailClosedStore } from './stores/fail-closed.js'
 import { AccessTokens } from './tokens/access-tokens.js'
+import { SessionWatches, type WatchSessionOptions } from './watch.js'
 import { DeviceTokens } from './tokens/device-tokens.js'
 import { TokenKeys } from './tokens/jwt.js'
 import { LimitTickets } from './tokens/limit-tickets.js'
@@ -66,6 +67,7 @@ import * as storeModule from './stores/store.js'
 import * as accessTokensModule from './tokens/access-tokens.js'
 import * as jwtModule from './tokens/jwt.js'
 import * as validateModule from './validate.js'
+import * as watchModule from './watch.js'
 
 /** How long a client has to resolve a login refused at the session limit. */
 const LIMIT_TICKET_TTL_MS = 5 * 60_000
@@ -126,7 +128,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     touchIntervalMs: options.touchIntervalMs,
     fingerprintCookie: cookies.fingerprintName,
     csrf: options.refresh.csrf,
-    tokenSource: createTokenSource(options.accessToken, cookies.accessName, options.refresh.csrf)
+    tokenSource: createTokenSource(options.accessToken, cookies.accessName, options.refresh.csrf, options.extractToken)
   }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({
     store,
@@ -151,6 +153,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const alerts = new SignInAlerts({ store, events, anomalies, clock })
   const manager = new SessionManager({ store, events, metrics, loginAttempts, anomalies, history, timeline, alerts, clock, devices })
 
+  const watches = new SessionWatches({ store, clock })
+  fastify.addHook('onClose', async () => watches.close())
+
   fastify.decorate('requireSession', guard)
   fastify.decorate('sessions', manager)
   // `request.user` is not decorated here: @fastify/jwt declares it, and an app
@@ -171,6 +176,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     this.authSession = completed
     if (vouched !== undefined) await vouched.devices.rememberVouched(this, vouched.reply, completed)
     return true
+  })
+  fastify.decorateRequest('watchSession', function (this: FastifyRequest, watch: WatchSessionOptions) {
+    return watches.watch(this, watch)
   })
   fastify.decorateReply('issueSession', function (this: FastifyReply, input) {
     return lifecycle.issue(this, input)
@@ -224,6 +232,10 @@ namespace sessionGuard {
   export import RouteSchemaExtras = routeOptionsModule.RouteSchemaExtras
   export import OpenApiOptions = routeOptionsModule.OpenApiOptions
   export import GlobalOptions = guardModule.GlobalOptions
+  export import TokenExtractor = accessTokenSourceModule.TokenExtractor
+  export import WatchSessionOptions = watchModule.WatchSessionOptions
+  export import SessionWatch = watchModule.SessionWatch
+  export import SessionEndReason = watchModule.SessionEndReason
   export import RouteInfo = guardModule.RouteInfo
   export import MonitoringOptions = monitoringRoutesModule.MonitoringOptions
   export import PrivacyOptions = privacyModule.PrivacyOptions

@@ -9,7 +9,7 @@ import { MONITORING_OPTION_NAMES, parseMonitoringOptions, type MonitoringOptions
 import { parseAdminRoutesOptions, type AdminRoutesOptions, type AdminRoutesPolicy } from './http/admin-routes.js'
 import { parseOpenApiOptions, type OpenApiOptions } from './http/route-options.js'
 import { parseRoutesOptions, type RoutesOptions, type RoutesPolicy } from './http/routes.js'
-import { parseGlobalOptions, type GlobalOptions, type GlobalPolicy } from './guard.js'
+import { parseGlobalOptions, type GlobalOptions, type GlobalPolicy, type TokenExtractor } from './guard.js'
 import { parseRefreshOptions, type RefreshOptions, type RefreshPolicy } from './lifecycle.js'
 import { parseDeviceTypeLimits, type DeviceTypeLimits, type DeviceTypeLimitsOptions } from './limits.js'
 import { parseAnomalyOptions, type AnomalyOptions, type AnomalyPolicy } from './monitoring/anomaly.js'
@@ -87,6 +87,15 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    * @default false
    */
   global?: boolean | GlobalOptions
+  /**
+   * Where the guard finds the access token besides `Authorization`, which a
+   * browser's `WebSocket` and `EventSource` cannot set: `(request) => token`,
+   * or `undefined` to read `Authorization` as usual (as `@fastify/jwt`'s
+   * `extractToken`). A route's `config.extractToken` takes precedence. A
+   * token in a URL ends up in access logs: see "WebSocket and SSE" in `docs/guard.md`.
+   * @default undefined (`Authorization` only)
+   */
+  extractToken?: TokenExtractor
   /** Refresh tokens. */
   refresh?: RefreshOptions
   /**
@@ -186,6 +195,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   deviceTypeLimits: true,
   store: true,
   global: true,
+  extractToken: true,
   refresh: true,
   accessToken: true,
   privacy: true,
@@ -214,6 +224,7 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly deviceTypeLimits: DeviceTypeLimits
   readonly store: SessionStore
   readonly global: GlobalPolicy | undefined
+  readonly extractToken: TokenExtractor | undefined
   readonly cookies: CookiePolicy
   readonly refresh: RefreshPolicy
   readonly accessToken: AccessTokenPolicy
@@ -273,6 +284,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     deviceTypeLimits: parseDeviceTypeLimits(options.deviceTypeLimits, limit),
     store,
     global: parseGlobalOptions(options.global),
+    extractToken: optionalFunction(options.extractToken, 'extractToken', '(request) => string | undefined'),
     cookies,
     refresh,
     accessToken,

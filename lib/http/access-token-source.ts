@@ -50,6 +50,13 @@ export function parseAccessTokenOptions (value: AccessTokenOptions | undefined):
   return { transport, cookie: options.cookie }
 }
 
+/**
+ * Where the access token is, for a client that cannot set `Authorization`: a
+ * browser's `WebSocket` and `EventSource`. Returns the token, or `undefined`
+ * to let the guard read `Authorization` as usual. As `@fastify/jwt`'s `extractToken`.
+ */
+export type TokenExtractor = (request: FastifyRequest) => string | undefined
+
 /** Why a request carries no usable access token (for logs, never for the client). */
 export type TokenSourceRejection = 'missing_token' | 'malformed_token' | 'duplicate_token'
 
@@ -63,9 +70,10 @@ const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 const MAX_COOKIE_TOKEN_LENGTH = 8192
 
 /**
- * Where the guard finds the access token: the `Authorization` header first
+ * Where the guard finds the access token: what the route's `config.extractToken`
+ * or the plugin's `extractToken` returns first, then the `Authorization` header
  * (unless `transport` is `'cookie'`), else the access token cookie (unless it
- * is `'header'`). A header that is there but malformed is refused, never passed
+ * is `'header'`). What an extractor returns must be a token of at most 8 KiB. A header that is there but malformed is refused, never passed
  * over for the cookie. Two cookies of the name (one planted from a sibling
  * domain) are refused, as the fingerprint's are.
  *
@@ -75,10 +83,17 @@ const MAX_COOKIE_TOKEN_LENGTH = 8192
  * cookie goes with its requests). The check is the refresh's: the CSRF header
  * and an allowed `Origin`.
  */
-export function createTokenSource (policy: AccessTokenPolicy, cookieName: string | undefined, csrf: CsrfPolicy): TokenSource {
+export function createTokenSource (policy: AccessTokenPolicy, cookieName: string | undefined, csrf: CsrfPolicy, extractToken?: TokenExtractor): TokenSource {
   const fromHeader = policy.transport !== 'cookie'
   const fromCookie = cookieName !== undefined && policy.transport !== 'header'
   return function accessToken (request) {
+    const extract = request.routeOptions.config.extractToken ?? extractToken
+    const extracted = extract?.(request)
+    if (extracted !== undefined) {
+      return typeof extracted === 'string' && extracted.length <= MAX_AUTHORIZATION_LENGTH && JWT.test(extracted)
+        ? { token: extracted }
+        : { rejected: 'malformed_token' }
+    }
     const authorization = fromHeader ? request.headers.authorization : undefined
     if (authorization !== undefined) {
       const match = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER.exec(authorization) : null

@@ -54,13 +54,24 @@ export function needsCsrfCheck (request: FastifyRequest, policy: CsrfPolicy): bo
  */
 export function checkCsrf (request: FastifyRequest, policy: CsrfPolicy): void {
   if (request.headers[policy.header] === undefined) throw new CsrfError()
-  const origin = request.headers.origin
-  if (origin === undefined) {
-    if (policy.crossSite) throw new CsrfError()
-    return
+  if (request.headers.origin === undefined ? policy.crossSite : !isAllowedOrigin(request, policy.allowedOrigins)) {
+    throw new CsrfError()
   }
-  const allowed = policy.allowedOrigins.size > 0
-    ? policy.allowedOrigins.has(origin)
+}
+
+/**
+ * The one origin rule, for the refresh and for the guard's WebSocket upgrades
+ * and event streams: a request that says where it comes from (`Origin`) comes
+ * from an allowed origin, or from its own when the list is empty. A request
+ * without `Origin` passes: browsers send it on every cross-origin request
+ * (and on every WebSocket upgrade), so its absence is a same-origin request or
+ * a client that is not a browser, which no other site can drive. (`checkCsrf`
+ * refuses it itself when the cookies may arrive cross-site.)
+ */
+export function isAllowedOrigin (request: FastifyRequest, allowedOrigins: ReadonlySet<string>): boolean {
+  const origin = request.headers.origin
+  if (origin === undefined) return true
+  return allowedOrigins.size > 0
+    ? allowedOrigins.has(origin)
     : origin === `${request.protocol}://${request.host}`
-  if (!allowed) throw new CsrfError()
 }

@@ -12,6 +12,9 @@ import sessionGuard, {
   type SigningKeyEntry,
   type CookieAttributes,
   type AccessTokenOptions,
+  type SessionEndReason,
+  type SessionWatch,
+  type TokenExtractor,
   type HistoryEntry,
   type SessionTimeline,
   type TimelineOptions,
@@ -196,6 +199,19 @@ expectAssignable<CompleteChallengeOptions>({ rememberDevice: false })
 app.post('/step-up', { preHandler: app.requireSession, config: { allowChallenged: true } }, async () => ({}))
 expectError(app.post('/step-up', { config: { allowChallenged: 'yes' } }, async () => ({})))
 expectAssignable<SessionGuardOptions>({ secret: 'x', anomalies: { newDevice: 'challenge', ipChange: 'challenge' } })
+
+// WebSocket and SSE: where the token is, and the re-check of a long-lived connection.
+const fromQuery: TokenExtractor = (request) => (request.query as { access_token?: string }).access_token
+expectAssignable<SessionGuardOptions>({ secret: 'x', extractToken: fromQuery })
+expectError<SessionGuardOptions>({ secret: 'x', extractToken: 'query' })
+app.get('/events', { preHandler: app.requireSession, config: { extractToken: fromQuery } }, async (request: FastifyRequest) => {
+  const watch = request.watchSession({ every: '30s', onEnd: (reason) => { expectType<SessionEndReason>(reason) } })
+  expectType<SessionWatch>(watch)
+  expectType<Promise<boolean>>(watch.check())
+  expectType<void>(watch.stop())
+  expectError(request.watchSession({ every: '30s' }))
+})
+expectError(app.get('/events', { config: { extractToken: 'query' } }, async () => ({})))
 
 // The rules a store implementation imports.
 declare const session: SessionRecord

@@ -1,0 +1,273 @@
+import { get as httpGet, type IncomingMessage } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import Fastify from 'fastify'
+import type { Test } from 'tap'
+import t from 'tap'
+import WebSocket from 'ws'
+import sessionGuard, { memoryStore, type SessionWatch } from '../lib/index.js'
+import { SECRET, TestClock, MINUTE } from './helper.js'
+import { PROTOCOL, realtime } from './realtime-helper.js'
+
+/**
+ * The guard on a WebSocket route (`@fastify/websocket`) and an SSE route, over
+ * real HTTP: the token rides in `Sec-WebSocket-Protocol` or the query, the
+ * fingerprint cookie as usual; a foreign Origin is refused; a watched
+ * connection is closed on the check after its session is revoked or expires.
+ */
+
+type Opened = { socket: WebSocket, greeting: string } | { status: number, body: { code?: string } }
+
+/** Opens a WebSocket; resolves its first message, or the HTTP answer that refused the upgrade. */
+async function open (url: string, { protocols, headers = {} }: { protocols?: string[], headers?: Record<string, string> }): Promise<Opened> {
+  return await new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, protocols, { headers })
+    socket.once('message', (data) => resolve({ socket, greeting: String(data) }))
+    socket.once('unexpected-response', (_request, response) => {
+      let body = ''
+      response.on('data', (chunk: Buffer) => { body += String(chunk) })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(body) }))
+    })
+    socket.once('error', reject)
+  })
+}
+
+async function closed (socket: WebSocket): Promise<{ code: number, reason: string }> {
+  return await new Promise((resolve) => socket.once('close', (code, reason) => resolve({ code, reason: String(reason) })))
+}
+
+function refused (t: Test, opened: Opened, status: number, code: string, message: string): void {
+  t.ok('status' in opened, `${message}: refused before the upgrade`)
+  if ('status' in opened) t.same({ status: opened.status, code: opened.body.code }, { status, code }, message)
+}
+
+/** Opens an event stream; resolves its response and the first chunk. */
+async function stream (url: string, headers: Record<string, string>): Promise<{ response: IncomingMessage, first: string }> {
+  return await new Promise((resolve, reject) => {
+    httpGet(url, { headers: { accept: 'text/event-stream', ...headers } }, (response) => {
+      response.once('data', (chunk: Buffer) => resolve({ response, first: String(chunk) }))
+    }).once('error', reject)
+  })
+}
+
+async function rest (response: IncomingMessage): Promise<string> {
+  let body = ''
+  for await (const chunk of response) body += String(chunk)
+  return body
+}
+
+t.test('WebSocket: the token in Sec-WebSocket-Protocol and the fingerprint cookie let it in', async (t) => {
+  const { base, login } = await realtime(t)
+  const alice = await login('alice')
+  const opened = await open(`${base.replace('http', 'ws')}/ws`, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie, origin: base } })
+  t.ok('socket' in opened)
+  if (!('socket' in opened)) return
+  t.equal(opened.greeting, 'hello alice')
+  t.equal(opened.socket.protocol, PROTOCOL, 'the server answers the protocol name, never the token')
+  opened.socket.close()
+  await closed(opened.socket)
+})
+
+t.test('WebSocket refusals: no token, no fingerprint cookie, a malformed token, a foreign Origin', async (t) => {
+  const { app, base, login } = await realtime(t)
+  const reasons: string[] = []
+  app.sessions.events.on('auth.rejected', (event) => reasons.push(event.reason))
+  const alice = await login('alice')
+  const url = `${base.replace('http', 'ws')}/ws`
+  refused(t, await open(url, { headers: { cookie: alice.cookie, origin: base } }), 401, 'FST_SESSION_GUARD_UNAUTHORIZED', 'no token')
+  refused(t, await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { origin: base } }), 401, 'FST_SESSION_GUARD_UNAUTHORIZED', 'no fingerprint cookie')
+  const bob = await login('bob')
+  refused(t, await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: bob.cookie, origin: base } }), 401, 'FST_SESSION_GUARD_UNAUTHORIZED', 'another session\'s fingerprint cookie')
+  refused(t, await open(url, { protocols: [PROTOCOL, 'not-a-token'], headers: { cookie: alice.cookie, origin: base } }), 401, 'FST_SESSION_GUARD_UNAUTHORIZED', 'a malformed token')
+  refused(t, await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie, origin: 'https://evil.example' } }), 403, 'FST_SESSION_GUARD_CSRF', 'a foreign Origin')
+  refused(t, await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie, origin: base.replace('127.0.0.1', 'localhost') } }), 403, 'FST_SESSION_GUARD_CSRF', 'another origin of the same host')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(reasons, ['missing_token', 'missing_fingerprint', 'fingerprint_mismatch', 'malformed_token', 'foreign_origin', 'foreign_origin'])
+})
+
+t.test('WebSocket: refresh.allowedOrigins is the one allow-list', async (t) => {
+  const { base, login } = await realtime(t, { refresh: { allowedOrigins: ['https://app.example'] } })
+  const alice = await login('alice')
+  const url = `${base.replace('http', 'ws')}/ws`
+  const opened = await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie, origin: 'https://app.example' } })
+  t.ok('socket' in opened, 'a listed origin')
+  if ('socket' in opened) opened.socket.close()
+  refused(t, await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie, origin: base } }), 403, 'FST_SESSION_GUARD_CSRF', 'its own origin, not listed')
+})
+
+t.test('WebSocket: revoked from another device, the socket is closed on the next check', async (t) => {
+  const { app, base, login, ended } = await realtime(t)
+  const alice = await login('alice')
+  const opened = await open(`${base.replace('http', 'ws')}/ws`, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  if (!('socket' in opened)) return t.fail('not opened')
+  const close = closed(opened.socket)
+  await app.sessions.revoke(alice.sessionId)
+  t.same(await close, { code: 4401, reason: 'session revoked' })
+  t.same(ended, ['revoked'])
+})
+
+t.test('WebSocket: an expired session is closed on the next check', async (t) => {
+  const { base, clock, login, ended } = await realtime(t)
+  const alice = await login('alice')
+  const opened = await open(`${base.replace('http', 'ws')}/ws`, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  if (!('socket' in opened)) return t.fail('not opened')
+  const close = closed(opened.socket)
+  clock.advance(30 * MINUTE)
+  t.same(await close, { code: 4401, reason: 'session expired' })
+  t.same(ended, ['expired'])
+})
+
+t.test('SSE: the token in the query; a foreign Origin refused; a revoked session ends the stream', async (t) => {
+  const { app, base, login, ended } = await realtime(t)
+  const alice = await login('alice')
+  const url = `${base}/events?access_token=${alice.accessToken}`
+
+  const foreign = await new Promise<IncomingMessage>((resolve) => httpGet(url, { headers: { accept: 'text/event-stream', cookie: alice.cookie, origin: 'https://evil.example' } }, resolve))
+  t.equal(foreign.statusCode, 403, 'a foreign Origin')
+  t.equal(JSON.parse(await rest(foreign)).code, 'FST_SESSION_GUARD_CSRF')
+  const anonymous = await new Promise<IncomingMessage>((resolve) => httpGet(`${base}/events`, { headers: { accept: 'text/event-stream', cookie: alice.cookie } }, resolve))
+  t.equal(anonymous.statusCode, 401, 'no token')
+  await rest(anonymous)
+
+  const { response, first } = await stream(url, { cookie: alice.cookie, origin: base })
+  t.equal(response.statusCode, 200)
+  t.equal(first, 'retry: 200\ndata: hello alice\n\n')
+  await app.sessions.revoke(alice.sessionId)
+  t.equal(await rest(response), 'event: end\ndata: revoked\n\n', 'the server ends the stream')
+  t.same(ended, ['revoked'])
+})
+
+t.test('extractToken as a plugin option: undefined falls back to Authorization; anything but a token is refused', async (t) => {
+  let extracted: unknown
+  const clock = new TestClock()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, clock: clock.read, secureCookies: false, development: true, extractToken: () => extracted as string | undefined })
+  app.post('/login', async (_request, reply) => await reply.issueSession({ userId: 'alice' }))
+  app.get('/me', { preHandler: app.requireSession }, async (request) => ({ id: request.authSession?.id }))
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  const { accessToken } = login.json()
+  const cookie = `sg-fp=${(login.cookies as Array<{ name: string, value: string }>).find((c) => c.name === 'sg-fp')?.value ?? ''}`
+  const me = async (headers: Record<string, string> = {}): Promise<number> => (await app.inject({ url: '/me', headers: { cookie, ...headers } })).statusCode
+
+  t.equal(await me({ authorization: `Bearer ${accessToken}` }), 200, 'undefined: Authorization as usual')
+  t.equal(await me(), 401, 'undefined and no Authorization')
+  extracted = accessToken
+  t.equal(await me(), 200, 'the extracted token')
+  t.equal(await me({ authorization: 'Bearer a.b.c' }), 200, 'the extracted token comes first')
+  for (const bad of [42, '', 'a.b', `${accessToken} `, `${accessToken}.x`, 'a'.repeat(8190) + '.b.c']) {
+    extracted = bad
+    t.equal(await me({ authorization: `Bearer ${accessToken}` }), 401, `refused: ${String(bad).slice(0, 20)}`)
+  }
+  extracted = accessToken.replace(/.$/, (c: string) => (c === 'A' ? 'B' : 'A'))
+  t.equal(await me(), 401, 'a forged signature')
+  t.equal(await me({ accept: 'text/event-stream', origin: 'https://evil.example', authorization: `Bearer ${accessToken}` }), 403, 'an event stream from a foreign Origin, whatever the token')
+})
+
+t.test('extractToken: a non-function is refused at registration', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => { await app.register(sessionGuard, { secret: SECRET, extractToken: 'query' as never }); await app.ready() }, { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"extractToken"/ })
+})
+
+t.test('watchSession: needs the guard, and checks its options', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, secureCookies: false, development: true })
+  const errors: Array<string | undefined> = []
+  app.get('/open', (request) => {
+    try {
+      request.watchSession({ onEnd () {} })
+    } catch (err) {
+      errors.push((err as { code?: string }).code)
+    }
+    return 'ok'
+  })
+  app.post('/login', async (_request, reply) => await reply.issueSession({ userId: 'alice' }))
+  app.get('/bad', { preHandler: app.requireSession }, (request) => {
+    for (const options of [{ every: 0, onEnd () {} }, { onEnd: 'close' }, { onEnd () {}, evry: 10 }]) {
+      try {
+        request.watchSession(options as never)
+      } catch (err) {
+        errors.push((err as { message?: string }).message)
+      }
+    }
+    return 'ok'
+  })
+  await app.inject({ url: '/open' })
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  const cookie = `sg-fp=${(login.cookies as Array<{ name: string, value: string }>).find((c) => c.name === 'sg-fp')?.value ?? ''}`
+  await app.inject({ url: '/bad', headers: { cookie, authorization: `Bearer ${login.json().accessToken as string}` } })
+  t.equal(errors[0], 'FST_SESSION_GUARD_NO_SESSION')
+  t.match(errors.slice(1), [/"watchSession.every"/, /"watchSession.onEnd"/, /watchSession/])
+})
+
+t.test('watchSession: a failing store ends the connection (fail closed); check() and stop()', async (t) => {
+  const store = memoryStore()
+  const get = store.get.bind(store)
+  const { app, base, login, ended, watches } = await realtime(t, { store }, '1h')
+  const alice = await login('alice')
+  const url = `${base.replace('http', 'ws')}/ws`
+  const first = await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  const second = await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  if (!('socket' in first) || !('socket' in second)) return t.fail('not opened')
+  const [watchFirst, watchSecond] = watches as [SessionWatch, SessionWatch]
+  t.equal(await watchFirst.check(), true, 'live')
+  watchSecond.stop()
+  store.get = async () => { throw new Error('connection lost') }
+  const close = closed(first.socket)
+  t.equal(await watchFirst.check(), false)
+  t.same(await close, { code: 4401, reason: 'session unavailable' })
+  t.equal(await watchFirst.check(), false, 'ended stays ended, onEnd once')
+  t.equal(await watchSecond.check(), false, 'a stopped watch checked by hand')
+  t.same(ended, ['unavailable'], 'the stopped watch never calls onEnd')
+  store.get = get
+  second.socket.close()
+  await app.close()
+})
+
+t.test('watchSession stops when the connection closes, and when the app closes', async (t) => {
+  const { app, base, login, ended, watches, sockets } = await realtime(t, {}, '1h')
+  const alice = await login('alice')
+  const url = `${base.replace('http', 'ws')}/ws`
+  const first = await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  if (!('socket' in first)) return t.fail('not opened')
+  const serverSide = sockets[0] as Socket
+  const serverClosed = new Promise((resolve) => serverSide.once('close', resolve))
+  first.socket.close()
+  await serverClosed
+  t.equal(await (watches[0] as SessionWatch).check(), false, 'stopped when its connection closed, the session still live')
+  const second = await open(url, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  if (!('socket' in second)) return t.fail('not opened')
+  t.equal(watches.length, 2)
+  const close = closed(second.socket)
+  await app.close()
+  await close
+  await app.sessions.revoke(alice.sessionId)
+  for (const watch of watches) t.equal(await watch.check(), false, 'stopped')
+  t.same(ended, [], 'neither watch called onEnd after it was stopped')
+})
+
+t.test('watchSession: an onEnd that throws is logged, never an unhandled rejection', async (t) => {
+  const lines: Array<{ msg?: string, err?: { message?: string } }> = []
+  const clock = new TestClock()
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, clock: clock.read, secureCookies: false, development: true })
+  app.post('/login', async (_request, reply) => await reply.issueSession({ userId: 'alice' }))
+  let logged: () => void = () => {}
+  const done = new Promise<void>((resolve) => { logged = resolve })
+  app.get('/watch', { preHandler: app.requireSession }, (request, reply) => {
+    reply.hijack()
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
+    reply.raw.write('data: watching\n\n')
+    request.watchSession({ every: 5, onEnd () { setImmediate(logged); reply.raw.end(); throw new Error('the app failed') } })
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  const cookie = `sg-fp=${(login.cookies as Array<{ name: string, value: string }>).find((c) => c.name === 'sg-fp')?.value ?? ''}`
+  const { first } = await stream(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/watch`, { cookie, authorization: `Bearer ${login.json().accessToken as string}` })
+  t.equal(first, 'data: watching\n\n')
+  await app.sessions.revoke(login.json().session.id as string)
+  await done
+  t.match(lines, [{ msg: 'watchSession: onEnd threw', err: { message: 'the app failed' } }])
+})
