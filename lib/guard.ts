@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
 import { checkCsrf, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
+import { checkDpopRequest, DPOP_AUTHORIZATION, type DpopProofs } from './http/dpop.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
@@ -32,6 +33,8 @@ export interface GuardContext {
   readonly fingerprintCookie: string
   /** Checked on unsafe methods when the cookies may arrive cross-site. */
   readonly csrf: CsrfPolicy
+  /** DPoP proofs, when the `dpop` option is on. */
+  readonly dpop?: DpopProofs | undefined
 }
 
 /**
@@ -44,29 +47,38 @@ export interface GuardContext {
  * unsafe request is refused first without the CSRF header and an allowed Origin.
  */
 export function createGuard (context: GuardContext): Guard {
-  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf } = context
+  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf, dpop } = context
   const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
-    // RFC 6750: the same challenge whatever failed.
-    reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
+    // RFC 6750: the same challenge whatever failed (a DPoP refusal has set its own, RFC 9449 §7.1).
+    if (!reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
     throw refusal(events, request.log, clock(), reason, claims === undefined ? undefined : { userId: claims.sub, id: claims.sid })
   }
 
   return async function requireSession (request, reply) {
-    if (needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
     const authorization = request.headers.authorization
+    const length = authorization?.length ?? 0
+    // `Authorization: DPoP` (RFC 9449) carries no cookie, so no CSRF check applies.
+    const dpopMatch = dpop !== undefined && length <= MAX_AUTHORIZATION_LENGTH ? DPOP_AUTHORIZATION.exec(authorization ?? '') : null
+    if (dpopMatch === null && needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
     if (authorization === undefined) return reject(request, reply, 'missing_token')
-    const match = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER.exec(authorization) : null
+    const match = dpopMatch ?? (length <= MAX_AUTHORIZATION_LENGTH ? BEARER.exec(authorization) : null)
     if (match === null) return reject(request, reply, 'malformed_token')
 
     const now = clock()
     const claims = accessTokens.verify(match[1] as string, now)
     if (typeof claims === 'string') return reject(request, reply, claims)
 
-    const fingerprintHash = readFingerprintHash(request, fingerprintCookie)
-    if (isFingerprintRejection(fingerprintHash)) return reject(request, reply, fingerprintHash, claims)
-    if (!safeEqual(fingerprintHash, claims.fph)) return reject(request, reply, 'fingerprint_mismatch', claims)
+    if (dpopMatch !== null || claims.cnf !== undefined) {
+      // Bound to a DPoP key: its proof instead of the fingerprint cookie.
+      const refused = await checkDpopRequest(dpop, request, reply, { token: match[1] as string, claims, scheme: dpopMatch === null ? 'bearer' : 'dpop', now })
+      if (refused !== undefined) return reject(request, reply, refused, claims)
+    } else {
+      const fingerprintHash = readFingerprintHash(request, fingerprintCookie)
+      if (isFingerprintRejection(fingerprintHash)) return reject(request, reply, fingerprintHash, claims)
+      if (!safeEqual(fingerprintHash, claims.fph)) return reject(request, reply, 'fingerprint_mismatch', claims)
+    }
 
     let session
     try {
