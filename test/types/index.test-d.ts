@@ -94,6 +94,10 @@ app.register(sessionGuard, {
   refresh: { allowedOrigins: ['https://app.example'], cookiePath: '/api/refresh' }
 })
 expectAssignable<CookieAttributes>({ sameSite: 'lax' })
+app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: true })
+app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { algorithms: ['ES256', 'EdDSA'], window: '60s', nonce: true } })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { algorithms: ['HS256'] } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { nonce: 'yes' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { sameSite: 'None' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { partitioned: 'yes' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { secure: false } }))
@@ -170,6 +174,7 @@ app.post('/login', async (request: FastifyRequest, reply: FastifyReply) => {
   expectType<IssuedSession>(issued)
   expectType<string>(issued.accessToken)
   expectType<string | undefined>(issued.refreshToken)
+  expectType<'Bearer' | 'DPoP'>(issued.tokenType)
   expectError(reply.issueSession({ user: 'alice' }))
   expectType<Promise<IssuedSession>>(reply.refreshSession())
   expectType<Promise<IssuedSession>>(request.regenerateSession(reply, { role: 'user' }))
