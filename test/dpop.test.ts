@@ -4,7 +4,9 @@ import t, { type Test } from 'tap'
 import sessionGuard, { memoryStore, type SessionEvent, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
 import { parseDpopOptions } from '../lib/http/dpop.js'
 import { normalizeOptions } from '../lib/options.js'
+import { redisStore } from '../lib/stores/redis/index.js'
 import { SECRET, settle, TestClock } from './helper.js'
+import { leftNoKeys, REDIS_URL, redisTest, testPrefix } from './stores/redis-helper.js'
 
 // A native client over real HTTP: Node's fetch (no cookie jar), keys from jose.
 
@@ -218,11 +220,10 @@ t.test('refusals of a DPoP-bound request, each with its reason and challenge', a
   t.equal((await server.call(key, 'GET', '/me', { token: accessToken })).status, 200, 'the control: a good proof passes')
 })
 
-t.test('a replayed proof is refused, on any instance sharing the store, for as long as its iat is accepted', async (t) => {
+async function replayAcrossInstances (t: Test, stores: [SessionStore, SessionStore]): Promise<void> {
   const clock = new TestClock()
-  const store = memoryStore()
-  const a = await serve(t, {}, { clock, store })
-  const b = await serve(t, {}, { clock, store })
+  const a = await serve(t, {}, { clock, store: stores[0] })
+  const b = await serve(t, {}, { clock, store: stores[1] })
   const key = await client()
   const { accessToken } = await a.login(key)
   const dpop = await proof(key, { htm: 'GET', htu: `${a.base}/me`, iat: clock.read(), accessToken })
@@ -238,9 +239,21 @@ t.test('a replayed proof is refused, on any instance sharing the store, for as l
   t.equal(onB.statusCode, 401, 'replayed on another instance')
   await settle()
   t.equal(b.reasons.at(-1), 'dpop_replay')
+  const fresh = await proof(key, { htm: 'GET', htu: `${a.base}/me`, iat: clock.read(), accessToken })
+  t.equal((await b.app.inject({ method: 'GET', url: '/me', headers: { ...headers, dpop: fresh, host } })).statusCode, 200, 'the control: a fresh proof passes on b')
   clock.advance(60_000)
   t.equal((await fetch(`${a.base}/me`, { headers })).status, 401, 'still refused at the edge of the window')
   t.equal(a.reasons.at(-1), 'dpop_replay')
+}
+
+t.test('a replayed proof is refused, on any instance sharing the store, for as long as its iat is accepted (memory store)', async (t) => {
+  const store = memoryStore()
+  await replayAcrossInstances(t, [store, store])
+})
+
+redisTest(t, 'a replayed proof is refused on another instance with its own connection to Redis', async (t) => {
+  const prefix = testPrefix(t)
+  await replayAcrossInstances(t, [redisStore({ connection: REDIS_URL, prefix }), redisStore({ connection: REDIS_URL, prefix })])
 })
 
 t.test('server nonces: use_dpop_nonce at login, at refresh and on a call, then accepted', async (t) => {
@@ -352,3 +365,5 @@ t.test('dpop options', async (t) => {
   t.throws(() => parseDpopOptions('yes' as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.equal(normalizeOptions({ secret: SECRET }).dpop, undefined, 'off by default')
 })
+
+leftNoKeys(t)
