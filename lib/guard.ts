@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
+import type { TokenSource } from './http/access-token-source.js'
 import { checkCsrf, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
-import { checkDpopRequest, DPOP_AUTHORIZATION, type DpopProofs } from './http/dpop.js'
+import { checkDpopRequest, readDpopToken, type DpopProofs } from './http/dpop.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
@@ -11,10 +12,6 @@ import { isChallenged, lifetimeOf, type Clock, type Lifetimes } from './session.
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
 import { bool, optionalFunction, section, type OptionNames } from './validate.js'
-
-/** Longest `Authorization` header the guard will look at. */
-const MAX_AUTHORIZATION_LENGTH = 8192
-const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
 
 export type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
@@ -33,6 +30,8 @@ export interface GuardContext {
   readonly fingerprintCookie: string
   /** Checked on unsafe methods when the cookies may arrive cross-site. */
   readonly csrf: CsrfPolicy
+  /** Where the access token comes from: the `Authorization` header, its cookie, or both (`accessToken.transport`). */
+  readonly tokenSource: TokenSource
   /** DPoP proofs, when the `dpop` option is on. */
   readonly dpop?: DpopProofs | undefined
 }
@@ -44,10 +43,11 @@ export interface GuardContext {
  * most once per `touchInterval`) and sets `request.user` and `request.authSession`.
  * A challenged session passes only on routes that allow it (`allowChallenged`).
  * When the cookies may arrive cross-site (`cookies.sameSite` Lax or None), an
- * unsafe request is refused first without the CSRF header and an allowed Origin.
+ * unsafe request is refused first without the CSRF header and an allowed Origin;
+ * so is one whose access token came from its cookie, whatever `SameSite` says.
  */
 export function createGuard (context: GuardContext): Guard {
-  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf, dpop } = context
+  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf, tokenSource, dpop } = context
   const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
@@ -57,22 +57,19 @@ export function createGuard (context: GuardContext): Guard {
   }
 
   return async function requireSession (request, reply) {
-    const authorization = request.headers.authorization
-    const length = authorization?.length ?? 0
     // `Authorization: DPoP` (RFC 9449) carries no cookie, so no CSRF check applies.
-    const dpopMatch = dpop !== undefined && length <= MAX_AUTHORIZATION_LENGTH ? DPOP_AUTHORIZATION.exec(authorization ?? '') : null
-    if (dpopMatch === null && needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
-    if (authorization === undefined) return reject(request, reply, 'missing_token')
-    const match = dpopMatch ?? (length <= MAX_AUTHORIZATION_LENGTH ? BEARER.exec(authorization) : null)
-    if (match === null) return reject(request, reply, 'malformed_token')
+    const dpopToken = dpop === undefined ? undefined : readDpopToken(request)
+    if (dpopToken === undefined && needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
+    const source = dpopToken === undefined ? tokenSource(request) : { token: dpopToken }
+    if ('rejected' in source) return reject(request, reply, source.rejected)
 
     const now = clock()
-    const claims = accessTokens.verify(match[1] as string, now)
+    const claims = accessTokens.verify(source.token, now)
     if (typeof claims === 'string') return reject(request, reply, claims)
 
-    if (dpopMatch !== null || claims.cnf !== undefined) {
+    if (dpopToken !== undefined || claims.cnf !== undefined) {
       // Bound to a DPoP key: its proof instead of the fingerprint cookie.
-      const refused = await checkDpopRequest(dpop, request, reply, { token: match[1] as string, claims, scheme: dpopMatch === null ? 'bearer' : 'dpop', now })
+      const refused = await checkDpopRequest(dpop, request, reply, { token: source.token, claims, scheme: dpopToken === undefined ? 'bearer' : 'dpop', now })
       if (refused !== undefined) return reject(request, reply, refused, claims)
     } else {
       const fingerprintHash = readFingerprintHash(request, fingerprintCookie)

@@ -6,6 +6,7 @@ import { ClientObserver } from './devices/client.js'
 import { createKeyOf } from './crypto.js'
 import { AlreadyRegisteredError, NoSessionError } from './errors.js'
 import { adminRoutes } from './http/admin-routes.js'
+import { createTokenSource } from './http/access-token-source.js'
 import { SessionCookies } from './http/cookies.js'
 import { DpopProofs } from './http/dpop.js'
 import { monitoringRoutes, storeStats } from './http/monitoring-routes.js'
@@ -38,6 +39,7 @@ import * as deviceModule from './devices/device.js'
 import * as privacyModule from './devices/privacy.js'
 import * as errorsModule from './errors.js'
 import * as cookiesModule from './http/cookies.js'
+import * as accessTokenSourceModule from './http/access-token-source.js'
 import * as dpopModule from './http/dpop.js'
 import * as monitoringRoutesModule from './http/monitoring-routes.js'
 import * as routeOptionsModule from './http/route-options.js'
@@ -130,6 +132,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     touchIntervalMs: options.touchIntervalMs,
     fingerprintCookie: cookies.fingerprintName,
     csrf: options.refresh.csrf,
+    tokenSource: createTokenSource(options.accessToken, cookies.accessName, options.refresh.csrf),
     dpop
   }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({
@@ -223,6 +226,7 @@ namespace sessionGuard {
   export import CookieOptions = cookiesModule.CookieOptions
   export import CookieAttributes = cookiesModule.CookieAttributes
   export import RefreshOptions = lifecycleModule.RefreshOptions
+  export import AccessTokenOptions = accessTokenSourceModule.AccessTokenOptions
   export import DpopOptions = dpopModule.DpopOptions
   export import DpopAlgorithm = dpopModule.DpopAlgorithm
   export import RoutesOptions = routesModule.RoutesOptions

@@ -144,7 +144,7 @@ export interface IssueSessionInput {
 
 /** What issuing, refreshing or regenerating a session gives back. */
 export interface IssuedSession {
-  /** The access token, for the client's `Authorization: Bearer` header. */
+  /** The access token, for the client's `Authorization: Bearer` header (also in its cookie with `accessToken.transport` `'cookie'` or `'both'`). */
   accessToken: string
   /** The refresh token, when `refresh.transport` is `'body'` or the session is DPoP-bound (otherwise it is in its cookie). */
   refreshToken?: string
@@ -443,11 +443,13 @@ export class Lifecycle {
   }
 
   #deliver (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string, now: number): IssuedSession {
-    const accessToken = this.#context.accessTokens.sign(session, now)
+    const { cookies, accessTokens } = this.#context
+    const accessToken = accessTokens.sign(session, now)
     // A DPoP-bound session gets no cookie: its refresh token, bound to the same key, goes in the body.
     if (boundKey(session.fingerprintHash) !== undefined) return { accessToken, refreshToken, tokenType: 'DPoP', session }
-    this.#context.cookies.set(reply, session, fingerprint, refreshToken, now)
+    cookies.set(reply, session, fingerprint, refreshToken, now)
     const issued: IssuedSession = { accessToken, tokenType: 'Bearer', session }
+    cookies.setAccess(reply, accessToken)
     if (this.#context.refresh.transport === 'body') issued.refreshToken = refreshToken
     return issued
   }

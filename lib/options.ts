@@ -2,6 +2,7 @@ import { parseAlertOptions, type AlertOptions, type AlertPolicy } from './alerts
 import { type LocationResolver } from './devices/client.js'
 import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './devices/privacy.js'
 import { InvalidOptionError } from './errors.js'
+import { parseAccessTokenOptions, type AccessTokenOptions, type AccessTokenPolicy } from './http/access-token-source.js'
 import { csrfPolicyFor } from './http/csrf.js'
 import { parseDpopOptions, type DpopOptions, type DpopPolicy } from './http/dpop.js'
 import { COOKIE_OPTION_NAMES, parseCookieOptions, type CookieOptions, type CookiePolicy } from './http/cookies.js'
@@ -89,6 +90,12 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
   global?: boolean | GlobalOptions
   /** Refresh tokens. */
   refresh?: RefreshOptions
+  /**
+   * Where the access token travels: the `Authorization` header, an HttpOnly
+   * cookie as well (`'both'`, for server-side rendering), or only the cookie.
+   * @default { transport: 'header' }
+   */
+  accessToken?: AccessTokenOptions
   /**
    * How much of the client the session keeps: the IP (`'full'`, `'truncated'`
    * to /24 and /48, `'hashed'` with `ipSalt`, or `'none'`) and whether the raw
@@ -189,6 +196,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   store: true,
   global: true,
   refresh: true,
+  accessToken: true,
   dpop: true,
   privacy: true,
   resolveLocation: true,
@@ -218,6 +226,7 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly global: GlobalPolicy | undefined
   readonly cookies: CookiePolicy
   readonly refresh: RefreshPolicy
+  readonly accessToken: AccessTokenPolicy
   /** `undefined` when off. */
   readonly dpop: DpopPolicy | undefined
   readonly routes: RoutesPolicy | undefined
@@ -250,7 +259,13 @@ const STORE_METHODS = ['create', 'get', 'touch', 'rotate', 'replace', 'revoke', 
 export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions {
   const options = section(value, OPTION_NAMES, '')
   const parsedRefresh = parseRefreshOptions(options.refresh)
-  const cookies = parseCookieOptions(options, { name: parsedRefresh.cookie, path: parsedRefresh.path, cookiePath: parsedRefresh.cookiePath, inCookie: parsedRefresh.transport === 'cookie' })
+  const tokens = parseTokenOptions(options)
+  const accessToken = parseAccessTokenOptions(options.accessToken)
+  const cookies = parseCookieOptions(
+    options,
+    { name: parsedRefresh.cookie, path: parsedRefresh.path, cookiePath: parsedRefresh.cookiePath, inCookie: parsedRefresh.transport === 'cookie' },
+    { name: accessToken.cookie, inCookie: accessToken.transport !== 'header', maxAgeMs: tokens.accessTokenTtlMs }
+  )
   const refresh: RefreshPolicy = { ...parsedRefresh, csrf: csrfPolicyFor(parsedRefresh.csrf, cookies.sameSite) }
   const lifetimes = parseLifetimes(options)
   const touchIntervalMs = duration(options.touchInterval ?? DEFAULT_TOUCH_INTERVAL, 'touchInterval', { allowZero: true })
@@ -263,7 +278,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
   if (typeof clock !== 'function') throw new InvalidOptionError('clock', 'must be a function returning epoch ms')
 
   return Object.freeze({
-    tokens: parseTokenOptions(options),
+    tokens,
     lifetimes,
     touchIntervalMs,
     limit,
@@ -272,6 +287,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     global: parseGlobalOptions(options.global),
     cookies,
     refresh,
+    accessToken,
     dpop: parseDpopOptions(options.dpop),
     routes: parseRoutesOptions(options.routes),
     securityScheme: parseOpenApiOptions(options.openapi),

@@ -27,11 +27,11 @@ t.test('cookieValues: every same-named cookie in order, trimmed, at most the lim
 
 t.test('parseCookieOptions: secure by default, names by mode, unsafe settings only in development', async (t) => {
   const STRICT = { sameSite: 'Strict', domain: undefined, partitioned: false, crossSite: false }
-  t.strictSame(parseCookieOptions({}, REFRESH), { secure: true, fingerprint: '__Host-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/auth/refresh', refreshInCookie: true, ...STRICT })
+  t.strictSame(parseCookieOptions({}, REFRESH), { secure: true, fingerprint: '__Host-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/auth/refresh', refreshInCookie: true, access: undefined, accessMaxAge: 0, ...STRICT })
   t.same(parseCookieOptions({ secureCookies: false, development: true }, { ...REFRESH, inCookie: false }),
-    { secure: false, fingerprint: 'sg-fp', refresh: 'sg-rt', refreshPath: '/auth/refresh', refreshInCookie: false, ...STRICT })
+    { secure: false, fingerprint: 'sg-fp', refresh: 'sg-rt', refreshPath: '/auth/refresh', refreshInCookie: false, access: undefined, accessMaxAge: 0, ...STRICT })
   t.same(parseCookieOptions({ secureCookies: false, development: true, fingerprintCookie: 'fp__host-x' }, { ...REFRESH, name: 'rt' }),
-    { secure: false, fingerprint: 'fp__host-x', refresh: 'rt', refreshPath: '/auth/refresh', refreshInCookie: true, ...STRICT },
+    { secure: false, fingerprint: 'fp__host-x', refresh: 'rt', refreshPath: '/auth/refresh', refreshInCookie: true, access: undefined, accessMaxAge: 0, ...STRICT },
     'only a name that starts with a prefix needs secure cookies')
   t.equal(parseCookieOptions({ secureCookies: true, development: true }, REFRESH).secure, true)
   t.throws(() => parseCookieOptions({ secureCookies: false }, REFRESH), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"secureCookies": may only be false together with `development: true`/ })
@@ -44,9 +44,9 @@ t.test('parseCookieOptions: secure by default, names by mode, unsafe settings on
 
 t.test('parseCookieOptions: the cookies section and the refresh cookie path', async (t) => {
   t.strictSame(parseCookieOptions({ cookies: { sameSite: 'lax' } }, REFRESH),
-    { secure: true, fingerprint: '__Host-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/auth/refresh', refreshInCookie: true, sameSite: 'Lax', domain: undefined, partitioned: false, crossSite: true })
+    { secure: true, fingerprint: '__Host-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/auth/refresh', refreshInCookie: true, access: undefined, accessMaxAge: 0, sameSite: 'Lax', domain: undefined, partitioned: false, crossSite: true })
   t.strictSame(parseCookieOptions({ cookies: { sameSite: 'none', partitioned: true, domain: 'Auth.Example.com' } }, { ...REFRESH, cookiePath: '/api/auth/refresh' }),
-    { secure: true, fingerprint: '__Secure-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/api/auth/refresh', refreshInCookie: true, sameSite: 'None', domain: 'auth.example.com', partitioned: true, crossSite: true },
+    { secure: true, fingerprint: '__Secure-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/api/auth/refresh', refreshInCookie: true, access: undefined, accessMaxAge: 0, sameSite: 'None', domain: 'auth.example.com', partitioned: true, crossSite: true },
     'a domain makes the fingerprint __Secure-, lower-cased; the cookie path wins over the route path')
   t.equal(parseCookieOptions({ cookies: { sameSite: 'none', partitioned: false } }, REFRESH).partitioned, false)
   t.equal(parseCookieOptions({ cookies: { domain: 'localhost' } }, REFRESH).domain, 'localhost', 'one label is a host name too')

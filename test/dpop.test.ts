@@ -197,6 +197,9 @@ t.test('refusals of a DPoP-bound request, each with its reason and challenge', a
     t.equal(response.headers.get('www-authenticate'), `${CHALLENGE}"${c.error}"`, `${c.name}: challenge`)
     t.equal(server.reasons.at(-1), c.reason, `${c.name}: reason`)
   }
+  const long = await fetch(me, { headers: { authorization: `DPoP${' '.repeat(8192)}${accessToken}`, dpop: await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken }) } })
+  t.equal(long.status, 401, 'an Authorization header over 8 KiB')
+  t.equal(server.reasons.at(-1), 'malformed_token')
   const missing = await fetch(me, { headers: { authorization: `DPoP ${accessToken}` } })
   t.equal(missing.status, 401)
   t.equal(missing.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)

@@ -122,6 +122,25 @@ function bursts (t: Test, storeOptions: () => Partial<SessionGuardOptions>): voi
     await t.rejects(check(), { code: 'FST_SESSION_GUARD_LOGIN_LOCKED', headers: { 'retry-after': '2' } }, 'the 6th attempt doubled the lockout, as it would one after another')
   })
 
+  t.test('a burst after earlier failures checks only the free attempts left', async (t) => {
+    const { h } = await loginServer(t, storeOptions())
+    const check = async (): Promise<void> => await h.app.sessions.loginAttempts.check({ ip: '192.0.2.8', log: h.app.log } as never, 'dave')
+    await check()
+    const results = await Promise.allSettled(Array.from({ length: 12 }, check))
+    t.equal(results.filter(({ status }) => status === 'fulfilled').length, 4, '4 of the 5 free attempts were left')
+  })
+
+  t.test('a burst once a lockout is over: one goes ahead, the rest wait for the lockout it leaves', async (t) => {
+    const { h } = await loginServer(t, storeOptions())
+    const check = async (): Promise<void> => await h.app.sessions.loginAttempts.check({ ip: '192.0.2.9', log: h.app.log } as never, 'erin')
+    for (let i = 0; i < 5; i++) await check()
+    h.clock.advance(1000)
+    const results = await Promise.allSettled(Array.from({ length: 3 }, check))
+    t.equal(results.filter(({ status }) => status === 'fulfilled').length, 1, 'the 6th failure')
+    const refusals = results.flatMap((result) => result.status === 'rejected' ? [result.reason as { headers: Record<string, string> }] : [])
+    t.strictSame(refusals.map(({ headers }) => headers['retry-after']), ['2', '2'], 'locked as after 6 failures: 2 s, not the 1 s of 5')
+  })
+
   t.test('successful logins do not use up the IP\'s attempts; an attempt left unanswered counts as a failure', async (t) => {
     const server = await loginServer(t, { ...storeOptions(), lockout: { ipFreeAttempts: 3 } })
     server.open()

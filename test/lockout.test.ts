@@ -73,9 +73,12 @@ t.test('a success forgets the username\'s failures; usernames are normalised', a
 })
 
 t.test('an IP failing across many usernames is locked too', async (t) => {
-  const h = await withLogin(t, { lockout: { ipFreeAttempts: 3 } })
+  const events: SessionEvent[] = []
+  const h = await withLogin(t, { lockout: { ipFreeAttempts: 3 }, onEvent: (event: SessionEvent) => events.push(event) })
   for (const user of ['a', 'b', 'c']) t.equal((await attempt(h, user)).statusCode, 401)
   t.equal((await attempt(h, 'd')).statusCode, 429, 'a fourth username from the same IP')
+  await settle()
+  t.match(events.filter((e) => e.type === 'login.locked'), [{ scope: 'ip', retryAfterMs: 1000 }], 'locked by the IP scope, and named so')
   t.equal((await attempt(h, 'd', 'wrong', '198.51.100.9')).statusCode, 401, 'another IP is not locked')
 })
 
@@ -104,6 +107,8 @@ t.test('fail() for an attempt check() did not count counts it itself; succeed() 
   await loginAttempts.fail(mixed, 'alice')
   await t.rejects(loginAttempts.check(request(), 'alice'), { code: 'FST_SESSION_GUARD_LOGIN_LOCKED' }, 'three failures of alice')
   await loginAttempts.succeed(request(), 'alice')
+  // The IP's four failures lock it for 2 s: after one, still locked (three would have let it through).
+  h.clock.advance(1000)
   t.equal((await attempt(h, 'alice', 'wrong', '192.0.2.1')).statusCode, 429, 'a success nobody checked forgets alice\'s failures, and takes nothing from the IP\'s four')
   t.equal((await attempt(h, 'alice', 'wrong', '198.51.100.1')).statusCode, 401, 'from another IP alice starts afresh')
 })
@@ -193,6 +198,25 @@ t.test('an event names the username by a key of its own purpose, never by the st
   }, parseLockoutOptions(undefined))
   await attempts.fail({ ip: '192.0.2.1', log: undefined } as never, ' Alice ')
   t.match(published, [[undefined, 'login.failed', 0, undefined, { usernameHash: 'event.username|a', failures: 1 }]])
+})
+
+t.test('fail() naming another username than check() counts that username afresh, and leaves the reservation', async (t) => {
+  const published: Array<[string, { failures: number }]> = []
+  const attempts = new LoginAttempts({
+    store: memoryStore(),
+    events: { publish: (_log: unknown, type: string, _at: number, _subject: unknown, detail: { failures: number }) => published.push([type, detail]) } as never,
+    clock: () => 0,
+    keyOf: (purpose, value) => `${purpose}|${value}`,
+    byIp: false,
+    describe: async () => ({}) as never
+  }, parseLockoutOptions(undefined))
+  for (let i = 0; i < 2; i++) await attempts.fail({ log: undefined } as never, 'carol')
+  const request = { log: undefined } as never
+  await attempts.check(request, 'carol')
+  await attempts.fail(request, 'alice')
+  t.match(published.at(-1), ['login.failed', { failures: 1 }], 'alice\'s first failure, not carol\'s third')
+  await attempts.fail(request, 'carol')
+  t.match(published.at(-1), ['login.failed', { failures: 3 }], 'carol\'s reservation was still there to confirm')
 })
 
 t.test('a counter that started afresh between the read and the count is not taken for the next one after the read', async (t) => {

@@ -75,6 +75,15 @@ t.test('memory store: no counter key is a plain hash of a username, user id or a
   assertNothingReadable(t, await memoryKeys(t, {}))
 })
 
+t.test('the key names are a stored format: the same secret names the same keys in every release', async (t) => {
+  // Counters and known-device markers outlive a deploy: a change to how a name is made (a purpose, the
+  // derivation) would reset every user's lockout and every known device on upgrade. Written down once.
+  const keys = await memoryKeys(t, {})
+  t.ok(keys.includes('login:u:iJNB4DTt0wm3j4hvAa4h5g'), 'the username alice')
+  t.ok(keys.includes('login:ip:jCswxlyZhlNw7pVqMCkALA'), 'the address 192.0.2.10')
+  t.ok(keys.includes('login:ip:Bp91mZyAWJ55bfkDyVGt5Q'), 'the network 2001:db8:1:2::/64')
+})
+
 t.test('the keys are keyed by the secret: another secret, other keys', async (t) => {
   const first = await memoryKeys(t, {})
   const second = await memoryKeys(t, { secret: `${SECRET}-rotated` })

@@ -87,6 +87,16 @@ export interface RefreshCookie {
   readonly inCookie: boolean
 }
 
+/** The access token cookie, as the `accessToken` option describes it. */
+export interface AccessCookie {
+  /** The name asked for, if any. */
+  readonly name: string | undefined
+  /** Whether the access token travels in its cookie at all. */
+  readonly inCookie: boolean
+  /** The cookie's `Max-Age`: the access token's lifetime. */
+  readonly maxAgeMs: number
+}
+
 /** The cookie options after validation. */
 export interface CookiePolicy {
   readonly secure: boolean
@@ -94,6 +104,10 @@ export interface CookiePolicy {
   readonly refresh: string
   readonly refreshPath: string
   readonly refreshInCookie: boolean
+  /** Name of the access token cookie; `undefined` when the token travels only in the `Authorization` header. */
+  readonly access: string | undefined
+  /** `Max-Age` of the access token cookie, in seconds. */
+  readonly accessMaxAge: number
   readonly sameSite: 'Strict' | 'Lax' | 'None'
   /** `undefined` for host-only cookies. */
   readonly domain: string | undefined
@@ -102,7 +116,7 @@ export interface CookiePolicy {
   readonly crossSite: boolean
 }
 
-export function parseCookieOptions (options: CookieOptions, refresh: RefreshCookie): CookiePolicy {
+export function parseCookieOptions (options: CookieOptions, refresh: RefreshCookie, access: AccessCookie = { name: undefined, inCookie: false, maxAgeMs: 0 }): CookiePolicy {
   const development = options.development === true
   const secure = options.secureCookies === undefined ? true : bool(options.secureCookies, 'secureCookies')
   if (!secure && !development) {
@@ -116,6 +130,11 @@ export function parseCookieOptions (options: CookieOptions, refresh: RefreshCook
     refresh: hostOnly(cookieName(refresh.name ?? (secure ? '__Secure-sg-rt' : 'sg-rt'), 'refresh.cookie', secure), 'refresh.cookie', domain),
     refreshPath: cookiePath(refresh.cookiePath ?? refresh.path, refresh.cookiePath === undefined ? 'refresh.path' : 'refresh.cookiePath'),
     refreshInCookie: refresh.inCookie,
+    access: access.inCookie
+      ? hostOnly(cookieName(access.name ?? (secure ? (domain === undefined ? '__Host-sg-at' : '__Secure-sg-at') : 'sg-at'), 'accessToken.cookie', secure), 'accessToken.cookie', domain)
+      : undefined,
+    // As the token's `exp` rounds it: whole seconds, up.
+    accessMaxAge: Math.ceil(access.maxAgeMs / 1000),
     sameSite,
     domain,
     partitioned,
@@ -178,8 +197,10 @@ export const checkCookieName: (name: string, option: string, secure: boolean) =>
 const EXPIRED = '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT'
 
 /**
- * Writes and clears the plugin's two cookies: the fingerprint (every path) and
- * the refresh token (only the refresh route). Both are HttpOnly, Secure, and
+ * Writes and clears the plugin's cookies: the fingerprint (every path), the
+ * refresh token (only the refresh route) and, with `accessToken.transport`
+ * `'cookie'` or `'both'`, the access token (every path, for the token's
+ * lifetime). All are HttpOnly, Secure, and
  * carry the `cookies` option's `SameSite` (Strict by default), `Domain` and
  * `Partitioned`; a clear carries the same, or the browser keeps the cookie. A remembered session gets persistent cookies that expire
  * with the session's absolute deadline; any other gets session cookies, which
@@ -207,6 +228,11 @@ export class SessionCookies {
     return this.#policy.fingerprint
   }
 
+  /** Name of the access token cookie, when the token travels in one. */
+  get accessName (): string | undefined {
+    return this.#policy.access
+  }
+
   /**
    * Every refresh token the request carries in a cookie, in the order sent: the
    * client's own, and any planted from a parent domain (which the cookie parser
@@ -225,8 +251,15 @@ export class SessionCookies {
     if (refreshInCookie && refreshToken !== undefined) this.#write(reply, `${refresh}=${refreshToken}${maxAge}`, refreshPath)
   }
 
+  /** The access token cookie (when the token travels in one), for as long as the token lives. */
+  setAccess (reply: FastifyReply, accessToken: string): void {
+    const { access, accessMaxAge } = this.#policy
+    if (access !== undefined) this.#write(reply, `${access}=${accessToken}; Max-Age=${accessMaxAge}`, '/')
+  }
+
   clear (reply: FastifyReply): void {
     this.#write(reply, `${this.#policy.fingerprint}=${EXPIRED}`, '/')
+    if (this.#policy.access !== undefined) this.#write(reply, `${this.#policy.access}=${EXPIRED}`, '/')
     if (this.#policy.refreshInCookie) this.#write(reply, `${this.#policy.refresh}=${EXPIRED}`, this.#policy.refreshPath)
   }
 

@@ -32,9 +32,14 @@ export function csrfPolicyFor (csrf: CsrfPolicy, sameSite: 'Strict' | 'Lax' | 'N
 /** Methods that change nothing (RFC 9110): the guard checks every other one under a cross-site policy. */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
 
+/** GET, HEAD or OPTIONS: a method that changes nothing. */
+export function isSafeMethod (method: string): boolean {
+  return SAFE_METHODS.has(method)
+}
+
 /** Whether a cookie-authenticated request with this method needs `checkCsrf` beyond the refresh: only unsafe ones, only when cookies may arrive cross-site. */
 export function needsCsrfCheck (request: FastifyRequest, policy: CsrfPolicy): boolean {
-  return policy.crossSite && !SAFE_METHODS.has(request.method)
+  return policy.crossSite && !isSafeMethod(request.method)
 }
 
 /**

@@ -100,7 +100,15 @@ export interface VerifiedProof {
 const MAX_PROOF_LENGTH = 8192
 const MAX_JTI_LENGTH = 256
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
-export const DPOP_AUTHORIZATION = /^DPoP +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
+const DPOP_AUTHORIZATION = /^DPoP +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i
+const MAX_AUTHORIZATION_LENGTH = 8192
+
+/** The access token of `Authorization: DPoP <jwt>`, or `undefined` for any other header (or none). */
+export function readDpopToken (request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization
+  if (authorization === undefined || authorization.length > MAX_AUTHORIZATION_LENGTH) return undefined
+  return DPOP_AUTHORIZATION.exec(authorization)?.[1]
+}
 
 type Jose = typeof import('jose', { with: { 'resolution-mode': 'import' } })
 let jose: Promise<Jose> | undefined

@@ -11,6 +11,7 @@ import sessionGuard, {
   type MacKeyEntry,
   type SigningKeyEntry,
   type CookieAttributes,
+  type AccessTokenOptions,
   type HistoryEntry,
   type SessionTimeline,
   type TimelineOptions,
@@ -94,6 +95,10 @@ app.register(sessionGuard, {
   refresh: { allowedOrigins: ['https://app.example'], cookiePath: '/api/refresh' }
 })
 expectAssignable<CookieAttributes>({ sameSite: 'lax' })
+app.register(sessionGuard, { secret: 'x'.repeat(32), accessToken: { transport: 'both', cookie: '__Host-at' } })
+expectAssignable<AccessTokenOptions>({ transport: 'cookie' })
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), accessToken: { transport: 'query' } }))
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), accessToken: { cookieName: 'at' } }))
 app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: true })
 app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { algorithms: ['ES256', 'EdDSA'], window: '60s', nonce: true } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { algorithms: ['HS256'] } }))

@@ -1,0 +1,167 @@
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import Fastify from 'fastify'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import t from 'tap'
+import sessionGuard from '../lib/index.js'
+
+/**
+ * The Next.js example (`examples/nextjs/`, its own package.json): built with
+ * `next build`, started against a real API, and driven in Chromium with
+ * JavaScript off, so the devices page can only have been rendered on the
+ * server, through the API, for the signed-in user. Needs the example's
+ * dependencies (`npm ci --prefix examples/nextjs`) and Chromium; without them
+ * the test skips loudly, except on CI (or with REQUIRE_NEXTJS_EXAMPLE=1), where it fails.
+ */
+const EXAMPLE = join(__dirname, '..', 'examples', 'nextjs')
+const NEXT = join(EXAMPLE, 'node_modules', 'next', 'dist', 'bin', 'next')
+const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const required = process.env.CI !== undefined || process.env.REQUIRE_NEXTJS_EXAMPLE === '1'
+const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
+const PASSWORD = 'demo-password'
+
+const LAPTOP = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+const PHONE = 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36'
+
+const missing = [
+  existsSync(NEXT) ? undefined : 'the example\'s dependencies (npm ci --prefix examples/nextjs)',
+  existsSync(executablePath) ? undefined : `Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH)`
+].filter((what) => what !== undefined)
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Runs `next <args>` in the example; resolves with its output, rejects with it on a non-zero exit. */
+async function next (args: string[], env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, [NEXT, ...args], { cwd: EXAMPLE, env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  return await new Promise((resolve, reject) => {
+    child.on('close', (code) => code === 0 ? resolve(output) : reject(new Error(`next ${args.join(' ')} exited with ${String(code)}:\n${output}`)))
+  })
+}
+
+async function waitForServer (url: string, output: () => string): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    try {
+      await fetch(url, { redirect: 'manual' })
+      return
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  throw new Error(`next start did not answer at ${url}:\n${output()}`)
+}
+
+if (missing.length > 0) {
+  if (required) {
+    t.fail(`the Next.js example test needs ${missing.join(' and ')}`)
+  } else {
+    console.error(`\n!!! SKIPPING the Next.js example test: missing ${missing.join(' and ')} !!!\n`)
+    t.plan(0, `missing ${missing.join(' and ')}`)
+  }
+} else {
+  // `next build` alone takes minutes on a busy machine: more than the suite's per-file timeout.
+  t.setTimeout(10 * 60_000)
+  t.test('the devices page is rendered on the server through the API, for the signed-in user', async (t) => {
+    const nextPort = await freePort()
+    const nextOrigin = `http://127.0.0.1:${nextPort}`
+
+    const api = Fastify()
+    t.teardown(() => api.close())
+    await api.register(sessionGuard, {
+      secret: SECRET,
+      accessToken: { transport: 'both' },
+      routes: { prefix: '/sessions' },
+      refresh: { allowedOrigins: [nextOrigin] }
+    })
+    api.post<{ Body: { username?: string, password?: string } }>('/login', async (request, reply) => {
+      const { username, password } = request.body
+      if (typeof username !== 'string' || username === '' || password !== PASSWORD) return await reply.code(401).send({ error: 'wrong username or password' })
+      const { session } = await reply.issueSession({ userId: username })
+      return { sessionId: session.id }
+    })
+    api.get('/me', { preHandler: api.requireSession }, async (request) => ({ userId: request.authSession!.userId }))
+    await api.listen({ host: '127.0.0.1', port: 0 })
+    const apiUrl = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`
+
+    await next(['build'], {})
+    const server = spawn(process.execPath, [NEXT, 'start', '-p', String(nextPort), '-H', '127.0.0.1'], {
+      cwd: EXAMPLE, env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', API_URL: apiUrl }, stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let output = ''
+    server.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    server.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    const exited = new Promise((resolve) => server.on('close', resolve))
+    t.teardown(async () => {
+      server.kill()
+      await exited
+    })
+    await waitForServer(`${nextOrigin}/login`, () => output)
+
+    const browser: Browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
+    })
+    t.teardown(() => browser.close())
+
+    /** A device with JavaScript off: whatever its pages show, the server rendered. */
+    async function device (userAgent: string): Promise<Page> {
+      const context = await browser.newContext({ userAgent, javaScriptEnabled: false })
+      return await context.newPage()
+    }
+
+    const laptop = await device(LAPTOP)
+    await laptop.goto(`${nextOrigin}/devices`)
+    t.equal(new URL(laptop.url()).pathname, '/login', 'without a session, the page sends the browser to sign in')
+
+    await laptop.getByLabel('Username').fill('alice')
+    await laptop.getByLabel('Password').fill('wrong')
+    await laptop.getByRole('button', { name: 'Sign in' }).click()
+    await laptop.locator('#error').waitFor()
+    t.equal(new URL(laptop.url()).pathname, '/login', 'a wrong password signs nobody in')
+
+    await laptop.getByLabel('Username').fill('alice')
+    await laptop.getByLabel('Password').fill(PASSWORD)
+    await laptop.getByRole('button', { name: 'Sign in' }).click()
+    await laptop.locator('#devices').waitFor()
+    t.equal(new URL(laptop.url()).pathname, '/devices')
+    t.equal(await laptop.locator('#who').textContent(), 'Signed in as alice')
+    t.equal(await laptop.locator('#devices .device').count(), 1)
+    t.equal(await laptop.locator('#devices .device .badge').textContent(), 'This device')
+
+    const cookies = await laptop.context().cookies()
+    const access = cookies.find((cookie) => cookie.name === '__Host-sg-at')
+    t.ok(access, 'the browser holds the access token cookie, on the Next.js host')
+    t.equal(access?.httpOnly, true, 'which script cannot read')
+    t.equal(access?.sameSite, 'Strict')
+    t.ok(cookies.some((cookie) => cookie.name === '__Host-sg-fp' && cookie.httpOnly), 'and the fingerprint cookie')
+
+    const phone = await device(PHONE)
+    await phone.goto(`${nextOrigin}/login`)
+    await phone.getByLabel('Username').fill('alice')
+    await phone.getByLabel('Password').fill(PASSWORD)
+    await phone.getByRole('button', { name: 'Sign in' }).click()
+    await phone.locator('#devices').waitFor()
+
+    await laptop.reload()
+    const labels = await laptop.locator('#devices .device .label').allTextContents()
+    t.equal(labels.length, 2, 'the second device shows on the first one\'s page')
+    t.match(labels.join(' | '), /Windows/, 'named from the User-Agent the server forwarded')
+    t.match(labels.join(' | '), /Android/)
+    t.match(await laptop.locator('#devices .device').first().textContent(), /Windows.*This device/, 'this device first')
+
+    await api.sessions.revokeAll('alice')
+    await laptop.reload()
+    t.equal(new URL(laptop.url()).pathname, '/login', 'once the sessions are revoked, the cookie no longer renders the page')
+  })
+}
