@@ -177,3 +177,26 @@ export const UnconfirmedSessionError = createError(
   'This session awaits confirmation itself and cannot vouch for another',
   403
 )
+
+/**
+ * A login or refresh carried a `DPoP` proof (RFC 9449) that was refused: bad
+ * signature or type, wrong `htm` or `htu`, an `iat` outside the window, a
+ * replayed `jti`, or another key than the session's. The token endpoint's
+ * answer per RFC 9449 §5 (`invalid_dpop_proof`).
+ */
+export const InvalidDpopProofError = createError(
+  'FST_SESSION_GUARD_INVALID_DPOP_PROOF',
+  'The DPoP proof is invalid',
+  400
+)
+
+/**
+ * Nonces are required (`dpop: { nonce: true }`) and the login's or refresh's
+ * proof carried none, or an expired one: retry with the `DPoP-Nonce` header
+ * of this answer (RFC 9449 §8, `use_dpop_nonce`).
+ */
+export const UseDpopNonceError = createError(
+  'FST_SESSION_GUARD_USE_DPOP_NONCE',
+  'A DPoP nonce is required: retry with the one in the DPoP-Nonce header',
+  400
+)

@@ -3,6 +3,7 @@ import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
 import type { TokenSource } from './http/access-token-source.js'
 import { checkCsrf, isAllowedOrigin, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
+import { checkDpopRequest, readDpopToken, type DpopProofs } from './http/dpop.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
@@ -39,6 +40,8 @@ export interface GuardContext {
    * `extractToken`, then the `Authorization` header, its cookie, or both (`accessToken.transport`).
    */
   readonly tokenSource: TokenSource
+  /** DPoP proofs, when the `dpop` option is on. */
+  readonly dpop?: DpopProofs | undefined
 }
 
 /**
@@ -54,12 +57,12 @@ export interface GuardContext {
  * is one whose access token came from its cookie, whatever `SameSite` says.
  */
 export function createGuard (context: GuardContext): Guard {
-  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf, tokenSource } = context
+  const { store, accessTokens, events, activity, lifetimes, clock, touchIntervalMs, fingerprintCookie, csrf, tokenSource, dpop } = context
   const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
-    // RFC 6750: the same challenge whatever failed.
-    reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
+    // RFC 6750: the same challenge whatever failed (a DPoP refusal has set its own, RFC 9449 §7.1).
+    if (!reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
     throw refusal(events, request.log, clock(), reason, claims === undefined ? undefined : { userId: claims.sub, id: claims.sid })
   }
 
@@ -68,17 +71,25 @@ export function createGuard (context: GuardContext): Guard {
       events.publish(request.log, 'auth.rejected', clock(), undefined, { reason: 'foreign_origin' })
       throw new CsrfError()
     }
-    if (needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
-    const source = tokenSource(request)
+    // `Authorization: DPoP` (RFC 9449) carries no cookie, so no CSRF check applies.
+    const dpopToken = dpop === undefined ? undefined : readDpopToken(request)
+    if (dpopToken === undefined && needsCsrfCheck(request, csrf)) checkCsrf(request, csrf)
+    const source = dpopToken === undefined ? tokenSource(request) : { token: dpopToken }
     if ('rejected' in source) return reject(request, reply, source.rejected)
 
     const now = clock()
     const claims = accessTokens.verify(source.token, now)
     if (typeof claims === 'string') return reject(request, reply, claims)
 
-    const fingerprintHash = readFingerprintHash(request, fingerprintCookie)
-    if (isFingerprintRejection(fingerprintHash)) return reject(request, reply, fingerprintHash, claims)
-    if (!safeEqual(fingerprintHash, claims.fph)) return reject(request, reply, 'fingerprint_mismatch', claims)
+    if (dpopToken !== undefined || claims.cnf !== undefined) {
+      // Bound to a DPoP key: its proof instead of the fingerprint cookie.
+      const refused = await checkDpopRequest(dpop, request, reply, { token: source.token, claims, scheme: dpopToken === undefined ? 'bearer' : 'dpop', now })
+      if (refused !== undefined) return reject(request, reply, refused, claims)
+    } else {
+      const fingerprintHash = readFingerprintHash(request, fingerprintCookie)
+      if (isFingerprintRejection(fingerprintHash)) return reject(request, reply, fingerprintHash, claims)
+      if (!safeEqual(fingerprintHash, claims.fph)) return reject(request, reply, 'fingerprint_mismatch', claims)
+    }
 
     let session
     try {

@@ -8,6 +8,7 @@ import { AlreadyRegisteredError, NoSessionError } from './errors.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { createTokenSource } from './http/access-token-source.js'
 import { SessionCookies } from './http/cookies.js'
+import { DpopProofs } from './http/dpop.js'
 import { monitoringRoutes, storeStats } from './http/monitoring-routes.js'
 import { sessionRoutes } from './http/routes.js'
 import { createGuard, globalGuard } from './guard.js'
@@ -40,6 +41,7 @@ import * as privacyModule from './devices/privacy.js'
 import * as errorsModule from './errors.js'
 import * as cookiesModule from './http/cookies.js'
 import * as accessTokenSourceModule from './http/access-token-source.js'
+import * as dpopModule from './http/dpop.js'
 import * as monitoringRoutesModule from './http/monitoring-routes.js'
 import * as routeOptionsModule from './http/route-options.js'
 import * as routesModule from './http/routes.js'
@@ -118,6 +120,10 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const devices = options.rememberDevice === undefined
     ? undefined
     : new RememberedDevices({ store, events, clock, keyOf, tokens: new DeviceTokens(options.tokens.macKeys) }, options.rememberDevice)
+  // DPoP (RFC 9449) for native apps, beside the cookies: chosen per request by the client.
+  const dpop = options.dpop === undefined
+    ? undefined
+    : new DpopProofs({ store, clock, macKey: options.tokens.macKeys[0]! }, options.dpop)
   const guard = instrumentGuard(createGuard({
     store,
     accessTokens,
@@ -128,7 +134,8 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     touchIntervalMs: options.touchIntervalMs,
     fingerprintCookie: cookies.fingerprintName,
     csrf: options.refresh.csrf,
-    tokenSource: createTokenSource(options.accessToken, cookies.accessName, options.refresh.csrf, options.extractToken)
+    tokenSource: createTokenSource(options.accessToken, cookies.accessName, options.refresh.csrf, options.extractToken),
+    dpop
   }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({
     store,
@@ -145,7 +152,8 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     client,
     anomalies,
     activity,
-    devices
+    devices,
+    dpop
   })
   const loginAttempts = new LoginAttempts({
     store, events, clock, keyOf, byIp: options.privacy.ipMode !== 'none', describe: async (request) => await client.describe(request)
@@ -227,6 +235,8 @@ namespace sessionGuard {
   export import CookieAttributes = cookiesModule.CookieAttributes
   export import RefreshOptions = lifecycleModule.RefreshOptions
   export import AccessTokenOptions = accessTokenSourceModule.AccessTokenOptions
+  export import DpopOptions = dpopModule.DpopOptions
+  export import DpopAlgorithm = dpopModule.DpopAlgorithm
   export import RoutesOptions = routesModule.RoutesOptions
   export import RouteExtras = routeOptionsModule.RouteExtras
   export import RouteSchemaExtras = routeOptionsModule.RouteSchemaExtras
@@ -373,6 +383,8 @@ namespace sessionGuard {
   export import StepUpRequiredError = errorsModule.StepUpRequiredError
   export import InvalidAlertAnswerError = errorsModule.InvalidAlertAnswerError
   export import UnconfirmedSessionError = errorsModule.UnconfirmedSessionError
+  export import InvalidDpopProofError = errorsModule.InvalidDpopProofError
+  export import UseDpopNonceError = errorsModule.UseDpopNonceError
   // TypeScript emits `sessionGuard || (sessionGuard = {})` for a namespace merged with a function, and the function always exists.
   /* c8 ignore next */
 }
@@ -435,5 +447,7 @@ module.exports.HistoryOffError = sessionGuard.HistoryOffError
 module.exports.StepUpRequiredError = sessionGuard.StepUpRequiredError
 module.exports.InvalidAlertAnswerError = sessionGuard.InvalidAlertAnswerError
 module.exports.UnconfirmedSessionError = sessionGuard.UnconfirmedSessionError
+module.exports.InvalidDpopProofError = sessionGuard.InvalidDpopProofError
+module.exports.UseDpopNonceError = sessionGuard.UseDpopNonceError
 module.exports.awaitsAnswer = sessionGuard.awaitsAnswer
 module.exports.migrateSessions = sessionGuard.migrateSessions

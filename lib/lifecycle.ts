@@ -11,6 +11,7 @@ import {
 } from './errors.js'
 import type { SessionCookies } from './http/cookies.js'
 import { checkCsrf, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
+import { boundKey, dpopBinding, DpopProofs } from './http/dpop.js'
 import { createFingerprint, isFingerprintRejection, readFingerprint, readFingerprintHash } from './http/fingerprint.js'
 import { toViews } from './http/views.js'
 import { limitFor, type DeviceTypeLimits } from './limits.js'
@@ -145,8 +146,14 @@ export interface IssueSessionInput {
 export interface IssuedSession {
   /** The access token, for the client's `Authorization: Bearer` header (also in its cookie with `accessToken.transport` `'cookie'` or `'both'`). */
   accessToken: string
-  /** The refresh token, only when `refresh.transport` is `'body'` (otherwise it is in its cookie). */
+  /** The refresh token, when `refresh.transport` is `'body'` or the session is DPoP-bound (otherwise it is in its cookie). */
   refreshToken?: string
+  /**
+   * How the client presents `accessToken`: `'Bearer'` with the fingerprint
+   * cookie, or `'DPoP'` with a proof of the key the session is bound to (a
+   * login that carried a `DPoP` proof, with the `dpop` option on).
+   */
+  tokenType: 'Bearer' | 'DPoP'
   session: SessionRecord
   /** `true` when this sign-in wrote the "Remember this device" cookie (a new device, or one renewed). */
   deviceRemembered?: boolean
@@ -177,6 +184,8 @@ export interface LifecycleContext {
   readonly activity: ActivityObserver
   /** "Remember this device", when the `rememberDevice` option is on. */
   readonly devices?: RememberedDevices
+  /** DPoP proofs, when the `dpop` option is on. */
+  readonly dpop?: DpopProofs | undefined
 }
 
 /**
@@ -198,7 +207,25 @@ export class Lifecycle {
     const recognised = await this.#context.devices?.recognise(reply.request, login.userId)
     const verdict = await this.#context.anomalies.atLogin(reply.request, login.userId, described, { rememberedDevice: recognised !== undefined })
     if (verdict.revoke) throw new AnomalyError()
-    return await this.#create(reply, { ...login, flags: verdict.flags }, described, createFingerprint(), recognised)
+    // A login with a DPoP proof binds the session to the proof's key, not to a fingerprint cookie.
+    const jkt = await this.#dpopKey(reply.request, reply)
+    const fingerprint = jkt === undefined ? createFingerprint() : { value: undefined, hash: dpopBinding(jkt) }
+    return await this.#create(reply, { ...login, flags: verdict.flags }, described, fingerprint, recognised)
+  }
+
+  /**
+   * The thumbprint of the key of the request's DPoP proof, at the token
+   * endpoint (a login, a refresh): `undefined` without a `DPoP` header or with
+   * the `dpop` option off; a refused proof throws the RFC's 400.
+   */
+  async #dpopKey (request: FastifyRequest, reply: FastifyReply): Promise<string | undefined> {
+    const { dpop, events, clock } = this.#context
+    if (dpop === undefined || !DpopProofs.presented(request)) return undefined
+    const now = clock()
+    const checked = await dpop.atTokenEndpoint(request, reply, now)
+    if (checked.reason === undefined) return checked.jkt
+    events.publish(request.log, 'auth.rejected', now, undefined, { reason: checked.reason })
+    throw checked.error
   }
 
   /**
@@ -245,7 +272,7 @@ export class Lifecycle {
   }
 
   /** Creates the session of a login the anomaly rules let through (with the flags they gave it). */
-  async #create (reply: FastifyReply, login: Login, described: ClientInfo, fingerprint: { value: string, hash: string }, recognised: DeviceToken | undefined): Promise<IssuedSession> {
+  async #create (reply: FastifyReply, login: Login, described: ClientInfo, fingerprint: { value: string | undefined, hash: string }, recognised: DeviceToken | undefined): Promise<IssuedSession> {
     const { events, clock, lifetimes, refreshTokens, cookies, tickets } = this.#context
     const { userId, claims, remember = false, flags, rememberDevice } = login
     const now = clock()
@@ -330,12 +357,15 @@ export class Lifecycle {
       return refuse(reason, session)
     }
 
-    if (policy.transport === 'cookie') checkCsrf(request, policy.csrf)
-    const presented = this.#presentedRefreshTokens(request)
+    // A DPoP client proves its key instead of sending cookies: its refresh token travels in the body.
+    const jkt = await this.#dpopKey(request, reply)
+    if (jkt === undefined && policy.transport === 'cookie') checkCsrf(request, policy.csrf)
+    const presented = this.#presentedRefreshTokens(request, jkt !== undefined)
     if (presented.length === 0) throw refuse('missing_refresh_token')
     const opened = presented.map((token) => refreshTokens.open(token)).filter((token) => token !== undefined)
     if (opened.length === 0) throw refuse('invalid_refresh_token')
-    const fingerprintHash = readFingerprintHash(request, cookies.fingerprintName)
+    // A DPoP-bound session matches only its key's binding; a cookie-bound one only its fingerprint.
+    const fingerprintHash = jkt === undefined ? readFingerprintHash(request, cookies.fingerprintName) : dpopBinding(jkt)
     if (isFingerprintRejection(fingerprintHash)) throw refuse(fingerprintHash)
 
     const own = await this.#ownSession(opened, fingerprintHash, now)
@@ -378,7 +408,8 @@ export class Lifecycle {
     const old = currentSession(request)
     const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
-    const fingerprint = createFingerprint()
+    // A DPoP-bound session stays bound to its key: the key is what the client holds, not a cookie.
+    const fingerprint = boundKey(old.fingerprintHash) === undefined ? createFingerprint() : { value: undefined, hash: old.fingerprintHash }
     const refresh = refreshTokens.issue(id)
     const newClaims = claims === undefined ? old.claims : checkClaims(claims)
     const session: SessionRecord = {
@@ -413,16 +444,19 @@ export class Lifecycle {
 
   #deliver (reply: FastifyReply, session: SessionRecord, fingerprint: string | undefined, refreshToken: string, now: number): IssuedSession {
     const { cookies, accessTokens } = this.#context
+    const accessToken = accessTokens.sign(session, now)
+    // A DPoP-bound session gets no cookie: its refresh token, bound to the same key, goes in the body.
+    if (boundKey(session.fingerprintHash) !== undefined) return { accessToken, refreshToken, tokenType: 'DPoP', session }
     cookies.set(reply, session, fingerprint, refreshToken, now)
-    const issued: IssuedSession = { accessToken: accessTokens.sign(session, now), session }
-    cookies.setAccess(reply, issued.accessToken)
+    const issued: IssuedSession = { accessToken, tokenType: 'Bearer', session }
+    cookies.setAccess(reply, accessToken)
     if (this.#context.refresh.transport === 'body') issued.refreshToken = refreshToken
     return issued
   }
 
-  /** The refresh tokens the request presents: in the body, or in every refresh cookie it carries. */
-  #presentedRefreshTokens (request: FastifyRequest): string[] {
-    const tokens: unknown[] = this.#context.refresh.transport === 'cookie'
+  /** The refresh tokens the request presents: in the body (always, from a DPoP client), or in every refresh cookie it carries. */
+  #presentedRefreshTokens (request: FastifyRequest, dpop: boolean): string[] {
+    const tokens: unknown[] = this.#context.refresh.transport === 'cookie' && !dpop
       ? this.#context.cookies.refreshTokens(request)
       : [(request.body as { refreshToken?: unknown } | undefined)?.refreshToken]
     return tokens.filter((token): token is string => typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH)

@@ -4,6 +4,7 @@ import { createPrivacyPolicy, type PrivacyOptions, type PrivacyPolicy } from './
 import { InvalidOptionError } from './errors.js'
 import { parseAccessTokenOptions, type AccessTokenOptions, type AccessTokenPolicy } from './http/access-token-source.js'
 import { csrfPolicyFor } from './http/csrf.js'
+import { parseDpopOptions, type DpopOptions, type DpopPolicy } from './http/dpop.js'
 import { COOKIE_OPTION_NAMES, parseCookieOptions, type CookieOptions, type CookiePolicy } from './http/cookies.js'
 import { MONITORING_OPTION_NAMES, parseMonitoringOptions, type MonitoringOptions, type MonitoringPolicy } from './http/monitoring-routes.js'
 import { parseAdminRoutesOptions, type AdminRoutesOptions, type AdminRoutesPolicy } from './http/admin-routes.js'
@@ -117,6 +118,14 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    * login and when a session's IP changes. A failure is logged and ignored.
    */
   resolveLocation?: LocationResolver
+  /**
+   * DPoP (RFC 9449) for native apps: a login that carries a `DPoP` proof gets
+   * a session bound to the proof's key (`Authorization: DPoP`, a fresh proof
+   * on every request, the refresh token in the body); a login without one gets
+   * the cookies as before. `true` for the defaults. See docs/deployment.md.
+   * @default false
+   */
+  dpop?: DpopOptions | boolean
   /** Failed-login tracking for `app.sessions.loginAttempts`. */
   lockout?: LockoutOptions
   /** Anomaly rules, each with a policy, and a hook to decide per case. */
@@ -198,6 +207,7 @@ const OPTION_NAMES: OptionNames<SessionGuardOptions> = {
   extractToken: true,
   refresh: true,
   accessToken: true,
+  dpop: true,
   privacy: true,
   resolveLocation: true,
   lockout: true,
@@ -228,6 +238,8 @@ export interface NormalizedOptions extends MonitoringPolicy {
   readonly cookies: CookiePolicy
   readonly refresh: RefreshPolicy
   readonly accessToken: AccessTokenPolicy
+  /** `undefined` when off. */
+  readonly dpop: DpopPolicy | undefined
   readonly routes: RoutesPolicy | undefined
   /** The OpenAPI security scheme of the access token, or `undefined` for none. */
   readonly securityScheme: string | undefined
@@ -288,6 +300,7 @@ export function normalizeOptions (value: SessionGuardOptions): NormalizedOptions
     cookies,
     refresh,
     accessToken,
+    dpop: parseDpopOptions(options.dpop),
     routes: parseRoutesOptions(options.routes),
     securityScheme: parseOpenApiOptions(options.openapi),
     privacy: createPrivacyPolicy(options.privacy),

@@ -33,6 +33,7 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     'FST_SESSION_GUARD_HISTORY_OFF',
     'FST_SESSION_GUARD_INVALID_ALERT_ANSWER',
     'FST_SESSION_GUARD_INVALID_CLAIMS',
+    'FST_SESSION_GUARD_INVALID_DPOP_PROOF',
     'FST_SESSION_GUARD_INVALID_HISTORY_QUERY',
     'FST_SESSION_GUARD_INVALID_OPTION',
     'FST_SESSION_GUARD_LOGIN_LOCKED',
@@ -46,7 +47,8 @@ t.test('the public API: the plugin as default and named export, stores, errors a
     'FST_SESSION_GUARD_STORE_UNAVAILABLE',
     'FST_SESSION_GUARD_STORE_UNSUPPORTED',
     'FST_SESSION_GUARD_UNAUTHORIZED',
-    'FST_SESSION_GUARD_UNCONFIRMED_SESSION'
+    'FST_SESSION_GUARD_UNCONFIRMED_SESSION',
+    'FST_SESSION_GUARD_USE_DPOP_NONCE'
   ])
   const documented = await readFile(new URL('../docs/errors.md', `file://${__filename}`), 'utf8')
   for (const code of codes) t.match(documented, `| \`${code}\` |`, `${code} is in docs/errors.md`)

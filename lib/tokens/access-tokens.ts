@@ -1,10 +1,11 @@
 import { LRUCache } from 'lru-cache'
 import { InvalidClaimsError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
+import { boundKey } from '../http/dpop.js'
 import { TimedJwt, type Signer } from './jwt.js'
 
 /** Claims the plugin puts in every access token; the app's own claims may not use these names. */
-export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['sub', 'sid', 'fph', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud'])
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['sub', 'sid', 'fph', 'cnf', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud'])
 
 /** U+0000, or a surrogate without its pair. */
 const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
@@ -51,6 +52,8 @@ export interface AccessClaims {
   sid: string
   /** SHA-256 (base64url) of the fingerprint cookie's value. */
   fph: string
+  /** The key a DPoP-bound token is bound to (RFC 9449 §6.1); absent on a cookie-bound one. */
+  cnf?: { jkt: string }
   iat: number
   exp: number
   [claim: string]: unknown
@@ -91,7 +94,9 @@ export class AccessTokens extends TimedJwt {
   }
 
   sign (session: SessionRecord, now: number): string {
-    return this.signClaims({ ...session.claims, sub: session.userId, sid: session.id, fph: session.fingerprintHash }, now)
+    const jkt = boundKey(session.fingerprintHash)
+    // A DPoP-bound session's token names its key (RFC 9449 §6.1: `cnf.jkt`).
+    return this.signClaims({ ...session.claims, sub: session.userId, sid: session.id, fph: session.fingerprintHash, ...(jkt === undefined ? {} : { cnf: { jkt } }) }, now)
   }
 
   /** The token's claims, or why it is refused. */

@@ -158,7 +158,7 @@ t.test("a token for bob naming alice's session is refused: the guard binds sub t
 
 t.test("the app's claims may not set a claim the plugin signs or checks, aud among them", async (t) => {
   // Listed here, not read from RESERVED_CLAIMS: dropping a name from that set must fail this test.
-  const reserved = ['sub', 'sid', 'fph', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud']
+  const reserved = ['sub', 'sid', 'fph', 'cnf', 'iat', 'exp', 'nbf', 'jti', 'iss', 'aud']
   for (const audience of [undefined, 'api']) {
     const h = await setup(t, audience === undefined ? {} : { audience }, (app) => {
       app.post<{ Body: Record<string, unknown> }>('/elevate', { preHandler: app.requireSession }, async (request, reply) => {

@@ -1,0 +1,372 @@
+import { createHash } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
+import sessionGuard, { memoryStore, type SessionEvent, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
+import { parseDpopOptions } from '../lib/http/dpop.js'
+import { normalizeOptions } from '../lib/options.js'
+import { redisStore } from '../lib/stores/redis/index.js'
+import { SECRET, settle, TestClock } from './helper.js'
+import { leftNoKeys, REDIS_URL, redisTest, testPrefix } from './stores/redis-helper.js'
+
+// A native client over real HTTP: Node's fetch (no cookie jar), keys from jose.
+
+type Jose = typeof import('jose', { with: { 'resolution-mode': 'import' } })
+const jose: Promise<Jose> = import('jose')
+
+const CHALLENGE = 'DPoP algs="ES256 EdDSA", error='
+
+interface Client {
+  alg: 'ES256' | 'EdDSA'
+  privateKey: Awaited<ReturnType<Jose['generateKeyPair']>>['privateKey']
+  jwk: Record<string, unknown>
+  jkt: string
+}
+
+async function client (alg: 'ES256' | 'EdDSA' = 'ES256'): Promise<Client> {
+  const { generateKeyPair, exportJWK, calculateJwkThumbprint } = await jose
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'EdDSA' ? { crv: 'Ed25519' } : {}) })
+  const jwk = await exportJWK(publicKey)
+  return { alg, privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) }
+}
+
+interface ProofInput {
+  htm: string
+  htu: string
+  iat: number
+  accessToken?: string
+  jti?: string
+  nonce?: string
+  ath?: string
+  header?: Record<string, unknown>
+}
+
+let counter = 0
+async function proof (key: Client, input: ProofInput): Promise<string> {
+  const { SignJWT } = await jose
+  const ath = input.ath ?? (input.accessToken === undefined ? undefined : createHash('sha256').update(input.accessToken).digest('base64url'))
+  return await new SignJWT({
+    htm: input.htm,
+    htu: input.htu,
+    jti: input.jti ?? `jti-${++counter}`,
+    ...(ath === undefined ? {} : { ath }),
+    ...(input.nonce === undefined ? {} : { nonce: input.nonce })
+  })
+    .setProtectedHeader({ alg: key.alg, typ: 'dpop+jwt', jwk: key.jwk, ...input.header })
+    .setIssuedAt(Math.floor(input.iat / 1000))
+    .sign(key.privateKey)
+}
+
+interface Server {
+  app: FastifyInstance
+  clock: TestClock
+  base: string
+  reasons: string[]
+  /** A request with a proof by `key` for it (unless `dpop` is given), as a native client sends it. */
+  call: (key: Client, method: string, path: string, options?: { token?: string, scheme?: string, body?: unknown, nonce?: string, dpop?: string }) => Promise<Response>
+  login: (key: Client, nonce?: string) => Promise<{ accessToken: string, refreshToken: string, tokenType: string }>
+}
+
+async function serve (t: Test, options: Partial<SessionGuardOptions> = {}, shared?: { clock: TestClock, store: SessionStore }): Promise<Server> {
+  const clock = shared?.clock ?? new TestClock()
+  const reasons: string[] = []
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, {
+    secret: SECRET,
+    clock: clock.read,
+    dpop: true,
+    store: shared?.store ?? memoryStore(),
+    onEvent: (event: SessionEvent) => { if (event.type === 'auth.rejected') reasons.push(event.reason) },
+    ...options
+  })
+  app.post<{ Body: { userId: string } }>('/login', async (request, reply) => {
+    const { accessToken, refreshToken, tokenType } = await reply.issueSession({ userId: request.body.userId })
+    return { accessToken, refreshToken, tokenType }
+  })
+  app.get('/me', { preHandler: app.requireSession }, async (request) => ({ sid: request.authSession!.id, user: request.user }))
+  app.post('/refresh', async (request, reply) => {
+    const { accessToken, refreshToken, tokenType } = await reply.refreshSession()
+    return { accessToken, refreshToken, tokenType }
+  })
+  app.post('/regenerate', { preHandler: app.requireSession }, async (request, reply) => {
+    const { accessToken, refreshToken, tokenType } = await request.regenerateSession(reply)
+    return { accessToken, refreshToken, tokenType }
+  })
+  app.post('/logout', { preHandler: app.requireSession }, async (request, reply) => {
+    await request.endSession(reply)
+    return await reply.code(204).send()
+  })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+
+  async function call (key: Client, method: string, path: string, { token, scheme = 'DPoP', body, nonce, dpop }: { token?: string, scheme?: string, body?: unknown, nonce?: string, dpop?: string } = {}): Promise<Response> {
+    const headers: Record<string, string> = {
+      dpop: dpop ?? await proof(key, { htm: method, htu: `${base}${path}`, iat: clock.read(), ...(token === undefined ? {} : { accessToken: token }), ...(nonce === undefined ? {} : { nonce }) })
+    }
+    if (token !== undefined) headers.authorization = `${scheme} ${token}`
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    return await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+  }
+
+  async function login (key: Client, nonce?: string): Promise<{ accessToken: string, refreshToken: string, tokenType: string }> {
+    const response = await call(key, 'POST', '/login', { body: { userId: 'alice' }, ...(nonce === undefined ? {} : { nonce }) })
+    if (response.status !== 200) throw new Error(`login failed: ${response.status} ${await response.text()}`)
+    return await response.json() as { accessToken: string, refreshToken: string, tokenType: string }
+  }
+
+  return { app, clock, base, reasons, call, login }
+}
+
+function payloadOf (token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>
+}
+
+t.test('a native client: login, calls, refresh and revoke with DPoP-bound tokens, no cookie', async (t) => {
+  for (const alg of ['ES256', 'EdDSA'] as const) {
+    const server = await serve(t)
+    const key = await client(alg)
+    const loginResponse = await server.call(key, 'POST', '/login', { body: { userId: 'alice' } })
+    t.equal(loginResponse.status, 200, `${alg}: login`)
+    t.equal(loginResponse.headers.get('set-cookie'), null, `${alg}: no cookie at all`)
+    const issued = await loginResponse.json() as { accessToken: string, refreshToken: string, tokenType: string }
+    t.equal(issued.tokenType, 'DPoP')
+    t.type(issued.refreshToken, 'string', 'the refresh token travels in the body')
+    t.same(payloadOf(issued.accessToken).cnf, { jkt: key.jkt }, 'the token names the key (cnf.jkt)')
+
+    const me = await server.call(key, 'GET', '/me?x=1#f', { token: issued.accessToken })
+    t.equal(me.status, 200, `${alg}: a call with a fresh proof (htu compared without the query)`)
+    const { sid } = await me.json() as { sid: string }
+
+    const refreshed = await server.call(key, 'POST', '/refresh', { body: { refreshToken: issued.refreshToken } })
+    t.equal(refreshed.status, 200, `${alg}: refresh with a proof of the same key`)
+    t.equal(refreshed.headers.get('set-cookie'), null)
+    const next = await refreshed.json() as { accessToken: string, refreshToken: string, tokenType: string }
+    t.equal(next.tokenType, 'DPoP')
+    t.not(next.refreshToken, issued.refreshToken, 'the refresh token rotates')
+    const again = await server.call(key, 'GET', '/me', { token: next.accessToken })
+    t.equal(again.status, 200)
+    t.equal((await again.json() as { sid: string }).sid, sid, 'the same session')
+
+    t.equal((await server.call(key, 'POST', '/logout', { token: next.accessToken })).status, 204, `${alg}: revoke`)
+    const after = await server.call(key, 'GET', '/me', { token: next.accessToken })
+    t.equal(after.status, 401, 'revoked: refused')
+    t.equal(server.reasons.at(-1), 'unknown_session')
+  }
+})
+
+t.test('a login without a proof gets the cookie binding, beside DPoP clients', async (t) => {
+  const server = await serve(t, { secureCookies: false, development: true })
+  const response = await fetch(`${server.base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'bob' }) })
+  t.equal(response.status, 200)
+  const issued = await response.json() as { accessToken: string, tokenType: string }
+  t.equal(issued.tokenType, 'Bearer')
+  t.match(response.headers.get('set-cookie'), /sg-fp=/, 'the fingerprint cookie is set')
+  t.equal(payloadOf(issued.accessToken).cnf, undefined, 'no cnf in a cookie-bound token')
+  // Presented as DPoP, a cookie-bound token is refused: it names no key.
+  const key = await client()
+  const asDpop = await server.call(key, 'GET', '/me', { token: issued.accessToken })
+  t.equal(asDpop.status, 401)
+  t.equal(asDpop.headers.get('www-authenticate'), `${CHALLENGE}"invalid_token"`)
+  t.equal(server.reasons.at(-1), 'dpop_bound_token')
+})
+
+t.test('refusals of a DPoP-bound request, each with its reason and challenge', async (t) => {
+  const server = await serve(t)
+  const key = await client()
+  const { accessToken } = await server.login(key)
+  const { base, clock } = server
+  const me = `${base}/me`
+  const cases: Array<{ name: string, reason: string, error: string, token?: string, scheme?: string, dpop?: () => Promise<string> }> = [
+    { name: 'wrong htm', reason: 'dpop_htm_mismatch', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'POST', htu: me, iat: clock.read(), accessToken }) },
+    { name: 'wrong htu (path)', reason: 'dpop_htu_mismatch', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: `${base}/other`, iat: clock.read(), accessToken }) },
+    { name: 'wrong htu (origin)', reason: 'dpop_htu_mismatch', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: 'http://elsewhere.example/me', iat: clock.read(), accessToken }) },
+    { name: 'htu not a string', reason: 'dpop_htu_mismatch', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: 42 as unknown as string, iat: clock.read(), accessToken }) },
+    { name: 'htu not a URL', reason: 'dpop_htu_mismatch', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: 'not a url', iat: clock.read(), accessToken }) },
+    { name: 'stale iat', reason: 'dpop_stale_proof', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: me, iat: clock.read() - 61_000, accessToken }) },
+    { name: 'future iat', reason: 'dpop_stale_proof', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: me, iat: clock.read() + 61_000, accessToken }) },
+    { name: 'ath of another token', reason: 'dpop_ath_mismatch', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken: `${accessToken}x` }) },
+    { name: 'no ath', reason: 'dpop_ath_mismatch', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: me, iat: clock.read() }) },
+    { name: "another key's proof", reason: 'dpop_key_mismatch', error: 'invalid_dpop_proof', dpop: async () => await proof(await client(), { htm: 'GET', htu: me, iat: clock.read(), accessToken }) },
+    { name: 'not a dpop+jwt', reason: 'dpop_invalid_proof', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken, header: { typ: 'JWT' } }) },
+    { name: 'not a JWS', reason: 'dpop_invalid_proof', error: 'invalid_dpop_proof', dpop: async () => 'not-a-proof' },
+    { name: 'no jti', reason: 'dpop_invalid_proof', error: 'invalid_dpop_proof', dpop: async () => await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken, jti: '' }) },
+    { name: 'a Bearer downgrade', reason: 'dpop_bound_token', error: 'invalid_token', scheme: 'Bearer', dpop: async () => await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken }) }
+  ]
+  for (const c of cases) {
+    const response = await fetch(me, { headers: { authorization: `${c.scheme ?? 'DPoP'} ${accessToken}`, dpop: await c.dpop!() } })
+    t.equal(response.status, 401, `${c.name}: 401`)
+    t.equal(response.headers.get('www-authenticate'), `${CHALLENGE}"${c.error}"`, `${c.name}: challenge`)
+    t.equal(server.reasons.at(-1), c.reason, `${c.name}: reason`)
+  }
+  const long = await fetch(me, { headers: { authorization: `DPoP${' '.repeat(8192)}${accessToken}`, dpop: await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken }) } })
+  t.equal(long.status, 401, 'an Authorization header over 8 KiB')
+  t.equal(server.reasons.at(-1), 'malformed_token')
+  const missing = await fetch(me, { headers: { authorization: `DPoP ${accessToken}` } })
+  t.equal(missing.status, 401)
+  t.equal(missing.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(server.reasons.at(-1), 'dpop_missing_proof', 'no proof')
+  const good = await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken })
+  const twice = await fetch(me, { headers: [['authorization', `DPoP ${accessToken}`], ['dpop', good], ['dpop', good]] })
+  t.equal(twice.status, 401, 'two proofs')
+  t.equal(server.reasons.at(-1), 'dpop_invalid_proof')
+
+  // A proof signed with HS256, or carrying a private key, is refused whatever the options.
+  const { SignJWT, exportJWK } = await jose
+  const hs = await new SignJWT({ htm: 'GET', htu: me, jti: 'hs', ath: createHash('sha256').update(accessToken).digest('base64url') })
+    .setProtectedHeader({ alg: 'HS256', typ: 'dpop+jwt', jwk: { kty: 'oct', k: 'c2VjcmV0' } as Record<string, string> }).setIssuedAt(Math.floor(clock.read() / 1000)).sign(Buffer.from('secret'))
+  t.equal((await fetch(me, { headers: { authorization: `DPoP ${accessToken}`, dpop: hs } })).status, 401, 'symmetric alg')
+  t.equal(server.reasons.at(-1), 'dpop_invalid_proof')
+  const privateJwk = await exportJWK(key.privateKey)
+  const withPrivate = await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken, header: { jwk: privateJwk } })
+  t.equal((await fetch(me, { headers: { authorization: `DPoP ${accessToken}`, dpop: withPrivate } })).status, 401, 'private key in jwk')
+  t.equal(server.reasons.at(-1), 'dpop_invalid_proof')
+
+  t.equal((await server.call(key, 'GET', '/me', { token: accessToken })).status, 200, 'the control: a good proof passes')
+})
+
+async function replayAcrossInstances (t: Test, stores: [SessionStore, SessionStore]): Promise<void> {
+  const clock = new TestClock()
+  const a = await serve(t, {}, { clock, store: stores[0] })
+  const b = await serve(t, {}, { clock, store: stores[1] })
+  const key = await client()
+  const { accessToken } = await a.login(key)
+  const dpop = await proof(key, { htm: 'GET', htu: `${a.base}/me`, iat: clock.read(), accessToken })
+  const headers = { authorization: `DPoP ${accessToken}`, dpop }
+  t.equal((await fetch(`${a.base}/me`, { headers })).status, 200, 'first use')
+  const replayed = await fetch(`${a.base}/me`, { headers })
+  t.equal(replayed.status, 401, 'replayed on the same instance')
+  t.equal(replayed.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(a.reasons.at(-1), 'dpop_replay')
+  // Instance b behind the same host name: the store remembers the jti.
+  const host = new URL(a.base).host
+  const onB = await b.app.inject({ method: 'GET', url: '/me', headers: { ...headers, host } })
+  t.equal(onB.statusCode, 401, 'replayed on another instance')
+  await settle()
+  t.equal(b.reasons.at(-1), 'dpop_replay')
+  const fresh = await proof(key, { htm: 'GET', htu: `${a.base}/me`, iat: clock.read(), accessToken })
+  t.equal((await b.app.inject({ method: 'GET', url: '/me', headers: { ...headers, dpop: fresh, host } })).statusCode, 200, 'the control: a fresh proof passes on b')
+  clock.advance(60_000)
+  t.equal((await fetch(`${a.base}/me`, { headers })).status, 401, 'still refused at the edge of the window')
+  t.equal(a.reasons.at(-1), 'dpop_replay')
+}
+
+t.test('a replayed proof is refused, on any instance sharing the store, for as long as its iat is accepted (memory store)', async (t) => {
+  const store = memoryStore()
+  await replayAcrossInstances(t, [store, store])
+})
+
+redisTest(t, 'a replayed proof is refused on another instance with its own connection to Redis', async (t) => {
+  const prefix = testPrefix(t)
+  await replayAcrossInstances(t, [redisStore({ connection: REDIS_URL, prefix }), redisStore({ connection: REDIS_URL, prefix })])
+})
+
+t.test('server nonces: use_dpop_nonce at login, at refresh and on a call, then accepted', async (t) => {
+  const server = await serve(t, { dpop: { nonce: true, window: '60s' } })
+  const key = await client()
+  const first = await server.call(key, 'POST', '/login', { body: { userId: 'alice' } })
+  t.equal(first.status, 400, 'a login without a nonce: 400 (RFC 9449 §8)')
+  t.equal((await first.json() as { code: string }).code, 'FST_SESSION_GUARD_USE_DPOP_NONCE')
+  t.equal(first.headers.get('www-authenticate'), `${CHALLENGE}"use_dpop_nonce"`)
+  t.equal(server.reasons.at(-1), 'dpop_nonce_required')
+  const nonce = first.headers.get('dpop-nonce') as string
+  t.match(nonce, /^\d+\.[A-Za-z0-9_-]{43}$/)
+  const { accessToken, refreshToken } = await server.login(key, nonce)
+
+  const without = await server.call(key, 'GET', '/me', { token: accessToken })
+  t.equal(without.status, 401, 'a call without the nonce')
+  t.equal(without.headers.get('www-authenticate'), `${CHALLENGE}"use_dpop_nonce"`)
+  t.equal(without.headers.get('dpop-nonce'), nonce, 'with the current nonce')
+  t.equal(server.reasons.at(-1), 'dpop_nonce_required')
+  const forged = await server.call(key, 'GET', '/me', { token: accessToken, nonce: `${nonce.split('.')[0]!}.${'A'.repeat(43)}` })
+  t.equal(forged.status, 401, 'a forged nonce')
+  t.equal(server.reasons.at(-1), 'dpop_nonce_required')
+  const good = await server.call(key, 'GET', '/me', { token: accessToken, nonce })
+  t.equal(good.status, 200, 'with the nonce')
+  t.equal(good.headers.get('dpop-nonce'), null, 'a current nonce is not renewed')
+
+  // The next time step: the nonce still passes, and a fresh one comes back.
+  server.clock.advance(60_000)
+  const renewed = await server.call(key, 'GET', '/me', { token: accessToken, nonce })
+  t.equal(renewed.status, 200, 'a nonce of the previous step passes')
+  const fresh = renewed.headers.get('dpop-nonce') as string
+  t.not(fresh, null, 'and a fresh nonce comes back')
+  t.not(fresh, nonce)
+  server.clock.advance(60_000)
+  t.equal((await server.call(key, 'GET', '/me', { token: accessToken, nonce })).status, 401, 'two steps old: expired')
+  t.equal(server.reasons.at(-1), 'dpop_nonce_required')
+
+  const refreshWithout = await server.call(key, 'POST', '/refresh', { body: { refreshToken } })
+  t.equal(refreshWithout.status, 400, 'a refresh without the nonce')
+  t.equal((await refreshWithout.json() as { code: string }).code, 'FST_SESSION_GUARD_USE_DPOP_NONCE')
+  const refreshed = await server.call(key, 'POST', '/refresh', { body: { refreshToken }, nonce: refreshWithout.headers.get('dpop-nonce') as string })
+  t.equal(refreshed.status, 200, 'a refresh with it')
+  const renewedAtRefresh = await server.call(key, 'POST', '/refresh', { body: { refreshToken: (await refreshed.json() as { refreshToken: string }).refreshToken }, nonce: fresh })
+  t.equal(renewedAtRefresh.status, 200, 'a nonce of the previous step passes at refresh')
+  t.not(renewedAtRefresh.headers.get('dpop-nonce'), null, 'and a fresh one comes back')
+})
+
+t.test('the refresh token is bound to the key', async (t) => {
+  const server = await serve(t)
+  const key = await client()
+  const { refreshToken } = await server.login(key)
+  const other = await server.call(await client(), 'POST', '/refresh', { body: { refreshToken } })
+  t.equal(other.status, 401, "another key's proof")
+  t.equal(server.reasons.at(-1), 'fingerprint_mismatch')
+  const noProof = await fetch(`${server.base}/refresh`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-requested-with': 'x' }, body: JSON.stringify({ refreshToken }) })
+  t.equal(noProof.status, 401, 'no proof: the cookie path finds no refresh cookie')
+  const badProof = await server.call(key, 'POST', '/refresh', { body: { refreshToken }, dpop: await proof(key, { htm: 'GET', htu: `${server.base}/refresh`, iat: server.clock.read() }) })
+  t.equal(badProof.status, 400, 'a bad proof at the token endpoint: 400')
+  t.equal((await badProof.json() as { code: string }).code, 'FST_SESSION_GUARD_INVALID_DPOP_PROOF')
+  t.equal(badProof.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(server.reasons.at(-1), 'dpop_htm_mismatch')
+  t.equal((await server.call(key, 'POST', '/refresh', { body: { refreshToken } })).status, 200, 'the control: its own key')
+})
+
+t.test('regenerating a DPoP-bound session keeps it bound to the key', async (t) => {
+  const server = await serve(t)
+  const key = await client()
+  const { accessToken } = await server.login(key)
+  const response = await server.call(key, 'POST', '/regenerate', { token: accessToken })
+  t.equal(response.status, 200)
+  t.equal(response.headers.get('set-cookie'), null, 'no fingerprint cookie')
+  const next = await response.json() as { accessToken: string, refreshToken: string, tokenType: string }
+  t.equal(next.tokenType, 'DPoP')
+  t.same(payloadOf(next.accessToken).cnf, { jkt: key.jkt }, 'bound to the same key')
+  t.equal((await server.call(key, 'GET', '/me', { token: next.accessToken })).status, 200)
+  t.equal((await server.call(await client(), 'GET', '/me', { token: next.accessToken })).status, 401, 'not to another')
+})
+
+t.test('with dpop off, a DPoP-bound token is refused and a DPoP header at login is ignored', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore()
+  const on = await serve(t, {}, { clock, store })
+  const off = await serve(t, { dpop: false, secureCookies: false, development: true }, { clock, store })
+  const key = await client()
+  const { accessToken } = await on.login(key)
+  const response = await off.app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${accessToken}` } })
+  t.equal(response.statusCode, 401)
+  t.equal(response.headers['www-authenticate'], 'Bearer realm="session", error="invalid_token"')
+  await settle()
+  t.equal(off.reasons.at(-1), 'dpop_bound_token')
+  const asDpop = await off.app.inject({ method: 'GET', url: '/me', headers: { authorization: `DPoP ${accessToken}` } })
+  await settle()
+  t.equal(off.reasons.at(-1), 'malformed_token', 'the DPoP scheme is not read with dpop off')
+  t.equal(asDpop.statusCode, 401)
+  const issued = await off.login(key)
+  t.equal(issued.tokenType, 'Bearer', 'a proof at login is ignored with dpop off')
+})
+
+t.test('dpop options', async (t) => {
+  t.equal(parseDpopOptions(undefined), undefined)
+  t.equal(parseDpopOptions(false), undefined)
+  t.same(parseDpopOptions(true), { algorithms: ['ES256', 'EdDSA'], windowMs: 60_000, nonce: false })
+  t.same(parseDpopOptions({ algorithms: ['ES384'], window: '30s', nonce: true }), { algorithms: ['ES384'], windowMs: 30_000, nonce: true })
+  t.throws(() => parseDpopOptions({ algorithms: ['HS256' as 'ES256'] }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.algorithms/ })
+  t.throws(() => parseDpopOptions({ algorithms: [] }), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
+  t.throws(() => parseDpopOptions({ nonce: 'yes' as unknown as boolean }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.nonce/ })
+  t.throws(() => parseDpopOptions({ window: 0 }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.window/ })
+  t.throws(() => parseDpopOptions({ nonces: true } as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
+  t.throws(() => parseDpopOptions('yes' as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
+  t.equal(normalizeOptions({ secret: SECRET }).dpop, undefined, 'off by default')
+})
+
+leftNoKeys(t)
