@@ -13,6 +13,8 @@ export default {
     'lib/http/fingerprint.ts',
     'lib/http/cookies.ts',
     'lib/http/csrf.ts',
+    'lib/http/dpop.ts',
+    'lib/http/access-token-source.ts',
     'lib/activity.ts',
     'lib/monitoring/anomaly.ts',
     'lib/monitoring/login-attempts.ts'
@@ -30,7 +32,7 @@ export default {
     testFiles: process.env.MUTATE_TESTS !== undefined && process.env.MUTATE_TESTS !== 'core'
       ? process.env.MUTATE_TESTS.split(',')
       : [
-          'test/{anomaly,anomaly-http,client,cookies,crypto,device,events,fingerprint,global,guard,lifecycle,limit-tickets,limits,lockout,lockout-network,lockout-race,logging,monitoring,privacy,prometheus,refresh-tokens,registration,route-options,routes,session,store-keys,tracing,verified-tokens}.test.ts',
+          'test/{anomaly,anomaly-http,client,cookie-policy,cookies,crypto,device,dpop,events,fingerprint,global,guard,key-rotation,lifecycle,limit-tickets,limits,lockout,lockout-network,lockout-race,logging,monitoring,privacy,prometheus,realtime,refresh-tokens,registration,route-options,routes,session,ssr,store-keys,tracing,verified-tokens}.test.ts',
           'test/security/*.test.ts',
           ...(process.env.MUTATE_TESTS === 'core'
             ? []
