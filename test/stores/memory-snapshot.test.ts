@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto'
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdtempSync } from 'node:fs'
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
@@ -47,8 +49,17 @@ function record (clock: TestClock, id: string, userId: string, overrides: Partia
   }
 }
 
+/**
+ * A snapshot path in a directory of the test's own. tap removes `t.testdir()`
+ * before it runs any teardown, so a store closed by its teardown (whose timer
+ * may still be writing) raced the removal (ENOTEMPTY). Teardowns run last
+ * registered first: this one, registered before the store is opened, removes
+ * the directory after the store's `close()` has written its last snapshot.
+ */
 function snapshotAt (t: Test, options: Partial<SnapshotOptions> = {}): SnapshotOptions {
-  return { path: join(t.testdir(), 'sessions.snapshot'), ...options }
+  const directory = mkdtempSync(join(tmpdir(), 'session-guard-snapshot-'))
+  t.teardown(async () => await rm(directory, { recursive: true, force: true }))
+  return { path: join(directory, 'sessions.snapshot'), ...options }
 }
 
 /** A file with a valid header over `body`: only what is inside is wrong. */
