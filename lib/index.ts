@@ -124,6 +124,9 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   const dpop = options.dpop === undefined
     ? undefined
     : new DpopProofs({ store, clock, macKey: options.tokens.macKeys[0]! }, options.dpop)
+  // Whether any route has its own `config.extractToken` (the guard's routes come after the plugin).
+  let routeExtractors = false
+  fastify.addHook('onRoute', (route) => { if (route.config?.extractToken !== undefined) routeExtractors = true })
   const guard = instrumentGuard(createGuard({
     store,
     accessTokens,
@@ -134,7 +137,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
     touchIntervalMs: options.touchIntervalMs,
     fingerprintCookie: cookies.fingerprintName,
     csrf: options.refresh.csrf,
-    tokenSource: createTokenSource(options.accessToken, cookies.accessName, options.refresh.csrf, options.extractToken),
+    tokenSource: createTokenSource(options.accessToken, cookies.accessName, options.refresh.csrf, options.extractToken, () => routeExtractors),
     dpop
   }), { time: prometheus?.timeGuard.bind(prometheus), tracer: loadTracer() })
   const lifecycle = new Lifecycle({

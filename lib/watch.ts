@@ -91,6 +91,8 @@ export class SessionWatches {
     const socket = request.raw.socket
     socket.once('close', stop)
     this.#running.add(stop)
+    // Gone already (it closed while the route was still reading the store, say): its 'close' has fired.
+    if (socket.destroyed) stop()
     return { check, stop }
   }
 

@@ -247,6 +247,32 @@ t.test('watchSession stops when the connection closes, and when the app closes',
   t.same(ended, [], 'neither watch called onEnd after it was stopped')
 })
 
+t.test('watchSession on a connection that closed before the handler ran starts no timer', async (t) => {
+  // The client hangs up while the route is still busy (a slow store, an app preHandler): its 'close' has
+  // already fired when the handler asks for a watch, which must not poll the store until the session ends.
+  let watch: SessionWatch | undefined
+  let handled!: () => void
+  const done = new Promise<void>((resolve) => { handled = resolve })
+  const { base, login, ended } = await realtime(t, {}, 20, (app) => {
+    app.get('/slow', {
+      preHandler: [app.requireSession, async (request) => {
+        if (!request.raw.socket.destroyed) await new Promise((resolve) => request.raw.socket.once('close', resolve))
+      }]
+    }, async (request) => {
+      watch = request.watchSession({ every: 20, onEnd: (reason) => ended.push(reason) })
+      handled()
+      return 'late'
+    })
+  })
+  const alice = await login('alice')
+  const client = httpGet(`${base}/slow`, { headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie } })
+  client.once('error', () => {})
+  setTimeout(() => client.destroy(), 50)
+  await done
+  t.equal(await (watch as SessionWatch).check(), false, 'stopped from the start')
+  t.same(ended, [], 'and never ends anything')
+})
+
 t.test('watchSession: an onEnd that throws is logged, never an unhandled rejection', async (t) => {
   const lines: Array<{ msg?: string, err?: { message?: string } }> = []
   const clock = new TestClock()

@@ -83,11 +83,18 @@ const MAX_COOKIE_TOKEN_LENGTH = 8192
  * cookie goes with its requests). The check is the refresh's: the CSRF header
  * and an allowed `Origin`.
  */
-export function createTokenSource (policy: AccessTokenPolicy, cookieName: string | undefined, csrf: CsrfPolicy, extractToken?: TokenExtractor): TokenSource {
+export function createTokenSource (
+  policy: AccessTokenPolicy,
+  cookieName: string | undefined,
+  csrf: CsrfPolicy,
+  extractToken?: TokenExtractor,
+  routeExtractors: () => boolean = () => false
+): TokenSource {
   const fromHeader = policy.transport !== 'cookie'
   const fromCookie = cookieName !== undefined && policy.transport !== 'header'
   return function accessToken (request) {
-    const extract = request.routeOptions.config.extractToken ?? extractToken
+    // `request.routeOptions` builds a new object at each read: only read once some route has its own extractor.
+    const extract = (routeExtractors() ? request.routeOptions.config.extractToken : undefined) ?? extractToken
     const extracted = extract?.(request)
     if (extracted !== undefined) {
       return typeof extracted === 'string' && extracted.length <= MAX_AUTHORIZATION_LENGTH && JWT.test(extracted)
