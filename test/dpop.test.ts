@@ -459,6 +459,25 @@ t.test('resolve-limit asks a DPoP client for a server nonce when nonces are requ
   t.equal((await resolved.json() as { tokenType: string }).tokenType, 'DPoP')
 })
 
+t.test('a browser login\'s ticket stays bound to its fingerprint cookie: a proof does not complete it', async (t) => {
+  const server = await serve(t, { maxSessionsPerUser: 1, onSessionLimit: 'reject', routes: { prefix: '/sessions' }, secureCookies: false, development: true })
+  const browserLogin = async (): Promise<Response> => await fetch(`${server.base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'bob' }) })
+  const first = await browserLogin()
+  const { sid } = await (await fetch(`${server.base}/me`, {
+    headers: { authorization: `Bearer ${(await first.json() as { accessToken: string }).accessToken}`, cookie: /(sg-fp=[^;]+)/.exec(first.headers.get('set-cookie') as string)![1]! }
+  })).json() as { sid: string }
+  const refused = await browserLogin()
+  t.equal(refused.status, 409)
+  const cookie = /(sg-fp=[^;]+)/.exec(refused.headers.get('set-cookie') as string)![1]!
+  const body = { ticket: (await refused.json() as Refused).ticket, revoke: sid }
+  const withProof = await server.call(await client(), 'POST', '/sessions/resolve-limit', { body })
+  t.equal(withProof.status, 401, 'a proof of any key instead of the cookie')
+  t.equal(server.reasons.at(-1), 'fingerprint_mismatch')
+  const resolved = await fetch(`${server.base}/sessions/resolve-limit`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify(body) })
+  t.equal(resolved.status, 200, 'the fingerprint cookie completes it')
+  t.equal((await resolved.json() as { tokenType: string }).tokenType, 'Bearer', 'a cookie-bound session')
+})
+
 t.test('dpop options', async (t) => {
   t.equal(parseDpopOptions(undefined), undefined)
   t.equal(parseDpopOptions(false), undefined)
