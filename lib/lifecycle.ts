@@ -229,8 +229,18 @@ export class Lifecycle {
   }
 
   /**
-   * Completes a login refused at the session limit: checks the ticket and the
-   * fingerprint cookie set with the 409, signs out the session the user picked
+   * What binds the request to a session or a limit ticket: the key of its DPoP
+   * proof (`jkt`, from `#dpopKey`) when it carries one, its fingerprint cookie
+   * otherwise. A DPoP binding matches only its key's; a cookie one only its fingerprint.
+   */
+  #binding (request: FastifyRequest, jkt: string | undefined): string {
+    return jkt === undefined ? readFingerprintHash(request, this.#context.cookies.fingerprintName) : dpopBinding(jkt)
+  }
+
+  /**
+   * Completes a login refused at the session limit: checks the ticket and what
+   * it is bound to (the fingerprint cookie set with the 409, or, for a DPoP
+   * login, a proof of the same key), signs out the session the user picked
    * (one of those the ticket offered: the user's sessions, or, when a device
    * type's limit refused, those of that type only), and creates the new one
    * with the flags the refused login earned (the login was judged once, when
@@ -240,14 +250,16 @@ export class Lifecycle {
     const { store, events, tickets, cookies, clock } = this.#context
     const now = clock()
     const refuse = (reason: string): Error => refusal(events, request.log, now, reason)
-    // The fingerprint cookie is half of what this request proves.
-    if (needsCsrfCheck(request, this.#context.refresh.csrf)) checkCsrf(request, this.#context.refresh.csrf)
+    // A DPoP login's ticket is bound to its key: the client proves it here as at the login.
+    const jkt = await this.#dpopKey(request, reply)
+    // The fingerprint cookie is half of what a browser's request proves; a request proving a key carries no cookie.
+    if (jkt === undefined && needsCsrfCheck(request, this.#context.refresh.csrf)) checkCsrf(request, this.#context.refresh.csrf)
     const ticket = tickets.verify(ticketToken, now)
     if (ticket === undefined) throw refuse('invalid_ticket')
-    const fingerprintHash = readFingerprintHash(request, cookies.fingerprintName)
+    const fingerprintHash = this.#binding(request, jkt)
     if (isFingerprintRejection(fingerprintHash)) throw refuse(fingerprintHash)
     if (!safeEqual(fingerprintHash, ticket.fingerprintHash)) throw refuse('fingerprint_mismatch')
-    const fingerprint = readFingerprint(request, cookies.fingerprintName) as string
+    const fingerprint = jkt === undefined ? readFingerprint(request, cookies.fingerprintName) : undefined
 
     const listed = await store.listUser(ticket.userId, now)
     const { deviceType } = ticket
@@ -292,8 +304,9 @@ export class Lifecycle {
 
     const result = await this.#insert(reply, session, now)
     if (!result.created) {
-      // The way out: the fingerprint cookie now, and a ticket bound to it and to
-      // the sessions seen, with which the client signs one out and logs in.
+      // The way out: the fingerprint cookie now (none for a DPoP login), and a ticket
+      // bound to it (or to the key) and to the sessions seen, with which the client
+      // signs one out and logs in.
       cookies.set(reply, session, fingerprint.value, undefined, now)
       const { deviceType } = result
       const ticket = tickets.sign({
@@ -364,8 +377,7 @@ export class Lifecycle {
     if (presented.length === 0) throw refuse('missing_refresh_token')
     const opened = presented.map((token) => refreshTokens.open(token)).filter((token) => token !== undefined)
     if (opened.length === 0) throw refuse('invalid_refresh_token')
-    // A DPoP-bound session matches only its key's binding; a cookie-bound one only its fingerprint.
-    const fingerprintHash = jkt === undefined ? readFingerprintHash(request, cookies.fingerprintName) : dpopBinding(jkt)
+    const fingerprintHash = this.#binding(request, jkt)
     if (isFingerprintRejection(fingerprintHash)) throw refuse(fingerprintHash)
 
     const own = await this.#ownSession(opened, fingerprintHash, now)

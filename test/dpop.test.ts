@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import sessionGuard, { memoryStore, type SessionEvent, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
+import sessionGuard, { memoryStore, sessionLimitResponseSchema, type SessionEvent, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
 import { parseDpopOptions } from '../lib/http/dpop.js'
 import { normalizeOptions } from '../lib/options.js'
 import { redisStore } from '../lib/stores/redis/index.js'
@@ -79,7 +79,7 @@ async function serve (t: Test, options: Partial<SessionGuardOptions> = {}, share
     onEvent: (event: SessionEvent) => { if (event.type === 'auth.rejected') reasons.push(event.reason) },
     ...options
   })
-  app.post<{ Body: { userId: string } }>('/login', async (request, reply) => {
+  app.post<{ Body: { userId: string } }>('/login', { schema: { response: { 409: sessionLimitResponseSchema } } }, async (request, reply) => {
     const { accessToken, refreshToken, tokenType } = await reply.issueSession({ userId: request.body.userId })
     return { accessToken, refreshToken, tokenType }
   })
@@ -353,6 +353,129 @@ t.test('with dpop off, a DPoP-bound token is refused and a DPoP header at login 
   t.equal(asDpop.statusCode, 401)
   const issued = await off.login(key)
   t.equal(issued.tokenType, 'Bearer', 'a proof at login is ignored with dpop off')
+})
+
+interface Refused { ticket: string, sessions: Array<{ id: string }> }
+
+/** Two DPoP sessions of alice under `maxSessionsPerUser: 2, onSessionLimit: 'reject'`, and a third key's login refused with a ticket. */
+async function atLimit (t: Test, options: Partial<SessionGuardOptions> = {}): Promise<{ server: Server, first: { key: Client, accessToken: string, sid: string }, key: Client, refused: Refused, response: Response }> {
+  const server = await serve(t, { maxSessionsPerUser: 2, onSessionLimit: 'reject', routes: { prefix: '/sessions' }, ...options })
+  const sessions = []
+  for (let i = 0; i < 2; i++) {
+    const key = await client()
+    const { accessToken } = await server.login(key)
+    const me = await server.call(key, 'GET', '/me', { token: accessToken })
+    sessions.push({ key, accessToken, sid: (await me.json() as { sid: string }).sid })
+  }
+  const key = await client()
+  const response = await server.call(key, 'POST', '/login', { body: { userId: 'alice' } })
+  return { server, first: sessions[0]!, key, refused: await response.json() as Refused, response }
+}
+
+t.test('a DPoP login refused at the session limit completes through resolve-limit with a proof of its key', async (t) => {
+  const { server, first, key, refused, response } = await atLimit(t)
+  t.equal(response.status, 409, 'the third login is refused')
+  t.equal(response.headers.get('set-cookie'), null, 'with no fingerprint cookie: the ticket is bound to the key')
+  t.type(refused.ticket, 'string')
+  t.equal(refused.sessions.length, 2)
+  t.equal(payloadOf(refused.ticket).fph, `dpop:${key.jkt}`, 'the ticket names the key, where a cookie login\'s names its fingerprint')
+
+  const resolved = await server.call(key, 'POST', '/sessions/resolve-limit', { body: { ticket: refused.ticket, revoke: first.sid } })
+  t.equal(resolved.status, 200, 'completed with a proof of the same key')
+  t.equal(resolved.headers.get('set-cookie'), null, 'no cookie at all')
+  const issued = await resolved.json() as { accessToken: string, refreshToken: string, tokenType: string, sessionId: string }
+  t.equal(issued.tokenType, 'DPoP', 'the same answer as a DPoP login')
+  t.type(issued.refreshToken, 'string', 'the refresh token travels in the body')
+  t.same(payloadOf(issued.accessToken).cnf, { jkt: key.jkt }, 'the token names the key')
+
+  t.equal((await server.call(first.key, 'GET', '/me', { token: first.accessToken })).status, 401, 'the session named is signed out')
+  t.equal(server.reasons.at(-1), 'unknown_session')
+  const me = await server.call(key, 'GET', '/me', { token: issued.accessToken })
+  t.equal(me.status, 200, 'the new token works with a proof of the key')
+  t.equal((await me.json() as { sid: string }).sid, issued.sessionId)
+  t.equal((await server.call(first.key, 'GET', '/me', { token: issued.accessToken })).status, 401, 'and with no other key')
+  t.equal(server.reasons.at(-1), 'dpop_key_mismatch')
+  const refreshed = await server.call(key, 'POST', '/refresh', { body: { refreshToken: issued.refreshToken } })
+  t.equal(refreshed.status, 200, 'its refresh token is bound to the key as well')
+  t.equal((await refreshed.json() as { tokenType: string }).tokenType, 'DPoP')
+})
+
+t.test('resolve-limit refuses a DPoP login\'s ticket without a proof of its key', async (t) => {
+  const { server, first, key, refused } = await atLimit(t)
+  const body = { ticket: refused.ticket, revoke: first.sid }
+  const send = async (headers: Record<string, string>): Promise<Response> => await fetch(`${server.base}/sessions/resolve-limit`, {
+    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body)
+  })
+
+  const other = await server.call(await client(), 'POST', '/sessions/resolve-limit', { body })
+  t.equal(other.status, 401, 'another key\'s proof')
+  t.equal(server.reasons.at(-1), 'fingerprint_mismatch')
+  t.equal(other.headers.get('set-cookie'), null)
+
+  t.equal((await send({})).status, 401, 'no proof')
+  t.equal(server.reasons.at(-1), 'missing_fingerprint')
+
+  // A real fingerprint cookie, of a browser's login.
+  const bob = await fetch(`${server.base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'bob' }) })
+  const fingerprint = /(__Host-sg-fp=[^;]+)/.exec(bob.headers.get('set-cookie') as string)![1]!
+  t.equal((await send({ cookie: fingerprint })).status, 401, 'a fingerprint cookie instead of a proof')
+  t.equal(server.reasons.at(-1), 'fingerprint_mismatch')
+
+  const elsewhere = await server.call(key, 'POST', '/sessions/resolve-limit', {
+    body, dpop: await proof(key, { htm: 'POST', htu: `${server.base}/login`, iat: server.clock.read() })
+  })
+  t.equal(elsewhere.status, 400, 'a proof of the key made for another URL')
+  t.equal(elsewhere.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(server.reasons.at(-1), 'dpop_htu_mismatch')
+  const replayed = await proof(key, { htm: 'POST', htu: `${server.base}/sessions/resolve-limit`, iat: server.clock.read() })
+  const once = await server.call(key, 'POST', '/sessions/resolve-limit', { body: { ...body, revoke: 'no-such-session' }, dpop: replayed })
+  t.equal(once.status, 401, 'a good proof, naming a session the ticket did not offer')
+  t.equal(server.reasons.at(-1), 'unknown_session', 'the key passed: the next check refused')
+  t.equal((await server.call(key, 'POST', '/sessions/resolve-limit', { body, dpop: replayed })).status, 400, 'a replayed proof of the key')
+  t.equal(server.reasons.at(-1), 'dpop_replay')
+
+  t.equal((await server.call(first.key, 'GET', '/me', { token: first.accessToken })).status, 200, 'no refusal signed anything out')
+  const resolved = await server.call(key, 'POST', '/sessions/resolve-limit', { body })
+  t.equal(resolved.status, 200, 'nor used the ticket: a proof of the key still completes it')
+})
+
+t.test('resolve-limit asks a DPoP client for a server nonce when nonces are required', async (t) => {
+  const server = await serve(t, { dpop: { nonce: true }, maxSessionsPerUser: 1, onSessionLimit: 'reject', routes: { prefix: '/sessions' } })
+  const firstKey = await client()
+  const nonce = (await server.call(firstKey, 'POST', '/login', { body: { userId: 'alice' } })).headers.get('dpop-nonce') as string
+  const { accessToken } = await server.login(firstKey, nonce)
+  const { sid } = await (await server.call(firstKey, 'GET', '/me', { token: accessToken, nonce })).json() as { sid: string }
+  const key = await client()
+  const refused = await server.call(key, 'POST', '/login', { body: { userId: 'alice' }, nonce })
+  t.equal(refused.status, 409)
+  const body = { ticket: (await refused.json() as Refused).ticket, revoke: sid }
+  const without = await server.call(key, 'POST', '/sessions/resolve-limit', { body })
+  t.equal(without.status, 400, 'a proof without the nonce')
+  t.equal((await without.json() as { code: string }).code, 'FST_SESSION_GUARD_USE_DPOP_NONCE')
+  t.equal(without.headers.get('www-authenticate'), `${CHALLENGE}"use_dpop_nonce"`)
+  t.equal(without.headers.get('dpop-nonce'), nonce)
+  const resolved = await server.call(key, 'POST', '/sessions/resolve-limit', { body, nonce })
+  t.equal(resolved.status, 200, 'with it')
+  t.equal((await resolved.json() as { tokenType: string }).tokenType, 'DPoP')
+})
+
+t.test('a browser login\'s ticket stays bound to its fingerprint cookie: a proof does not complete it', async (t) => {
+  const server = await serve(t, { maxSessionsPerUser: 1, onSessionLimit: 'reject', routes: { prefix: '/sessions' }, secureCookies: false, development: true })
+  const browserLogin = async (): Promise<Response> => await fetch(`${server.base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'bob' }) })
+  const first = await browserLogin()
+  const { sid } = await (await fetch(`${server.base}/me`, {
+    headers: { authorization: `Bearer ${(await first.json() as { accessToken: string }).accessToken}`, cookie: /(sg-fp=[^;]+)/.exec(first.headers.get('set-cookie') as string)![1]! }
+  })).json() as { sid: string }
+  const refused = await browserLogin()
+  t.equal(refused.status, 409)
+  const cookie = /(sg-fp=[^;]+)/.exec(refused.headers.get('set-cookie') as string)![1]!
+  const body = { ticket: (await refused.json() as Refused).ticket, revoke: sid }
+  const withProof = await server.call(await client(), 'POST', '/sessions/resolve-limit', { body })
+  t.equal(withProof.status, 401, 'a proof of any key instead of the cookie')
+  t.equal(server.reasons.at(-1), 'fingerprint_mismatch')
+  const resolved = await fetch(`${server.base}/sessions/resolve-limit`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify(body) })
+  t.equal(resolved.status, 200, 'the fingerprint cookie completes it')
+  t.equal((await resolved.json() as { tokenType: string }).tokenType, 'Bearer', 'a cookie-bound session')
 })
 
 t.test('dpop options', async (t) => {

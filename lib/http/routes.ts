@@ -220,16 +220,21 @@ export function sessionRoutes ({ guard, lifecycle, manager, extras, securitySche
         response: {
           200: {
             type: 'object',
-            required: ['accessToken', 'sessionId'],
-            properties: { accessToken: { type: 'string' }, refreshToken: { type: 'string' }, sessionId: { type: 'string' } }
+            required: ['accessToken', 'tokenType', 'sessionId'],
+            properties: {
+              accessToken: { type: 'string' },
+              refreshToken: { type: 'string' },
+              tokenType: { type: 'string', enum: ['Bearer', 'DPoP'], description: "'DPoP' when the ticket was a DPoP login's: the session is bound to the proof's key, and no cookie is set" },
+              sessionId: { type: 'string' }
+            }
           },
           409: sessionLimitResponseSchema,
           401: { ...errorResponseSchema, description: 'The ticket is invalid or expired' }
         }
       }
     }), async (request, reply) => {
-      const { accessToken, refreshToken, session } = await lifecycle.resolveLimit(request, reply, request.body.ticket, request.body.revoke)
-      return { accessToken, refreshToken, sessionId: session.id }
+      const { accessToken, refreshToken, tokenType, session } = await lifecycle.resolveLimit(request, reply, request.body.ticket, request.body.revoke)
+      return { accessToken, refreshToken, tokenType, sessionId: session.id }
     })
   }
 }

@@ -1,7 +1,7 @@
 import { sha256 } from '../crypto.js'
 import { TimedJwt, type Signer } from './jwt.js'
 
-/** What a session-limit ticket carries: the refused login, bound to its fingerprint and to the sessions it saw. */
+/** What a session-limit ticket carries: the refused login, bound to its fingerprint (or DPoP key) and to the sessions it saw. */
 export interface LimitTicket {
   userId: string
   claims?: Record<string, unknown>
@@ -10,7 +10,7 @@ export interface LimitTicket {
   flags: readonly string[]
   /** The refused login asked to remember its device (`issueSession({ rememberDevice: true })`). */
   rememberDevice?: boolean
-  /** Hash of the fingerprint cookie set with the 409. */
+  /** What the refused session would have been bound to: the hash of the fingerprint cookie set with the 409, or `dpop:<jkt>` for a DPoP login. */
   fingerprintHash: string
   /** Hash of the ids of the sessions the 409 offered (the user's, or those of `deviceType`). */
   activeHash: string
