@@ -321,6 +321,19 @@ t.test('the refresh token is bound to the key', async (t) => {
   t.equal((await server.call(key, 'POST', '/refresh', { body: { refreshToken } })).status, 200, 'the control: its own key')
 })
 
+t.test('a refresh with a made-up refresh token costs no store write: its proof is not even recorded', async (t) => {
+  const server = await serve(t)
+  const key = await client()
+  const { refreshToken } = await server.login(key)
+  const dpop = await proof(key, { htm: 'POST', htu: `${server.base}/refresh`, iat: server.clock.read() })
+  const madeUp = await server.call(key, 'POST', '/refresh', { body: { refreshToken: `${refreshToken.slice(0, -4)}AAAA` }, dpop })
+  t.equal(madeUp.status, 401)
+  t.equal(server.reasons.at(-1), 'invalid_refresh_token', 'refused on the token, before its proof was looked at')
+  const genuine = await server.call(key, 'POST', '/refresh', { body: { refreshToken }, dpop })
+  t.equal(genuine.status, 200, 'the same proof then still passes once: its jti was never kept')
+  t.equal((await server.call(key, 'POST', '/refresh', { body: { refreshToken: (await genuine.json() as { refreshToken: string }).refreshToken }, dpop })).status, 400, 'and is a replay after that')
+})
+
 t.test('regenerating a DPoP-bound session keeps it bound to the key', async (t) => {
   const server = await serve(t)
   const key = await client()
