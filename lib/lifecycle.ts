@@ -115,6 +115,12 @@ export function parseRefreshOptions (value: RefreshOptions | undefined): Refresh
   if (!Array.isArray(allowedOrigins) || !allowedOrigins.every((origin) => typeof origin === 'string')) {
     throw new InvalidOptionError('refresh.allowedOrigins', 'must be an array of origins such as "https://app.example.com"')
   }
+  for (const [i, origin] of allowedOrigins.entries()) {
+    // Compared as the browser sends `Origin`: another spelling would never match, and "null" is any sandboxed page.
+    if (serializedOrigin(origin) !== origin) {
+      throw new InvalidOptionError(`refresh.allowedOrigins[${i}]`, `must be an origin as a browser sends it (scheme://host[:port], no path, no trailing slash, lower case), got ${JSON.stringify(origin)}`)
+    }
+  }
   return {
     transport,
     path,
@@ -521,4 +527,10 @@ function validateInput (input: IssueSessionInput): IssueSessionInput {
   if (rememberDevice !== undefined && typeof rememberDevice !== 'boolean') throw new TypeError('issueSession(): rememberDevice must be a boolean')
   const claims = input.claims === undefined ? undefined : checkClaims(input.claims)
   return { userId, claims, remember, rememberDevice }
+}
+
+/** The origin `value` names, serialized as a browser sends it in `Origin`; `undefined` for no URL or an opaque origin. */
+function serializedOrigin (value: string): string | undefined {
+  const origin = URL.canParse(value) ? new URL(value).origin : 'null'
+  return origin === 'null' ? undefined : origin
 }

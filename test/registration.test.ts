@@ -167,7 +167,13 @@ t.test('each refusal of the refresh options says what is wanted', async (t) => {
     ['a transport of neither kind', { transport: 'header' }, 'refresh.transport', "must be 'cookie' or 'body', got header"],
     ['a header name with a space', { csrfHeader: 'bad header' }, 'refresh.csrfHeader', 'must be a header name'],
     ['one origin, not in an array', { allowedOrigins: 'https://a.example' }, 'refresh.allowedOrigins', origins],
-    ['an array with one origin that is no string', { allowedOrigins: ['https://a.example', 1] }, 'refresh.allowedOrigins', origins]
+    ['an array with one origin that is no string', { allowedOrigins: ['https://a.example', 1] }, 'refresh.allowedOrigins', origins],
+    ...['https://a.example/', 'https://A.example', 'https://a.example/app', 'null', '*', 'a.example', 'file:///tmp/page.html'].map((origin): [string, unknown, string, string] => [
+      `an origin spelled as no browser sends it: ${origin}`,
+      { allowedOrigins: ['https://b.example', origin] },
+      'refresh.allowedOrigins[1]',
+      `must be an origin as a browser sends it (scheme://host[:port], no path, no trailing slash, lower case), got ${JSON.stringify(origin)}`
+    ])
   ]
   for (const [name, refresh, option, wanted] of cases) {
     const err = await registrationError({ secret: SECRET, refresh })
@@ -175,6 +181,7 @@ t.test('each refusal of the refresh options says what is wanted', async (t) => {
   }
   t.equal(await registrationError({ secret: SECRET, refresh: { transport: 'body' } }), undefined, 'transport body')
   t.equal(await registrationError({ secret: SECRET, refresh: { transport: 'cookie', allowedOrigins: ['https://a.example'] } }), undefined, 'transport cookie, origins')
+  t.equal(await registrationError({ secret: SECRET, refresh: { allowedOrigins: ['http://127.0.0.1:3000', 'https://a.example:8443', 'https://xn--bcher-kva.example'] } }), undefined, 'ports and punycode hosts, as browsers send them')
 })
 
 t.test('registering twice in one scope is a clear error', async (t) => {
