@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { InvalidOptionError } from '../errors.js'
+import { CsrfError, InvalidOptionError } from '../errors.js'
 import { section, type OptionNames } from '../validate.js'
 import { cookieValues } from './cookies.js'
-import { checkCsrf, isSafeMethod, type CsrfPolicy } from './csrf.js'
+import { checkCsrf, isAllowedOrigin, isSafeMethod, type CsrfPolicy } from './csrf.js'
 
 /** How the access token travels: the `accessToken` option. */
 export interface AccessTokenOptions {
@@ -113,6 +113,9 @@ export function createTokenSource (
     const token = values[0] as string
     if (token.length > MAX_COOKIE_TOKEN_LENGTH || !JWT.test(token)) return { rejected: 'malformed_token' }
     if (!isSafeMethod(request.method)) checkCsrf(request, csrf)
+    // A safe method needs no header, but a cookie credential still answers only the app's origins: a foreign
+    // `Origin` on a GET is another site's fetch or EventSource, riding on the user's cookies.
+    else if (!isAllowedOrigin(request, csrf.allowedOrigins)) throw new CsrfError()
     return { token }
   }
 }
