@@ -39,8 +39,19 @@ async function freePort (): Promise<number> {
 }
 
 /** Runs `next <args>` in the example; resolves with its output, rejects with it on a non-zero exit. */
+/**
+ * The example's processes are not the library's: without tap's coverage and loaders (NODE_V8_COVERAGE,
+ * NODE_OPTIONS), so the built Next.js app never lands in the library's coverage report.
+ */
+function exampleEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...extra }
+  delete env.NODE_V8_COVERAGE
+  delete env.NODE_OPTIONS
+  return env
+}
+
 async function next (args: string[], env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, [NEXT, ...args], { cwd: EXAMPLE, env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [NEXT, ...args], { cwd: EXAMPLE, env: exampleEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
@@ -95,7 +106,7 @@ if (missing.length > 0) {
 
     await next(['build'], {})
     const server = spawn(process.execPath, [NEXT, 'start', '-p', String(nextPort), '-H', '127.0.0.1'], {
-      cwd: EXAMPLE, env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', API_URL: apiUrl }, stdio: ['ignore', 'pipe', 'pipe']
+      cwd: EXAMPLE, env: exampleEnv({ API_URL: apiUrl }), stdio: ['ignore', 'pipe', 'pipe']
     })
     let output = ''
     server.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })

@@ -87,8 +87,8 @@ export function createTokenSource (
   policy: AccessTokenPolicy,
   cookieName: string | undefined,
   csrf: CsrfPolicy,
-  extractToken?: TokenExtractor,
-  routeExtractors: () => boolean = () => false
+  extractToken: TokenExtractor | undefined,
+  routeExtractors: () => boolean
 ): TokenSource {
   const fromHeader = policy.transport !== 'cookie'
   const fromCookie = cookieName !== undefined && policy.transport !== 'header'
