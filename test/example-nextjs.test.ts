@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
+import type { Readable } from 'node:stream'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { chromium, type Browser, type Page } from 'playwright-core'
@@ -40,18 +41,20 @@ async function freePort (): Promise<number> {
 
 /** Runs `next <args>` in the example; resolves with its output, rejects with it on a non-zero exit. */
 /**
- * The example's processes are not the library's: without tap's coverage and loaders (NODE_V8_COVERAGE,
- * NODE_OPTIONS), so the built Next.js app never lands in the library's coverage report.
+ * The example's processes are not the library's: started through `env -u`, so tap's coverage and loaders
+ * (NODE_V8_COVERAGE, NODE_OPTIONS, which tap adds to every process the test spawns) never reach them, and
+ * the built Next.js app never lands in the library's coverage report.
  */
-function exampleEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...extra }
-  delete env.NODE_V8_COVERAGE
-  delete env.NODE_OPTIONS
-  return env
+function spawnExample (args: string[], extra: Record<string, string>): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn('env', ['-u', 'NODE_V8_COVERAGE', '-u', 'NODE_OPTIONS', process.execPath, NEXT, ...args], {
+    cwd: EXAMPLE,
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...extra },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
 }
 
 async function next (args: string[], env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, [NEXT, ...args], { cwd: EXAMPLE, env: exampleEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawnExample(args, env)
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
@@ -105,9 +108,7 @@ if (missing.length > 0) {
     const apiUrl = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`
 
     await next(['build'], {})
-    const server = spawn(process.execPath, [NEXT, 'start', '-p', String(nextPort), '-H', '127.0.0.1'], {
-      cwd: EXAMPLE, env: exampleEnv({ API_URL: apiUrl }), stdio: ['ignore', 'pipe', 'pipe']
-    })
+    const server = spawnExample(['start', '-p', String(nextPort), '-H', '127.0.0.1'], { API_URL: apiUrl })
     let output = ''
     server.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
     server.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
