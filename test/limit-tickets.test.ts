@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto'
 import t from 'tap'
 import { deriveSigningKey, parseTokenOptions, TokenKeys } from '../lib/tokens/jwt.js'
+import { AccessTokens } from '../lib/tokens/access-tokens.js'
 import { idSetHash, type LimitTicket, LimitTickets } from '../lib/tokens/limit-tickets.js'
 import { EPOCH, MINUTE, SECRET } from './helper.js'
 
@@ -10,6 +11,8 @@ import { EPOCH, MINUTE, SECRET } from './helper.js'
  */
 
 const TTL_MS = 5 * MINUTE
+/** The `typ` header of every ticket. */
+const TICKET_TYP = 'sg-limit+jwt'
 
 async function signer (): Promise<{ jwt: TokenKeys, tickets: LimitTickets }> {
   const jwt = new TokenKeys(parseTokenOptions({ secret: SECRET }))
@@ -17,7 +20,7 @@ async function signer (): Promise<{ jwt: TokenKeys, tickets: LimitTickets }> {
 }
 
 /** An HS256 token signed by hand (under the key derived from the secret): fast-jwt's signer refuses an `exp` that is not a number. */
-function handSigned (payload: Record<string, unknown>, header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT', kid: 'default' }): string {
+function handSigned (payload: Record<string, unknown>, header: Record<string, unknown> = { alg: 'HS256', typ: TICKET_TYP, kid: 'default' }): string {
   const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
   const input = `${part(header)}.${part(payload)}`
   return `${input}.${createHmac('sha256', deriveSigningKey(SECRET, 'HS256')).update(input).digest('base64url')}`
@@ -37,18 +40,28 @@ t.test('a token signed with the same key is no ticket unless it is typed as one,
   const { jwt, tickets } = await signer()
   const iat = Math.floor(EPOCH / 1000)
   const claims = { sub: 'alice', fph: TICKET.fingerprintHash, act: TICKET.activeHash, iat, exp: iat + 300 }
-  t.ok(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit' }), EPOCH), 'the control: typed, without sid, with exp')
+  t.ok(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit' }, TICKET_TYP), EPOCH), 'the control: typed, without sid, with exp')
   for (const typ of [undefined, '', 'SG-LIMIT', 'access']) {
-    t.equal(tickets.verify(jwt.sign({ ...claims, typ }), EPOCH), undefined, `typ ${String(typ)}`)
+    t.equal(tickets.verify(jwt.sign({ ...claims, typ }, TICKET_TYP), EPOCH), undefined, `typ ${String(typ)}`)
   }
-  t.equal(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit', sid: 'session-1' }), EPOCH), undefined, 'with a sid: an access token')
+  t.equal(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit', sid: 'session-1' }, TICKET_TYP), EPOCH), undefined, 'with a sid: an access token')
   const { exp, ...forever } = claims
-  t.equal(tickets.verify(jwt.sign({ ...forever, typ: 'sg-limit' }), EPOCH), undefined, 'without exp')
+  t.equal(tickets.verify(jwt.sign({ ...forever, typ: 'sg-limit' }, TICKET_TYP), EPOCH), undefined, 'without exp')
   t.ok(tickets.verify(handSigned({ ...claims, typ: 'sg-limit' }), EPOCH), 'the control, signed by hand')
   t.equal(tickets.verify(handSigned({ ...claims, typ: 'sg-limit', exp: String(exp) }), EPOCH), undefined, 'with an exp that is no number')
-  t.equal(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit' }, 'at+jwt'), EPOCH), undefined, 'typed as an access token in its header')
+  for (const typ of ['at+jwt', 'JWT', 'jwt', 'SG-LIMIT+JWT', 'sg-limit', 'application/sg-limit+jwt']) {
+    t.equal(tickets.verify(jwt.sign({ ...claims, typ: 'sg-limit' }, typ), EPOCH), undefined, `typed ${typ} in its header`)
+  }
   t.equal(tickets.verify(handSigned({ ...claims, typ: 'sg-limit' }, { alg: 'HS256', kid: 'default' }), EPOCH), undefined, 'no typ in its header')
-  t.equal(tickets.verify(handSigned({ ...claims, typ: 'sg-limit' }, { alg: 'HS256', typ: 'JWT', kid: 'other' }), EPOCH), undefined, 'a kid of no key in the ring')
+  t.equal(tickets.verify(handSigned({ ...claims, typ: 'sg-limit' }, { alg: 'HS256', typ: TICKET_TYP, kid: 'other' }), EPOCH), undefined, 'a kid of no key in the ring')
+})
+
+t.test('a ticket names its own type in its header, and passes as no access token', async (t) => {
+  const { jwt, tickets } = await signer()
+  const token = tickets.sign(TICKET, EPOCH)
+  t.match(JSON.parse(Buffer.from(token.split('.')[0] as string, 'base64url').toString()), { typ: TICKET_TYP, kid: 'default' })
+  const accessTokens = new AccessTokens(jwt, TTL_MS, 0)
+  t.equal(accessTokens.verify(token, EPOCH), 'invalid_token', 'refused by the access-token verifier')
 })
 
 t.test('idSetHash: one digest per set of ids, whatever their order or lengths', async (t) => {

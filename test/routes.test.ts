@@ -1,8 +1,10 @@
+import { createHmac } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { memoryStore, type SessionGuardOptions, sessionLimitResponseSchema } from '../lib/index.js'
 import { hashId } from '../lib/monitoring/events.js'
+import { deriveSigningKey } from '../lib/tokens/jwt.js'
 import { idSetHash } from '../lib/tokens/limit-tickets.js'
 import { build, type Credentials, type Harness, MINUTE, SECRET } from './helper.js'
 
@@ -232,6 +234,28 @@ t.test('an access token is no ticket, with its own fingerprint cookie and claims
   }
   t.same((await h.app.sessions.stats()).events.rejected, { invalid_ticket: 2 }, 'as no ticket, before any other check')
   t.equal((await h.me(other)).statusCode, 200, 'nothing was signed out')
+})
+
+/** `token` with its header's `typ` replaced, signed again under the real key (the payload, claims and expiry untouched). */
+function retyped (token: string, typ: string): string {
+  const [header, payload] = token.split('.') as [string, string]
+  const input = `${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(header, 'base64url').toString()), typ })).toString('base64url')}.${payload}`
+  return `${input}.${createHmac('sha256', deriveSigningKey(SECRET, 'HS256')).update(input).digest('base64url')}`
+}
+
+t.test('a ticket is typed sg-limit+jwt in its header: the same ticket typed JWT is refused', async (t) => {
+  const h = await withRoutes(t, { maxSessionsPerUser: 1, onSessionLimit: 'reject' })
+  const { first, ticket, cookie } = await refusedAtLimit(h, 'alice')
+  t.match(JSON.parse(Buffer.from(ticket.split('.')[0] as string, 'base64url').toString()), { typ: 'sg-limit+jwt' })
+  for (const typ of ['JWT', 'at+jwt']) {
+    const refused = await h.app.inject({ method: 'POST', url: '/sessions/resolve-limit', payload: { ticket: retyped(ticket, typ), revoke: first.sessionId }, headers: { cookie } })
+    t.equal(refused.statusCode, 401, `typ ${typ}`)
+    t.equal(refused.json().code, 'FST_SESSION_GUARD_UNAUTHORIZED')
+  }
+  t.same((await h.app.sessions.stats()).events.rejected, { invalid_ticket: 2 }, 'refused as no ticket')
+  t.equal((await h.me(first)).statusCode, 200, 'nothing was signed out')
+  const done = await h.app.inject({ method: 'POST', url: '/sessions/resolve-limit', payload: { ticket: retyped(ticket, 'sg-limit+jwt'), revoke: first.sessionId }, headers: { cookie } })
+  t.equal(done.statusCode, 200, 'the control: signed again with its own type, it completes')
 })
 
 t.test('the routes are only there when asked for, and under the given prefix', async (t) => {

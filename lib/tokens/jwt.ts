@@ -312,8 +312,8 @@ export class TokenKeys {
     }
   }
 
-  /** A token of `payload`, signed with the current key, with `typ` in its header. */
-  sign (payload: Record<string, unknown>, typ = 'JWT'): string {
+  /** A token of `payload`, signed with the current key, with `typ` in its header: every token of the plugin names its kind. */
+  sign (payload: Record<string, unknown>, typ: string): string {
     return this.#signerFor(typ)(payload)
   }
 

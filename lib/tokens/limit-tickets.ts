@@ -32,14 +32,19 @@ export interface VerifiedLimitTicket extends LimitTicket {
 }
 
 const TICKET_TYPE = 'sg-limit'
-/** The `typ` header of a ticket; an access token's (`at+jwt`) never passes. */
-const TICKET_HEADER_TYPE = 'JWT'
+/**
+ * The `typ` header of a ticket, its own: an access token (`at+jwt`), or any
+ * other JWT signed with the same key (`JWT`, as most libraries write), never
+ * passes as a ticket, and a ticket passes as nothing else.
+ */
+const TICKET_HEADER_TYPE = 'sg-limit+jwt'
 
 /**
  * Short-lived signed tickets that let a login refused at the session limit be
  * completed by signing one session out. Signed with the access-token key but
- * typed apart (`typ`), and without `sid`, so neither can pass for the other
- * (`typ` alone is not enough: an app's claims may set it on an access token).
+ * typed apart (`sg-limit+jwt` in the header, `sg-limit` in the payload), and
+ * without `sid`, so neither can pass for the other (the payload's `typ` alone
+ * is not enough: an app's claims may set it on an access token).
  * Single use: the lifecycle consumes a ticket with one atomic store step
  * (`use`) before it signs anything out, so parallel requests with one ticket,
  * even naming different sessions, complete one login between them.

@@ -407,7 +407,7 @@ t.test('the guard takes only tokens typed as access tokens (typ at+jwt, RFC 9068
   t.match(JSON.parse(Buffer.from(alice.accessToken.split('.')[0] as string, 'base64url').toString()), { typ: 'at+jwt' }, 'the plugin types its access tokens')
   await expectRefused(t, h, alice, (alice) => {
     const claims = claimsOf(alice.accessToken)
-    return ([undefined, 'JWT', 'jwt', 'AT+JWT', 'application/at+jwt', 'at+jwt ', 'sg-limit', 1, null, ['at+jwt']] as unknown[]).map((typ) => ({
+    return ([undefined, 'JWT', 'jwt', 'AT+JWT', 'application/at+jwt', 'at+jwt ', 'sg-limit', 'sg-limit+jwt', 1, null, ['at+jwt']] as unknown[]).map((typ) => ({
       name: `typ ${JSON.stringify(typ)}`,
       token: forge({ alg: 'HS256', kid: 'default', ...(typ === undefined ? {} : { typ }) }, claims)
     }))
