@@ -25,7 +25,7 @@ import { checkClaims, isStorable, type AccessTokens } from './tokens/access-toke
 import type { DeviceToken } from './tokens/device-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
 import type { OpenedRefreshToken, RefreshTokens } from './tokens/refresh-tokens.js'
-import { duration, isToken, routePath, section, type Duration, type OptionNames } from './validate.js'
+import { duration, isToken, origins, routePath, section, type Duration, type OptionNames } from './validate.js'
 
 /** 128 random bits. */
 const SESSION_ID_BYTES = 16
@@ -111,16 +111,7 @@ export function parseRefreshOptions (value: RefreshOptions | undefined): Refresh
   const path = routePath(refresh.path ?? DEFAULT_REFRESH_PATH, 'refresh.path')
   const csrfHeader = refresh.csrfHeader ?? DEFAULT_CSRF_HEADER
   if (!isToken(csrfHeader)) throw new InvalidOptionError('refresh.csrfHeader', 'must be a header name')
-  const allowedOrigins = refresh.allowedOrigins ?? []
-  if (!Array.isArray(allowedOrigins) || !allowedOrigins.every((origin) => typeof origin === 'string')) {
-    throw new InvalidOptionError('refresh.allowedOrigins', 'must be an array of origins such as "https://app.example.com"')
-  }
-  for (const [i, origin] of allowedOrigins.entries()) {
-    // Compared as the browser sends `Origin`: another spelling would never match, and "null" is any sandboxed page.
-    if (serializedOrigin(origin) !== origin) {
-      throw new InvalidOptionError(`refresh.allowedOrigins[${i}]`, `must be an origin as a browser sends it (scheme://host[:port], no path, no trailing slash, lower case), got ${JSON.stringify(origin)}`)
-    }
-  }
+  const allowedOrigins = origins(refresh.allowedOrigins ?? [], 'refresh.allowedOrigins')
   return {
     transport,
     path,
@@ -527,10 +518,4 @@ function validateInput (input: IssueSessionInput): IssueSessionInput {
   if (rememberDevice !== undefined && typeof rememberDevice !== 'boolean') throw new TypeError('issueSession(): rememberDevice must be a boolean')
   const claims = input.claims === undefined ? undefined : checkClaims(input.claims)
   return { userId, claims, remember, rememberDevice }
-}
-
-/** The origin `value` names, serialized as a browser sends it in `Origin`; `undefined` for no URL or an opaque origin. */
-function serializedOrigin (value: string): string | undefined {
-  const origin = URL.canParse(value) ? new URL(value).origin : 'null'
-  return origin === 'null' ? undefined : origin
 }

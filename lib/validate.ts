@@ -73,3 +73,26 @@ export function optionalFunction<F> (value: F | undefined, name: string, shape: 
   if (value !== undefined && typeof value !== 'function') throw new InvalidOptionError(name, `must be a function ${shape}`)
   return value
 }
+
+/**
+ * A list of origins (`refresh.allowedOrigins`, `dpop.origins`), each spelt as
+ * a browser sends `Origin` and as `new URL(…).origin` reads one: compared as
+ * strings, another spelling would never match, and "null" is any sandboxed page.
+ */
+export function origins (value: unknown, name: string): string[] {
+  if (!Array.isArray(value) || !value.every((origin) => typeof origin === 'string')) {
+    throw new InvalidOptionError(name, 'must be an array of origins such as "https://app.example.com"')
+  }
+  for (const [i, origin] of value.entries()) {
+    if (serializedOrigin(origin) !== origin) {
+      throw new InvalidOptionError(`${name}[${i}]`, `must be an origin as a browser sends it (scheme://host[:port], no path, no trailing slash, lower case), got ${JSON.stringify(origin)}`)
+    }
+  }
+  return value
+}
+
+/** The origin `value` names, serialized as a browser sends it in `Origin`; `undefined` for no URL or an opaque origin. */
+function serializedOrigin (value: string): string | undefined {
+  const origin = URL.canParse(value) ? new URL(value).origin : 'null'
+  return origin === 'null' ? undefined : origin
+}

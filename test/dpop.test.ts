@@ -5,7 +5,7 @@ import sessionGuard, { memoryStore, sessionLimitResponseSchema, type SessionEven
 import { parseDpopOptions } from '../lib/http/dpop.js'
 import { normalizeOptions } from '../lib/options.js'
 import { redisStore } from '../lib/stores/redis/index.js'
-import { SECRET, settle, TestClock } from './helper.js'
+import { registrationError, SECRET, settle, TestClock } from './helper.js'
 import { leftNoKeys, REDIS_URL, redisTest, testPrefix } from './stores/redis-helper.js'
 
 // A native client over real HTTP: Node's fetch (no cookie jar), keys from jose.
@@ -66,10 +66,10 @@ interface Server {
   login: (key: Client, nonce?: string) => Promise<{ accessToken: string, refreshToken: string, tokenType: string }>
 }
 
-async function serve (t: Test, options: Partial<SessionGuardOptions> = {}, shared?: { clock: TestClock, store: SessionStore }): Promise<Server> {
+async function serve (t: Test, options: Partial<SessionGuardOptions> = {}, shared?: { clock: TestClock, store: SessionStore }, trustProxy = false): Promise<Server> {
   const clock = shared?.clock ?? new TestClock()
   const reasons: string[] = []
-  const app = Fastify()
+  const app = Fastify({ trustProxy })
   t.teardown(() => app.close())
   await app.register(sessionGuard, {
     secret: SECRET,
@@ -97,10 +97,13 @@ async function serve (t: Test, options: Partial<SessionGuardOptions> = {}, share
     return await reply.code(204).send()
   })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  // A client names the API as it knows it: its public origin when one is configured, else the address it calls.
+  const dpopOrigins = typeof options.dpop === 'object' ? options.dpop.origins : undefined
+  const publicBase = dpopOrigins?.[0] ?? base
 
   async function call (key: Client, method: string, path: string, { token, scheme = 'DPoP', body, nonce, dpop }: { token?: string, scheme?: string, body?: unknown, nonce?: string, dpop?: string } = {}): Promise<Response> {
     const headers: Record<string, string> = {
-      dpop: dpop ?? await proof(key, { htm: method, htu: `${base}${path}`, iat: clock.read(), ...(token === undefined ? {} : { accessToken: token }), ...(nonce === undefined ? {} : { nonce }) })
+      dpop: dpop ?? await proof(key, { htm: method, htu: `${publicBase}${path}`, iat: clock.read(), ...(token === undefined ? {} : { accessToken: token }), ...(nonce === undefined ? {} : { nonce }) })
     }
     if (token !== undefined) headers.authorization = `${scheme} ${token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
@@ -491,11 +494,90 @@ t.test('a browser login\'s ticket stays bound to its fingerprint cookie: a proof
   t.equal((await resolved.json() as { tokenType: string }).tokenType, 'Bearer', 'a cookie-bound session')
 })
 
+const API = 'https://api.example'
+
+t.test('dpop.origins: a proof names the configured origin, never the Host the request was sent with', async (t) => {
+  const { server, first, key, refused } = await atLimit(t, { dpop: { origins: [API, 'https://api.example.eu:8443'] } })
+  const { base, clock } = server
+  // atLimit logged two clients in and had a third refused, all with proofs for API though the requests went to base.
+  t.not(new URL(base).origin, API, 'the requests go to another origin than the proofs name')
+  const { refreshToken } = await (await server.call(key, 'POST', '/login', { body: { userId: 'bob' } })).json() as { refreshToken: string }
+  t.equal((await server.call(first.key, 'GET', '/me?x=1', { token: first.accessToken })).status, 200, 'a call, the query ignored')
+  const eu = await proof(first.key, { htm: 'GET', htu: 'https://api.example.eu:8443/me', iat: clock.read(), accessToken: first.accessToken })
+  t.equal((await server.call(first.key, 'GET', '/me', { token: first.accessToken, dpop: eu })).status, 200, 'the second origin listed')
+
+  // The request's own origin, as its Host header names it: what the check compared before the option.
+  const atHost = async (holder: Client, method: string, path: string, token?: string): Promise<string> =>
+    await proof(holder, { htm: method, htu: `${base}${path}`, iat: clock.read(), ...(token === undefined ? {} : { accessToken: token }) })
+  const call = await fetch(`${base}/me`, { headers: { authorization: `DPoP ${first.accessToken}`, dpop: await atHost(first.key, 'GET', '/me', first.accessToken) } })
+  t.equal(call.status, 401, 'a call with a proof for the request\'s Host')
+  t.equal((await call.json() as { code: string }).code, 'FST_SESSION_GUARD_UNAUTHORIZED')
+  t.equal(call.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(server.reasons.at(-1), 'dpop_htu_mismatch')
+
+  const endpoints: Array<[string, string, unknown]> = [
+    ['login', '/login', { userId: 'alice' }],
+    ['refresh', '/refresh', { refreshToken }],
+    ['resolve-limit', '/sessions/resolve-limit', { ticket: refused.ticket, revoke: first.sid }]
+  ]
+  for (const [name, path, body] of endpoints) {
+    const response = await server.call(key, 'POST', path, { body, dpop: await atHost(key, 'POST', path) })
+    t.equal(response.status, 400, `${name} with a proof for the request's Host`)
+    t.equal((await response.json() as { code: string }).code, 'FST_SESSION_GUARD_INVALID_DPOP_PROOF')
+    t.equal(response.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+    t.equal(server.reasons.at(-1), 'dpop_htu_mismatch', `${name}: reason`)
+  }
+
+  const me = `${API}/me`
+  const wrong: Array<[string, string]> = [
+    ['another path under the origin', `${API}/other`],
+    ['the origin over http', 'http://api.example/me'],
+    ['the origin on another port', 'https://api.example:8443/me'],
+    ['a subdomain of the origin', 'https://evil.api.example/me']
+  ]
+  for (const [name, htu] of wrong) {
+    const response = await server.call(first.key, 'GET', '/me', { token: first.accessToken, dpop: await proof(first.key, { htm: 'GET', htu, iat: clock.read(), accessToken: first.accessToken }) })
+    t.equal(response.status, 401, name)
+    t.equal(server.reasons.at(-1), 'dpop_htu_mismatch', `${name}: reason`)
+  }
+  t.equal((await server.call(first.key, 'GET', '/me', { token: first.accessToken, dpop: await proof(first.key, { htm: 'GET', htu: `${me}?q#f`, iat: clock.read(), accessToken: first.accessToken }) })).status, 200, 'the control: the query and fragment of htu ignored')
+
+  // The same endpoints with proofs for the configured origin (the login: above): every refusal was the htu's.
+  t.equal((await server.call(key, 'POST', '/refresh', { body: { refreshToken } })).status, 200, 'refresh')
+  t.equal((await server.call(key, 'POST', '/sessions/resolve-limit', { body: { ticket: refused.ticket, revoke: first.sid } })).status, 200, 'resolve-limit')
+})
+
+t.test('dpop.origins: a Host or X-Forwarded-Host the client chooses does not move the origin', async (t) => {
+  const proofFor = async (server: Server, key: Client, accessToken: string, htu: string): Promise<string> => await proof(key, { htm: 'GET', htu, iat: server.clock.read(), accessToken })
+  const spoofed = { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' }
+  for (const trustProxy of [false, true]) {
+    const htu = trustProxy ? 'https://evil.example/me' : 'http://evil.example/me'
+    // Without the option, the origin is the one the request's headers name: a proof made for it passes.
+    const open = await serve(t, {}, undefined, trustProxy)
+    const openKey = await client()
+    const openToken = (await open.login(openKey)).accessToken
+    const before = await open.app.inject({ method: 'GET', url: '/me', headers: { ...spoofed, authorization: `DPoP ${openToken}`, dpop: await proofFor(open, openKey, openToken, htu) } })
+    t.equal(before.statusCode, 200, `trustProxy ${trustProxy}, no origins: the Host the client sent decides`)
+
+    const pinned = await serve(t, { dpop: { origins: [API] } }, undefined, trustProxy)
+    const key = await client()
+    const { accessToken } = await pinned.login(key)
+    const after = await pinned.app.inject({ method: 'GET', url: '/me', headers: { ...spoofed, authorization: `DPoP ${accessToken}`, dpop: await proofFor(pinned, key, accessToken, htu) } })
+    t.equal(after.statusCode, 401, `trustProxy ${trustProxy}, origins: refused`)
+    t.equal(after.headers['www-authenticate'], `${CHALLENGE}"invalid_dpop_proof"`)
+    await settle()
+    t.equal(pinned.reasons.at(-1), 'dpop_htu_mismatch')
+    const good = await pinned.app.inject({ method: 'GET', url: '/me', headers: { ...spoofed, authorization: `DPoP ${accessToken}`, dpop: await proofFor(pinned, key, accessToken, `${API}/me`) } })
+    t.equal(good.statusCode, 200, `trustProxy ${trustProxy}, origins: the control, a proof for the configured origin, whatever the Host`)
+  }
+})
+
 t.test('dpop options', async (t) => {
   t.equal(parseDpopOptions(undefined), undefined)
   t.equal(parseDpopOptions(false), undefined)
-  t.same(parseDpopOptions(true), { algorithms: ['ES256', 'EdDSA'], windowMs: 60_000, nonce: false })
-  t.same(parseDpopOptions({ algorithms: ['ES384'], window: '30s', nonce: true }), { algorithms: ['ES384'], windowMs: 30_000, nonce: true })
+  t.same(parseDpopOptions(true), { algorithms: ['ES256', 'EdDSA'], windowMs: 60_000, nonce: false, origins: undefined })
+  t.same(parseDpopOptions({ algorithms: ['ES384'], window: '30s', nonce: true }), { algorithms: ['ES384'], windowMs: 30_000, nonce: true, origins: undefined })
+  t.same(parseDpopOptions({ origins: [API, 'http://127.0.0.1:3000'] })?.origins, new Set([API, 'http://127.0.0.1:3000']))
   t.throws(() => parseDpopOptions({ algorithms: ['HS256' as 'ES256'] }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.algorithms/ })
   t.throws(() => parseDpopOptions({ algorithms: [] }), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.throws(() => parseDpopOptions({ nonce: 'yes' as unknown as boolean }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.nonce/ })
@@ -503,6 +585,24 @@ t.test('dpop options', async (t) => {
   t.throws(() => parseDpopOptions({ nonces: true } as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.throws(() => parseDpopOptions('yes' as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.equal(normalizeOptions({ secret: SECRET }).dpop, undefined, 'off by default')
+})
+
+t.test('dpop.origins: a bad value fails registration, by the rule of refresh.allowedOrigins', async (t) => {
+  const list = 'Invalid option "dpop.origins": must be an array of origins such as "https://app.example.com"'
+  const entry = (origin: unknown): string =>
+    `Invalid option "dpop.origins[0]": must be an origin as a browser sends it (scheme://host[:port], no path, no trailing slash, lower case), got ${JSON.stringify(origin)}`
+  const cases: Array<[unknown, string]> = [
+    [API, list],
+    [[42], list],
+    [[], 'Invalid option "dpop.origins": must list at least one origin (leave it out to use the request\'s own)'],
+    ...['https://api.example/', 'https://api.example/v1', 'https://API.example', 'https://api.example:443', 'api.example', 'null', '*', ''].map((origin): [unknown, string] => [[origin], entry(origin)])
+  ]
+  for (const [origins, message] of cases) {
+    const err = await registrationError({ secret: SECRET, dpop: { origins } })
+    t.equal(err?.code, 'FST_SESSION_GUARD_INVALID_OPTION', JSON.stringify(origins))
+    t.equal(err?.message, message, JSON.stringify(origins))
+  }
+  t.equal(await registrationError({ secret: SECRET, dpop: { origins: [API] } }), undefined, 'the control: an origin as a browser sends it')
 })
 
 leftNoKeys(t)

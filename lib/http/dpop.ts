@@ -5,7 +5,7 @@ import { InvalidDpopProofError, InvalidOptionError, UseDpopNonceError } from '..
 import type { Clock } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
 import type { MacKey } from '../tokens/jwt.js'
-import { bool, duration, section, type Duration, type OptionNames } from '../validate.js'
+import { bool, duration, origins, section, type Duration, type OptionNames } from '../validate.js'
 
 /**
  * DPoP (RFC 9449) for native apps: a login that carries a `DPoP` proof gets a
@@ -40,15 +40,28 @@ export interface DpopOptions {
    * @default false
    */
   nonce?: boolean
+  /**
+   * The public origins of the API (`['https://api.example.com']`), as clients
+   * name them in a proof's `htu`. When set, `htu` must be one of them followed
+   * by the request's path (the query and fragment ignored), whatever the
+   * request's `Host` or, under `trustProxy`, its `X-Forwarded-*` headers say.
+   * Set it in production: without it the origin is read from those headers,
+   * which the client chooses, so a proof made for one host name is accepted
+   * under any other that reaches the same server.
+   * @default the request's own origin (`request.protocol` and `request.host`)
+   */
+  origins?: string[]
 }
 
-const DPOP_OPTION_NAMES: OptionNames<DpopOptions> = { algorithms: true, window: true, nonce: true }
+const DPOP_OPTION_NAMES: OptionNames<DpopOptions> = { algorithms: true, window: true, nonce: true, origins: true }
 
 /** The `dpop` option after validation: `undefined` when off. */
 export interface DpopPolicy {
   readonly algorithms: readonly string[]
   readonly windowMs: number
   readonly nonce: boolean
+  /** The origins a proof's `htu` may name; `undefined`: the request's own. */
+  readonly origins: ReadonlySet<string> | undefined
 }
 
 export function parseDpopOptions (value: boolean | DpopOptions | undefined): DpopPolicy | undefined {
@@ -61,8 +74,16 @@ export function parseDpopOptions (value: boolean | DpopOptions | undefined): Dpo
   return {
     algorithms: Object.freeze([...algorithms]),
     windowMs: duration(options.window ?? '60s', 'dpop.window'),
-    nonce: options.nonce === undefined ? false : bool(options.nonce, 'dpop.nonce')
+    nonce: options.nonce === undefined ? false : bool(options.nonce, 'dpop.nonce'),
+    origins: options.origins === undefined ? undefined : publicOrigins(options.origins)
   }
+}
+
+function publicOrigins (value: unknown): ReadonlySet<string> {
+  const list = origins(value, 'dpop.origins')
+  // An empty list would fall back to the request's Host: say so rather than do it.
+  if (list.length === 0) throw new InvalidOptionError('dpop.origins', 'must list at least one origin (leave it out to use the request\'s own)')
+  return new Set(list)
 }
 
 /** What a session bound to a DPoP key keeps in `fingerprintHash`: the prefix and the key's thumbprint. */
@@ -186,7 +207,7 @@ export class DpopProofs {
     const { jti, htm, htu, iat, ath } = payload
     if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH || typeof iat !== 'number') return 'dpop_invalid_proof'
     if (htm !== request.method) return 'dpop_htm_mismatch'
-    if (!sameResource(htu, request)) return 'dpop_htu_mismatch'
+    if (!sameResource(htu, request, this.#policy.origins)) return 'dpop_htu_mismatch'
     if (Math.abs(now - iat * 1000) > this.#policy.windowMs) return 'dpop_stale_proof'
     if (bound.accessToken !== undefined && (typeof ath !== 'string' || !safeEqual(ath, sha256(bound.accessToken)))) return 'dpop_ath_mismatch'
     const jkt = await calculateJwkThumbprint(jwk!, 'sha256')
@@ -227,18 +248,25 @@ export class DpopProofs {
   }
 }
 
-/** `htu` names the request's URL: same scheme, host and path; query and fragment ignored (RFC 9449 §4.3). */
-function sameResource (htu: unknown, request: FastifyRequest): boolean {
+/**
+ * `htu` names the request's URL (RFC 9449 §4.3), query and fragment ignored:
+ * one of the configured `origins` (or, without them, the origin the request's
+ * `Host` and protocol name) and the request's path. The one rule of every
+ * proof: at a call to a protected route, a login, a refresh and resolve-limit.
+ */
+function sameResource (htu: unknown, request: FastifyRequest, allowed: ReadonlySet<string> | undefined): boolean {
   if (typeof htu !== 'string') return false
+  const query = request.url.indexOf('?')
+  const path = query === -1 ? request.url : request.url.slice(0, query)
   let claimed, actual
   try {
     claimed = new URL(htu)
-    const query = request.url.indexOf('?')
-    actual = new URL(`${request.protocol}://${request.host}${query === -1 ? request.url : request.url.slice(0, query)}`)
+    // With `origins`, the request's Host plays no part: its path is read under the origin the proof names.
+    actual = new URL(`${allowed === undefined ? `${request.protocol}://${request.host}` : claimed.origin}${path}`)
   } catch {
     return false
   }
-  return claimed.origin === actual.origin && claimed.pathname === actual.pathname
+  return (allowed === undefined || allowed.has(claimed.origin)) && claimed.origin === actual.origin && claimed.pathname === actual.pathname
 }
 
 /**

@@ -10,6 +10,7 @@ import sessionGuard, {
   type CompleteChallengeOptions,
   type MacKeyEntry,
   type SigningKeyEntry,
+  type DpopOptions,
   type CookieAttributes,
   type AccessTokenOptions,
   type SessionEndReason,
@@ -106,6 +107,9 @@ app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: true })
 app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { algorithms: ['ES256', 'EdDSA'], window: '60s', nonce: true } })
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { algorithms: ['HS256'] } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { nonce: 'yes' } }))
+app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { origins: ['https://api.example.com'] } })
+expectType<string[] | undefined>(({} as DpopOptions).origins)
+expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), dpop: { origins: 'https://api.example.com' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { sameSite: 'None' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { partitioned: 'yes' } }))
 expectError(app.register(sessionGuard, { secret: 'x'.repeat(32), cookies: { secure: false } }))
