@@ -1,11 +1,11 @@
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { DEMO_ADDRESSES } from '../examples/geo.js'
 import { buildServer } from '../examples/server.js'
+import { canRunBrowser, launch, signInToExample, type Device } from './browser-helper.js'
 
 /**
  * "Was this you?" on the example's devices page, in a real browser: alice
@@ -15,30 +15,24 @@ import { buildServer } from '../examples/server.js'
  * Debian's Chromium (or CHROMIUM_PATH); without it the test skips loudly,
  * except on CI, where it fails.
  */
-const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SCREENSHOT = join(__dirname, '..', 'docs', 'img', 'was-this-you.png')
 const PHONE_WIDTH = 390
 // Two runs of two browser devices each, on a shared machine: more than tap's two minutes per file.
 t.setTimeout(300_000)
 
-const PHONE = {
+const PHONE: Device = {
   userAgent: 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36',
   hints: { 'sec-ch-ua': '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"', 'sec-ch-ua-mobile': '?1', 'sec-ch-ua-platform': '"Android"' },
   name: 'Chrome on Android'
 }
-const LAPTOP = {
+const LAPTOP: Device = {
   userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0',
   hints: { 'sec-ch-ua': '"Microsoft Edge";v="131", "Chromium";v="131", "Not_A Brand";v="24"', 'sec-ch-ua-mobile': '?0', 'sec-ch-ua-platform': '"Windows"', 'x-forwarded-for': DEMO_ADDRESSES.paris },
   name: 'Edge on Windows'
 }
 
-async function signIn (browser: Browser, base: string, device: typeof PHONE, viewport: { width: number, height: number }): Promise<Page> {
-  const context = await browser.newContext({ userAgent: device.userAgent, extraHTTPHeaders: device.hints, viewport, deviceScaleFactor: 1 })
-  const page = await context.newPage()
-  await page.goto(base)
-  await page.getByLabel('Username').fill('alice')
-  await page.getByLabel('Password').fill('demo-password')
-  await page.getByRole('button', { name: 'Sign in' }).click()
+async function signIn (browser: Browser, base: string, device: Device, viewport: { width: number, height: number }): Promise<Page> {
+  const { page } = await signInToExample(browser, base, device, { viewport })
   await page.locator('#devices').waitFor({ state: 'visible' })
   return page
 }
@@ -49,12 +43,7 @@ async function twoDevices (t: Test): Promise<{ app: FastifyInstance, phone: Page
   t.teardown(() => app.close())
   await app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  const browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
-  })
-  t.teardown(() => browser.close())
+  const browser = await launch(t)
   const phone = await signIn(browser, base, PHONE, { width: PHONE_WIDTH, height: 844 })
   const laptop = await signIn(browser, base, LAPTOP, { width: 900, height: 700 })
   await phone.reload()
@@ -62,14 +51,7 @@ async function twoDevices (t: Test): Promise<{ app: FastifyInstance, phone: Page
   return { app, phone, laptop }
 }
 
-if (!existsSync(executablePath)) {
-  if (process.env.CI !== undefined) {
-    t.fail(`CI is set but no Chromium at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH`)
-  } else {
-    console.error(`\n!!! SKIPPING the browser test: no Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH) !!!\n`)
-    t.plan(0, 'no Chromium found')
-  }
-} else {
+if (canRunBrowser('the browser test')) {
   t.test('the phone is asked "Was this you?" about the laptop; "No" signs the laptop out', async (t) => {
     const { app, phone, laptop } = await twoDevices(t)
 

@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t from 'tap'
+import { canRunBrowser, launch } from './browser-helper.js'
 import { realtime } from './realtime-helper.js'
 
 /**
@@ -11,8 +11,6 @@ import { realtime } from './realtime-helper.js'
  * next check, and the EventSource's reconnection is refused. Needs Debian's
  * Chromium (or CHROMIUM_PATH); without it the test skips loudly, except on CI.
  */
-const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-
 const PAGE = `<!doctype html><meta charset="utf-8"><title>live</title><body><script>
 window.log = []
 window.start = async () => {
@@ -29,24 +27,12 @@ window.start = async () => {
 }
 </script>`
 
-if (!existsSync(executablePath)) {
-  if (process.env.CI !== undefined) {
-    t.fail(`CI is set but no Chromium at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH`)
-  } else {
-    console.error(`\n!!! SKIPPING the browser test: no Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH) !!!\n`)
-    t.plan(0, 'no Chromium found')
-  }
-} else {
+if (canRunBrowser('the browser test')) {
   t.test('Chromium: a revoked session closes its WebSocket and ends its event stream', async (t) => {
     const { base, app } = await realtime(t, { routes: { prefix: '/sessions' } }, 100, (app) => {
       app.get('/', async (_request, reply) => await reply.type('text/html').send(PAGE))
     })
-    const browser: Browser = await chromium.launch({
-      executablePath,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
-    })
-    t.teardown(() => browser.close())
+    const browser = await launch(t)
 
     async function device (): Promise<Page> {
       const page = await (await browser.newContext()).newPage()

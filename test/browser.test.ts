@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t from 'tap'
 import { DEMO_ADDRESSES } from '../examples/geo.js'
 import { buildServer } from '../examples/server.js'
+import { canRunBrowser, launch, signInToExample } from './browser-helper.js'
 
 /**
  * The "Your devices" page in a real browser: two browser contexts are two
@@ -12,7 +12,6 @@ import { buildServer } from '../examples/server.js'
  * (`apt-get install chromium`, or CHROMIUM_PATH); without it the test skips
  * loudly, except on CI, where it fails.
  */
-const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SCREENSHOT = join(__dirname, '..', 'docs', 'img', 'devices.png')
 
 const DEVICES = {
@@ -28,37 +27,19 @@ const DEVICES = {
   }
 }
 
-if (!existsSync(executablePath)) {
-  if (process.env.CI !== undefined) {
-    t.fail(`CI is set but no Chromium at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH`)
-  } else {
-    console.error(`\n!!! SKIPPING the browser test: no Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH) !!!\n`)
-    t.plan(0, 'no Chromium found')
-  }
-} else {
+if (canRunBrowser('the browser test')) {
   t.test('two devices: both listed and named, one signs the other out', async (t) => {
     const app = await buildServer({ logger: false })
     t.teardown(() => app.close())
     await app.listen({ host: '127.0.0.1', port: 0 })
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 
-    const browser: Browser = await chromium.launch({
-      executablePath,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
-    })
-    t.teardown(() => browser.close())
+    const browser = await launch(t)
 
-    async function device (kind: keyof typeof DEVICES): Promise<{ context: BrowserContext, page: Page }> {
-      const { userAgent, hints } = DEVICES[kind]
-      const context = await browser.newContext({ userAgent, extraHTTPHeaders: hints, viewport: { width: 760, height: 560 }, deviceScaleFactor: 1 })
-      const page = await context.newPage()
-      await page.goto(base)
-      await page.getByLabel('Username').fill('alice')
-      await page.getByLabel('Password').fill('demo-password')
-      await page.getByRole('button', { name: 'Sign in' }).click()
+    async function device (kind: keyof typeof DEVICES): Promise<{ page: Page }> {
+      const { page } = await signInToExample(browser, base, DEVICES[kind])
       await page.locator('#devices').waitFor({ state: 'visible' })
-      return { context, page }
+      return { page }
     }
 
     const laptop = await device('laptop')
@@ -99,27 +80,16 @@ if (!existsSync(executablePath)) {
     t.match(await phone.page.locator('#login-error').textContent(), 'signed out')
     t.equal((await app.sessions.list('user-alice')).length, 1)
   })
-}
 
-if (existsSync(executablePath)) {
   t.test('a sign-in from the other side of the world is challenged, and the code printed in the log lets it in', async (t) => {
     const lines: string[] = []
     const app = await buildServer({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
     t.teardown(() => app.close())
     await app.listen({ host: '127.0.0.1', port: 0 })
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-    const browser: Browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] })
-    t.teardown(() => browser.close())
-
-    async function signIn (address: string): Promise<Page> {
-      const context = await browser.newContext({ userAgent: DEVICES.laptop.userAgent, extraHTTPHeaders: { ...DEVICES.laptop.hints, 'x-forwarded-for': address } })
-      const page = await context.newPage()
-      await page.goto(base)
-      await page.getByLabel('Username').fill('bob')
-      await page.getByLabel('Password').fill('demo-password')
-      await page.getByRole('button', { name: 'Sign in' }).click()
-      return page
-    }
+    const browser = await launch(t)
+    const signIn = async (address: string): Promise<Page> =>
+      (await signInToExample(browser, base, DEVICES.laptop, { username: 'bob', headers: { 'x-forwarded-for': address } })).page
 
     const paris = await signIn(DEMO_ADDRESSES.paris)
     await paris.locator('#devices').waitFor({ state: 'visible' })
