@@ -1,10 +1,11 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import {
   fixed, integer, machine, median, parseFlags, quantile, ratio, requireBuild, ROOT, table, today, versions, writeReportSection
 } from './common.js'
+import { signProofs, type DpopClient } from './dpop.js'
 import type { ServerMessage } from './server.js'
 import { VARIANTS, type Variant } from './variants.js'
 
@@ -13,6 +14,7 @@ const USAGE = `npm run bench -- [options]
 HTTP throughput and p99 latency of each variant in bench/variants.ts, each in
 its own server process, loaded by autocannon from this process. Rounds
 alternate the variants (ABCD ABCD ABCD); the table shows medians over rounds.
+A DPoP variant's requests each carry a fresh proof, signed before the load.
 
   --duration <s>      measured seconds per variant and round   (default 10)
   --warmup <s>        warm-up seconds before each measurement   (default 3)
@@ -57,6 +59,8 @@ interface Sample {
   foreignCores: number
   /** Cores' worth of CPU the server used: well under 1 means the load generator, not the server, set the pace. */
   serverCores: number
+  /** The server's CPU time per answered request, in µs: what a request costs, whoever set the pace. */
+  serverMicros: number
   repeats: number
 }
 
@@ -114,7 +118,7 @@ class Server {
     })
   }
 
-  static async start (variant: Variant): Promise<{ server: Server, port: number, headers: Record<string, string> }> {
+  static async start (variant: Variant): Promise<{ server: Server, port: number, headers: Record<string, string>, dpop: DpopClient | undefined }> {
     const execArgv = ['--import', 'tsx']
     // One directory per variant; Node names each file by pid and thread (tsx's loader thread writes one too: the largest file is the server's).
     if (flags['cpu-prof'] !== '') execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(flags['cpu-prof'], variant.name)}`)
@@ -123,7 +127,7 @@ class Server {
     const ready = await server.#next(30_000)
     if (ready.type !== 'ready') throw new Error(`server ${variant.name} sent ${ready.type} before ready`)
     if (pinning && child.pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', String(CPU_COUNT - 1), String(child.pid)], { stdio: 'ignore' })
-    return { server, port: ready.port, headers: ready.headers }
+    return { server, port: ready.port, headers: ready.headers, dpop: ready.dpop }
   }
 
   async cpuMs (): Promise<number> {
@@ -154,48 +158,95 @@ class Server {
   }
 }
 
+/** Where the load goes and what its requests carry. */
+interface Target {
+  url: string
+  headers: Record<string, string>
+  /** A DPoP client: each request also carries a proof of its own. */
+  dpop: DpopClient | undefined
+}
+
 interface Load { responses: number, elapsedMs: number, latenciesMs: Float64Array }
 
+/** A DPoP variant's rate for sizing its warm-up, before anything was measured. */
+const DPOP_FIRST_GUESS_PER_SEC = 5000
+/** A proof's `iat` may be at most the server's window (60 s by default) old when it arrives. */
+const DPOP_MAX_SIGNING_MS = 30_000
+
+/**
+ * The autocannon options of one run of about `seconds`. A DPoP client's run is
+ * a count of requests instead (`seconds` at `expectedRate`): one proof for each,
+ * all signed before the run starts, so signing does not compete with the load
+ * for the runner's core, and no proof is sent twice (the server would refuse it).
+ */
+async function loadOptions (target: Target, seconds: number, expectedRate: number): Promise<autocannon.Options> {
+  // sampleInt: autocannon checks its duration once per sample; 100 ms lets a smoke run last under a second.
+  const options = { url: target.url, headers: target.headers, connections: flags.connections, duration: seconds, sampleInt: 100 }
+  if (target.dpop === undefined) return options
+  const amount = Math.max(flags.connections, Math.ceil(expectedRate * seconds))
+  const started = performance.now()
+  const proofs = await signProofs(target.dpop, 'GET', target.url, amount)
+  if (performance.now() - started > DPOP_MAX_SIGNING_MS) throw new Error(`signing ${amount} DPoP proofs took over ${DPOP_MAX_SIGNING_MS / 1000} s: the first would be stale; shorten --duration`)
+  let next = 0
+  return {
+    ...options,
+    amount,
+    requests: [{
+      setupRequest: (request) => {
+        const dpop = proofs[next++]
+        if (dpop === undefined) throw new Error('autocannon sent more requests than `amount`: no DPoP proof left')
+        return { ...request, headers: { ...request.headers, dpop } }
+      }
+    }]
+  }
+}
+
 /** One autocannon run; every response must be a 2xx, or the benchmark measures the wrong thing. */
-async function load (url: string, headers: Record<string, string>, seconds: number, record: boolean): Promise<Load> {
+async function load (options: autocannon.Options, record: boolean): Promise<Load> {
   let latencies = new Float64Array(record ? 1 << 16 : 0)
   let responses = 0
   const started = performance.now()
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    // sampleInt: autocannon checks its duration once per sample; 100 ms lets a smoke run last under a second.
-    const instance = autocannon({ url, headers, connections: flags.connections, duration: seconds, sampleInt: 100 }, (err, result) => {
+    const instance = autocannon(options, (err, result) => {
       if (err !== null && err !== undefined) reject(err)
       else resolve(result)
     })
-    if (record) {
-      instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-        if (statusCode < 200 || statusCode > 299) return
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      if (statusCode < 200 || statusCode > 299) return
+      if (record) {
         if (responses === latencies.length) {
           const grown = new Float64Array(latencies.length * 2)
           grown.set(latencies)
           latencies = grown
         }
-        latencies[responses++] = responseTime
-      })
-    }
+        latencies[responses] = responseTime
+      }
+      responses++
+    })
   })
   const elapsedMs = performance.now() - started
   if (result.errors > 0 || result.non2xx > 0) {
-    throw new Error(`${url}: ${result.non2xx} non-2xx responses and ${result.errors} errors: the server does not accept its own login`)
+    throw new Error(`${String(options.url)}: ${result.non2xx} non-2xx responses and ${result.errors} errors: the server refuses what its own client sends (its login, or a DPoP proof)`)
   }
-  return { responses, elapsedMs, latenciesMs: latencies.subarray(0, responses) }
+  return { responses, elapsedMs, latenciesMs: latencies.subarray(0, record ? responses : 0) }
 }
 
 /** Starts a fresh server, warms it up, measures, stops it. */
 async function measure (variant: Variant): Promise<Omit<Sample, 'repeats'>> {
-  const { server, port, headers } = await Server.start(variant)
+  const { server, port, headers, dpop } = await Server.start(variant)
   try {
-    const url = `http://127.0.0.1:${port}/`
-    if (flags.warmup > 0) await load(url, headers, flags.warmup, false)
+    const target: Target = { url: `http://127.0.0.1:${port}/`, headers, dpop }
+    // The warm-up's rate sizes a DPoP run; the CPU counters start after its proofs are signed.
+    let rate = DPOP_FIRST_GUESS_PER_SEC
+    if (flags.warmup > 0) {
+      const warm = await load(await loadOptions(target, flags.warmup, rate), false)
+      rate = warm.responses / (warm.elapsedMs / 1000)
+    }
+    const options = await loadOptions(target, flags.duration, rate)
     const busyBefore = machineBusyMs()
     const ownBefore = ownCpuMs()
     const serverBefore = await server.cpuMs()
-    const run = await load(url, headers, flags.duration, true)
+    const run = await load(options, true)
     const serverUsed = (await server.cpuMs()) - serverBefore
     const ownUsed = ownCpuMs() - ownBefore
     const busyUsed = machineBusyMs() - busyBefore
@@ -203,7 +254,8 @@ async function measure (variant: Variant): Promise<Omit<Sample, 'repeats'>> {
       reqPerSec: run.responses / (run.elapsedMs / 1000),
       p99Ms: quantile(run.latenciesMs, 0.99),
       foreignCores: Math.max(0, busyUsed - serverUsed - ownUsed) / run.elapsedMs,
-      serverCores: serverUsed / run.elapsedMs
+      serverCores: serverUsed / run.elapsedMs,
+      serverMicros: serverUsed * 1000 / run.responses
     }
   } finally {
     await server.stop()
@@ -228,6 +280,8 @@ async function main (): Promise<void> {
   if (runnable.length === 0) throw new Error('no variant to run')
   console.log(`${runnable.length} variants × ${flags.rounds} rounds × (${flags.warmup} s warm-up + ${flags.duration} s), ${flags.connections} connections${pinning ? `, server pinned to CPU ${CPU_COUNT - 1}` : ''}`)
 
+  // The machine may be shared: the report says how busy it was.
+  const loadAtStart = loadavg()[0] ?? NaN
   const samples = new Map<string, Sample[]>(runnable.map((v) => [v.name, []]))
   for (let round = 1; round <= flags.rounds; round++) {
     for (const variant of runnable) {
@@ -241,11 +295,11 @@ async function main (): Promise<void> {
         sample = await measure(variant)
       }
       samples.get(variant.name)?.push({ ...sample, repeats })
-      console.log(`  round ${round} ${variant.name.padEnd(18)} ${integer(sample.reqPerSec).padStart(7)} req/s  p99 ${fixed(sample.p99Ms, 2)} ms  server ${sample.serverCores.toFixed(2)} cores  others ${sample.foreignCores.toFixed(2)} cores`)
+      console.log(`  round ${round} ${variant.name.padEnd(18)} ${integer(sample.reqPerSec).padStart(7)} req/s  p99 ${fixed(sample.p99Ms, 2)} ms  server ${sample.serverCores.toFixed(2)} cores ${fixed(sample.serverMicros, 1)} µs/req  others ${sample.foreignCores.toFixed(2)} cores`)
     }
   }
 
-  const markdown = report(runnable, samples, skipped)
+  const markdown = report(runnable, samples, skipped, [loadAtStart, loadavg()[0] ?? NaN])
   console.log(`\n${markdown}`)
   if ((!flags.smoke && wanted === undefined) || flags.write) {
     console.log(`\nwrote ${writeReportSection('http', markdown)}`)
@@ -270,6 +324,20 @@ function medianRatio (of: Sample[] | undefined, to: Sample[] | undefined): numbe
   const pairs = of.map((sample, i) => [sample, to[i] as Sample] as const)
   const clean = pairs.filter(([a, b]) => isClean(a) && isClean(b))
   return median((clean.length > 0 ? clean : pairs).map(([a, b]) => a.reqPerSec / b.reqPerSec))
+}
+
+/** What a DPoP-bound request costs beside a cookie-bound one on the same store (issue 13). */
+function dpopCost (samples: Map<string, Sample[]>): string[] {
+  const cookie = samples.get('guard-memory')
+  const variants: ReadonlyArray<readonly [alg: string, name: string]> = [['ES256', 'guard-dpop-es256'], ['EdDSA', 'guard-dpop-eddsa']]
+  return variants.map(([alg, name]) => {
+    const own = samples.get(name)
+    if (own === undefined || cookie === undefined) return `- DPoP-bound request, ${alg} proof: not measured (${name} or guard-memory not run)`
+    const micros = median(usable(own).map((s) => s.serverMicros))
+    const cookieMicros = median(usable(cookie).map((s) => s.serverMicros))
+    return `- DPoP-bound request, ${alg} proof, vs cookie-bound (memory store): ${ratio(medianRatio(own, cookie))} the req/s,` +
+      ` ${fixed(micros, 1)} vs ${fixed(cookieMicros, 1)} µs of server CPU per request (+${fixed(micros - cookieMicros, 1)} µs)`
+  })
 }
 
 /** Each target of the issue, met or missed by how much, or why it could not be checked. */
@@ -302,7 +370,7 @@ function targets (samples: Map<string, Sample[]>): string[] {
   ]
 }
 
-function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: Array<{ variant: Variant, reason: string }>): string {
+function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: Array<{ variant: Variant, reason: string }>, load: readonly [start: number, end: number]): string {
   const jwt = samples.get('jwt')
   const session = samples.get('session')
   const bare = samples.get('bare')
@@ -318,21 +386,23 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
       ratio(medianRatio(own, jwt)),
       ratio(medianRatio(own, session)),
       fixed(median(kept.map((s) => s.serverCores)), 2),
+      fixed(median(kept.map((s) => s.serverMicros)), 1),
       `${own.length}${noisy > 0 ? ` (${noisy} noisy)` : ''}`
     ]
   })
   const lines = [
     '## HTTP: throughput and p99 latency',
     '',
-    table(['variant', 'req/s', 'p99 ms', 'vs bare', 'vs @fastify/jwt', 'vs @fastify/session', 'server CPU', 'rounds'], rows),
+    table(['variant', 'req/s', 'p99 ms', 'vs bare', 'vs @fastify/jwt', 'vs @fastify/session', 'server CPU', 'server µs/req', 'rounds'], rows),
     ''
   ]
   for (const { variant, reason } of skipped) lines.push(`- *${variant.label}*: not run (${reason}).`)
   if (skipped.length > 0) lines.push('')
   lines.push('Targets (issues 7 and 17), from this run:', '', ...targets(samples), '')
+  lines.push('DPoP (issue 13), from this run:', '', ...dpopCost(samples), '')
   const pkg = versions(['fastify', '@fastify/jwt', 'fast-jwt', '@fastify/session', '@fastify/cookie', 'lru-cache', 'autocannon'])
   lines.push(
-    `Run on ${today()}: ${machine()}.`,
+    `Run on ${today()}: ${machine()}, load average ${load[0].toFixed(1)} at the start and ${load[1].toFixed(1)} at the end.`,
     `Packages: ${Object.entries(pkg).map(([name, version]) => `${name} ${version}`).join(', ')}.`,
     '',
     'Each variant (bench/variants.ts) is a minimal server in its own process answering `GET /` with a small JSON body,' +
@@ -342,7 +412,13 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
     ' req/s and p99 (every 2xx latency, µs resolution) are medians over rounds; a ratio is the median of the per-round ratios,' +
     ' so both sides of it come from the same round. Any non-2xx response fails the run. "server CPU" is the cores the server' +
     ' process used while measured: near 1 the server is the bottleneck; well below 1 the load generator (one core, shared' +
-    ' with nothing else) could not send faster, and that row\'s req/s and ratios understate the server.',
+    ' with nothing else) could not send faster, and that row\'s req/s and ratios understate the server. "server µs/req" is the' +
+    ' server\'s CPU time divided by the requests it answered: the cost of a request whoever set the pace.',
+    '',
+    'A DPoP-bound row logs in with a `DPoP` proof of a fresh key (ES256 or EdDSA, made with `jose`); every request then' +
+    ' sends `Authorization: DPoP <token>` and a proof of its own (`jti`, `iat`, `ath`, `htm`, `htu`), which the server checks' +
+    ' and records as used. The runner signs all the proofs of a run before it starts, so signing does not compete with the' +
+    ' load: that run is a count of requests (its warm-up\'s rate times the duration, one proof each) rather than a duration.',
     '',
     'Noise guard: during each measurement the runner reads the machine\'s busy CPU time (`os.cpus()`) and subtracts its own' +
     ' (`process.cpuUsage()`) and the server\'s (asked over IPC); what is left was used by other processes. When that exceeds' +

@@ -13,12 +13,17 @@ import { Redis } from 'ioredis'
 import { Client } from 'pg'
 import type { SessionGuardOptions } from 'fastify-session-guard'
 import { ROOT } from './common.js'
+import { newDpopKey, signProofs, type DpopAlgorithm, type DpopClient } from './dpop.js'
 
 /**
  * The HTTP benchmark's variants: one minimal server each, serving `GET /`
  * with the same small JSON body, so the only difference is the auth check.
  * Every server logs in once before it listens and hands the runner the
  * headers a logged-in client sends.
+ *
+ * A DPoP-bound client cannot send fixed headers: each request needs a fresh
+ * proof. Such a variant hands over its key as well (`dpop`), and the runner
+ * signs one proof per request before the load starts.
  *
  * Adding a variant is one entry in `VARIANTS`. A variant whose prerequisite
  * is not there yet (a store not merged, a fixture not written, no Redis
@@ -41,6 +46,8 @@ export interface Served {
   readonly headers: Record<string, string>
   /** Runs after the app has closed: removes what the variant left outside the process. */
   readonly cleanup?: () => Promise<void>
+  /** A DPoP-bound client: every request also carries a `DPoP` proof signed with this key. */
+  readonly dpop?: DpopClient
 }
 
 /** Shared by every variant that signs tokens; HS256 everywhere. */
@@ -134,6 +141,16 @@ export const VARIANTS: readonly Variant[] = [
     setup: async () => ({ ...await guardServer({ store: postgresStore({ connection: POSTGRES_URL, schema: POSTGRES_SCHEMA, migrate: true }) }), cleanup: dropPostgresSchema })
   },
   {
+    name: 'guard-dpop-es256',
+    label: 'session guard, memory store, DPoP-bound (ES256 proofs)',
+    setup: async () => await dpopGuardServer('ES256')
+  },
+  {
+    name: 'guard-dpop-eddsa',
+    label: 'session guard, memory store, DPoP-bound (EdDSA proofs)',
+    setup: async () => await dpopGuardServer('EdDSA')
+  },
+  {
     name: 'guard-device',
     label: 'session guard, memory store, full device metadata',
     setup: async () => await guardServer(DEVICE_OPTIONS, firstUserAgent())
@@ -156,15 +173,21 @@ const DEVICE_OPTIONS: Partial<SessionGuardOptions> = {
   resolveLocation: () => ({ country: 'FR', city: 'Paris', latitude: 48.8566, longitude: 2.3522 })
 }
 
-/** The guard on `GET /`, after one real login through `reply.issueSession`. */
-async function guardServer (options: Partial<SessionGuardOptions>, userAgent?: string): Promise<Served> {
+/** The guard on `GET /`, and a login route answering what `reply.issueSession` gives. */
+async function guardApp (options: Partial<SessionGuardOptions>): Promise<FastifyInstance> {
   const app = Fastify()
   await app.register(sessionGuard, { secret: SECRET, ...options })
   app.post('/login', async (_request, reply) => {
-    const { accessToken } = await reply.issueSession({ userId: USER, claims: { role: 'member' } })
-    return { accessToken }
+    const { accessToken, tokenType } = await reply.issueSession({ userId: USER, claims: { role: 'member' } })
+    return { accessToken, tokenType }
   })
   app.get(BODY_ROUTE, { onRequest: app.requireSession }, async (request) => ({ user: (request.user as { sub: string }).sub }))
+  return app
+}
+
+/** The guard after one real login through `reply.issueSession`: a browser's, bound to the fingerprint cookie. */
+async function guardServer (options: Partial<SessionGuardOptions>, userAgent?: string): Promise<Served> {
+  const app = await guardApp(options)
   const agent: Record<string, string> = userAgent === undefined ? {} : { 'user-agent': userAgent }
   const login = await app.inject({ method: 'POST', url: '/login', headers: agent })
   const fingerprint = login.cookies.find((c) => c.name === '__Host-sg-fp')
@@ -174,6 +197,18 @@ async function guardServer (options: Partial<SessionGuardOptions>, userAgent?: s
     app,
     headers: { ...agent, authorization: `Bearer ${accessToken}`, cookie: `__Host-sg-fp=${fingerprint.value}` }
   }
+}
+
+/** The guard after one DPoP login (a proof made by a fresh `alg` key): a native app's session, bound to that key. */
+async function dpopGuardServer (alg: DpopAlgorithm): Promise<Served> {
+  const app = await guardApp({ dpop: { algorithms: [alg] } })
+  const key = await newDpopKey(alg)
+  // inject's requests come to http://localhost:80.
+  const [proof] = await signProofs(key, 'POST', 'http://localhost/login', 1)
+  const login = await app.inject({ method: 'POST', url: '/login', headers: { dpop: proof } })
+  const { accessToken, tokenType } = login.json<{ accessToken?: string, tokenType?: string }>()
+  if (login.statusCode !== 200 || tokenType !== 'DPoP' || accessToken === undefined) throw new Error(`DPoP login failed: ${login.statusCode} ${login.body}`)
+  return { app, headers: { authorization: `DPoP ${accessToken}` }, dpop: { ...key, accessToken } }
 }
 
 /** A benchmark leaves nothing in the Redis it borrowed: the keys it wrote expire in up to 90 days. */

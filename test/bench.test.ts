@@ -39,7 +39,11 @@ t.test('npm run bench -- --smoke: every variant has a row or a reason', async (t
   const { code, stdout, stderr } = await run('http.ts', ['--smoke'])
   t.equal(code, 0, stderr)
   t.match(stdout, /\| variant +\| +req\/s \| p99 ms \| vs bare \| vs @fastify\/jwt \| vs @fastify\/session \|/)
-  for (const label of ['bare Fastify (no auth)', '@fastify/jwt only (request.jwtVerify, HS256)', '@fastify/session (memory store)', 'session guard, memory store']) {
+  // The DPoP rows sign a proof per request: a proof the server refuses (replayed, stale, wrong URL) is a non-2xx, which fails the run.
+  for (const label of [
+    'bare Fastify (no auth)', '@fastify/jwt only (request.jwtVerify, HS256)', '@fastify/session (memory store)', 'session guard, memory store',
+    'session guard, memory store, DPoP-bound (ES256 proofs)', 'session guard, memory store, DPoP-bound (EdDSA proofs)'
+  ]) {
     t.match(stdout, new RegExp(`\\| ${label.replace(/[()/.]/g, '\\$&')} +\\| +[\\d,]+ \\| +[\\d.]+ \\|`), label)
   }
   for (const label of [
@@ -49,6 +53,8 @@ t.test('npm run bench -- --smoke: every variant has a row or a reason', async (t
   ]) {
     t.ok(rowOrSkip(stdout, label), label)
   }
+  t.match(stdout, /- DPoP-bound request, ES256 proof, vs cookie-bound \(memory store\): [\d.]+× the req\/s, [\d.]+ vs [\d.]+ µs of server CPU per request/)
+  t.match(stdout, /- DPoP-bound request, EdDSA proof, vs cookie-bound \(memory store\): [\d.]+× the req\/s, [\d.]+ vs [\d.]+ µs of server CPU per request/)
   t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
 })
 
