@@ -67,7 +67,7 @@ export function machine (): string {
 
 const REPORT = join(ROOT, 'docs', 'benchmarks.md')
 /** The report's sections, in the order they appear. */
-const SECTIONS = ['http', 'store', 'memory', 'geo']
+const SECTIONS = ['http', 'store', 'memory', 'geo', 'cluster']
 
 const INTRO = `# Benchmarks
 
@@ -75,7 +75,7 @@ Measured by the scripts in \`bench/\`; each section below is rewritten by the co
 so sections may come from different runs. Figures depend on the machine: compare the ratios measured in
 the same run, not absolute numbers across machines.
 
-All four commands first build \`dist/\` and measure that build (what users run); the scripts themselves run
+The \`bench*\` commands first build \`dist/\` and measure that build (what users run); the scripts themselves run
 under \`tsx\`. Each accepts \`--smoke\` (tiny sizes, writes nothing) and \`--help\`.
 `
 

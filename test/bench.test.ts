@@ -103,6 +103,19 @@ t.test('npm run bench:geo -- --smoke: the cost of each kind of lookup on the exa
   t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
 })
 
+t.test('npm run bench:cluster -- --smoke: each master\'s commands, with one stats shard and with 32', async (t) => {
+  t.setTimeout(90_000)
+  const { code, stdout, stderr } = await run('cluster.ts', ['--smoke'])
+  t.equal(code, 0, stderr)
+  t.match(stdout, /\| stats layout \| master +\| +commands \| vs mean +\|/)
+  for (const layout of ['one shard', '32 shards']) {
+    for (const master of [1, 2, 3]) {
+      t.match(stdout, new RegExp(`\\| ${layout} +\\| master ${master} \\| +[\\d,]+ \\| [+-][\\d.]+ % +\\|`), `${layout}, master ${master}`)
+    }
+  }
+  t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
+})
+
 t.test('bench:memory refuses to run without --expose-gc rather than print made-up figures', async (t) => {
   t.setTimeout(60_000)
   const { code, stderr } = await run('memory.ts', ['--smoke'])

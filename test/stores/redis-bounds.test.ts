@@ -2,7 +2,7 @@ import t from 'tap'
 import type { SessionRecord } from '../../lib/session.js'
 import { redisStore } from '../../lib/stores/redis/index.js'
 import { build, EPOCH, MINUTE } from '../helper.js'
-import { deleteKeys, leftNoKeys, REDIS_URL, redisTest, storeFor, testClient, uniquePrefix } from './redis-helper.js'
+import { deleteKeys, leftNoKeys, REDIS_URL, redisTest, statsKeys, storeFor, testClient, uniquePrefix } from './redis-helper.js'
 
 /**
  * One account hammering the store: thousands of logins and logouts (and
@@ -46,9 +46,9 @@ redisTest(t, `${CYCLES} logins and logouts of one user leave a bounded amount in
   }
   const keys = await admin.keys(`${prefix}*`)
   t.ok(keys.length <= 2 * LIMIT + 8, `${keys.length} keys: the live sessions and their lookups, the index, the version, the stats`)
-  const markers = await admin.zcard(`${prefix}{stats}:removed:alice`)
+  const markers = await admin.zcard(statsKeys(prefix, 'alice').removed)
   t.ok(markers <= 32, `${markers} removal markers, at most 32`)
-  t.ok(await admin.pttl(`${prefix}{stats}:removed:alice`) <= MINUTE, 'kept a minute, not until the sessions\' deadlines')
+  t.ok(await admin.pttl(statsKeys(prefix, 'alice').removed) <= MINUTE, 'kept a minute, not until the sessions\' deadlines')
   let bytes = 0
   for (const key of keys) bytes += Number(await admin.memory('USAGE', key))
   t.ok(bytes <= MAX_BYTES, `${bytes} bytes in Redis, at most ${MAX_BYTES}`)

@@ -5,10 +5,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, Redis } from 'ioredis'
 import t from 'tap'
+import type { SessionRecord } from '../../lib/session.js'
 import { redisStore } from '../../lib/stores/redis/index.js'
+import { statsTags } from '../../lib/stores/redis/keys.js'
 import { TestClock } from '../helper.js'
 import { conformance } from '../../lib/testing/index.js'
 import { deleteKeys, freePort, redisFactory, serverTest, startServer, TEST_CLIENT_OPTIONS, uniquePrefix, waitFor } from './redis-helper.js'
+
+/** A session of `userId` that lives a minute idle, two in all, from `now`. */
+function sessionOf (userId: string, id: string, now: number): SessionRecord {
+  return { id, userId, fingerprintHash: 'fp', createdAt: now, lastSeenAt: now, idleExpiresAt: now + 60_000, absoluteExpiresAt: now + 120_000, remembered: false }
+}
 
 const clusterOptions = {
   redisOptions: TEST_CLIENT_OPTIONS,
@@ -61,6 +68,33 @@ serverTest(t, 'a three-master Redis Cluster keeps the store contract', async (t)
     await conformance(t, redisFactory({ client, localCache: true }, () => admin), { rotationRuns: 20 })
   })
 
+  await t.test('the stats shards spread over the masters: each takes its share of the logins\' bookkeeping', async (t) => {
+    const tags = statsTags(32)
+    for (const [n, tag] of tags.entries()) {
+      const slot = await admin.cluster('KEYSLOT', `{${tag}}`) as number
+      t.ok(slot >= n * 512 && slot < (n + 1) * 512, `{${tag}} in slot ${slot}, in the ${n}th of 32 ranges (as Redis computes it)`)
+    }
+    const prefix = uniquePrefix()
+    t.teardown(async () => await deleteKeys(admin, prefix))
+    const clock = new TestClock()
+    const store = redisStore({ cluster: { nodes, options: clusterOptions }, prefix })
+    t.teardown(() => store.close())
+    await store.open({ now: clock.read, onRemoved: () => {} })
+    const users = Array.from({ length: 300 }, (_, n) => `user-${n}`)
+    for (const userId of users) {
+      await store.create(sessionOf(userId, `${userId}-s`, clock.now), { max: 3, onLimit: 'evict-oldest' }, clock.now)
+    }
+    t.match(await store.stats(clock.now), { sessions: 300, users: 300, sessionsPerUser: { 1: 300 } }, 'the sum of every shard')
+    // Users per master's stats keys: each user's sizes entry lives in one shard, on one master.
+    const shares = await Promise.all(admin.nodes('master').map(async (node) => {
+      let users = 0
+      for (const key of await node.keys(`${prefix}{stats:*}:sizes`)) users += await node.hlen(key)
+      return users
+    }))
+    t.equal(shares.reduce((sum, share) => sum + share, 0), 300, `every user counted once: ${shares.join(' + ')}`)
+    for (const share of shares) t.ok(share > 300 / 3 * 0.75 && share < 300 / 3 * 1.25, `${share} users' bookkeeping on one master, within 25 % of 100`)
+  })
+
   await t.test('an invalidation published on one master reaches a subscriber on any', async (t) => {
     const prefix = uniquePrefix()
     t.teardown(async () => await deleteKeys(admin, prefix))
@@ -79,16 +113,7 @@ serverTest(t, 'a three-master Redis Cluster keeps the store contract', async (t)
     // Users on several slots (so on several masters), each cached on A then revoked on B.
     for (const userId of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
       const id = `${userId}-session`
-      const session = {
-        id,
-        userId,
-        fingerprintHash: 'fp',
-        createdAt: clock.now,
-        lastSeenAt: clock.now,
-        idleExpiresAt: clock.now + 60_000,
-        absoluteExpiresAt: clock.now + 120_000,
-        remembered: false
-      }
+      const session = sessionOf(userId, id, clock.now)
       await a!.create(session, limit, clock.now)
       t.ok(await a!.get(id, clock.now), `${userId}: cached on A`)
       t.ok(await b!.revoke(id, clock.now), `${userId}: revoked on B`)

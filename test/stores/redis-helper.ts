@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { Redis, type Cluster } from 'ioredis'
 import type { Test } from 'tap'
 import type { SessionRecord } from '../../lib/session.js'
+import { KeyLayout } from '../../lib/stores/redis/keys.js'
 import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/stores/redis/index.js'
 import type { StoreFactory } from '../../lib/testing/index.js'
 import { EPOCH, MINUTE } from '../helper.js'
@@ -33,6 +34,15 @@ export function testClient (url = REDIS_URL): Redis {
 const PREFIXES = new Set<string>()
 
 /** A key prefix no other test shares. */
+/**
+ * A user's stats keys by name (`removed` is the user's markers), in the shard
+ * the default layout gives the user, without the prefix when it is ''.
+ */
+export function statsKeys (prefix: string, userId: string): Record<'sessions' | 'users' | 'removed' | 'sizes' | 'sized' | 'hist', string> {
+  const [sessions, users, removed, sizes, sized, hist] = new KeyLayout(prefix, 32).stats(userId) as [string, string, string, string, string, string]
+  return { sessions, users, removed, sizes, sized, hist }
+}
+
 export function uniquePrefix (): string {
   const prefix = `sgtest:${randomBytes(6).toString('hex')}:`
   PREFIXES.add(prefix)

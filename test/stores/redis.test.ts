@@ -3,7 +3,7 @@ import t from 'tap'
 import { CLOCK_SKEW_ALLOWANCE_MS, type SessionRecord } from '../../lib/session.js'
 import { redisStore, RedisStore } from '../../lib/stores/redis/index.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
-import { deleteKeys, freePort, leftNoKeys, REDIS_URL, redisTest, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
+import { deleteKeys, freePort, leftNoKeys, REDIS_URL, redisTest, statsKeys, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
 
 const admin = testClient()
 t.teardown(() => admin.disconnect())
@@ -39,6 +39,9 @@ t.test('options are checked when the store is made, as strictly as the plugin\'s
     [{ client, localCache: { max: 1.5 } }, /"redisStore.localCache.max"/],
     [{ client, localCache: { ttlMs: -1 } }, /"redisStore.localCache.ttlMs": must be a positive number/],
     [{ client, localCache: { ttlMs: Number.POSITIVE_INFINITY } }, /"redisStore.localCache.ttlMs"/],
+    [{ client, statsShards: 0 }, /"redisStore.statsShards": must be a whole number from 1 to 256, got 0/],
+    [{ client, statsShards: 257 }, /"redisStore.statsShards"/],
+    [{ client, statsShards: 2.5 }, /"redisStore.statsShards"/],
     // Misspelt names, at every level, are refused rather than silently left at their defaults.
     [{ client, localcache: true } as Parameters<typeof redisStore>[0], /"redisStore.localcache": is not an option/],
     [{ client, localCache: { maxSize: 10 } } as Parameters<typeof redisStore>[0], /"redisStore.localCache.maxSize": is not an option/],
@@ -51,6 +54,8 @@ t.test('options are checked when the store is made, as strictly as the plugin\'s
   t.ok(redisStore({ client, localCache: { max: 10, ttlMs: 100 } }) instanceof RedisStore)
   t.ok(redisStore({ client, closeClient: false, localCache: false, prefix: 'p:', commandTimeoutMs: 5 }) instanceof RedisStore)
   t.ok(redisStore({ cluster: { nodes: [] } }) instanceof RedisStore)
+  t.ok(redisStore({ client, statsShards: 1 }) instanceof RedisStore)
+  t.ok(redisStore({ client, statsShards: 256 }) instanceof RedisStore)
 })
 
 t.test('a store that was never opened says so', async (t) => {
@@ -112,8 +117,9 @@ redisTest(t, 'every key has a TTL: the time left until its session can no longer
   near(await ttl(`${prefix}{u:alice}:s:session-1`), 10 * MINUTE, 'session: until the idle deadline')
   near(await ttl(`${prefix}{u:alice}:i`), 10 * MINUTE, 'index: until its latest session ends')
   near(await ttl(`${prefix}id:{session-1}`), 60 * MINUTE, 'lookup: until the absolute deadline')
-  near(await ttl(`${prefix}{stats}:sessions`), 10 * MINUTE, 'stats: until their latest deadline')
-  near(await ttl(`${prefix}{stats}:users`), 10 * MINUTE, 'stats: until their latest deadline')
+  const stats = statsKeys(prefix, 'alice')
+  near(await ttl(stats.sessions), 10 * MINUTE, 'stats: until their latest deadline')
+  near(await ttl(stats.users), 10 * MINUTE, 'stats: until their latest deadline')
 
   clock.advance(5 * MINUTE)
   await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE }, clock.now)
@@ -125,17 +131,17 @@ redisTest(t, 'every key has a TTL: the time left until its session can no longer
 
   const keys = await admin.keys(`${prefix}*`)
   t.strictSame(keys.sort(), [
-    'id:{session-1}', '{stats}:hist', '{stats}:sessions', '{stats}:sized', '{stats}:sizes', '{stats}:users',
-    '{u:alice}:i', '{u:alice}:s:session-1', '{u:alice}:v'
-  ].map((key) => prefix + key).sort())
+    ...['id:{session-1}', '{u:alice}:i', '{u:alice}:s:session-1', '{u:alice}:v'].map((key) => prefix + key),
+    stats.hist, stats.sessions, stats.sized, stats.sizes, stats.users
+  ].sort())
   for (const key of keys) t.ok(await ttl(key) > 0, `${key} expires`)
-  near(await ttl(`${prefix}{stats}:hist`), 30 * MINUTE, 'the histogram: until its latest user\'s deadline')
+  near(await ttl(stats.hist), 30 * MINUTE, 'the histogram: until its latest user\'s deadline')
   near(await ttl(`${prefix}{u:alice}:v`), 30 * MINUTE + 24 * 60 * MINUTE - CLOCK_SKEW_ALLOWANCE_MS, 'the size version: a day past its latest deadline')
   await store.revoke(session.id, clock.now)
-  t.strictSame((await admin.keys(`${prefix}*`)).sort(), ['{stats}:removed:alice', '{stats}:sized', '{stats}:sizes', '{u:alice}:v'].map((key) => prefix + key).sort(),
+  t.strictSame((await admin.keys(`${prefix}*`)).sort(), [stats.removed, stats.sized, stats.sizes, `${prefix}{u:alice}:v`].sort(),
     'a revoke leaves the tombstone and the marker for the stats, and the size version')
-  near(await ttl(`${prefix}{stats}:removed:alice`), MINUTE - CLOCK_SKEW_ALLOWANCE_MS, 'the tombstone: a minute, whatever the session\'s deadline')
-  t.ok(await ttl(`${prefix}{stats}:sizes`) >= MINUTE - 5000, 'the marker of a user with none left: at least a minute (a TTL is never shortened)')
+  near(await ttl(stats.removed), MINUTE - CLOCK_SKEW_ALLOWANCE_MS, 'the tombstone: a minute, whatever the session\'s deadline')
+  t.ok(await ttl(stats.sizes) >= MINUTE - 5000, 'the marker of a user with none left: at least a minute (a TTL is never shortened)')
 
   await store.increment('attempts', 2 * MINUTE, clock.now)
   near(await ttl(`${prefix}c:attempts`), 2 * MINUTE - CLOCK_SKEW_ALLOWANCE_MS, 'a counter: its window')
@@ -208,7 +214,7 @@ redisTest(t, 'a user\'s size reaches the histogram in version order, whatever or
   await store.create(record({ id: 'one' }), LIMIT, clock.now)
   await store.create(record({ id: 'two' }), LIMIT, clock.now)
   t.strictSame((await store.stats(clock.now)).sessionsPerUser, { 2: 1 })
-  const keys = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist'].map((name) => `${prefix}{stats}:${name}`)
+  const keys = Object.values(statsKeys(prefix, 'alice'))
   const account = (store.client as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>).sessionGuardAccount!
   // The follow-up of the first create (size 1, version 1) arriving after the second's.
   await account.call(store.client, ...keys, clock.now, 'alice', clock.now + MINUTE, 1, 1)
@@ -262,7 +268,7 @@ redisTest(t, 'a later now never shortens a TTL: the index outlives its members w
   const ahead = EPOCH + 10 * MINUTE - 1
   t.ok(await store.get(session.id, ahead))
   t.same((await store.listUser('alice', ahead)).map((s) => s.id), [session.id])
-  for (const key of [`${prefix}{u:alice}:i`, `${prefix}{u:alice}:s:session-1`, `${prefix}{stats}:sessions`]) {
+  for (const key of [`${prefix}{u:alice}:i`, `${prefix}{u:alice}:s:session-1`, statsKeys(prefix, 'alice').sessions]) {
     t.ok(await admin.pttl(key) > 9 * MINUTE, `${key} kept its TTL`)
   }
   await new Promise((resolve) => setTimeout(resolve, 20))
@@ -271,3 +277,23 @@ redisTest(t, 'a later now never shortens a TTL: the index outlives its members w
 })
 
 leftNoKeys(t)
+
+redisTest(t, 'stats() sums its shards exactly, whatever their number; a user\'s bookkeeping stays in one shard', async (t) => {
+  const users = Array.from({ length: 40 }, (_, n) => `user-${n}`)
+  for (const statsShards of [1, 3, 32]) {
+    const prefix = uniquePrefix()
+    t.teardown(async () => await deleteKeys(admin, prefix))
+    const store = storeFor(t, { connection: REDIS_URL, prefix, statsShards })
+    await store.open({ now: () => EPOCH, onRemoved: () => {} })
+    for (const [n, userId] of users.entries()) {
+      // 1, 2 or 3 sessions each, then one of the threes logs out once.
+      for (let k = 0; k <= n % 3; k++) await store.create(record({ id: `${userId}-${k}`, userId }), LIMIT, EPOCH)
+    }
+    await store.revoke('user-2-0', EPOCH)
+    t.strictSame(await store.stats(EPOCH), {
+      sessions: 14 * 1 + 13 * 2 + 13 * 3 - 1, users: 40, evictions: 0, expirations: 0, sessionsPerUser: { 1: 14, 2: 14, 3: 12 }
+    }, `${statsShards} shard(s)`)
+    const shards = new Set((await admin.keys(`${prefix}{stats:*}:sizes`)).map((key) => key.slice(prefix.length)))
+    t.ok(statsShards === 1 ? shards.size === 1 : shards.size > statsShards / 3, `${shards.size} of ${statsShards} shard(s) hold users`)
+  }
+})

@@ -7,6 +7,8 @@ import { redisStore, RedisStore, type RedisClient, type RedisStoreOptions } from
 expectType<RedisStore>(redisStore({ connection: 'redis://127.0.0.1:6379', localCache: true }))
 expectAssignable<SessionStore>(redisStore({ connection: 'redis://127.0.0.1:6379' }))
 expectAssignable<RedisStoreOptions>({ connection: 'redis://127.0.0.1:6379', prefix: 'app:' })
+expectAssignable<RedisStoreOptions>({ cluster: { nodes: [{ host: '127.0.0.1', port: 7000 }] }, statsShards: 64 })
+expectError(redisStore({ connection: 'redis://127.0.0.1:6379', statsShards: '64' }))
 expectError(main.redisStore)
 
 // Any client of the shape the store calls: ioredis 6 and 5, standalone or Cluster, and iovalkey.

@@ -1,7 +1,11 @@
+import slotOf from 'cluster-key-slot'
+
 /** Session ids become parts of keys: the plugin's are base64url. */
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/
 /** The keys behind `stats()`, in the order the stats scripts take them. */
 const STATS_KEYS = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist']
+/** The hash slots of a Redis Cluster. */
+const SLOTS = 16384
 
 /**
  * The store's keys. After the prefix:
@@ -10,9 +14,10 @@ const STATS_KEYS = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist']
  * - `id:{<sessionId>}` the session's user id, a string;
  * - `{u:<userId>}:h` the user's login history, a stream (`history.ts`);
  * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
- * - `{stats}:sessions`, `{stats}:users`, `{stats}:sizes`, `{stats}:sized`,
- *   `{stats}:hist` the bookkeeping behind `stats()`, and `{stats}:removed:<userId>`
- *   the user's latest removals (at most 32, for a minute after the last);
+ * - `{stats:<n>:<k>}:sessions`, `…:users`, `…:sizes`, `…:sized`, `…:hist`
+ *   the bookkeeping behind `stats()`, in `statsShards` shards, and
+ *   `{stats:<n>:<k>}:removed:<userId>` the user's latest removals (at most 32,
+ *   for a minute after the last), in the user's shard (see `statsTags`);
  * - `c:<key>` a counter (`increment`, `decrement`), a hash that lives its window after its last event;
  * - channel `invalidate`, the local caches' invalidations.
  *
@@ -26,12 +31,15 @@ const STATS_KEYS = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist']
  */
 export class KeyLayout {
   readonly #prefix: string
+  /** The hash tag of each stats shard, the n-th of a slot in the n-th of as many equal slot ranges. */
+  readonly #statsTags: readonly string[]
   #clientPrefix = ''
   /** The channel of the local caches' invalidations. */
   readonly channel: string
 
-  constructor (prefix: string) {
+  constructor (prefix: string, statsShards: number) {
     this.#prefix = prefix
+    this.#statsTags = statsTags(statsShards)
     this.channel = `${prefix}invalidate`
   }
 
@@ -46,11 +54,22 @@ export class KeyLayout {
   /** The session key base as a script sees it, to build the keys of a user's sessions itself. */
   scriptBase (userId: string): string { return this.#clientPrefix + this.#sessionBase(userId) }
   lookup (id: string): string { return `${this.#prefix}id:{${id}}` }
-  /** The stats keys; with `userId`, the third is that user's removal markers (the follow-up's), else the shared name (unused). */
-  stats (userId?: string): string[] {
-    const keys = STATS_KEYS.map((name) => `${this.#prefix}{stats}:${name}`)
-    if (userId !== undefined) keys[2] = `${keys[2] as string}:${userId}`
+  /**
+   * The stats keys of the user's shard, the third being the user's removal
+   * markers: the shard whose slot range holds the user's own slot, so on a
+   * Cluster whose masters own whole ranges the follow-up goes to the master
+   * that ran the user's script.
+   */
+  stats (userId: string): string[] {
+    const shard = Math.floor(slotOf(this.index(userId)) * this.#statsTags.length / SLOTS)
+    const keys = this.#statsShard(this.#statsTags[shard] as string)
+    keys[2] = `${keys[2] as string}:${userId}`
     return keys
+  }
+
+  /** The stats keys of every shard, as the stats script takes them (the third unused). */
+  statsShards (): string[][] {
+    return this.#statsTags.map((tag) => this.#statsShard(tag))
   }
 
   counter (key: string): string { return `${this.#prefix}c:${key}` }
@@ -76,6 +95,29 @@ export class KeyLayout {
   }
 
   #sessionBase (userId: string): string { return `${this.#prefix}{u:${userId}}:s:` }
+  #statsShard (tag: string): string[] { return STATS_KEYS.map((name) => `${this.#prefix}{${tag}}:${name}`) }
+}
+
+/**
+ * The hash tags of `shards` stats shards: shard n is `stats:<n>:<k>` with the
+ * smallest k whose slot lies in the n-th of `shards` equal ranges of the 16384
+ * slots. Spread so, the shards split evenly over any Cluster whose masters own
+ * equal contiguous ranges (what `redis-cli --cluster create` and `rebalance`
+ * make), and no master takes every login's bookkeeping.
+ */
+export function statsTags (shards: number): string[] {
+  const tags: string[] = []
+  for (let n = 0; n < shards; n++) {
+    const [from, to] = [Math.ceil(n * SLOTS / shards), Math.ceil((n + 1) * SLOTS / shards)]
+    let k = 0
+    while (!inRange(slotOf(`{stats:${n}:${k}}`), from, to)) k++
+    tags.push(`stats:${n}:${k}`)
+  }
+  return tags
+}
+
+function inRange (slot: number, from: number, to: number): boolean {
+  return slot >= from && slot < to
 }
 
 /** Refuses a session id that could not safely be part of a key. */

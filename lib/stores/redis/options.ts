@@ -54,6 +54,14 @@ export interface RedisStoreOptions {
    * @default undefined (no wait: Redis replicates asynchronously)
    */
   durability?: DurabilityOptions
+  /**
+   * Shards of the bookkeeping behind `stats()`: each user's follow-ups go to
+   * one, and `stats()` reads them all. On a Cluster the shards' hash tags are
+   * spread evenly over the slots, so the masters share these writes; give at
+   * least three shards per master. From 1 to 256.
+   * @default 32
+   */
+  statsShards?: number
 }
 
 export interface DurabilityOptions {
@@ -89,6 +97,7 @@ export interface Settings {
   localCache: Required<LocalCacheOptions> | undefined
   /** `undefined` without waiting for replicas. */
   durability: Required<DurabilityOptions> | undefined
+  statsShards: number
 }
 
 const DEFAULT_PREFIX = 'sg:'
@@ -96,12 +105,14 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 1000
 const DEFAULT_CACHE_MAX = 10_000
 const DEFAULT_CACHE_TTL_MS = 5000
 const DEFAULT_DURABILITY_TIMEOUT_MS = 50
+const DEFAULT_STATS_SHARDS = 32
+const MAX_STATS_SHARDS = 256
 const DURABILITY_NAMES: OptionNames<DurabilityOptions> = { replicas: true, timeoutMs: true }
 
 /** Errors name an option by its path under the factory: `redisStore.localCache.max`. */
 const PATH = 'redisStore'
 const OPTION_NAMES: OptionNames<RedisStoreOptions> = {
-  client: true, closeClient: true, connection: true, cluster: true, prefix: true, commandTimeoutMs: true, localCache: true, durability: true
+  client: true, closeClient: true, connection: true, cluster: true, prefix: true, commandTimeoutMs: true, localCache: true, durability: true, statsShards: true
 }
 const CLUSTER_OPTION_NAMES: OptionNames<NonNullable<RedisStoreOptions['cluster']>> = { nodes: true, options: true }
 const LOCAL_CACHE_OPTION_NAMES: OptionNames<LocalCacheOptions> = { max: true, ttlMs: true }
@@ -111,7 +122,7 @@ const LOCAL_CACHE_OPTION_NAMES: OptionNames<LocalCacheOptions> = { max: true, tt
  * misspelt or bad option fails at startup with `FST_SESSION_GUARD_INVALID_OPTION`, naming it.
  */
 export function settingsOf (options: RedisStoreOptions): Settings {
-  const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false, durability } = section(options, OPTION_NAMES, PATH)
+  const { client, connection, cluster, prefix = DEFAULT_PREFIX, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, localCache = false, durability, statsShards = DEFAULT_STATS_SHARDS } = section(options, OPTION_NAMES, PATH)
   const sources = [client, connection, cluster].filter((source) => source !== undefined).length
   if (sources !== 1) {
     throw new InvalidOptionError(PATH, 'give exactly one of "client", "connection" or "cluster"')
@@ -135,9 +146,13 @@ export function settingsOf (options: RedisStoreOptions): Settings {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
     throw new InvalidOptionError(`${PATH}.localCache.ttlMs`, `must be a positive number, got ${String(ttlMs)}`)
   }
+  if (!Number.isSafeInteger(statsShards) || statsShards < 1 || statsShards > MAX_STATS_SHARDS) {
+    throw new InvalidOptionError(`${PATH}.statsShards`, `must be a whole number from 1 to ${MAX_STATS_SHARDS}, got ${String(statsShards)}`)
+  }
   return {
     prefix,
     commandTimeoutMs,
+    statsShards,
     localCache: localCache === false ? undefined : { max, ttlMs },
     durability: durability === undefined ? undefined : durabilityOf(durability, commandTimeoutMs, cluster !== undefined)
   }

@@ -75,10 +75,10 @@ export class RedisStore implements SessionStore {
   #context: StoreContext = { now: Date.now, onRemoved: noop }
 
   constructor (options: RedisStoreOptions) {
-    const { prefix, commandTimeoutMs, localCache, durability } = settingsOf(options)
+    const { prefix, commandTimeoutMs, localCache, durability, statsShards } = settingsOf(options)
     this.#durability = durability
     this.#connection = new Connection(options, commandTimeoutMs)
-    this.#keys = new KeyLayout(prefix)
+    this.#keys = new KeyLayout(prefix, statsShards)
     this.#commands = new SessionCommands(this.#connection, this.#keys, this.#decode)
     this.#lookups = new UserLookups(this.#connection, this.#keys)
     this.#stats = new StatsBook(this.#connection, this.#keys)

@@ -119,8 +119,8 @@ return 1
 `
 
 /**
- * KEYS: sessions, users, (unused), sizes, sized, hist. ARGV: now. Prunes what
- * has ended and counts the rest: { sessions, users, histogram as a flat list }.
+ * KEYS: one shard's sessions, users, (unused), sizes, sized, hist. ARGV: now.
+ * Prunes what has ended and counts the rest: { sessions, users, histogram as a flat list }.
  */
 const STATS = HISTOGRAM + `
 local now = tonumber(ARGV[1])
@@ -139,9 +139,9 @@ export const STATS_COMMANDS = {
 
 /**
  * The bookkeeping behind `stats()`, in Redis and shared by every instance:
- * a follow-up after each session script (a Cluster cannot run it in the
- * user's script: its keys live in the `{stats}` slot), and the count of
- * sessions this instance found expired.
+ * a follow-up after each session script, in the user's stats shard (a
+ * Cluster cannot run it in the user's script: the shard's keys share a hash
+ * tag of their own), and the count of sessions this instance found expired.
  */
 export class StatsBook {
   readonly #connection: Connection
@@ -173,13 +173,26 @@ export class StatsBook {
     ])
   }
 
-  /** The stats as of `now`; `evictions` is always 0: the Redis store has no capacity of its own. */
+  /**
+   * The stats as of `now`, the sum of every shard's (a user and their
+   * sessions are counted in one shard only); `evictions` is always 0: the
+   * Redis store has no capacity of its own.
+   */
   async read (now: number): Promise<StoreStats> {
-    const [sessions, users, flat] = await this.#connection.script('sessionGuardStats', this.#keys.stats(), [now]) as [number, number, string[]]
+    const shards = await Promise.all(this.#keys.statsShards().map(async (keys) =>
+      await this.#connection.script('sessionGuardStats', keys, [now]) as [number, number, string[]]))
+    let [sessions, users] = [0, 0]
+    const bySize = new Map<number, number>()
+    for (const [shardSessions, shardUsers, flat] of shards) {
+      sessions += shardSessions
+      users += shardUsers
+      for (let j = 0; j < flat.length; j += 2) {
+        const size = Number(flat[j])
+        bySize.set(size, (bySize.get(size) ?? 0) + Number(flat[j + 1]))
+      }
+    }
     const sessionsPerUser: Record<number, number> = {}
-    const sizes: Array<[number, number]> = []
-    for (let j = 0; j < flat.length; j += 2) sizes.push([Number(flat[j]), Number(flat[j + 1])])
-    for (const [size, count] of sizes.sort((a, b) => a[0] - b[0])) sessionsPerUser[size] = count
+    for (const [size, count] of [...bySize].sort((a, b) => a[0] - b[0])) sessionsPerUser[size] = count
     return { sessions, users, evictions: 0, expirations: this.#expirations, sessionsPerUser }
   }
 }
