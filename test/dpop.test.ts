@@ -572,6 +572,12 @@ t.test('dpop options', async (t) => {
   t.throws(() => parseDpopOptions({ algorithms: [] }), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.throws(() => parseDpopOptions({ nonce: 'yes' as unknown as boolean }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.nonce/ })
   t.throws(() => parseDpopOptions({ window: 0 }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.window/ })
+  t.throws(() => parseDpopOptions({ window: 300_001 }), {
+    code: 'FST_SESSION_GUARD_INVALID_OPTION',
+    message: 'Invalid option "dpop.window": must be at most \'5m\': a proof (stolen, or logged on the way) is good for that long, and each proof\'s jti is held in the store as long, got 300001'
+  })
+  t.throws(() => parseDpopOptions({ window: '1d' }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /at most '5m'/ })
+  t.equal(parseDpopOptions({ window: '5m' })?.windowMs, 300_000, 'five minutes is the most')
   t.throws(() => parseDpopOptions({ nonces: true } as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.throws(() => parseDpopOptions('yes' as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.equal(normalizeOptions({ secret: SECRET }).dpop, undefined, 'off by default')

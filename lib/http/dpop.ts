@@ -32,7 +32,7 @@ export interface DpopOptions {
    * clock. Ahead, an `iat` may be `clockTolerance` (at least 5 s, at most the
    * window). Its `jti` is remembered (in the store, so across instances) for
    * as long as a proof may be accepted, and kept one hour longer, the store's
-   * clock-skew allowance.
+   * clock-skew allowance. At most `'5m'`.
    * @default '60s'
    */
   window?: Duration
@@ -63,9 +63,17 @@ export function parseDpopOptions (value: boolean | DpopOptions | undefined): Dpo
   }
   return {
     algorithms: Object.freeze([...algorithms]),
-    windowMs: duration(options.window ?? '60s', 'dpop.window'),
+    windowMs: dpopWindow(options.window ?? '60s'),
     nonce: options.nonce === undefined ? false : bool(options.nonce, 'dpop.nonce')
   }
+}
+
+const MAX_WINDOW_MS = 5 * 60_000
+
+function dpopWindow (value: Duration): number {
+  const ms = duration(value, 'dpop.window')
+  if (ms > MAX_WINDOW_MS) throw new InvalidOptionError('dpop.window', `must be at most '5m': a proof (stolen, or logged on the way) is good for that long, and each proof's jti is held in the store as long, got ${String(value)}`)
+  return ms
 }
 
 /** What a session bound to a DPoP key keeps in `fingerprintHash`: the prefix and the key's thumbprint. */
