@@ -123,7 +123,7 @@ async function sessionGuard (fastify: FastifyInstance, opts: SessionGuardOptions
   // DPoP (RFC 9449) for native apps, beside the cookies: chosen per request by the client.
   const dpop = options.dpop === undefined
     ? undefined
-    : new DpopProofs({ store, clock, macKey: options.tokens.macKeys[0]! }, options.dpop)
+    : new DpopProofs({ store, clock, macKey: options.tokens.macKeys[0]!, clockToleranceMs: options.tokens.clockToleranceMs }, options.dpop)
   // Whether any route has its own `config.extractToken` (the guard's routes come after the plugin).
   let routeExtractors = false
   fastify.addHook('onRoute', (route) => { if (route.config?.extractToken !== undefined) routeExtractors = true })

@@ -51,7 +51,9 @@ export interface RefreshOptions {
    * Path of the refresh cookie, when the browser reaches the refresh route at
    * another path than the app declares it: behind a proxy that strips a
    * prefix (`'/api/refresh'` for a route at `'/refresh'` the proxy serves at
-   * `/api/refresh`).
+   * `/api/refresh`). It must reach the route: the refresh `path`, a parent of
+   * it, or a path ending with it; and it may not be `'/'` with `cookies.domain`
+   * (the refresh token would go with every request to every host under the domain).
    * @default the refresh `path`
    */
   cookiePath?: string
@@ -71,7 +73,11 @@ export interface RefreshOptions {
   /**
    * Header a cookie-carried refresh must send; a cross-site form cannot. With
    * `cookies.sameSite` `'lax'` or `'none'`, every cookie-authenticated unsafe
-   * request must send it (see `cookies.sameSite`).
+   * request must send it (see `cookies.sameSite`). A header any page may send
+   * without CORS or that the browser sets itself (`content-type`, `accept`,
+   * `accept-language`, `content-language`, `range`, `cookie`, `origin`,
+   * `referer`, `host`, `user-agent`, `authorization`, any `sec-*` or `proxy-*`,
+   * and the Fetch standard's other forbidden names) is refused: it proves nothing.
    * @default 'x-requested-with'
    */
   csrfHeader?: string
@@ -80,7 +86,8 @@ export interface RefreshOptions {
    * list is refused. Empty: only the request's own origin. With
    * `cookies.sameSite` `'lax'` or `'none'`, it guards every
    * cookie-authenticated unsafe request, and one without `Origin` is refused;
-   * `'none'` needs the list.
+   * `'none'` needs the list, of `https://` origins only (`http://localhost`,
+   * `http://127.0.0.1` and `http://[::1]`, any port, excepted).
    * @default []
    */
   allowedOrigins?: string[]
@@ -111,6 +118,9 @@ export function parseRefreshOptions (value: RefreshOptions | undefined): Refresh
   const path = routePath(refresh.path ?? DEFAULT_REFRESH_PATH, 'refresh.path')
   const csrfHeader = refresh.csrfHeader ?? DEFAULT_CSRF_HEADER
   if (!isToken(csrfHeader)) throw new InvalidOptionError('refresh.csrfHeader', 'must be a header name')
+  if (provesNothing(csrfHeader.toLowerCase())) {
+    throw new InvalidOptionError('refresh.csrfHeader', `"${csrfHeader.toLowerCase()}" proves nothing: a browser sends it by itself or lets any page send it without a CORS preflight; use a header of the app's own, such as "x-requested-with"`)
+  }
   const allowedOrigins = origins(refresh.allowedOrigins ?? [], 'refresh.allowedOrigins')
   return {
     transport,
@@ -120,6 +130,26 @@ export function parseRefreshOptions (value: RefreshOptions | undefined): Refresh
     graceMs: duration(refresh.graceWindow ?? DEFAULT_GRACE_WINDOW, 'refresh.graceWindow', { allowZero: true }),
     csrf: { header: csrfHeader.toLowerCase(), allowedOrigins: new Set(allowedOrigins), crossSite: false }
   }
+}
+
+/**
+ * Headers whose presence says nothing about who made the request: the Fetch
+ * standard's CORS-safelisted request headers (any page sends them cross-site
+ * without a preflight), its forbidden request header names (the browser sets
+ * them itself), and the ones a browser adds to requests it makes on its own
+ * (`user-agent`, cached `authorization` credentials, cache and priority hints).
+ */
+const HEADERS_THAT_PROVE_NOTHING: ReadonlySet<string> = new Set([
+  'accept', 'accept-language', 'content-language', 'content-type', 'range',
+  'accept-charset', 'accept-encoding', 'access-control-request-headers', 'access-control-request-method', 'connection',
+  'content-length', 'cookie', 'cookie2', 'date', 'dnt', 'expect', 'host', 'keep-alive', 'origin', 'referer', 'set-cookie',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'via',
+  'user-agent', 'authorization', 'cache-control', 'pragma', 'priority', 'upgrade-insecure-requests'
+])
+
+/** A header name (lower case) a cross-site page or the browser itself can put on a request. */
+function provesNothing (header: string): boolean {
+  return HEADERS_THAT_PROVE_NOTHING.has(header) || header.startsWith('sec-') || header.startsWith('proxy-')
 }
 
 /** What `reply.issueSession()` takes. */

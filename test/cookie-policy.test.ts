@@ -100,7 +100,30 @@ t.test('every unsafe combination is refused at registration, with a code and the
     ['a domain that is not a string', { cookies: { domain: 42 } }, 'Invalid option "cookies.domain": must be a host name such as "example.com" (no scheme, port, path or leading dot)'],
     ['an unknown cookies option', { cookies: { secure: false } }, 'Invalid option "cookies.secure": is not an option of fastify-session-guard'],
     ['cookies not an object', { cookies: 'strict' }, 'Invalid option "cookies": must be an object'],
-    ['a refresh cookie path with a ";"', { refresh: { cookiePath: '/api;Domain=evil.example' } }, 'Invalid option "refresh.cookiePath": must be a cookie path: no ";" or control characters']
+    ['a refresh cookie path with a ";"', { refresh: { cookiePath: '/api;Domain=evil.example' } }, 'Invalid option "refresh.cookiePath": must be a cookie path: no ";" or control characters'],
+    ...['content-type', 'Accept', 'accept-language', 'content-language', 'range', 'cookie', 'origin', 'referer', 'host', 'user-agent', 'authorization', 'sec-fetch-site', 'Sec-CH-UA', 'proxy-authorization'].map((header): [string, Record<string, unknown>, string] => [
+      `a CSRF header a page need not ask CORS for, or a browser sends itself: ${header}`, { refresh: { csrfHeader: header } },
+      `Invalid option "refresh.csrfHeader": "${header.toLowerCase()}" proves nothing: a browser sends it by itself or lets any page send it without a CORS preflight; use a header of the app's own, such as "x-requested-with"`]),
+    ['a refresh cookie path that does not reach the route', { refresh: { path: '/auth/refresh', cookiePath: '/other' } },
+      'Invalid option "refresh.cookiePath": must reach the refresh route "/auth/refresh" (its path, a parent of it, or the path a proxy serves it at, ending with it): a browser would never send the cookie to "/other"'],
+    ['a refresh cookie path that is a child of the route', { refresh: { cookiePath: '/refresh/' } },
+      'Invalid option "refresh.cookiePath": must reach the refresh route "/refresh" (its path, a parent of it, or the path a proxy serves it at, ending with it): a browser would never send the cookie to "/refresh/"'],
+    ['a refresh cookie path of "/" with a Domain', { refresh: { cookiePath: '/' }, cookies: { domain: 'example.com' } },
+      'Invalid option "refresh.cookiePath": "/" with `cookies.domain` would send the refresh token with every request to every host under the domain: keep it to the refresh route'],
+    ['a refresh route at "/" with a Domain', { refresh: { path: '/' }, cookies: { domain: 'example.com' } },
+      'Invalid option "refresh.path": "/" with `cookies.domain` would send the refresh token with every request to every host under the domain: keep it to the refresh route'],
+    ['the refresh cookie named as the fingerprint cookie', { fingerprintCookie: '__Secure-sg', refresh: { cookie: '__Secure-sg' } },
+      'Invalid option "refresh.cookie": "__Secure-sg" is already the fingerprint cookie\'s name: each cookie needs its own, or one overwrites the other'],
+    ['the access token cookie named as the fingerprint cookie', { accessToken: { transport: 'cookie', cookie: '__Host-sg-fp' } },
+      'Invalid option "accessToken.cookie": "__Host-sg-fp" is already the fingerprint cookie\'s name: each cookie needs its own, or one overwrites the other'],
+    ['the access token cookie named as the refresh cookie', { accessToken: { transport: 'both', cookie: '__Secure-sg-rt' } },
+      'Invalid option "accessToken.cookie": "__Secure-sg-rt" is already the refresh cookie\'s name: each cookie needs its own, or one overwrites the other'],
+    ['an http origin under None', { cookies: { sameSite: 'none' }, refresh: { allowedOrigins: [APP, 'http://app.example'] } },
+      'Invalid option "refresh.allowedOrigins[1]": must be https with `cookies.sameSite: \'none\'`: anyone on the network can run script in an http page, and the cookies go with its requests (only http://localhost, 127.0.0.1 and [::1] may be http), got "http://app.example"'],
+    ['a single-label domain', { cookies: { domain: 'com' } },
+      'Invalid option "cookies.domain": must have at least two labels ("example.com"): a cookie for "com" would go to every site under it, or be dropped by the browser'],
+    ['a single-label domain (localhost)', { cookies: { domain: 'localhost' } },
+      'Invalid option "cookies.domain": must have at least two labels ("example.com"): a cookie for "localhost" would go to every site under it, or be dropped by the browser']
   ]
   for (const [name, options, message] of cases) {
     t.match(await registrationError({ ...base, ...options }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message }, name)
@@ -108,6 +131,20 @@ t.test('every unsafe combination is refused at registration, with a code and the
   }
   t.equal(await registrationError({ ...base, fingerprintCookie: '__Secure-fp', cookies: { domain: 'example.com', sameSite: 'none', partitioned: true }, refresh: { allowedOrigins: [APP] } }), undefined, 'a __Secure- name with a Domain, None and Partitioned starts')
   t.equal(await registrationError({ ...base, cookies: { sameSite: 'lax' }, secureCookies: false, development: true }), undefined, 'Lax needs no Secure')
+  for (const [name, options] of [
+    ['a CSRF header of the app\'s own', { refresh: { csrfHeader: 'X-CSRF' } }],
+    ['a refresh cookie path a proxy serves the route at', { refresh: { cookiePath: '/api/refresh' } }],
+    ['a refresh cookie path that is a parent of the route', { refresh: { path: '/auth/refresh', cookiePath: '/auth' } }],
+    ['a refresh cookie path of "/" without a Domain', { refresh: { cookiePath: '/' } }],
+    ['a refresh cookie path of its route with a Domain', { refresh: { cookiePath: '/api/refresh' }, cookies: { domain: 'example.com' } }],
+    ['three distinct cookie names', { fingerprintCookie: '__Host-a', refresh: { cookie: '__Secure-b' }, accessToken: { transport: 'cookie', cookie: '__Host-c' } }],
+    ['an access token cookie named as an unused refresh cookie', { refresh: { transport: 'body' }, accessToken: { transport: 'cookie', cookie: '__Secure-sg-rt' } }],
+    ['loopback http origins under None', { cookies: { sameSite: 'none' }, refresh: { allowedOrigins: [APP, 'http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:5173'] } }],
+    ['an http origin under Lax', { cookies: { sameSite: 'lax' }, refresh: { allowedOrigins: ['http://app.example'] } }],
+    ['a two-label domain', { cookies: { domain: 'example.com' } }]
+  ] as const) {
+    t.equal(await registrationError({ ...base, ...options } as Partial<SessionGuardOptions>), undefined, `the control: ${name} starts`)
+  }
 })
 
 /** The plugin's and the app's cookie-authenticated unsafe requests, each built for a fresh harness. */

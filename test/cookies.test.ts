@@ -49,7 +49,7 @@ t.test('parseCookieOptions: the cookies section and the refresh cookie path', as
     { secure: true, fingerprint: '__Secure-sg-fp', refresh: '__Secure-sg-rt', refreshPath: '/api/auth/refresh', refreshInCookie: true, access: undefined, accessMaxAge: 0, sameSite: 'None', domain: 'auth.example.com', partitioned: true, crossSite: true },
     'a domain makes the fingerprint __Secure-, lower-cased; the cookie path wins over the route path')
   t.equal(parseCookieOptions({ cookies: { sameSite: 'none', partitioned: false } }, REFRESH).partitioned, false)
-  t.equal(parseCookieOptions({ cookies: { domain: 'localhost' } }, REFRESH).domain, 'localhost', 'one label is a host name too')
+  t.throws(() => parseCookieOptions({ cookies: { domain: 'localhost' } }, REFRESH), { message: /"cookies.domain": must have at least two labels/ }, 'one label is a top-level domain, as far as a cookie goes')
   t.equal(parseCookieOptions({ secureCookies: false, development: true, cookies: { domain: 'example.com' } }, REFRESH).fingerprint, 'sg-fp', 'without secure cookies, no prefix at all')
   t.equal(parseCookieOptions({ fingerprintCookie: 'fp', cookies: { domain: 'example.com' } }, REFRESH).fingerprint, 'fp', 'a name without a prefix may carry a Domain')
   t.throws(() => parseCookieOptions({ cookies: { domain: `${'a'.repeat(64)}.example` } }, REFRESH), { message: /"cookies.domain"/ }, 'a label of 64 characters')

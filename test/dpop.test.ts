@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import sessionGuard, { memoryStore, sessionLimitResponseSchema, type SessionEvent, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
+import sessionGuard, { CLOCK_SKEW_ALLOWANCE_MS, memoryStore, sessionLimitResponseSchema, type SessionEvent, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
 import { parseDpopOptions } from '../lib/http/dpop.js'
 import { normalizeOptions } from '../lib/options.js'
 import { redisStore } from '../lib/stores/redis/index.js'
 import { registrationError, SECRET, settle, TestClock } from './helper.js'
-import { leftNoKeys, REDIS_URL, redisTest, testPrefix } from './stores/redis-helper.js'
+import { leftNoKeys, REDIS_URL, redisTest, testClient, testPrefix } from './stores/redis-helper.js'
 
 // A native client over real HTTP: Node's fetch (no cookie jar), keys from jose.
 
@@ -260,6 +260,79 @@ t.test('a replayed proof is refused, on any instance sharing the store, for as l
 redisTest(t, 'a replayed proof is refused on another instance with its own connection to Redis', async (t) => {
   const prefix = testPrefix(t)
   await replayAcrossInstances(t, [redisStore({ connection: REDIS_URL, prefix }), redisStore({ connection: REDIS_URL, prefix })])
+})
+
+/**
+ * Two instances on one store, a's clock a second ahead of b's, a 2 s window: a
+ * proof dated as far ahead as a accepts is taken once on a, then replayed on b
+ * at the last moment b's clock accepts its iat, 5 s later. (With Redis, the
+ * replay 4.3 s later that passed once Redis had expired the jti in real time
+ * is checked through the key's TTL.)
+ */
+async function replayUnderSkew (t: Test, stores: [SessionStore, SessionStore]): Promise<void> {
+  const clockA = new TestClock()
+  const clockB = new TestClock()
+  clockA.advance(1000)
+  const a = await serve(t, { dpop: { window: '2s' } }, { clock: clockA, store: stores[0] })
+  const b = await serve(t, { dpop: { window: '2s' } }, { clock: clockB, store: stores[1] })
+  const advance = (ms: number): void => { clockA.advance(ms); clockB.advance(ms) }
+  const key = await client()
+  const { accessToken } = await a.login(key)
+  const host = new URL(a.base).host
+  // iat in whole seconds, 2 s ahead of a's clock: the most a accepts
+  const headers = { authorization: `DPoP ${accessToken}`, dpop: await proof(key, { htm: 'GET', htu: `${a.base}/me`, iat: clockA.read() + 2000, accessToken }), host }
+  const onB = async (): Promise<number> => {
+    const { statusCode } = await b.app.inject({ method: 'GET', url: '/me', headers })
+    await settle() // the refusal's event
+    return statusCode
+  }
+  t.equal((await a.app.inject({ method: 'GET', url: '/me', headers })).statusCode, 200, 'first use, on a')
+  t.equal(await onB(), 401, 'replayed at once on b')
+  t.equal(b.reasons.at(-1), 'dpop_stale_proof', 'too far ahead for b: nothing counted')
+  // No replay in between: a refused one would count again and carry the jti further.
+  advance(5000)
+  t.equal(await onB(), 401, 'replayed on b at the last moment its clock accepts the iat')
+  t.equal(b.reasons.at(-1), 'dpop_replay')
+  advance(1)
+  t.equal(await onB(), 401, 'and then too old for b')
+  t.equal(b.reasons.at(-1), 'dpop_stale_proof')
+}
+
+t.test('a proof taken on an instance whose clock is ahead stays refused on one behind it (memory store)', async (t) => {
+  const store = memoryStore()
+  await replayUnderSkew(t, [store, store])
+})
+
+redisTest(t, 'a proof taken on an instance whose clock is ahead stays refused on one behind it, and Redis keeps its jti past the clock-skew allowance', async (t) => {
+  const prefix = testPrefix(t)
+  await replayUnderSkew(t, [redisStore({ connection: REDIS_URL, prefix }), redisStore({ connection: REDIS_URL, prefix })])
+  // Redis removes a key in real time whatever the instances' clocks say: the
+  // jti must outlive the window, the future tolerance and the allowance.
+  const admin = testClient()
+  t.teardown(() => admin.disconnect())
+  const jtis = await admin.keys(`${prefix}c:dpop-jti:*`)
+  t.equal(jtis.length, 2, 'the login\'s proof and the replayed one')
+  for (const jti of jtis) t.ok(await admin.pttl(jti) > 4000 + CLOCK_SKEW_ALLOWANCE_MS - 10_000, 'kept for the window, the future tolerance and the clock-skew allowance')
+})
+
+t.test('a proof dated in the future is accepted only within the tolerance', async (t) => {
+  for (const { options, ahead, status } of [
+    { options: {}, ahead: 5000, status: 200 },
+    { options: {}, ahead: 6000, status: 401 },
+    { options: {}, ahead: 30_000, status: 401 },
+    { options: { clockTolerance: '10s' }, ahead: 10_000, status: 200 },
+    { options: { clockTolerance: '10s' }, ahead: 11_000, status: 401 },
+    { options: { dpop: { window: '2s' } }, ahead: 2000, status: 200 },
+    { options: { dpop: { window: '2s' } }, ahead: 3000, status: 401 }
+  ]) {
+    const server = await serve(t, options as Partial<SessionGuardOptions>)
+    const key = await client()
+    const { accessToken } = await server.login(key)
+    const dpop = await proof(key, { htm: 'GET', htu: `${server.base}/me`, iat: server.clock.read() + ahead, accessToken })
+    const response = await server.call(key, 'GET', '/me', { token: accessToken, dpop })
+    t.equal(response.status, status, `${JSON.stringify(options)}: ${ahead} ms ahead answers ${status}`)
+    if (status === 401) t.equal(server.reasons.at(-1), 'dpop_stale_proof')
+  }
 })
 
 t.test('server nonces: use_dpop_nonce at login, at refresh and on a call, then accepted', async (t) => {
@@ -582,6 +655,12 @@ t.test('dpop options', async (t) => {
   t.throws(() => parseDpopOptions({ algorithms: [] }), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.throws(() => parseDpopOptions({ nonce: 'yes' as unknown as boolean }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.nonce/ })
   t.throws(() => parseDpopOptions({ window: 0 }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /dpop\.window/ })
+  t.throws(() => parseDpopOptions({ window: 300_001 }), {
+    code: 'FST_SESSION_GUARD_INVALID_OPTION',
+    message: 'Invalid option "dpop.window": must be at most \'5m\': a proof (stolen, or logged on the way) is good for that long, and each proof\'s jti is held in the store as long, got 300001'
+  })
+  t.throws(() => parseDpopOptions({ window: '1d' }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /at most '5m'/ })
+  t.equal(parseDpopOptions({ window: '5m' })?.windowMs, 300_000, 'five minutes is the most')
   t.throws(() => parseDpopOptions({ nonces: true } as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.throws(() => parseDpopOptions('yes' as unknown as boolean), { code: 'FST_SESSION_GUARD_INVALID_OPTION' })
   t.equal(normalizeOptions({ secret: SECRET }).dpop, undefined, 'off by default')

@@ -27,6 +27,9 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
     ['idleTimeout', { secret: SECRET, idleTimeout: Number.NaN }],
     ['absoluteTimeout', { secret: SECRET, absoluteTimeout: Number.POSITIVE_INFINITY }],
     ['clockTolerance', { secret: SECRET, clockTolerance: Number.POSITIVE_INFINITY }],
+    ['clockTolerance', { secret: SECRET, clockTolerance: '1d' }],
+    ['clockTolerance', { secret: SECRET, clockTolerance: 300_001 }],
+    ['dpop.window', { secret: SECRET, dpop: { window: '1d' } }],
     ['remember.idleTimeout', { secret: SECRET, remember: { idleTimeout: '-5m' } }],
     ['remember.absoluteTimeout', { secret: SECRET, remember: { absoluteTimeout: 0 } }],
     ['touchInterval', { secret: SECRET, touchInterval: '30m' }],
@@ -62,6 +65,9 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
   t.equal(await registrationError({ secret: SECRET, secureCookies: false, development: true }), undefined, 'development may turn Secure off')
   t.equal(await registrationError({ secret: SECRET, touchInterval: 0, refresh: { graceWindow: 0 }, clockTolerance: 0 }), undefined, 'zero where zero makes sense')
   t.equal(await registrationError({ secret: SECRET, global: false }), undefined, 'global: false is off, not a section')
+  t.equal(await registrationError({ secret: SECRET, clockTolerance: '5m', dpop: { window: '5m' } }), undefined, 'five minutes of clock tolerance and DPoP window at most')
+  t.equal((await registrationError({ secret: SECRET, clockTolerance: '1d' }))?.message,
+    'Invalid option "clockTolerance": must be at most \'5m\': every token would be good that long past its expiry, got 1d', 'and says why')
   t.match((await registrationError({ secret: SECRET, global: { skip: 1 as unknown as () => boolean } }))?.message, 'must be a function (route) => boolean', 'and says what a skip is')
 })
 

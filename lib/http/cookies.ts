@@ -24,6 +24,9 @@ export interface CookieAttributes {
    * app.example.com and an API on api.example.com and auth.example.com).
    * A `__Host-` cookie cannot carry a `Domain`: the fingerprint cookie's
    * default name becomes `__Secure-sg-fp`, and a `__Host-` name is refused.
+   * A single label (`'com'`, `'localhost'`) is refused; other public suffixes
+   * (`'co.uk'`, `'github.io'`) are not known to the plugin: never name one.
+   * With a domain, the refresh cookie's path may not be `'/'`.
    * @default undefined (host-only cookies)
    */
   domain?: string
@@ -39,7 +42,8 @@ export interface CookieAttributes {
 /** The top-level cookie options. */
 export interface CookieOptions {
   /**
-   * Name of the fingerprint cookie.
+   * Name of the fingerprint cookie. The fingerprint, refresh and access token
+   * cookies need three different names.
    * @default '__Host-sg-fp' ('__Secure-sg-fp' with `cookies.domain`, 'sg-fp' when `secureCookies` is false)
    */
   fingerprintCookie?: string
@@ -124,14 +128,18 @@ export function parseCookieOptions (options: CookieOptions, refresh: RefreshCook
   }
   const { sameSite, domain, partitioned } = parseAttributes(section(options.cookies, ATTRIBUTE_NAMES, 'cookies'), secure)
   const fingerprintDefault = secure ? (domain === undefined ? '__Host-sg-fp' : '__Secure-sg-fp') : 'sg-fp'
+  const fingerprint = hostOnly(cookieName(options.fingerprintCookie ?? fingerprintDefault, 'fingerprintCookie', secure), 'fingerprintCookie', domain)
+  const refreshName = hostOnly(cookieName(refresh.name ?? (secure ? '__Secure-sg-rt' : 'sg-rt'), 'refresh.cookie', secure), 'refresh.cookie', domain)
+  const taken = new Map([[fingerprint, 'fingerprint']])
+  if (refresh.inCookie) unique(taken, refreshName, 'refresh', 'refresh.cookie')
   return {
     secure,
-    fingerprint: hostOnly(cookieName(options.fingerprintCookie ?? fingerprintDefault, 'fingerprintCookie', secure), 'fingerprintCookie', domain),
-    refresh: hostOnly(cookieName(refresh.name ?? (secure ? '__Secure-sg-rt' : 'sg-rt'), 'refresh.cookie', secure), 'refresh.cookie', domain),
-    refreshPath: cookiePath(refresh.cookiePath ?? refresh.path, refresh.cookiePath === undefined ? 'refresh.path' : 'refresh.cookiePath'),
+    fingerprint,
+    refresh: refreshName,
+    refreshPath: refreshCookiePath(refresh, domain),
     refreshInCookie: refresh.inCookie,
     access: access.inCookie
-      ? hostOnly(cookieName(access.name ?? (secure ? (domain === undefined ? '__Host-sg-at' : '__Secure-sg-at') : 'sg-at'), 'accessToken.cookie', secure), 'accessToken.cookie', domain)
+      ? unique(taken, hostOnly(cookieName(access.name ?? (secure ? (domain === undefined ? '__Host-sg-at' : '__Secure-sg-at') : 'sg-at'), 'accessToken.cookie', secure), 'accessToken.cookie', domain), 'access token', 'accessToken.cookie')
       : undefined,
     // As the token's `exp` rounds it: whole seconds, up.
     accessMaxAge: Math.ceil(access.maxAgeMs / 1000),
@@ -163,7 +171,41 @@ function cookieDomain (domain: unknown): string {
   if (typeof domain !== 'string' || !DOMAIN.test(domain)) {
     throw new InvalidOptionError('cookies.domain', 'must be a host name such as "example.com" (no scheme, port, path or leading dot)')
   }
+  // A top-level domain: no list of public suffixes here, but one label is always one.
+  if (!domain.includes('.')) {
+    throw new InvalidOptionError('cookies.domain', `must have at least two labels ("example.com"): a cookie for ${JSON.stringify(domain)} would go to every site under it, or be dropped by the browser`)
+  }
   return domain.toLowerCase()
+}
+
+/** Two of the plugin's cookies under one name would overwrite each other: `name` must not be `taken`. */
+function unique (taken: Map<string, string>, name: string, cookie: string, option: string): string {
+  const holder = taken.get(name)
+  if (holder !== undefined) throw new InvalidOptionError(option, `${JSON.stringify(name)} is already the ${holder} cookie's name: each cookie needs its own, or one overwrites the other`)
+  taken.set(name, cookie)
+  return name
+}
+
+/**
+ * The refresh cookie's path: one the browser sends to the refresh route (the
+ * route's path or a parent of it, or the path a proxy serves it at, which ends
+ * with it), and never `/` with a Domain.
+ */
+function refreshCookiePath ({ path, cookiePath: asked }: RefreshCookie, domain: string | undefined): string {
+  const option = asked === undefined ? 'refresh.path' : 'refresh.cookiePath'
+  const value = cookiePath(asked ?? path, option)
+  if (!covers(value, path) && !value.endsWith(path)) {
+    throw new InvalidOptionError(option, `must reach the refresh route ${JSON.stringify(path)} (its path, a parent of it, or the path a proxy serves it at, ending with it): a browser would never send the cookie to ${JSON.stringify(value)}`)
+  }
+  if (value === '/' && domain !== undefined) {
+    throw new InvalidOptionError(option, '"/" with `cookies.domain` would send the refresh token with every request to every host under the domain: keep it to the refresh route')
+  }
+  return value
+}
+
+/** RFC 6265 §5.1.4: a cookie of path `cookiePath` goes with a request for `path`. */
+function covers (cookiePath: string, path: string): boolean {
+  return path === cookiePath || (path.startsWith(cookiePath) && (cookiePath.endsWith('/') || path[cookiePath.length] === '/'))
 }
 
 /** A `__Host-` cookie must not carry a `Domain`: a browser would drop it. */

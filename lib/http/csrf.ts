@@ -26,8 +26,19 @@ export function csrfPolicyFor (csrf: CsrfPolicy, sameSite: 'Strict' | 'Lax' | 'N
   if (sameSite === 'None' && csrf.allowedOrigins.size === 0) {
     throw new InvalidOptionError('refresh.allowedOrigins', "must list the app's origins with `cookies.sameSite: 'none'`: every site's requests carry the cookies")
   }
+  if (sameSite === 'None') {
+    for (const [i, origin] of [...csrf.allowedOrigins].entries()) {
+      if (origin.startsWith('http://') && !LOOPBACK_ORIGIN.test(origin)) {
+        throw new InvalidOptionError(`refresh.allowedOrigins[${i}]`, "must be https with `cookies.sameSite: 'none'`: anyone on the network can run script in an http page, and the cookies go with its requests " +
+          `(only http://localhost, 127.0.0.1 and [::1] may be http), got ${JSON.stringify(origin)}`)
+      }
+    }
+  }
   return { ...csrf, crossSite: sameSite !== 'Strict' }
 }
+
+/** An http origin no one on the network can serve: the loopback host, any port (a browser's potentially trustworthy origins). */
+const LOOPBACK_ORIGIN = /^http:\/\/(?:localhost|127\.0\.0\.1|\[::1\])(?::\d+)?$/
 
 /** Methods that change nothing (RFC 9110): the guard checks every other one under a cross-site policy. */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])

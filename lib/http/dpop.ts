@@ -28,8 +28,11 @@ export interface DpopOptions {
    */
   algorithms?: DpopAlgorithm[]
   /**
-   * How far a proof's `iat` may be from the server's clock, either way. Its
-   * `jti` is remembered (in the store, so across instances) for twice as long.
+   * How old a proof may be: its `iat` at most this far behind the server's
+   * clock. Ahead, an `iat` may be `clockTolerance` (at least 5 s, at most the
+   * window). Its `jti` is remembered (in the store, so across instances) for
+   * as long as a proof may be accepted, and kept one hour longer, the store's
+   * clock-skew allowance. At most `'5m'`.
    * @default '60s'
    */
   window?: Duration
@@ -73,10 +76,18 @@ export function parseDpopOptions (value: boolean | DpopOptions | undefined): Dpo
   }
   return {
     algorithms: Object.freeze([...algorithms]),
-    windowMs: duration(options.window ?? '60s', 'dpop.window'),
+    windowMs: dpopWindow(options.window ?? '60s'),
     nonce: options.nonce === undefined ? false : bool(options.nonce, 'dpop.nonce'),
     origins: options.origins === undefined ? undefined : publicOrigins(options.origins)
   }
+}
+
+const MAX_WINDOW_MS = 5 * 60_000
+
+function dpopWindow (value: Duration): number {
+  const ms = duration(value, 'dpop.window')
+  if (ms > MAX_WINDOW_MS) throw new InvalidOptionError('dpop.window', `must be at most '5m': a proof (stolen, or logged on the way) is good for that long, and each proof's jti is held in the store as long, got ${String(value)}`)
+  return ms
 }
 
 function publicOrigins (value: unknown): ReadonlySet<string> {
@@ -144,19 +155,27 @@ interface DpopContext {
   readonly clock: Clock
   /** The current MAC key keys the nonces. */
   readonly macKey: MacKey
+  /** The tokens' `clockTolerance`: how far ahead a proof's `iat` may be, at least `MIN_FUTURE_IAT_MS`. */
+  readonly clockToleranceMs: number
 }
+
+/** How far ahead of the server's clock a proof's `iat` may always be (client clocks run a little fast), unless the window is shorter. */
+const MIN_FUTURE_IAT_MS = 5000
 
 /** Verifies DPoP proofs (RFC 9449 §4.3) and issues server nonces. */
 export class DpopProofs {
   readonly #store: Pick<SessionStore, 'increment'>
   readonly #policy: DpopPolicy
   readonly #nonceKey: Buffer
+  /** How far ahead a proof's `iat` may be. */
+  readonly #futureMs: number
   /** The `algs` of every challenge. */
   readonly algs: string
 
-  constructor ({ store, macKey }: DpopContext, policy: DpopPolicy) {
+  constructor ({ store, macKey, clockToleranceMs }: DpopContext, policy: DpopPolicy) {
     this.#store = store
     this.#policy = policy
+    this.#futureMs = Math.min(policy.windowMs, Math.max(clockToleranceMs, MIN_FUTURE_IAT_MS))
     this.#nonceKey = Buffer.from(hkdfSync('sha256', macKey.material, '', 'fastify-session-guard dpop nonce', 32))
     this.algs = policy.algorithms.join(' ')
   }
@@ -208,15 +227,18 @@ export class DpopProofs {
     if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH || typeof iat !== 'number') return 'dpop_invalid_proof'
     if (htm !== request.method) return 'dpop_htm_mismatch'
     if (!sameResource(htu, request, this.#policy.origins)) return 'dpop_htu_mismatch'
-    if (Math.abs(now - iat * 1000) > this.#policy.windowMs) return 'dpop_stale_proof'
+    // RFC 9449 §11.1: a proof dated ahead is accepted only within the future tolerance.
+    if (now - iat * 1000 > this.#policy.windowMs || iat * 1000 - now > this.#futureMs) return 'dpop_stale_proof'
     if (bound.accessToken !== undefined && (typeof ath !== 'string' || !safeEqual(ath, sha256(bound.accessToken)))) return 'dpop_ath_mismatch'
     const jkt = await calculateJwkThumbprint(jwk!, 'sha256')
     if (bound.jkt !== undefined && !safeEqual(jkt, bound.jkt)) return 'dpop_key_mismatch'
     const nonceAge = this.#policy.nonce ? this.#nonceAge(payload.nonce, now) : 0
     if (nonceAge === undefined) return 'dpop_nonce_required'
     // Last, so only an otherwise good proof writes to the store. A proof is accepted
-    // while its iat is within the window either way: its jti is kept that long.
-    const use = await this.#store.increment(`dpop-jti:${sha256(`${jkt} ${jti}`)}`, 2 * this.#policy.windowMs, now)
+    // from `futureMs` before its iat to `windowMs` after it, by any instance's clock:
+    // its jti counts that long, and 1 ms more (a counter ends on its deadline, the
+    // proof is still good on it). The store keeps it past the clock-skew allowance.
+    const use = await this.#store.increment(`dpop-jti:${sha256(`${jkt} ${jti}`)}`, this.#policy.windowMs + this.#futureMs + 1, now)
     if (use.count !== 1) return 'dpop_replay'
     return { jkt, renewNonce: nonceAge === 1 }
   }

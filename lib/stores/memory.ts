@@ -4,7 +4,7 @@ import { InvalidOptionError, StoreFullError } from '../errors.js'
 import { planCreate } from './limit.js'
 import { MemoryHistory } from './memory-history.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
-import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, decideRotation, expiresAt, isLive, isRemovable, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import { count, section, type OptionNames } from '../validate.js'
 import type {
   Activity,
@@ -394,10 +394,11 @@ export class MemoryStore implements SessionStore {
     this.#context.onRemoved(session, 'expired')
   }
 
+  /** The counter, if live at `now`; one past its window is removed only past `CLOCK_SKEW_ALLOWANCE_MS`, as a session. */
   #liveCounter (key: string, now: number): StoredCounter | undefined {
     const counter = this.#counters.get(key)
     if (counter === undefined || now < counter.expiresAt) return counter
-    this.#counters.delete(key)
+    if (now >= counter.expiresAt + CLOCK_SKEW_ALLOWANCE_MS) this.#counters.delete(key)
     return undefined
   }
 

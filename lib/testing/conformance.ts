@@ -510,6 +510,16 @@ export async function conformance (t: Test, factory: StoreFactory, options: Conf
     t.equal(await store.counter('login:alice', clock.now), undefined, 'the shorter window of the last event applies')
   })
 
+  await t.test('a counter ended by a clock ahead still counts for a clock behind, and is removed only past the clock-skew allowance', async (t) => {
+    const { store, clock } = await setup(t)
+    await store.increment('seen', MINUTE, clock.now)
+    t.equal(await store.counter('seen', clock.now + MINUTE), undefined, 'ended for a caller whose clock reads the end of its window')
+    t.match(await store.counter('seen', clock.now + MINUTE - 1), { count: 1 }, 'still counted for a caller one ms behind')
+    t.equal(await store.counter('seen', clock.now + MINUTE + CLOCK_SKEW_ALLOWANCE_MS - 1), undefined, 'ended for a caller almost an hour ahead')
+    t.match(await store.increment('seen', MINUTE, clock.now), { count: 2 }, 'which removed nothing: a caller on time counts on')
+    t.equal(await store.counter('seen', clock.now + MINUTE + CLOCK_SKEW_ALLOWANCE_MS), undefined, 'ended for a caller an hour ahead, who may remove it')
+  })
+
   await t.test('counters are independent of each other and of sessions, and reset', async (t) => {
     const { store, clock, add } = await setup(t)
     const [session] = await add(1)

@@ -84,11 +84,16 @@ export interface TokenOptions {
    */
   accessTokenTtl?: Duration
   /**
-   * Tolerance for clock skew when checking an access token's `exp`.
+   * Tolerance for clock skew when checking an access token's `exp`; with
+   * `dpop`, also how far ahead of the server's clock a proof's `iat` may be
+   * (at least 5 s, at most `dpop.window`). At most `'5m'`.
    * @default 0
    */
   clockTolerance?: Duration
 }
+
+/** Clocks kept by NTP are within a second; more than this only lengthens every token. */
+const MAX_CLOCK_TOLERANCE_MS = 5 * 60_000
 
 export const TOKEN_OPTION_NAMES = {
   secret: true, keys: true, macKeys: true, algorithm: true, issuer: true, audience: true, accessTokenTtl: true, clockTolerance: true
@@ -148,6 +153,9 @@ export function parseTokenOptions (options: TokenOptions): TokenPolicy {
   const times = {
     accessTokenTtlMs: duration(options.accessTokenTtl ?? DEFAULT_ACCESS_TOKEN_TTL, 'accessTokenTtl'),
     clockToleranceMs: duration(options.clockTolerance ?? 0, 'clockTolerance', { allowZero: true })
+  }
+  if (times.clockToleranceMs > MAX_CLOCK_TOLERANCE_MS) {
+    throw new InvalidOptionError('clockTolerance', `must be at most '5m': every token would be good that long past its expiry, got ${String(options.clockTolerance)}`)
   }
   if (secret !== undefined && keys !== undefined) {
     throw new InvalidOptionError('secret', 'give either `secret` or `keys`, not both')

@@ -212,7 +212,7 @@ export class Statements {
       `DELETE FROM ${sessions} WHERE id = ANY(ARRAY(SELECT id FROM ${sessions} WHERE ${removable(1)} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)) ` +
       `RETURNING ${COLUMNS}`)
     this.purgeCounters = statement('purge-counters',
-      `DELETE FROM ${counters} WHERE key = ANY(ARRAY(SELECT key FROM ${counters} WHERE expires_at <= ${ts(1)} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)) ` +
+      `DELETE FROM ${counters} WHERE key = ANY(ARRAY(SELECT key FROM ${counters} WHERE ${removable(1)} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)) ` +
       'RETURNING key')
     const counterColumns = `count, ${ms('first_at')} AS first_at, ${ms('last_at')} AS last_at`
     // A counter past its window, or taken down to zero, starts again from one.

@@ -2,13 +2,16 @@
  * The store's counters (`increment`, `decrement`, `counter`, `resetCounter`): one hash per
  * key, independent of sessions, under the keys `KeyLayout.counter` names.
  */
+import { CLOCK_SKEW_ALLOWANCE_MS } from '../../session.js'
 import type { Counter, HeldCounter } from '../store.js'
 import type { Commands, Connection } from './connection.js'
 import { ttl } from './keys.js'
 
 /**
  * A counter: a hash { n count, f firstAt, l lastAt, e expiresAt }. Decided by
- * the caller's `now` against `e`; the key's TTL (the window) only cleans up.
+ * the caller's `now` against `e`; the key's TTL (the window and the clock-skew
+ * allowance) only cleans up, so an instance whose clock runs ahead cannot make a
+ * counter vanish early for the others (a DPoP `jti`, a lockout).
  * KEYS: counter. ARGV: now, expiresAt (now + windowMs), ttlMs.
  */
 const INCREMENT = `
@@ -50,7 +53,7 @@ export const COUNTER_COMMANDS = {
 /** Counts one more event under the counter `key` (a key of the layout's), which lives `windowMs` after it. */
 export async function increment (connection: Connection, key: string, windowMs: number, now: number): Promise<Counter> {
   const [count, firstAt, lastAt] = await connection.script('sessionGuardIncrement', [key], [
-    now, now + windowMs, ttl(now + windowMs, now)
+    now, now + windowMs, ttl(now + windowMs + CLOCK_SKEW_ALLOWANCE_MS, now)
   ]) as [string, string, string]
   return { count: Number(count), firstAt: Number(firstAt), lastAt: Number(lastAt) }
 }
@@ -71,11 +74,11 @@ export async function remove (connection: Connection, key: string): Promise<void
   await connection.run(connection.redis.unlink(key))
 }
 
-/** Writes `counter` as it is under `key`, replacing what is there; its key lives until the window ends. */
+/** Writes `counter` as it is under `key`, replacing what is there; its key lives until the window ends, and the clock-skew allowance. */
 export async function write (connection: Connection, key: string, counter: HeldCounter, now: number): Promise<void> {
   const { count, firstAt, lastAt, expiresAt } = counter
   await connection.run(connection.redis.multi()
     .hset(key, 'n', String(count), 'f', String(firstAt), 'l', String(lastAt), 'e', String(expiresAt))
-    .pexpire(key, ttl(expiresAt, now))
+    .pexpire(key, ttl(expiresAt + CLOCK_SKEW_ALLOWANCE_MS, now))
     .exec())
 }
