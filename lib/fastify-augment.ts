@@ -53,7 +53,8 @@ declare module 'fastify' {
      * Re-checks this request's session while a long-lived connection (a
      * WebSocket, an event stream) is open: every `every` (default 30 s) it
      * reads the session back and calls `onEnd` once it is revoked or expired,
-     * for the handler to close the socket or end the stream.
+     * for the handler to close the socket or end the stream. It stops with
+     * the request's response (a WebSocket's: when the socket closes).
      */
     watchSession (options: WatchSessionOptions): SessionWatch
   }

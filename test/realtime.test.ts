@@ -1,11 +1,11 @@
-import { get as httpGet, type IncomingMessage } from 'node:http'
+import { Agent, get as httpGet, type IncomingMessage } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import type { Test } from 'tap'
 import t from 'tap'
 import WebSocket from 'ws'
 import sessionGuard, { memoryStore, type SessionWatch } from '../lib/index.js'
-import { SECRET, TestClock, MINUTE } from './helper.js'
+import { SECRET, TestClock, MINUTE, settle } from './helper.js'
 import { PROTOCOL, realtime } from './realtime-helper.js'
 
 /**
@@ -271,6 +271,80 @@ t.test('watchSession on a connection that closed before the handler ran starts n
   await done
   t.equal(await (watch as SessionWatch).check(), false, 'stopped from the start')
   t.same(ended, [], 'and never ends anything')
+})
+
+t.test('watchSession stops when its response ends: none outlives the requests of a keep-alive connection', async (t) => {
+  // A poll that watches and answers, and a finite stream that hijacks, writes one event and ends, 20 times each
+  // over one connection: each watch must stop with its own response, not with the connection's socket.
+  const store = memoryStore()
+  const get = store.get.bind(store)
+  let reads = 0
+  store.get = async (id, now) => { reads++; return await get(id, now) }
+  const watched: SessionWatch[] = []
+  const ended: string[] = []
+  const connections = new Set<Socket>()
+  const closeListeners: number[] = []
+  const watch = (request: FastifyRequest): void => {
+    connections.add(request.raw.socket)
+    closeListeners.push(request.raw.socket.listenerCount('close'))
+    watched.push(request.watchSession({ every: '1h', onEnd: (reason) => ended.push(reason) }))
+  }
+  const { base, login, app } = await realtime(t, { store }, '1h', (app) => {
+    app.get('/poll', { preHandler: app.requireSession }, async (request) => {
+      watch(request)
+      return { polled: true }
+    })
+    app.get('/once', { preHandler: app.requireSession }, (request, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
+      reply.raw.write('data: once\n\n')
+      watch(request)
+      reply.raw.end()
+    })
+  })
+  const alice = await login('alice')
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const headers = { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie }
+  for (let i = 0; i < 20; i++) {
+    for (const [path, accept] of [['/poll', 'application/json'], ['/once', 'text/event-stream']] as const) {
+      const response = await new Promise<IncomingMessage>((resolve, reject) => httpGet(`${base}${path}`, { agent, headers: { ...headers, accept } }, resolve).once('error', reject))
+      t.equal(response.statusCode, 200)
+      await rest(response)
+    }
+  }
+  await settle()
+  t.equal(connections.size, 1, 'every request on one keep-alive connection')
+  t.same(new Set(closeListeners), new Set([closeListeners[0]]), 'no close listener left on the socket by an earlier watch')
+  reads = 0
+  await app.sessions.revoke(alice.sessionId)
+  const live = (await Promise.all(watched.map(async (w) => await w.check()))).filter(Boolean).length
+  t.same({ watches: watched.length, live, reads, ended }, { watches: 40, live: 0, reads: 0, ended: [] }, 'each stopped with its response: no store read, no onEnd on a reply that had ended')
+})
+
+t.test('watchSession asked for after the response was sent starts stopped', async (t) => {
+  let watch: SessionWatch | undefined
+  let handled!: () => void
+  const done = new Promise<void>((resolve) => { handled = resolve })
+  const { base, login } = await realtime(t, {}, 20, (app) => {
+    app.get('/sent', { preHandler: app.requireSession }, async (request, reply) => {
+      reply.send('sent')
+      // Its 'finish' and 'close' have fired, on a connection that stays open.
+      await new Promise((resolve) => reply.raw.once('close', resolve))
+      watch = request.watchSession({ every: 20, onEnd () {} })
+      handled()
+      return reply
+    })
+  })
+  const alice = await login('alice')
+  const agent = new Agent({ keepAlive: true })
+  t.teardown(() => agent.destroy())
+  const response = await new Promise<IncomingMessage>((resolve) => httpGet(`${base}/sent`, { agent, headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie } }, resolve))
+  const connection = response.socket
+  t.equal(await rest(response), 'sent')
+  await done
+  t.equal(connection.destroyed, false, 'the connection is still open')
+  t.equal(await (watch as SessionWatch).check(), false, 'stopped from the start')
 })
 
 t.test('watchSession: an onEnd that throws is logged, never an unhandled rejection', async (t) => {
