@@ -52,8 +52,8 @@ declare module 'fastify' {
     /**
      * Re-checks this request's session while a long-lived connection (a
      * WebSocket, an event stream) is open: every `every` (default 30 s) it
-     * reads the session back and calls `onEnd` once it is revoked or expired,
-     * for the handler to close the socket or end the stream. It stops with
+     * reads the session back and calls `onEnd` once it is revoked, expired or
+     * challenged (a step-up, unless the route has `allowChallenged`), for the handler to close the socket or end the stream. It stops with
      * the request's response (a WebSocket's: when the socket closes).
      */
     watchSession (options: WatchSessionOptions): SessionWatch

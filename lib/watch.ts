@@ -1,12 +1,15 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidOptionError, NoSessionError } from './errors.js'
-import { isLive, type Clock, type SessionRecord } from './session.js'
+import { isChallenged, isLive, type Clock, type SessionRecord } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import { duration, section, type Duration, type OptionNames } from './validate.js'
 
-/** Why a watched session ended: revoked (logout, another device, an admin), expired, or the store could not say. */
-export type SessionEndReason = 'revoked' | 'expired' | 'unavailable'
+/**
+ * Why a watched session ended: revoked (logout, another device, an admin), expired, challenged (`'step_up'`:
+ * an anomaly rule asks for a step-up, and the route does not allow challenged sessions), or the store could not say.
+ */
+export type SessionEndReason = 'revoked' | 'expired' | 'step_up' | 'unavailable'
 
 /** What `request.watchSession()` takes. */
 export interface WatchSessionOptions {
@@ -16,7 +19,7 @@ export interface WatchSessionOptions {
    */
   every?: Duration
   /**
-   * Called once, when a check finds the session gone: close the WebSocket
+   * Called once, when a check finds the session gone or challenged: close the WebSocket
    * (`socket.close(4401, reason)`) or end the event stream (`reply.raw.end()`).
    * A store failure ends the session too (`'unavailable'`): the guard fails closed.
    */
@@ -35,6 +38,7 @@ export interface SessionWatch {
 }
 
 const DEFAULT_EVERY = '30s'
+const WATCH_OPTION_NAMES: OptionNames<WatchSessionOptions> = { every: true, onEnd: true }
 
 /** The raw response of each request the guard let in: its watch, if any, ends with it. */
 const responses = new WeakMap<FastifyRequest, ServerResponse>()
@@ -43,7 +47,6 @@ const responses = new WeakMap<FastifyRequest, ServerResponse>()
 export function admitted (request: FastifyRequest, reply: FastifyReply): void {
   responses.set(request, reply.raw)
 }
-const WATCH_OPTION_NAMES: OptionNames<WatchSessionOptions> = { every: true, onEnd: true }
 
 /**
  * The re-check of a long-lived connection (WebSocket, server-sent events): the
@@ -71,6 +74,8 @@ export class SessionWatches {
     if (typeof onEnd !== 'function') throw new InvalidOptionError('watchSession.onEnd', 'must be a function (reason) => void')
 
     let last: SessionRecord = request.authSession
+    // The guard's rule: a challenged session keeps only the routes that allow it.
+    const allowChallenged = request.routeOptions.config.allowChallenged === true
     let active = true
     const stop = (): void => {
       active = false
@@ -98,6 +103,7 @@ export class SessionWatches {
         return end('unavailable')
       }
       if (current === undefined) return end(isLive(last, now) ? 'revoked' : 'expired')
+      if (!allowChallenged && isChallenged(current)) return end('step_up')
       last = current
       return active
     }

@@ -6,7 +6,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import sessionGuard, { memoryStore, type SessionWatch } from '../lib/index.js'
 import { SECRET, TestClock, MINUTE, settle } from './helper.js'
-import { PROTOCOL, realtime } from './realtime-helper.js'
+import { fromProtocol, PROTOCOL, realtime } from './realtime-helper.js'
 
 /**
  * The guard on a WebSocket route (`@fastify/websocket`) and an SSE route, over
@@ -114,6 +114,34 @@ t.test('WebSocket: an expired session is closed on the next check', async (t) =>
   clock.advance(30 * MINUTE)
   t.same(await close, { code: 4401, reason: 'session expired' })
   t.same(ended, ['expired'])
+})
+
+t.test('WebSocket: a session challenged while open (step-up) is closed on the next check, unless the route allows it', async (t) => {
+  const allowed: SessionWatch[] = []
+  const { base, login, ended, watches } = await realtime(t, { anomalies: { ipChange: 'challenge' }, touchInterval: 0 }, 20, (app) => {
+    app.get('/me', { preHandler: app.requireSession }, async () => 'me')
+    app.get('/ws-step-up', { websocket: true, preHandler: app.requireSession, config: { extractToken: fromProtocol, allowChallenged: true } }, (socket, request) => {
+      socket.send('step up here')
+      allowed.push(request.watchSession({ every: 20, onEnd: (reason) => socket.close(4401, `session ${reason}`) }))
+    })
+  })
+  const alice = await login('alice')
+  const url = `${base.replace('http', 'ws')}`
+  const live = await open(`${url}/ws`, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  const stepUp = await open(`${url}/ws-step-up`, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  if (!('socket' in live) || !('socket' in stepUp)) return t.fail('not opened')
+  const close = closed(live.socket)
+  // One request from another address: the rule challenges the session, and every later request needs the step-up.
+  const moved = await new Promise<IncomingMessage>((resolve, reject) => httpGet(`${base}/me`, { localAddress: '127.0.1.2', headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie } }, resolve).once('error', reject))
+  t.same([moved.statusCode, JSON.parse(await rest(moved)).code], [401, 'FST_SESSION_GUARD_STEP_UP_REQUIRED'])
+  const stillLive = await (watches[0] as SessionWatch).check()
+  t.equal(stillLive, false, 'the watch finds the step-up')
+  if (!stillLive) t.same(await close, { code: 4401, reason: 'session step_up' }, 'the open socket is closed too')
+  t.same(ended, ['step_up'])
+  t.equal(await (allowed[0] as SessionWatch).check(), true, 'a route with allowChallenged keeps its socket')
+  t.equal(stepUp.socket.readyState, WebSocket.OPEN)
+  stepUp.socket.close()
+  await closed(stepUp.socket)
 })
 
 t.test('SSE: the token in the query; a foreign Origin refused; a revoked session ends the stream', async (t) => {
