@@ -78,7 +78,9 @@ declare module 'fastify' {
     /**
      * Where the guard finds the access token on this route, before
      * `Authorization` (a WebSocket's `Sec-WebSocket-Protocol`, an event
-     * stream's query): overrides the plugin's `extractToken`.
+     * stream's query): overrides the plugin's `extractToken`. Its token is
+     * checked as the plugin's is, and as a cookie-carried one: the CSRF
+     * header and an allowed `Origin` on an unsafe method.
      */
     extractToken?: TokenExtractor
   }

@@ -19,7 +19,7 @@ export function fromProtocol (request: FastifyRequest): string | undefined {
 }
 
 /** The token in `?access_token=`, for an `EventSource`. */
-function fromQuery (request: FastifyRequest): string | undefined {
+export function fromQuery (request: FastifyRequest): string | undefined {
   return (request.query as { access_token?: string }).access_token
 }
 

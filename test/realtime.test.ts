@@ -1,12 +1,12 @@
-import { Agent, get as httpGet, type IncomingMessage } from 'node:http'
+import { Agent, get as httpGet, request as httpRequest, type IncomingMessage } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyRequest } from 'fastify'
 import type { Test } from 'tap'
 import t from 'tap'
 import WebSocket from 'ws'
-import sessionGuard, { memoryStore, type SessionWatch } from '../lib/index.js'
+import sessionGuard, { memoryStore, type SessionGuardOptions, type SessionWatch, type TokenExtractor } from '../lib/index.js'
 import { SECRET, TestClock, MINUTE, settle } from './helper.js'
-import { fromProtocol, PROTOCOL, realtime } from './realtime-helper.js'
+import { fromProtocol, fromQuery, PROTOCOL, realtime } from './realtime-helper.js'
 
 /**
  * The guard on a WebSocket route (`@fastify/websocket`) and an SSE route, over
@@ -190,6 +190,50 @@ t.test('extractToken as a plugin option: undefined falls back to Authorization; 
   t.equal(await me(), 401, 'a forged signature')
   t.equal(await me({ accept: 'text/event-stream', origin: 'https://evil.example', authorization: `Bearer ${accessToken}` }), 403, 'an event stream from a foreign Origin, whatever the token')
 })
+
+/** One request over the socket; resolves its status and error code. */
+async function call (method: string, url: string, headers: Record<string, string>): Promise<[number, string | undefined]> {
+  return await new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method, headers }, (response) => {
+      rest(response).then((body) => resolve([response.statusCode ?? 0, JSON.parse(body).code]), reject)
+    })
+    request.once('error', reject).end()
+  })
+}
+
+const extractors: Array<[string, Partial<SessionGuardOptions>, { extractToken?: TokenExtractor }]> = [
+  ["the plugin's extractToken", { extractToken: fromQuery }, {}],
+  ["a route's extractToken", {}, { extractToken: fromQuery }]
+]
+for (const [where, options, config] of extractors) {
+  t.test(`${where}: a token in the URL is checked as a cookie-carried one is (CSRF header on unsafe methods, Origin on any)`, async (t) => {
+    // A page of any origin can make the browser send a URL (a form's action, an <img>): the token in it rides
+    // along as a cookie would, even under SameSite=Strict (the default here).
+    const { base, login } = await realtime(t, options, 20, (app) => {
+      app.post('/transfer', { preHandler: app.requireSession, config }, async () => ({ moved: true }))
+      app.get('/balance', { preHandler: app.requireSession, config }, async () => ({ balance: 1 }))
+    })
+    const alice = await login('alice')
+    const transfer = `${base}/transfer?access_token=${alice.accessToken}`
+    const balance = `${base}/balance?access_token=${alice.accessToken}`
+    const { cookie } = alice
+    const csrf = { 'x-requested-with': 'fetch' }
+    const evil = 'https://evil.example'
+    t.same([
+      await call('POST', transfer, { cookie }),
+      await call('POST', transfer, { cookie, origin: base }),
+      await call('POST', transfer, { cookie, ...csrf, origin: evil }),
+      await call('GET', balance, { cookie, origin: evil })
+    ], Array(4).fill([403, 'FST_SESSION_GUARD_CSRF']), 'refused: no CSRF header (with no Origin, with its own); a foreign Origin on POST and on GET')
+    t.same([
+      await call('POST', transfer, { cookie, ...csrf }),
+      await call('POST', transfer, { cookie, ...csrf, origin: base }),
+      await call('GET', balance, { cookie }),
+      await call('GET', balance, { cookie, origin: base }),
+      await call('POST', `${base}/transfer`, { cookie, authorization: `Bearer ${alice.accessToken}` })
+    ], Array(5).fill([200, undefined]), 'accepted: the CSRF header with no Origin or its own; a GET with no Origin or its own; Authorization, which no page makes a browser send')
+  })
+}
 
 t.test('extractToken: a non-function is refused at registration', async (t) => {
   const app = Fastify()
