@@ -52,8 +52,9 @@ declare module 'fastify' {
     /**
      * Re-checks this request's session while a long-lived connection (a
      * WebSocket, an event stream) is open: every `every` (default 30 s) it
-     * reads the session back and calls `onEnd` once it is revoked or expired,
-     * for the handler to close the socket or end the stream.
+     * reads the session back and calls `onEnd` once it is revoked, expired or
+     * challenged (a step-up, unless the route has `allowChallenged`), for the handler to close the socket or end the stream. It stops with
+     * the request's response (a WebSocket's: when the socket closes).
      */
     watchSession (options: WatchSessionOptions): SessionWatch
   }
@@ -77,7 +78,9 @@ declare module 'fastify' {
     /**
      * Where the guard finds the access token on this route, before
      * `Authorization` (a WebSocket's `Sec-WebSocket-Protocol`, an event
-     * stream's query): overrides the plugin's `extractToken`.
+     * stream's query): overrides the plugin's `extractToken`. Its token is
+     * checked as the plugin's is, and as a cookie-carried one: the CSRF
+     * header and an allowed `Origin` on an unsafe method.
      */
     extractToken?: TokenExtractor
   }

@@ -11,6 +11,7 @@ import { CsrfError, StepUpRequiredError } from './errors.js'
 import { isChallenged, lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
+import { admitted } from './watch.js'
 import { bool, optionalFunction, section, type OptionNames } from './validate.js'
 
 export type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
@@ -122,6 +123,7 @@ export function createGuard (context: GuardContext): Guard {
 
     request.user = claims as typeof request.user
     request.authSession = session
+    admitted(request, reply)
   }
 }
 

@@ -92,8 +92,10 @@ export interface SessionGuardOptions extends TokenOptions, CookieOptions, Monito
    * Where the guard finds the access token besides `Authorization`, which a
    * browser's `WebSocket` and `EventSource` cannot set: `(request) => token`,
    * or `undefined` to read `Authorization` as usual (as `@fastify/jwt`'s
-   * `extractToken`). A route's `config.extractToken` takes precedence. A
-   * token in a URL ends up in access logs: see "WebSocket and SSE" in `docs/guard.md`.
+   * `extractToken`). A route's `config.extractToken` takes precedence. The
+   * token is checked as a cookie-carried one is: the CSRF header and an
+   * allowed `Origin` on an unsafe method, an allowed `Origin` (when sent) on
+   * any. A token in a URL ends up in access logs: see "WebSocket and SSE" in `docs/guard.md`.
    * @default undefined (`Authorization` only)
    */
   extractToken?: TokenExtractor

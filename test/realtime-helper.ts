@@ -13,13 +13,13 @@ import { SECRET, TestClock } from './helper.js'
 export const PROTOCOL = 'session-guard'
 
 /** The token in `Sec-WebSocket-Protocol: session-guard, <token>`, as a browser's `new WebSocket(url, ['session-guard', token])` sends it. */
-function fromProtocol (request: FastifyRequest): string | undefined {
+export function fromProtocol (request: FastifyRequest): string | undefined {
   const protocols = request.headers['sec-websocket-protocol']?.split(',').map((value) => value.trim())
   return protocols?.[0] === PROTOCOL ? protocols[1] : undefined
 }
 
 /** The token in `?access_token=`, for an `EventSource`. */
-function fromQuery (request: FastifyRequest): string | undefined {
+export function fromQuery (request: FastifyRequest): string | undefined {
   return (request.query as { access_token?: string }).access_token
 }
 

@@ -1,12 +1,12 @@
-import { get as httpGet, type IncomingMessage } from 'node:http'
+import { Agent, get as httpGet, request as httpRequest, type IncomingMessage } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import type { Test } from 'tap'
 import t from 'tap'
 import WebSocket from 'ws'
-import sessionGuard, { memoryStore, type SessionWatch } from '../lib/index.js'
-import { SECRET, TestClock, MINUTE } from './helper.js'
-import { PROTOCOL, realtime } from './realtime-helper.js'
+import sessionGuard, { memoryStore, type SessionGuardOptions, type SessionWatch, type TokenExtractor } from '../lib/index.js'
+import { SECRET, TestClock, MINUTE, settle } from './helper.js'
+import { fromProtocol, fromQuery, PROTOCOL, realtime } from './realtime-helper.js'
 
 /**
  * The guard on a WebSocket route (`@fastify/websocket`) and an SSE route, over
@@ -116,6 +116,34 @@ t.test('WebSocket: an expired session is closed on the next check', async (t) =>
   t.same(ended, ['expired'])
 })
 
+t.test('WebSocket: a session challenged while open (step-up) is closed on the next check, unless the route allows it', async (t) => {
+  const allowed: SessionWatch[] = []
+  const { base, login, ended, watches } = await realtime(t, { anomalies: { ipChange: 'challenge' }, touchInterval: 0 }, 20, (app) => {
+    app.get('/me', { preHandler: app.requireSession }, async () => 'me')
+    app.get('/ws-step-up', { websocket: true, preHandler: app.requireSession, config: { extractToken: fromProtocol, allowChallenged: true } }, (socket, request) => {
+      socket.send('step up here')
+      allowed.push(request.watchSession({ every: 20, onEnd: (reason) => socket.close(4401, `session ${reason}`) }))
+    })
+  })
+  const alice = await login('alice')
+  const url = `${base.replace('http', 'ws')}`
+  const live = await open(`${url}/ws`, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  const stepUp = await open(`${url}/ws-step-up`, { protocols: [PROTOCOL, alice.accessToken], headers: { cookie: alice.cookie } })
+  if (!('socket' in live) || !('socket' in stepUp)) return t.fail('not opened')
+  const close = closed(live.socket)
+  // One request from another address: the rule challenges the session, and every later request needs the step-up.
+  const moved = await new Promise<IncomingMessage>((resolve, reject) => httpGet(`${base}/me`, { localAddress: '127.0.1.2', headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie } }, resolve).once('error', reject))
+  t.same([moved.statusCode, JSON.parse(await rest(moved)).code], [401, 'FST_SESSION_GUARD_STEP_UP_REQUIRED'])
+  const stillLive = await (watches[0] as SessionWatch).check()
+  t.equal(stillLive, false, 'the watch finds the step-up')
+  if (!stillLive) t.same(await close, { code: 4401, reason: 'session step_up' }, 'the open socket is closed too')
+  t.same(ended, ['step_up'])
+  t.equal(await (allowed[0] as SessionWatch).check(), true, 'a route with allowChallenged keeps its socket')
+  t.equal(stepUp.socket.readyState, WebSocket.OPEN)
+  stepUp.socket.close()
+  await closed(stepUp.socket)
+})
+
 t.test('SSE: the token in the query; a foreign Origin refused; a revoked session ends the stream', async (t) => {
   const { app, base, login, ended } = await realtime(t)
   const alice = await login('alice')
@@ -162,6 +190,50 @@ t.test('extractToken as a plugin option: undefined falls back to Authorization; 
   t.equal(await me(), 401, 'a forged signature')
   t.equal(await me({ accept: 'text/event-stream', origin: 'https://evil.example', authorization: `Bearer ${accessToken}` }), 403, 'an event stream from a foreign Origin, whatever the token')
 })
+
+/** One request over the socket; resolves its status and error code. */
+async function call (method: string, url: string, headers: Record<string, string>): Promise<[number, string | undefined]> {
+  return await new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method, headers }, (response) => {
+      rest(response).then((body) => resolve([response.statusCode ?? 0, JSON.parse(body).code]), reject)
+    })
+    request.once('error', reject).end()
+  })
+}
+
+const extractors: Array<[string, Partial<SessionGuardOptions>, { extractToken?: TokenExtractor }]> = [
+  ["the plugin's extractToken", { extractToken: fromQuery }, {}],
+  ["a route's extractToken", {}, { extractToken: fromQuery }]
+]
+for (const [where, options, config] of extractors) {
+  t.test(`${where}: a token in the URL is checked as a cookie-carried one is (CSRF header on unsafe methods, Origin on any)`, async (t) => {
+    // A page of any origin can make the browser send a URL (a form's action, an <img>): the token in it rides
+    // along as a cookie would, even under SameSite=Strict (the default here).
+    const { base, login } = await realtime(t, options, 20, (app) => {
+      app.post('/transfer', { preHandler: app.requireSession, config }, async () => ({ moved: true }))
+      app.get('/balance', { preHandler: app.requireSession, config }, async () => ({ balance: 1 }))
+    })
+    const alice = await login('alice')
+    const transfer = `${base}/transfer?access_token=${alice.accessToken}`
+    const balance = `${base}/balance?access_token=${alice.accessToken}`
+    const { cookie } = alice
+    const csrf = { 'x-requested-with': 'fetch' }
+    const evil = 'https://evil.example'
+    t.same([
+      await call('POST', transfer, { cookie }),
+      await call('POST', transfer, { cookie, origin: base }),
+      await call('POST', transfer, { cookie, ...csrf, origin: evil }),
+      await call('GET', balance, { cookie, origin: evil })
+    ], Array(4).fill([403, 'FST_SESSION_GUARD_CSRF']), 'refused: no CSRF header (with no Origin, with its own); a foreign Origin on POST and on GET')
+    t.same([
+      await call('POST', transfer, { cookie, ...csrf }),
+      await call('POST', transfer, { cookie, ...csrf, origin: base }),
+      await call('GET', balance, { cookie }),
+      await call('GET', balance, { cookie, origin: base }),
+      await call('POST', `${base}/transfer`, { cookie, authorization: `Bearer ${alice.accessToken}` })
+    ], Array(5).fill([200, undefined]), 'accepted: the CSRF header with no Origin or its own; a GET with no Origin or its own; Authorization, which no page makes a browser send')
+  })
+}
 
 t.test('extractToken: a non-function is refused at registration', async (t) => {
   const app = Fastify()
@@ -271,6 +343,80 @@ t.test('watchSession on a connection that closed before the handler ran starts n
   await done
   t.equal(await (watch as SessionWatch).check(), false, 'stopped from the start')
   t.same(ended, [], 'and never ends anything')
+})
+
+t.test('watchSession stops when its response ends: none outlives the requests of a keep-alive connection', async (t) => {
+  // A poll that watches and answers, and a finite stream that hijacks, writes one event and ends, 20 times each
+  // over one connection: each watch must stop with its own response, not with the connection's socket.
+  const store = memoryStore()
+  const get = store.get.bind(store)
+  let reads = 0
+  store.get = async (id, now) => { reads++; return await get(id, now) }
+  const watched: SessionWatch[] = []
+  const ended: string[] = []
+  const connections = new Set<Socket>()
+  const closeListeners: number[] = []
+  const watch = (request: FastifyRequest): void => {
+    connections.add(request.raw.socket)
+    closeListeners.push(request.raw.socket.listenerCount('close'))
+    watched.push(request.watchSession({ every: '1h', onEnd: (reason) => ended.push(reason) }))
+  }
+  const { base, login, app } = await realtime(t, { store }, '1h', (app) => {
+    app.get('/poll', { preHandler: app.requireSession }, async (request) => {
+      watch(request)
+      return { polled: true }
+    })
+    app.get('/once', { preHandler: app.requireSession }, (request, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
+      reply.raw.write('data: once\n\n')
+      watch(request)
+      reply.raw.end()
+    })
+  })
+  const alice = await login('alice')
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const headers = { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie }
+  for (let i = 0; i < 20; i++) {
+    for (const [path, accept] of [['/poll', 'application/json'], ['/once', 'text/event-stream']] as const) {
+      const response = await new Promise<IncomingMessage>((resolve, reject) => httpGet(`${base}${path}`, { agent, headers: { ...headers, accept } }, resolve).once('error', reject))
+      t.equal(response.statusCode, 200)
+      await rest(response)
+    }
+  }
+  await settle()
+  t.equal(connections.size, 1, 'every request on one keep-alive connection')
+  t.same(new Set(closeListeners), new Set([closeListeners[0]]), 'no close listener left on the socket by an earlier watch')
+  reads = 0
+  await app.sessions.revoke(alice.sessionId)
+  const live = (await Promise.all(watched.map(async (w) => await w.check()))).filter(Boolean).length
+  t.same({ watches: watched.length, live, reads, ended }, { watches: 40, live: 0, reads: 0, ended: [] }, 'each stopped with its response: no store read, no onEnd on a reply that had ended')
+})
+
+t.test('watchSession asked for after the response was sent starts stopped', async (t) => {
+  let watch: SessionWatch | undefined
+  let handled!: () => void
+  const done = new Promise<void>((resolve) => { handled = resolve })
+  const { base, login } = await realtime(t, {}, 20, (app) => {
+    app.get('/sent', { preHandler: app.requireSession }, async (request, reply) => {
+      reply.send('sent')
+      // Its 'finish' and 'close' have fired, on a connection that stays open.
+      await new Promise((resolve) => reply.raw.once('close', resolve))
+      watch = request.watchSession({ every: 20, onEnd () {} })
+      handled()
+      return reply
+    })
+  })
+  const alice = await login('alice')
+  const agent = new Agent({ keepAlive: true })
+  t.teardown(() => agent.destroy())
+  const response = await new Promise<IncomingMessage>((resolve) => httpGet(`${base}/sent`, { agent, headers: { authorization: `Bearer ${alice.accessToken}`, cookie: alice.cookie } }, resolve))
+  const connection = response.socket
+  t.equal(await rest(response), 'sent')
+  await done
+  t.equal(connection.destroyed, false, 'the connection is still open')
+  t.equal(await (watch as SessionWatch).check(), false, 'stopped from the start')
 })
 
 t.test('watchSession: an onEnd that throws is logged, never an unhandled rejection', async (t) => {

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { CsrfError, InvalidOptionError } from '../errors.js'
+import { InvalidOptionError } from '../errors.js'
 import { section, type OptionNames } from '../validate.js'
 import { cookieValues } from './cookies.js'
-import { checkCsrf, isAllowedOrigin, isSafeMethod, type CsrfPolicy } from './csrf.js'
+import { checkAmbientCredential, type CsrfPolicy } from './csrf.js'
 
 /** How the access token travels: the `accessToken` option. */
 export interface AccessTokenOptions {
@@ -54,6 +54,8 @@ export function parseAccessTokenOptions (value: AccessTokenOptions | undefined):
  * Where the access token is, for a client that cannot set `Authorization`: a
  * browser's `WebSocket` and `EventSource`. Returns the token, or `undefined`
  * to let the guard read `Authorization` as usual. As `@fastify/jwt`'s `extractToken`.
+ * The token it returns is checked as a cookie-carried one is: the CSRF header
+ * and an allowed `Origin` on an unsafe method, an allowed `Origin` (when sent) on any.
  */
 export type TokenExtractor = (request: FastifyRequest) => string | undefined
 
@@ -77,11 +79,16 @@ const MAX_COOKIE_TOKEN_LENGTH = 8192
  * over for the cookie. Two cookies of the name (one planted from a sibling
  * domain) are refused, as the fingerprint's are.
  *
- * A cookie rides along with any request the browser makes: an unsafe request
- * whose token came from the cookie is checked for CSRF here, always, even under
- * `SameSite=Strict` (a page on a sibling subdomain is same-site, and a Strict
- * cookie goes with its requests). The check is the refresh's: the CSRF header
- * and an allowed `Origin`.
+ * A cookie rides along with any request the browser makes, and a token that an
+ * extractor reads (the query string, a subprotocol) is in a place a page can
+ * make the browser fill: both are checked here by `checkAmbientCredential`,
+ * always, even under `SameSite=Strict` (a page on a sibling subdomain is
+ * same-site, and a Strict cookie goes with its requests). The check is the
+ * refresh's: the CSRF header and an allowed `Origin` on an unsafe method, an
+ * allowed `Origin` on a safe one. An extractor cannot say where it found the
+ * token, so all of them are held to it; a WebSocket or `EventSource` route is
+ * a GET, and meets only the `Origin` rule that the guard applies to it anyway.
+ * Only `Authorization`, which no page can make a browser send, is exempt.
  */
 export function createTokenSource (
   policy: AccessTokenPolicy,
@@ -97,9 +104,9 @@ export function createTokenSource (
     const extract = (routeExtractors() ? request.routeOptions.config.extractToken : undefined) ?? extractToken
     const extracted = extract?.(request)
     if (extracted !== undefined) {
-      return typeof extracted === 'string' && extracted.length <= MAX_AUTHORIZATION_LENGTH && JWT.test(extracted)
-        ? { token: extracted }
-        : { rejected: 'malformed_token' }
+      if (typeof extracted !== 'string' || extracted.length > MAX_AUTHORIZATION_LENGTH || !JWT.test(extracted)) return { rejected: 'malformed_token' }
+      checkAmbientCredential(request, csrf)
+      return { token: extracted }
     }
     const authorization = fromHeader ? request.headers.authorization : undefined
     if (authorization !== undefined) {
@@ -112,10 +119,7 @@ export function createTokenSource (
     if (values.length > 1) return { rejected: 'duplicate_token' }
     const token = values[0] as string
     if (token.length > MAX_COOKIE_TOKEN_LENGTH || !JWT.test(token)) return { rejected: 'malformed_token' }
-    if (!isSafeMethod(request.method)) checkCsrf(request, csrf)
-    // A safe method needs no header, but a cookie credential still answers only the app's origins: a foreign
-    // `Origin` on a GET is another site's fetch or EventSource, riding on the user's cookies.
-    else if (!isAllowedOrigin(request, csrf.allowedOrigins)) throw new CsrfError()
+    checkAmbientCredential(request, csrf)
     return { token }
   }
 }

@@ -44,7 +44,7 @@ const LOOPBACK_ORIGIN = /^http:\/\/(?:localhost|127\.0\.0\.1|\[::1\])(?::\d+)?$/
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** GET, HEAD or OPTIONS: a method that changes nothing. */
-export function isSafeMethod (method: string): boolean {
+function isSafeMethod (method: string): boolean {
   return SAFE_METHODS.has(method)
 }
 
@@ -68,6 +68,22 @@ export function checkCsrf (request: FastifyRequest, policy: CsrfPolicy): void {
   if (request.headers.origin === undefined ? policy.crossSite : !isAllowedOrigin(request, policy.allowedOrigins)) {
     throw new CsrfError()
   }
+}
+
+/**
+ * The rule for a credential the browser sends whether or not the page's own
+ * script chose to: the access token cookie, and a token an `extractToken`
+ * finds (in the query string, a WebSocket subprotocol: places a page of any
+ * origin can make the browser fill, with a form's action or a `<img>`). An
+ * unsafe method needs `checkCsrf` (the header and an allowed origin) under
+ * every `SameSite`, even Strict: a page on a sibling subdomain is same-site,
+ * and a URL carries its token to any site. A safe method needs no header, but
+ * an `Origin` it has must be allowed: a foreign one on a GET is another site's
+ * fetch or `EventSource`, riding on the credential. Throws `FST_SESSION_GUARD_CSRF` (403).
+ */
+export function checkAmbientCredential (request: FastifyRequest, policy: CsrfPolicy): void {
+  if (!isSafeMethod(request.method)) checkCsrf(request, policy)
+  else if (!isAllowedOrigin(request, policy.allowedOrigins)) throw new CsrfError()
 }
 
 /**

@@ -220,6 +220,9 @@ app.get('/events', { preHandler: app.requireSession, config: { extractToken: fro
   expectType<void>(watch.stop())
   expectError(request.watchSession({ every: '30s' }))
 })
+expectAssignable<SessionEndReason>('step_up')
+expectType<'revoked' | 'expired' | 'step_up' | 'unavailable'>(null as unknown as SessionEndReason)
+expectError<SessionEndReason>('challenged')
 expectError(app.get('/events', { config: { extractToken: 'query' } }, async () => ({})))
 
 // The rules a store implementation imports.
