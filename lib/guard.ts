@@ -2,12 +2,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
 import type { TokenSource } from './http/access-token-source.js'
-import { checkCsrf, isAllowedOrigin, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
+import { checkCsrf, csrfRefusal, isAllowedOrigin, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
 import { checkDpopRequest, readDpopToken, type DpopProofs } from './http/dpop.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { CsrfError, StepUpRequiredError } from './errors.js'
+import { StepUpRequiredError } from './errors.js'
 import { isChallenged, lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
@@ -69,7 +69,7 @@ export function createGuard (context: GuardContext): Guard {
   return async function requireSession (request, reply) {
     if (isRealtime(request) && !isAllowedOrigin(request, csrf.allowedOrigins)) {
       events.publish(request.log, 'auth.rejected', clock(), undefined, { reason: 'foreign_origin' })
-      throw new CsrfError()
+      throw csrfRefusal(request, 'csrf_origin_not_allowed')
     }
     // `Authorization: DPoP` (RFC 9449) carries no cookie, so no CSRF check applies.
     const dpopToken = dpop === undefined ? undefined : readDpopToken(request)

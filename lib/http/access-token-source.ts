@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { CsrfError, InvalidOptionError } from '../errors.js'
+import { InvalidOptionError } from '../errors.js'
 import { section, type OptionNames } from '../validate.js'
 import { cookieValues } from './cookies.js'
-import { checkCsrf, isAllowedOrigin, isSafeMethod, type CsrfPolicy } from './csrf.js'
+import { checkCsrf, csrfRefusal, isAllowedOrigin, isSafeMethod, type CsrfPolicy } from './csrf.js'
 
 /** How the access token travels: the `accessToken` option. */
 export interface AccessTokenOptions {
@@ -115,7 +115,7 @@ export function createTokenSource (
     if (!isSafeMethod(request.method)) checkCsrf(request, csrf)
     // A safe method needs no header, but a cookie credential still answers only the app's origins: a foreign
     // `Origin` on a GET is another site's fetch or EventSource, riding on the user's cookies.
-    else if (!isAllowedOrigin(request, csrf.allowedOrigins)) throw new CsrfError()
+    else if (!isAllowedOrigin(request, csrf.allowedOrigins)) throw csrfRefusal(request, 'csrf_origin_not_allowed')
     return { token }
   }
 }
