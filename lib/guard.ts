@@ -61,8 +61,12 @@ export function createGuard (context: GuardContext): Guard {
   const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
-    // RFC 6750: the same challenge whatever failed (a DPoP refusal has set its own, RFC 9449 §7.1).
-    if (!reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
+    // RFC 6750: the same challenge whatever failed (a DPoP refusal has set its own, RFC 9449 §7.1),
+    // in the scheme the request used: `DPoP` for `Authorization: DPoP` (RFC 9449 §7.1).
+    if (!reply.hasHeader('www-authenticate')) {
+      if (dpop !== undefined && readDpopToken(request) !== undefined) dpop.refuseToken(reply)
+      else reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
+    }
     throw refusal(events, request.log, clock(), reason, claims === undefined ? undefined : { userId: claims.sub, id: claims.sid })
   }
 
