@@ -248,15 +248,15 @@ function randomSecret (app: FastifyInstance): string {
   return randomBytes(32).toString('base64url')
 }
 
-/* c8 ignore start -- runs only when started as a program */
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 3000)
-  const host = process.env.HOST ?? '127.0.0.1'
-  buildServer().then(async (app) => {
-    await app.listen({ port, host })
-    const base = `http://${host}:${port}`
-    console.log(`
-fastify-session-guard example on ${base}
+/**
+ * What the example prints when it starts: its process id, and the `curl`
+ * commands that walk through the API. A route without a body (`DELETE`, the
+ * `revoke-*` ones) is called without a JSON content type: Fastify refuses an
+ * empty JSON body.
+ */
+export function banner (base: string, pid: number): string {
+  return `
+fastify-session-guard example on ${base} (process ${pid}: stop it with Ctrl-C or \`kill ${pid}\`)
 Users: alice and bob, password "demo-password".
 
 Open ${base}/ in a browser for the "Your devices" page (sign in from two browsers).
@@ -267,12 +267,15 @@ sign-ins by country, devices, anomalies and lockouts, and a user search (user id
   TOKEN=$(curl -s -c jar -H 'content-type: application/json' -d '{"username":"alice","password":"demo-password"}' ${base}/login | node -pe 'JSON.parse(require("fs").readFileSync(0)).accessToken')
 
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # who am I
-  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions                    # your devices
+  curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions                    # your devices (each with its id)
+  curl -s -b jar -H "authorization: Bearer $TOKEN" -X DELETE ${base}/sessions/<id> -i  # sign one device out: 204
+  curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/sessions/revoke-others   # sign out every other device
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/history            # your recent sign-ins
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/sessions/alerts             # "Was this you?" (sign in from another browser first)
   curl -s -b jar -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"answer":"no"}' ${base}/sessions/alerts/<id>   # sign it out
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/admin/dashboard/overview    # the dashboard's data, as alice (403 for bob)
-  curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh            # new tokens
+  # refresh: a new refresh cookie in ./jar, the new access token in $TOKEN
+  TOKEN=$(curl -s -b jar -c jar -H 'x-requested-with: curl' -X POST ${base}/refresh | node -pe 'JSON.parse(require("fs").readFileSync(0)).accessToken')
   curl -s -b jar -H "authorization: Bearer $TOKEN" -X POST ${base}/logout -i           # 204
   curl -s -b jar -H "authorization: Bearer $TOKEN" ${base}/me                          # 401 now
 
@@ -288,7 +291,16 @@ sign-ins by country, devices, anomalies and lockouts, and a user search (user id
   # /metrics and /health answer this machine only (loopback, not forwarded by a proxy); anyone else gets a 404
   curl -s ${base}/metrics | grep -E 'anomalies|lockouts'
   curl -s ${base}/health
-`)
+`
+}
+
+/* c8 ignore start -- runs only when started as a program */
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 3000)
+  const host = process.env.HOST ?? '127.0.0.1'
+  buildServer().then(async (app) => {
+    await app.listen({ port, host })
+    console.log(banner(`http://${host}:${port}`, process.pid))
   }).catch((err: unknown) => {
     console.error(err)
     process.exit(1)

@@ -56,10 +56,13 @@ export const RefreshConflictError = createError(
   409
 )
 
-/** A refresh request failed the CSRF checks (missing custom header or a foreign `Origin`). */
-export const CsrfError = createError(
+/**
+ * A cookie-authenticated request failed the CSRF checks: the message says why
+ * (the custom header, by name, is missing; the `Origin` is missing or not allowed).
+ */
+export const CsrfError = createError<[string]>(
   'FST_SESSION_GUARD_CSRF',
-  'Cross-site request refused',
+  'Cross-site request refused: %s',
   403
 )
 

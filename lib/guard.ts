@@ -2,12 +2,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityObserver } from './activity.js'
 import { safeEqual } from './crypto.js'
 import type { TokenSource } from './http/access-token-source.js'
-import { checkCsrf, isAllowedOrigin, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
+import { checkCsrf, csrfRefusal, isAllowedOrigin, needsCsrfCheck, type CsrfPolicy } from './http/csrf.js'
 import { checkDpopRequest, readDpopToken, type DpopProofs } from './http/dpop.js'
 import { isFingerprintRejection, readFingerprintHash } from './http/fingerprint.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
-import { CsrfError, StepUpRequiredError } from './errors.js'
+import { StepUpRequiredError } from './errors.js'
 import { isChallenged, lifetimeOf, type Clock, type Lifetimes } from './session.js'
 import type { FailClosedStore } from './stores/fail-closed.js'
 import type { AccessClaims, AccessTokens } from './tokens/access-tokens.js'
@@ -62,15 +62,19 @@ export function createGuard (context: GuardContext): Guard {
   const hot = store.unwrapped
 
   function reject (request: FastifyRequest, reply: FastifyReply, reason: string, claims?: AccessClaims): never {
-    // RFC 6750: the same challenge whatever failed (a DPoP refusal has set its own, RFC 9449 §7.1).
-    if (!reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
+    // RFC 6750: the same challenge whatever failed (a DPoP refusal has set its own, RFC 9449 §7.1),
+    // in the scheme the request used: `DPoP` for `Authorization: DPoP` (RFC 9449 §7.1).
+    if (!reply.hasHeader('www-authenticate')) {
+      if (dpop !== undefined && readDpopToken(request) !== undefined) dpop.refuseToken(reply)
+      else reply.header('www-authenticate', 'Bearer realm="session", error="invalid_token"')
+    }
     throw refusal(events, request.log, clock(), reason, claims === undefined ? undefined : { userId: claims.sub, id: claims.sid })
   }
 
   return async function requireSession (request, reply) {
     if (isRealtime(request) && !isAllowedOrigin(request, csrf.allowedOrigins)) {
       events.publish(request.log, 'auth.rejected', clock(), undefined, { reason: 'foreign_origin' })
-      throw new CsrfError()
+      throw csrfRefusal(request, 'csrf_origin_not_allowed')
     }
     // `Authorization: DPoP` (RFC 9449) carries no cookie, so no CSRF check applies.
     const dpopToken = dpop === undefined ? undefined : readDpopToken(request)

@@ -4,6 +4,7 @@ import type { ClientObserver } from './devices/client.js'
 import { randomToken, safeEqual } from './crypto.js'
 import {
   AnomalyError,
+  InvalidDpopProofError,
   InvalidOptionError,
   NoSessionError,
   RefreshConflictError,
@@ -31,6 +32,11 @@ import { duration, isToken, origins, routePath, section, type Duration, type Opt
 const SESSION_ID_BYTES = 16
 const MAX_USER_ID_LENGTH = 256
 const MAX_REFRESH_TOKEN_LENGTH = 256
+
+/** The `refreshToken` of the request's body, whatever its type. */
+function bodyRefreshToken (request: FastifyRequest): unknown {
+  return (request.body as { refreshToken?: unknown } | undefined)?.refreshToken
+}
 const DEFAULT_GRACE_WINDOW = '10s'
 const DEFAULT_CSRF_HEADER = 'x-requested-with'
 const DEFAULT_REFRESH_PATH = '/refresh'
@@ -399,7 +405,11 @@ export class Lifecycle {
 
     // A DPoP client proves its key instead of sending cookies: its refresh token travels in the body.
     const proving = this.#context.dpop !== undefined && DpopProofs.presented(request)
-    if (!proving && policy.transport === 'cookie') checkCsrf(request, policy.csrf)
+    if (!proving && policy.transport === 'cookie') {
+      // No refresh cookie but a token in the body: a DPoP client that forgot its proof, which a CSRF refusal would mislead.
+      if (cookies.refreshTokens(request).length === 0 && typeof bodyRefreshToken(request) === 'string') throw this.#unprovenBodyToken(request, reply, now)
+      checkCsrf(request, policy.csrf)
+    }
     const presented = this.#presentedRefreshTokens(request, proving)
     if (presented.length === 0) throw refuse('missing_refresh_token')
     const opened = presented.map((token) => refreshTokens.open(token)).filter((token) => token !== undefined)
@@ -496,11 +506,24 @@ export class Lifecycle {
     return issued
   }
 
+  /**
+   * A cookie refresh with its token in the body and no proof: with `dpop`
+   * on, the 400 that tells a DPoP client its proof is missing (and that
+   * a body refresh token needs one); with it off, the usual 401.
+   */
+  #unprovenBodyToken (request: FastifyRequest, reply: FastifyReply, now: number): Error {
+    const { dpop, events } = this.#context
+    if (dpop === undefined) return refusal(events, request.log, now, 'missing_refresh_token')
+    dpop.challenge(reply, 'dpop_missing_proof', now, 'a refresh token in the body needs a DPoP proof')
+    events.publish(request.log, 'auth.rejected', now, undefined, { reason: 'dpop_missing_proof' })
+    return new InvalidDpopProofError()
+  }
+
   /** The refresh tokens the request presents: in the body (always, from a DPoP client), or in every refresh cookie it carries. */
   #presentedRefreshTokens (request: FastifyRequest, dpop: boolean): string[] {
     const tokens: unknown[] = this.#context.refresh.transport === 'cookie' && !dpop
       ? this.#context.cookies.refreshTokens(request)
-      : [(request.body as { refreshToken?: unknown } | undefined)?.refreshToken]
+      : [bodyRefreshToken(request)]
     return tokens.filter((token): token is string => typeof token === 'string' && token.length <= MAX_REFRESH_TOKEN_LENGTH)
   }
 

@@ -142,7 +142,19 @@ if (!existsSync(executablePath)) {
     const bob = await signIn('bob')
     await bob.goto(`${base}/admin.html`)
     await bob.locator('#denied').waitFor({ state: 'visible' })
-    t.match(await bob.locator('#denied-text').textContent(), 'administrators only')
+    t.equal(await bob.locator('#denied-text').textContent(), 'This page is for administrators only. Go to your devices.')
+    // The full stop follows the link on its line, not on a grid row of its own.
+    const rows = await bob.evaluate(`(() => {
+      const walker = document.createTreeWalker(document.querySelector('#denied-text'), NodeFilter.SHOW_TEXT)
+      const tops = new Set()
+      for (let node = walker.nextNode(); node !== null; node = walker.nextNode()) {
+        const range = document.createRange()
+        range.selectNodeContents(node)
+        for (const rect of range.getClientRects()) tops.add(Math.round(rect.top))
+      }
+      return tops.size
+    })()`)
+    t.equal(rows, 1, 'the notice is one line')
     t.equal(await bob.locator('#dashboard').isHidden(), true)
   })
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { CLOCK_SKEW_ALLOWANCE_MS, memoryStore, sessionLimitResponseSchema, type SessionEvent, type SessionGuardOptions, type SessionStore } from '../lib/index.js'
-import { parseDpopOptions } from '../lib/http/dpop.js'
+import { DPOP_DESCRIPTIONS, parseDpopOptions } from '../lib/http/dpop.js'
 import { normalizeOptions } from '../lib/options.js'
 import { redisStore } from '../lib/stores/redis/index.js'
 import { registrationError, SECRET, settle, TestClock } from './helper.js'
@@ -14,6 +14,11 @@ type Jose = typeof import('jose', { with: { 'resolution-mode': 'import' } })
 const jose: Promise<Jose> = import('jose')
 
 const CHALLENGE = 'DPoP algs="ES256 EdDSA", error='
+
+/** The challenge of a refusal: its error, and the fixed words that say which check failed (RFC 6750 §3). */
+function challenge (error: string, reason: keyof typeof DPOP_DESCRIPTIONS): string {
+  return `${CHALLENGE}"${error}", error_description="${DPOP_DESCRIPTIONS[reason]}"`
+}
 
 interface Client {
   alg: 'ES256' | 'EdDSA'
@@ -152,7 +157,12 @@ t.test('a native client: login, calls, refresh and revoke with DPoP-bound tokens
     t.equal((await server.call(key, 'POST', '/logout', { token: next.accessToken })).status, 204, `${alg}: revoke`)
     const after = await server.call(key, 'GET', '/me', { token: next.accessToken })
     t.equal(after.status, 401, 'revoked: refused')
+    t.equal(after.headers.get('www-authenticate'), `${CHALLENGE}"invalid_token"`, 'in the scheme the request used, DPoP (RFC 9449 §7.1)')
     t.equal(server.reasons.at(-1), 'unknown_session')
+    const forged = await server.call(key, 'GET', '/me', { token: `${next.accessToken.slice(0, -4)}AAAA` })
+    t.equal(forged.status, 401, 'a forged token presented as DPoP')
+    t.equal(forged.headers.get('www-authenticate'), `${CHALLENGE}"invalid_token"`)
+    t.equal(server.reasons.at(-1), 'invalid_token')
   }
 })
 
@@ -168,7 +178,7 @@ t.test('a login without a proof gets the cookie binding, beside DPoP clients', a
   const key = await client()
   const asDpop = await server.call(key, 'GET', '/me', { token: issued.accessToken })
   t.equal(asDpop.status, 401)
-  t.equal(asDpop.headers.get('www-authenticate'), `${CHALLENGE}"invalid_token"`)
+  t.equal(asDpop.headers.get('www-authenticate'), challenge('invalid_token', 'dpop_bound_token'))
   t.equal(server.reasons.at(-1), 'dpop_bound_token')
 })
 
@@ -197,7 +207,7 @@ t.test('refusals of a DPoP-bound request, each with its reason and challenge', a
   for (const c of cases) {
     const response = await fetch(me, { headers: { authorization: `${c.scheme ?? 'DPoP'} ${accessToken}`, dpop: await c.dpop!() } })
     t.equal(response.status, 401, `${c.name}: 401`)
-    t.equal(response.headers.get('www-authenticate'), `${CHALLENGE}"${c.error}"`, `${c.name}: challenge`)
+    t.equal(response.headers.get('www-authenticate'), challenge(c.error, c.reason as keyof typeof DPOP_DESCRIPTIONS), `${c.name}: challenge, which says what failed`)
     t.equal(server.reasons.at(-1), c.reason, `${c.name}: reason`)
   }
   const long = await fetch(me, { headers: { authorization: `DPoP${' '.repeat(8192)}${accessToken}`, dpop: await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken }) } })
@@ -205,7 +215,7 @@ t.test('refusals of a DPoP-bound request, each with its reason and challenge', a
   t.equal(server.reasons.at(-1), 'malformed_token')
   const missing = await fetch(me, { headers: { authorization: `DPoP ${accessToken}` } })
   t.equal(missing.status, 401)
-  t.equal(missing.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(missing.headers.get('www-authenticate'), challenge('invalid_dpop_proof', 'dpop_missing_proof'))
   t.equal(server.reasons.at(-1), 'dpop_missing_proof', 'no proof')
   const good = await proof(key, { htm: 'GET', htu: me, iat: clock.read(), accessToken })
   const twice = await fetch(me, { headers: [['authorization', `DPoP ${accessToken}`], ['dpop', good], ['dpop', good]] })
@@ -237,7 +247,7 @@ async function replayAcrossInstances (t: Test, stores: [SessionStore, SessionSto
   t.equal((await fetch(`${a.base}/me`, { headers })).status, 200, 'first use')
   const replayed = await fetch(`${a.base}/me`, { headers })
   t.equal(replayed.status, 401, 'replayed on the same instance')
-  t.equal(replayed.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(replayed.headers.get('www-authenticate'), challenge('invalid_dpop_proof', 'dpop_replay'))
   t.equal(a.reasons.at(-1), 'dpop_replay')
   // Instance b behind the same host name: the store remembers the jti.
   const host = new URL(a.base).host
@@ -341,7 +351,7 @@ t.test('server nonces: use_dpop_nonce at login, at refresh and on a call, then a
   const first = await server.call(key, 'POST', '/login', { body: { userId: 'alice' } })
   t.equal(first.status, 400, 'a login without a nonce: 400 (RFC 9449 §8)')
   t.equal((await first.json() as { code: string }).code, 'FST_SESSION_GUARD_USE_DPOP_NONCE')
-  t.equal(first.headers.get('www-authenticate'), `${CHALLENGE}"use_dpop_nonce"`)
+  t.equal(first.headers.get('www-authenticate'), challenge('use_dpop_nonce', 'dpop_nonce_required'))
   t.equal(server.reasons.at(-1), 'dpop_nonce_required')
   const nonce = first.headers.get('dpop-nonce') as string
   t.match(nonce, /^\d+\.[A-Za-z0-9_-]{43}$/)
@@ -349,7 +359,7 @@ t.test('server nonces: use_dpop_nonce at login, at refresh and on a call, then a
 
   const without = await server.call(key, 'GET', '/me', { token: accessToken })
   t.equal(without.status, 401, 'a call without the nonce')
-  t.equal(without.headers.get('www-authenticate'), `${CHALLENGE}"use_dpop_nonce"`)
+  t.equal(without.headers.get('www-authenticate'), challenge('use_dpop_nonce', 'dpop_nonce_required'))
   t.equal(without.headers.get('dpop-nonce'), nonce, 'with the current nonce')
   t.equal(server.reasons.at(-1), 'dpop_nonce_required')
   const forged = await server.call(key, 'GET', '/me', { token: accessToken, nonce: `${nonce.split('.')[0]!}.${'A'.repeat(43)}` })
@@ -387,14 +397,38 @@ t.test('the refresh token is bound to the key', async (t) => {
   const other = await server.call(await client(), 'POST', '/refresh', { body: { refreshToken } })
   t.equal(other.status, 401, "another key's proof")
   t.equal(server.reasons.at(-1), 'fingerprint_mismatch')
-  const noProof = await fetch(`${server.base}/refresh`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-requested-with': 'x' }, body: JSON.stringify({ refreshToken }) })
-  t.equal(noProof.status, 401, 'no proof: the cookie path finds no refresh cookie')
+  // A native client that forgot its proof: told so, not refused as a cross-site request (with or without the CSRF header).
+  for (const headers of [{}, { 'x-requested-with': 'x' }] as Array<Record<string, string>>) {
+    const noProof = await fetch(`${server.base}/refresh`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ refreshToken }) })
+    t.equal(noProof.status, 400, 'no proof, a refresh token in the body: 400')
+    t.equal((await noProof.json() as { code: string }).code, 'FST_SESSION_GUARD_INVALID_DPOP_PROOF')
+    t.equal(noProof.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof", error_description="a refresh token in the body needs a DPoP proof"`)
+    t.equal(server.reasons.at(-1), 'dpop_missing_proof')
+  }
   const badProof = await server.call(key, 'POST', '/refresh', { body: { refreshToken }, dpop: await proof(key, { htm: 'GET', htu: `${server.base}/refresh`, iat: server.clock.read() }) })
   t.equal(badProof.status, 400, 'a bad proof at the token endpoint: 400')
   t.equal((await badProof.json() as { code: string }).code, 'FST_SESSION_GUARD_INVALID_DPOP_PROOF')
-  t.equal(badProof.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(badProof.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof", error_description="htm is not the request method"`)
   t.equal(server.reasons.at(-1), 'dpop_htm_mismatch')
   t.equal((await server.call(key, 'POST', '/refresh', { body: { refreshToken } })).status, 200, 'the control: its own key')
+})
+
+t.test('a refresh token in the body without a proof is never answered as CSRF; a refresh cookie still is', async (t) => {
+  const server = await serve(t, { secureCookies: false, development: true })
+  const login = await fetch(`${server.base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'bob' }) })
+  const cookie = (login.headers.getSetCookie()).map((line) => line.split(';')[0]).join('; ')
+  const withCookie = await fetch(`${server.base}/refresh`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ refreshToken: 'x' }) })
+  t.equal(withCookie.status, 403, 'a browser\'s refresh cookie: the CSRF checks apply, body or not')
+  t.equal((await withCookie.json() as { code: string }).code, 'FST_SESSION_GUARD_CSRF')
+
+  // With `dpop` off, the body is not where a cookie refresh looks: the usual 401, not a CSRF refusal.
+  const off = await serve(t, { dpop: false })
+  const noCookie = await off.app.inject({ method: 'POST', url: '/refresh', payload: { refreshToken: 'x' } })
+  t.equal(noCookie.statusCode, 401)
+  t.equal(noCookie.json().code, 'FST_SESSION_GUARD_UNAUTHORIZED')
+  await settle()
+  t.equal(off.reasons.at(-1), 'missing_refresh_token')
+  t.equal((await off.app.inject({ method: 'POST', url: '/refresh', payload: { other: 'x' } })).statusCode, 403, 'nor a token in the body: the CSRF refusal')
 })
 
 t.test('a refresh with a made-up refresh token costs no store write: its proof is not even recorded', async (t) => {
@@ -514,7 +548,7 @@ t.test('resolve-limit refuses a DPoP login\'s ticket without a proof of its key'
     body, dpop: await proof(key, { htm: 'POST', htu: `${server.base}/login`, iat: server.clock.read() })
   })
   t.equal(elsewhere.status, 400, 'a proof of the key made for another URL')
-  t.equal(elsewhere.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(elsewhere.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof", error_description="htu is not the request URL"`)
   t.equal(server.reasons.at(-1), 'dpop_htu_mismatch')
   const replayed = await proof(key, { htm: 'POST', htu: `${server.base}/sessions/resolve-limit`, iat: server.clock.read() })
   const once = await server.call(key, 'POST', '/sessions/resolve-limit', { body: { ...body, revoke: 'no-such-session' }, dpop: replayed })
@@ -541,7 +575,7 @@ t.test('resolve-limit asks a DPoP client for a server nonce when nonces are requ
   const without = await server.call(key, 'POST', '/sessions/resolve-limit', { body })
   t.equal(without.status, 400, 'a proof without the nonce')
   t.equal((await without.json() as { code: string }).code, 'FST_SESSION_GUARD_USE_DPOP_NONCE')
-  t.equal(without.headers.get('www-authenticate'), `${CHALLENGE}"use_dpop_nonce"`)
+  t.equal(without.headers.get('www-authenticate'), challenge('use_dpop_nonce', 'dpop_nonce_required'))
   t.equal(without.headers.get('dpop-nonce'), nonce)
   const resolved = await server.call(key, 'POST', '/sessions/resolve-limit', { body, nonce })
   t.equal(resolved.status, 200, 'with it')

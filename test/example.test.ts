@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { buildInstance } from '../examples/redis.js'
 import { DEMO_ADDRESSES, exampleLocation } from '../examples/geo.js'
 import type { SessionEvent } from '../lib/index.js'
-import { buildServer } from '../examples/server.js'
+import { banner, buildServer } from '../examples/server.js'
 import { TestClock } from './helper.js'
 import { leftNoKeys, redisTest, testPrefix } from './stores/redis-helper.js'
 
@@ -306,3 +306,35 @@ redisTest(t, 'the Redis example: no claims chosen by the client, no session reco
 })
 
 leftNoKeys(t)
+
+t.test('the example\'s banner: its pid, a working refresh of $TOKEN, and the device routes called without a JSON body', async (t) => {
+  const printed = banner('http://127.0.0.1:3000', 4242)
+  t.match(printed, 'process 4242', 'the process id, to stop it')
+  const lines = printed.split('\n').map((line) => line.trim())
+  const refresh = lines.find((line) => line.includes('/refresh'))
+  t.match(refresh, /^TOKEN=\$\(curl .*-X POST http:\/\/127\.0\.0\.1:3000\/refresh \| node -pe .*\.accessToken'\)$/, 'the refresh updates $TOKEN')
+  const revokeOne = lines.find((line) => line.includes('-X DELETE'))
+  const revokeOthers = lines.find((line) => line.includes('/sessions/revoke-others'))
+  t.match(revokeOne, 'http://127.0.0.1:3000/sessions/<id>')
+  t.match(revokeOthers, '-X POST')
+  for (const line of [revokeOne, revokeOthers]) {
+    t.notMatch(line, /content-type|-d /, 'no JSON content type, no body')
+  }
+
+  // What those two commands send, against the example.
+  const app = await buildServer({ logger: false })
+  t.teardown(() => app.close())
+  const laptop = await login(app, 'alice')
+  await login(app, 'alice')
+  await login(app, 'alice')
+  const auth = { authorization: `Bearer ${laptop.accessToken}`, cookie: laptop.cookie }
+  const list = await app.inject({ method: 'GET', url: '/sessions', headers: auth })
+  const others = (list.json().sessions as Array<{ id: string, isCurrent: boolean }>).filter((session) => !session.isCurrent)
+  t.equal(others.length, 2)
+  // A JSON content type without a body is refused by Fastify before the route: the banner sends none.
+  const withJson = await app.inject({ method: 'DELETE', url: `/sessions/${others[0]!.id}`, headers: { ...auth, 'content-type': 'application/json' } })
+  t.equal(withJson.statusCode, 400, 'with a JSON content type and no body: refused')
+  t.equal((await app.inject({ method: 'DELETE', url: `/sessions/${others[0]!.id}`, headers: auth })).statusCode, 204, 'one device signed out')
+  t.same((await app.inject({ method: 'POST', url: '/sessions/revoke-others', headers: auth })).json(), { revoked: 1 }, 'every other device signed out')
+  t.equal((await app.sessions.list('user-alice')).length, 1)
+})

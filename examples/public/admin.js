@@ -31,7 +31,13 @@ function deny (err) {
   if (!(err instanceof Denied)) throw err
   $('#dashboard').hidden = true
   $('#denied').hidden = false
-  $('#denied-text').innerHTML = `${err.message} <a href="/">Go to your devices</a>.`
+  // One line: `.notice` is a grid, and each bare text node beside the link would be a row of its own.
+  const line = document.createElement('span')
+  const link = document.createElement('a')
+  link.href = '/'
+  link.textContent = 'Go to your devices'
+  line.append(`${err.message} `, link, '.')
+  $('#denied-text').replaceChildren(line)
   $('#status').textContent = ''
 }
 

@@ -61,13 +61,36 @@ export function needsCsrfCheck (request: FastifyRequest, policy: CsrfPolicy): bo
  * request without `Origin` passes (the cookie itself came from the same
  * site); with Lax or None it is refused: a browser sends `Origin` with every
  * request but a GET or HEAD, and the cookie no longer says where it came from.
- * Throws `FST_SESSION_GUARD_CSRF` (403) otherwise.
+ * Throws `FST_SESSION_GUARD_CSRF` (403) otherwise, with the reason (`csrfRefusal`).
  */
 export function checkCsrf (request: FastifyRequest, policy: CsrfPolicy): void {
-  if (request.headers[policy.header] === undefined) throw new CsrfError()
-  if (request.headers.origin === undefined ? policy.crossSite : !isAllowedOrigin(request, policy.allowedOrigins)) {
-    throw new CsrfError()
+  if (request.headers[policy.header] === undefined) throw csrfRefusal(request, 'csrf_header_missing', policy.header)
+  if (request.headers.origin === undefined) {
+    if (policy.crossSite) throw csrfRefusal(request, 'csrf_origin_missing')
+  } else if (!isAllowedOrigin(request, policy.allowedOrigins)) {
+    throw csrfRefusal(request, 'csrf_origin_not_allowed')
   }
+}
+
+/** Why a request failed the CSRF checks: in the log line (at debug) and, in words, in the 403's message. */
+export type CsrfRejection = 'csrf_header_missing' | 'csrf_origin_missing' | 'csrf_origin_not_allowed'
+
+/** Longest `Origin` a log line repeats: it is the client's text. */
+const MAX_LOGGED_ORIGIN = 256
+
+/**
+ * The one CSRF refusal: logs its reason at debug with the request's `Origin`,
+ * and returns the `FST_SESSION_GUARD_CSRF` (403) to throw, whose message says
+ * what to fix: the header's name (configuration, not a secret), or the
+ * `Origin`, never repeated to the client.
+ */
+export function csrfRefusal (request: FastifyRequest, reason: CsrfRejection, header?: string): Error {
+  const origin = request.headers.origin
+  request.log.debug({ reason, origin: origin?.slice(0, MAX_LOGGED_ORIGIN) }, 'session guard: cross-site request refused')
+  const why = reason === 'csrf_header_missing'
+    ? `the ${String(header)} header is missing (any value; a cross-site form cannot send it)`
+    : reason === 'csrf_origin_missing' ? 'the Origin header is missing' : 'its Origin is not one of the allowed origins'
+  return new CsrfError(why)
 }
 
 /**
@@ -83,7 +106,7 @@ export function checkCsrf (request: FastifyRequest, policy: CsrfPolicy): void {
  */
 export function checkAmbientCredential (request: FastifyRequest, policy: CsrfPolicy): void {
   if (!isSafeMethod(request.method)) checkCsrf(request, policy)
-  else if (!isAllowedOrigin(request, policy.allowedOrigins)) throw new CsrfError()
+  else if (!isAllowedOrigin(request, policy.allowedOrigins)) throw csrfRefusal(request, 'csrf_origin_not_allowed')
 }
 
 /**

@@ -121,6 +121,24 @@ export type DpopRejection =
   | 'dpop_nonce_required'
   | 'dpop_replay'
 
+/**
+ * The `error_description` of each refusal: fixed words about the check that
+ * failed, so a client's developer sees which claim to fix, and nothing of the
+ * request is repeated.
+ */
+export const DPOP_DESCRIPTIONS: Readonly<Record<DpopRejection | 'dpop_bound_token', string>> = {
+  dpop_missing_proof: 'no DPoP proof',
+  dpop_invalid_proof: 'the proof is malformed, badly signed, not a dpop+jwt, or lacks jti or iat',
+  dpop_htm_mismatch: 'htm is not the request method',
+  dpop_htu_mismatch: 'htu is not the request URL',
+  dpop_stale_proof: 'iat is outside the accepted window',
+  dpop_ath_mismatch: 'ath is not the hash of the access token',
+  dpop_key_mismatch: 'the proof is signed by another key than the token is bound to',
+  dpop_nonce_required: 'a server nonce is required',
+  dpop_replay: 'the proof was already used',
+  dpop_bound_token: 'the token is presented with another scheme than its binding'
+}
+
 /** A proof that passed: the thumbprint of its key, and whether its nonce is about to expire. */
 export interface VerifiedProof {
   readonly jkt: string
@@ -246,12 +264,23 @@ export class DpopProofs {
   /**
    * The challenge of a refused request to a protected resource (RFC 9449 §7.1):
    * `use_dpop_nonce` with a fresh `DPoP-Nonce`, `invalid_token` for a token
-   * presented with the wrong scheme, `invalid_dpop_proof` for a bad proof.
+   * presented with the wrong scheme, `invalid_dpop_proof` for a bad proof;
+   * with an `error_description` (RFC 6750 §3) that names the check, one of
+   * `DPOP_DESCRIPTIONS` (never the client's text), unless `description` replaces it.
    */
-  challenge (reply: FastifyReply, reason: DpopRejection | 'dpop_bound_token', now: number): void {
+  challenge (reply: FastifyReply, reason: DpopRejection | 'dpop_bound_token', now: number, description: string = DPOP_DESCRIPTIONS[reason]): void {
     if (reason === 'dpop_nonce_required') reply.header('dpop-nonce', this.nonce(now))
     const error = reason === 'dpop_nonce_required' ? 'use_dpop_nonce' : reason === 'dpop_bound_token' ? 'invalid_token' : 'invalid_dpop_proof'
-    reply.header('www-authenticate', `DPoP algs="${this.algs}", error="${error}"`)
+    reply.header('www-authenticate', `DPoP algs="${this.algs}", error="${error}", error_description="${description}"`)
+  }
+
+  /**
+   * The challenge of a request presented as `DPoP` whose token or session is
+   * refused for any other reason (expired, revoked …): the scheme it used,
+   * and no description, like the Bearer one (RFC 9449 §7.1).
+   */
+  refuseToken (reply: FastifyReply): void {
+    reply.header('www-authenticate', `DPoP algs="${this.algs}", error="invalid_token"`)
   }
 
   /**

@@ -1,0 +1,48 @@
+import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import sessionGuard, { type SessionGuardOptions } from '../lib/index.js'
+import { SECRET, TestClock } from './helper.js'
+
+interface Line { level: number, reason?: string, origin?: string, msg: string }
+
+/** An app logging at debug into `lines`, with a login and a refresh route; `refresh(headers)` refreshes alice's session by cookie. */
+async function logged (t: Test, options: Partial<SessionGuardOptions> = {}) {
+  const lines: Line[] = []
+  const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => lines.push(JSON.parse(line)) } } })
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, clock: new TestClock().read, ...options })
+  app.post('/login', async (_request, reply) => ({ accessToken: (await reply.issueSession({ userId: 'alice' })).accessToken }))
+  app.post('/refresh', async (_request, reply) => ({ accessToken: (await reply.refreshSession()).accessToken }))
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  const cookie = (login.cookies as Array<{ name: string, value: string }>).map((c) => `${c.name}=${c.value}`).join('; ')
+  const refresh = async (headers: Record<string, string>) => await app.inject({ method: 'POST', url: '/refresh', headers: { cookie, ...headers } })
+  const refusals = () => lines.filter((line) => line.msg === 'session guard: cross-site request refused')
+  return { refresh, refusals }
+}
+
+t.test('a CSRF refusal says why: the header by name, a missing Origin, an Origin not allowed; logged at debug with the Origin', async (t) => {
+  const { refresh, refusals } = await logged(t, { cookies: { sameSite: 'lax' }, refresh: { csrfHeader: 'X-CSRF', allowedOrigins: ['https://app.example'] } })
+  const cases: Array<{ name: string, headers: Record<string, string>, reason: string, message: string, origin?: string }> = [
+    { name: 'no header', headers: { origin: 'https://app.example' }, reason: 'csrf_header_missing', message: 'Cross-site request refused: the x-csrf header is missing (any value; a cross-site form cannot send it)', origin: 'https://app.example' },
+    { name: 'no Origin', headers: { 'x-csrf': '1' }, reason: 'csrf_origin_missing', message: 'Cross-site request refused: the Origin header is missing' },
+    { name: 'a foreign Origin', headers: { 'x-csrf': '1', origin: 'https://evil.example' }, reason: 'csrf_origin_not_allowed', message: 'Cross-site request refused: its Origin is not one of the allowed origins', origin: 'https://evil.example' }
+  ]
+  for (const c of cases) {
+    const response = await refresh(c.headers)
+    t.equal(response.statusCode, 403, `${c.name}: 403`)
+    t.same(response.json(), { statusCode: 403, code: 'FST_SESSION_GUARD_CSRF', error: 'Forbidden', message: c.message }, `${c.name}: the message says why`)
+    const line = refusals().at(-1)
+    t.match(line, { level: 20, reason: c.reason }, `${c.name}: logged at debug with its reason`)
+    t.equal(line?.origin, c.origin, `${c.name}: and the Origin`)
+  }
+  t.equal(refusals().length, 3, 'one line per refusal')
+  t.notMatch(JSON.stringify((await refresh({ 'x-csrf': '1', origin: 'https://evil.example' })).json()), 'evil', 'the Origin is not repeated to the client')
+  t.equal((await refresh({ 'x-csrf': '1', origin: 'https://app.example' })).statusCode, 200, 'the control: header and allowed Origin')
+})
+
+t.test('a logged Origin is cut at 256 characters', async (t) => {
+  const { refresh, refusals } = await logged(t)
+  const origin = `https://${'a'.repeat(400)}.example`
+  t.equal((await refresh({ 'x-requested-with': '1', origin })).statusCode, 403)
+  t.equal(refusals().at(-1)?.origin, origin.slice(0, 256))
+})
