@@ -619,7 +619,7 @@ t.test('dpop.origins: a proof names the configured origin, never the Host the re
   const call = await fetch(`${base}/me`, { headers: { authorization: `DPoP ${first.accessToken}`, dpop: await atHost(first.key, 'GET', '/me', first.accessToken) } })
   t.equal(call.status, 401, 'a call with a proof for the request\'s Host')
   t.equal((await call.json() as { code: string }).code, 'FST_SESSION_GUARD_UNAUTHORIZED')
-  t.equal(call.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+  t.equal(call.headers.get('www-authenticate'), challenge('invalid_dpop_proof', 'dpop_htu_mismatch'))
   t.equal(server.reasons.at(-1), 'dpop_htu_mismatch')
 
   const endpoints: Array<[string, string, unknown]> = [
@@ -631,7 +631,7 @@ t.test('dpop.origins: a proof names the configured origin, never the Host the re
     const response = await server.call(key, 'POST', path, { body, dpop: await atHost(key, 'POST', path) })
     t.equal(response.status, 400, `${name} with a proof for the request's Host`)
     t.equal((await response.json() as { code: string }).code, 'FST_SESSION_GUARD_INVALID_DPOP_PROOF')
-    t.equal(response.headers.get('www-authenticate'), `${CHALLENGE}"invalid_dpop_proof"`)
+    t.equal(response.headers.get('www-authenticate'), challenge('invalid_dpop_proof', 'dpop_htu_mismatch'))
     t.equal(server.reasons.at(-1), 'dpop_htu_mismatch', `${name}: reason`)
   }
 
@@ -671,7 +671,7 @@ t.test('dpop.origins: a Host or X-Forwarded-Host the client chooses does not mov
     const { accessToken } = await pinned.login(key)
     const after = await pinned.app.inject({ method: 'GET', url: '/me', headers: { ...spoofed, authorization: `DPoP ${accessToken}`, dpop: await proofFor(pinned, key, accessToken, htu) } })
     t.equal(after.statusCode, 401, `trustProxy ${trustProxy}, origins: refused`)
-    t.equal(after.headers['www-authenticate'], `${CHALLENGE}"invalid_dpop_proof"`)
+    t.equal(after.headers['www-authenticate'], challenge('invalid_dpop_proof', 'dpop_htu_mismatch'))
     await settle()
     t.equal(pinned.reasons.at(-1), 'dpop_htu_mismatch')
     const good = await pinned.app.inject({ method: 'GET', url: '/me', headers: { ...spoofed, authorization: `DPoP ${accessToken}`, dpop: await proofFor(pinned, key, accessToken, `${API}/me`) } })
