@@ -84,6 +84,24 @@ t.test('WebSocket refusals: no token, no fingerprint cookie, a malformed token, 
   t.same(reasons, ['missing_token', 'missing_fingerprint', 'fingerprint_mismatch', 'malformed_token', 'foreign_origin', 'foreign_origin'])
 })
 
+t.test('WebSocket with the access token cookie (accessToken.transport): no extractor needed; a foreign Origin refused', async (t) => {
+  const { app, base } = await realtime(t, { accessToken: { transport: 'both' } })
+  const response = await app.inject({ method: 'POST', url: '/login', payload: { userId: 'alice' } })
+  const cookies = (response.cookies as Array<{ name: string, value: string }>)
+    .filter(({ name }) => name === 'sg-fp' || name === 'sg-at')
+    .map(({ name, value }) => `${name}=${value}`)
+  t.equal(cookies.length, 2, 'the fingerprint and access token cookies, as a browser sends them to /ws')
+  const url = `${base.replace('http', 'ws')}/ws`
+  const opened = await open(url, { headers: { cookie: cookies.join('; '), origin: base } })
+  t.ok('socket' in opened, 'the upgrade carries both cookies and no token elsewhere')
+  if (!('socket' in opened)) return
+  t.equal(opened.greeting, 'hello alice')
+  opened.socket.close()
+  await closed(opened.socket)
+  refused(t, await open(url, { headers: { cookie: cookies.join('; '), origin: 'https://evil.example' } }), 403, 'FST_SESSION_GUARD_CSRF', 'a foreign Origin, cookies and all')
+  refused(t, await open(url, { headers: { cookie: cookies.filter((cookie) => cookie.startsWith('sg-fp=')).join('; '), origin: base } }), 401, 'FST_SESSION_GUARD_UNAUTHORIZED', 'the fingerprint cookie alone')
+})
+
 t.test('WebSocket: refresh.allowedOrigins is the one allow-list', async (t) => {
   const { base, login } = await realtime(t, { refresh: { allowedOrigins: ['https://app.example'] } })
   const alice = await login('alice')
