@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import t from 'tap'
 import { CLOCK_SKEW_ALLOWANCE_MS, MemoryStore, memoryStore, type MemoryStoreOptions, type SessionRecord, type StoreContext } from '../../lib/index.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
@@ -241,6 +242,71 @@ t.test('with every counter live, the least recently used goes: counted, and warn
   await quiet.increment('c', MINUTE, clock.now)
   t.match(await quiet.counter('c', clock.now), { count: 1 })
   t.match(await quiet.stats(), { counterEvictions: 1 }, 'the one counter held had expired: not counted')
+})
+
+t.test('counters at their bound, against a model: the earliest expired goes first, else the least recently used, counted', async (t) => {
+  const op = fc.record({
+    kind: fc.constantFrom('increment' as const, 'counter' as const, 'reset' as const),
+    key: fc.integer({ min: 0, max: 9 }),
+    windowMs: fc.integer({ min: 1, max: 8 }),
+    elapse: fc.integer({ min: 0, max: 3 })
+  })
+  await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 6 }), fc.array(op, { maxLength: 60 }), async (maxCounters, ops) => {
+    const clock = new TestClock()
+    const store = memoryStore({ maxCounters })
+    open(store, clock)
+    /** What the store should hold, least recently used first. */
+    let model: Array<{ key: string, expiresAt: number }> = []
+    let evictions = 0
+    const held = async (): Promise<string[]> => {
+      const keys: string[] = []
+      // At time 0, every counter held is live: the walk lists them all, without using them.
+      for await (const batch of store.scanCounters(100, 0)) keys.push(...batch.map((c) => c.key))
+      return keys.sort()
+    }
+    const take = (k: string): { key: string, expiresAt: number } | undefined => {
+      const entry = model.find((e) => e.key === k)
+      model = model.filter((e) => e.key !== k)
+      return entry
+    }
+    for (const step of ops) {
+      clock.advance(step.elapse)
+      const k = `k${step.key}`
+      const now = clock.now
+      if (step.kind === 'reset') {
+        await store.resetCounter(k)
+        take(k)
+      } else if (step.kind === 'counter') {
+        const entry = take(k)
+        const live = entry !== undefined && now < entry.expiresAt ? entry : undefined
+        if (live !== undefined) model.push(live)
+        if ((await store.counter(k, now) !== undefined) !== (live !== undefined)) return false
+      } else {
+        const entry = take(k)
+        if ((entry === undefined || now >= entry.expiresAt) && model.length >= maxCounters) {
+          const earliest = Math.min(...model.map((e) => e.expiresAt))
+          // Any of the counters whose window ended earliest may go: the store says which.
+          if (earliest <= now) {
+            await store.increment(k, step.windowMs, now)
+            const left = await held()
+            const gone = model.filter((e) => e.expiresAt === earliest && !left.includes(e.key))
+            if (gone.length !== 1) return false
+            take(gone[0]!.key)
+            model.push({ key: k, expiresAt: now + step.windowMs })
+            continue
+          }
+          model.shift()
+          evictions++
+        }
+        await store.increment(k, step.windowMs, now)
+        model.push({ key: k, expiresAt: now + step.windowMs })
+      }
+      if ((await store.stats()).counterEvictions !== evictions) return false
+      if (String(await held()) !== String(model.map((e) => e.key).sort())) return false
+    }
+    return true
+  }), { numRuns: 200 })
+  t.pass('the store held what the model held, and counted the same evictions, after every step')
 })
 
 t.test('the sessions-per-user histogram follows creates, revokes and evictions', async (t) => {
