@@ -345,6 +345,40 @@ t.test('a proof dated in the future is accepted only within the tolerance', asyn
   }
 })
 
+t.test('a memory store at maxCounters makes room with expired jtis, never with a live one', async (t) => {
+  // Two instances on one store: one counts a jti for 60 s + the 5 s future tolerance, the other for 5 s + 5 s.
+  const clock = new TestClock()
+  const store = memoryStore({ maxCounters: 12 })
+  const long = await serve(t, { dpop: { window: '60s' } }, { clock, store })
+  const short = await serve(t, { dpop: { window: '5s' } }, { clock, store })
+  const key = await client()
+  const { accessToken } = await long.login(key)
+  const shortToken = (await short.login(key)).accessToken
+  const held = async (): Promise<number> => {
+    let count = 0
+    for await (const batch of store.scanCounters(100, clock.now)) count += batch.length
+    return count
+  }
+  const dpop = await proof(key, { htm: 'GET', htu: `${long.base}/me`, iat: clock.read(), accessToken })
+  const headers = { authorization: `DPoP ${accessToken}`, dpop }
+  const older = await held()
+  t.equal((await fetch(`${long.base}/me`, { headers })).status, 200, 'first use')
+  // Short-lived jtis, used after it, fill the store.
+  let shortJtis = 0
+  while (await held() < 12) {
+    t.equal((await short.call(key, 'GET', '/me', { token: shortToken })).status, 200)
+    shortJtis++
+  }
+  // By use alone, the counters held before it would go first, then its jti.
+  t.ok(shortJtis > older, `${shortJtis} short-lived jtis, more than the ${older} counters older than its jti`)
+  clock.advance(11_000)
+  for (let i = 0; i < shortJtis; i++) t.equal((await long.call(key, 'GET', '/me', { token: accessToken })).status, 200)
+  t.match(await store.stats(), { counterEvictions: 0 }, 'only expired jtis made room')
+  const replayed = await fetch(`${long.base}/me`, { headers })
+  t.equal(replayed.status, 401, 'the replay is still refused')
+  t.equal(long.reasons.at(-1), 'dpop_replay')
+})
+
 t.test('server nonces: use_dpop_nonce at login, at refresh and on a call, then accepted', async (t) => {
   const server = await serve(t, { dpop: { nonce: true, window: '60s' } })
   const key = await client()

@@ -77,6 +77,7 @@ t.test("in the app's registry, beside collectDefaultMetrics, with its default la
     ['session_guard_users_by_session_count', 'gauge'],
     ['session_guard_store_capacity', 'gauge'],
     ['session_guard_store_estimated_bytes', 'gauge'],
+    ['session_guard_store_counter_evictions', 'gauge'],
     ['session_guard_sessions_created_total', 'counter'],
     ['session_guard_sessions_refreshed_total', 'counter'],
     ['session_guard_sessions_revoked_total', 'counter'],
@@ -95,6 +96,7 @@ t.test("in the app's registry, beside collectDefaultMetrics, with its default la
   for (const sample of ours) t.match(sample.labels, { service: 'shop', region: 'eu-west' }, `${sample.name} carries the default labels`)
   t.equal(find(samples, 'session_guard_store_up')[0]?.value, 1)
   t.equal(find(samples, 'session_guard_active_sessions')[0]?.value, 0, 'the revoked session is gone')
+  t.equal(find(samples, 'session_guard_store_counter_evictions')[0]?.value, 0, 'no live counter dropped')
   t.equal(find(samples, 'session_guard_sessions_created_total')[0]?.value, 1)
   t.equal(find(samples, 'session_guard_sessions_revoked_total', { reason: 'admin' })[0]?.value, 1)
   t.equal(find(samples, 'session_guard_auth_rejected_total')[0]?.value, 1)
@@ -204,7 +206,7 @@ t.test('figures the store cannot tell are left out, not shown as 0; one store ca
   const store = memoryStore()
   const stats = store.stats.bind(store)
   let calls = 0
-  store.stats = async () => { calls++; return { ...await stats(), capacity: undefined, estimatedBytes: undefined } }
+  store.stats = async () => { calls++; return { ...await stats(), capacity: undefined, estimatedBytes: undefined, counterEvictions: undefined } }
   const h = await build(t, { store, metrics: { registry } })
   await h.login('alice')
   calls = 0
@@ -215,6 +217,7 @@ t.test('figures the store cannot tell are left out, not shown as 0; one store ca
   t.same(find(samples, 'session_guard_users_by_session_count'), [{ name: 'session_guard_users_by_session_count', labels: { sessions: '1' }, value: 1 }])
   t.same(find(samples, 'session_guard_store_capacity'), [], 'no capacity: no sample')
   t.same(find(samples, 'session_guard_store_estimated_bytes'), [])
+  t.same(find(samples, 'session_guard_store_counter_evictions'), [], 'a store whose counters only expire: no sample')
 
   store.stats = async () => { throw new Error('down') }
   ;({ samples } = parseExposition(await registry.metrics()))

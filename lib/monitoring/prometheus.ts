@@ -91,6 +91,7 @@ export class PrometheusMetrics {
     }, ['sessions'])
     storeGauge('store_estimated_bytes', 'Estimated memory taken by sessions.', single((stats) => stats.estimatedBytes))
     storeGauge('store_capacity', 'Most sessions the store holds.', single((stats) => stats.capacity))
+    storeGauge('store_counter_evictions', 'Live counters (lockouts, DPoP proof jtis) the store dropped at its bound, since it opened.', single((stats) => stats.counterEvictions))
     this.#counters = {
       created: counter('sessions_created_total', 'Sessions created.'),
       refreshed: counter('sessions_refreshed_total', 'Refresh-token rotations.'),

@@ -2,9 +2,10 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { LRUCache } from 'lru-cache'
 import { InvalidOptionError, StoreFullError } from '../errors.js'
 import { planCreate } from './limit.js'
+import { MemoryCounters } from './memory-counters.js'
 import { MemoryHistory } from './memory-history.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
-import { CLOCK_SKEW_ALLOWANCE_MS, decideRotation, expiresAt, isLive, isRemovable, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
+import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import { count, section, type OptionNames } from '../validate.js'
 import type {
   Activity,
@@ -44,8 +45,11 @@ export interface MemoryStoreOptions {
    */
   purgeIntervalMs?: number
   /**
-   * Most counters held at once (failed logins, known devices, login bursts);
-   * the least recently used go first.
+   * Most counters held at once (failed logins, known devices, login bursts,
+   * DPoP proofs' `jti`s). When full, an expired counter makes room first; only
+   * when every one is live does the least recently used go, counted in
+   * `stats().counterEvictions` and warned of. Hold at least peak DPoP
+   * requests/s × 2 × `dpop.window` + the login counters (docs/stores.md).
    * @default 100_000
    */
   maxCounters?: number
@@ -78,9 +82,6 @@ const OPTION_NAMES: OptionNames<MemoryStoreOptions> = { max: true, onCapacity: t
  */
 const ESTIMATED_BYTES_PER_SESSION = 1200
 
-/** A counter as held: its key is the cache's. */
-type StoredCounter = Omit<HeldCounter, 'key'>
-
 /**
  * A bounded in-process store on `lru-cache`, with a per-user index kept in step
  * on every removal path (revoke, expiry, eviction at capacity). For one process;
@@ -92,7 +93,7 @@ export class MemoryStore implements SessionStore {
   readonly #purgeIntervalMs: number
   readonly #byUser = new Map<string, Set<string>>()
   readonly #cache: LRUCache<string, SessionRecord>
-  readonly #counters: LRUCache<string, StoredCounter>
+  readonly #counters: MemoryCounters
   readonly #history: MemoryHistory
   /** How many users hold n sessions, kept in step with the index. */
   readonly #usersBySize = new Map<number, number>()
@@ -133,7 +134,7 @@ export class MemoryStore implements SessionStore {
       ttlResolution: 0,
       dispose: (session, id, reason) => this.#disposed(session, id, reason)
     })
-    this.#counters = new LRUCache<string, StoredCounter>({ max: maxCounters })
+    this.#counters = new MemoryCounters(maxCounters, () => this.#context.log)
     this.#history = new MemoryHistory(maxHistoryEntries)
     const settings = snapshotSettings(snapshot)
     this.#snapshots = settings === undefined
@@ -237,19 +238,19 @@ export class MemoryStore implements SessionStore {
   }
 
   async increment (key: string, windowMs: number, now: number): Promise<Counter> {
-    const held = this.#liveCounter(key, now)
-    const counter: StoredCounter = {
+    const held = this.#counters.live(key, now)
+    const counter = {
       count: (held?.count ?? 0) + 1,
       firstAt: held?.firstAt ?? now,
       lastAt: now,
       expiresAt: now + windowMs
     }
-    this.#counters.set(key, counter)
+    this.#counters.set(key, counter, now)
     return counter
   }
 
   async counter (key: string, now: number): Promise<Counter | undefined> {
-    return this.#liveCounter(key, now)
+    return this.#counters.live(key, now)
   }
 
   async resetCounter (key: string): Promise<void> {
@@ -257,9 +258,9 @@ export class MemoryStore implements SessionStore {
   }
 
   async decrement (key: string, now: number): Promise<void> {
-    const held = this.#liveCounter(key, now)
+    const held = this.#counters.live(key, now)
     if (held === undefined) return
-    if (held.count > 1) this.#counters.set(key, { ...held, count: held.count - 1 })
+    if (held.count > 1) this.#counters.set(key, { ...held, count: held.count - 1 }, now)
     else this.#counters.delete(key)
   }
 
@@ -294,7 +295,7 @@ export class MemoryStore implements SessionStore {
 
   async * scanCounters (batchSize: number, now: number): AsyncIterable<HeldCounter[]> {
     // The keys first: the cache may change between batches.
-    const keys = [...this.#counters.keys()]
+    const keys = this.#counters.keys()
     let batch: HeldCounter[] = []
     for (const key of keys) {
       const counter = this.#counters.peek(key)
@@ -312,7 +313,7 @@ export class MemoryStore implements SessionStore {
     let imported = 0
     for (const { key, count, firstAt, lastAt, expiresAt } of counters) {
       if (now >= expiresAt) continue
-      this.#counters.set(key, { count, firstAt, lastAt, expiresAt })
+      this.#counters.set(key, { count, firstAt, lastAt, expiresAt }, now)
       imported++
     }
     return { imported, skipped: counters.length - imported }
@@ -323,6 +324,7 @@ export class MemoryStore implements SessionStore {
       sessions: this.#cache.size,
       users: this.#byUser.size,
       evictions: this.#evictions,
+      counterEvictions: this.#counters.evictions,
       expirations: this.#expirations,
       sessionsPerUser: Object.fromEntries([...this.#usersBySize].sort((a, b) => a[0] - b[0])),
       capacity: this.#max,
@@ -346,7 +348,7 @@ export class MemoryStore implements SessionStore {
     const sessions: SessionRecord[] = []
     for (const session of this.#cache.rvalues() as Iterable<SessionRecord>) if (isLive(session, now)) sessions.push(session)
     const counters: HeldCounter[] = []
-    for (const [key, counter] of this.#counters.rentries() as Iterable<[string, StoredCounter]>) if (now < counter.expiresAt) counters.push({ key, ...counter })
+    for (const [key, counter] of this.#counters.rentries()) if (now < counter.expiresAt) counters.push({ key, ...counter })
     return { writtenAt: now, sessions, counters }
   }
 
@@ -392,14 +394,6 @@ export class MemoryStore implements SessionStore {
     this.#expirations++
     this.#cache.delete(id)
     this.#context.onRemoved(session, 'expired')
-  }
-
-  /** The counter, if live at `now`; one past its window is removed only past `CLOCK_SKEW_ALLOWANCE_MS`, as a session. */
-  #liveCounter (key: string, now: number): StoredCounter | undefined {
-    const counter = this.#counters.get(key)
-    if (counter === undefined || now < counter.expiresAt) return counter
-    if (now >= counter.expiresAt + CLOCK_SKEW_ALLOWANCE_MS) this.#counters.delete(key)
-    return undefined
   }
 
   /** Keeps the sessions-per-user histogram in step when a user's count goes from `from` to `to`. */

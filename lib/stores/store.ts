@@ -303,6 +303,14 @@ export interface StoreStats {
   readonly users: number
   /** Sessions removed because the store was at capacity, since it was opened. */
   readonly evictions: number
+  /**
+   * Live counters (failed logins, anomaly memory, DPoP proofs' `jti`s …)
+   * dropped because the store held its most counters, since it was opened: a
+   * lockout forgotten early, or a DPoP proof that could be replayed. Only a
+   * store that bounds its counters tells (the memory store's `maxCounters`);
+   * one whose counters only expire leaves it out.
+   */
+  readonly counterEvictions?: number
   /** Sessions removed because a deadline passed, since it was opened. */
   readonly expirations: number
   /** How many users hold 1, 2, 3 … sessions: `{ 1: 812, 2: 95, 3: 12 }`. */

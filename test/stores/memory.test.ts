@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import t from 'tap'
 import { CLOCK_SKEW_ALLOWANCE_MS, MemoryStore, memoryStore, type MemoryStoreOptions, type SessionRecord, type StoreContext } from '../../lib/index.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
@@ -153,6 +154,161 @@ t.test('counters slide with each event, expire after their window, and can be re
   for (const key of ['a', 'b', 'c']) await store.increment(key, MINUTE, clock.now)
   t.equal(await store.counter('a', clock.now), undefined, 'bounded: the least recently used counter went')
   t.throws(() => memoryStore({ maxCounters: 0 }), /"memoryStore.maxCounters"/)
+})
+
+/** Opens the store with a log that keeps its warnings. */
+function openLogged (store: MemoryStore, clock: TestClock): Array<[object, string]> {
+  const warnings: Array<[object, string]> = []
+  const log = { error: () => {}, info: () => {}, warn: (details: object, message: string) => { warnings.push([details, message]) } }
+  store.open({ now: clock.read, onRemoved: () => {}, log })
+  return warnings
+}
+
+t.test('a full counters cache drops expired counters before any live one: a lockout outlives a flood', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ maxCounters: 4 })
+  t.teardown(() => store.close())
+  const warnings = openLogged(store, clock)
+  // The lockout is the least recently used counter, and the only one still live later.
+  await store.increment('lockout:alice', 15 * MINUTE, clock.now)
+  for (const key of ['jti:1', 'jti:2', 'jti:3']) await store.increment(key, 2 * MINUTE, clock.now)
+  clock.advance(2 * MINUTE)
+  for (const key of ['jti:4', 'jti:5', 'jti:6']) await store.increment(key, 2 * MINUTE, clock.now)
+  t.match(await store.counter('lockout:alice', clock.now), { count: 1 }, 'the live lockout counter is still held')
+  for (const key of ['jti:4', 'jti:5', 'jti:6']) t.ok(await store.counter(key, clock.now), `${key} is held`)
+  t.match(await store.stats(), { counterEvictions: 0 }, 'no live counter went')
+  t.same(warnings, [], 'nothing to warn of')
+})
+
+t.test('a counter is judged by its latest window, and reset, decremented or imported counters keep their place', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ maxCounters: 3 })
+  t.teardown(() => store.close())
+  openLogged(store, clock)
+  await store.increment('slid', 40_000, clock.now) // first due at +40 s, the earliest …
+  await store.increment('short', MINUTE, clock.now)
+  await store.increment('gone', MINUTE, clock.now)
+  await store.resetCounter('gone')
+  await store.importCounters([{ key: 'imported', count: 2, firstAt: clock.now, lastAt: clock.now, expiresAt: clock.now + 10 * MINUTE }], clock.now)
+  clock.advance(MINUTE / 2)
+  await store.increment('slid', MINUTE, clock.now) // … now at +90 s
+  await store.decrement('slid', clock.now)
+  clock.advance(MINUTE / 2)
+  await store.increment('new', MINUTE, clock.now)
+  t.equal(await store.counter('short', clock.now), undefined, 'the expired one made room')
+  t.match(await store.counter('slid', clock.now), { count: 1 }, 'not dropped for the window it had before it slid')
+  t.match(await store.counter('imported', clock.now), { count: 2 })
+  t.match(await store.stats(), { counterEvictions: 0 })
+  clock.advance(MINUTE / 2)
+  // One key counted over and over, far past the bound: what tracks the deadlines stays bounded and right.
+  for (let i = 0; i < 20; i++) await store.increment('busy', 10 * MINUTE, clock.now)
+  clock.advance(MINUTE)
+  await store.increment('later', MINUTE, clock.now)
+  t.equal(await store.counter('slid', clock.now), undefined, 'slid expired and made room for busy')
+  t.equal(await store.counter('new', clock.now), undefined, 'then new expired and made room')
+  t.match(await store.counter('busy', clock.now), { count: 20 }, 'the busy one stayed')
+  t.match(await store.counter('imported', clock.now), { count: 2 })
+  t.match(await store.stats(), { counterEvictions: 0 })
+})
+
+t.test('with every counter live, the least recently used goes: counted, and warned of once a minute', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ maxCounters: 2 })
+  t.teardown(() => store.close())
+  const warnings = openLogged(store, clock)
+  await store.increment('lockout:alice', 15 * MINUTE, clock.now)
+  await store.increment('jti:1', 2 * MINUTE, clock.now)
+  await store.increment('jti:2', 2 * MINUTE, clock.now)
+  t.equal(await store.counter('lockout:alice', clock.now), undefined, 'the least recently used live counter went')
+  t.match(await store.stats(), { counterEvictions: 1 })
+  t.equal(warnings.length, 1, 'warned')
+  t.match(warnings[0], [{ maxCounters: 2, counterEvictions: 1 }, /maxCounters.*DPoP requests\/s × 2 × dpop\.window/])
+  await store.increment('jti:3', 2 * MINUTE, clock.now)
+  clock.advance(MINUTE - 1)
+  await store.increment('jti:4', 2 * MINUTE, clock.now)
+  t.match(await store.stats(), { counterEvictions: 3 }, 'each one counted')
+  t.equal(warnings.length, 1, 'but warned of once within a minute')
+  clock.advance(1)
+  await store.increment('jti:5', 2 * MINUTE, clock.now)
+  t.equal(warnings.length, 2, 'and again a minute later')
+  t.match(warnings[1], [{ maxCounters: 2, counterEvictions: 4 }])
+  const quiet = memoryStore({ maxCounters: 1 })
+  t.teardown(() => quiet.close())
+  open(quiet, clock)
+  await quiet.increment('a', MINUTE, clock.now)
+  await quiet.increment('b', MINUTE, clock.now)
+  t.match(await quiet.stats(), { counterEvictions: 1 }, 'counted without a log too')
+  clock.advance(MINUTE)
+  await quiet.increment('c', MINUTE, clock.now)
+  t.match(await quiet.counter('c', clock.now), { count: 1 })
+  t.match(await quiet.stats(), { counterEvictions: 1 }, 'the one counter held had expired: not counted')
+})
+
+t.test('counters at their bound, against a model: the earliest expired goes first, else the least recently used, counted', async (t) => {
+  const op = fc.record({
+    kind: fc.constantFrom('increment' as const, 'counter' as const, 'reset' as const),
+    key: fc.integer({ min: 0, max: 9 }),
+    windowMs: fc.integer({ min: 1, max: 8 }),
+    elapse: fc.integer({ min: 0, max: 3 })
+  })
+  await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 6 }), fc.array(op, { maxLength: 60 }), async (maxCounters, ops) => {
+    const clock = new TestClock()
+    const store = memoryStore({ maxCounters })
+    open(store, clock)
+    /** What the store should hold, least recently used first. */
+    let model: Array<{ key: string, expiresAt: number }> = []
+    let evictions = 0
+    const held = async (): Promise<string[]> => {
+      const keys: string[] = []
+      // At time 0, every counter held is live: the walk lists them all, without using them.
+      for await (const batch of store.scanCounters(100, 0)) keys.push(...batch.map((c) => c.key))
+      return keys.sort()
+    }
+    const take = (k: string): { key: string, expiresAt: number } | undefined => {
+      const entry = model.find((e) => e.key === k)
+      model = model.filter((e) => e.key !== k)
+      return entry
+    }
+    for (const step of ops) {
+      clock.advance(step.elapse)
+      const k = `k${step.key}`
+      const now = clock.now
+      if (step.kind === 'reset') {
+        await store.resetCounter(k)
+        take(k)
+      } else if (step.kind === 'counter') {
+        const entry = take(k)
+        // Read, a counter is marked used; one past its window stays held until the
+        // clock-skew allowance has passed as well (an hour: beyond these steps).
+        if (entry !== undefined) model.push(entry)
+        const live = entry !== undefined && now < entry.expiresAt
+        if ((await store.counter(k, now) !== undefined) !== live) return false
+      } else {
+        const entry = take(k)
+        if (entry === undefined && model.length >= maxCounters) {
+          const earliest = Math.min(...model.map((e) => e.expiresAt))
+          // Any of the counters whose window ended earliest may go: the store says which.
+          if (earliest <= now) {
+            await store.increment(k, step.windowMs, now)
+            const left = await held()
+            const gone = model.filter((e) => e.expiresAt === earliest && !left.includes(e.key))
+            if (gone.length !== 1) return false
+            take(gone[0]!.key)
+            model.push({ key: k, expiresAt: now + step.windowMs })
+            continue
+          }
+          model.shift()
+          evictions++
+        }
+        await store.increment(k, step.windowMs, now)
+        model.push({ key: k, expiresAt: now + step.windowMs })
+      }
+      if ((await store.stats()).counterEvictions !== evictions) return false
+      if (String(await held()) !== String(model.map((e) => e.key).sort())) return false
+    }
+    return true
+  }), { numRuns: 200 })
+  t.pass('the store held what the model held, and counted the same evictions, after every step')
 })
 
 t.test('the sessions-per-user histogram follows creates, revokes and evictions', async (t) => {
