@@ -364,6 +364,10 @@ function targets (samples: Map<string, Sample[]>): string[] {
     atLeast('guard on Redis without local cache vs the memory store', 'guard-redis', 'guard-memory', 0.6),
     // Issue 17.
     atLeast('guard on PostgreSQL with local cache vs the memory store', 'guard-postgres-cache', 'guard-memory', 0.9),
+    // Issue 16: against bare Fastify, and each peer in its best configuration.
+    atLeast('guard on the memory store vs bare Fastify', 'guard-memory', 'bare', 0.85),
+    atLeast('guard on the memory store vs @fastify/jwt with verify.cache', 'guard-memory', 'jwt-cache', 1.5),
+    atLeast('guard on Redis without local cache vs @fastify/session + connect-redis', 'guard-redis', 'session-redis', 1.2),
     Number.isFinite(guardP99) && Number.isFinite(jwtP99)
       ? `- guard p99 ≤ @fastify/jwt p99: ${guardP99 <= jwtP99 ? 'met' : `missed by ${fixed(guardP99 - jwtP99, 2)} ms`} (${fixed(guardP99, 2)} vs ${fixed(jwtP99, 2)} ms)`
       : '- guard p99 ≤ @fastify/jwt p99: not measured'
@@ -372,7 +376,9 @@ function targets (samples: Map<string, Sample[]>): string[] {
 
 function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: Array<{ variant: Variant, reason: string }>, load: readonly [start: number, end: number]): string {
   const jwt = samples.get('jwt')
+  const jwtCache = samples.get('jwt-cache')
   const session = samples.get('session')
+  const sessionRedis = samples.get('session-redis')
   const bare = samples.get('bare')
   const rows = runnable.map((variant) => {
     const own = samples.get(variant.name) as Sample[]
@@ -384,7 +390,9 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
       fixed(median(kept.map((s) => s.p99Ms)), 2),
       ratio(medianRatio(own, bare)),
       ratio(medianRatio(own, jwt)),
+      ratio(medianRatio(own, jwtCache)),
       ratio(medianRatio(own, session)),
+      ratio(medianRatio(own, sessionRedis)),
       fixed(median(kept.map((s) => s.serverCores)), 2),
       fixed(median(kept.map((s) => s.serverMicros)), 1),
       `${own.length}${noisy > 0 ? ` (${noisy} noisy)` : ''}`
@@ -393,14 +401,19 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
   const lines = [
     '## HTTP: throughput and p99 latency',
     '',
-    table(['variant', 'req/s', 'p99 ms', 'vs bare', 'vs @fastify/jwt', 'vs @fastify/session', 'server CPU', 'server µs/req', 'rounds'], rows),
+    table(['variant', 'req/s', 'p99 ms', 'vs bare', 'vs jwt', 'vs jwt cached', 'vs session', 'vs session + Redis', 'server CPU', 'server µs/req', 'rounds'], rows),
+    '',
+    'The peers, each column against its row: "jwt" is `@fastify/jwt` verifying every request (`request.jwtVerify()`), "jwt' +
+    ' cached" the same with its own cache of verified tokens (`verify: { cache: true }`, its best configuration), "session"' +
+    ' `@fastify/session` on its memory store, "session + Redis" `@fastify/session` with `connect-redis` (node-redis) on the same' +
+    ' Redis as the guard\'s Redis rows. The Redis rows count only the server process\'s CPU, not redis-server\'s.',
     ''
   ]
   for (const { variant, reason } of skipped) lines.push(`- *${variant.label}*: not run (${reason}).`)
   if (skipped.length > 0) lines.push('')
-  lines.push('Targets (issues 7 and 17), from this run:', '', ...targets(samples), '')
+  lines.push('Targets (issues 7, 16 and 17), from this run:', '', ...targets(samples), '')
   lines.push('DPoP (issue 13), from this run:', '', ...dpopCost(samples), '')
-  const pkg = versions(['fastify', '@fastify/jwt', 'fast-jwt', '@fastify/session', '@fastify/cookie', 'lru-cache', 'autocannon'])
+  const pkg = versions(['fastify', '@fastify/jwt', 'fast-jwt', '@fastify/session', '@fastify/cookie', 'connect-redis', 'redis', 'ioredis', 'lru-cache', 'autocannon'])
   lines.push(
     `Run on ${today()}: ${machine()}, load average ${load[0].toFixed(1)} at the start and ${load[1].toFixed(1)} at the end.`,
     `Packages: ${Object.entries(pkg).map(([name, version]) => `${name} ${version}`).join(', ')}.`,

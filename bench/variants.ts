@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import fastifyCookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import fastifySession from '@fastify/session'
+import { RedisStore as ConnectRedisStore } from 'connect-redis'
 import Fastify, { type FastifyInstance } from 'fastify'
 // The package by its own name: resolves to dist/, the build users run.
 import sessionGuard from 'fastify-session-guard'
@@ -11,6 +12,7 @@ import { postgresStore } from 'fastify-session-guard/postgres'
 import { redisStore } from 'fastify-session-guard/redis'
 import { Redis } from 'ioredis'
 import { Client } from 'pg'
+import { createClient } from 'redis'
 import type { SessionGuardOptions } from 'fastify-session-guard'
 import { ROOT } from './common.js'
 import { newDpopKey, signProofs, type DpopAlgorithm, type DpopClient } from './dpop.js'
@@ -89,26 +91,40 @@ export const VARIANTS: readonly Variant[] = [
     }
   },
   {
-    name: 'session',
-    label: '@fastify/session (memory store)',
+    name: 'jwt-cache',
+    label: '@fastify/jwt with verify.cache (request.jwtVerify, HS256)',
     async setup () {
       const app = Fastify()
-      await app.register(fastifyCookie)
-      // Defaults otherwise (rolling cookie, the built-in memory store); `secure: false` because the load is plain HTTP.
-      await app.register(fastifySession, { secret: SECRET, cookie: { secure: false } })
-      app.post('/login', async (request) => {
-        data(request.session).set('userId', USER)
-        return { ok: true }
-      })
+      // The peer's best configuration: fast-jwt's own cache of verified tokens.
+      await app.register(fastifyJwt, { secret: SECRET, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'], cache: true } })
       app.get(BODY_ROUTE, {
-        onRequest: async (request, reply) => {
-          if (data(request.session).get('userId') === undefined) return await reply.code(401).send()
+        onRequest: async (request) => { await request.jwtVerify() }
+      }, async (request) => ({ user: (request.user as { sub: string }).sub }))
+      await app.ready()
+      const token = app.jwt.sign({ sub: USER, sid: 'Wq3hN0mJ8bVx1cR5tY7uIw', fph: 'x'.repeat(43) }, { expiresIn: '1h' })
+      return { app, headers: { authorization: `Bearer ${token}` } }
+    }
+  },
+  {
+    name: 'session',
+    label: '@fastify/session (memory store)',
+    setup: async () => await sessionServer(undefined)
+  },
+  {
+    name: 'session-redis',
+    label: '@fastify/session + connect-redis (node-redis)',
+    missing: async () => await redisMissing(),
+    async setup () {
+      const client = createClient({ url: REDIS_URL })
+      await client.connect()
+      const served = await sessionServer(new ConnectRedisStore({ client, prefix: `${REDIS_PREFIX}sess:` }))
+      return {
+        ...served,
+        async cleanup () {
+          await deleteRedisKeys()
+          await client.quit()
         }
-      }, async (request) => ({ user: data(request.session).get('userId') }))
-      const login = await app.inject({ method: 'POST', url: '/login' })
-      const cookie = login.cookies.find((c) => c.name === 'sessionId')
-      if (cookie === undefined) throw new Error('@fastify/session set no cookie')
-      return { app, headers: { cookie: `sessionId=${cookie.value}` } }
+      }
     }
   },
   {
@@ -156,6 +172,30 @@ export const VARIANTS: readonly Variant[] = [
     setup: async () => await guardServer(DEVICE_OPTIONS, firstUserAgent())
   }
 ]
+
+/**
+ * `@fastify/session` with its defaults (rolling cookie; the built-in memory
+ * store unless `store` is given), a login that sets the user, and `GET /`
+ * refusing a session without one. `secure: false`: the load is plain HTTP.
+ */
+async function sessionServer (store: ConnectRedisStore | undefined): Promise<Served> {
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await app.register(fastifySession, { secret: SECRET, cookie: { secure: false }, ...(store === undefined ? {} : { store }) })
+  app.post('/login', async (request) => {
+    data(request.session).set('userId', USER)
+    return { ok: true }
+  })
+  app.get(BODY_ROUTE, {
+    onRequest: async (request, reply) => {
+      if (data(request.session).get('userId') === undefined) return await reply.code(401).send()
+    }
+  }, async (request) => ({ user: data(request.session).get('userId') }))
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  const cookie = login.cookies.find((c) => c.name === 'sessionId')
+  if (cookie === undefined) throw new Error('@fastify/session set no cookie')
+  return { app, headers: { cookie: `sessionId=${cookie.value}` } }
+}
 
 /** A session's data by key, without augmenting @fastify/session's `SessionData` for the whole project. */
 function data (session: unknown): { get: (key: string) => unknown, set: (key: string, value: unknown) => void } {

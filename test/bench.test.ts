@@ -38,16 +38,16 @@ t.test('npm run bench -- --smoke: every variant has a row or a reason', async (t
   t.setTimeout(120_000)
   const { code, stdout, stderr } = await run('http.ts', ['--smoke'])
   t.equal(code, 0, stderr)
-  t.match(stdout, /\| variant +\| +req\/s \| p99 ms \| vs bare \| vs @fastify\/jwt \| vs @fastify\/session \|/)
+  t.match(stdout, /\| variant +\| +req\/s \| p99 ms \| vs bare \| vs jwt \| vs jwt cached \| vs session \| vs session \+ Redis \|/)
   // The DPoP rows sign a proof per request: a proof the server refuses (replayed, stale, wrong URL) is a non-2xx, which fails the run.
   for (const label of [
-    'bare Fastify (no auth)', '@fastify/jwt only (request.jwtVerify, HS256)', '@fastify/session (memory store)', 'session guard, memory store',
+    'bare Fastify (no auth)', '@fastify/jwt only (request.jwtVerify, HS256)', '@fastify/jwt with verify.cache (request.jwtVerify, HS256)', '@fastify/session (memory store)', 'session guard, memory store',
     'session guard, memory store, DPoP-bound (ES256 proofs)', 'session guard, memory store, DPoP-bound (EdDSA proofs)'
   ]) {
     t.match(stdout, new RegExp(`\\| ${label.replace(/[()/.]/g, '\\$&')} +\\| +[\\d,]+ \\| +[\\d.]+ \\|`), label)
   }
   for (const label of [
-    'session guard, Redis store + local cache', 'session guard, Redis store, no local cache',
+    'session guard, Redis store + local cache', 'session guard, Redis store, no local cache', '@fastify/session + connect-redis (node-redis)',
     'session guard, PostgreSQL store + local cache', 'session guard, PostgreSQL store, no local cache',
     'session guard, memory store, full device metadata'
   ]) {
