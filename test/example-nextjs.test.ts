@@ -223,23 +223,23 @@ if (missing.length > 0) {
     t.ok(after, 'whose Set-Cookie lines reached the browser')
     t.not(after, before, 'a new access token')
 
-    // A form on another site (or a request without Origin) posting to the revoke route handler with the
-    // laptop's cookies is refused there: the handler adds the CSRF header, so it checks the Origin first.
+    // A form on another site (or a request without Origin) posting to the revoke or logout route handler
+    // with the laptop's cookies is refused there: the handler adds the CSRF header, so it checks the Origin first.
     const phoneId = await laptop.locator('#devices input[name="id"]').getAttribute('value')
     t.ok(phoneId, 'the other device has a sign-out button')
     const jar = (await laptop.context().cookies()).map((cookie) => `${cookie.name}=${cookie.value}`).join('; ')
     const forged = unsafe.length
-    for (const origin of ['https://evil.test', undefined]) {
-      const answer = await fetch(`${nextOrigin}/auth/revoke`, {
+    for (const [path, origin] of [['/auth/revoke', 'https://evil.test'], ['/auth/revoke', undefined], ['/auth/logout', 'https://evil.test']] as const) {
+      const answer = await fetch(`${nextOrigin}${path}`, {
         method: 'POST',
         redirect: 'manual',
         headers: { cookie: jar, 'content-type': 'application/x-www-form-urlencoded', 'user-agent': LAPTOP, ...(origin === undefined ? {} : { origin }) },
         body: new URLSearchParams({ id: phoneId ?? '' })
       })
-      t.equal(answer.status, 403, `a POST ${origin === undefined ? 'without Origin' : `from ${origin}`} is refused`)
+      t.equal(answer.status, 403, `a POST to ${path} ${origin === undefined ? 'without Origin' : `from ${origin}`} is refused`)
     }
     t.same(unsafe.slice(forged), [], 'and never reaches the API')
-    t.equal((await api.sessions.list('alice')).length, 2, 'nothing is revoked')
+    t.equal((await api.sessions.list('alice')).length, 2, 'nothing is revoked or signed out')
 
     // Revoke from another device: the laptop signs the phone out with the button.
     await laptop.getByRole('button', { name: 'Sign out', exact: true }).click()
