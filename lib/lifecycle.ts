@@ -501,7 +501,7 @@ export class Lifecycle {
     if (boundKey(session.fingerprintHash) !== undefined) return { accessToken, refreshToken, tokenType: 'DPoP', session }
     cookies.set(reply, session, fingerprint, refreshToken, now)
     const issued: IssuedSession = { accessToken, tokenType: 'Bearer', session }
-    cookies.setAccess(reply, accessToken)
+    cookies.setAccess(reply, accessToken, now)
     if (this.#context.refresh.transport === 'body') issued.refreshToken = refreshToken
     return issued
   }

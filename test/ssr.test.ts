@@ -84,6 +84,12 @@ t.test('the access token cookie is written at sign-in as the other cookies are, 
   t.strictSame(laxLines.find((line) => line.name === '__Secure-sg-at')?.attributes,
     { 'max-age': '300', path: '/', domain: 'example.com', httponly: true, secure: true, samesite: 'Lax' }, 'a Domain makes it __Secure-; SameSite follows the policy')
 
+  const late = await api(t)
+  late.clock.advance(500)
+  const lateLines = (await signIn(late, 'alice')).response.headers.getSetCookie().map(parseSetCookie)
+  t.equal(lateLines.find((line) => line.name === ACCESS)?.attributes['max-age'], '899',
+    'signed at x.5 s, the token\'s exp is 899.5 s away: the cookie ends before it, never after')
+
   const header = await api(t, {})
   const headerLines = (await signIn(header, 'alice')).response.headers.getSetCookie().map(parseSetCookie)
   t.notOk(headerLines.some((line) => /sg-at$/.test(line.name)), 'off by default: no access token cookie')

@@ -293,10 +293,15 @@ export class SessionCookies {
     if (refreshInCookie && refreshToken !== undefined) this.#write(reply, `${refresh}=${refreshToken}${maxAge}`, refreshPath)
   }
 
-  /** The access token cookie (when the token travels in one), for as long as the token lives. */
-  setAccess (reply: FastifyReply, accessToken: string): void {
+  /**
+   * The access token cookie (when the token travels in one), for as long as
+   * the token lives: its `exp` counts from the whole second `now` falls in, so
+   * a token signed at x.5 s has that much less, and the cookie never outlives
+   * it (a server forwarding the cookie can take its absence for "refresh first").
+   */
+  setAccess (reply: FastifyReply, accessToken: string, now: number): void {
     const { access, accessMaxAge } = this.#policy
-    if (access !== undefined) this.#write(reply, `${access}=${accessToken}; Max-Age=${accessMaxAge}`, '/')
+    if (access !== undefined) this.#write(reply, `${access}=${accessToken}; Max-Age=${accessMaxAge - (now % 1000 === 0 ? 0 : 1)}`, '/')
   }
 
   clear (reply: FastifyReply): void {
