@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import sessionGuard, { type SessionGuardOptions } from '../lib/index.js'
-import { SECRET, TestClock } from './helper.js'
+import { registrationError, SECRET, TestClock } from './helper.js'
 
 interface Line { level: number, reason?: string, origin?: string, msg: string }
 
@@ -45,4 +45,31 @@ t.test('a logged Origin is cut at 256 characters', async (t) => {
   const origin = `https://${'a'.repeat(400)}.example`
   t.equal((await refresh({ 'x-requested-with': '1', origin })).statusCode, 403)
   t.equal(refusals().at(-1)?.origin, origin.slice(0, 256))
+})
+
+t.test('under SameSite=None an http origin is allowed only for the loopback host itself, with or without a port', async (t) => {
+  const none = (origin: string): unknown => ({ secret: SECRET, cookies: { sameSite: 'none' }, refresh: { allowedOrigins: [origin] } })
+  for (const origin of ['http://localhost', 'http://localhost:3000', 'http://127.0.0.1', 'http://[::1]:5173']) {
+    t.equal(await registrationError(none(origin)), undefined, `${origin}: accepted`)
+  }
+  for (const origin of ['http://localhost.evil.example', 'http://127.0.0.1.nip.io:8080', 'http://app.localhost']) {
+    t.match(await registrationError(none(origin)), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /must be https with `cookies\.sameSite: 'none'`/ }, `${origin}: refused, a name under it is anyone's`)
+  }
+})
+
+t.test('a cookie-carried token on a safe method needs no header, but a foreign Origin is refused and logged with its reason', async (t) => {
+  const lines: Line[] = []
+  const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => lines.push(JSON.parse(line)) } } })
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, clock: new TestClock().read, accessToken: { transport: 'cookie' } })
+  app.post('/login', async (_request, reply) => { await reply.issueSession({ userId: 'alice' }); return await reply.code(204).send() })
+  app.route({ method: ['GET', 'HEAD', 'OPTIONS'], url: '/me', preHandler: app.requireSession, handler: async () => ({ ok: true }) })
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  const cookie = (login.cookies as Array<{ name: string, value: string }>).map((c) => `${c.name}=${c.value}`).join('; ')
+  for (const method of ['GET', 'HEAD', 'OPTIONS'] as const) {
+    t.equal((await app.inject({ method, url: '/me', headers: { cookie } })).statusCode, 200, `${method} without the CSRF header: a safe method`)
+  }
+  const foreign = await app.inject({ method: 'GET', url: '/me', headers: { cookie, origin: 'https://evil.example' } })
+  t.equal(foreign.statusCode, 403)
+  t.match(lines.filter((line) => line.msg === 'session guard: cross-site request refused').at(-1), { level: 20, reason: 'csrf_origin_not_allowed', origin: 'https://evil.example' })
 })
