@@ -78,32 +78,13 @@ export const VARIANTS: readonly Variant[] = [
   {
     name: 'jwt',
     label: '@fastify/jwt only (request.jwtVerify, HS256)',
-    async setup () {
-      const app = Fastify()
-      await app.register(fastifyJwt, { secret: SECRET, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
-      app.get(BODY_ROUTE, {
-        onRequest: async (request) => { await request.jwtVerify() }
-      }, async (request) => ({ user: (request.user as { sub: string }).sub }))
-      await app.ready()
-      // The same claims (and so the same token size) as the guard's access tokens.
-      const token = app.jwt.sign({ sub: USER, sid: 'Wq3hN0mJ8bVx1cR5tY7uIw', fph: 'x'.repeat(43) }, { expiresIn: '1h' })
-      return { app, headers: { authorization: `Bearer ${token}` } }
-    }
+    setup: async () => await jwtServer(false)
   },
   {
     name: 'jwt-cache',
     label: '@fastify/jwt with verify.cache (request.jwtVerify, HS256)',
-    async setup () {
-      const app = Fastify()
-      // The peer's best configuration: fast-jwt's own cache of verified tokens.
-      await app.register(fastifyJwt, { secret: SECRET, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'], cache: true } })
-      app.get(BODY_ROUTE, {
-        onRequest: async (request) => { await request.jwtVerify() }
-      }, async (request) => ({ user: (request.user as { sub: string }).sub }))
-      await app.ready()
-      const token = app.jwt.sign({ sub: USER, sid: 'Wq3hN0mJ8bVx1cR5tY7uIw', fph: 'x'.repeat(43) }, { expiresIn: '1h' })
-      return { app, headers: { authorization: `Bearer ${token}` } }
-    }
+    // The peer's best configuration: fast-jwt's own cache of verified tokens.
+    setup: async () => await jwtServer(true)
   },
   {
     name: 'session',
@@ -172,6 +153,19 @@ export const VARIANTS: readonly Variant[] = [
     setup: async () => await guardServer(DEVICE_OPTIONS, firstUserAgent())
   }
 ]
+
+/** `@fastify/jwt` verifying every request (`request.jwtVerify()`), with or without its cache of verified tokens. */
+async function jwtServer (cache: boolean): Promise<Served> {
+  const app = Fastify()
+  await app.register(fastifyJwt, { secret: SECRET, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'], cache } })
+  app.get(BODY_ROUTE, {
+    onRequest: async (request) => { await request.jwtVerify() }
+  }, async (request) => ({ user: (request.user as { sub: string }).sub }))
+  await app.ready()
+  // The same claims (and so the same token size) as the guard's access tokens.
+  const token = app.jwt.sign({ sub: USER, sid: 'Wq3hN0mJ8bVx1cR5tY7uIw', fph: 'x'.repeat(43) }, { expiresIn: '1h' })
+  return { app, headers: { authorization: `Bearer ${token}` } }
+}
 
 /**
  * `@fastify/session` with its defaults (rolling cookie; the built-in memory
