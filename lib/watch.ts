@@ -81,8 +81,6 @@ export class SessionWatches {
       active = false
       clearInterval(timer)
       this.#running.delete(stop)
-      socket.off('close', stop)
-      response.off('finish', stop)
       response.off('close', stop)
     }
     const end = (reason: SessionEndReason): false => {
@@ -110,16 +108,14 @@ export class SessionWatches {
     // A store failure ends the watch; only the app's own `onEnd` can throw.
     const timer = setInterval(() => { check().catch((err: unknown) => request.log.error({ err }, 'watchSession: onEnd threw')) }, everyMs).unref()
     // The response, not the connection: on a keep-alive connection the socket outlives each request, and a
-    // watch of a poll or of a finite stream must end with its own answer. A WebSocket's response (the one
-    // `@fastify/websocket` builds for the upgrade) is hijacked and never finishes: it closes with the socket.
-    const socket = request.raw.socket
-    socket.once('close', stop)
-    response.once('finish', stop)
+    // watch of a poll or of a finite stream must end with its own answer. A response emits 'close' once it is
+    // done (sent or ended) or its connection is gone; a WebSocket's (the one `@fastify/websocket` builds for the
+    // upgrade, on the upgraded socket) is hijacked and never finishes: it closes with the socket.
     response.once('close', stop)
     this.#running.add(stop)
     // Gone already (it closed while the route was still reading the store, say), or answered before the watch
-    // began: the events it would stop on have fired.
-    if (socket.destroyed || response.writableEnded) stop()
+    // began: the event it would stop on has fired.
+    if (request.raw.socket.destroyed || response.writableEnded) stop()
     return { check, stop }
   }
 

@@ -288,7 +288,57 @@ t.test('watchSession: needs the guard, and checks its options', async (t) => {
   const cookie = `sg-fp=${(login.cookies as Array<{ name: string, value: string }>).find((c) => c.name === 'sg-fp')?.value ?? ''}`
   await app.inject({ url: '/bad', headers: { cookie, authorization: `Bearer ${login.json().accessToken as string}` } })
   t.equal(errors[0], 'FST_SESSION_GUARD_NO_SESSION')
-  t.match(errors.slice(1), [/"watchSession.every"/, /"watchSession.onEnd"/, /watchSession/])
+  t.match(errors.slice(1), [/"watchSession.every"/, 'Invalid option "watchSession.onEnd": must be a function (reason) => void', /watchSession/])
+})
+
+t.test('watchSession: only on a request the guard let in whose session is still its own; onEnd once; stop() leaves no listener', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sessionGuard, { secret: SECRET, secureCookies: false, development: true })
+  const codeOf = (watch: () => unknown): unknown => {
+    try {
+      watch()
+      return 'watching'
+    } catch (err) {
+      return (err as { code?: string }).code
+    }
+  }
+  app.post('/login', async (_request, reply) => await reply.issueSession({ userId: 'alice' }))
+  app.post('/logout', { preHandler: app.requireSession }, async (request, reply) => {
+    await request.endSession(reply)
+    return { code: codeOf(() => request.watchSession({ every: '1h', onEnd () {} })) }
+  })
+  app.get('/unguarded', async (request) => {
+    // A session put on the request by the app, not by the guard: no response to end the watch with.
+    request.authSession = await app.sessions.get(request.headers['x-session-id'] as string) ?? null
+    return { code: codeOf(() => request.watchSession({ every: '1h', onEnd () {} })) }
+  })
+  app.get('/watch', { preHandler: app.requireSession }, async (request, reply) => {
+    const ended: string[] = []
+    const before = reply.raw.listenerCount('close')
+    const watch = request.watchSession({ every: '1h', onEnd: (reason) => ended.push(reason) })
+    const during = reply.raw.listenerCount('close')
+    await app.sessions.revoke((request.authSession as { id: string }).id)
+    const checks = await Promise.all([watch.check(), watch.check(), watch.check()])
+    const other = request.watchSession({ every: '1h', onEnd () {} })
+    other.stop()
+    return { ended, checks, added: { byWatch: during - before, leftAfterStop: reply.raw.listenerCount('close') - before } }
+  })
+  const signIn = async (): Promise<{ id: string, headers: Record<string, string> }> => {
+    const login = await app.inject({ method: 'POST', url: '/login' })
+    const cookie = `sg-fp=${(login.cookies as Array<{ name: string, value: string }>).find((c) => c.name === 'sg-fp')?.value ?? ''}`
+    return { id: login.json().session.id, headers: { cookie, authorization: `Bearer ${login.json().accessToken as string}`, 'x-requested-with': 'fetch' } }
+  }
+  const alice = await signIn()
+  t.same((await app.inject({ method: 'POST', url: '/logout', headers: alice.headers })).json(), { code: 'FST_SESSION_GUARD_NO_SESSION' }, 'after endSession()')
+  const bob = await signIn()
+  t.same((await app.inject({ url: '/unguarded', headers: { 'x-session-id': bob.id } })).json(), { code: 'FST_SESSION_GUARD_NO_SESSION' }, 'a session the guard did not set')
+  const carol = await signIn()
+  t.same((await app.inject({ url: '/watch', headers: carol.headers })).json(), {
+    ended: ['revoked'],
+    checks: [false, false, false],
+    added: { byWatch: 1, leftAfterStop: 0 }
+  }, 'three checks at once of a revoked session: onEnd once; a stopped watch leaves no listener on the response')
 })
 
 t.test('watchSession: a failing store ends the connection (fail closed); check() and stop()', async (t) => {
