@@ -49,6 +49,11 @@ export class MemoryCounters {
     return this.#evictions
   }
 
+  /** Deadlines in the heap, outdated ones included: at most twice `max`. */
+  get trackedDeadlines (): number {
+    return this.#deadlines.length
+  }
+
   /**
    * The counter, if live at `now`; marks it used. One past its window is
    * removed only past `CLOCK_SKEW_ALLOWANCE_MS`, as a session: a caller whose

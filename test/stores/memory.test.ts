@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { CLOCK_SKEW_ALLOWANCE_MS, MemoryStore, memoryStore, type MemoryStoreOptions, type SessionRecord, type StoreContext } from '../../lib/index.js'
+import { MemoryCounters } from '../../lib/stores/memory-counters.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
 
 const LIMIT = { max: 100, onLimit: 'evict-oldest' } as const
@@ -157,6 +158,13 @@ t.test('counters slide with each event, expire after their window, and can be re
 })
 
 /** Opens the store with a log that keeps its warnings. */
+/** The keys of the counters held, live at `now` (at the time they were written, every one held), sorted. */
+async function held (store: MemoryStore, now: number): Promise<string[]> {
+  const keys: string[] = []
+  for await (const batch of store.scanCounters(100, now)) keys.push(...batch.map((c) => c.key))
+  return keys.sort()
+}
+
 function openLogged (store: MemoryStore, clock: TestClock): Array<[object, string]> {
   const warnings: Array<[object, string]> = []
   const log = { error: () => {}, info: () => {}, warn: (details: object, message: string) => { warnings.push([details, message]) } }
@@ -222,7 +230,8 @@ t.test('with every counter live, the least recently used goes: counted, and warn
   t.equal(await store.counter('lockout:alice', clock.now), undefined, 'the least recently used live counter went')
   t.match(await store.stats(), { counterEvictions: 1 })
   t.equal(warnings.length, 1, 'warned')
-  t.match(warnings[0], [{ maxCounters: 2, counterEvictions: 1 }, /maxCounters.*DPoP requests\/s × 2 × dpop\.window/])
+  t.same(warnings[0], [{ maxCounters: 2, counterEvictions: 1 }, 'session guard: the memory store dropped a live counter (a lockout, a DPoP proof\'s jti …) to stay within maxCounters: ' +
+    'set memoryStore.maxCounters to at least peak DPoP requests/s × 2 × dpop.window + the login counters, or use the Redis store (docs/stores.md)'])
   await store.increment('jti:3', 2 * MINUTE, clock.now)
   clock.advance(MINUTE - 1)
   await store.increment('jti:4', 2 * MINUTE, clock.now)
@@ -242,6 +251,73 @@ t.test('with every counter live, the least recently used goes: counted, and warn
   await quiet.increment('c', MINUTE, clock.now)
   t.match(await quiet.counter('c', clock.now), { count: 1 })
   t.match(await quiet.stats(), { counterEvictions: 1 }, 'the one counter held had expired: not counted')
+})
+
+t.test('the deadlines are a heap: after any drop, the earliest one left is on top', async (t) => {
+  // Written in this order the heap is [1, 2, 3, 8, 9, 4] (ms). Dropping 1 moves 4 from the end down
+  // under 2 and stops there, since 8 and 9 are later: were it pushed on past them, a later deadline
+  // would sit above an earlier one and hide a counter that has expired.
+  const clock = new TestClock()
+  const store = memoryStore({ maxCounters: 6 })
+  t.teardown(() => store.close())
+  open(store, clock)
+  const start = clock.now
+  for (const [key, window] of [['a', 1], ['b', 2], ['c', 3], ['d', 8], ['e', 9], ['f', 4]] as const) await store.increment(key, window, start)
+  const at = async (elapsed: number, key: string): Promise<void> => {
+    clock.advance(start + elapsed - clock.now)
+    await store.increment(key, 100, clock.now)
+  }
+  await at(1, 'g') // a made room
+  await at(2, 'h') // b
+  await at(4, 'i') // c
+  await at(4, 'j') // f, the earliest left, though d (8) was written before it
+  t.match(await store.stats(), { counterEvictions: 0 }, 'an expired counter made room each time')
+  t.same(await held(store, clock.now), ['d', 'e', 'g', 'h', 'i', 'j'])
+})
+
+t.test('the deadlines are rebuilt, sorted, from the counters held once outdated ones fill twice the bound', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore({ maxCounters: 3 })
+  t.teardown(() => store.close())
+  open(store, clock)
+  const start = clock.now
+  // Four outdated deadlines (their counters reset), then three live counters: the third write rebuilds the
+  // heap from the counters held, most recently used first, so latest deadline first until sorted.
+  for (const key of ['s1', 's2', 's3', 's4']) {
+    await store.increment(key, 1000, start)
+    await store.resetCounter(key)
+  }
+  for (const [key, window] of [['early', 100], ['mid', 300], ['late', 500]] as const) await store.increment(key, window, start)
+  for (const [elapsed, key] of [[100, 'new'], [600, 'n2'], [600, 'n3']] as const) {
+    clock.advance(start + elapsed - clock.now)
+    await store.increment(key, 1000, clock.now)
+  }
+  t.match(await store.stats(), { counterEvictions: 0 }, 'early, mid, then late made room, in that order, each expired')
+  t.same(await held(store, clock.now), ['n2', 'n3', 'new'])
+})
+
+t.test('what tracks the deadlines stays within twice maxCounters, however many writes', async (t) => {
+  const counters = new MemoryCounters(10, () => undefined)
+  let most = 0
+  for (let i = 0; i < 1000; i++) {
+    counters.set(`k${i % 5}`, { count: 1, firstAt: i, lastAt: i, expiresAt: i + MINUTE }, i)
+    counters.delete(`k${i % 5}`)
+    most = Math.max(most, counters.trackedDeadlines)
+  }
+  t.ok(most <= 20, `at most ${most} deadlines tracked`)
+})
+
+t.test('a counter read past its window is removed once the clock-skew allowance has passed too', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  open(store, clock)
+  const start = clock.now
+  await store.increment('lockout:alice', MINUTE, start)
+  t.equal(await store.counter('lockout:alice', start + MINUTE + CLOCK_SKEW_ALLOWANCE_MS - 1), undefined, 'expired for this reader')
+  t.same(await held(store, start), ['lockout:alice'], 'kept for a reader whose clock is behind')
+  t.equal(await store.counter('lockout:alice', start + MINUTE + CLOCK_SKEW_ALLOWANCE_MS), undefined)
+  t.same(await held(store, start), [], 'removed at the end of the allowance')
 })
 
 t.test('counters at their bound, against a model: the earliest expired goes first, else the least recently used, counted', async (t) => {
