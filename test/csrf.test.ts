@@ -13,11 +13,14 @@ async function logged (t: Test, options: Partial<SessionGuardOptions> = {}) {
   await app.register(sessionGuard, { secret: SECRET, clock: new TestClock().read, ...options })
   app.post('/login', async (_request, reply) => ({ accessToken: (await reply.issueSession({ userId: 'alice' })).accessToken }))
   app.post('/refresh', async (_request, reply) => ({ accessToken: (await reply.refreshSession()).accessToken }))
+  app.get('/me', { preHandler: app.requireSession }, async (request) => ({ userId: request.authSession?.userId }))
   const login = await app.inject({ method: 'POST', url: '/login' })
   const cookie = (login.cookies as Array<{ name: string, value: string }>).map((c) => `${c.name}=${c.value}`).join('; ')
   const refresh = async (headers: Record<string, string>) => await app.inject({ method: 'POST', url: '/refresh', headers: { cookie, ...headers } })
+  /** A guarded GET with alice's token in `Authorization`. */
+  const me = async (headers: Record<string, string>) => await app.inject({ url: '/me', headers: { cookie, authorization: `Bearer ${login.json().accessToken as string}`, ...headers } })
   const refusals = () => lines.filter((line) => line.msg === 'session guard: cross-site request refused')
-  return { refresh, refusals }
+  return { refresh, me, refusals }
 }
 
 t.test('a CSRF refusal says why: the header by name, a missing Origin, an Origin not allowed; logged at debug with the Origin', async (t) => {
@@ -72,4 +75,19 @@ t.test('a cookie-carried token on a safe method needs no header, but a foreign O
   const foreign = await app.inject({ method: 'GET', url: '/me', headers: { cookie, origin: 'https://evil.example' } })
   t.equal(foreign.statusCode, 403)
   t.match(lines.filter((line) => line.msg === 'session guard: cross-site request refused').at(-1), { level: 20, reason: 'csrf_origin_not_allowed', origin: 'https://evil.example' })
+})
+
+t.test('the guard refuses an event stream or a WebSocket upgrade from a foreign Origin, logged with its reason; any other request it leaves to CORS', async (t) => {
+  const { me, refusals } = await logged(t)
+  const foreign = 'https://evil.example'
+  for (const [name, headers] of [['an event stream', { accept: 'text/event-stream' }], ['a WebSocket upgrade', { upgrade: 'websocket', connection: 'upgrade' }]] as const) {
+    const refused = await me({ ...headers, origin: foreign })
+    t.same({ status: refused.statusCode, code: refused.json().code }, { status: 403, code: 'FST_SESSION_GUARD_CSRF' }, `${name} from ${foreign}`)
+    t.match(refusals().at(-1), { level: 20, reason: 'csrf_origin_not_allowed', origin: foreign }, `${name}: logged at debug with its reason`)
+  }
+  t.equal((await me({ accept: 'text/event-stream', origin: 'http://localhost:80' })).statusCode, 200, 'an event stream from the app\'s own origin')
+  const before = refusals().length
+  t.equal((await me({ accept: 'application/json', origin: foreign })).statusCode, 200, 'a fetch with its token in Authorization, whatever its Origin: CORS decides who reads it')
+  t.equal((await me({ origin: foreign })).statusCode, 200, 'and without Accept')
+  t.equal(refusals().length, before, 'nothing refused')
 })

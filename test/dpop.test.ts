@@ -182,6 +182,19 @@ t.test('a login without a proof gets the cookie binding, beside DPoP clients', a
   t.equal(server.reasons.at(-1), 'dpop_bound_token')
 })
 
+t.test('with dpop on, a refused Bearer request gets the Bearer challenge, and a DPoP one needs no CSRF header under a cross-site cookie policy', async (t) => {
+  const server = await serve(t, { cookies: { sameSite: 'none', partitioned: true }, refresh: { allowedOrigins: ['https://app.example'] } })
+  const bearer = await fetch(`${server.base}/me`, { headers: { authorization: 'Bearer not.a.token' } })
+  t.equal(bearer.status, 401)
+  t.equal(bearer.headers.get('www-authenticate'), 'Bearer realm="session", error="invalid_token"', 'a Bearer refusal keeps its scheme')
+  const key = await client()
+  const { accessToken } = await server.login(key)
+  // An unsafe method, no X-Requested-With, no Origin: a DPoP request carries no cookie for a page to ride on.
+  const regenerated = await server.call(key, 'POST', '/regenerate', { token: accessToken })
+  t.equal(regenerated.status, 200, 'POST with a DPoP token and proof')
+  t.equal((await regenerated.json() as { tokenType: string }).tokenType, 'DPoP')
+})
+
 t.test('refusals of a DPoP-bound request, each with its reason and challenge', async (t) => {
   const server = await serve(t)
   const key = await client()
