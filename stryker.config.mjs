@@ -15,6 +15,8 @@ export default {
     'lib/http/csrf.ts',
     'lib/http/dpop.ts',
     'lib/http/access-token-source.ts',
+    'lib/watch.ts',
+    'lib/stores/memory-counters.ts',
     'lib/activity.ts',
     'lib/monitoring/anomaly.ts',
     'lib/monitoring/login-attempts.ts'

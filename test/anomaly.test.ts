@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { parseAnomalyOptions } from '../lib/monitoring/anomaly.js'
 import { distanceKm } from '../lib/monitoring/travel.js'
 import { type Anomaly, memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
 import { build, MINUTE, settle } from './helper.js'
@@ -306,4 +307,51 @@ t.test('trustDevice vouches for what the session has, writes only when a flag go
     return await touch(id, activity, now)
   }
   t.equal(await h.app.sessions.trustDevice(other), false, 'revoked between the read and the write')
+})
+
+t.test('each anomaly option is checked under its own name, and the defaults are the documented ones', async (t) => {
+  const decisionError = "must be 'ignore', 'flag', 'challenge' or 'revoke'"
+  const cases: Array<[string, object]> = [
+    ['anomalies.newDevice', { newDevice: 'maybe' }],
+    ['anomalies.newCountry', { newCountry: 'maybe' }],
+    ['anomalies.ipChange', { ipChange: 'maybe' }],
+    ['anomalies.deviceChange', { deviceChange: 'maybe' }],
+    ['anomalies.tooManyIps.policy', { tooManyIps: { policy: 'maybe' } }],
+    ['anomalies.tooManyCountries.policy', { tooManyCountries: { policy: 'maybe' } }],
+    ['anomalies.impossibleTravel.policy', { impossibleTravel: { policy: 'maybe' } }],
+    ['anomalies.loginBurst.policy', { loginBurst: { policy: 'maybe' } }]
+  ]
+  for (const [name, options] of cases) {
+    t.throws(() => parseAnomalyOptions(options), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: `Invalid option "${name}": ${decisionError}` }, name)
+  }
+  for (const decision of ['ignore', 'flag', 'challenge', 'revoke'] as const) t.equal(parseAnomalyOptions({ newDevice: decision }).newDevice, decision, `${decision} is a decision`)
+  t.throws(() => parseAnomalyOptions({ newDevice: 1 } as object), { message: `Invalid option "anomalies.newDevice": ${decisionError}` }, 'not a string')
+  const counts: Array<[string, object]> = [
+    ['anomalies.tooManyIps.max', { tooManyIps: { max: 0 } }],
+    ['anomalies.tooManyCountries.max', { tooManyCountries: { max: 0 } }],
+    ['anomalies.impossibleTravel.maxSpeedKmh', { impossibleTravel: { maxSpeedKmh: 0 } }],
+    ['anomalies.impossibleTravel.minDistanceKm', { impossibleTravel: { minDistanceKm: 0 } }],
+    ['anomalies.loginBurst.max', { loginBurst: { max: 0 } }],
+    ['anomalies.maxKnownPerUser', { maxKnownPerUser: 0 }]
+  ]
+  for (const [name, options] of counts) {
+    t.throws(() => parseAnomalyOptions(options), { message: `Invalid option "${name}": must be a positive integer` }, name)
+  }
+  t.throws(() => parseAnomalyOptions({ loginBurst: { window: 0 } }), { message: /^Invalid option "anomalies\.loginBurst\.window": must be a positive duration/ })
+  t.throws(() => parseAnomalyOptions({ memory: 0 }), { message: /^Invalid option "anomalies\.memory": must be a positive duration/ })
+  t.throws(() => parseAnomalyOptions({ decide: 'no' } as object), { message: 'Invalid option "anomalies.decide": must be a function (anomaly, request) => decision' })
+  t.throws(() => parseAnomalyOptions({ newDevise: 'flag' } as object), { message: 'Invalid option "anomalies.newDevise": is not an option of fastify-session-guard' })
+  t.same(parseAnomalyOptions(undefined), {
+    newDevice: 'flag',
+    newCountry: 'flag',
+    ipChange: 'ignore',
+    deviceChange: 'flag',
+    tooManyIps: { policy: 'flag', max: 10 },
+    tooManyCountries: { policy: 'flag', max: 3 },
+    impossibleTravel: { policy: 'flag', maxSpeedKmh: 1000, minDistanceKm: 200 },
+    loginBurst: { policy: 'flag', max: 10, windowMs: MINUTE },
+    memoryMs: 90 * 24 * 60 * MINUTE,
+    maxKnownPerUser: 50,
+    decide: undefined
+  }, 'the defaults')
 })

@@ -59,6 +59,25 @@ t.test('parseCookieOptions: the cookies section and the refresh cookie path', as
   t.throws(() => parseCookieOptions({ cookies: { domain: 'example.com.' } }, REFRESH), { message: /"cookies.domain"/ })
   t.throws(() => parseCookieOptions({}, { ...REFRESH, cookiePath: 'api' }), { message: /"refresh.cookiePath": must be a cookie path/ })
   t.throws(() => parseCookieOptions({}, { ...REFRESH, path: '/a;b' }), { message: /"refresh.path": must be a cookie path/ }, 'the route path names itself when it is the cookie path')
+  t.throws(() => parseCookieOptions({}, { ...REFRESH, cookiePath: 'api/auth/refresh' }), { message: /"refresh.cookiePath": must be a cookie path/ }, 'a path starts with "/"')
+  for (const domain of ['a.example.com', 'app.b.example.com', 'x.y']) {
+    t.equal(parseCookieOptions({ cookies: { domain } }, REFRESH).domain, domain, `one-character labels: ${domain}`)
+  }
+  t.equal(parseCookieOptions({}, { ...REFRESH, cookiePath: '/auth/refresh' }).refreshPath, '/auth/refresh', 'a cookie path that is the route\'s own')
+  t.equal(parseCookieOptions({}, { ...REFRESH, cookiePath: '/auth/' }).refreshPath, '/auth/', 'a parent ending with "/"')
+  t.equal(parseCookieOptions({}, { ...REFRESH, cookiePath: '/auth' }).refreshPath, '/auth', 'a parent')
+  t.throws(() => parseCookieOptions({}, { ...REFRESH, cookiePath: '/auth/ref' }), { message: /"refresh.cookiePath": must reach the refresh route/ }, 'a prefix of the route\'s path that is not a parent of it')
+  const access = { name: 'app__Host-at', inCookie: true, maxAgeMs: 60_000 }
+  t.equal(parseCookieOptions({ cookies: { domain: 'example.com' } }, REFRESH, access).access, 'app__Host-at', 'only a name that starts with __Host- refuses a Domain')
+  t.throws(() => parseCookieOptions({ cookies: { domain: 'example.com' } }, REFRESH, { ...access, name: '__host-at' }), { message: /"accessToken.cookie": a __Host- cookie cannot carry a Domain/ }, 'in any case')
+})
+
+t.test('cookieValues: each name and each case rule has its own pattern', async (t) => {
+  const header = 'A=1; a=2; b=3'
+  t.same(cookieValues(header, 'a', { limit: 8 }), ['2'])
+  t.same(cookieValues(header, 'b', { limit: 8 }), ['3'], 'another name, read after')
+  t.same(cookieValues(header, 'a', { limit: 8, ignoreCase: true }), ['1', '2'], 'the same name without case, read after')
+  t.same(cookieValues(header, 'a', { limit: 8 }), ['2'], 'and with case again')
 })
 
 /** Every `Set-Cookie` line written, in order. */
