@@ -19,8 +19,8 @@ const NOW = 1_790_000_000_000
 const URL_ = 'https://api.example/orders'
 const MAC = { kid: 'k1', material: 'a'.repeat(32) }
 
-function request (headers: Record<string, string | string[]> = {}, url = '/orders'): FastifyRequest {
-  return { method: 'POST', url, headers, protocol: 'https', host: 'api.example' } as unknown as FastifyRequest
+function request (headers: Record<string, string | string[]> = {}): FastifyRequest {
+  return { method: 'POST', url: '/orders', headers, protocol: 'https', host: 'api.example' } as unknown as FastifyRequest
 }
 
 /** A reply that records its headers. */
@@ -34,9 +34,10 @@ function proofs (policy: Partial<DpopPolicy> = {}): DpopProofs {
 }
 
 const key = (async () => {
-  const { generateKeyPair, exportJWK } = await jose
+  const { generateKeyPair, exportJWK, calculateJwkThumbprint } = await jose
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true })
-  return { privateKey, jwk: await exportJWK(publicKey) }
+  const jwk = await exportJWK(publicKey)
+  return { privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) }
 })()
 
 let jtis = 0
@@ -91,14 +92,11 @@ t.test('a nonce is derived from the MAC key under its own label: every instance,
 })
 
 t.test('nonces under a clock that starts at 0 (a single-digit time step)', async (t) => {
-  const verifier = new DpopProofs({ store: memoryStore(), clock: () => 0, macKey: MAC, clockToleranceMs: 0 }, { ...parseDpopOptions({ nonce: true }) as DpopPolicy })
+  const verifier = proofs({ nonce: true })
   const now = 90_000
-  const { SignJWT } = await jose
-  const { privateKey, jwk } = await key
-  const made = await new SignJWT({ htm: 'POST', htu: URL_, jti: 'early', iat: now / 1000, nonce: verifier.nonce(now) })
-    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).sign(privateKey)
   t.match(verifier.nonce(now), /^1\./, 'the step is one digit')
-  t.same(await verifier.verify(request({ dpop: made }), now), { jkt: await (await jose).calculateJwkThumbprint(jwk), renewNonce: false })
+  const made = await proof({ iat: now / 1000, nonce: verifier.nonce(now) })
+  t.same(await verifier.verify(request({ dpop: made }), now), { jkt: (await key).jkt, renewNonce: false })
 })
 
 t.test('the challenges: a DPoP-Nonce only with use_dpop_nonce', async (t) => {
@@ -162,8 +160,7 @@ t.test('the options: every algorithm named, each one checked, errors that name t
 })
 
 t.test('a token whose cnf.jkt is not the key its session is bound to is refused, whatever the proof', async (t) => {
-  const { calculateJwkThumbprint } = await jose
-  const jkt = await calculateJwkThumbprint((await key).jwk)
+  const { jkt } = await key
   const verifier = proofs()
   const check = async (fph: string): Promise<string | undefined> =>
     await checkDpopRequest(verifier, request({ dpop: await proof({ ath: createHash('sha256').update('t.o.k').digest('base64url') }) }), reply(), { token: 't.o.k', claims: { fph, cnf: { jkt } }, scheme: 'dpop', now: NOW })
