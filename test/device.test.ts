@@ -354,12 +354,30 @@ t.test('structured-field details the parser accepts', async (t) => {
     ['"TokenVersion";v=a1', 'TokenVersion', 'a1'],
     ['"FlagVersion";v', 'FlagVersion', undefined],
     // Items that are not strings are no brands (a token, an inner list), the rest of the list still counts.
-    ['Bare;v="1", ("Inner");v="2", "Real";v="3"', 'Real', '3']
+    ['Bare;v="1", ("Inner");v="2", "Real";v="3"', 'Real', '3'],
+    // A blank name names no brand; spaces around a name or a version are not part of it.
+    ['"";v="1", " ";v="2", "Named";v="3"', 'Named', '3'],
+    ['" Padded ";v=" 4 "', 'Padded', '4'],
+    ['"Blank";v=" "', 'Blank', undefined]
   ]
   for (const [value, name, version] of cases) {
     const device = parseDevice({ 'sec-ch-ua': value, 'sec-ch-ua-platform': '"Linux"' })
     t.same([device.browser.name, device.browser.version], [name, version], value)
   }
+})
+
+t.test('a blank hint reads as absent: never an empty browser, system or model name', async (t) => {
+  for (const blank of ['""', '" "', '"";v="1"']) {
+    for (const name of ['sec-ch-ua', 'sec-ch-ua-full-version-list']) {
+      const alone = parseDevice({ [name]: blank })
+      t.same([alone.type, alone.name, alone.browser.name], ['unknown', 'Unknown device', undefined], `${name}: ${blank} alone`)
+      const firefox = parseDevice({ 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0', [name]: blank })
+      t.equal(firefox.name, 'Firefox on Linux', `${name}: ${blank} with a user agent`)
+    }
+  }
+  const blanks = { 'user-agent': CHROME_WINDOWS, 'sec-ch-ua-platform': '" "', 'sec-ch-ua-model': '""' }
+  const device = parseDevice(blanks)
+  t.same([device.name, device.os.name, device.model], ['Chrome on Windows', 'Windows', undefined], 'blank platform and model')
 })
 
 t.test('any header values: never throws, always a frozen device of a known type', async (t) => {

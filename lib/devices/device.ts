@@ -166,7 +166,7 @@ function describe (ua: string, hints: Hints): DeviceInfo {
     browserVersion = brand.version
   }
   const platform = sfString(hints.platform)
-  if (platform !== undefined && platform !== '' && platform !== 'Unknown') {
+  if (platform !== undefined && platform !== 'Unknown') {
     osName = osDisplayName(platform)
     osVersion = platformVersion(osName, sfString(hints.platformVersion))
   }
@@ -174,7 +174,7 @@ function describe (ua: string, hints: Hints): DeviceInfo {
   // A Chromium browser on an Android tablet says "not mobile" (it asks for desktop layouts).
   else if (hints.mobile === '?0') type = osName === 'Android' ? 'tablet' : 'desktop'
   const hintModel = sfString(hints.model)
-  if (hintModel !== undefined && hintModel !== '') model = hintModel
+  if (hintModel !== undefined) model = hintModel
   // "K" is the placeholder model of the reduced Android user agent, not a device.
   if (model === 'K') model = undefined
 
@@ -318,12 +318,15 @@ function parseBrandList (input: string): Brand[] | undefined {
     return undefined
   }
   const brands: Brand[] = []
-  for (const [name, params] of list) {
-    if (typeof name !== 'string') continue
+  for (const [item, params] of list) {
+    const name = typeof item === 'string' ? text(item) : undefined
+    if (name === undefined) continue
     // `v` is a string in every browser; an integer or a token (`v=42`) reads the same.
     const version = params.get('v')
-    const text = typeof version === 'string' || typeof version === 'number' || version instanceof Token ? String(version) : ''
-    brands.push({ name, version: text === '' ? undefined : text })
+    brands.push({
+      name,
+      version: typeof version === 'string' || typeof version === 'number' || version instanceof Token ? text(String(version)) : undefined
+    })
   }
   return brands
 }
@@ -333,10 +336,16 @@ function sfString (value: string | undefined): string | undefined {
   if (value === undefined) return undefined
   try {
     const [item] = parseItem(value.trim())
-    return typeof item === 'string' ? item : undefined
+    return typeof item === 'string' ? text(item) : undefined
   } catch {
     return undefined
   }
+}
+
+/** A hint's text without surrounding spaces; blank text names nothing and reads as absent. */
+function text (value: string): string | undefined {
+  const trimmed = value.trim()
+  return trimmed === '' ? undefined : trimmed
 }
 
 // ua-parser-js 1.x names browsers, not robots (Googlebot and curl come out with no
