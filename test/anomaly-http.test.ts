@@ -281,6 +281,35 @@ t.test("device_change: a session's device changing mid-session is flagged; an up
   t.ok(strict.events.some((e) => e.type === 'session.revoked' && e.reason === 'anomaly'))
 })
 
+t.test('device_change compares the type, the browser and the system each on its own; only Safari on an iPad passes for Safari on a Mac', async (t) => {
+  const s = await serve(t, LONG)
+  const ANDROID_TABLET = 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+  const IPAD_CHROME = 'Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1'
+  const MAC_CHROME = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+  const WINDOWS_CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+  const LINUX_FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0'
+  const cases: Array<[string, Client, Client, boolean]> = [
+    ['the type alone (Chrome on an Android phone, then on a tablet)',
+      { ip: PARIS.ip, userAgent: ANDROID_CHROME, headers: ANDROID_HINTS }, { ip: PARIS.ip, userAgent: ANDROID_TABLET, headers: { ...ANDROID_HINTS, 'sec-ch-ua-mobile': '?0' } }, true],
+    ['the browser alone (Firefox, then Chrome, on Windows)', PARIS, { ip: PARIS.ip, userAgent: WINDOWS_CHROME }, true],
+    ['the system alone (Firefox on Windows, then on Linux)', PARIS, { ip: PARIS.ip, userAgent: LINUX_FIREFOX }, true],
+    ['Safari on an iPad, then Firefox', { ip: PARIS.ip, userAgent: IPAD_SAFARI }, PARIS, true],
+    ['Safari on an iPad, then Chrome on a Mac', { ip: PARIS.ip, userAgent: IPAD_SAFARI }, { ip: PARIS.ip, userAgent: MAC_CHROME }, true],
+    ['Safari on an iPad, then on an iPhone', { ip: PARIS.ip, userAgent: IPAD_SAFARI }, { ip: PARIS.ip, userAgent: SAFARI }, true],
+    ['Safari on an iPhone, then on a Mac', { ip: PARIS.ip, userAgent: SAFARI }, { ip: PARIS.ip, userAgent: MAC_SAFARI }, true],
+    ['Chrome on an iPad, then Safari on a Mac', { ip: PARIS.ip, userAgent: IPAD_CHROME }, { ip: PARIS.ip, userAgent: MAC_SAFARI }, true],
+    ['Safari on a Mac, then Chrome on an iPad', { ip: PARIS.ip, userAgent: MAC_SAFARI }, { ip: PARIS.ip, userAgent: IPAD_CHROME }, true],
+    ['Safari on an iPad, then on a Mac', { ip: PARIS.ip, userAgent: IPAD_SAFARI }, { ip: PARIS.ip, userAgent: MAC_SAFARI }, false],
+    ['Safari on a Mac, then on an iPad', { ip: PARIS.ip, userAgent: MAC_SAFARI }, { ip: PARIS.ip, userAgent: IPAD_SAFARI }, false]
+  ]
+  for (const [index, [name, from, to, changed]] of cases.entries()) {
+    const held = (await s.login(from, `user-${index}`)).held!
+    s.clock.advance(2 * MINUTE)
+    t.equal((await s.me(to, held)).status, 200)
+    t.same((await s.app.sessions.get(held.sessionId))?.flags, changed ? ['device_change'] : undefined, name)
+  }
+})
+
 t.test('an address without a location does not reset where travel is measured from', async (t) => {
   const s = await serve(t, LONG)
   const held = (await s.login(PARIS)).held!

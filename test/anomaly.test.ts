@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { parseAnomalyOptions } from '../lib/monitoring/anomaly.js'
 import { distanceKm } from '../lib/monitoring/travel.js'
-import { type Anomaly, memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
+import { type Anomaly, type AnomalyDecision, memoryStore, type SessionEvent, type SessionGuardOptions } from '../lib/index.js'
 import { build, MINUTE, settle } from './helper.js'
 import { FIREFOX, PLACES, SAFARI } from './anomaly-fixtures.js'
 
@@ -121,22 +121,33 @@ t.test('nearby moves are geolocation noise, however fast: Paris to Reims (130 km
 })
 
 t.test('too many IPs and countries across a user\'s live sessions', async (t) => {
-  const { login, anomalies } = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { policy: 'ignore' }, tooManyIps: { max: 2 }, tooManyCountries: { max: 2 } } })
+  const { login, anomalies, events } = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { policy: 'ignore' }, tooManyIps: { max: 2 }, tooManyCountries: { max: 2 } } })
   await login('203.0.113.1')
   await login('203.0.113.2')
   t.equal((await login('203.0.113.2')).session?.flags, undefined, 'two IPs, one country')
   t.same((await login('198.51.100.1')).session?.flags, ['too_many_ips'], 'a third IP; a second country')
   t.same((await login('192.0.2.1')).session?.flags, ['too_many_ips', 'too_many_countries'])
   t.same(await anomalies(), ['too_many_ips:flag', 'too_many_ips:flag', 'too_many_countries:flag'])
+  t.same(events.filter((e) => e.type === 'anomaly.detected').map((e) => e.detail), [{ ips: 3, max: 2 }, { ips: 4, max: 2 }, { countries: 3, max: 2 }])
+
+  // Each rule has its own policy.
+  const strict = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore', impossibleTravel: { policy: 'ignore' }, tooManyIps: { policy: 'revoke', max: 1 }, tooManyCountries: { max: 1 } } })
+  await strict.login('203.0.113.1')
+  t.equal((await strict.login('203.0.113.2')).response.statusCode, 403, "a second IP in the same country: tooManyIps' own 'revoke'")
 })
 
-t.test('a burst of logins', async (t) => {
-  const { h, login, anomalies } = await harness(t, { anomalies: { loginBurst: { max: 3, window: '1m' } } })
-  for (let i = 0; i < 3; i++) t.equal((await login('203.0.113.1')).session?.flags, undefined)
-  t.same((await login('203.0.113.1')).session?.flags, ['login_burst'])
+t.test('a burst of logins: counted per user, in fixed windows', async (t) => {
+  const { h, login, anomalies, events } = await harness(t, { anomalies: { loginBurst: { max: 3, window: '1m' } } })
+  for (let i = 0; i < 3; i++) {
+    t.equal((await login('203.0.113.1')).session?.flags, undefined)
+    h.clock.advance(10_000)
+  }
+  t.same((await login('203.0.113.1')).session?.flags, ['login_burst'], 'the fourth in the same minute, 30 s after the first')
+  for (let i = 0; i < 3; i++) t.equal((await login('203.0.113.1', FIREFOX, 'bob')).session?.flags, undefined, "another user's logins are not alice's")
   h.clock.advance(MINUTE)
   t.equal((await login('203.0.113.1')).session?.flags, undefined, 'a new window')
   t.same(await anomalies(), ['login_burst:flag'])
+  t.same(events.find((e) => e.type === 'anomaly.detected')?.detail, { logins: 4, windowMs: MINUTE })
 })
 
 t.test("'revoke' at login refuses the login with 403 and creates nothing", async (t) => {
@@ -198,6 +209,92 @@ t.test('ignored rules are not evaluated into events', async (t) => {
   await decided.login('203.0.113.1')
   await decided.login('203.0.113.1', SAFARI)
   t.same(await decided.anomalies(), [], 'the hook may ignore too')
+})
+
+t.test("a rule set to 'ignore' is never evaluated: the decide hook is not even asked about it", async (t) => {
+  // One scenario that trips every rule: a second login from another device, country and address
+  // (too far to travel to, past each maximum of one), then a request from yet another address and device.
+  const scenario = async (policy: AnomalyDecision) => {
+    const asked: Record<string, unknown> = {}
+    const { h, login } = await harness(t, {
+      anomalies: {
+        newDevice: policy,
+        newCountry: policy,
+        ipChange: policy,
+        deviceChange: policy,
+        tooManyIps: { policy, max: 1 },
+        tooManyCountries: { policy, max: 1 },
+        impossibleTravel: { policy },
+        loginBurst: { policy, max: 1 },
+        decide: (anomaly) => { asked[`${anomaly.at}:${anomaly.rule}`] = anomaly.detail; return 'flag' }
+      }
+    })
+    await login('203.0.113.1')
+    h.clock.advance(10_000)
+    const second = await login('198.51.100.1', SAFARI)
+    const credentials = { authorization: `Bearer ${second.response.json().accessToken}`, cookie: `__Host-sg-fp=${(second.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}` }
+    h.clock.advance(MINUTE)
+    const me = await h.app.inject({ method: 'GET', url: '/me', headers: { ...credentials, 'user-agent': 'curl/8.5.0' }, remoteAddress: '203.0.113.1' })
+    t.equal(me.statusCode, 200)
+    return asked
+  }
+  const tripped = await scenario('flag')
+  t.same(Object.keys(tripped).sort(), [
+    'login:impossible_travel', 'login:login_burst', 'login:new_country', 'login:new_device', 'login:too_many_countries', 'login:too_many_ips',
+    'request:device_change', 'request:impossible_travel', 'request:ip_change'
+  ], 'the scenario trips every rule')
+  t.match(tripped, {
+    'login:new_device': { device: 'Safari on iPhone' },
+    'login:new_country': { country: 'AU' },
+    'login:login_burst': { logins: 2, windowMs: MINUTE },
+    'login:too_many_ips': { ips: 2, max: 1 },
+    'login:too_many_countries': { countries: 2, max: 1 },
+    'request:ip_change': { from: '198.51.100.1', to: '203.0.113.1' },
+    'request:device_change': { from: 'Safari on iPhone', to: 'curl' }
+  }, 'each with what it saw')
+  t.same(await scenario('ignore'), {}, 'every rule ignored: nothing asked')
+})
+
+t.test('new device: another browser, or another system, is another device', async (t) => {
+  const { login } = await harness(t, { anomalies: { newCountry: 'ignore' } })
+  await login('203.0.113.1')
+  const chrome = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+  const linux = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0'
+  t.same((await login('203.0.113.1', chrome)).session?.flags, ['new_device'], 'Chrome on the same Windows')
+  t.same((await login('203.0.113.1', linux)).session?.flags, ['new_device'], 'Firefox on Linux')
+})
+
+t.test('impossible travel at login is measured from the last session that has a place, past those that have none', async (t) => {
+  const { h, login } = await harness(t, { anomalies: { newDevice: 'ignore', newCountry: 'ignore' } })
+  await login('203.0.113.1')
+  h.clock.advance(MINUTE)
+  t.equal((await login('192.0.2.77')).session?.location, undefined, 'an address the resolver does not know: no place')
+  h.clock.advance(MINUTE)
+  t.same((await login('198.51.100.1')).session?.flags, ['impossible_travel'], 'Sydney two minutes after Paris')
+})
+
+t.test('an IP change is reported only when the IP changed, not when only the device did', async (t) => {
+  const { h, login, anomalies } = await harness(t, { anomalies: { ipChange: 'flag', deviceChange: 'ignore' } })
+  const first = await login('203.0.113.1')
+  const credentials = { authorization: `Bearer ${first.response.json().accessToken}`, cookie: `__Host-sg-fp=${(first.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}` }
+  h.clock.advance(MINUTE)
+  t.equal((await h.app.inject({ method: 'GET', url: '/me', headers: { ...credentials, 'user-agent': 'curl/8.5.0' }, remoteAddress: '203.0.113.1' })).statusCode, 200)
+  t.same(await anomalies(), [], 'same IP, another device')
+  t.same((await h.app.sessions.get(first.response.json().sessionId))?.device?.name, 'curl', 'the new device is recorded')
+})
+
+t.test('trustDevice counts countries against maxKnownPerUser too, and says which kind hit it', async (t) => {
+  const { h, login, events } = await harness(t, { anomalies: { maxKnownPerUser: 1, impossibleTravel: { policy: 'ignore' } } })
+  await login('203.0.113.1')
+  for (const ip of ['192.0.2.1', '198.51.100.1']) {
+    const { session } = await login(ip)
+    t.same(session?.flags, ['new_country'])
+    t.equal(await h.app.sessions.trustDevice(session!.id), true)
+  }
+  await settle()
+  t.match(events.filter((e) => e.type === 'anomaly.memory_full'), [{ kind: 'country', max: 1 }], 'Germany is remembered, Australia past the cap is not')
+  t.same((await login('198.51.100.1')).session?.flags, ['new_country'])
+  t.equal((await login('192.0.2.1')).session?.flags, undefined)
 })
 
 t.test('locations without coordinates are never compared for travel', async (t) => {

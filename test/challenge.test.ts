@@ -271,6 +271,7 @@ t.test('an on-request rule can challenge a live session', async (t) => {
   t.strictSame((await h.app.sessions.get(held.sessionId))?.flags, ['ip_change', CHALLENGE_FLAG])
   t.equal((await h.stepUp(moved, held)).status, 200)
   t.equal((await h.me(moved, held)).status, 200)
+  t.strictSame((await h.app.sessions.get(held.sessionId))?.flags, ['ip_change'], 'the step-up lifts itself; the IP change, which vouching does not answer, stays flagged')
 })
 
 t.test('a session revoked while its step-up completes stays revoked: completeChallenge resolves false', async (t) => {

@@ -175,7 +175,7 @@ export class AnomalyDetector {
    * `rememberedDevice` (its "Remember this device" cookie recognised for the
    * user) is not new: the `new_device` rule passes it; every other rule applies.
    */
-  async atLogin (request: FastifyRequest, userId: string, client: ClientInfo, { rememberedDevice = false }: { rememberedDevice?: boolean } = {}): Promise<Verdict> {
+  async atLogin (request: FastifyRequest, userId: string, client: ClientInfo, { rememberedDevice }: { rememberedDevice: boolean }): Promise<Verdict> {
     const store = this.#store
     const policy = this.#policy
     const now = this.#clock()
