@@ -1,6 +1,7 @@
 import { createHmac, createPrivateKey, generateKeyPairSync, hkdfSync } from 'node:crypto'
 import t from 'tap'
 import { createKeyOf, hmac, randomToken, safeEqual, sha256 } from '../lib/crypto.js'
+import { parseTokenOptions } from '../lib/tokens/jwt.js'
 
 /**
  * The primitives on their own. Most of the suite reaches them only through a
@@ -55,4 +56,15 @@ t.test('createKeyOf: an asymmetric key counts by its PKCS#8 DER bytes', async (t
   const expected = createHmac('sha256', key).update('login\0alice').digest().subarray(0, 16).toString('base64url')
   t.equal(createKeyOf({ material: pkcs8, privateKey: true })('login', 'alice'), expected)
   t.equal(createKeyOf({ material: sec1, privateKey: true })('login', 'alice'), expected, 'another spelling of the key, the same names')
+})
+
+t.test('a single key pair names store keys by its private key, whatever its spelling; a secret or macKeys by their bytes', async (t) => {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const public_ = publicKey.export({ type: 'spki', format: 'pem' }) as string
+  const names = (options: Parameters<typeof parseTokenOptions>[0]): string => createKeyOf(parseTokenOptions(options).keyNames)('login', 'alice')
+  const pkcs8 = names({ keys: { private: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, public: public_ }, algorithm: 'ES256' })
+  t.equal(names({ keys: { private: privateKey.export({ type: 'sec1', format: 'pem' }) as string, public: public_ }, algorithm: 'ES256' }), pkcs8, 'SEC1 or PKCS#8: the same names')
+  const secret = 'a-secret-of-at-least-32-bytes!!!'
+  t.equal(names({ secret }), createKeyOf({ material: secret, privateKey: false })('login', 'alice'), 'a secret: its own bytes')
+  t.equal(names({ secret, macKeys: [{ kid: 'm1', secret: `${secret}-mac` }] }), createKeyOf({ material: `${secret}-mac`, privateKey: false })('login', 'alice'), 'macKeys: the current one')
 })

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 import t from 'tap'
 import type { SessionGuardOptions } from '../../lib/index.js'
-import { deriveSigningKey } from '../../lib/tokens/jwt.js'
+import { deriveSigningKey, parseTokenOptions, TokenKeys } from '../../lib/tokens/jwt.js'
 import { type Credentials, type Harness, MINUTE, SECRET } from '../helper.js'
 import { assertGuardRefused, assertRefreshRefused, assertUntouched, callMe, claimsOf, refreshByCookie, setup, snapshot } from './setup.js'
 
@@ -26,12 +26,12 @@ const b64u = (value: unknown): string => Buffer.from(typeof value === 'string' ?
 type Signer = (input: string) => string
 const hmacWith = (key: string | Buffer, hash = 'sha256'): Signer => (input) => createHmac(hash, key).update(input).digest('base64url')
 
-/** A compact JWS from any header and payload (raw JSON text allowed), signed by `signer`. */
 /** The key the plugin signs with: derived from SECRET under the plugin's label. */
 const KEY = deriveSigningKey(SECRET, 'HS256')
 /** The header of a genuine access token but its alg: the current kid, typed as an access token (RFC 9068). */
 const AT = { typ: 'at+jwt', kid: 'default' }
 
+/** A compact JWS from any header and payload (raw JSON text allowed), signed by `signer`. */
 function forge (header: unknown, payload: unknown, signer: Signer | string = hmacWith(KEY)): string {
   const encode = (part: unknown): string => typeof part === 'string' && part.startsWith('raw:') ? b64u(part.slice(4)) : b64u(part)
   const input = `${encode(header)}.${encode(payload)}`
@@ -412,4 +412,24 @@ t.test('the guard takes only tokens typed as access tokens (typ at+jwt, RFC 9068
       token: forge({ alg: 'HS256', kid: 'default', ...(typ === undefined ? {} : { typ }) }, claims)
     }))
   })
+})
+
+t.test('the signing key: HKDF-SHA-256 of the secret under the plugin\'s label, as long as the hash (known answers: every version signs alike)', async (t) => {
+  const secret = 'a-secret-of-at-least-32-bytes!!!'
+  const hs256 = '05802642c9d43c0b081d35cfe6b5fbcfbc1b93ae4922601b5f2d84d867d7cec7'
+  const hs384 = `${hs256}d8e9c6957c4b4db3ddfa7d5e112bf30a`
+  const hs512 = `${hs384}48a030a496c44284be2904eee5239c26`
+  t.equal(deriveSigningKey(secret, 'HS256').toString('hex'), hs256)
+  t.equal(deriveSigningKey(secret, 'HS384').toString('hex'), hs384)
+  t.equal(deriveSigningKey(secret, 'HS512').toString('hex'), hs512)
+  t.equal(deriveSigningKey(Buffer.from(secret), 'HS256').toString('hex'), hs256, 'a Buffer secret, the same key')
+})
+
+t.test('TokenKeys: a token naming no key of the ring is refused, and says so', async (t) => {
+  const macKeys = [{ kid: 'm1', secret: SECRET }]
+  const ring = new TokenKeys(parseTokenOptions({ keys: [{ kid: 'current', secret: SECRET }], macKeys }))
+  const other = new TokenKeys(parseTokenOptions({ keys: [{ kid: 'other', secret: SECRET }], macKeys }))
+  const token = other.sign({ sub: 'alice' }, 'at+jwt')
+  t.throws(() => ring.verify(token), { message: 'the token names no key of the ring' }, 'same secret, unknown kid')
+  t.match(ring.verify(ring.sign({ sub: 'alice' }, 'at+jwt')), { header: { kid: 'current', typ: 'at+jwt' }, payload: { sub: 'alice' } }, 'control')
 })

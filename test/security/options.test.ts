@@ -144,6 +144,8 @@ t.test('each refusal of a keyring or of the MAC keys says what is wanted', async
     ['an empty ring', { keys: [], macKeys }, 'keys', 'must hold at least one key'],
     ['a ring without macKeys', { keys: [{ kid: 'a', secret: SECRET }] }, 'macKeys', 'is required with a keyring in `keys`, so that rotating a signing key logs nobody out'],
     ['an entry that is no object', { keys: [{ kid: 'a', secret: SECRET }, 'b'], macKeys }, 'keys[1]', 'must be an object with a `kid`'],
+    ['an entry that is null', { keys: [{ kid: 'a', secret: SECRET }, null], macKeys }, 'keys[1]', 'must be an object with a `kid`'],
+    ['a first entry that is null', { keys: [null], macKeys, algorithm: 'RS256' }, 'keys[0]', 'must be an object with a `kid`'],
     ['an entry without kid', { keys: [{ secret: SECRET }], macKeys }, 'keys[0].kid', kidWanted],
     ['an empty kid', { keys: [{ kid: '', secret: SECRET }], macKeys }, 'keys[0].kid', kidWanted],
     ['a kid with a dot', { keys: [{ kid: 'a.b', secret: SECRET }], macKeys }, 'keys[0].kid', kidWanted],
@@ -152,6 +154,8 @@ t.test('each refusal of a keyring or of the MAC keys says what is wanted', async
     ['a short secret in the ring', { keys: [{ kid: 'a', secret: SECRET }, { kid: 'b', secret: 'short' }], macKeys }, 'keys[1].secret', 'must be a string or Buffer of at least 32 bytes'],
     ['a PEM as a secret of the ring', { keys: [{ kid: 'a', secret: rsa.publicKey }], macKeys }, 'keys[0].secret', 'looks like a PEM or JWK key: give key pairs as `keys` with an asymmetric `algorithm`'],
     ['a key pair after a secret', { keys: [{ kid: 'a', secret: SECRET }, { kid: 'b', ...pair }], macKeys }, 'keys[1]', mixed],
+    ['a secret beside a private key', { keys: [{ kid: 'a', secret: SECRET, private: rsa.privateKey }], macKeys }, 'keys[0]', mixed],
+    ['a secret beside a public key', { keys: [{ kid: 'a', secret: SECRET, public: rsa.publicKey }], macKeys }, 'keys[0]', mixed],
     ['a secret after a key pair', { keys: [{ kid: 'a', ...pair }, { kid: 'b', secret: SECRET }], macKeys, algorithm: 'RS256' }, 'keys[1]', mixed],
     ['an asymmetric algorithm for a ring of secrets', { keys: [{ kid: 'a', secret: SECRET }], macKeys, algorithm: 'RS256' }, 'algorithm', 'must be HS256, HS384 or HS512 with `keys`'],
     ['a ring of pairs without algorithm', { keys: [{ kid: 'a', ...pair }], macKeys }, 'algorithm', 'must name the asymmetric algorithm of `keys` (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)'],
@@ -162,6 +166,7 @@ t.test('each refusal of a keyring or of the MAC keys says what is wanted', async
     ['macKeys empty', { secret: SECRET, macKeys: [] }, 'macKeys', 'must be a non-empty array of `{ kid, secret }`'],
     ['macKeys no array', { secret: SECRET, macKeys: { kid: 'm1', secret: SECRET } }, 'macKeys', 'must be a non-empty array of `{ kid, secret }`'],
     ['a MAC key that is no object', { secret: SECRET, macKeys: [null] }, 'macKeys[0]', 'must be an object `{ kid, secret }`'],
+    ['a MAC key that is a string', { secret: SECRET, macKeys: ['m1'] }, 'macKeys[0]', 'must be an object `{ kid, secret }`'],
     ['a MAC key without kid', { secret: SECRET, macKeys: [{ secret: SECRET }] }, 'macKeys[0].kid', kidWanted],
     ['a duplicate MAC key version', { secret: SECRET, macKeys: [{ kid: 'm1', secret: SECRET }, { kid: 'm1', secret: `${SECRET}-2` }] }, 'macKeys[1].kid', 'repeats the kid "m1"'],
     ['a short MAC key', { secret: SECRET, macKeys: [{ kid: 'm1', secret: 'short' }] }, 'macKeys[0].secret', 'must be a string or Buffer of at least 32 bytes']
@@ -174,4 +179,5 @@ t.test('each refusal of a keyring or of the MAC keys says what is wanted', async
   t.equal(await refusal({ keys: [{ kid: 'a', secret: SECRET }, { kid: 'b', secret: Buffer.alloc(32, 2) }], macKeys, algorithm: 'HS512' }), undefined, 'a ring of secrets, HS512')
   t.equal(await refusal({ keys: [{ kid: 'a', ...pair }, { kid: 'b', public: rsa.publicKey }], macKeys, algorithm: 'RS256' }), undefined, 'a ring of key pairs, the older one public only')
   t.equal(await refusal({ secret: SECRET, macKeys }), undefined, 'macKeys beside a single secret')
+  t.equal(await refusal({ secret: SECRET, macKeys: [{ kid: 'm1', secret: Buffer.alloc(32, 3) }] }), undefined, 'a MAC key of exactly 32 bytes')
 })
