@@ -1,3 +1,4 @@
+import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { parseAnomalyOptions } from '../lib/monitoring/anomaly.js'
 import { distanceKm } from '../lib/monitoring/travel.js'
@@ -19,6 +20,12 @@ async function harness (t: Test, options: Partial<SessionGuardOptions> = {}) {
   return { h, events, login, anomalies }
 }
 
+/** What a client of the login `response` sends: its access token and its fingerprint cookie. */
+function credentialsOf (response: LightMyRequestResponse): Record<string, string> {
+  const fingerprint = (response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value
+  return { authorization: `Bearer ${response.json().accessToken}`, cookie: `__Host-sg-fp=${fingerprint}` }
+}
+
 t.test('new device: not on a first login, flagged on a second from another device, and again until vouched for', async (t) => {
   const { login, anomalies } = await harness(t)
   t.equal((await login('203.0.113.1')).session?.flags, undefined, 'first login: nothing to compare with')
@@ -35,7 +42,7 @@ t.test('new country: flagged once per country, and shown in the session view', a
   const berlin = await login('192.0.2.1')
   t.same(berlin.session?.flags, ['new_country'])
   t.same(await anomalies(), ['new_country:flag'])
-  const list = await h.app.inject({ method: 'GET', url: '/sessions', headers: { authorization: `Bearer ${berlin.response.json().accessToken}`, cookie: `__Host-sg-fp=${(berlin.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}` }, remoteAddress: '192.0.2.1', })
+  const list = await h.app.inject({ method: 'GET', url: '/sessions', headers: credentialsOf(berlin.response), remoteAddress: '192.0.2.1', })
   t.same(list.json().sessions[0].flags, ['new_country'], 'the devices list can say "new location"')
   t.same(list.json().sessions[0].location, PLACES['192.0.2.1'])
   h.clock.advance(24 * 60 * MINUTE)
@@ -90,7 +97,7 @@ t.test('impossible travel during a session is measured per hour too', async (t) 
   const lifetimes = { idleTimeout: '2h', accessTokenTtl: '2h' }
   const { h, login, anomalies } = await harness(t, { ...lifetimes, anomalies: { ipChange: 'ignore', impossibleTravel: { maxSpeedKmh: 800 } } })
   const first = await login('203.0.113.1')
-  const headers = { authorization: `Bearer ${first.response.json().accessToken}`, cookie: `__Host-sg-fp=${(first.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  const headers = { ...credentialsOf(first.response), 'user-agent': FIREFOX }
   h.clock.advance(60 * MINUTE - 1)
   t.equal((await h.app.inject({ method: 'GET', url: '/me', headers, remoteAddress: '192.0.2.1' })).statusCode, 200)
   t.same(await anomalies(), ['impossible_travel:flag'], 'Paris to Berlin in just under an hour: over 800 km/h')
@@ -98,7 +105,7 @@ t.test('impossible travel during a session is measured per hour too', async (t) 
 
   const relaxed = await harness(t, { ...lifetimes, anomalies: { ipChange: 'ignore', impossibleTravel: { maxSpeedKmh: 1000 } } })
   const second = await relaxed.login('203.0.113.1')
-  const credentials = { authorization: `Bearer ${second.response.json().accessToken}`, cookie: `__Host-sg-fp=${(second.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  const credentials = { ...credentialsOf(second.response), 'user-agent': FIREFOX }
   relaxed.h.clock.advance(60 * MINUTE - 1)
   t.equal((await relaxed.h.app.inject({ method: 'GET', url: '/me', headers: credentials, remoteAddress: '192.0.2.1' })).statusCode, 200)
   t.same(await relaxed.anomalies(), [], 'under 1000 km/h')
@@ -109,7 +116,7 @@ t.test('nearby moves are geolocation noise, however fast: Paris to Reims (130 km
   const first = await login('203.0.113.1')
   h.clock.advance(MINUTE)
   t.equal((await login('203.0.113.3')).session?.flags, undefined, 'at login: 7800 km/h, but under minDistanceKm (200)')
-  const headers = { authorization: `Bearer ${first.response.json().accessToken}`, cookie: `__Host-sg-fp=${(first.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  const headers = { ...credentialsOf(first.response), 'user-agent': FIREFOX }
   h.clock.advance(MINUTE)
   t.equal((await h.app.inject({ method: 'GET', url: '/me', headers, remoteAddress: '203.0.113.3' })).statusCode, 200)
   t.same(await anomalies(), [], 'during a session neither')
@@ -162,7 +169,7 @@ t.test("'revoke' at login refuses the login with 403 and creates nothing", async
 t.test('during a session: an IP change is flagged (or revokes), and travel is checked too', async (t) => {
   const { h, login, anomalies } = await harness(t, { anomalies: { ipChange: 'flag' } })
   const first = await login('203.0.113.1')
-  const credentials = { authorization: `Bearer ${first.response.json().accessToken}`, cookie: `__Host-sg-fp=${(first.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  const credentials = { ...credentialsOf(first.response), 'user-agent': FIREFOX }
   h.clock.advance(MINUTE)
   t.equal((await h.app.inject({ method: 'GET', url: '/me', headers: credentials, remoteAddress: '203.0.113.1' })).statusCode, 200)
   t.same(await anomalies(), [], 'same IP: nothing')
@@ -173,7 +180,7 @@ t.test('during a session: an IP change is flagged (or revokes), and travel is ch
 
   const strict = await harness(t, { anomalies: { ipChange: 'revoke' } })
   const s = await strict.login('203.0.113.1')
-  const headers = { authorization: `Bearer ${s.response.json().accessToken}`, cookie: `__Host-sg-fp=${(s.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  const headers = { ...credentialsOf(s.response), 'user-agent': FIREFOX }
   strict.h.clock.advance(MINUTE)
   t.equal((await strict.h.app.inject({ method: 'GET', url: '/me', headers, remoteAddress: '192.0.2.1' })).statusCode, 401)
   t.equal(await strict.h.app.sessions.get(s.response.json().sessionId), undefined, 'revoked')
@@ -232,7 +239,7 @@ t.test("a rule set to 'ignore' is never evaluated: the decide hook is not even a
     await login('203.0.113.1')
     h.clock.advance(10_000)
     const second = await login('198.51.100.1', SAFARI)
-    const credentials = { authorization: `Bearer ${second.response.json().accessToken}`, cookie: `__Host-sg-fp=${(second.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}` }
+    const credentials = credentialsOf(second.response)
     h.clock.advance(MINUTE)
     const me = await h.app.inject({ method: 'GET', url: '/me', headers: { ...credentials, 'user-agent': 'curl/8.5.0' }, remoteAddress: '203.0.113.1' })
     t.equal(me.statusCode, 200)
@@ -276,7 +283,7 @@ t.test('impossible travel at login is measured from the last session that has a 
 t.test('an IP change is reported only when the IP changed, not when only the device did', async (t) => {
   const { h, login, anomalies } = await harness(t, { anomalies: { ipChange: 'flag', deviceChange: 'ignore' } })
   const first = await login('203.0.113.1')
-  const credentials = { authorization: `Bearer ${first.response.json().accessToken}`, cookie: `__Host-sg-fp=${(first.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}` }
+  const credentials = credentialsOf(first.response)
   h.clock.advance(MINUTE)
   t.equal((await h.app.inject({ method: 'GET', url: '/me', headers: { ...credentials, 'user-agent': 'curl/8.5.0' }, remoteAddress: '203.0.113.1' })).statusCode, 200)
   t.same(await anomalies(), [], 'same IP, another device')
@@ -310,7 +317,7 @@ t.test('a store failure while revoking for an anomaly answers 503', async (t) =>
   const store = memoryStore()
   const { h, login } = await harness(t, { store, anomalies: { ipChange: 'revoke' } })
   const s = await login('203.0.113.1')
-  const headers = { authorization: `Bearer ${s.response.json().accessToken}`, cookie: `__Host-sg-fp=${(s.response.cookies as Array<{ name: string, value: string }>).find((c) => c.name === '__Host-sg-fp')!.value}`, 'user-agent': FIREFOX }
+  const headers = { ...credentialsOf(s.response), 'user-agent': FIREFOX }
   store.revoke = async () => { throw new Error('down') }
   h.clock.advance(MINUTE)
   const response = await h.app.inject({ method: 'GET', url: '/me', headers, remoteAddress: '192.0.2.1' })
