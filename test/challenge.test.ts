@@ -199,6 +199,45 @@ t.test('at a device type\'s limit too, a challenged sign-in displaces only chall
   t.equal((await strict.me(PARIS, own.held as Held)).status, 200)
 })
 
+t.test('a challenged sign-in at the limit evicts the least recently active challenged session, not the first created', async (t) => {
+  const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 3, onSessionLimit: 'evict-oldest', touchInterval: '1s' })
+  const home = await h.login(PARIS)
+  h.clock.advance(1000)
+  const first = await h.login(SYDNEY)
+  h.clock.advance(1000)
+  const second = await h.login(SYDNEY)
+  t.strictSame([first.flags, second.flags], [['impossible_travel', CHALLENGE_FLAG], ['impossible_travel', CHALLENGE_FLAG]])
+  h.clock.advance(60_000)
+  t.equal((await h.allowed(SYDNEY, first.held as Held)).status, 200, 'the first challenged session is used again')
+  t.equal((await h.app.sessions.get(first.answer.body.sessionId))?.lastSeenAt, h.clock.read(), 'and is now the most recently active')
+  h.clock.advance(1000)
+  const third = await h.login(SYDNEY)
+  t.equal(third.answer.status, 200)
+  t.strictSame((await h.app.sessions.list('alice')).map((s) => s.id).sort(),
+    [home.held?.sessionId, first.answer.body.sessionId, third.answer.body.sessionId].sort(), 'the second, idle since it was created, made room')
+})
+
+t.test('a challenged sign-in at a device type\'s limit follows that type\'s onLimit, not the total\'s', async (t) => {
+  const evicting = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 5, onSessionLimit: 'reject', deviceTypeLimits: { desktop: { max: 2, onLimit: 'evict-oldest' } } })
+  await evicting.login(PARIS)
+  evicting.clock.advance(1000)
+  const first = await evicting.login(SYDNEY)
+  evicting.clock.advance(1000)
+  const second = await evicting.login(SYDNEY)
+  t.equal(second.answer.status, 200, 'the desktops evict though the total rejects')
+  t.equal(await evicting.app.sessions.get(first.answer.body.sessionId), undefined)
+
+  const rejecting = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 5, onSessionLimit: 'evict-oldest', deviceTypeLimits: { desktop: { max: 2, onLimit: 'reject' } } })
+  await rejecting.login(PARIS)
+  rejecting.clock.advance(1000)
+  const kept = await rejecting.login(SYDNEY)
+  rejecting.clock.advance(1000)
+  const refused = await rejecting.login(SYDNEY)
+  t.equal(refused.answer.status, 409, 'the desktops reject though the total evicts')
+  t.strictSame([refused.answer.body.deviceType, refused.answer.body.sessions.map((s: { id: string }) => s.id)], ['desktop', [kept.answer.body.sessionId]])
+  t.ok(await rejecting.app.sessions.get(kept.answer.body.sessionId))
+})
+
 t.test('a proven login at the limit evicts as before, challenged sessions or not', async (t) => {
   const h = await withStepUp(t, { ...TRAVEL_ONLY, maxSessionsPerUser: 2, onSessionLimit: 'evict-oldest' })
   const home = await h.login(PARIS)

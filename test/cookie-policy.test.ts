@@ -101,7 +101,13 @@ t.test('every unsafe combination is refused at registration, with a code and the
     ['an unknown cookies option', { cookies: { secure: false } }, 'Invalid option "cookies.secure": is not an option of fastify-session-guard'],
     ['cookies not an object', { cookies: 'strict' }, 'Invalid option "cookies": must be an object'],
     ['a refresh cookie path with a ";"', { refresh: { cookiePath: '/api;Domain=evil.example' } }, 'Invalid option "refresh.cookiePath": must be a cookie path: no ";" or control characters'],
-    ...['content-type', 'Accept', 'accept-language', 'content-language', 'range', 'cookie', 'origin', 'referer', 'host', 'user-agent', 'authorization', 'sec-fetch-site', 'Sec-CH-UA', 'proxy-authorization'].map((header): [string, Record<string, unknown>, string] => [
+    // Every name the plugin refuses, spelt out here (not read from the plugin), with any case, and any sec-* or proxy-*.
+    ...['accept', 'Accept', 'accept-language', 'content-language', 'content-type', 'CONTENT-TYPE', 'range',
+      'accept-charset', 'accept-encoding', 'access-control-request-headers', 'access-control-request-method', 'connection',
+      'content-length', 'cookie', 'cookie2', 'date', 'dnt', 'expect', 'host', 'keep-alive', 'origin', 'referer', 'set-cookie',
+      'te', 'trailer', 'transfer-encoding', 'upgrade', 'via',
+      'user-agent', 'authorization', 'cache-control', 'pragma', 'priority', 'upgrade-insecure-requests',
+      'sec-fetch-site', 'Sec-CH-UA', 'sec-x-csrf', 'proxy-authorization', 'Proxy-X-Csrf'].map((header): [string, Record<string, unknown>, string] => [
       `a CSRF header a page need not ask CORS for, or a browser sends itself: ${header}`, { refresh: { csrfHeader: header } },
       `Invalid option "refresh.csrfHeader": "${header.toLowerCase()}" proves nothing: a browser sends it by itself or lets any page send it without a CORS preflight; use a header of the app's own, such as "x-requested-with"`]),
     ['a refresh cookie path that does not reach the route', { refresh: { path: '/auth/refresh', cookiePath: '/other' } },
@@ -133,6 +139,8 @@ t.test('every unsafe combination is refused at registration, with a code and the
   t.equal(await registrationError({ ...base, cookies: { sameSite: 'lax' }, secureCookies: false, development: true }), undefined, 'Lax needs no Secure')
   for (const [name, options] of [
     ['a CSRF header of the app\'s own', { refresh: { csrfHeader: 'X-CSRF' } }],
+    ['a CSRF header that only contains "sec-" and "proxy-"', { refresh: { csrfHeader: 'x-sec-proxy-csrf' } }],
+    ['a CSRF header that ends with "sec-"', { refresh: { csrfHeader: 'x-sec-' } }],
     ['a refresh cookie path a proxy serves the route at', { refresh: { cookiePath: '/api/refresh' } }],
     ['a refresh cookie path that is a parent of the route', { refresh: { path: '/auth/refresh', cookiePath: '/auth' } }],
     ['a refresh cookie path of "/" without a Domain', { refresh: { cookiePath: '/' } }],
