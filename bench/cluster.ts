@@ -1,12 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { redisStore } from 'fastify-session-guard/redis'
-import { Cluster, Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
 import { integer, machine, parseFlags, requireBuild, table, today, writeReportSection } from './common.js'
+import { ask, CLIENT, info, until, withRedisServers } from './redis-server.js'
 import { sessionRecord, userIds } from './sessions.js'
 
 const USAGE = `npm run bench:cluster -- [options]
@@ -24,52 +20,12 @@ const flags = parseFlags(process.argv.slice(2), { users: 20_000, write: false },
 const MASTERS = 3
 const CONCURRENCY = 32
 const LIMIT = { max: 15, onLimit: 'evict-oldest' } as const
-const CLIENT = { maxRetriesPerRequest: 1, commandTimeout: 5000, retryStrategy: () => null }
 
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
-/** A private three-master Cluster: its ports; its servers go into `servers` as they start, to be stopped whatever happens. */
-async function startCluster (dir: string, servers: ChildProcess[]): Promise<number[]> {
-  const ports: number[] = []
-  while (ports.length < MASTERS) {
-    const port = await freePort()
-    if (!ports.includes(port)) ports.push(port)
-  }
-  for (const port of ports) {
-    servers.push(spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-      '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`
-    ], { stdio: 'ignore' }))
-  }
-  for (const port of ports) await until(async () => await ping(port), 'redis-server to start')
+/** Makes the private servers at `ports` one three-master Cluster, and waits until it is ready. */
+async function createCluster (ports: readonly number[]): Promise<void> {
   const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
   if (create.status !== 0) throw new Error('redis-cli --cluster create failed')
   for (const port of ports) await until(async () => (await clusterInfo(port)).includes('cluster_state:ok'), 'cluster_state:ok')
-  return ports
-}
-
-async function ping (port: number): Promise<boolean> {
-  const client = new Redis(port, '127.0.0.1', { ...CLIENT, lazyConnect: true })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    return await client.ping() === 'PONG'
-  } catch {
-    return false
-  } finally {
-    client.disconnect()
-  }
-}
-
-async function info (port: number, section: string): Promise<string> {
-  return await ask(port, async (client) => await client.info(section))
 }
 
 /** `CLUSTER INFO` (the INFO command's cluster section has no `cluster_state`). */
@@ -77,31 +33,13 @@ async function clusterInfo (port: number): Promise<string> {
   return await ask(port, async (client) => await client.cluster('INFO') as string)
 }
 
-async function ask (port: number, command: (client: Redis) => Promise<string>): Promise<string> {
-  const client = new Redis(port, '127.0.0.1', CLIENT)
-  client.on('error', () => {})
-  try {
-    return await command(client)
-  } finally {
-    client.disconnect()
-  }
-}
-
-async function until (check: () => Promise<boolean>, what: string): Promise<void> {
-  const end = Date.now() + 15_000
-  while (!await check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
 /** Commands each master has processed so far. */
-async function processed (ports: number[]): Promise<number[]> {
+async function processed (ports: readonly number[]): Promise<number[]> {
   return await Promise.all(ports.map(async (port) => Number(/total_commands_processed:(\d+)/.exec(await info(port, 'stats'))?.[1])))
 }
 
 /** Every user signs in once and out once, `CONCURRENCY` at a time, through a store with `statsShards`. */
-async function load (ports: number[], statsShards: number, users: readonly string[]): Promise<number[]> {
+async function load (ports: readonly number[], statsShards: number, users: readonly string[]): Promise<number[]> {
   const store = redisStore({
     cluster: { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), options: { redisOptions: CLIENT } },
     prefix: `bench-cluster-${statsShards}:`,
@@ -132,12 +70,12 @@ function rows (layout: string, counts: number[]): string[][] {
   })
 }
 
+const CLUSTER_ARGS = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes-{port}.conf']
+
 async function main (): Promise<void> {
   requireBuild()
-  const dir = mkdtempSync(join(tmpdir(), 'sg-bench-cluster-'))
-  const servers: ChildProcess[] = []
-  try {
-    const ports = await startCluster(dir, servers)
+  await withRedisServers(MASTERS, CLUSTER_ARGS, async ({ ports }) => {
+    await createCluster(ports)
     const users = userIds(flags.users)
     const admin = new Cluster(ports.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: CLIENT })
     const slots = await admin.cluster('SLOTS') as Array<[number, number]>
@@ -158,11 +96,7 @@ async function main (): Promise<void> {
     ].join('\n')
     console.log(markdown)
     if (!flags.smoke || flags.write) console.log(`wrote ${writeReportSection('cluster', markdown)}`)
-  } finally {
-    for (const server of servers) server.kill('SIGTERM')
-    await Promise.all(servers.map(async (server) => server.exitCode === null ? await once(server, 'exit') : undefined))
-    rmSync(dir, { recursive: true, force: true })
-  }
+  })
 }
 
 main().catch((error: unknown) => {
