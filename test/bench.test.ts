@@ -10,8 +10,8 @@ import { leftNoKeys, uniquePrefix } from './stores/redis-helper.js'
  */
 
 const ROOT = join(__dirname, '..')
-// The file as a whole: four child processes, longer than tap's default when the machine is busy.
-t.setTimeout(180_000)
+// The file as a whole: seven child processes, longer than tap's default when the machine is busy.
+t.setTimeout(240_000)
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
@@ -87,6 +87,22 @@ t.test('npm run bench:memory -- --smoke: bytes per session for each scenario', a
   t.match(stdout, /\| sessions hold +\| sessions \| heap B\/session \|/)
   t.match(stdout, /\| session with app claims, no device metadata +\| +3,000 \| +[\d,]+ \|/)
   t.match(stdout, /\| session with app claims and full device metadata +\| +3,000 \| +[\d,]+ \|/)
+  t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
+})
+
+t.test('npm run bench:redis-memory -- --smoke: bytes of Redis per session, and what each kind of key holds', async (t) => {
+  t.setTimeout(90_000)
+  const { code, stdout, stderr } = await run('redis-memory.ts', ['--smoke'])
+  t.equal(code, 0, stderr)
+  for (const label of ['session with app claims, no device metadata', 'session with app claims and full device metadata']) {
+    t.match(stdout, new RegExp(`\\| ${label} +\\| +3,000 \\| +[\\d,]+ \\| +[\\d,]+ \\| +[\\d.]+ \\|`), label)
+  }
+  for (const scenario of ['claims', 'device']) {
+    for (const kind of ['session hashes', 'user indexes', 'login histories', 'id lookups', 'stats']) {
+      t.match(stdout, new RegExp(`\\| ${scenario} +\\| +3,000 \\| ${kind} +\\| +[\\d,]+ \\| +[\\d,]+ \\| +[\\d,]+ \\| [a-z]`), `${scenario}: ${kind}`)
+    }
+  }
+  t.notMatch(stdout, /\| other /, 'every key is of a kind the store writes')
   t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
 })
 
