@@ -150,6 +150,72 @@ redisTest(t, 'every key has a TTL: the time left until its session can no longer
   near(await ttl(`${prefix}c:attempts`), 5 * MINUTE, 'from its last event')
 })
 
+redisTest(t, 'a session hash stays a listpack: a text over 64 bytes is kept in pieces, and read back whole', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  // Multi-byte characters around every 64-byte cut: a piece never splits one.
+  const userAgent = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 é€😀 (KHTML, like Gecko) Version/17.4 Safari/605.1.15 '.repeat(2)
+  const device = {
+    type: 'desktop',
+    name: 'Safari on macOS — a name long enough to need a piece of its own',
+    browser: { name: 'Safari', version: '17.4.1' },
+    os: { name: 'macOS', version: '10.15.7' },
+    model: 'Macintosh'
+  } as const
+  const session = record({
+    userId: 'ü'.repeat(20),
+    claims: { role: 'member', team: 'équipe-1' },
+    device,
+    userAgent,
+    ip: '2001:db8:1234:5678:9abc:def0:1234:5678',
+    location: { country: 'FR', city: 'Saint-Rémy-de-Provence, Bouches-du-Rhône, Provence-Alpes-Côte d’Azur', latitude: 43.79, longitude: 4.83 }
+  })
+  const key = `${prefix}{u:${session.userId}}:s:${session.id}`
+  const fields = async (): Promise<Map<string, Buffer>> => {
+    const flat = await admin.hgetallBuffer(key)
+    return new Map(Object.entries(flat))
+  }
+  t.equal((await store.create(session, LIMIT, EPOCH)).created, true)
+  t.equal(await admin.object('ENCODING', key), 'listpack')
+  const written = await fields()
+  t.ok([...written.values()].every((value) => value.length <= 64), 'no value over 64 bytes')
+  t.ok(['g', 'v', 'o'].every((field) => !written.has(field) && written.has(`${field}1`) && written.has(`${field}2`)), 'the long client texts are in pieces')
+  t.equal(written.has('g4') && !written.has('g5'), true, 'the agent\'s 236 bytes in four')
+  t.ok(['u', 'm', 'p'].every((field) => written.has(field)), 'the user id, claims and IP whole: an earlier version must see them')
+  t.strictSame(await store.get(session.id, EPOCH), session, 'read back whole')
+  t.strictSame(await store.listUser(session.userId, EPOCH), [session], 'by the listing too')
+
+  // The device type is read from its pieces where the limit is decided (in the script).
+  const typed = { max: 5, onLimit: 'reject', deviceType: { type: 'desktop', max: 1, onLimit: 'reject' } } as const
+  const refused = await store.create(record({ id: 'session-2', userId: session.userId, device }), typed, EPOCH)
+  t.match(refused, { created: false, deviceType: 'desktop' }, 'the pieced device counts as a desktop')
+
+  // A change to a shorter text leaves none of the longer one's pieces; one to a longer text writes them all.
+  const short = { type: 'bot', name: 'curl', browser: { name: 'curl', version: '8' }, os: { name: undefined, version: undefined }, model: undefined } as const
+  const touched = await store.touch(session.id, { lastSeenAt: EPOCH + 1, idleExpiresAt: EPOCH + MINUTE, changes: { userAgent: 'curl/8', device: short, location: undefined } }, EPOCH + 1)
+  t.match(touched, { userAgent: 'curl/8', device: { name: 'curl' } })
+  t.strictSame([...(await fields()).keys()].filter((name) => /^[gvo]/.test(name)).sort(), ['g', 'v1', 'v2'],
+    'the new agent whole, the short device\'s 76 bytes in two pieces: the older pieces are gone, the location\'s too')
+  const { location: _, ...rest } = session
+  t.strictSame(await store.get(session.id, EPOCH + 1), { ...rest, lastSeenAt: EPOCH + 1, idleExpiresAt: EPOCH + MINUTE, userAgent: 'curl/8', device: short })
+  await store.touch(session.id, { lastSeenAt: EPOCH + 2, idleExpiresAt: EPOCH + MINUTE, changes: { userAgent, device } }, EPOCH + 2)
+  t.match(await store.get(session.id, EPOCH + 2), { userAgent, device })
+  t.equal(await admin.object('ENCODING', key), 'listpack')
+
+  // Past 16 pieces, the last holds the rest: read back the same, the hash no longer compact.
+  const huge = record({ id: 'session-3', userId: 'bob', userAgent: 'u'.repeat(2000) })
+  await store.create(huge, LIMIT, EPOCH)
+  t.strictSame(await store.get('session-3', EPOCH), huge)
+  t.strictSame(await admin.hmget(`${prefix}{u:bob}:s:session-3`, 'g16', 'g17').then((pieces) => pieces.map((piece) => piece?.length)), [2000 - 15 * 64, undefined],
+    'the 16th piece holds the rest')
+
+  // A session an earlier version wrote (every text whole) reads as before; a change writes the new layout.
+  await admin.hset(`${prefix}{u:bob}:s:session-3`, 'g', userAgent)
+  t.equal((await store.get('session-3', EPOCH))?.userAgent, userAgent, 'a whole value is read before any piece')
+})
+
 redisTest(t, 'a message the store cannot read on its channel drops the whole cache', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))

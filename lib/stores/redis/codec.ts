@@ -6,8 +6,69 @@ import type { Arg } from './connection.js'
 /** A session hash (a flat field/value list, as HGETALL and the scripts give it) read back as a record. */
 export type Decode = (flat: string[]) => SessionRecord
 
-/** The client fields of a record and their hash fields (see `scripts.ts`). */
-const CLIENT_FIELDS = [['device', 'v'], ['ip', 'p'], ['userAgent', 'g'], ['location', 'o'], ['flags', 'x'], ['travelAnchor', 'y']] as const
+/**
+ * The client fields of a record: its hash field, and whether a long value of
+ * it goes in pieces (see `pushText`).
+ */
+const CLIENT_FIELDS = [
+  ['device', 'v', true], ['ip', 'p', false], ['userAgent', 'g', true], ['location', 'o', true], ['flags', 'x', false], ['travelAnchor', 'y', true]
+] as const
+
+/**
+ * Longest value Redis keeps a hash compact with (`hash-max-listpack-value`, 64
+ * bytes by default): one longer value makes the whole hash a hashtable, about
+ * twice its size. The device, user agent, location and travel anchor, often
+ * longer, go in pieces of at most this many bytes.
+ */
+const PIECE_BYTES = 64
+/** Most pieces of one value; the last holds the rest (read back the same, only less compact). */
+const MAX_PIECES = 16
+
+/**
+ * Appends `field`, `value` to `fields`: whole under `field` when it fits in
+ * `PIECE_BYTES` bytes, or else in pieces under `field1`, `field2` … with no
+ * `field` (`joined` reads either; so does the scripts' `joined`). Each piece
+ * ends between two characters, so each is UTF-8 of its own. A reader of an
+ * earlier version, which knows only `field`, finds a pieced value absent
+ * rather than cut: during a rolling upgrade it sees no device, user agent,
+ * location or travel anchor on such a session, and fails on nothing. The
+ * claims, user id, IP and flags are never pieced: every reader must see them.
+ */
+function pushText (fields: string[], field: string, value: string): void {
+  // At most 3 UTF-8 bytes per UTF-16 unit: a value this short fits whatever it holds.
+  if (value.length <= PIECE_BYTES / 3 || Buffer.byteLength(value) <= PIECE_BYTES) {
+    fields.push(field, value)
+    return
+  }
+  let piece = ''
+  let bytes = 0
+  let n = 1
+  for (const character of value) {
+    const size = Buffer.byteLength(character)
+    if (bytes + size > PIECE_BYTES && n < MAX_PIECES) {
+      fields.push(`${field}${n++}`, piece)
+      piece = ''
+      bytes = 0
+    }
+    piece += character
+    bytes += size
+  }
+  fields.push(`${field}${n}`, piece)
+}
+
+/** `field` and every piece it could have: a changed value deletes them all before it is written. */
+function allOf (field: string): string[] {
+  return [field, ...Array.from({ length: MAX_PIECES }, (_, i) => `${field}${i + 1}`)]
+}
+
+/** A text field written by `pushText`: whole, or its pieces joined; `undefined` when absent. */
+function joined (map: ReadonlyMap<string, string>, field: string): string | undefined {
+  const whole = map.get(field)
+  if (whole !== undefined) return whole
+  let value: string | undefined
+  for (let n = 1, piece = map.get(`${field}1`); piece !== undefined; piece = map.get(`${field}${++n}`)) value = (value ?? '') + piece
+  return value
+}
 
 /** A record as hash fields (see `scripts.ts`); the id comes first, as the scripts expect. */
 export function encode (session: SessionRecord): string[] {
@@ -27,11 +88,16 @@ export function encode (session: SessionRecord): string[] {
     fields.push('h', refresh.hash, 't', String(refresh.rotatedAt), 'k', String(refresh.rotations))
     if (refresh.nextHash !== undefined) fields.push('n', refresh.nextHash)
   }
-  for (const [name, field] of CLIENT_FIELDS) {
+  for (const [name, field, pieced] of CLIENT_FIELDS) {
     const value = session[name]
-    if (value !== undefined) fields.push(field, encodeClient(name, value))
+    if (value !== undefined) pushClient(fields, field, pieced, encodeClient(name, value))
   }
   return fields
+}
+
+function pushClient (fields: string[], field: string, pieced: boolean, value: string): void {
+  if (pieced) pushText(fields, field, value)
+  else fields.push(field, value)
 }
 
 function encodeClient (name: keyof SessionChanges, value: NonNullable<SessionChanges[keyof SessionChanges]>): string {
@@ -48,11 +114,13 @@ export function encodeActivity (activity: Activity): Arg[] {
   const set: string[] = ['l', String(activity.lastSeenAt), 'i', String(activity.idleExpiresAt)]
   const { changes } = activity
   if (changes !== undefined) {
-    for (const [name, field] of CLIENT_FIELDS) {
+    for (const [name, field, pieced] of CLIENT_FIELDS) {
       if (!(name in changes)) continue
       const value = changes[name]
-      if (value === undefined) removed.push(field)
-      else set.push(field, encodeClient(name, value))
+      // The value it replaces goes first, whole or in pieces (the scripts delete, then set).
+      if (pieced) removed.push(...allOf(field))
+      else if (value === undefined) removed.push(field)
+      if (value !== undefined) pushClient(set, field, pieced, encodeClient(name, value))
     }
   }
   return [removed.length, ...removed, ...set]
@@ -71,12 +139,12 @@ function decode (flat: string[], readDevice: DeviceReader): SessionRecord {
   const claims = map.get('m')
   const hash = map.get('h')
   const nextHash = map.get('n')
-  const device = map.get('v')
+  const device = joined(map, 'v')
   const ip = map.get('p')
-  const userAgent = map.get('g')
-  const location = map.get('o')
+  const userAgent = joined(map, 'g')
+  const location = joined(map, 'o')
   const flags = map.get('x')
-  const travelAnchor = map.get('y')
+  const travelAnchor = joined(map, 'y')
   return {
     id: field('d'),
     userId: field('u'),

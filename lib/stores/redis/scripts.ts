@@ -13,7 +13,12 @@
  *   h refresh hash, n refresh nextHash, t refresh rotatedAt, k refresh rotations,
  *   v device (JSON), p ip, g userAgent, o location (JSON), x flags (JSON),
  *   y travelAnchor (JSON).
- * Lua never decodes or re-encodes the JSON fields, so they survive byte for byte.
+ * A device, user agent, location or travel anchor over 64 bytes
+ * (`hash-max-listpack-value`) is kept in pieces of at most 64 bytes, `v1`,
+ * `v2` … instead of `v` (`pushText` in `codec.ts`), so that the hash stays a
+ * compact listpack.
+ * Lua never decodes or re-encodes the JSON fields, so they survive byte for byte
+ * (the device type is only read from `v`).
  *
  * `now` always comes from the caller (the plugin's injected clock); the scripts
  * never call `TIME`. TTLs are set as durations (`PEXPIRE deadline - now`) and
@@ -55,11 +60,24 @@ local function isLive(map, now)
   return now < tonumber(map.i) and now < tonumber(map.a)
 end
 
+-- A text field as \`pushText\` in codec.ts writes it: whole, or, over 64 bytes,
+-- in pieces \`v1\`, \`v2\` … (so that the hash stays a listpack); nil when absent.
+local function joined(map, field)
+  if map[field] ~= nil then return map[field] end
+  local pieces, n = {}, 1
+  while map[field .. n] ~= nil do
+    pieces[n], n = map[field .. n], n + 1
+  end
+  if n == 1 then return nil end
+  return table.concat(pieces)
+end
+
 -- The device type a session counts under (deviceTypeOf() in lib/session.ts):
 -- its device's, 'unknown' without one. Only read: the field is never re-encoded.
 local function deviceType(map)
-  if map.v == nil then return 'unknown' end
-  local device = cjson.decode(map.v)
+  local json = joined(map, 'v')
+  if json == nil then return 'unknown' end
+  local device = cjson.decode(json)
   if type(device.type) == 'string' then return device.type end
   return 'unknown'
 end
