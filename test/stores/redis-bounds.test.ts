@@ -77,7 +77,7 @@ redisTest(t, 'over HTTP: logins from ever new device models, each logged out, le
   // the stats, and the login history.
   t.ok(keys.length <= 13, `${keys.length} keys left: ${keys.slice(0, 20).map((key) => key.slice(prefix.length)).join(' ')}`)
   const history = `${prefix}{u:alice}:h`
-  t.equal(await admin.xlen(history), 100, 'the login history keeps its newest history.maxEntries (100) of the entries written (two or three per login)')
+  t.equal(await admin.llen(history), 100, 'the login history keeps its newest history.maxEntries (100) of the entries written (two or three per login)')
   let bytes = 0
   let historyBytes = 0
   for (const key of keys) {

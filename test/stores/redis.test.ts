@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { CLOCK_SKEW_ALLOWANCE_MS, type SessionRecord } from '../../lib/session.js'
+import type { HistoryRecord } from '../../lib/stores/store.js'
 import { redisStore, RedisStore } from '../../lib/stores/redis/index.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
 import { deleteKeys, freePort, leftNoKeys, REDIS_URL, redisTest, statsKeys, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
@@ -214,6 +215,45 @@ redisTest(t, 'a session hash stays a listpack: a text over 64 bytes is kept in p
   // A session an earlier version wrote (every text whole) reads as before; a change writes the new layout.
   await admin.hset(`${prefix}{u:bob}:s:session-3`, 'g', userAgent)
   t.equal((await store.get('session-3', EPOCH))?.userAgent, userAgent, 'a whole value is read before any piece')
+})
+
+redisTest(t, 'the login history is a list, a few hundred bytes a user; one an earlier version kept as a stream becomes a list, ids and TTL kept', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  const retention = { maxEntries: 5, maxAgeMs: 60 * MINUTE }
+  const entry = (n: number): HistoryRecord => ({ type: 'session.created', time: EPOCH + n, sessionId: `s${n}`, device: { type: 'desktop', name: 'Firefox on Windows' }, ip: '203.0.113.0', detail: { n } })
+  for (let n = 0; n < 3; n++) await store.appendHistory('alice', entry(n), retention, EPOCH)
+  const key = `${prefix}{u:alice}:h`
+  t.equal(await admin.type(key), 'list')
+  const bytes = await admin.memory('USAGE', key) as number
+  t.ok(bytes < 1000, `three entries in ${bytes} bytes (a stream took 4,784)`)
+  t.strictSame((await store.history('alice', { limit: 10 }, retention, EPOCH)).map((e) => e.id), [`${EPOCH}-2`, `${EPOCH}-1`, `${EPOCH}-0`], 'ids as a stream gave them: ms, then a sequence')
+
+  // As an earlier version wrote it: XADD <ms>-* with the record in field e, and a TTL.
+  const old = `${prefix}{u:bob}:h`
+  for (const n of [0, 1, 2]) await admin.xadd(old, `${EPOCH + n * 1000}-*`, 'e', JSON.stringify(entry(n)))
+  await admin.xadd(old, `${EPOCH + 2000}-*`, 'e', JSON.stringify(entry(3)))
+  await admin.pexpire(old, 30 * MINUTE)
+  const read = await store.history('bob', { limit: 2 }, retention, EPOCH + 2000)
+  t.strictSame(read.map((e) => e.id), [`${EPOCH + 2000}-1`, `${EPOCH + 2000}-0`], 'read newest first with the stream\'s own ids')
+  t.strictSame(read[0], { ...entry(3), id: `${EPOCH + 2000}-1` }, 'each record whole')
+  t.equal(await admin.type(old), 'list', 'and made a list')
+  t.ok(await admin.pttl(old) > 29 * MINUTE, 'its TTL kept')
+  t.strictSame((await store.history('bob', { limit: 10, before: read[1]?.id }, retention, EPOCH + 2000)).map((e) => e.detail?.n), [1, 0],
+    'a cursor the stream gave still pages on')
+  await store.appendHistory('bob', entry(4), retention, EPOCH + 2000)
+  t.strictSame((await store.history('bob', { limit: 10 }, retention, EPOCH + 2000)).map((e) => e.id),
+    [`${EPOCH + 2000}-2`, `${EPOCH + 2000}-1`, `${EPOCH + 2000}-0`, `${EPOCH + 1000}-0`, `${EPOCH}-0`], 'an append goes on from the newest id')
+
+  const appended = `${prefix}{u:carol}:h`
+  await admin.xadd(appended, `${EPOCH}-*`, 'e', JSON.stringify(entry(0)))
+  await store.appendHistory('carol', entry(1), retention, EPOCH + 1)
+  t.strictSame((await store.history('carol', { limit: 10 }, retention, EPOCH + 1)).map((e) => e.id), [`${EPOCH + 1}-0`, `${EPOCH}-0`], 'an append meets a stream first too')
+  await admin.xadd(`${prefix}{u:dave}:h`, `${EPOCH}-*`, 'e', JSON.stringify(entry(0)))
+  await admin.xdel(`${prefix}{u:dave}:h`, `${EPOCH}-0`)
+  t.strictSame(await store.history('dave', { limit: 10 }, retention, EPOCH), [], 'an empty stream reads as no history')
 })
 
 redisTest(t, 'a message the store cannot read on its channel drops the whole cache', async (t) => {

@@ -12,7 +12,7 @@ const SLOTS = 16384
  * - `{u:<userId>}:s:<sessionId>` the session, a hash;
  * - `{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
  * - `id:{<sessionId>}` the session's user id, a string;
- * - `{u:<userId>}:h` the user's login history, a stream (`history.ts`);
+ * - `{u:<userId>}:h` the user's login history, a list (`history.ts`);
  * - `{u:<userId>}:v` the version of the user's index size, bumped when it changes;
  * - `{stats:<n>:<k>}:sessions`, `…:users`, `…:sizes`, `…:sized`, `…:hist`
  *   the bookkeeping behind `stats()`, in `statsShards` shards, and
