@@ -38,6 +38,8 @@ export interface Variant {
   readonly label: string
   /** Why this variant cannot run here, or `undefined` when it can. Runs in the runner. */
   readonly missing?: () => Promise<string | undefined>
+  /** It keeps its sessions in the Redis at `REDIS_URL`: the runner counts redis-server's CPU as its cost too. */
+  readonly redis?: true
   /** Builds the app and logs in. Runs in the server process. */
   readonly setup: () => Promise<Served>
 }
@@ -58,7 +60,7 @@ const USER = 'user-0123456789'
 const BODY_ROUTE = '/'
 
 /** What a Redis-backed variant connects to, and the prefix of its keys (then the server's pid). */
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const REDIS_PREFIX = `${process.env.BENCH_REDIS_PREFIX ?? 'bench:'}${process.pid}:`
 /** What a PostgreSQL-backed variant connects to, and its schema (dropped when its server closes). */
 const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -95,6 +97,7 @@ export const VARIANTS: readonly Variant[] = [
     name: 'session-redis',
     label: '@fastify/session + connect-redis (node-redis)',
     missing: async () => await redisMissing(),
+    redis: true,
     async setup () {
       const client = createClient({ url: REDIS_URL })
       await client.connect()
@@ -117,12 +120,14 @@ export const VARIANTS: readonly Variant[] = [
     name: 'guard-redis-cache',
     label: 'session guard, Redis store + local cache',
     missing: async () => await redisMissing(),
+    redis: true,
     setup: async () => ({ ...await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: REDIS_PREFIX, localCache: true }) }), cleanup: deleteRedisKeys })
   },
   {
     name: 'guard-redis',
     label: 'session guard, Redis store, no local cache',
     missing: async () => await redisMissing(),
+    redis: true,
     setup: async () => ({ ...await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: REDIS_PREFIX }) }), cleanup: deleteRedisKeys })
   },
   {
