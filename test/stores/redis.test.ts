@@ -256,6 +256,36 @@ redisTest(t, 'the login history is a list, a few hundred bytes a user; one an ea
   t.strictSame(await store.history('dave', { limit: 10 }, retention, EPOCH), [], 'an empty stream reads as no history')
 })
 
+redisTest(t, 'reading a live session is one HGETALL, no script; a session gone or past a deadline goes through the script that cleans up', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  const removed: string[] = []
+  await store.open({ now: () => EPOCH, onRemoved: (session) => removed.push(session.id) })
+  await store.create(record(), LIMIT, EPOCH)
+  // Every command of this store's keys, as Redis runs them (MONITOR: other tests' commands are left out by the prefix).
+  const monitor = await admin.monitor()
+  t.teardown(() => monitor.disconnect())
+  const seen: string[] = []
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args.some((arg) => arg.startsWith(prefix))) seen.push(args[0]?.toLowerCase() as string)
+  })
+  const read = async (now: number): Promise<string[]> => {
+    seen.length = 0
+    const session = await store.get('session-1', now)
+    await admin.ping()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    return [session === undefined ? 'none' : 'live', ...seen]
+  }
+  t.strictSame(await read(EPOCH + MINUTE), ['live', 'hgetall'], 'live: one HGETALL')
+  // MONITOR shows a script (EVAL the first time, EVALSHA after) and then the commands it runs.
+  const script = (commands: string[]): string => commands.slice(0, 3).join().replace('evalsha', 'eval')
+  t.equal(script(await read(EPOCH + 30 * MINUTE)), 'none,hgetall,eval', 'past its idle deadline: the script decides')
+  t.strictSame(removed, [], 'refused, not removed: another instance\'s clock may still call it live')
+  t.equal(script(await read(EPOCH + 30 * MINUTE + CLOCK_SKEW_ALLOWANCE_MS)), 'none,hgetall,eval', 'past the allowance too')
+  t.strictSame(removed, ['session-1'], 'and the script removed it, once')
+})
+
 redisTest(t, 'a message the store cannot read on its channel drops the whole cache', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))

@@ -1,4 +1,4 @@
-import type { SessionRecord } from '../../session.js'
+import { isLive, type SessionRecord } from '../../session.js'
 import type { Activity, Rotation, SessionLimit } from '../store.js'
 import { encode, encodeActivity, type Decode } from './codec.js'
 import type { Commands, Connection } from './connection.js'
@@ -58,6 +58,21 @@ export class SessionCommands {
       limit.deviceType?.type ?? '', limit.deviceType?.max ?? 0, limit.deviceType?.onLimit ?? '',
       session.id, ...encode(session)
     ]), this.#decode)
+  }
+
+  /**
+   * A plain read: the session's hash in one command, without a script, when
+   * it is live at `now`. Anything else is `undefined`, and the caller runs
+   * `get`, whose script removes what must go and reports it. A live session
+   * is all most requests read, and a script costs Redis several times an
+   * `HGETALL` (`npm run bench`, "Redis µs/req").
+   */
+  async readLive (userId: string, id: string, now: number): Promise<SessionRecord | undefined> {
+    const fields = await this.#connection.run(this.#connection.redis.hgetall(this.#keys.session(userId, id)))
+    const flat = Object.entries(fields).flat()
+    if (flat.length === 0) return undefined
+    const session = this.#decode(flat)
+    return isLive(session, now) ? session : undefined
   }
 
   async get (userId: string, id: string, now: number): Promise<SessionReply> {

@@ -122,6 +122,11 @@ export class RedisStore implements SessionStore {
     const mark = this.#cache?.mark()
     const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return undefined
+    const live = await this.#commands.readLive(userId, id, now)
+    if (live !== undefined) {
+      this.#cache?.fill(mark, live, now)
+      return live
+    }
     const reply = await this.#commands.get(userId, id, now)
     await this.#settle(userId, now, reply, {})
     if (reply.outcome !== 'live') return undefined
