@@ -570,6 +570,12 @@ t.test('a DPoP login refused at the session limit completes through resolve-limi
   t.equal((await refreshed.json() as { tokenType: string }).tokenType, 'DPoP')
 })
 
+t.test('with SameSite=Lax cookies, a DPoP login\'s resolve-limit needs no CSRF header: it proves its key, it sends no cookie', async (t) => {
+  const { server, first, key, refused } = await atLimit(t, { cookies: { sameSite: 'lax' } })
+  const resolved = await server.call(key, 'POST', '/sessions/resolve-limit', { body: { ticket: refused.ticket, revoke: first.sid } })
+  t.equal(resolved.status, 200, 'no x-requested-with, no Origin: still completed')
+})
+
 t.test('resolve-limit refuses a DPoP login\'s ticket without a proof of its key', async (t) => {
   const { server, first, key, refused } = await atLimit(t)
   const body = { ticket: refused.ticket, revoke: first.sid }
