@@ -90,3 +90,33 @@ t.test('anything but a token we wrote opens as undefined', async (t) => {
   }
   for (const [name, value] of Object.entries(cases)) t.equal(tokens.open(value, 'alice', EPOCH), undefined, name)
 })
+
+t.test('a well-signed token that no version writes is refused all the same: the shape is checked, not only the MAC', async (t) => {
+  const tokens = ring(['default', SECRET])
+  // Signed with the right key (as if a key had leaked), each with one part out of shape.
+  const signed = (parts: { deviceId?: string, link?: string, issued?: string, expires?: string }): string => {
+    const body = `d2.default.${parts.deviceId ?? DEVICE.deviceId}.${parts.link ?? DEVICE.link}.${parts.issued ?? EPOCH.toString(36)}.${parts.expires ?? (EPOCH + 1000).toString(36)}`
+    return `${body}.${mac(body, 'alice')}`
+  }
+  t.ok(tokens.open(signed({}), 'alice', EPOCH), 'the control opens')
+  for (const [name, parts] of [
+    ['a device id of 23 characters', { deviceId: `${DEVICE.deviceId}x` }],
+    ['a device id with a character before it', { deviceId: `+${DEVICE.deviceId}` }],
+    ['a link of 23 characters', { link: `${DEVICE.link}x` }],
+    ['a link with a character before it', { link: `+${DEVICE.link}` }],
+    ['an issue time with a character after it', { issued: `${EPOCH.toString(36)}+` }],
+    ['an issue time with a character before it', { issued: `+${EPOCH.toString(36)}` }],
+    ['a deadline with a character after it', { expires: `${(EPOCH + 1000).toString(36)}+` }],
+    ['a deadline with a character before it', { expires: `+${(EPOCH + 1000).toString(36)}` }]
+  ] as const) {
+    t.equal(tokens.open(signed(parts), 'alice', EPOCH), undefined, name)
+  }
+  const rest = `${DEVICE.deviceId}.${DEVICE.link}.${EPOCH.toString(36)}.${(EPOCH + 1000).toString(36)}`
+  for (const [name, body] of [['a d2 token with a part too many', `d2.default.extra.${rest}`], ['a d1 token with a part too many', `d1.extra.${rest}`], ['a version no one writes', `d9.${rest}`]]) {
+    t.equal(tokens.open(`${body}.${mac(body, 'alice')}`, 'alice', EPOCH), undefined, name)
+  }
+  const longKid = 'k'.repeat(65)
+  const tooLong = ring([longKid, SECRET]).issue('alice', { ...DEVICE, issuedAt: Number.MAX_SAFE_INTEGER, expiresAt: Number.MAX_SAFE_INTEGER })
+  t.equal(tooLong.length, 182)
+  t.equal(ring([longKid, SECRET]).open(tooLong, 'alice', EPOCH), undefined, 'one character over the longest token a version writes')
+})
