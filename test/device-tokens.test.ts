@@ -112,7 +112,8 @@ t.test('a well-signed token that no version writes is refused all the same: the 
     t.equal(tokens.open(signed(parts), 'alice', EPOCH), undefined, name)
   }
   const rest = `${DEVICE.deviceId}.${DEVICE.link}.${EPOCH.toString(36)}.${(EPOCH + 1000).toString(36)}`
-  for (const [name, body] of [['a d2 token with a part too many', `d2.default.extra.${rest}`], ['a d1 token with a part too many', `d1.extra.${rest}`], ['a version no one writes', `d9.${rest}`]]) {
+  const malformed: Array<[string, string]> = [['a d2 token with a part too many', `d2.default.extra.${rest}`], ['a d1 token with a part too many', `d1.extra.${rest}`], ['a version no one writes', `d9.${rest}`]]
+  for (const [name, body] of malformed) {
     t.equal(tokens.open(`${body}.${mac(body, 'alice')}`, 'alice', EPOCH), undefined, name)
   }
   const longKid = 'k'.repeat(65)
