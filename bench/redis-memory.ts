@@ -22,6 +22,7 @@ kind of key holds.
 const flags = parseFlags(process.argv.slice(2), { sizes: '100000,1000000', write: false }, { sizes: '3000' }, USAGE)
 
 const TARGET = 400
+const FILL_CONCURRENCY = 32
 const PREFIX = 'sg:'
 
 /** The kinds of key the store writes (see lib/stores/redis/keys.ts), by the shape of the key. */
@@ -80,7 +81,8 @@ async function measure (scenario: Scenario, size: number): Promise<Measurement> 
     const app = Fastify()
     // No local cache: it holds sessions in the app's heap, not in Redis.
     await app.register(sessionGuard, { secret: SECRET, store: redisStore({ client, prefix: PREFIX, localCache: false }) })
-    addFillRoute(app, size, users, scenario)
+    // Each login's round trips one after another would take half an hour for a million; 32 at a time.
+    addFillRoute(app, size, users, scenario, FILL_CONCURRENCY)
     await app.ready()
     const empty = await usedMemory(port as number)
     await fill(app, size)
@@ -141,7 +143,7 @@ async function main (): Promise<void> {
     `Run on ${today()}: ${machine()}, Redis ${version}.`,
     `Packages: ${Object.entries(versions(['fastify', 'ioredis'])).map(([name, v]) => `${name} ${v}`).join(', ')}.`,
     '',
-    `Sessions are created through \`reply.issueSession()\` (${SESSIONS_PER_USER} per user, claims \`{ role }\`) into the Redis`,
+    `Sessions are created through \`reply.issueSession()\` (${SESSIONS_PER_USER} per user, claims \`{ role }\`, ${FILL_CONCURRENCY} logins at a time) into the Redis`,
     'store without its local cache, each size on an empty private redis-server (no persistence, default settings).',
     '`used_memory` is read once the plugin is ready and again once every session is in: the difference, per session,',
     'counts everything the sessions left (their hashes, the indexes, the lookup keys, the stats bookkeeping, the',

@@ -37,6 +37,14 @@ export interface PrivateServers {
 export async function withRedisServers<T> (count: number, args: readonly string[], body: (servers: PrivateServers) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'sg-bench-redis-'))
   const servers: ChildProcess[] = []
+  // Stopped with Ctrl-C or a kill, the benchmark stops its servers first.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    for (const server of servers) server.kill('SIGTERM')
+    rmSync(dir, { recursive: true, force: true })
+    process.kill(process.pid, signal)
+  }
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
   try {
     const ports: number[] = []
     while (ports.length < count) {
@@ -52,6 +60,8 @@ export async function withRedisServers<T> (count: number, args: readonly string[
     for (const port of ports) await until(async () => await ping(port), 'redis-server to start')
     return await body({ ports, dir })
   } finally {
+    process.off('SIGINT', interrupted)
+    process.off('SIGTERM', interrupted)
     for (const server of servers) server.kill('SIGTERM')
     await Promise.all(servers.map(async (server) => server.exitCode === null ? await once(server, 'exit') : undefined))
     rmSync(dir, { recursive: true, force: true })
