@@ -18,7 +18,7 @@
  * `v2` … instead of `v` (`pushText` in `codec.ts`), so that the hash stays a
  * compact listpack.
  * Lua never decodes or re-encodes the JSON fields, so they survive byte for byte
- * (the device type is only read from `v`).
+ * (the device type is only read, from `v` or its pieces).
  *
  * `now` always comes from the caller (the plugin's injected clock); the scripts
  * never call `TIME`. TTLs are set as durations (`PEXPIRE deadline - now`) and
@@ -187,6 +187,9 @@ end
 local function insert(index, key, from, now)
   local fields = {}
   for j = from + 1, #ARGV do fields[#fields + 1] = ARGV[j] end
+  -- The whole hash: no field of an earlier one (one past its deadline, within the
+  -- allowance, under an import) may stay beside the new ones, above all no piece.
+  redis.call('DEL', key)
   redis.call('HSET', key, unpack(fields))
   local _, map = load(key)
   local ends = deadline(map)
