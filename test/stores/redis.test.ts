@@ -2,13 +2,19 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import { CLOCK_SKEW_ALLOWANCE_MS, type SessionRecord } from '../../lib/session.js'
 import type { HistoryRecord } from '../../lib/stores/store.js'
+import { sessionDecoder } from '../../lib/stores/redis/codec.js'
+import { SessionCommands } from '../../lib/stores/redis/commands.js'
+import { Connection } from '../../lib/stores/redis/connection.js'
 import { redisStore, RedisStore } from '../../lib/stores/redis/index.js'
+import { KeyLayout } from '../../lib/stores/redis/keys.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
 import { deleteKeys, freePort, leftNoKeys, REDIS_URL, redisTest, statsKeys, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
 
 const admin = testClient()
 t.teardown(() => admin.disconnect())
 const LIMIT = { max: 3, onLimit: 'evict-oldest' } as const
+/** A compact hash: a listpack, called a ziplist before Redis 7. */
+const COMPACT = /^(?:listpack|ziplist)$/
 
 function record (overrides: Partial<SessionRecord> = {}): SessionRecord {
   return {
@@ -179,11 +185,11 @@ redisTest(t, 'a session hash stays a listpack: a text over 64 bytes is kept in p
     return new Map(Object.entries(flat))
   }
   t.equal((await store.create(session, LIMIT, EPOCH)).created, true)
-  t.equal(await admin.object('ENCODING', key), 'listpack')
+  t.match(await admin.object('ENCODING', key), COMPACT)
   const written = await fields()
   t.ok([...written.values()].every((value) => value.length <= 64), 'no value over 64 bytes')
   t.ok(['g', 'v', 'o'].every((field) => !written.has(field) && written.has(`${field}1`) && written.has(`${field}2`)), 'the long client texts are in pieces')
-  t.equal(written.has('g4') && !written.has('g5'), true, 'the agent\'s 236 bytes in four')
+  t.equal(written.has('g4') && !written.has('g5'), true, 'the agent\'s 256 bytes in four')
   t.ok(['u', 'm', 'p'].every((field) => written.has(field)), 'the user id, claims and IP whole: an earlier version must see them')
   t.strictSame(await store.get(session.id, EPOCH), session, 'read back whole')
   t.strictSame(await store.listUser(session.userId, EPOCH), [session], 'by the listing too')
@@ -203,7 +209,16 @@ redisTest(t, 'a session hash stays a listpack: a text over 64 bytes is kept in p
   t.strictSame(await store.get(session.id, EPOCH + 1), { ...rest, lastSeenAt: EPOCH + 1, idleExpiresAt: EPOCH + MINUTE, userAgent: 'curl/8', device: short })
   await store.touch(session.id, { lastSeenAt: EPOCH + 2, idleExpiresAt: EPOCH + MINUTE, changes: { userAgent, device } }, EPOCH + 2)
   t.match(await store.get(session.id, EPOCH + 2), { userAgent, device })
-  t.equal(await admin.object('ENCODING', key), 'listpack')
+  t.match(await admin.object('ENCODING', key), COMPACT)
+
+  // A character that would straddle a cut goes whole into the next piece.
+  for (const wide of ['€', '😀']) {
+    const agent = `${'a'.repeat(63)}${wide}${'b'.repeat(70)}`
+    await store.touch(session.id, { lastSeenAt: EPOCH + 3, idleExpiresAt: EPOCH + MINUTE, changes: { userAgent: agent } }, EPOCH + 3)
+    const [first, second] = await admin.hmgetBuffer(key, 'g1', 'g2')
+    t.strictSame([first?.length, second?.toString().startsWith(wide)], [63, true], `${wide} after 63 bytes starts the second piece`)
+    t.equal((await store.get(session.id, EPOCH + 3))?.userAgent, agent)
+  }
 
   // Past 16 pieces, the last holds the rest: read back the same, the hash no longer compact.
   const huge = record({ id: 'session-3', userId: 'bob', userAgent: 'u'.repeat(2000) })
@@ -215,6 +230,37 @@ redisTest(t, 'a session hash stays a listpack: a text over 64 bytes is kept in p
   // A session an earlier version wrote (every text whole) reads as before; a change writes the new layout.
   await admin.hset(`${prefix}{u:bob}:s:session-3`, 'g', userAgent)
   t.equal((await store.get('session-3', EPOCH))?.userAgent, userAgent, 'a whole value is read before any piece')
+})
+
+redisTest(t, 'an import over a copy past its deadline (still held, within the clock-skew allowance) leaves nothing of it, no piece above all', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  const held = record({ idleExpiresAt: EPOCH + MINUTE, userAgent: 'h'.repeat(300), claims: { role: 'held' } })
+  await store.create(held, LIMIT, EPOCH)
+  const now = EPOCH + MINUTE + 1
+  const incoming = record({ idleExpiresAt: now + 30 * MINUTE, userAgent: 'short', refresh: { hash: 'r'.repeat(43), rotatedAt: now, rotations: 3 } })
+  t.match(await store.importSessions([incoming], now), { imported: 1 })
+  t.strictSame(await store.get('session-1', now), incoming, 'the copy as imported: no claims, no long agent of the one it replaced')
+  t.strictSame(Object.keys(await admin.hgetall(`${prefix}{u:alice}:s:session-1`)).filter((field) => /^[gm]/.test(field)), ['g'])
+})
+
+t.test('with a Cluster client that may answer reads from replicas, a session is read only through the script, on the master', async (t) => {
+  let reads = 0
+  const attached = (isCluster: boolean, scaleReads: unknown): Connection => {
+    const client = { isCluster, options: { scaleReads }, defineCommand () {}, on () {}, off () {}, hgetall: async () => { reads++; return {} } }
+    const connection = new Connection({ client: client as never }, 1000)
+    connection.attach({}, undefined)
+    return connection
+  }
+  const cases: Array<[boolean, unknown, boolean]> = [[true, 'slave', true], [true, 'all', true], [true, () => 'a node', true], [true, 'master', false], [true, undefined, false], [false, 'slave', false]]
+  for (const [isCluster, scaleReads, replicas] of cases) {
+    t.equal(attached(isCluster, scaleReads).readsMayReachReplicas, replicas, `${isCluster ? 'Cluster' : 'standalone'}, scaleReads ${String(scaleReads)}`)
+  }
+  const commands = new SessionCommands(attached(true, 'slave'), new KeyLayout('p:', 1), sessionDecoder())
+  t.equal(await commands.readLive('alice', 'session-1', EPOCH), undefined, 'no plain read: the caller runs the script')
+  t.equal(reads, 0)
 })
 
 redisTest(t, 'the login history is a list, a few hundred bytes a user; one an earlier version kept as a stream becomes a list, ids and TTL kept', async (t) => {

@@ -49,6 +49,8 @@ export interface RedisTransaction {
 /** The options the store reads from a client. */
 export interface RedisClientOptions {
   keyPrefix?: string | undefined
+  /** A Cluster client's: where read-only commands go (`'master'` by default; `'slave'`, `'all'` or a function send them to replicas too). */
+  scaleReads?: unknown
   host?: string | undefined
   port?: number | undefined
   path?: string | undefined | null

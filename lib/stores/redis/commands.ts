@@ -65,9 +65,11 @@ export class SessionCommands {
    * it is live at `now`. Anything else is `undefined`, and the caller runs
    * `get`, whose script removes what must go and reports it. A live session
    * is all most requests read, and a script costs Redis several times an
-   * `HGETALL` (`npm run bench`, "Redis µs/req").
+   * `HGETALL` (`npm run bench`, "Redis µs/req"). Never from a replica: one
+   * that lags behind a revocation would answer with the revoked session.
    */
   async readLive (userId: string, id: string, now: number): Promise<SessionRecord | undefined> {
+    if (this.#connection.readsMayReachReplicas) return undefined
     const fields = await this.#connection.run(this.#connection.redis.hgetall(this.#keys.session(userId, id)))
     const flat = Object.entries(fields).flat()
     if (flat.length === 0) return undefined

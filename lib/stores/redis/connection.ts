@@ -70,6 +70,17 @@ export class Connection {
     return this.#lost
   }
 
+  /**
+   * Whether a read-only command may be answered by a replica: a Cluster
+   * client whose `scaleReads` is not `'master'`. A replica may not have seen
+   * a revocation yet, so the store then reads sessions only through its
+   * scripts, which run on the master.
+   */
+  get readsMayReachReplicas (): boolean {
+    const { isCluster, options } = this.redis
+    return isCluster && options.scaleReads !== undefined && options.scaleReads !== 'master'
+  }
+
   /** Why Redis cannot be reached, while it cannot (see `ConnectionWatch`). */
   get unavailableReason (): string | undefined {
     return this.#watch?.reason
