@@ -7,6 +7,7 @@ import {
   fixed, integer, machine, median, parseFlags, quantile, ratio, requireBuild, ROOT, table, today, versions, writeReportSection
 } from './common.js'
 import { signProofs, type DpopClient } from './dpop.js'
+import { CLIENT } from './redis-server.js'
 import type { ServerMessage } from './server.js'
 import { REDIS_URL, VARIANTS, type Variant } from './variants.js'
 
@@ -112,7 +113,7 @@ let redisClient: Redis | undefined
  * the runner: what a Redis variant costs Redis is part of its cost.
  */
 async function redisCpuMs (): Promise<number> {
-  redisClient ??= new Redis(REDIS_URL, { maxRetriesPerRequest: 1, commandTimeout: 5000, retryStrategy: () => null })
+  redisClient ??= new Redis(REDIS_URL, CLIENT)
   const cpu = await redisClient.info('cpu')
   const seconds = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1])
   return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000

@@ -80,7 +80,7 @@ async function measure (scenario: Scenario, size: number): Promise<Measurement> 
     const client = new Redis(port as number, '127.0.0.1', CLIENT)
     const app = Fastify()
     // No local cache: it holds sessions in the app's heap, not in Redis.
-    await app.register(sessionGuard, { secret: SECRET, store: redisStore({ client, prefix: PREFIX, localCache: false }) })
+    await app.register(sessionGuard, { secret: SECRET, store: redisStore({ client, closeClient: true, prefix: PREFIX, localCache: false }) })
     // Each login's round trips one after another would take half an hour for a million; 32 at a time.
     addFillRoute(app, size, users, scenario, FILL_CONCURRENCY)
     await app.ready()
@@ -131,7 +131,7 @@ async function main (): Promise<void> {
     '',
     table(['sessions hold', 'sessions', 'used_memory B/session', 'without the login history', 'keys/session', 'target'], totals),
     '',
-    '"Without the login history" takes the history streams\' `MEMORY USAGE` away: the history is a feature of its own',
+    '"Without the login history" takes the history lists\' `MEMORY USAGE` away: the history is a feature of its own',
     '(`history`, on by default, `false` turns it off), kept by its own retention rule rather than the sessions\'.',
     '',
     'Where it goes: each kind of key, its count, `MEMORY USAGE` (every element counted) per session and per key, and',

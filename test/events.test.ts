@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify'
 import t from 'tap'
-import { CLOCK_SKEW_ALLOWANCE_MS, memoryStore, sessionLimitResponseSchema, type SessionEvent, type SessionRecord } from '../lib/index.js'
+import { CLOCK_SKEW_ALLOWANCE_MS, memoryStore, sessionLimitResponseSchema, type Rotation, type SessionEvent, type SessionRecord, type SessionStore } from '../lib/index.js'
 import { build, MINUTE, setCookies, settle, type Credentials } from './helper.js'
 
 t.test('events carry time, user and session, and never a secret', async (t) => {
@@ -99,6 +99,18 @@ async function recorded (t: Parameters<typeof build>[0], options: Parameters<typ
   const loginFrom = async (userId: string, userAgent: string) =>
     await h.app.inject({ method: 'POST', url: '/login', headers: { 'user-agent': userAgent }, payload: { userId } })
   return { ...h, during, refresh, loginFrom }
+}
+
+/** `store` with its method `name` replaced by what `make` builds from the store: a race lost at that step. */
+function racing<K extends keyof SessionStore> (store: SessionStore, name: K, make: (store: SessionStore) => SessionStore[K]): SessionStore {
+  const replaced = make(store)
+  return new Proxy(store, {
+    get (target, key) {
+      if (key === name) return replaced
+      const value = Reflect.get(target, key)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
 }
 
 /** The value of the cookie `name` a response sets. */
@@ -213,16 +225,10 @@ t.test('a login completed with its limit ticket: the session signed out, the fin
   t.equal(cookieOf(resolved as LightMyRequestResponse, '__Host-sg-fp'), fingerprint, 'the fingerprint cookie of the 409, set again with the session')
   t.match(events, [{ type: 'session.revoked', sessionId: first.sessionId, reason: 'user' }, { type: 'session.created', userId: 'ivy' }])
 
-  const store = memoryStore()
   // Every revoke finds its session already gone, as when a parallel request signed it out first.
-  const racing = new Proxy(store, {
-    get (target, name) {
-      if (name === 'revoke') return async (id: string, now: number) => { await target.revoke(id, now); return await target.revoke(id, now) }
-      const value = Reflect.get(target, name)
-      return typeof value === 'function' ? value.bind(target) : value
-    }
+  const r = await recorded(t, {
+    store: racing(memoryStore(), 'revoke', (store) => async (id: string, now: number) => { await store.revoke(id, now); return await store.revoke(id, now) })
   })
-  const r = await recorded(t, { store: racing })
   const own = await r.login('jo')
   const again = await r.app.inject({ method: 'POST', url: '/login-limited', payload: { userId: 'jo' } })
   const lost = await r.during(async () => await r.app.inject({
@@ -233,21 +239,13 @@ t.test('a login completed with its limit ticket: the session signed out, the fin
 })
 
 t.test('a session signed out between a refresh\'s checks and its rotation: 401 unknown_session, and its cookies cleared', async (t) => {
-  const store = memoryStore()
   // The rotation finds the session gone, as when another request signed it out in between.
-  const racing = new Proxy(store, {
-    get (target, name) {
-      if (name === 'rotate') {
-        return async (id: string, rotation: Parameters<typeof store.rotate>[1], now: number) => {
-          await target.revoke(id, now)
-          return await target.rotate(id, rotation, now)
-        }
-      }
-      const value = Reflect.get(target, name)
-      return typeof value === 'function' ? value.bind(target) : value
-    }
+  const h = await recorded(t, {
+    store: racing(memoryStore(), 'rotate', (store) => async (id: string, rotation: Rotation, now: number) => {
+      await store.revoke(id, now)
+      return await store.rotate(id, rotation, now)
+    })
   })
-  const h = await recorded(t, { store: racing })
   const alice = await h.login('alice')
   let response: LightMyRequestResponse | undefined
   const events = await h.during(async () => { response = await h.refresh(`__Secure-sg-rt=${alice.refreshToken}; ${alice.fingerprint}`) })
