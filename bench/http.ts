@@ -362,6 +362,11 @@ function dpopCost (samples: Map<string, Sample[]>): string[] {
   })
 }
 
+/** A target ratio as the issue states it: 1.2, 0.85. */
+function goalText (goal: number): string {
+  return goal.toFixed(Number.isInteger(Math.round(goal * 100) / 10) ? 1 : 2)
+}
+
 /** The median server CPU plus redis-server CPU per request (server only for a variant without Redis). */
 function totalMicros (samples: Sample[]): number {
   const kept = usable(samples)
@@ -377,20 +382,20 @@ function targets (samples: Map<string, Sample[]>): string[] {
   }
   const atLeast = (what: string, of: string, to: string, goal: number): string => {
     const value = medianRatio(samples.get(of), samples.get(to))
-    if (!Number.isFinite(value)) return `- ${what} ≥ ${goal.toFixed(1)}×: not measured (${of} or ${to} not run)`
+    if (!Number.isFinite(value)) return `- ${what} ≥ ${goalText(goal)}×: not measured (${of} or ${to} not run)`
     const a = samples.get(of) as Sample[]
     const b = samples.get(to) as Sample[]
     const clean = a.some((sample, i) => isClean(sample) && isClean(b[i] as Sample))
-    return `- ${what} ≥ ${goal.toFixed(1)}×: ${value >= goal ? 'met' : `missed by ${((1 - value / goal) * 100).toFixed(0)} %`} (${ratio(value)})` +
+    return `- ${what} ≥ ${goalText(goal)}×: ${value >= goal ? 'met' : `missed by ${((1 - value / goal) * 100).toFixed(0)} %`} (${ratio(value)})` +
       (clean ? '' : ' — from noisy rounds only: not reliable')
   }
   /** How many times less server plus redis-server CPU a request of `of` costs than one of `to`, from the medians. */
   const cheaper = (what: string, of: string, to: string, goal: number): string => {
     const a = samples.get(of)
     const b = samples.get(to)
-    if (a === undefined || b === undefined) return `- ${what} ≥ ${goal.toFixed(1)}×: not measured (${of} or ${to} not run)`
+    if (a === undefined || b === undefined) return `- ${what} ≥ ${goalText(goal)}×: not measured (${of} or ${to} not run)`
     const value = totalMicros(b) / totalMicros(a)
-    return `- ${what} ≥ ${goal.toFixed(1)}×: ${value >= goal ? 'met' : `missed by ${((1 - value / goal) * 100).toFixed(0)} %`} (${ratio(value)}:` +
+    return `- ${what} ≥ ${goalText(goal)}×: ${value >= goal ? 'met' : `missed by ${((1 - value / goal) * 100).toFixed(0)} %`} (${ratio(value)}:` +
       ` ${fixed(totalMicros(a), 1)} vs ${fixed(totalMicros(b), 1)} µs)`
   }
   const guardP99 = p99('guard-memory')
