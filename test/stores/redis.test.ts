@@ -263,6 +263,27 @@ t.test('with a Cluster client that may answer reads from replicas, a session is 
   t.equal(reads, 0)
 })
 
+redisTest(t, 'through a client that may read from replicas, a live session is still read: by the script, and kept in the local cache', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const client = testClient()
+  t.teardown(() => client.disconnect())
+  // A standalone client that says what a Cluster client with scaleReads: 'slave' says; every command still goes to the one server.
+  const replicaReading = new Proxy(client, {
+    get (target, name) {
+      if (name === 'isCluster') return true
+      if (name === 'options') return { ...target.options, scaleReads: 'slave' }
+      const value = Reflect.get(target, name)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  const store = storeFor(t, { client: replicaReading, prefix })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  await store.create(record(), LIMIT, EPOCH)
+  t.match(await store.get('session-1', EPOCH), { id: 'session-1' })
+  t.equal(await store.get('session-1', EPOCH + 31 * MINUTE), undefined, 'and refused past its deadline')
+})
+
 redisTest(t, 'the login history is a list, a few hundred bytes a user; one an earlier version kept as a stream becomes a list, ids and TTL kept', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))
