@@ -70,6 +70,10 @@ if (canRunBrowser('the browser test')) {
     await phoneItem.getByRole('button', { name: 'Sign out', exact: true }).click()
     await laptop.page.locator('#device-list .device').nth(1).waitFor({ state: 'detached' })
     t.equal(await laptop.page.locator('#device-list .device').count(), 1, 'the laptop now sees one device')
+    // The page renders the device list first, then the alerts and the history, each after its own request:
+    // the list can be new while the history is still the one from before the revocation.
+    await laptop.page.waitForFunction('document.querySelector(\'#history-list li .what\')?.textContent === \'Signed out by you\'', null, { timeout: 10_000 })
+      .catch(() => {})
     const activity = await laptop.page.locator('#history-list li .what').allTextContents()
     t.equal(activity[0], 'Signed out by you', 'recent activity, newest first: the revocation just made')
     t.ok(activity.includes('New device: flagged') && activity.filter((line) => line === 'Signed in').length === 2, activity.join(' | '))

@@ -122,17 +122,17 @@ export class RedisStore implements SessionStore {
     const mark = this.#cache?.mark()
     const userId = await this.#lookups.userOf(id)
     if (userId === undefined) return undefined
-    const live = await this.#commands.readLive(userId, id, now)
-    if (live !== undefined) {
-      this.#cache?.fill(mark, live, now)
-      return live
-    }
+    const live = await this.#commands.readLive(userId, id, now) ?? await this.#getByScript(userId, id, now)
+    // Only if nothing was invalidated meanwhile: the read may predate a revoke.
+    if (live !== undefined) this.#cache?.fill(mark, live, now)
+    return live
+  }
+
+  /** A read that may find the session gone or past a deadline: the script removes what must go, and the store reports it. */
+  async #getByScript (userId: string, id: string, now: number): Promise<SessionRecord | undefined> {
     const reply = await this.#commands.get(userId, id, now)
     await this.#settle(userId, now, reply, {})
-    if (reply.outcome !== 'live') return undefined
-    // Only if nothing was invalidated meanwhile: the read may predate a revoke.
-    this.#cache?.fill(mark, reply.session, now)
-    return reply.session
+    return reply.outcome === 'live' ? reply.session : undefined
   }
 
   async touch (id: string, activity: Activity, now: number): Promise<SessionRecord | undefined> {
