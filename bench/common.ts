@@ -67,7 +67,7 @@ export function machine (): string {
 
 const REPORT = join(ROOT, 'docs', 'benchmarks.md')
 /** The report's sections, in the order they appear. */
-const SECTIONS = ['http', 'store', 'memory', 'redis-memory', 'geo', 'cluster']
+const SECTIONS = ['http', 'store', 'memory', 'redis-memory', 'geo', 'cluster', 'revocation']
 
 const INTRO = `# Benchmarks
 

@@ -138,6 +138,16 @@ t.test('npm run bench:cluster -- --smoke: each master\'s commands, with one stat
   t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
 })
 
+t.test('npm run bench:revocation -- --smoke: the distribution from a revoke on one instance to the refusal on another', async (t) => {
+  t.setTimeout(90_000)
+  const { code, stdout, stderr } = await run('revocation.ts', ['--smoke'])
+  t.equal(code, 0, stderr)
+  t.match(stdout, /\| revocations \| p50 ms \| p90 ms \| p99 ms \| max ms \| target +\|/)
+  t.match(stdout, /\| +20 \| +[\d.]+ \| +[\d.]+ \| +[\d.]+ \| +[\d.]+ \| (met|missed by [\d.]+ ms) +\|/)
+  t.match(stdout, /Meanwhile\n?4 other sessions read B back to back over HTTP \([\d,]+ reads\/s\)/)
+  t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')
+})
+
 t.test('bench:memory refuses to run without --expose-gc rather than print made-up figures', async (t) => {
   t.setTimeout(60_000)
   const { code, stderr } = await run('memory.ts', ['--smoke'])
