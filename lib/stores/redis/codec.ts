@@ -3,8 +3,14 @@ import { deviceReader, type DeviceReader } from '../device-json.js'
 import type { Activity, SessionChanges } from '../store.js'
 import type { Arg } from './connection.js'
 
-/** A session hash (a flat field/value list, as HGETALL and the scripts give it) read back as a record. */
-export type Decode = (flat: string[]) => SessionRecord
+/** A session hash's fields by name, as ioredis's `hgetall` gives them. */
+export type SessionFields = Readonly<Partial<Record<string, string>>>
+
+/**
+ * A session hash read back as a record: a flat field/value list, as the
+ * scripts give it, or the fields by name, as `hgetall` does.
+ */
+export type Decode = (hash: string[] | SessionFields) => SessionRecord
 
 /**
  * The client fields of a record: its hash field, and whether a long value of
@@ -62,11 +68,11 @@ function allOf (field: string): string[] {
 }
 
 /** A text field written by `pushText`: whole, or its pieces joined; `undefined` when absent. */
-function joined (map: ReadonlyMap<string, string>, field: string): string | undefined {
-  const whole = map.get(field)
+function joined (fields: SessionFields, field: string): string | undefined {
+  const whole = fields[field]
   if (whole !== undefined) return whole
   let value: string | undefined
-  for (let n = 1, piece = map.get(`${field}1`); piece !== undefined; piece = map.get(`${field}${++n}`)) value = (value ?? '') + piece
+  for (let n = 1, piece = fields[`${field}1`]; piece !== undefined; piece = fields[`${field}${++n}`]) value = (value ?? '') + piece
   return value
 }
 
@@ -129,22 +135,31 @@ export function encodeActivity (activity: Activity): Arg[] {
 /** A decoder with its own bounded table of devices, so the records it returns share one object per device. */
 export function sessionDecoder (): Decode {
   const readDevice = deviceReader()
-  return (flat) => decode(flat, readDevice)
+  return (hash) => decode(Array.isArray(hash) ? byName(hash) : hash, readDevice)
 }
 
-function decode (flat: string[], readDevice: DeviceReader): SessionRecord {
-  const map = new Map<string, string>()
-  for (let j = 0; j < flat.length; j += 2) map.set(flat[j] as string, flat[j + 1] as string)
-  const field = (name: string): string => map.get(name) as string
-  const claims = map.get('m')
-  const hash = map.get('h')
-  const nextHash = map.get('n')
-  const device = joined(map, 'v')
-  const ip = map.get('p')
-  const userAgent = joined(map, 'g')
-  const location = joined(map, 'o')
-  const flags = map.get('x')
-  const travelAnchor = joined(map, 'y')
+/** A flat field/value list as fields by name, with no prototype: a field is only what the list holds. */
+function byName (flat: string[]): SessionFields {
+  const fields: Record<string, string> = Object.create(null)
+  for (let j = 0; j < flat.length; j += 2) fields[flat[j] as string] = flat[j + 1] as string
+  return fields
+}
+
+/**
+ * Every name looked up here is a short field of the layout (none is a
+ * property of `Object.prototype`), so `hgetall`'s plain object is read as it is.
+ */
+function decode (fields: SessionFields, readDevice: DeviceReader): SessionRecord {
+  const field = (name: string): string => fields[name] as string
+  const claims = fields.m
+  const hash = fields.h
+  const nextHash = fields.n
+  const device = joined(fields, 'v')
+  const ip = fields.p
+  const userAgent = joined(fields, 'g')
+  const location = joined(fields, 'o')
+  const flags = fields.x
+  const travelAnchor = joined(fields, 'y')
   return {
     id: field('d'),
     userId: field('u'),

@@ -71,9 +71,9 @@ export class SessionCommands {
   async readLive (userId: string, id: string, now: number): Promise<SessionRecord | undefined> {
     if (this.#connection.readsMayReachReplicas) return undefined
     const fields = await this.#connection.run(this.#connection.redis.hgetall(this.#keys.session(userId, id)))
-    const flat = Object.entries(fields).flat()
-    if (flat.length === 0) return undefined
-    const session = this.#decode(flat)
+    // No such key: HGETALL answers no fields.
+    if (fields.d === undefined) return undefined
+    const session = this.#decode(fields)
     return isLive(session, now) ? session : undefined
   }
 
