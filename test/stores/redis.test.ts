@@ -284,6 +284,26 @@ redisTest(t, 'through a client that may read from replicas, a live session is st
   t.equal(await store.get('session-1', EPOCH + 31 * MINUTE), undefined, 'and refused past its deadline')
 })
 
+redisTest(t, 'a session is read from its own fields only: a polluted Object.prototype does not bring a revoked session back', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(async () => await deleteKeys(admin, prefix))
+  const store = storeFor(t, { connection: REDIS_URL, prefix })
+  await store.open({ now: () => EPOCH, onRemoved: () => {} })
+  await store.create(record(), LIMIT, EPOCH)
+  await store.revoke('session-1', EPOCH)
+  // What prototype pollution elsewhere in an app could plant: every field a live session needs.
+  const planted = Object.entries({
+    d: 'session-1', u: 'alice', f: 'fp', c: String(EPOCH), l: String(EPOCH), i: String(EPOCH + 30 * MINUTE), a: String(EPOCH + 120 * MINUTE), r: '0'
+  })
+  const prototype = Object.prototype as unknown as Record<string, string>
+  for (const [name, value] of planted) prototype[name] = value
+  try {
+    t.equal(await store.get('session-1', EPOCH), undefined, 'still revoked')
+  } finally {
+    for (const [name] of planted) Reflect.deleteProperty(prototype, name)
+  }
+})
+
 redisTest(t, 'the login history is a list, a few hundred bytes a user; one an earlier version kept as a stream becomes a list, ids and TTL kept', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))

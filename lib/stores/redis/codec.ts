@@ -3,8 +3,17 @@ import { deviceReader, type DeviceReader } from '../device-json.js'
 import type { Activity, SessionChanges } from '../store.js'
 import type { Arg } from './connection.js'
 
-/** A session hash's fields by name, as ioredis's `hgetall` gives them. */
+/** A session hash's fields by name, as ioredis's `hgetall` gives them (a plain object). */
 export type SessionFields = Readonly<Partial<Record<string, string>>>
+
+/**
+ * A field of the hash, read from the object's own properties only: a property
+ * planted on `Object.prototype` (prototype pollution elsewhere in the app) must
+ * not make a deleted session's empty reply read as a live session.
+ */
+export function fieldOf (fields: SessionFields, name: string): string | undefined {
+  return Object.hasOwn(fields, name) ? fields[name] : undefined
+}
 
 /**
  * A session hash read back as a record: a flat field/value list, as the
@@ -69,10 +78,10 @@ function allOf (field: string): string[] {
 
 /** A text field written by `pushText`: whole, or its pieces joined; `undefined` when absent. */
 function joined (fields: SessionFields, field: string): string | undefined {
-  const whole = fields[field]
+  const whole = fieldOf(fields, field)
   if (whole !== undefined) return whole
   let value: string | undefined
-  for (let n = 1, piece = fields[`${field}1`]; piece !== undefined; piece = fields[`${field}${++n}`]) value = (value ?? '') + piece
+  for (let n = 1, piece = fieldOf(fields, `${field}1`); piece !== undefined; piece = fieldOf(fields, `${field}${++n}`)) value = (value ?? '') + piece
   return value
 }
 
@@ -145,20 +154,16 @@ function byName (flat: string[]): SessionFields {
   return fields
 }
 
-/**
- * Every name looked up here is a short field of the layout (none is a
- * property of `Object.prototype`), so `hgetall`'s plain object is read as it is.
- */
 function decode (fields: SessionFields, readDevice: DeviceReader): SessionRecord {
-  const field = (name: string): string => fields[name] as string
-  const claims = fields.m
-  const hash = fields.h
-  const nextHash = fields.n
+  const field = (name: string): string => fieldOf(fields, name) as string
+  const claims = fieldOf(fields, 'm')
+  const hash = fieldOf(fields, 'h')
+  const nextHash = fieldOf(fields, 'n')
   const device = joined(fields, 'v')
-  const ip = fields.p
+  const ip = fieldOf(fields, 'p')
   const userAgent = joined(fields, 'g')
   const location = joined(fields, 'o')
-  const flags = fields.x
+  const flags = fieldOf(fields, 'x')
   const travelAnchor = joined(fields, 'y')
   return {
     id: field('d'),

@@ -1,6 +1,6 @@
 import { isLive, type SessionRecord } from '../../session.js'
 import type { Activity, Rotation, SessionLimit } from '../store.js'
-import { encode, encodeActivity, type Decode } from './codec.js'
+import { encode, encodeActivity, fieldOf, type Decode } from './codec.js'
 import type { Commands, Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
 import {
@@ -72,7 +72,7 @@ export class SessionCommands {
     if (this.#connection.readsMayReachReplicas) return undefined
     const fields = await this.#connection.run(this.#connection.redis.hgetall(this.#keys.session(userId, id)))
     // No such key: HGETALL answers no fields.
-    if (fields.d === undefined) return undefined
+    if (fieldOf(fields, 'd') === undefined) return undefined
     const session = this.#decode(fields)
     return isLive(session, now) ? session : undefined
   }

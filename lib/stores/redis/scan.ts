@@ -1,7 +1,7 @@
 import { isLive, type SessionRecord } from '../../session.js'
 import { nodesOf } from './client.js'
 import type { HeldCounter } from '../store.js'
-import type { Decode } from './codec.js'
+import { fieldOf, type Decode } from './codec.js'
 import type { Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
 
@@ -54,8 +54,8 @@ async function liveSessions (connection: Connection, keys: KeyLayout, decode: De
   const live: SessionRecord[] = []
   for (const fields of held) {
     // Gone since the SCAN saw it, or not a session of ours (a user id holding ':s:' cannot fake one: no 'd').
-    if (fields.d === undefined) continue
-    const session = decode(Object.entries(fields).flat())
+    if (fieldOf(fields, 'd') === undefined) continue
+    const session = decode(fields)
     if (isLive(session, now)) live.push(session)
   }
   return live
