@@ -63,6 +63,8 @@ export function addFillRoute (app: FastifyInstance, size: number, users: readonl
       const userId = Buffer.from(users[Math.floor(n / SESSIONS_PER_USER)] as string, 'latin1').toString('latin1')
       if (userAgent !== undefined) request.headers['user-agent'] = userAgent(n)
       await reply.issueSession({ userId, claims: { role: 'member' } })
+      // Each login's cookies belong to its own reply: this one answers them all, and would otherwise pile them up.
+      reply.removeHeader('set-cookie')
     }
     return { ok: true }
   })
