@@ -20,7 +20,7 @@ import type { AnomalyDetector } from './monitoring/anomaly.js'
 import type { SessionEventStream } from './monitoring/events.js'
 import { refusal } from './refusal.js'
 import { requireDevices, type RememberedDevices } from './remembered-devices.js'
-import { deviceTypeOf, displaceable, isChallenged, lifetimeOf, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
+import { deviceTypeOf, displaceable, isChallenged, lifetimeOf, sessionRecord, startTimes, type ClientInfo, type Clock, type Lifetimes, type SessionRecord } from './session.js'
 import type { CreateResult, DeviceTypeLimit, SessionLimit, SessionStore } from './stores/store.js'
 import { checkClaims, isStorable, type AccessTokens } from './tokens/access-tokens.js'
 import type { DeviceToken } from './tokens/device-tokens.js'
@@ -323,7 +323,7 @@ export class Lifecycle {
     const now = clock()
     const id = randomToken(SESSION_ID_BYTES)
     const refresh = refreshTokens.issue(id)
-    const session: SessionRecord = {
+    const session = sessionRecord({
       ...described,
       ...(flags.length === 0 ? {} : { flags }),
       id,
@@ -333,7 +333,7 @@ export class Lifecycle {
       remembered: remember,
       ...(claims === undefined ? {} : { claims }),
       refresh: { hash: refresh.hash, rotatedAt: now, rotations: 0 }
-    }
+    })
 
     const result = await this.#insert(reply, session, now)
     if (!result.created) {
@@ -464,14 +464,14 @@ export class Lifecycle {
     const fingerprint = boundKey(old.fingerprintHash) === undefined ? createFingerprint() : { value: undefined, hash: old.fingerprintHash }
     const refresh = refreshTokens.issue(id)
     const newClaims = claims === undefined ? old.claims : checkClaims(claims)
-    const session: SessionRecord = {
+    const session = sessionRecord({
       ...old,
       id,
       fingerprintHash: fingerprint.hash,
       lastSeenAt: now,
       ...(newClaims === undefined ? {} : { claims: newClaims }),
       refresh: { hash: refresh.hash, rotatedAt: now, rotations: 0 }
-    }
+    })
     if (!await store.replace(old.id, session, now)) throw refusal(events, request.log, now, 'unknown_session', old)
     events.publish(request.log, 'session.revoked', now, old, { reason: 'regenerate' })
     events.publish(request.log, 'session.created', now, session, { remembered: old.remembered })

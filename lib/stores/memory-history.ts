@@ -18,7 +18,8 @@ export class MemoryHistory {
 
   append (userId: string, record: HistoryRecord, { maxEntries, maxAgeMs }: HistoryRetention, now: number): void {
     const held = this.#byUser.get(userId) ?? []
-    const entry: HistoryEntry = Object.freeze({ ...record, id: String(++this.#sequence) })
+    // Object.assign, not a spread: a frozen spread copy gets a hidden class of its own (see sessionRecord).
+    const entry: HistoryEntry = Object.freeze(Object.assign({}, record, { id: String(++this.#sequence) }))
     // Every append builds a new array: one handed out by `read` never changes.
     const kept = [...held.filter((e) => isKept(e, maxAgeMs, now)), entry]
     this.#byUser.set(userId, kept.length > maxEntries ? kept.slice(kept.length - maxEntries) : kept)

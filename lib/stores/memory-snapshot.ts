@@ -3,7 +3,7 @@ import { open, readFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { InvalidOptionError, SnapshotInvalidError } from '../errors.js'
 import { section, type OptionNames } from '../validate.js'
-import type { SessionRecord } from '../session.js'
+import { sessionRecord, type SessionRecord } from '../session.js'
 import type { HeldCounter, StoreContext } from './store.js'
 
 /** The first words of every snapshot: a file without them is not one. */
@@ -223,7 +223,7 @@ function sharedDevices (): (session: SessionRecord) => SessionRecord {
       })
       devices.set(json, device)
     }
-    return { ...session, device }
+    return sessionRecord({ ...session, device })
   }
 }
 

@@ -5,7 +5,7 @@ import { planCreate } from './limit.js'
 import { MemoryCounters } from './memory-counters.js'
 import { MemoryHistory } from './memory-history.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
-import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, type SessionRecord, supersedes, withActivity } from '../session.js'
+import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, sessionRecord, type RefreshState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import { count, section, type OptionNames } from '../validate.js'
 import type {
   Activity,
@@ -179,10 +179,8 @@ export class MemoryStore implements SessionStore {
       this.#cache.delete(id)
       return { outcome: 'reuse', session }
     }
-    const rotated = {
-      ...withActivity(session, rotation.activity),
-      refresh: rotatedState(session.refresh, rotation.presentedHash, rotation.successorHash, now)
-    }
+    const refresh = rotatedState(session.refresh, rotation.presentedHash, rotation.successorHash, now)
+    const rotated = sessionRecord({ ...withActivity(session, rotation.activity), refresh }) as SessionRecord & { readonly refresh: RefreshState }
     this.#cache.set(id, rotated, { ttl: expiresAt(rotated) - now })
     return { outcome: 'rotated', session: rotated }
   }
@@ -260,7 +258,8 @@ export class MemoryStore implements SessionStore {
   async decrement (key: string, now: number): Promise<void> {
     const held = this.#counters.live(key, now)
     if (held === undefined) return
-    if (held.count > 1) this.#counters.set(key, { ...held, count: held.count - 1 }, now)
+    // A literal, not a spread: see sessionRecord().
+    if (held.count > 1) this.#counters.set(key, { count: held.count - 1, firstAt: held.firstAt, lastAt: held.lastAt, expiresAt: held.expiresAt }, now)
     else this.#counters.delete(key)
   }
 

@@ -41,7 +41,9 @@ export function checkClaims (claims: Record<string, unknown>): Readonly<Record<s
     }
     return value
   })
-  return Object.freeze({ ...claims })
+  // Object.assign, not a spread: a frozen spread copy gets a hidden class of its own (see sessionRecord).
+  // A claim named __proto__ would be Object.assign's prototype: such claims are copied as they are.
+  return Object.freeze(Object.hasOwn(claims, '__proto__') ? { ...claims } : Object.assign({}, claims))
 }
 
 /** The verified payload of an access token. */
