@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import { sha256 } from '../crypto.js'
-import type { DeviceType } from '../devices/device.js'
+import type { DeviceInfo, DeviceType } from '../devices/device.js'
 import { InvalidOptionError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
 import { section, type OptionNames } from '../validate.js'
@@ -209,11 +209,29 @@ export function hashId (sessionId: string): string {
   return sha256(sessionId).slice(0, 16)
 }
 
+type DeviceSummary = NonNullable<EventBase['device']>
+
+/**
+ * One frozen summary per device object. The device parser hands out one object
+ * per distinct device, so the events of one device, and the login history
+ * entries made of them, share one summary rather than each holding a copy.
+ */
+const summaries = new WeakMap<DeviceInfo, DeviceSummary>()
+
+function summaryOf (device: DeviceInfo): DeviceSummary {
+  let summary = summaries.get(device)
+  if (summary === undefined) {
+    summary = Object.freeze({ type: device.type, name: device.name })
+    summaries.set(device, summary)
+  }
+  return summary
+}
+
 function describe (subject: EventSubject | undefined): Partial<EventBase> {
   if (subject === undefined) return {}
   const base: Partial<EventBase> = { userId: subject.userId }
   if (subject.id !== undefined) base.sessionId = subject.id
-  if (subject.device !== undefined) base.device = { type: subject.device.type, name: subject.device.name }
+  if (subject.device !== undefined) base.device = summaryOf(subject.device)
   if (subject.ip !== undefined) base.ip = subject.ip
   const place = subject.location
   if (place?.country !== undefined || place?.city !== undefined) {

@@ -172,7 +172,8 @@ export class LoginHistory {
 export function historyRecord (event: SessionEvent): HistoryRecord {
   const record: { -readonly [K in keyof HistoryRecord]: HistoryRecord[K] } = { type: event.type, time: event.time }
   if (event.sessionId !== undefined) record.sessionId = event.sessionId
-  if (event.device !== undefined) record.device = { type: event.device.type, name: event.device.name }
+  // The event's summary, one frozen object per device (see events.ts).
+  if (event.device !== undefined) record.device = event.device
   if (event.ip !== undefined) record.ip = event.ip
   if (event.location !== undefined) record.location = event.location
   const detail = detailOf(event)

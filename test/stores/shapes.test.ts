@@ -61,7 +61,7 @@ t.test('sessionRecord() and withActivity() make records that share one hidden cl
   t.notOk('ip' in withActivity(made[0] as SessionRecord, { ...activity, changes: { ip: undefined } }))
 })
 
-t.test('the records, claims and history entries the memory store keeps share their hidden classes', async (t) => {
+t.test('the records, claims and history entries the memory store keeps share their hidden classes, and the entries of one device its summary', async (t) => {
   const store = memoryStore({ max: MANY })
   const app = Fastify()
   t.teardown(async () => await app.close())
@@ -81,6 +81,8 @@ t.test('the records, claims and history entries the memory store keeps share the
   t.equal(sharing(held.map((session) => session.claims)), 100, 'claims')
   const entries = await Promise.all(held.map(async (session) => (await app.sessions.history(session.userId))[0]))
   t.equal(sharing(entries), 100, 'history entries')
+  t.equal(entries[0]?.device, entries[100]?.device, 'the entries of one device share its summary')
+  t.same(entries[0]?.device, { type: 'desktop', name: 'Firefox on Linux' })
 })
 
 t.test('claims are copied by Object.assign, except claims holding a "__proto__" of their own, which it would set as the prototype', async (t) => {
