@@ -5,7 +5,7 @@ import { planCreate } from './limit.js'
 import { MemoryCounters } from './memory-counters.js'
 import { MemoryHistory } from './memory-history.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
-import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, sessionRecord, type RefreshState, type SessionRecord, supersedes, withActivity } from '../session.js'
+import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, type RefreshState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import { count, section, type OptionNames } from '../validate.js'
 import type {
   Activity,
@@ -180,7 +180,7 @@ export class MemoryStore implements SessionStore {
       return { outcome: 'reuse', session }
     }
     const refresh = rotatedState(session.refresh, rotation.presentedHash, rotation.successorHash, now)
-    const rotated = sessionRecord({ ...withActivity(session, rotation.activity), refresh }) as SessionRecord & { readonly refresh: RefreshState }
+    const rotated = withActivity({ ...session, refresh }, rotation.activity) as SessionRecord & { readonly refresh: RefreshState }
     this.#cache.set(id, rotated, { ttl: expiresAt(rotated) - now })
     return { outcome: 'rotated', session: rotated }
   }
