@@ -80,6 +80,7 @@ serverTest(t, 'a three-master Redis Cluster keeps the store contract', async (t)
     const store = redisStore({ cluster: { nodes, options: clusterOptions }, prefix })
     t.teardown(() => store.close())
     await store.open({ now: clock.read, onRemoved: () => {} })
+    t.match((store.client as Cluster).options, { enableOfflineQueue: false, enableAutoPipelining: true }, 'the Cluster the store creates pipelines by itself')
     const users = Array.from({ length: 300 }, (_, n) => `user-${n}`)
     for (const userId of users) {
       await store.create(sessionOf(userId, `${userId}-s`, clock.now), { max: 3, onLimit: 'evict-oldest' }, clock.now)

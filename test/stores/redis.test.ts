@@ -87,6 +87,7 @@ redisTest(t, 'a client made from options is the store\'s: opened once, closed wi
   await store.open(context)
   const client = store.client as Redis
   t.equal(client.status, 'ready', 'open() waited for the connection')
+  t.match(client.options, { enableOfflineQueue: false, enableAutoPipelining: true, maxRetriesPerRequest: 1 }, 'with the store\'s defaults: fail fast, and one write per event-loop turn')
   await store.open(context)
   t.equal(store.client, client, 'a second open() keeps it')
   await store.close()
