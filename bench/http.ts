@@ -412,6 +412,8 @@ function targets (samples: Map<string, Sample[]>): string[] {
     atLeast('guard on the memory store vs @fastify/jwt with verify.cache', 'guard-memory', 'jwt-cache', 1.5),
     atLeast('guard on Redis without local cache vs @fastify/session + connect-redis', 'guard-redis', 'session-redis', 1.2),
     cheaper('guard on Redis without local cache vs @fastify/session + connect-redis, in server + redis-server CPU per request', 'guard-redis', 'session-redis', 1.2),
+    atLeast('… the same on an ioredis 5 client', 'guard-redis-ioredis5', 'session-redis', 1.2),
+    cheaper('… the same on an ioredis 5 client, in server + redis-server CPU per request', 'guard-redis-ioredis5', 'session-redis', 1.2),
     Number.isFinite(guardP99) && Number.isFinite(jwtP99)
       ? `- guard p99 ≤ @fastify/jwt p99: ${guardP99 <= jwtP99 ? 'met' : `missed by ${fixed(guardP99 - jwtP99, 2)} ms`} (${fixed(guardP99, 2)} vs ${fixed(jwtP99, 2)} ms)`
       : '- guard p99 ≤ @fastify/jwt p99: not measured'

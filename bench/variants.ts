@@ -11,6 +11,7 @@ import sessionGuard from 'fastify-session-guard'
 import { postgresStore } from 'fastify-session-guard/postgres'
 import { redisStore } from 'fastify-session-guard/redis'
 import { Redis } from 'ioredis'
+import { Redis as Redis5 } from 'ioredis5'
 import { Client } from 'pg'
 import { createClient } from 'redis'
 import type { SessionGuardOptions } from 'fastify-session-guard'
@@ -129,6 +130,24 @@ export const VARIANTS: readonly Variant[] = [
     missing: async () => await redisMissing(),
     redis: true,
     setup: async () => ({ ...await guardServer({ store: redisStore({ connection: REDIS_URL, prefix: REDIS_PREFIX }) }), cleanup: deleteRedisKeys })
+  },
+  {
+    // The same store on the app's own client of ioredis 5 (the peer range takes 5 and 6), pipelining as the
+    // clients the store creates do: ioredis 6.0.0 spends more CPU decoding a reply (docs/benchmarks.md).
+    name: 'guard-redis-ioredis5',
+    label: 'session guard, Redis store, no local cache, ioredis 5 client',
+    missing: async () => await redisMissing(),
+    redis: true,
+    setup: async () => ({
+      ...await guardServer({
+        store: redisStore({
+          client: new Redis5(REDIS_URL, { enableAutoPipelining: true, maxRetriesPerRequest: 1, commandTimeout: 1000 }),
+          closeClient: true,
+          prefix: REDIS_PREFIX
+        })
+      }),
+      cleanup: deleteRedisKeys
+    })
   },
   {
     name: 'guard-postgres-cache',

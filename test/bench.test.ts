@@ -47,7 +47,7 @@ t.test('npm run bench -- --smoke: every variant has a row or a reason', async (t
     t.match(stdout, new RegExp(`\\| ${label.replace(/[()/.]/g, '\\$&')} +\\| +[\\d,]+ \\| +[\\d.]+ \\|`), label)
   }
   for (const label of [
-    'session guard, Redis store + local cache', 'session guard, Redis store, no local cache', '@fastify/session + connect-redis (node-redis)',
+    'session guard, Redis store + local cache', 'session guard, Redis store, no local cache', 'session guard, Redis store, no local cache, ioredis 5 client', '@fastify/session + connect-redis (node-redis)',
     'session guard, PostgreSQL store + local cache', 'session guard, PostgreSQL store, no local cache',
     'session guard, memory store, full device metadata'
   ]) {
