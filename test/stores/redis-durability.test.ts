@@ -57,6 +57,21 @@ t.test('the app\'s Cluster client is refused with durability, when the store ope
   await t.rejects(store.open({ now: () => EPOCH, onRemoved: () => {} }), /not available on a Cluster/)
 })
 
+redisTest(t, 'durability and ioredis\' autopipelining do not share a client: a WAIT would hold its whole batch', async (t) => {
+  const durability = { replicas: 1, timeoutMs: 20 }
+  const context = { now: () => EPOCH, onRemoved: () => {} }
+  const made = storeFor(t, { connection: REDIS_URL, durability })
+  await made.open(context)
+  t.equal((made.client as Redis).options.enableAutoPipelining, false, 'the client the store makes for durability sends each command as it comes')
+  const refused = /redisStore\.durability.*needs a client without enableAutoPipelining/
+  const pipelining = new Redis(REDIS_URL, { lazyConnect: true, enableAutoPipelining: true })
+  t.teardown(() => pipelining.disconnect())
+  await t.rejects(storeFor(t, { client: pipelining, durability }).open(context), refused, 'the app\'s client that pipelines')
+  const { hostname: host, port } = new URL(REDIS_URL)
+  const connection = { host, port: Number(port || 6379), enableAutoPipelining: true }
+  await t.rejects(storeFor(t, { connection, durability }).open(context), refused, 'connection options that ask for it')
+})
+
 redisTest(t, 'every write a failover must not lose fails closed when no replica acknowledges it', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))

@@ -56,6 +56,8 @@ export interface RedisClientOptions {
   path?: string | undefined | null
   name?: string | undefined
   sentinels?: Array<Partial<{ host: string, port: number }>> | undefined | null
+  /** ioredis' own pipelining, which `durability` cannot share a connection with. */
+  enableAutoPipelining?: boolean | undefined
 }
 
 /** One connection to one server: a standalone client, or a node of a Cluster. */

@@ -17,7 +17,7 @@ export const MAX_RECONNECT_DELAY_MS = 2000
 export function noop (): void {}
 
 /** Fail fast: a store that waits is worse than a 503 (the guard fails closed). */
-function failFast (commandTimeoutMs: number): RedisOptions {
+function failFast (commandTimeoutMs: number, pipelined: boolean): RedisOptions {
   return {
     commandTimeout: commandTimeoutMs,
     connectTimeout: commandTimeoutMs,
@@ -29,7 +29,8 @@ function failFast (commandTimeoutMs: number): RedisOptions {
     retryStrategy: (times) => Math.min(50 * times, MAX_RECONNECT_DELAY_MS),
     // The commands of one event-loop turn go in one write: under load Redis
     // reads many requests per system call instead of one (docs/benchmarks.md).
-    enableAutoPipelining: true
+    // Not with `durability`: see `RedisStore.open()`.
+    enableAutoPipelining: pipelined
   }
 }
 
@@ -100,7 +101,7 @@ export class Connection {
       target = client
     } else {
       this.#owned = true
-      const defaults = failFast(this.#timeoutMs)
+      const defaults = failFast(this.#timeoutMs, this.#options.durability === undefined)
       if (cluster !== undefined) {
         target = new Cluster(cluster.nodes, {
           enableOfflineQueue: false,

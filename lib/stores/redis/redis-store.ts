@@ -97,6 +97,11 @@ export class RedisStore implements SessionStore {
     if (this.#connection.client !== undefined) return
     const client = this.#connection.attach(COMMANDS, context.log)
     if (this.#durability !== undefined && client.isCluster) throw new InvalidOptionError('redisStore.durability', 'is not available on a Cluster (WAIT must reach the node that took the write)')
+    // ioredis sends one auto-pipelined batch at a time and answers its commands when the last one is answered:
+    // a WAIT in a batch would hold every read and write queued behind it for up to `durability.timeoutMs`.
+    if (this.#durability !== undefined && client.options.enableAutoPipelining === true) {
+      throw new InvalidOptionError('redisStore.durability', 'needs a client without enableAutoPipelining (a WAIT would hold every command of its batch)')
+    }
     this.#keys.useClientPrefix(client.options.keyPrefix)
     this.#cache?.listen(client)
     await this.#connection.ready()
