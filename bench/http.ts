@@ -1,4 +1,5 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
@@ -57,8 +58,10 @@ const pinning = flags.pin !== 'off' && process.platform === 'linux' && CPU_COUNT
 interface Sample {
   reqPerSec: number
   p99Ms: number
-  /** Cores' worth of CPU used by other processes during the measurement. */
+  /** Cores' worth of CPU used by other processes during the measurement, the host's steal included. */
   foreignCores: number
+  /** Of those, the cores the host gave to other guests while this machine's wanted them (`steal`). */
+  stealCores: number
   /** Cores' worth of CPU the server used: well under 1 means the load generator, not the server, set the pace. */
   serverCores: number
   /** The server's CPU time per answered request, in µs: what a request costs, whoever set the pace. */
@@ -73,6 +76,20 @@ function machineBusyMs (): number {
   let busy = 0
   for (const cpu of cpus()) busy += cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq
   return busy
+}
+
+/**
+ * Time the host ran other guests while this machine's cores had work
+ * (`steal` in /proc/stat, in ticks of 10 ms), in ms; 0 where there is no /proc/stat.
+ * `os.cpus()` leaves it out, yet on a shared virtual machine it slows the server as another process would.
+ */
+function stealMs (): number {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/) ?? []
+    return Number(fields[8] ?? 0) * 10
+  } catch {
+    return 0
+  }
 }
 
 function ownCpuMs (): number {
@@ -97,11 +114,11 @@ function hasTaskset (): boolean {
 async function waitForQuiet (maxMs: number): Promise<number> {
   const deadline = performance.now() + maxMs
   for (;;) {
-    const busy = machineBusyMs()
+    const busy = machineBusyMs() + stealMs()
     const own = ownCpuMs()
     const started = performance.now()
     await new Promise((resolve) => setTimeout(resolve, 1000))
-    const foreign = Math.max(0, machineBusyMs() - busy - (ownCpuMs() - own)) / (performance.now() - started)
+    const foreign = Math.max(0, machineBusyMs() + stealMs() - busy - (ownCpuMs() - own)) / (performance.now() - started)
     if (foreign <= flags.noise || performance.now() >= deadline) return foreign
   }
 }
@@ -261,6 +278,7 @@ async function measure (variant: Variant): Promise<Omit<Sample, 'repeats'>> {
     }
     const options = await loadOptions(target, flags.duration, rate)
     const busyBefore = machineBusyMs()
+    const stealBefore = stealMs()
     const ownBefore = ownCpuMs()
     const serverBefore = await server.cpuMs()
     const redisBefore = variant.redis === true ? await redisCpuMs() : NaN
@@ -269,11 +287,13 @@ async function measure (variant: Variant): Promise<Omit<Sample, 'repeats'>> {
     const redisUsed = variant.redis === true ? await redisCpuMs() - redisBefore : NaN
     const ownUsed = ownCpuMs() - ownBefore
     const busyUsed = machineBusyMs() - busyBefore
+    const stealUsed = stealMs() - stealBefore
     return {
       reqPerSec: run.responses / (run.elapsedMs / 1000),
       p99Ms: quantile(run.latenciesMs, 0.99),
       // redis-server is the variant's own, not another process's.
-      foreignCores: Math.max(0, busyUsed - serverUsed - ownUsed - (Number.isNaN(redisUsed) ? 0 : redisUsed)) / run.elapsedMs,
+      foreignCores: (Math.max(0, busyUsed - serverUsed - ownUsed - (Number.isNaN(redisUsed) ? 0 : redisUsed)) + stealUsed) / run.elapsedMs,
+      stealCores: stealUsed / run.elapsedMs,
       serverCores: serverUsed / run.elapsedMs,
       serverMicros: serverUsed * 1000 / run.responses,
       redisMicros: redisUsed * 1000 / run.responses
@@ -316,7 +336,7 @@ async function main (): Promise<void> {
         sample = await measure(variant)
       }
       samples.get(variant.name)?.push({ ...sample, repeats })
-      console.log(`  round ${round} ${variant.name.padEnd(18)} ${integer(sample.reqPerSec).padStart(7)} req/s  p99 ${fixed(sample.p99Ms, 2)} ms  server ${sample.serverCores.toFixed(2)} cores ${fixed(sample.serverMicros, 1)} µs/req${Number.isNaN(sample.redisMicros) ? '' : ` + Redis ${fixed(sample.redisMicros, 1)} µs/req`}  others ${sample.foreignCores.toFixed(2)} cores`)
+      console.log(`  round ${round} ${variant.name.padEnd(18)} ${integer(sample.reqPerSec).padStart(7)} req/s  p99 ${fixed(sample.p99Ms, 2)} ms  server ${sample.serverCores.toFixed(2)} cores ${fixed(sample.serverMicros, 1)} µs/req${Number.isNaN(sample.redisMicros) ? '' : ` + Redis ${fixed(sample.redisMicros, 1)} µs/req`}  others ${sample.foreignCores.toFixed(2)} cores (steal ${sample.stealCores.toFixed(2)})`)
     }
   }
 
@@ -483,7 +503,9 @@ function report (runnable: Variant[], samples: Map<string, Sample[]>, skipped: A
     ' load: that run is a count of requests (its warm-up\'s rate times the duration, one proof each) rather than a duration.',
     '',
     'Noise guard: during each measurement the runner reads the machine\'s busy CPU time (`os.cpus()`) and subtracts its own' +
-    ' (`process.cpuUsage()`) and the server\'s (asked over IPC); what is left was used by other processes. When that exceeds' +
+    ' (`process.cpuUsage()`) and the server\'s (asked over IPC); what is left was used by other processes. On Linux it adds the' +
+    ' time the host ran other guests while this machine\'s cores had work (`steal` in /proc/stat), which `os.cpus()` leaves out.' +
+    ' When that exceeds' +
     ` ${flags.noise} cores on average the measurement is repeated, up to ${flags.retries} times; "noisy" counts rounds still noisy` +
     ' after that, which are left out of the medians and ratios whenever a clean round exists.' +
     ` Before each measurement the runner also waits (up to ${flags.quiet} s) for one second in which other processes stay under that.`,
