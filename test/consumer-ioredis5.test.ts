@@ -1,7 +1,7 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { pack, ROOT, run, tempDir } from './package-helper.js'
+import { installed, pack, ROOT, run, tempDir } from './package-helper.js'
 import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './stores/redis-helper.js'
 
 /**
@@ -58,9 +58,7 @@ console.log(JSON.stringify({ ioredis: (storeRequire('ioredis/package.json') as {
 `
 
 redisTest(t, 'an app on ioredis 5 installs the package, compiles, and keeps its sessions in Redis', async (t) => {
-  const ioredis5 = (JSON.parse(await readFile(join(ROOT, 'node_modules', 'ioredis5', 'package.json'), 'utf8')) as { version: string }).version
-  const installed = async (name: string): Promise<string> =>
-    (JSON.parse(await readFile(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+  const ioredis5 = await installed('ioredis5')
   const tarball = await pack(t)
   const dir = await tempDir(t, 'sg-ioredis5')
   await writeFile(join(dir, 'package.json'), JSON.stringify({

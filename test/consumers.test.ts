@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { pack, ROOT, run, tempDir } from './package-helper.js'
+import { installed, pack, ROOT, run, tempDir } from './package-helper.js'
 
 /**
  * Apps as users write them, on the packed tarball: installed by npm in its
@@ -27,11 +27,6 @@ function readmeBlock (readme: string, heading: string): string {
   const block = section?.match(/^```ts\n([\s\S]*?)^```$/m)?.[1]
   if (block === undefined) throw new Error(`README.md has no ts block under "## ${heading}"`)
   return block
-}
-
-/** The version of a package this repository has installed, so the apps install what npm has cached. */
-async function installed (name: string): Promise<string> {
-  return (JSON.parse(await readFile(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
 }
 
 interface Consumer {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
@@ -50,4 +50,9 @@ export async function pack (t: Test): Promise<string> {
   const [tarball] = (await readdir(dir)).filter((file) => file.endsWith('.tgz'))
   if (tarball === undefined) throw new Error(`npm pack wrote no tarball: ${packed.stdout}`)
   return join(dir, tarball)
+}
+
+/** The version of a package this repository has installed, so an app made by a test installs what npm has cached. */
+export async function installed (name: string): Promise<string> {
+  return (JSON.parse(await readFile(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
 }
