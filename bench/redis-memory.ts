@@ -27,7 +27,7 @@ const PREFIX = 'sg:'
 
 /** The kinds of key the store writes (see lib/stores/redis/keys.ts), by the shape of the key. */
 const KINDS: ReadonlyArray<readonly [string, RegExp]> = [
-  ['session hashes', /^sg:\{u:.*\}:s:/],
+  ['sessions', /^sg:\{u:.*\}:[rs]:/],
   ['user indexes', /^sg:\{u:.*\}:i$/],
   ['index versions', /^sg:\{u:.*\}:v$/],
   ['login histories', /^sg:\{u:.*\}:h$/],
@@ -135,8 +135,8 @@ async function main (): Promise<void> {
     '(`history`, on by default, `false` turns it off), kept by its own retention rule rather than the sessions\'.',
     '',
     'Where it goes: each kind of key, its count, `MEMORY USAGE` (every element counted) per session and per key, and',
-    'how Redis encodes it (a hash is compact as a `listpack` while every value is at most `hash-max-listpack-value`,',
-    '64 bytes by default; one longer value makes the whole hash a `hashtable`).',
+    'how Redis encodes it (a session is one string, `raw` once longer than 44 bytes; a hash or a sorted set is',
+    'compact as a `listpack` while every value is at most 64 bytes, `hash-max-listpack-value`).',
     '',
     table(['scenario', 'sessions', 'keys of', 'keys', 'B/session', 'B/key', 'encoding'], breakdown),
     '',
@@ -146,7 +146,7 @@ async function main (): Promise<void> {
     `Sessions are created through \`reply.issueSession()\` (${SESSIONS_PER_USER} per user, claims \`{ role }\`, ${FILL_CONCURRENCY} logins at a time) into the Redis`,
     'store without its local cache, each size on an empty private redis-server (no persistence, default settings).',
     '`used_memory` is read once the plugin is ready and again once every session is in: the difference, per session,',
-    'counts everything the sessions left (their hashes, the indexes, the lookup keys, the stats bookkeeping, the',
+    'counts everything the sessions left (the sessions, the indexes, the lookup keys, the stats bookkeeping, the',
     'history, the counters) and Redis\'s own overhead for those keys. With device metadata, each login sends one',
     'of the fixture\'s user agents (`bench/fixtures/user-agents.json`, the most common most often).',
     '',

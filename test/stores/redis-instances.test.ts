@@ -47,7 +47,7 @@ redisTest(t, 'the local cache answers without Redis, for at most its TTL', async
   const alice = await a.login('alice')
   t.equal((await a.me(alice)).statusCode, 200, 'read once: now cached on A')
   // Removed behind the store's back: no invalidation is published.
-  t.equal(await admin.del(`${prefix}{u:alice}:s:${alice.sessionId}`), 1)
+  t.equal(await admin.del(`${prefix}{u:alice}:r:${alice.sessionId}`), 1)
   t.equal((await b.me(alice)).statusCode, 401, 'B asks Redis')
   t.equal((await a.me(alice)).statusCode, 200, 'A answers from its cache')
   a.clock.advance(CACHE_TTL_MS - 1)

@@ -13,8 +13,6 @@ import { deleteKeys, freePort, leftNoKeys, REDIS_URL, redisTest, statsKeys, stor
 const admin = testClient()
 t.teardown(() => admin.disconnect())
 const LIMIT = { max: 3, onLimit: 'evict-oldest' } as const
-/** A compact hash: a listpack, called a ziplist before Redis 7. */
-const COMPACT = /^(?:listpack|ziplist)$/
 
 function record (overrides: Partial<SessionRecord> = {}): SessionRecord {
   return {
@@ -122,7 +120,7 @@ redisTest(t, 'every key has a TTL: the time left until its session can no longer
     const allowed = expected + CLOCK_SKEW_ALLOWANCE_MS
     t.ok(actual <= allowed && actual > allowed - 5000, `${what}: ${actual} ms, expected about ${allowed}`)
   }
-  near(await ttl(`${prefix}{u:alice}:s:session-1`), 10 * MINUTE, 'session: until the idle deadline')
+  near(await ttl(`${prefix}{u:alice}:r:session-1`), 10 * MINUTE, 'session: until the idle deadline')
   near(await ttl(`${prefix}{u:alice}:i`), 10 * MINUTE, 'index: until its latest session ends')
   near(await ttl(`${prefix}id:{session-1}`), 60 * MINUTE, 'lookup: until the absolute deadline')
   const stats = statsKeys(prefix, 'alice')
@@ -131,15 +129,15 @@ redisTest(t, 'every key has a TTL: the time left until its session can no longer
 
   clock.advance(5 * MINUTE)
   await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE }, clock.now)
-  near(await ttl(`${prefix}{u:alice}:s:session-1`), 30 * MINUTE, 'a touch extends the session')
+  near(await ttl(`${prefix}{u:alice}:r:session-1`), 30 * MINUTE, 'a touch extends the session')
   near(await ttl(`${prefix}{u:alice}:i`), 30 * MINUTE, 'and its index')
   clock.advance(25 * MINUTE)
   await store.touch(session.id, { lastSeenAt: clock.now, idleExpiresAt: clock.now + 60 * MINUTE }, clock.now)
-  near(await ttl(`${prefix}{u:alice}:s:session-1`), 30 * MINUTE, 'never past the absolute deadline')
+  near(await ttl(`${prefix}{u:alice}:r:session-1`), 30 * MINUTE, 'never past the absolute deadline')
 
   const keys = await admin.keys(`${prefix}*`)
   t.strictSame(keys.sort(), [
-    ...['id:{session-1}', '{u:alice}:i', '{u:alice}:s:session-1', '{u:alice}:v'].map((key) => prefix + key),
+    ...['id:{session-1}', '{u:alice}:i', '{u:alice}:r:session-1', '{u:alice}:v'].map((key) => prefix + key),
     stats.hist, stats.sessions, stats.sized, stats.sizes, stats.users
   ].sort())
   for (const key of keys) t.ok(await ttl(key) > 0, `${key} expires`)
@@ -158,82 +156,99 @@ redisTest(t, 'every key has a TTL: the time left until its session can no longer
   near(await ttl(`${prefix}c:attempts`), 5 * MINUTE, 'from its last event')
 })
 
-redisTest(t, 'a session hash stays a listpack: a text over 64 bytes is kept in pieces, and read back whole', async (t) => {
+redisTest(t, 'a session is one string, read back whole; one an earlier version kept as a hash, long texts in pieces, reads the same until a write moves it', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))
   const store = storeFor(t, { connection: REDIS_URL, prefix })
   await store.open({ now: () => EPOCH, onRemoved: () => {} })
-  // Multi-byte characters around every 64-byte cut: a piece never splits one.
   const userAgent = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 é€😀 (KHTML, like Gecko) Version/17.4 Safari/605.1.15 '.repeat(2)
   const device = {
     type: 'desktop',
-    name: 'Safari on macOS — a name long enough to need a piece of its own',
+    name: 'Safari on macOS — a name long enough to have needed a piece of its own',
     browser: { name: 'Safari', version: '17.4.1' },
     os: { name: 'macOS', version: '10.15.7' },
     model: 'Macintosh'
   } as const
+  const location = { country: 'FR', city: 'Saint-Rémy-de-Provence, Bouches-du-Rhône, Provence-Alpes-Côte d’Azur', latitude: 43.79, longitude: 4.83 }
   const session = record({
     userId: 'ü'.repeat(20),
-    claims: { role: 'member', team: 'équipe-1' },
+    claims: { role: 'member', team: 'équipe-1', path: 'a/b\\c"d' },
     device,
     userAgent,
     ip: '2001:db8:1234:5678:9abc:def0:1234:5678',
-    location: { country: 'FR', city: 'Saint-Rémy-de-Provence, Bouches-du-Rhône, Provence-Alpes-Côte d’Azur', latitude: 43.79, longitude: 4.83 }
+    location
   })
-  const key = `${prefix}{u:${session.userId}}:s:${session.id}`
-  const fields = async (): Promise<Map<string, Buffer>> => {
-    const flat = await admin.hgetallBuffer(key)
-    return new Map(Object.entries(flat))
-  }
+  const key = `${prefix}{u:${session.userId}}:r:${session.id}`
   t.equal((await store.create(session, LIMIT, EPOCH)).created, true)
-  t.match(await admin.object('ENCODING', key), COMPACT)
-  const written = await fields()
-  t.ok([...written.values()].every((value) => value.length <= 64), 'no value over 64 bytes')
-  t.ok(['g', 'v', 'o'].every((field) => !written.has(field) && written.has(`${field}1`) && written.has(`${field}2`)), 'the long client texts are in pieces')
-  t.equal(written.has('g4') && !written.has('g5'), true, 'the agent\'s 256 bytes in four')
-  t.ok(['u', 'm', 'p'].every((field) => written.has(field)), 'the user id, claims and IP whole: an earlier version must see them')
+  t.equal(await admin.type(key), 'string')
+  t.equal(await admin.exists(`${prefix}{u:${session.userId}}:s:${session.id}`), 0, 'no hash')
   t.strictSame(await store.get(session.id, EPOCH), session, 'read back whole')
   t.strictSame(await store.listUser(session.userId, EPOCH), [session], 'by the listing too')
 
-  // The device type is read from its pieces where the limit is decided (in the script).
+  // The device type is read from the record where the limit is decided (in the script).
   const typed = { max: 5, onLimit: 'reject', deviceType: { type: 'desktop', max: 1, onLimit: 'reject' } } as const
   const refused = await store.create(record({ id: 'session-2', userId: session.userId, device }), typed, EPOCH)
-  t.match(refused, { created: false, deviceType: 'desktop' }, 'the pieced device counts as a desktop')
+  t.match(refused, { created: false, deviceType: 'desktop' }, 'the session counts as a desktop')
 
-  // A change to a shorter text leaves none of the longer one's pieces; one to a longer text writes them all.
+  // A change rewrites the record: a field changed to undefined is gone, the others stay as they were, byte for byte.
   const short = { type: 'bot', name: 'curl', browser: { name: 'curl', version: '8' }, os: { name: undefined, version: undefined }, model: undefined } as const
   const touched = await store.touch(session.id, { lastSeenAt: EPOCH + 1, idleExpiresAt: EPOCH + MINUTE, changes: { userAgent: 'curl/8', device: short, location: undefined } }, EPOCH + 1)
   t.match(touched, { userAgent: 'curl/8', device: { name: 'curl' } })
-  t.strictSame([...(await fields()).keys()].filter((name) => /^[gvo]/.test(name)).sort(), ['g', 'v1', 'v2'],
-    'the new agent whole, the short device\'s 76 bytes in two pieces: the older pieces are gone, the location\'s too')
   const { location: _, ...rest } = session
   t.strictSame(await store.get(session.id, EPOCH + 1), { ...rest, lastSeenAt: EPOCH + 1, idleExpiresAt: EPOCH + MINUTE, userAgent: 'curl/8', device: short })
-  await store.touch(session.id, { lastSeenAt: EPOCH + 2, idleExpiresAt: EPOCH + MINUTE, changes: { userAgent, device } }, EPOCH + 2)
-  t.match(await store.get(session.id, EPOCH + 2), { userAgent, device })
-  t.match(await admin.object('ENCODING', key), COMPACT)
+  const stored = JSON.parse(await admin.get(key) as string) as Record<string, string>
+  t.notOk('o' in stored, 'no location field left')
+  t.equal(stored.m, JSON.stringify(session.claims), 'the claims as the store wrote them')
 
-  // A character that would straddle a cut goes whole into the next piece.
-  for (const wide of ['€', '😀']) {
-    const agent = `${'a'.repeat(63)}${wide}${'b'.repeat(70)}`
-    await store.touch(session.id, { lastSeenAt: EPOCH + 3, idleExpiresAt: EPOCH + MINUTE, changes: { userAgent: agent } }, EPOCH + 3)
-    const [first, second] = await admin.hmgetBuffer(key, 'g1', 'g2')
-    t.strictSame([first?.length, second?.toString().startsWith(wide)], [63, true], `${wide} after 63 bytes starts the second piece`)
-    t.equal((await store.get(session.id, EPOCH + 3))?.userAgent, agent)
+  // A session an earlier version wrote: a hash at ':s:', a text over 64 bytes in pieces of at most 64 bytes.
+  const old = record({ id: 'session-3', userId: 'bob', claims: { role: 'member' }, userAgent, device, location, ip: '192.0.2.1' })
+  const legacy = `${prefix}{u:bob}:s:session-3`
+  const pieces = (field: string, text: string): string[] => {
+    const bytes = Buffer.from(text)
+    const out: string[] = []
+    for (let at = 0, n = 1; at < bytes.length; n++) {
+      let end = Math.min(at + 64, bytes.length)
+      // A piece ends between two characters.
+      while (end < bytes.length && ((bytes[end] as number) & 0xc0) === 0x80) end--
+      out.push(`${field}${n}`, bytes.subarray(at, end).toString())
+      at = end
+    }
+    return out
   }
+  await admin.hset(legacy,
+    'd', old.id, 'u', old.userId, 'f', old.fingerprintHash, 'c', String(old.createdAt), 'l', String(old.lastSeenAt),
+    'i', String(old.idleExpiresAt), 'a', String(old.absoluteExpiresAt), 'r', '0', 'm', JSON.stringify(old.claims), 'p', '192.0.2.1',
+    ...pieces('g', userAgent), ...pieces('v', JSON.stringify(device)), ...pieces('o', JSON.stringify(location)))
+  await admin.pexpire(legacy, 30 * MINUTE)
+  await admin.zadd(`${prefix}{u:bob}:i`, String(EPOCH + 30 * MINUTE), 'session-3')
+  await admin.set(`${prefix}id:{session-3}`, 'bob', 'PX', 120 * MINUTE)
+  t.strictSame(await store.get('session-3', EPOCH), old, 'read whole, its pieces joined')
+  t.strictSame(await store.listUser('bob', EPOCH), [old], 'by the listing too')
+  t.match(await store.create(record({ id: 'session-4', userId: 'bob', device }), typed, EPOCH), { created: false, deviceType: 'desktop' },
+    'its pieced device counts as a desktop')
+  const scanned = []
+  for await (const batch of store.scan(10, EPOCH)) scanned.push(...batch)
+  t.strictSame(scanned.filter((s) => s.userId === 'bob'), [old], 'and by a scan')
 
-  // Past 16 pieces, the last holds the rest: read back the same, the hash no longer compact.
-  const huge = record({ id: 'session-3', userId: 'bob', userAgent: 'u'.repeat(2000) })
-  await store.create(huge, LIMIT, EPOCH)
-  t.strictSame(await store.get('session-3', EPOCH), huge)
-  t.strictSame(await admin.hmget(`${prefix}{u:bob}:s:session-3`, 'g16', 'g17').then((pieces) => pieces.map((piece) => piece?.length)), [2000 - 15 * 64, undefined],
-    'the 16th piece holds the rest')
+  // Its first write moves it: a string at ':r:' with its TTL, the hash gone.
+  t.match(await store.touch('session-3', { lastSeenAt: EPOCH + 2, idleExpiresAt: EPOCH + 40 * MINUTE }, EPOCH + 2), { userAgent, device, location })
+  t.equal(await admin.exists(legacy), 0, 'the hash is gone')
+  t.equal(await admin.type(`${prefix}{u:bob}:r:session-3`), 'string')
+  t.ok(await admin.pttl(`${prefix}{u:bob}:r:session-3`) > 40 * MINUTE - 5000, 'with its TTL')
+  t.strictSame(await store.get('session-3', EPOCH + 2), { ...old, lastSeenAt: EPOCH + 2, idleExpiresAt: EPOCH + 40 * MINUTE })
 
-  // A session an earlier version wrote (every text whole) reads as before; a change writes the new layout.
-  await admin.hset(`${prefix}{u:bob}:s:session-3`, 'g', userAgent)
-  t.equal((await store.get('session-3', EPOCH))?.userAgent, userAgent, 'a whole value is read before any piece')
+  // A whole value comes before any piece; a revoke deletes the hash.
+  await admin.hset(`${prefix}{u:bob}:s:session-5`,
+    'd', 'session-5', 'u', 'bob', 'f', 'fp', 'c', String(EPOCH), 'l', String(EPOCH), 'i', String(EPOCH + 30 * MINUTE), 'a', String(EPOCH + 120 * MINUTE), 'r', '0',
+    'g', 'whole', 'g1', 'piece')
+  await admin.zadd(`${prefix}{u:bob}:i`, String(EPOCH + 30 * MINUTE), 'session-5')
+  await admin.set(`${prefix}id:{session-5}`, 'bob')
+  t.equal((await store.get('session-5', EPOCH))?.userAgent, 'whole')
+  t.match(await store.revoke('session-5', EPOCH), { id: 'session-5', userAgent: 'whole' })
+  t.equal(await admin.exists(`${prefix}{u:bob}:s:session-5`), 0, 'revoked: the hash is gone')
 })
 
-redisTest(t, 'an import over a copy past its deadline (still held, within the clock-skew allowance) leaves nothing of it, no piece above all', async (t) => {
+redisTest(t, 'an import over a copy past its deadline (still held, within the clock-skew allowance) leaves nothing of it', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))
   const store = storeFor(t, { connection: REDIS_URL, prefix })
@@ -244,13 +259,13 @@ redisTest(t, 'an import over a copy past its deadline (still held, within the cl
   const incoming = record({ idleExpiresAt: now + 30 * MINUTE, userAgent: 'short', refresh: { hash: 'r'.repeat(43), rotatedAt: now, rotations: 3 } })
   t.match(await store.importSessions([incoming], now), { imported: 1 })
   t.strictSame(await store.get('session-1', now), incoming, 'the copy as imported: no claims, no long agent of the one it replaced')
-  t.strictSame(Object.keys(await admin.hgetall(`${prefix}{u:alice}:s:session-1`)).filter((field) => /^[gm]/.test(field)), ['g'])
+  t.notOk('m' in (JSON.parse(await admin.get(`${prefix}{u:alice}:r:session-1`) as string) as object), 'no claims field left')
 })
 
 t.test('with a Cluster client that may answer reads from replicas, a session is read only through the script, on the master', async (t) => {
   let reads = 0
   const attached = (isCluster: boolean, scaleReads: unknown): Connection => {
-    const client = { isCluster, options: { scaleReads }, defineCommand () {}, on () {}, off () {}, hgetall: async () => { reads++; return {} } }
+    const client = { isCluster, options: { scaleReads }, defineCommand () {}, on () {}, off () {}, get: async () => { reads++; return null } }
     const connection = new Connection({ client: client as never }, 1000)
     connection.attach({}, undefined)
     return connection
@@ -285,21 +300,42 @@ redisTest(t, 'through a client that may read from replicas, a live session is st
   t.equal(await store.get('session-1', EPOCH + 31 * MINUTE), undefined, 'and refused past its deadline')
 })
 
-redisTest(t, 'a session is read from its own fields only: a polluted Object.prototype does not bring a revoked session back', async (t) => {
+redisTest(t, 'a session is read from its own fields only: a polluted Object.prototype neither brings a revoked session back nor adds to a live one', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))
   const store = storeFor(t, { connection: REDIS_URL, prefix })
   await store.open({ now: () => EPOCH, onRemoved: () => {} })
   await store.create(record(), LIMIT, EPOCH)
   await store.revoke('session-1', EPOCH)
-  // What prototype pollution elsewhere in an app could plant: every field a live session needs.
+  const live = record({ id: 'session-2' })
+  await store.create(live, LIMIT, EPOCH)
+  // A session of the layout before, a hash (see the test above), read through scan().
+  await admin.hset(`${prefix}{u:bob}:s:session-3`, 'd', 'session-3', 'u', 'bob', 'f', 'fp', 'c', String(EPOCH), 'l', String(EPOCH),
+    'i', String(EPOCH + 30 * MINUTE), 'a', String(EPOCH + 120 * MINUTE), 'r', '0')
+  // What prototype pollution elsewhere in an app could plant: every field a live session needs, and claims, a refresh state and a user agent.
   const planted = Object.entries({
-    d: 'session-1', u: 'alice', f: 'fp', c: String(EPOCH), l: String(EPOCH), i: String(EPOCH + 30 * MINUTE), a: String(EPOCH + 120 * MINUTE), r: '0'
+    d: 'session-1',
+    u: 'alice',
+    f: 'fp',
+    c: String(EPOCH),
+    l: String(EPOCH),
+    i: String(EPOCH + 30 * MINUTE),
+    a: String(EPOCH + 120 * MINUTE),
+    r: '0',
+    m: '{"role":"admin"}',
+    h: 'planted',
+    t: String(EPOCH),
+    k: '0',
+    g: 'planted'
   })
   const prototype = Object.prototype as unknown as Record<string, string>
   for (const [name, value] of planted) prototype[name] = value
   try {
     t.equal(await store.get('session-1', EPOCH), undefined, 'still revoked')
+    t.strictSame(await store.get('session-2', EPOCH), live, 'no planted claims, refresh state or user agent')
+    const scanned = []
+    for await (const batch of store.scan(10, EPOCH)) scanned.push(...batch)
+    t.strictSame(scanned.find((s) => s.id === 'session-3'), record({ id: 'session-3', userId: 'bob' }), 'nor on a hash of the layout before')
   } finally {
     for (const [name] of planted) Reflect.deleteProperty(prototype, name)
   }
@@ -344,7 +380,7 @@ redisTest(t, 'the login history is a list, a few hundred bytes a user; one an ea
   t.strictSame(await store.history('dave', { limit: 10 }, retention, EPOCH), [], 'an empty stream reads as no history')
 })
 
-redisTest(t, 'reading a live session is one HGETALL, no script; a session gone or past a deadline goes through the script that cleans up', async (t) => {
+redisTest(t, 'reading a live session is one GET, no script; a session gone or past a deadline goes through the script that cleans up', async (t) => {
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))
   const store = storeFor(t, { connection: REDIS_URL, prefix })
@@ -365,12 +401,12 @@ redisTest(t, 'reading a live session is one HGETALL, no script; a session gone o
     await new Promise((resolve) => setTimeout(resolve, 50))
     return [session === undefined ? 'none' : 'live', ...seen]
   }
-  t.strictSame(await read(EPOCH + MINUTE), ['live', 'hgetall'], 'live: one HGETALL')
+  t.strictSame(await read(EPOCH + MINUTE), ['live', 'get'], 'live: one GET')
   // MONITOR shows a script (EVAL the first time, EVALSHA after) and then the commands it runs.
   const script = (commands: string[]): string => commands.slice(0, 3).join().replace('evalsha', 'eval')
-  t.equal(script(await read(EPOCH + 30 * MINUTE)), 'none,hgetall,eval', 'past its idle deadline: the script decides')
+  t.equal(script(await read(EPOCH + 30 * MINUTE)), 'none,get,eval', 'past its idle deadline: the script decides')
   t.strictSame(removed, [], 'refused, not removed: another instance\'s clock may still call it live')
-  t.equal(script(await read(EPOCH + 30 * MINUTE + CLOCK_SKEW_ALLOWANCE_MS)), 'none,hgetall,eval', 'past the allowance too')
+  t.equal(script(await read(EPOCH + 30 * MINUTE + CLOCK_SKEW_ALLOWANCE_MS)), 'none,get,eval', 'past the allowance too')
   t.strictSame(removed, ['session-1'], 'and the script removed it, once')
 })
 
@@ -383,7 +419,7 @@ redisTest(t, 'a message the store cannot read on its channel drops the whole cac
   for (const message of ['not json', '{"id":"session-1"}']) {
     await store.create(record(), LIMIT, EPOCH)
     t.ok(await store.get('session-1', EPOCH), 'cached')
-    await admin.del(`${prefix}{u:alice}:s:session-1`)
+    await admin.del(`${prefix}{u:alice}:r:session-1`)
     t.ok(await store.get('session-1', EPOCH), 'served from the cache')
     await admin.publish(`${prefix}invalidate`, message)
     await waitFor(async () => await store.get('session-1', EPOCH) === undefined, 1000, `the cache to drop on ${message}`)
@@ -455,12 +491,17 @@ redisTest(t, 'scan skips keys that look like sessions but are not', async (t) =>
   await store.open({ now: () => EPOCH, onRemoved: () => {} })
   const session = record({ id: 'real' })
   await store.create(session, LIMIT, EPOCH)
-  // A user id holding ':s:' makes an index key the pattern matches: a sorted set, filtered by type.
-  await store.create(record({ id: 'odd', userId: 'x}:s:y' }), LIMIT, EPOCH)
+  // A user id holding ':r:' or ':s:' makes keys the patterns match: its index (a sorted set, filtered by type) and
+  // its size version (a string holding a number).
+  await store.create(record({ id: 'odd', userId: 'x}:r:y' }), LIMIT, EPOCH)
+  await store.create(record({ id: 'odder', userId: 'x}:s:y' }), LIMIT, EPOCH)
   await admin.hset(`${prefix}{u:z}:s:stray`, 'other', 'field')
+  for (const [name, value] of [['text', 'not json'], ['null', 'null'], ['number', '1'], ['elsewhere', JSON.stringify({ d: 'real', u: 'alice' })]]) {
+    await admin.set(`${prefix}{u:z}:r:${name as string}`, value as string)
+  }
   const scanned = []
   for await (const batch of store.scan(1, EPOCH)) scanned.push(...batch)
-  t.strictSame(scanned.map((s) => s.id).sort(), ['odd', 'real'])
+  t.strictSame(scanned.map((s) => s.id).sort(), ['odd', 'odder', 'real'], 'each once: a record at a key that is not its own is not a session')
 })
 
 redisTest(t, 'an instance 31 minutes ahead that reads a session does not end it for an instance on time', async (t) => {
@@ -478,7 +519,7 @@ redisTest(t, 'an instance 31 minutes ahead that reads a session does not end it 
   t.strictSame(removedAhead, [], 'which removed nothing')
   t.strictSame(await onTime.get(session.id, EPOCH), session, 'still live for the instance on time')
   t.equal((await onTime.stats(EPOCH)).sessions, 1, 'and still counted')
-  t.ok(await admin.pttl(`${prefix}{u:alice}:s:${session.id}`) > 30 * MINUTE, 'its key outlives the deadline by the allowance')
+  t.ok(await admin.pttl(`${prefix}{u:alice}:r:${session.id}`) > 30 * MINUTE, 'its key outlives the deadline by the allowance')
 })
 
 redisTest(t, 'a later now never shortens a TTL: the index outlives its members whatever clock touched it last', async (t) => {
@@ -492,7 +533,7 @@ redisTest(t, 'a later now never shortens a TTL: the index outlives its members w
   const ahead = EPOCH + 10 * MINUTE - 1
   t.ok(await store.get(session.id, ahead))
   t.same((await store.listUser('alice', ahead)).map((s) => s.id), [session.id])
-  for (const key of [`${prefix}{u:alice}:i`, `${prefix}{u:alice}:s:session-1`, statsKeys(prefix, 'alice').sessions]) {
+  for (const key of [`${prefix}{u:alice}:i`, `${prefix}{u:alice}:r:session-1`, statsKeys(prefix, 'alice').sessions]) {
     t.ok(await admin.pttl(key) > 9 * MINUTE, `${key} kept its TTL`)
   }
   await new Promise((resolve) => setTimeout(resolve, 20))

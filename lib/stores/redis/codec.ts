@@ -3,80 +3,38 @@ import { deviceReader, type DeviceReader } from '../device-json.js'
 import type { Activity, SessionChanges } from '../store.js'
 import type { Arg } from './connection.js'
 
-/** A session hash's fields by name, as ioredis's `hgetall` gives them (a plain object). */
+/**
+ * A session hash's fields by name, as ioredis's `hgetall` gives them (a plain
+ * object): the layout of an earlier version (see `scripts.ts`), still read.
+ */
 export type SessionFields = Readonly<Partial<Record<string, string>>>
 
 /**
- * A field of the hash, read from the object's own properties only: a property
- * planted on `Object.prototype` (prototype pollution elsewhere in the app) must
- * not make a deleted session's empty reply read as a live session.
+ * A field of the record, read from the object's own properties only: a
+ * property planted on `Object.prototype` (prototype pollution elsewhere in the
+ * app) must not make an empty reply read as a live session.
  */
 export function fieldOf (fields: SessionFields, name: string): string | undefined {
   return Object.hasOwn(fields, name) ? fields[name] : undefined
 }
 
 /**
- * A session hash read back as a record: a flat field/value list, as the
- * scripts give it, or the fields by name, as `hgetall` does.
+ * A stored session read back as a record: its JSON, as the store writes it
+ * and the scripts reply, or the fields of a hash an earlier version wrote.
  */
-export type Decode = (hash: string[] | SessionFields) => SessionRecord
+export type Decode = (stored: string | SessionFields) => SessionRecord
 
-/**
- * The client fields of a record: its hash field, and whether a long value of
- * it goes in pieces (see `pushText`).
- */
+/** The client fields of a record, and their short names. */
 const CLIENT_FIELDS = [
-  ['device', 'v', true], ['ip', 'p', false], ['userAgent', 'g', true], ['location', 'o', true], ['flags', 'x', false], ['travelAnchor', 'y', true]
+  ['device', 'v'], ['ip', 'p'], ['userAgent', 'g'], ['location', 'o'], ['flags', 'x'], ['travelAnchor', 'y']
 ] as const
 
 /**
- * Longest value Redis keeps a hash compact with (`hash-max-listpack-value`, 64
- * bytes by default): one longer value makes the whole hash a hashtable, about
- * twice its size. The device, user agent, location and travel anchor, often
- * longer, go in pieces of at most this many bytes.
+ * A text field of an earlier version's hash: whole, or its pieces joined
+ * (a device, user agent, location or travel anchor over 64 bytes was kept in
+ * pieces `v1`, `v2` … instead of `v`, so that the hash stayed a listpack);
+ * `undefined` when absent.
  */
-const PIECE_BYTES = 64
-/** Most pieces of one value; the last holds the rest (read back the same, only less compact). */
-const MAX_PIECES = 16
-
-/**
- * Appends `field`, `value` to `fields`: whole under `field` when it fits in
- * `PIECE_BYTES` bytes, or else in pieces under `field1`, `field2` … with no
- * `field` (`joined` reads either; so does the scripts' `joined`). Each piece
- * ends between two characters, so each is UTF-8 of its own. A reader of an
- * earlier version, which knows only `field`, finds a pieced value absent
- * rather than cut: during a rolling upgrade it sees no device, user agent,
- * location or travel anchor on such a session, and fails on nothing. The
- * claims, user id, IP and flags are never pieced: every reader must see them.
- */
-function pushText (fields: string[], field: string, value: string): void {
-  // At most 3 UTF-8 bytes per UTF-16 unit: a value this short fits whatever it holds.
-  if (value.length <= PIECE_BYTES / 3 || Buffer.byteLength(value) <= PIECE_BYTES) {
-    fields.push(field, value)
-    return
-  }
-  let piece = ''
-  let bytes = 0
-  let n = 1
-  for (const character of value) {
-    const size = Buffer.byteLength(character)
-    if (bytes + size > PIECE_BYTES && n < MAX_PIECES) {
-      fields.push(`${field}${n++}`, piece)
-      piece = ''
-      bytes = 0
-    }
-    piece += character
-    bytes += size
-  }
-  fields.push(`${field}${n}`, piece)
-}
-
-/** `field` and every piece it could have: a changed value deletes them all before it is written. */
-function allOf (field: string): string[] {
-  return [field, ...Array.from({ length: MAX_PIECES }, (_, i) => `${field}${i + 1}`)]
-}
-
-/** A text field written by `pushText`: whole, or its pieces joined; `undefined` when absent. */
 function joined (fields: SessionFields, field: string): string | undefined {
   const whole = fieldOf(fields, field)
   if (whole !== undefined) return whole
@@ -85,38 +43,44 @@ function joined (fields: SessionFields, field: string): string | undefined {
   return value
 }
 
-/** A record as hash fields (see `scripts.ts`); the id comes first, as the scripts expect. */
-export function encode (session: SessionRecord): string[] {
-  const fields = [
-    'd', session.id,
-    'u', session.userId,
-    'f', session.fingerprintHash,
-    'c', String(session.createdAt),
-    'l', String(session.lastSeenAt),
-    'i', String(session.idleExpiresAt),
-    'a', String(session.absoluteExpiresAt),
-    'r', session.remembered ? '1' : '0'
-  ]
-  if (session.claims !== undefined) fields.push('m', JSON.stringify(session.claims))
+/**
+ * A record as the store keeps it: one JSON object, short field names, every
+ * value a string (see `scripts.ts`). The scripts decode it with `cjson` and
+ * never re-encode the JSON values inside it (claims, device, location …).
+ */
+export function encode (session: SessionRecord): string {
+  const fields: Record<string, string> = {
+    d: session.id,
+    u: session.userId,
+    f: session.fingerprintHash,
+    c: String(session.createdAt),
+    l: String(session.lastSeenAt),
+    i: String(session.idleExpiresAt),
+    a: String(session.absoluteExpiresAt),
+    r: session.remembered ? '1' : '0'
+  }
+  if (session.claims !== undefined) fields.m = JSON.stringify(session.claims)
   const { refresh } = session
   if (refresh !== undefined) {
-    fields.push('h', refresh.hash, 't', String(refresh.rotatedAt), 'k', String(refresh.rotations))
-    if (refresh.nextHash !== undefined) fields.push('n', refresh.nextHash)
+    fields.h = refresh.hash
+    fields.t = String(refresh.rotatedAt)
+    fields.k = String(refresh.rotations)
+    if (refresh.nextHash !== undefined) fields.n = refresh.nextHash
   }
-  for (const [name, field, pieced] of CLIENT_FIELDS) {
+  for (const [name, field] of CLIENT_FIELDS) {
     const value = session[name]
-    if (value !== undefined) pushClient(fields, field, pieced, encodeClient(name, value))
+    if (value !== undefined) fields[field] = encodeClient(name, value)
   }
-  return fields
+  return JSON.stringify(fields)
 }
 
-function pushClient (fields: string[], field: string, pieced: boolean, value: string): void {
-  if (pieced) pushText(fields, field, value)
-  else fields.push(field, value)
-}
-
+/**
+ * A client field's value as stored: JSON, or the text itself for the IP and
+ * the user agent, made well-formed (a surrogate without its pair, which no
+ * header holds, would make the record JSON that Lua's `cjson` refuses).
+ */
 function encodeClient (name: keyof SessionChanges, value: NonNullable<SessionChanges[keyof SessionChanges]>): string {
-  return name === 'ip' || name === 'userAgent' ? value as string : JSON.stringify(value)
+  return name === 'ip' || name === 'userAgent' ? (value as string).toWellFormed() : JSON.stringify(value)
 }
 
 /**
@@ -129,13 +93,11 @@ export function encodeActivity (activity: Activity): Arg[] {
   const set: string[] = ['l', String(activity.lastSeenAt), 'i', String(activity.idleExpiresAt)]
   const { changes } = activity
   if (changes !== undefined) {
-    for (const [name, field, pieced] of CLIENT_FIELDS) {
+    for (const [name, field] of CLIENT_FIELDS) {
       if (!(name in changes)) continue
       const value = changes[name]
-      // The value it replaces goes first, whole or in pieces (the scripts delete, then set).
-      if (pieced) removed.push(...allOf(field))
-      else if (value === undefined) removed.push(field)
-      if (value !== undefined) pushClient(set, field, pieced, encodeClient(name, value))
+      if (value === undefined) removed.push(field)
+      else set.push(field, encodeClient(name, value))
     }
   }
   return [removed.length, ...removed, ...set]
@@ -144,14 +106,7 @@ export function encodeActivity (activity: Activity): Arg[] {
 /** A decoder with its own bounded table of devices, so the records it returns share one object per device. */
 export function sessionDecoder (): Decode {
   const readDevice = deviceReader()
-  return (hash) => decode(Array.isArray(hash) ? byName(hash) : hash, readDevice)
-}
-
-/** A flat field/value list as fields by name, with no prototype: a field is only what the list holds. */
-function byName (flat: string[]): SessionFields {
-  const fields: Record<string, string> = Object.create(null)
-  for (let j = 0; j < flat.length; j += 2) fields[flat[j] as string] = flat[j + 1] as string
-  return fields
+  return (stored) => decode(typeof stored === 'string' ? JSON.parse(stored) as SessionFields : stored, readDevice)
 }
 
 function decode (fields: SessionFields, readDevice: DeviceReader): SessionRecord {

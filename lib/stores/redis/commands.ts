@@ -1,6 +1,6 @@
 import { isLive, type SessionRecord } from '../../session.js'
 import type { Activity, Rotation, SessionLimit } from '../store.js'
-import { encode, encodeActivity, fieldOf, type Decode } from './codec.js'
+import { encode, encodeActivity, type Decode } from './codec.js'
 import type { Commands, Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
 import {
@@ -56,24 +56,24 @@ export class SessionCommands {
     return createReply(await this.#run('sessionGuardCreate', [this.#keys.index(userId), this.#keys.session(userId, session.id)], [
       now, limit.max, limit.onLimit, this.#keys.scriptBase(userId), this.#keys.channel,
       limit.deviceType?.type ?? '', limit.deviceType?.max ?? 0, limit.deviceType?.onLimit ?? '',
-      session.id, ...encode(session)
+      session.id, encode(session)
     ]), this.#decode)
   }
 
   /**
-   * A plain read: the session's hash in one command, without a script, when
-   * it is live at `now`. Anything else is `undefined`, and the caller runs
-   * `get`, whose script removes what must go and reports it. A live session
-   * is all most requests read, and a script costs Redis several times an
-   * `HGETALL` (`npm run bench`, "Redis µs/req"). Never from a replica: one
-   * that lags behind a revocation would answer with the revoked session.
+   * A plain read: the session in one `GET`, without a script, when it is
+   * live at `now`. Anything else is `undefined`, and the caller runs `get`,
+   * whose script removes what must go and reports it (and reads a session an
+   * earlier version kept as a hash). A live session is all most requests
+   * read, and a script costs Redis several times a `GET` (`npm run bench`,
+   * "Redis µs/req"). Never from a replica: one that lags behind a revocation
+   * would answer with the revoked session.
    */
   async readLive (userId: string, id: string, now: number): Promise<SessionRecord | undefined> {
     if (this.#connection.readsMayReachReplicas) return undefined
-    const fields = await this.#connection.run(this.#connection.redis.hgetall(this.#keys.session(userId, id)))
-    // No such key: HGETALL answers no fields.
-    if (fieldOf(fields, 'd') === undefined) return undefined
-    const session = this.#decode(fields)
+    const stored = await this.#connection.run(this.#connection.redis.get(this.#keys.session(userId, id)))
+    if (stored === null) return undefined
+    const session = this.#decode(stored)
     return isLive(session, now) ? session : undefined
   }
 
@@ -99,7 +99,7 @@ export class SessionCommands {
     const { userId } = session
     return replaceReply(await this.#run('sessionGuardReplace', [
       this.#keys.index(userId), this.#keys.session(userId, oldId), this.#keys.session(userId, session.id)
-    ], [now, oldId, this.#keys.channel, session.id, ...encode(session)]), this.#decode)
+    ], [now, oldId, this.#keys.channel, session.id, encode(session)]), this.#decode)
   }
 
   async revoke (userId: string, id: string, now: number): Promise<RevokeReply> {
@@ -120,7 +120,7 @@ export class SessionCommands {
   async import (session: SessionRecord, now: number): Promise<ImportReply> {
     const { userId, id } = session
     return importReply(await this.#run('sessionGuardImport', this.#sessionKeys(userId, id), [
-      now, this.#keys.channel, session.refresh?.rotations ?? 0, session.lastSeenAt, id, ...encode(session)
+      now, this.#keys.channel, session.refresh?.rotations ?? 0, session.lastSeenAt, id, encode(session)
     ]), this.#decode)
   }
 

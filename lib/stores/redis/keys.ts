@@ -9,7 +9,8 @@ const SLOTS = 16384
 
 /**
  * The store's keys. After the prefix:
- * - `{u:<userId>}:s:<sessionId>` the session, a hash;
+ * - `{u:<userId>}:r:<sessionId>` the session, a string (JSON, see `scripts.ts`);
+ *   an earlier version's is a hash at `{u:<userId>}:s:<sessionId>`, still read;
  * - `{u:<userId>}:i` the user's index, a sorted set of session ids scored by deadline;
  * - `id:{<sessionId>}` the session's user id, a string;
  * - `{u:<userId>}:h` the user's login history, a list (`history.ts`);
@@ -51,6 +52,8 @@ export class KeyLayout {
   index (userId: string): string { return `${this.#prefix}{u:${userId}}:i` }
   history (userId: string): string { return `${this.#prefix}{u:${userId}}:h` }
   session (userId: string, id: string): string { return this.#sessionBase(userId) + id }
+  /** Where an earlier version kept the session, as a hash. */
+  legacySession (userId: string, id: string): string { return `${this.#prefix}{u:${userId}}:s:${id}` }
   /** The session key base as a script sees it, to build the keys of a user's sessions itself. */
   scriptBase (userId: string): string { return this.#clientPrefix + this.#sessionBase(userId) }
   lookup (id: string): string { return `${this.#prefix}id:{${id}}` }
@@ -74,9 +77,20 @@ export class KeyLayout {
 
   counter (key: string): string { return `${this.#prefix}c:${key}` }
 
-  /** The SCAN MATCH pattern of every session key of this prefix (SCAN names keys with the client's `keyPrefix`). */
-  sessionPattern (): string {
-    return `${globEscape(this.#clientPrefix + this.#prefix)}{u:*}:s:*`
+  /**
+   * The SCAN MATCH patterns of every session key of this prefix, with the
+   * type each holds: the strings, and the hashes of an earlier version (SCAN
+   * names keys with the client's `keyPrefix`).
+   */
+  sessionPatterns (): Array<readonly [pattern: string, type: 'string' | 'hash']> {
+    const base = `${globEscape(this.#clientPrefix + this.#prefix)}{u:*}`
+    return [[`${base}:r:*`, 'string'], [`${base}:s:*`, 'hash']]
+  }
+
+  /** Whether `scanned` (a key as SCAN named it) is the key of the session `session` says it is. */
+  holds (scanned: string, session: { userId: string, id: string }): boolean {
+    const key = this.fromScan(scanned)
+    return key === this.session(session.userId, session.id) || key === this.legacySession(session.userId, session.id)
   }
 
   /** The SCAN MATCH pattern of every counter key of this prefix. */
@@ -94,7 +108,7 @@ export class KeyLayout {
     return key.slice(this.#clientPrefix.length)
   }
 
-  #sessionBase (userId: string): string { return `${this.#prefix}{u:${userId}}:s:` }
+  #sessionBase (userId: string): string { return `${this.#prefix}{u:${userId}}:r:` }
   #statsShard (tag: string): string[] { return STATS_KEYS.map((name) => `${this.#prefix}{${tag}}:${name}`) }
 }
 

@@ -221,7 +221,8 @@ export class RedisStore implements SessionStore {
   /**
    * Every live session, batch by batch: `SCAN` (never `KEYS`) over the session
    * keys of this prefix, on every master of a Cluster, `COUNT batchSize` per
-   * step, then one `HGETALL` per key found; sessions past a deadline are left
+   * step, then one `GET` per key found (one `HGETALL` per hash an earlier
+   * version wrote, scanned after the strings); sessions past a deadline are left
    * out. Like any `SCAN`, a session that exists for the whole scan appears at
    * least once; one created or removed meanwhile may or may not. A Cluster
    * resharding during the scan may show a session twice or miss it.

@@ -47,7 +47,7 @@ export type ImportReply = ScriptReport & { outcome: 'imported' | 'kept' }
 export type SessionsReply = ScriptReport & { sessions: SessionRecord[] }
 
 /** Every session script replies `{ status, user, main, others, expired }`: see `scripts.ts`. */
-type Raw = [status: string, user: [deadline: string, size: string, version: string, changed: '0' | '1'], main: string[], others: string[][], expired: string[][]]
+type Raw = [status: string, user: [deadline: string, size: string, version: string, changed: '0' | '1'], main: string, others: string[], expired: string[]]
 
 /** A reply taken apart once: the named parts, the records decoded (`main` on demand: it may be empty). */
 interface Parts {

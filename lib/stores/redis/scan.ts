@@ -1,7 +1,7 @@
 import { isLive, type SessionRecord } from '../../session.js'
 import { nodesOf } from './client.js'
 import type { HeldCounter } from '../store.js'
-import { fieldOf, type Decode } from './codec.js'
+import { fieldOf, type Decode, type SessionFields } from './codec.js'
 import type { Connection } from './connection.js'
 import type { KeyLayout } from './keys.js'
 
@@ -9,7 +9,9 @@ import type { KeyLayout } from './keys.js'
 export async function * scanSessions (
   connection: Connection, keys: KeyLayout, decode: Decode, batchSize: number, now: number
 ): AsyncIterable<SessionRecord[]> {
-  yield * batches(connection, keys.sessionPattern(), 'hash', batchSize, async (found) => await liveSessions(connection, keys, decode, found, now))
+  for (const [pattern, type] of keys.sessionPatterns()) {
+    yield * batches(connection, pattern, type, batchSize, async (found) => await liveSessions(connection, keys, decode, found, type, now))
+  }
 }
 
 /** Every live counter with its key and window end, batch by batch, like `scanSessions`. */
@@ -45,20 +47,41 @@ async function * batches<T> (
   if (batch.length > 0) yield batch
 }
 
-/** The live sessions under `found` (as SCAN names them: with the client's own keyPrefix). */
-async function liveSessions (connection: Connection, keys: KeyLayout, decode: Decode, found: string[], now: number): Promise<SessionRecord[]> {
+/**
+ * The live sessions under `found` (as SCAN names them: with the client's own
+ * keyPrefix), strings or an earlier version's hashes, by `type`.
+ */
+async function liveSessions (
+  connection: Connection, keys: KeyLayout, decode: Decode, found: string[], type: 'string' | 'hash', now: number
+): Promise<SessionRecord[]> {
   const held = await Promise.all(found.map(async (key) => {
     // The pattern starts with the keyPrefix: the client adds it back.
-    return await connection.run(connection.redis.hgetall(keys.fromScan(key)))
+    const named = keys.fromScan(key)
+    return type === 'string' ? fieldsOf(await connection.run(connection.redis.get(named))) : await connection.run(connection.redis.hgetall(named))
   }))
   const live: SessionRecord[] = []
-  for (const fields of held) {
-    // Gone since the SCAN saw it, or not a session of ours (a user id holding ':s:' cannot fake one: no 'd').
-    if (fieldOf(fields, 'd') === undefined) continue
+  held.forEach((fields, j) => {
+    // Gone since the SCAN saw it, or not a session of ours: a key the pattern
+    // matches (a user id may hold ':r:') is one only if its record names it.
+    const [id, userId] = [fieldOf(fields, 'd'), fieldOf(fields, 'u')]
+    if (id === undefined || userId === undefined || !keys.holds(found[j] as string, { userId, id })) return
     const session = decode(fields)
     if (isLive(session, now)) live.push(session)
-  }
+  })
   return live
+}
+
+/**
+ * A string SCAN found, as a record's fields: none (an empty object) when it
+ * is gone since (`null`, parsed as JSON `null`) or is not a JSON object.
+ */
+function fieldsOf (json: string | null): SessionFields {
+  try {
+    const value: unknown = JSON.parse(String(json))
+    return typeof value === 'object' && value !== null ? value as SessionFields : {}
+  } catch {
+    return {}
+  }
 }
 
 /** The live counters under `found` (as SCAN names them). */

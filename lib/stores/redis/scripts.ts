@@ -7,25 +7,30 @@
  * Every script touches the keys of one user only, which share the hash tag
  * `{u:<userId>}`: one Cluster slot, so each script is one atomic step.
  *
- * A session is a hash with short fields:
- *   u userId, f fingerprintHash, c createdAt, l lastSeenAt, i idleExpiresAt,
+ * A session is one string at `{u:<userId>}:r:<id>`, a JSON object with short
+ * field names and string values:
+ *   d id, u userId, f fingerprintHash, c createdAt, l lastSeenAt, i idleExpiresAt,
  *   a absoluteExpiresAt, r remembered ('1' | '0'), m claims (JSON, never parsed here),
  *   h refresh hash, n refresh nextHash, t refresh rotatedAt, k refresh rotations,
  *   v device (JSON), p ip, g userAgent, o location (JSON), x flags (JSON),
  *   y travelAnchor (JSON).
- * A device, user agent, location or travel anchor over 64 bytes
- * (`hash-max-listpack-value`) is kept in pieces of at most 64 bytes, `v1`,
- * `v2` … instead of `v` (`pushText` in `codec.ts`), so that the hash stays a
- * compact listpack.
- * Lua never decodes or re-encodes the JSON fields, so they survive byte for byte
- * (the device type is only read, from `v` or its pieces).
+ * One string is one short reply to read (a `GET`), whatever the client, where
+ * a hash of about 20 fields took several times the client's CPU to decode
+ * (docs/benchmarks.md). The scripts decode it with `cjson` and write it back
+ * whole when they change a field; they never decode or re-encode the JSON
+ * values inside it, so those survive byte for byte (the device type is only read).
+ *
+ * An earlier version kept a session as a hash of the same fields at
+ * `{u:<userId>}:s:<id>` (a long device, user agent, location or travel anchor
+ * in 64-byte pieces, `v1`, `v2` … instead of `v`). `load` reads one as the same
+ * record, and the first write moves it to the string and deletes the hash.
  *
  * `now` always comes from the caller (the plugin's injected clock); the scripts
  * never call `TIME`. TTLs are set as durations (`PEXPIRE deadline - now`) and
  * only ever lengthened: liveness comes from the deadlines in the record.
  *
  * Every session script replies `{ status, user, main, others, expired }`:
- * `main` one record (flat field/value list, empty when none), `others` a list
+ * `main` one record (its JSON, '' when none), `others` a list
  * of records (evicted, active, revoked or listed, by script), `expired` the
  * records found past a deadline and removed on the way, `user` what the stats
  * need to know of the user's index: `{ deadline, size, version, changed }`,
@@ -48,34 +53,56 @@ local ALLOWANCE_MS = ${CLOCK_SKEW_ALLOWANCE_MS}
 -- Every session script has the user's index as KEYS[1]: its size before the script.
 local sizeBefore = redis.call('ZCARD', KEYS[1])
 
-local function load(key)
-  local flat = redis.call('HGETALL', key)
+-- Where an earlier version kept the session at \`key\` (\`…:r:<id>\`): a hash at \`…:s:<id>\`.
+local function legacyKey(key, id)
+  return string.sub(key, 1, #key - #id - 3) .. ':s:' .. id
+end
+
+-- The fields an earlier version kept in 64-byte pieces when longer.
+local PIECED = { 'v', 'g', 'o', 'y' }
+
+-- A session: its JSON and its fields, or nil, nil. One an earlier version
+-- wrote, a hash, reads as the same record, its pieces joined.
+local function load(key, id)
+  local json = redis.call('GET', key)
+  if json then return json, cjson.decode(json) end
+  local flat = redis.call('HGETALL', legacyKey(key, id))
   if #flat == 0 then return nil, nil end
   local map = {}
   for j = 1, #flat, 2 do map[flat[j]] = flat[j + 1] end
-  return flat, map
+  for _, field in ipairs(PIECED) do
+    local pieces, n = {}, 1
+    while map[field .. n] ~= nil do
+      pieces[n], map[field .. n], n = map[field .. n], nil, n + 1
+    end
+    -- A whole value comes before any piece.
+    if map[field] == nil and n > 1 then map[field] = table.concat(pieces) end
+  end
+  return cjson.encode(map), map
+end
+
+-- Writes a session's changed fields back, its TTL kept (\`rearm\` lengthens it);
+-- the hash an earlier version kept goes. Returns the JSON written.
+local function save(key, id, map)
+  local json = cjson.encode(map)
+  redis.call('SET', key, json, 'KEEPTTL')
+  redis.call('DEL', legacyKey(key, id))
+  return json
+end
+
+-- Deletes a session, in either layout.
+local function remove(key, id)
+  redis.call('DEL', key, legacyKey(key, id))
 end
 
 local function isLive(map, now)
   return now < tonumber(map.i) and now < tonumber(map.a)
 end
 
--- A text field as \`pushText\` in codec.ts writes it: whole, or, over 64 bytes,
--- in pieces \`v1\`, \`v2\` … (so that the hash stays a listpack); nil when absent.
-local function joined(map, field)
-  if map[field] ~= nil then return map[field] end
-  local pieces, n = {}, 1
-  while map[field .. n] ~= nil do
-    pieces[n], n = map[field .. n], n + 1
-  end
-  if n == 1 then return nil end
-  return table.concat(pieces)
-end
-
 -- The device type a session counts under (deviceTypeOf() in lib/session.ts):
 -- its device's, 'unknown' without one. Only read: the field is never re-encoded.
 local function deviceType(map)
-  local json = joined(map, 'v')
+  local json = map.v
   if json == nil then return 'unknown' end
   local device = cjson.decode(json)
   if type(device.type) == 'string' then return device.type end
@@ -122,32 +149,33 @@ local function settle(index, now)
   return { ends, int(size), int(version), changed }
 end
 
--- Applies activity changes from ARGV[from..]: the count of fields to delete,
--- those fields, then field/value pairs to set (lastSeenAt and idleExpiresAt among them).
-local function change(key, from)
+-- Applies activity changes from ARGV[from..] to a session's fields: the count
+-- of fields to delete, those fields, then field/value pairs to set
+-- (lastSeenAt and idleExpiresAt among them).
+local function change(map, from)
   local dels = tonumber(ARGV[from])
-  if dels > 0 then redis.call('HDEL', key, unpack(ARGV, from + 1, from + dels)) end
-  redis.call('HSET', key, unpack(ARGV, from + dels + 1, #ARGV))
+  for j = from + 1, from + dels do map[ARGV[j]] = nil end
+  for j = from + dels + 1, #ARGV, 2 do map[ARGV[j]] = ARGV[j + 1] end
 end
 
 local function announce(channel, ids)
   if #ids > 0 then redis.call('PUBLISH', channel, cjson.encode(ids)) end
 end
 
--- One session: its flat record and map when live. One past a deadline is
--- refused; it is removed and returned third when \`revoking\`, or once past the
--- deadline by ALLOWANCE_MS. A member whose hash is gone leaves the index.
+-- One session: its JSON and fields when live. One past a deadline is
+-- refused; it is removed and its JSON returned third when \`revoking\`, or once
+-- past the deadline by ALLOWANCE_MS. A member whose session is gone leaves the index.
 local function one(index, key, id, now, revoking)
-  local flat, map = load(key)
-  if flat == nil then
+  local json, map = load(key, id)
+  if json == nil then
     redis.call('ZREM', index, id)
     return nil, nil, nil
   end
-  if isLive(map, now) then return flat, map, nil end
+  if isLive(map, now) then return json, map, nil end
   if not revoking and now < deadline(map) + ALLOWANCE_MS then return nil, nil, nil end
-  redis.call('DEL', key)
+  remove(key, id)
   redis.call('ZREM', index, id)
-  return nil, nil, flat
+  return nil, nil, json
 end
 
 -- Every session of the user: live ones (with maps) and the expired ones removed
@@ -156,9 +184,9 @@ local function all(index, base, now, revoking, keep)
   local live, expired = {}, {}
   for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
     local key = base .. id
-    local flat, map, gone = one(index, key, id, now, revoking and id ~= keep)
-    if flat ~= nil then
-      live[#live + 1] = { id = id, key = key, flat = flat, map = map }
+    local json, map, gone = one(index, key, id, now, revoking and id ~= keep)
+    if json ~= nil then
+      live[#live + 1] = { id = id, key = key, json = json, map = map }
     elseif gone ~= nil then
       expired[#expired + 1] = gone
     end
@@ -166,10 +194,10 @@ local function all(index, base, now, revoking, keep)
   return live, expired
 end
 
--- After a live session's fields changed: its TTL and index score follow its
--- deadline, and every instance drops its cached copy. Returns the record.
-local function rearm(index, key, id, channel, now)
-  local updated, map = load(key)
+-- After a live session's fields changed: writes them, its TTL and index score
+-- follow its deadline, and every instance drops its cached copy. Returns its JSON.
+local function rearm(index, key, id, map, channel, now)
+  local updated = save(key, id, map)
   local ends = deadline(map)
   expireAt(key, ends, now)
   redis.call('ZADD', index, 'XX', int(ends), id)
@@ -177,31 +205,29 @@ local function rearm(index, key, id, channel, now)
   return updated
 end
 
-local function flats(list)
+local function records(list)
   local out = {}
-  for j, entry in ipairs(list) do out[j] = entry.flat end
+  for j, entry in ipairs(list) do out[j] = entry.json end
   return out
 end
 
--- Writes a new session from ARGV[from..]: id, then field/value pairs.
+-- Writes a new session from ARGV[from], its id, and ARGV[from + 1], its JSON:
+-- the whole record, nothing kept of an earlier one under the id (one past its
+-- deadline, within the allowance, under an import), not its TTL either.
 local function insert(index, key, from, now)
-  local fields = {}
-  for j = from + 1, #ARGV do fields[#fields + 1] = ARGV[j] end
-  -- The whole hash: no field of an earlier one (one past its deadline, within the
-  -- allowance, under an import) may stay beside the new ones, above all no piece.
-  redis.call('DEL', key)
-  redis.call('HSET', key, unpack(fields))
-  local _, map = load(key)
-  local ends = deadline(map)
+  local id, json = ARGV[from], ARGV[from + 1]
+  redis.call('SET', key, json)
+  redis.call('DEL', legacyKey(key, id))
+  local ends = deadline(cjson.decode(json))
   expireAt(key, ends, now)
-  redis.call('ZADD', index, int(ends), ARGV[from])
+  redis.call('ZADD', index, int(ends), id)
 end
 `
 
 /**
  * KEYS: index, new session. ARGV: now, max, onLimit ('evict-oldest' | 'reject'),
  * session key base, channel, device type ('' for no limit of its own), that
- * type's max, its onLimit, id, field/value pairs.
+ * type's max, its onLimit, id, its JSON.
  * Prunes, counts (the type's sessions, then all), evicts the least recently
  * active or refuses, inserts: one step. The rule of `planCreate()` in
  * lib/stores/limit.ts. A session's type is read here, from its own device
@@ -227,7 +253,7 @@ if typed ~= '' then
   end
   if #ofType >= typeMax then
     if ARGV[8] == 'reject' then
-      return { 'full-type', settle(KEYS[1], now), {}, flats(ofType), expired }
+      return { 'full-type', settle(KEYS[1], now), '', records(ofType), expired }
     end
     for j = typeMax, #ofType do evicting[ofType[j].id] = true end
   end
@@ -238,31 +264,31 @@ for _, entry in ipairs(live) do
 end
 if #rest >= max then
   if ARGV[3] == 'reject' then
-    return { 'full', settle(KEYS[1], now), {}, flats(live), expired }
+    return { 'full', settle(KEYS[1], now), '', records(live), expired }
   end
   for j = max, #rest do evicting[rest[j].id] = true end
 end
 local evicted, ids = {}, {}
 for _, entry in ipairs(live) do
   if evicting[entry.id] then
-    redis.call('DEL', entry.key)
+    remove(entry.key, entry.id)
     redis.call('ZREM', KEYS[1], entry.id)
-    evicted[#evicted + 1] = entry.flat
+    evicted[#evicted + 1] = entry.json
     ids[#ids + 1] = entry.id
   end
 end
 insert(KEYS[1], KEYS[2], 9, now)
 announce(ARGV[5], ids)
-return { 'created', settle(KEYS[1], now), {}, evicted, expired }
+return { 'created', settle(KEYS[1], now), '', evicted, expired }
 `
 
 /** KEYS: index, session. ARGV: now, id. Read-only unless the session is found expired. */
 export const GET = PRELUDE + `
 local now = tonumber(ARGV[1])
-local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+local json, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
 local ends = settle(KEYS[1], now)
-if flat == nil then return { 'none', ends, {}, {}, { gone } } end
-return { 'live', ends, flat, {}, {} }
+if json == nil then return { 'none', ends, '', {}, { gone } } end
+return { 'live', ends, json, {}, {} }
 `
 
 /**
@@ -272,10 +298,10 @@ return { 'live', ends, flat, {}, {} }
  */
 export const TOUCH = PRELUDE + `
 local now = tonumber(ARGV[1])
-local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
-if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
-change(KEYS[2], 4)
-local updated = rearm(KEYS[1], KEYS[2], ARGV[2], ARGV[3], now)
+local json, map, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if json == nil then return { 'none', settle(KEYS[1], now), '', {}, { gone } } end
+change(map, 4)
+local updated = rearm(KEYS[1], KEYS[2], ARGV[2], map, ARGV[3], now)
 return { 'live', settle(KEYS[1], now), updated, {}, {} }
 `
 
@@ -286,8 +312,8 @@ return { 'live', settle(KEYS[1], now), updated, {}, {} }
  */
 export const ROTATE = PRELUDE + `
 local now = tonumber(ARGV[1])
-local flat, map, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
-if flat == nil or map.h == nil then return { 'missing', settle(KEYS[1], now), {}, {}, { gone } } end
+local json, map, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if json == nil or map.h == nil then return { 'missing', settle(KEYS[1], now), '', {}, { gone } } end
 local presented = ARGV[4]
 local decision
 if presented == map.n then
@@ -305,32 +331,32 @@ elseif presented == map.h then
 else
   decision = 'reuse'
 end
-if decision == 'conflict' then return { 'conflict', settle(KEYS[1], now), {}, {}, {} } end
+if decision == 'conflict' then return { 'conflict', settle(KEYS[1], now), '', {}, {} } end
 if decision == 'reuse' then
-  redis.call('DEL', KEYS[2])
+  remove(KEYS[2], ARGV[2])
   redis.call('ZREM', KEYS[1], ARGV[2])
   announce(ARGV[3], { ARGV[2] })
-  return { 'reuse', settle(KEYS[1], now), flat, {}, {} }
+  return { 'reuse', settle(KEYS[1], now), json, {}, {} }
 end
-change(KEYS[2], 7)
-redis.call('HSET', KEYS[2], 'h', presented, 'n', ARGV[5], 't', ARGV[1], 'k', int(tonumber(map.k) + 1))
-local updated = rearm(KEYS[1], KEYS[2], ARGV[2], ARGV[3], now)
+change(map, 7)
+map.h, map.n, map.t, map.k = presented, ARGV[5], ARGV[1], int(tonumber(map.k) + 1)
+local updated = rearm(KEYS[1], KEYS[2], ARGV[2], map, ARGV[3], now)
 return { 'rotated', settle(KEYS[1], now), updated, {}, {} }
 `
 
 /**
  * KEYS: index, old session, new session. ARGV: now, oldId, channel, newId,
- * field/value pairs. Removes the old session and inserts the new one, or changes nothing.
+ * its JSON. Removes the old session and inserts the new one, or changes nothing.
  */
 export const REPLACE = PRELUDE + `
 local now = tonumber(ARGV[1])
-local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
-if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
-redis.call('DEL', KEYS[2])
+local json, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if json == nil then return { 'none', settle(KEYS[1], now), '', {}, { gone } } end
+remove(KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[2])
 insert(KEYS[1], KEYS[3], 4, now)
 announce(ARGV[3], { ARGV[2] })
-return { 'replaced', settle(KEYS[1], now), flat, {}, {} }
+return { 'replaced', settle(KEYS[1], now), json, {}, {} }
 `
 
 /**
@@ -339,12 +365,12 @@ return { 'replaced', settle(KEYS[1], now), flat, {}, {} }
  */
 export const REVOKE = PRELUDE + `
 local now = tonumber(ARGV[1])
-local flat, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now, true)
-if flat == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
-redis.call('DEL', KEYS[2])
+local json, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now, true)
+if json == nil then return { 'none', settle(KEYS[1], now), '', {}, { gone } } end
+remove(KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[2])
 announce(ARGV[3], { ARGV[2] })
-return { 'revoked', settle(KEYS[1], now), flat, {}, {} }
+return { 'revoked', settle(KEYS[1], now), json, {}, {} }
 `
 
 /** KEYS: index. ARGV: now, session key base, channel, exceptId ('' for none). */
@@ -354,41 +380,40 @@ local live, expired = all(KEYS[1], ARGV[2], now, true, ARGV[4])
 local revoked, ids = {}, {}
 for _, entry in ipairs(live) do
   if entry.id ~= ARGV[4] then
-    redis.call('DEL', entry.key)
+    remove(entry.key, entry.id)
     redis.call('ZREM', KEYS[1], entry.id)
-    revoked[#revoked + 1] = entry.flat
+    revoked[#revoked + 1] = entry.json
     ids[#ids + 1] = entry.id
   end
 end
 announce(ARGV[3], ids)
-return { 'revoked', settle(KEYS[1], now), {}, revoked, expired }
+return { 'revoked', settle(KEYS[1], now), '', revoked, expired }
 `
 
 /** KEYS: index. ARGV: now, session key base. The user's live sessions; expired ones are removed. */
 export const LIST_USER = PRELUDE + `
 local now = tonumber(ARGV[1])
 local live, expired = all(KEYS[1], ARGV[2], now)
-return { 'listed', settle(KEYS[1], now), {}, flats(live), expired }
+return { 'listed', settle(KEYS[1], now), '', records(live), expired }
 `
 
 /**
  * KEYS: index, session. ARGV: now, channel, rotations, lastSeenAt (of the
- * record imported), id, field/value pairs. Writes the record as it is, unless
+ * record imported), id, its JSON. Writes the record as it is, unless
  * the live one held under its id is newer (mirroring `supersedes()` in
  * lib/session.ts): more rotations, or as many and later activity.
  */
 export const IMPORT = PRELUDE + `
 local now = tonumber(ARGV[1])
-local flat, map, gone = one(KEYS[1], KEYS[2], ARGV[5], now)
+local _, map, gone = one(KEYS[1], KEYS[2], ARGV[5], now)
 if map ~= nil then
   local held, incoming = tonumber(map.k or '0'), tonumber(ARGV[3])
   if held > incoming or (held == incoming and tonumber(map.l) > tonumber(ARGV[4])) then
-    return { 'kept', settle(KEYS[1], now), {}, {}, {} }
+    return { 'kept', settle(KEYS[1], now), '', {}, {} }
   end
-  -- Every field goes: the copy may lack some the held one has (a pending successor).
-  redis.call('DEL', KEYS[2])
+  -- The record is replaced whole: the copy may lack fields the held one has (a pending successor).
   announce(ARGV[2], { ARGV[5] })
 end
 insert(KEYS[1], KEYS[2], 5, now)
-return { 'imported', settle(KEYS[1], now), {}, {}, { gone } }
+return { 'imported', settle(KEYS[1], now), '', {}, { gone } }
 `
