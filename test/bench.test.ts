@@ -104,7 +104,7 @@ t.test('npm run bench:redis-memory -- --smoke: bytes of Redis per session, and w
     t.match(stdout, new RegExp(`\\| ${label} +\\| +3,000 \\| +[\\d,]+ \\| +[\\d,]+ \\| +[\\d.]+ \\|`), label)
   }
   for (const scenario of ['claims', 'device']) {
-    for (const kind of ['session hashes', 'user indexes', 'login histories', 'id lookups', 'stats']) {
+    for (const kind of ['sessions', 'user indexes', 'login histories', 'id lookups', 'stats']) {
       t.match(stdout, new RegExp(`\\| ${scenario} +\\| +3,000 \\| ${kind} +\\| +[\\d,]+ \\| +[\\d,]+ \\| +[\\d,]+ \\| [a-z]`), `${scenario}: ${kind}`)
     }
   }

@@ -199,6 +199,7 @@ redisTest(t, 'a session is one string, read back whole; one an earlier version k
   const stored = JSON.parse(await admin.get(key) as string) as Record<string, string>
   t.notOk('o' in stored, 'no location field left')
   t.equal(stored.m, JSON.stringify(session.claims), 'the claims as the store wrote them')
+  t.notOk('d' in stored || 'u' in stored, 'the id and the user id are in its key, not in it')
 
   // A session an earlier version wrote: a hash at ':s:', a text over 64 bytes in pieces of at most 64 bytes.
   const old = record({ id: 'session-3', userId: 'bob', claims: { role: 'member' }, userAgent, device, location, ip: '192.0.2.1' })
@@ -496,12 +497,13 @@ redisTest(t, 'scan skips keys that look like sessions but are not', async (t) =>
   await store.create(record({ id: 'odd', userId: 'x}:r:y' }), LIMIT, EPOCH)
   await store.create(record({ id: 'odder', userId: 'x}:s:y' }), LIMIT, EPOCH)
   await admin.hset(`${prefix}{u:z}:s:stray`, 'other', 'field')
-  for (const [name, value] of [['text', 'not json'], ['null', 'null'], ['number', '1'], ['elsewhere', JSON.stringify({ d: 'real', u: 'alice' })]]) {
+  for (const [name, value] of [['text', 'not json'], ['null', 'null'], ['number', '1'], ['partial', JSON.stringify({ f: 'fp', c: String(EPOCH) })]]) {
     await admin.set(`${prefix}{u:z}:r:${name as string}`, value as string)
   }
   const scanned = []
   for await (const batch of store.scan(1, EPOCH)) scanned.push(...batch)
-  t.strictSame(scanned.map((s) => s.id).sort(), ['odd', 'odder', 'real'], 'each once: a record at a key that is not its own is not a session')
+  t.strictSame(scanned.map((s) => [s.userId, s.id]).sort(), [['alice', 'real'], ['x}:r:y', 'odd'], ['x}:s:y', 'odder']],
+    'each once, its user id and id read off its key: what is not a record is skipped')
 })
 
 redisTest(t, 'an instance 31 minutes ahead that reads a session does not end it for an instance on time', async (t) => {

@@ -20,9 +20,10 @@ export function fieldOf (fields: SessionFields, name: string): string | undefine
 
 /**
  * A stored session read back as a record: its JSON, as the store writes it
- * and the scripts reply, or the fields of a hash an earlier version wrote.
+ * and the scripts reply, or the fields of a hash an earlier version wrote;
+ * its user id and id are those of its key.
  */
-export type Decode = (stored: string | SessionFields) => SessionRecord
+export type Decode = (userId: string, id: string, stored: string | SessionFields) => SessionRecord
 
 /** The client fields of a record, and their short names. */
 const CLIENT_FIELDS = [
@@ -45,13 +46,12 @@ function joined (fields: SessionFields, field: string): string | undefined {
 
 /**
  * A record as the store keeps it: one JSON object, short field names, every
- * value a string (see `scripts.ts`). The scripts decode it with `cjson` and
- * never re-encode the JSON values inside it (claims, device, location …).
+ * value a string (see `scripts.ts`), without the id and the user id, which
+ * its key holds. The scripts decode it with `cjson` and never re-encode the
+ * JSON values inside it (claims, device, location …).
  */
 export function encode (session: SessionRecord): string {
   const fields: Record<string, string> = {
-    d: session.id,
-    u: session.userId,
     f: session.fingerprintHash,
     c: String(session.createdAt),
     l: String(session.lastSeenAt),
@@ -106,10 +106,10 @@ export function encodeActivity (activity: Activity): Arg[] {
 /** A decoder with its own bounded table of devices, so the records it returns share one object per device. */
 export function sessionDecoder (): Decode {
   const readDevice = deviceReader()
-  return (stored) => decode(typeof stored === 'string' ? JSON.parse(stored) as SessionFields : stored, readDevice)
+  return (userId, id, stored) => decode(userId, id, typeof stored === 'string' ? JSON.parse(stored) as SessionFields : stored, readDevice)
 }
 
-function decode (fields: SessionFields, readDevice: DeviceReader): SessionRecord {
+function decode (userId: string, id: string, fields: SessionFields, readDevice: DeviceReader): SessionRecord {
   const field = (name: string): string => fieldOf(fields, name) as string
   const claims = fieldOf(fields, 'm')
   const hash = fieldOf(fields, 'h')
@@ -121,8 +121,8 @@ function decode (fields: SessionFields, readDevice: DeviceReader): SessionRecord
   const flags = fieldOf(fields, 'x')
   const travelAnchor = joined(fields, 'y')
   return {
-    id: field('d'),
-    userId: field('u'),
+    id,
+    userId,
     fingerprintHash: field('f'),
     createdAt: Number(field('c')),
     lastSeenAt: Number(field('l')),

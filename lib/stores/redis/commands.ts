@@ -6,6 +6,7 @@ import type { KeyLayout } from './keys.js'
 import {
   createReply,
   importReply,
+  readerOf,
   replaceReply,
   revokeReply,
   rotateReply,
@@ -13,6 +14,7 @@ import {
   sessionsReply,
   type CreateReply,
   type ImportReply,
+  type Read,
   type ReplaceReply,
   type RevokeReply,
   type RotateReply,
@@ -57,7 +59,7 @@ export class SessionCommands {
       now, limit.max, limit.onLimit, this.#keys.scriptBase(userId), this.#keys.channel,
       limit.deviceType?.type ?? '', limit.deviceType?.max ?? 0, limit.deviceType?.onLimit ?? '',
       session.id, encode(session)
-    ]), this.#decode)
+    ]), this.#read(userId))
   }
 
   /**
@@ -73,25 +75,25 @@ export class SessionCommands {
     if (this.#connection.readsMayReachReplicas) return undefined
     const stored = await this.#connection.run(this.#connection.redis.get(this.#keys.session(userId, id)))
     if (stored === null) return undefined
-    const session = this.#decode(stored)
+    const session = this.#decode(userId, id, stored)
     return isLive(session, now) ? session : undefined
   }
 
   async get (userId: string, id: string, now: number): Promise<SessionReply> {
-    return sessionReply(await this.#run('sessionGuardGet', this.#sessionKeys(userId, id), [now, id]), this.#decode)
+    return sessionReply(await this.#run('sessionGuardGet', this.#sessionKeys(userId, id), [now, id]), this.#read(userId))
   }
 
   async touch (userId: string, id: string, activity: Activity, now: number): Promise<SessionReply> {
     return sessionReply(await this.#run('sessionGuardTouch', this.#sessionKeys(userId, id), [
       now, id, this.#keys.channel, ...encodeActivity(activity)
-    ]), this.#decode)
+    ]), this.#read(userId))
   }
 
   async rotate (userId: string, id: string, rotation: Rotation, now: number): Promise<RotateReply> {
     return rotateReply(await this.#run('sessionGuardRotate', this.#sessionKeys(userId, id), [
       now, id, this.#keys.channel, rotation.presentedHash, rotation.successorHash, rotation.graceMs,
       ...encodeActivity(rotation.activity)
-    ]), this.#decode)
+    ]), this.#read(userId))
   }
 
   /** `session` is of the same user as `oldId`: looked for among that user's sessions only. */
@@ -99,21 +101,21 @@ export class SessionCommands {
     const { userId } = session
     return replaceReply(await this.#run('sessionGuardReplace', [
       this.#keys.index(userId), this.#keys.session(userId, oldId), this.#keys.session(userId, session.id)
-    ], [now, oldId, this.#keys.channel, session.id, encode(session)]), this.#decode)
+    ], [now, oldId, this.#keys.channel, session.id, encode(session)]), this.#read(userId))
   }
 
   async revoke (userId: string, id: string, now: number): Promise<RevokeReply> {
-    return revokeReply(await this.#run('sessionGuardRevoke', this.#sessionKeys(userId, id), [now, id, this.#keys.channel]), this.#decode)
+    return revokeReply(await this.#run('sessionGuardRevoke', this.#sessionKeys(userId, id), [now, id, this.#keys.channel]), this.#read(userId))
   }
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionsReply> {
     return sessionsReply(await this.#run('sessionGuardRevokeUser', [this.#keys.index(userId)], [
       now, this.#keys.scriptBase(userId), this.#keys.channel, exceptId ?? ''
-    ]), this.#decode)
+    ]), this.#read(userId))
   }
 
   async listUser (userId: string, now: number): Promise<SessionsReply> {
-    return sessionsReply(await this.#run('sessionGuardListUser', [this.#keys.index(userId)], [now, this.#keys.scriptBase(userId)]), this.#decode)
+    return sessionsReply(await this.#run('sessionGuardListUser', [this.#keys.index(userId)], [now, this.#keys.scriptBase(userId)]), this.#read(userId))
   }
 
   /** Writes `session` as it is, unless a newer copy is held. */
@@ -121,7 +123,12 @@ export class SessionCommands {
     const { userId, id } = session
     return importReply(await this.#run('sessionGuardImport', this.#sessionKeys(userId, id), [
       now, this.#keys.channel, session.refresh?.rotations ?? 0, session.lastSeenAt, id, encode(session)
-    ]), this.#decode)
+    ]), this.#read(userId))
+  }
+
+  /** How the records of a reply to a script on `userId`'s keys are read. */
+  #read (userId: string): Read {
+    return readerOf(userId, this.#decode)
   }
 
   /** The keys of a script on one session: the user's index, the session. */

@@ -52,8 +52,6 @@ export class KeyLayout {
   index (userId: string): string { return `${this.#prefix}{u:${userId}}:i` }
   history (userId: string): string { return `${this.#prefix}{u:${userId}}:h` }
   session (userId: string, id: string): string { return this.#sessionBase(userId) + id }
-  /** Where an earlier version kept the session, as a hash. */
-  legacySession (userId: string, id: string): string { return `${this.#prefix}{u:${userId}}:s:${id}` }
   /** The session key base as a script sees it, to build the keys of a user's sessions itself. */
   scriptBase (userId: string): string { return this.#clientPrefix + this.#sessionBase(userId) }
   lookup (id: string): string { return `${this.#prefix}id:{${id}}` }
@@ -87,10 +85,17 @@ export class KeyLayout {
     return [[`${base}:r:*`, 'string'], [`${base}:s:*`, 'hash']]
   }
 
-  /** Whether `scanned` (a key as SCAN named it) is the key of the session `session` says it is. */
-  holds (scanned: string, session: { userId: string, id: string }): boolean {
-    const key = this.fromScan(scanned)
-    return key === this.session(session.userId, session.id) || key === this.legacySession(session.userId, session.id)
+  /**
+   * The user id and session id named by a key that SCAN found with the
+   * pattern of `type` (see `sessionPatterns`), or `undefined` when what
+   * follows the pattern's marker is no session id. A session id holds no `}`,
+   * so the last `}:r:` (`}:s:` for a hash) ends the user id, whatever that holds.
+   */
+  sessionOf (scanned: string, type: 'string' | 'hash'): { userId: string, id: string } | undefined {
+    const key = scanned.slice(this.#clientPrefix.length + this.#prefix.length)
+    const end = key.lastIndexOf(type === 'string' ? '}:r:' : '}:s:')
+    const id = key.slice(end + 4)
+    return SESSION_ID.test(id) ? { userId: key.slice('{u:'.length, end), id } : undefined
   }
 
   /** The SCAN MATCH pattern of every counter key of this prefix. */

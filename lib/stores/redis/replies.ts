@@ -47,7 +47,9 @@ export type ImportReply = ScriptReport & { outcome: 'imported' | 'kept' }
 export type SessionsReply = ScriptReport & { sessions: SessionRecord[] }
 
 /** Every session script replies `{ status, user, main, others, expired }`: see `scripts.ts`. */
-type Raw = [status: string, user: [deadline: string, size: string, version: string, changed: '0' | '1'], main: string, others: string[], expired: string[]]
+type Raw = [status: string, user: [deadline: string, size: string, version: string, changed: '0' | '1'], main: Stored | [], others: Stored[], expired: Stored[]]
+/** A record as the scripts give it: its id, then its JSON (or, of an earlier version's hash, the JSON of its fields). */
+type Stored = [id: string, json: string]
 
 /** A reply taken apart once: the named parts, the records decoded (`main` on demand: it may be empty). */
 interface Parts {
@@ -58,33 +60,41 @@ interface Parts {
   report: ScriptReport
 }
 
-function parts (raw: unknown, decode: Decode): Parts {
+function parts (raw: unknown, read: Read): Parts {
   const [status, [deadline, size, version, changed], main, others, expired] = raw as Raw
   return {
     status,
-    main: () => decode(main),
-    others: byActivity(others.map(decode)),
-    report: { index: { deadline, size, version, changed: changed === '1' }, expired: expired.map(decode) }
+    main: () => read(main as Stored),
+    others: byActivity(others.map(read)),
+    report: { index: { deadline, size, version, changed: changed === '1' }, expired: expired.map(read) }
   }
+}
+
+/** Reads the records of one user's script reply. */
+export type Read = (stored: Stored) => SessionRecord
+
+/** How the records of `userId`'s script replies are read. */
+export function readerOf (userId: string, decode: Decode): Read {
+  return ([id, json]) => decode(userId, id, json)
 }
 
 function byActivity (sessions: SessionRecord[]): SessionRecord[] {
   return sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt)
 }
 
-export function createReply (raw: unknown, decode: Decode): CreateReply {
-  const { status, others, report } = parts(raw, decode)
+export function createReply (raw: unknown, read: Read): CreateReply {
+  const { status, others, report } = parts(raw, read)
   if (status === 'created') return { ...report, outcome: 'created', evicted: others }
   return { ...report, outcome: 'full', active: others, byType: status === 'full-type' }
 }
 
-export function sessionReply (raw: unknown, decode: Decode): SessionReply {
-  const { status, main, report } = parts(raw, decode)
+export function sessionReply (raw: unknown, read: Read): SessionReply {
+  const { status, main, report } = parts(raw, read)
   return status === 'live' ? { ...report, outcome: 'live', session: main() } : { ...report, outcome: 'none' }
 }
 
-export function rotateReply (raw: unknown, decode: Decode): RotateReply {
-  const { status, main, report } = parts(raw, decode)
+export function rotateReply (raw: unknown, read: Read): RotateReply {
+  const { status, main, report } = parts(raw, read)
   switch (status) {
     // The script wrote the refresh fields: the record has them.
     case 'rotated': return { ...report, outcome: 'rotated', session: main() as RotatedSession }
@@ -94,22 +104,22 @@ export function rotateReply (raw: unknown, decode: Decode): RotateReply {
   }
 }
 
-export function replaceReply (raw: unknown, decode: Decode): ReplaceReply {
-  const { status, main, report } = parts(raw, decode)
+export function replaceReply (raw: unknown, read: Read): ReplaceReply {
+  const { status, main, report } = parts(raw, read)
   return status === 'replaced' ? { ...report, outcome: 'replaced', replaced: main() } : { ...report, outcome: 'none' }
 }
 
-export function revokeReply (raw: unknown, decode: Decode): RevokeReply {
-  const { status, main, report } = parts(raw, decode)
+export function revokeReply (raw: unknown, read: Read): RevokeReply {
+  const { status, main, report } = parts(raw, read)
   return status === 'revoked' ? { ...report, outcome: 'revoked', session: main() } : { ...report, outcome: 'none' }
 }
 
-export function sessionsReply (raw: unknown, decode: Decode): SessionsReply {
-  const { others, report } = parts(raw, decode)
+export function sessionsReply (raw: unknown, read: Read): SessionsReply {
+  const { others, report } = parts(raw, read)
   return { ...report, sessions: others }
 }
 
-export function importReply (raw: unknown, decode: Decode): ImportReply {
-  const { status, report } = parts(raw, decode)
+export function importReply (raw: unknown, read: Read): ImportReply {
+  const { status, report } = parts(raw, read)
   return { ...report, outcome: status === 'imported' ? 'imported' : 'kept' }
 }

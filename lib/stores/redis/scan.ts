@@ -61,11 +61,11 @@ async function liveSessions (
   }))
   const live: SessionRecord[] = []
   held.forEach((fields, j) => {
-    // Gone since the SCAN saw it, or not a session of ours: a key the pattern
-    // matches (a user id may hold ':r:') is one only if its record names it.
-    const [id, userId] = [fieldOf(fields, 'd'), fieldOf(fields, 'u')]
-    if (id === undefined || userId === undefined || !keys.holds(found[j] as string, { userId, id })) return
-    const session = decode(fields)
+    // Not a session of ours (a user id may hold ':r:', and its size version
+    // key match the pattern), or gone since the SCAN saw it: a record has its absolute deadline.
+    const named = keys.sessionOf(found[j] as string, type)
+    if (named === undefined || fieldOf(fields, 'a') === undefined) return
+    const session = decode(named.userId, named.id, fields)
     if (isLive(session, now)) live.push(session)
   })
   return live

@@ -8,8 +8,8 @@
  * `{u:<userId>}`: one Cluster slot, so each script is one atomic step.
  *
  * A session is one string at `{u:<userId>}:r:<id>`, a JSON object with short
- * field names and string values:
- *   d id, u userId, f fingerprintHash, c createdAt, l lastSeenAt, i idleExpiresAt,
+ * field names and string values (its id and user id are in its key):
+ *   f fingerprintHash, c createdAt, l lastSeenAt, i idleExpiresAt,
  *   a absoluteExpiresAt, r remembered ('1' | '0'), m claims (JSON, never parsed here),
  *   h refresh hash, n refresh nextHash, t refresh rotatedAt, k refresh rotations,
  *   v device (JSON), p ip, g userAgent, o location (JSON), x flags (JSON),
@@ -30,7 +30,7 @@
  * only ever lengthened: liveness comes from the deadlines in the record.
  *
  * Every session script replies `{ status, user, main, others, expired }`:
- * `main` one record (its JSON, '' when none), `others` a list
+ * `main` one record (`{ id, JSON }`, empty when none), `others` a list
  * of records (evicted, active, revoked or listed, by script), `expired` the
  * records found past a deadline and removed on the way, `user` what the stats
  * need to know of the user's index: `{ deadline, size, version, changed }`,
@@ -70,6 +70,8 @@ local function load(key, id)
   if #flat == 0 then return nil, nil end
   local map = {}
   for j = 1, #flat, 2 do map[flat[j]] = flat[j + 1] end
+  -- Its id and user id are in its key.
+  map.d, map.u = nil, nil
   for _, field in ipairs(PIECED) do
     local pieces, n = {}, 1
     while map[field .. n] ~= nil do
@@ -162,20 +164,21 @@ local function announce(channel, ids)
   if #ids > 0 then redis.call('PUBLISH', channel, cjson.encode(ids)) end
 end
 
--- One session: its JSON and fields when live. One past a deadline is
--- refused; it is removed and its JSON returned third when \`revoking\`, or once
--- past the deadline by ALLOWANCE_MS. A member whose session is gone leaves the index.
+-- One session: its record as replies give it, \`{ id, JSON }\`, and its fields,
+-- when live. One past a deadline is refused; it is removed and its record
+-- returned third when \`revoking\`, or once past the deadline by ALLOWANCE_MS.
+-- A member whose session is gone leaves the index.
 local function one(index, key, id, now, revoking)
   local json, map = load(key, id)
   if json == nil then
     redis.call('ZREM', index, id)
     return nil, nil, nil
   end
-  if isLive(map, now) then return json, map, nil end
+  if isLive(map, now) then return { id, json }, map, nil end
   if not revoking and now < deadline(map) + ALLOWANCE_MS then return nil, nil, nil end
   remove(key, id)
   redis.call('ZREM', index, id)
-  return nil, nil, json
+  return nil, nil, { id, json }
 end
 
 -- Every session of the user: live ones (with maps) and the expired ones removed
@@ -184,9 +187,9 @@ local function all(index, base, now, revoking, keep)
   local live, expired = {}, {}
   for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
     local key = base .. id
-    local json, map, gone = one(index, key, id, now, revoking and id ~= keep)
-    if json ~= nil then
-      live[#live + 1] = { id = id, key = key, json = json, map = map }
+    local record, map, gone = one(index, key, id, now, revoking and id ~= keep)
+    if record ~= nil then
+      live[#live + 1] = { id = id, key = key, record = record, map = map }
     elseif gone ~= nil then
       expired[#expired + 1] = gone
     end
@@ -195,9 +198,9 @@ local function all(index, base, now, revoking, keep)
 end
 
 -- After a live session's fields changed: writes them, its TTL and index score
--- follow its deadline, and every instance drops its cached copy. Returns its JSON.
+-- follow its deadline, and every instance drops its cached copy. Returns its record.
 local function rearm(index, key, id, map, channel, now)
-  local updated = save(key, id, map)
+  local updated = { id, save(key, id, map) }
   local ends = deadline(map)
   expireAt(key, ends, now)
   redis.call('ZADD', index, 'XX', int(ends), id)
@@ -207,7 +210,7 @@ end
 
 local function records(list)
   local out = {}
-  for j, entry in ipairs(list) do out[j] = entry.json end
+  for j, entry in ipairs(list) do out[j] = entry.record end
   return out
 end
 
@@ -253,7 +256,7 @@ if typed ~= '' then
   end
   if #ofType >= typeMax then
     if ARGV[8] == 'reject' then
-      return { 'full-type', settle(KEYS[1], now), '', records(ofType), expired }
+      return { 'full-type', settle(KEYS[1], now), {}, records(ofType), expired }
     end
     for j = typeMax, #ofType do evicting[ofType[j].id] = true end
   end
@@ -264,7 +267,7 @@ for _, entry in ipairs(live) do
 end
 if #rest >= max then
   if ARGV[3] == 'reject' then
-    return { 'full', settle(KEYS[1], now), '', records(live), expired }
+    return { 'full', settle(KEYS[1], now), {}, records(live), expired }
   end
   for j = max, #rest do evicting[rest[j].id] = true end
 end
@@ -273,22 +276,22 @@ for _, entry in ipairs(live) do
   if evicting[entry.id] then
     remove(entry.key, entry.id)
     redis.call('ZREM', KEYS[1], entry.id)
-    evicted[#evicted + 1] = entry.json
+    evicted[#evicted + 1] = entry.record
     ids[#ids + 1] = entry.id
   end
 end
 insert(KEYS[1], KEYS[2], 9, now)
 announce(ARGV[5], ids)
-return { 'created', settle(KEYS[1], now), '', evicted, expired }
+return { 'created', settle(KEYS[1], now), {}, evicted, expired }
 `
 
 /** KEYS: index, session. ARGV: now, id. Read-only unless the session is found expired. */
 export const GET = PRELUDE + `
 local now = tonumber(ARGV[1])
-local json, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+local record, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
 local ends = settle(KEYS[1], now)
-if json == nil then return { 'none', ends, '', {}, { gone } } end
-return { 'live', ends, json, {}, {} }
+if record == nil then return { 'none', ends, {}, {}, { gone } } end
+return { 'live', ends, record, {}, {} }
 `
 
 /**
@@ -298,8 +301,8 @@ return { 'live', ends, json, {}, {} }
  */
 export const TOUCH = PRELUDE + `
 local now = tonumber(ARGV[1])
-local json, map, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
-if json == nil then return { 'none', settle(KEYS[1], now), '', {}, { gone } } end
+local record, map, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if record == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
 change(map, 4)
 local updated = rearm(KEYS[1], KEYS[2], ARGV[2], map, ARGV[3], now)
 return { 'live', settle(KEYS[1], now), updated, {}, {} }
@@ -312,8 +315,8 @@ return { 'live', settle(KEYS[1], now), updated, {}, {} }
  */
 export const ROTATE = PRELUDE + `
 local now = tonumber(ARGV[1])
-local json, map, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
-if json == nil or map.h == nil then return { 'missing', settle(KEYS[1], now), '', {}, { gone } } end
+local record, map, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if record == nil or map.h == nil then return { 'missing', settle(KEYS[1], now), {}, {}, { gone } } end
 local presented = ARGV[4]
 local decision
 if presented == map.n then
@@ -331,12 +334,12 @@ elseif presented == map.h then
 else
   decision = 'reuse'
 end
-if decision == 'conflict' then return { 'conflict', settle(KEYS[1], now), '', {}, {} } end
+if decision == 'conflict' then return { 'conflict', settle(KEYS[1], now), {}, {}, {} } end
 if decision == 'reuse' then
   remove(KEYS[2], ARGV[2])
   redis.call('ZREM', KEYS[1], ARGV[2])
   announce(ARGV[3], { ARGV[2] })
-  return { 'reuse', settle(KEYS[1], now), json, {}, {} }
+  return { 'reuse', settle(KEYS[1], now), record, {}, {} }
 end
 change(map, 7)
 map.h, map.n, map.t, map.k = presented, ARGV[5], ARGV[1], int(tonumber(map.k) + 1)
@@ -350,13 +353,13 @@ return { 'rotated', settle(KEYS[1], now), updated, {}, {} }
  */
 export const REPLACE = PRELUDE + `
 local now = tonumber(ARGV[1])
-local json, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
-if json == nil then return { 'none', settle(KEYS[1], now), '', {}, { gone } } end
+local record, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now)
+if record == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
 remove(KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[2])
 insert(KEYS[1], KEYS[3], 4, now)
 announce(ARGV[3], { ARGV[2] })
-return { 'replaced', settle(KEYS[1], now), json, {}, {} }
+return { 'replaced', settle(KEYS[1], now), record, {}, {} }
 `
 
 /**
@@ -365,12 +368,12 @@ return { 'replaced', settle(KEYS[1], now), json, {}, {} }
  */
 export const REVOKE = PRELUDE + `
 local now = tonumber(ARGV[1])
-local json, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now, true)
-if json == nil then return { 'none', settle(KEYS[1], now), '', {}, { gone } } end
+local record, _, gone = one(KEYS[1], KEYS[2], ARGV[2], now, true)
+if record == nil then return { 'none', settle(KEYS[1], now), {}, {}, { gone } } end
 remove(KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[2])
 announce(ARGV[3], { ARGV[2] })
-return { 'revoked', settle(KEYS[1], now), json, {}, {} }
+return { 'revoked', settle(KEYS[1], now), record, {}, {} }
 `
 
 /** KEYS: index. ARGV: now, session key base, channel, exceptId ('' for none). */
@@ -382,19 +385,19 @@ for _, entry in ipairs(live) do
   if entry.id ~= ARGV[4] then
     remove(entry.key, entry.id)
     redis.call('ZREM', KEYS[1], entry.id)
-    revoked[#revoked + 1] = entry.json
+    revoked[#revoked + 1] = entry.record
     ids[#ids + 1] = entry.id
   end
 end
 announce(ARGV[3], ids)
-return { 'revoked', settle(KEYS[1], now), '', revoked, expired }
+return { 'revoked', settle(KEYS[1], now), {}, revoked, expired }
 `
 
 /** KEYS: index. ARGV: now, session key base. The user's live sessions; expired ones are removed. */
 export const LIST_USER = PRELUDE + `
 local now = tonumber(ARGV[1])
 local live, expired = all(KEYS[1], ARGV[2], now)
-return { 'listed', settle(KEYS[1], now), '', records(live), expired }
+return { 'listed', settle(KEYS[1], now), {}, records(live), expired }
 `
 
 /**
@@ -409,11 +412,11 @@ local _, map, gone = one(KEYS[1], KEYS[2], ARGV[5], now)
 if map ~= nil then
   local held, incoming = tonumber(map.k or '0'), tonumber(ARGV[3])
   if held > incoming or (held == incoming and tonumber(map.l) > tonumber(ARGV[4])) then
-    return { 'kept', settle(KEYS[1], now), '', {}, {} }
+    return { 'kept', settle(KEYS[1], now), {}, {}, {} }
   end
   -- The record is replaced whole: the copy may lack fields the held one has (a pending successor).
   announce(ARGV[2], { ARGV[5] })
 end
 insert(KEYS[1], KEYS[2], 5, now)
-return { 'imported', settle(KEYS[1], now), '', {}, { gone } }
+return { 'imported', settle(KEYS[1], now), {}, {}, { gone } }
 `
