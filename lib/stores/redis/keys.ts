@@ -7,6 +7,9 @@ const STATS_KEYS = ['sessions', 'users', 'removed', 'sizes', 'sized', 'hist']
 /** The hash slots of a Redis Cluster. */
 const SLOTS = 16384
 
+/** What a session key holds: a string, or the hash of an earlier version (see `scripts.ts`). */
+export type SessionKeyType = 'string' | 'hash'
+
 /**
  * The store's keys. After the prefix:
  * - `{u:<userId>}:r:<sessionId>` the session, a string (JSON, see `scripts.ts`);
@@ -80,7 +83,7 @@ export class KeyLayout {
    * type each holds: the strings, and the hashes of an earlier version (SCAN
    * names keys with the client's `keyPrefix`).
    */
-  sessionPatterns (): Array<readonly [pattern: string, type: 'string' | 'hash']> {
+  sessionPatterns (): Array<readonly [pattern: string, type: SessionKeyType]> {
     const base = `${globEscape(this.#clientPrefix + this.#prefix)}{u:*}`
     return [[`${base}:r:*`, 'string'], [`${base}:s:*`, 'hash']]
   }
@@ -91,7 +94,7 @@ export class KeyLayout {
    * follows the pattern's marker is no session id. A session id holds no `}`,
    * so the last `}:r:` (`}:s:` for a hash) ends the user id, whatever that holds.
    */
-  sessionOf (scanned: string, type: 'string' | 'hash'): { userId: string, id: string } | undefined {
+  sessionOf (scanned: string, type: SessionKeyType): { userId: string, id: string } | undefined {
     const key = scanned.slice(this.#clientPrefix.length + this.#prefix.length)
     const end = key.lastIndexOf(type === 'string' ? '}:r:' : '}:s:')
     const id = key.slice(end + 4)

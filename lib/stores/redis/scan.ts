@@ -3,7 +3,7 @@ import { nodesOf } from './client.js'
 import type { HeldCounter } from '../store.js'
 import { fieldOf, type Decode, type SessionFields } from './codec.js'
 import type { Connection } from './connection.js'
-import type { KeyLayout } from './keys.js'
+import type { KeyLayout, SessionKeyType } from './keys.js'
 
 /** Every live session, batch by batch: see `RedisStore.scan`. */
 export async function * scanSessions (
@@ -52,7 +52,7 @@ async function * batches<T> (
  * keyPrefix), strings or an earlier version's hashes, by `type`.
  */
 async function liveSessions (
-  connection: Connection, keys: KeyLayout, decode: Decode, found: string[], type: 'string' | 'hash', now: number
+  connection: Connection, keys: KeyLayout, decode: Decode, found: string[], type: SessionKeyType, now: number
 ): Promise<SessionRecord[]> {
   const held = await Promise.all(found.map(async (key) => {
     // The pattern starts with the keyPrefix: the client adds it back.
