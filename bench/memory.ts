@@ -37,7 +37,7 @@ interface Measurement {
   capacityBytes: number
   /** Heap each session adds when it is created. */
   sessionBytes: number
-  /** Outside the JS heap: lru-cache's typed arrays, per session. */
+  /** Outside the JS heap: the session table's columns and lru-cache's typed arrays, per session. */
   arrayBufferBytes: number
 }
 
@@ -72,16 +72,18 @@ async function main (): Promise<void> {
   for (const scenario of SCENARIOS) {
     for (const size of sizes) {
       const m = await measure(scenario, size)
-      console.log(`  ${scenario.name} ${integer(size)}: ${integer(m.capacityBytes + m.sessionBytes)} B/session`)
+      // Bytes moved out of the heap into typed arrays are still bytes: the target holds against all of them.
+      const total = m.capacityBytes + m.sessionBytes + m.arrayBufferBytes
+      console.log(`  ${scenario.name} ${integer(size)}: ${integer(total)} B/session`)
       rows.push([
         scenario.label,
         integer(size),
         integer(m.sessionBytes),
         integer(m.capacityBytes),
-        integer(m.capacityBytes + m.sessionBytes),
         integer(m.arrayBufferBytes),
+        integer(total),
         scenario.name === 'device' && size >= 1_000_000
-          ? `≤ 300 B: ${m.capacityBytes + m.sessionBytes <= 300 ? 'met' : `missed by ${integer(m.capacityBytes + m.sessionBytes - 300)} B`}`
+          ? `≤ 300 B: ${total <= 300 ? 'met' : `missed by ${integer(total - 300)} B`}`
           : '(≤ 300 B at 1M with device metadata)'
       ])
     }
@@ -89,7 +91,7 @@ async function main (): Promise<void> {
   const markdown = [
     '## Memory per session',
     '',
-    table(['sessions hold', 'sessions', 'heap B/session', 'store capacity B/slot', 'heap total B/session', 'ArrayBuffer B/session', 'target'], rows),
+    table(['sessions hold', 'sessions', 'heap B/session', 'store capacity B/slot', 'ArrayBuffer B/session', 'total B/session', 'target'], rows),
     '',
     `Run on ${today()}: ${machine()}.`,
     `Packages: ${Object.entries(versions(['fastify', '@fastify/jwt', 'lru-cache'])).map(([name, version]) => `${name} ${version}`).join(', ')}.`,
@@ -97,8 +99,11 @@ async function main (): Promise<void> {
     `Sessions are created through \`reply.issueSession()\` (${SESSIONS_PER_USER} per user, a fresh UUID user id string per login,` +
     ' claims `{ role }`) into a memory store sized for exactly that many. `heapUsed` is read after two forced collections' +
     ' (`--expose-gc`): "heap B/session" is what filling added, "store capacity" what lru-cache reserves per slot up front' +
-    ' (its key and value lists), their sum the figure to hold against the target. lru-cache\'s typed arrays (links, TTLs)' +
-    ' live outside the heap and are listed apart. The app itself is not counted.',
+    ' (its key and value lists), "ArrayBuffer" what typed arrays and buffers outside the heap grew by (the session table\'s' +
+    ' columns, lru-cache\'s links). Their sum, "total", is the figure held against the target. It counts the whole store:' +
+    ' besides the sessions, its login history and counters (known devices, login bursts), each bounded by its own option' +
+    ' (`maxHistoryEntries`, `maxCounters`: 100,000 each by default) whatever the number of sessions, so they weigh more per' +
+    ' session in a smaller store. The app itself is not counted.',
     '',
     'Reproduce: `npm run bench:memory` (`-- --sizes 100000,1000000`). It builds `dist/` first.'
   ].join('\n')

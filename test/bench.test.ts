@@ -90,7 +90,7 @@ t.test('npm run bench:memory -- --smoke: bytes per session for each scenario', a
   t.setTimeout(60_000)
   const { code, stdout, stderr } = await run('memory.ts', ['--smoke'], ['--expose-gc'])
   t.equal(code, 0, stderr)
-  t.match(stdout, /\| sessions hold +\| sessions \| heap B\/session \|/)
+  t.match(stdout, /\| sessions hold +\| sessions \| heap B\/session \| store capacity B\/slot \| ArrayBuffer B\/session \| total B\/session \|/)
   t.match(stdout, /\| session with app claims, no device metadata +\| +3,000 \| +[\d,]+ \|/)
   t.match(stdout, /\| session with app claims and full device metadata +\| +3,000 \| +[\d,]+ \|/)
   t.notMatch(stdout, /^wrote /m, 'a smoke run writes no report')

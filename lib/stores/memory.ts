@@ -5,7 +5,8 @@ import { planCreate } from './limit.js'
 import { MemoryCounters } from './memory-counters.js'
 import { MemoryHistory } from './memory-history.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
-import { decideRotation, expiresAt, isLive, isRemovable, rotatedState, type RefreshState, type SessionRecord, supersedes, withActivity } from '../session.js'
+import { SessionTable } from './memory-table.js'
+import { decideRotation, isLive, rotatedState, type RefreshState, type SessionRecord, supersedes, withActivity } from '../session.js'
 import { count, section, type OptionNames } from '../validate.js'
 import type {
   Activity,
@@ -77,26 +78,29 @@ const DEFAULT_MAX_HISTORY_ENTRIES = 100_000
 const PATH = 'memoryStore'
 const OPTION_NAMES: OptionNames<MemoryStoreOptions> = { max: true, onCapacity: true, purgeIntervalMs: true, maxCounters: true, maxHistoryEntries: true, snapshot: true }
 /**
- * Heap bytes per session with device metadata, as `npm run bench:memory`
- * measures it (docs/benchmarks.md); `stats().estimatedBytes` multiplies by it.
+ * Bytes per session with device metadata, heap and typed arrays, at 1M
+ * sessions, as `npm run bench:memory` measures it (docs/benchmarks.md);
+ * `stats().estimatedBytes` multiplies by it.
  */
-const ESTIMATED_BYTES_PER_SESSION = 1200
+const ESTIMATED_BYTES_PER_SESSION = 300
 
 /**
- * A bounded in-process store on `lru-cache`, with a per-user index kept in step
- * on every removal path (revoke, expiry, eviction at capacity). For one process;
- * use the Redis store when several instances serve the same users.
+ * A bounded in-process store: `lru-cache` keeps the order of use and the bound,
+ * mapping each session id to its slot in a `SessionTable`, which holds the
+ * sessions column by column with each user's sessions linked (the per-user
+ * index), kept in step on every removal path (revoke, expiry, eviction at
+ * capacity). For one process; use the Redis store when several instances serve
+ * the same users.
  */
 export class MemoryStore implements SessionStore {
   readonly #max: number
   readonly #onCapacity: 'evict-lru' | 'reject'
   readonly #purgeIntervalMs: number
-  readonly #byUser = new Map<string, Set<string>>()
-  readonly #cache: LRUCache<string, SessionRecord>
+  /** Session id → slot in `#table`. */
+  readonly #cache: LRUCache<string, number>
+  readonly #table: SessionTable
   readonly #counters: MemoryCounters
   readonly #history: MemoryHistory
-  /** How many users hold n sessions, kept in step with the index. */
-  readonly #usersBySize = new Map<number, number>()
   #context: StoreContext = { now: Date.now, onRemoved: () => {} }
   #timer: NodeJS.Timeout | undefined
   readonly #snapshots: Snapshots | undefined
@@ -125,15 +129,10 @@ export class MemoryStore implements SessionStore {
     this.#max = max
     this.#onCapacity = onCapacity
     this.#purgeIntervalMs = purgeIntervalMs
-    this.#cache = new LRUCache<string, SessionRecord>({
-      max,
-      // lru-cache reads time through `perf`: give it the plugin's clock, so
-      // its TTLs and ours agree, and tests can move both at once.
-      perf: { now: () => this.#context.now() },
-      // 0: read the clock on every check rather than cache it behind a timer.
-      ttlResolution: 0,
-      dispose: (session, id, reason) => this.#disposed(session, id, reason)
-    })
+    // One slot more than the bound: a new session takes its slot before lru-cache evicts to make room.
+    this.#table = new SessionTable(max + 1)
+    // No TTLs in lru-cache: the deadlines are in the table, checked against each caller's `now`, and by #purge against the plugin's clock.
+    this.#cache = new LRUCache<string, number>({ max, dispose: (slot, _id, reason) => this.#disposed(slot, reason) })
     this.#counters = new MemoryCounters(maxCounters, () => this.#context.log)
     this.#history = new MemoryHistory(maxHistoryEntries)
     const settings = snapshotSettings(snapshot)
@@ -144,7 +143,7 @@ export class MemoryStore implements SessionStore {
 
   async open (context: StoreContext): Promise<void> {
     this.#context = context
-    this.#timer ??= setInterval(() => this.#cache.purgeStale(), this.#purgeIntervalMs).unref()
+    this.#timer ??= setInterval(() => this.#purge(), this.#purgeIntervalMs).unref()
     await this.#snapshots?.open(context)
   }
 
@@ -154,24 +153,26 @@ export class MemoryStore implements SessionStore {
     if (!plan.created) return plan
     for (const old of plan.evicted) this.#cache.delete(old.id)
     this.#ensureRoom()
-    this.#insert(session, now)
+    this.#insert(session)
     return plan
   }
 
   async get (id: string, now: number): Promise<SessionRecord | undefined> {
-    return this.#liveById(id, now)
+    const slot = this.#liveSlot(id, now)
+    return slot === undefined ? undefined : this.#table.read(slot)
   }
 
   async touch (id: string, activity: Activity, now: number): Promise<SessionRecord | undefined> {
-    const session = this.#liveById(id, now)
-    if (session === undefined) return undefined
-    const touched = withActivity(session, activity)
-    this.#cache.set(id, touched, { ttl: expiresAt(touched) - now })
+    const slot = this.#liveSlot(id, now)
+    if (slot === undefined) return undefined
+    const touched = withActivity(this.#table.read(slot), activity)
+    this.#table.writeActivity(slot, touched)
     return touched
   }
 
   async rotate (id: string, rotation: Rotation, now: number): Promise<RotationResult> {
-    const session = this.#liveById(id, now)
+    const slot = this.#liveSlot(id, now)
+    const session = slot === undefined ? undefined : this.#table.read(slot)
     if (session?.refresh === undefined) return { outcome: 'missing' }
     const decision = decideRotation(session.refresh, rotation.presentedHash, now, rotation.graceMs)
     if (decision === 'conflict') return { outcome: 'conflict' }
@@ -181,32 +182,34 @@ export class MemoryStore implements SessionStore {
     }
     const refresh = rotatedState(session.refresh, rotation.presentedHash, rotation.successorHash, now)
     const rotated = withActivity({ ...session, refresh }, rotation.activity) as SessionRecord & { readonly refresh: RefreshState }
-    this.#cache.set(id, rotated, { ttl: expiresAt(rotated) - now })
+    this.#table.write(slot as number, rotated)
     return { outcome: 'rotated', session: rotated }
   }
 
   async replace (oldId: string, session: SessionRecord, now: number): Promise<boolean> {
-    if (this.#liveById(oldId, now) === undefined) return false
+    if (this.#liveSlot(oldId, now) === undefined) return false
     this.#cache.delete(oldId)
-    this.#insert(session, now)
+    this.#insert(session)
     return true
   }
 
   async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
-    const session = this.#cache.get(id)
-    if (session === undefined) return undefined
-    if (isLive(session, now)) {
+    const slot = this.#cache.get(id)
+    if (slot === undefined) return undefined
+    if (this.#table.isLive(slot, now)) {
+      const session = this.#table.read(slot)
       this.#cache.delete(id)
       return session
     }
     // Past a deadline by this caller's clock only, perhaps: a revocation ends it for everyone.
-    this.#expire(id, session)
+    this.#expire(slot)
     return undefined
   }
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
     const revoked: SessionRecord[] = []
-    for (const id of [...this.#byUser.get(userId) ?? []]) {
+    for (const slot of this.#table.slotsOf(userId)) {
+      const id = this.#table.idOf(slot)
       if (id === exceptId) continue
       const session = await this.revoke(id, now)
       if (session !== undefined) revoked.push(session)
@@ -220,11 +223,10 @@ export class MemoryStore implements SessionStore {
 
   async * scan (batchSize: number, now: number): AsyncIterable<SessionRecord[]> {
     let batch: SessionRecord[] = []
-    // Map and Set iterators stay valid while entries come and go between batches.
-    for (const ids of this.#byUser.values()) {
-      for (const id of ids) {
-        const session = this.#cache.peek(id)
-        if (session !== undefined && isLive(session, now)) batch.push(session)
+    // A Map's key iterator stays valid while users come and go between batches.
+    for (const userId of this.#table.userIds()) {
+      for (const slot of this.#table.slotsOf(userId)) {
+        if (this.#table.isLive(slot, now)) batch.push(this.#table.read(slot))
       }
       if (batch.length >= batchSize) {
         yield batch
@@ -279,14 +281,14 @@ export class MemoryStore implements SessionStore {
     let imported = 0
     for (const session of sessions) {
       if (!isLive(session, now)) continue
-      const held = this.#cache.peek(session.id, { allowStale: true })
-      if (held !== undefined) {
-        if (!isLive(held, now)) this.#expire(session.id, held)
-        else if (supersedes(held, session)) continue
+      const slot = this.#cache.peek(session.id)
+      if (slot !== undefined) {
+        if (!this.#table.isLive(slot, now)) this.#expire(slot)
+        else if (supersedes(this.#table.read(slot), session)) continue
         else this.#cache.delete(session.id)
       }
       this.#ensureRoom()
-      this.#insert(session, now)
+      this.#insert(session)
       imported++
     }
     return { imported, skipped: sessions.length - imported }
@@ -321,11 +323,11 @@ export class MemoryStore implements SessionStore {
   async stats (): Promise<StoreStats> {
     return {
       sessions: this.#cache.size,
-      users: this.#byUser.size,
+      users: this.#table.users,
       evictions: this.#evictions,
       counterEvictions: this.#counters.evictions,
       expirations: this.#expirations,
-      sessionsPerUser: Object.fromEntries([...this.#usersBySize].sort((a, b) => a[0] - b[0])),
+      sessionsPerUser: this.#table.sessionsPerUser(),
       capacity: this.#max,
       estimatedBytes: this.#cache.size * ESTIMATED_BYTES_PER_SESSION
     }
@@ -345,7 +347,7 @@ export class MemoryStore implements SessionStore {
   /** What a snapshot holds: live sessions least recently used first (so a restore keeps the LRU order), live counters. */
   #contents (now: number): SnapshotContent {
     const sessions: SessionRecord[] = []
-    for (const session of this.#cache.rvalues() as Iterable<SessionRecord>) if (isLive(session, now)) sessions.push(session)
+    for (const slot of this.#cache.rvalues() as Iterable<number>) if (this.#table.isLive(slot, now)) sessions.push(this.#table.read(slot))
     const counters: HeldCounter[] = []
     for (const [key, counter] of this.#counters.rentries()) if (now < counter.expiresAt) counters.push({ key, ...counter })
     return { writtenAt: now, sessions, counters }
@@ -358,84 +360,62 @@ export class MemoryStore implements SessionStore {
 
   /** The user's live sessions, most recently active first; expired ones are removed on the way. */
   #live (userId: string, now: number): SessionRecord[] {
-    const ids = this.#byUser.get(userId)
-    if (ids === undefined) return []
     const live: SessionRecord[] = []
-    for (const id of ids) {
-      // peek, not get: counting or listing a user's sessions is not using them, so it must not
-      // move them up the LRU order; and isLive decides by the caller's clock, so lru-cache's own
-      // staleness check is not needed. Both cost cache misses at 1M sessions. The index and the
-      // cache are kept in step by #disposed, so the id is there.
-      const session = this.#cache.peek(id, { allowStale: true }) as SessionRecord
-      if (isLive(session, now)) live.push(session)
-      else if (isRemovable(session, now)) this.#expire(id, session)
+    // Straight from the table, not through lru-cache: counting or listing a user's sessions is not
+    // using them, so it must not move them up the LRU order.
+    for (const slot of this.#table.slotsOf(userId)) {
+      if (this.#table.isLive(slot, now)) live.push(this.#table.read(slot))
+      else if (this.#table.isRemovable(slot, now)) this.#expire(slot)
     }
     return live.sort((a, b) => b.lastSeenAt - a.lastSeenAt)
   }
 
   /**
-   * The session, if live at `now`. One past a deadline is refused, and removed
-   * only past `CLOCK_SKEW_ALLOWANCE_MS` (`isRemovable`): the caller's clock may
-   * be ahead of the others'.
+   * The slot of session `id`, if live at `now`. One past a deadline is refused,
+   * and removed only past `CLOCK_SKEW_ALLOWANCE_MS` (`isRemovable`): the
+   * caller's clock may be ahead of the others'.
    */
-  #liveById (id: string, now: number): SessionRecord | undefined {
-    const session = this.#cache.get(id)
-    if (session === undefined || isLive(session, now)) return session
-    if (isRemovable(session, now)) this.#expire(id, session)
+  #liveSlot (id: string, now: number): number | undefined {
+    const slot = this.#cache.get(id)
+    if (slot === undefined || this.#table.isLive(slot, now)) return slot
+    if (this.#table.isRemovable(slot, now)) this.#expire(slot)
     return undefined
   }
 
-  /**
-   * Past a deadline by the caller's clock: lru-cache may not see it yet (its
-   * TTL is only set when the record is written, by this process's clock), so expire it here.
-   */
-  #expire (id: string, session: SessionRecord): void {
+  /** Removes the session in `slot`, past a deadline, and says so. */
+  #expire (slot: number): void {
+    const session = this.#table.read(slot)
     this.#expirations++
-    this.#cache.delete(id)
+    this.#cache.delete(session.id)
     this.#context.onRemoved(session, 'expired')
   }
 
-  /** Keeps the sessions-per-user histogram in step when a user's count goes from `from` to `to`. */
-  #resize (from: number, to: number): void {
-    if (from > 0) {
-      const users = (this.#usersBySize.get(from) as number) - 1
-      if (users === 0) this.#usersBySize.delete(from)
-      else this.#usersBySize.set(from, users)
-    }
-    if (to > 0) this.#usersBySize.set(to, (this.#usersBySize.get(to) ?? 0) + 1)
+  /** Expires every session past a deadline by the plugin's clock. */
+  #purge (): void {
+    const now = this.#context.now()
+    for (const slot of this.#table.slots()) if (!this.#table.isLive(slot, now)) this.#expire(slot)
   }
 
   #ensureRoom (): void {
     if (this.#onCapacity === 'evict-lru' || this.#cache.size < this.#max) return
-    this.#cache.purgeStale()
+    this.#purge()
     if (this.#cache.size >= this.#max) throw new StoreFullError()
   }
 
-  #insert (session: SessionRecord, now: number): void {
-    this.#cache.set(session.id, session, { ttl: expiresAt(session) - now })
-    let ids = this.#byUser.get(session.userId)
-    if (ids === undefined) {
-      ids = new Set()
-      this.#byUser.set(session.userId, ids)
-    }
-    ids.add(session.id)
-    this.#resize(ids.size - 1, ids.size)
+  #insert (session: SessionRecord): void {
+    this.#cache.set(session.id, this.#table.add(session))
   }
 
-  #disposed (session: SessionRecord, id: string, reason: LRUCache.DisposeReason): void {
-    // 'set' replaces a record with its newer version under the same id: the index is unchanged.
-    if (reason === 'set') return
-    const ids = this.#byUser.get(session.userId) as Set<string>
-    ids.delete(id)
-    this.#resize(ids.size + 1, ids.size)
-    if (ids.size === 0) this.#byUser.delete(session.userId)
+  #disposed (slot: number, reason: LRUCache.DisposeReason): void {
     if (reason === 'evict') {
+      const session = this.#table.read(slot)
+      this.#table.remove(slot)
       this.#evictions++
       this.#context.onRemoved(session, 'capacity')
-    } else if (reason === 'expire') {
-      this.#expirations++
-      this.#context.onRemoved(session, 'expired')
+      return
     }
+    // 'delete', or 'set': a session created again under an id already held replaces it.
+    this.#table.remove(slot)
   }
 }
 

@@ -44,6 +44,27 @@ t.test('eviction at capacity drops the least recently used and keeps the user in
   t.match(await store.stats(), { sessions: 3, users: 3, evictions: 3 }, 'users whose last session was evicted leave the index')
 })
 
+t.test('a record handed out never changes under its holder, and a holder that changes it changes nothing in the store', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  open(store, clock)
+  const given = { ...session('a1', 'alice', clock.now), ip: '192.0.2.1', refresh: { hash: 'r0', rotatedAt: clock.now, rotations: 0 } }
+  await store.create(given, LIMIT, clock.now)
+  const held = await store.get('a1', clock.now) as SessionRecord
+  const before = structuredClone(held)
+  clock.advance(MINUTE)
+  await store.touch('a1', { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE, changes: { ip: '198.51.100.7' } }, clock.now)
+  await store.rotate('a1', { presentedHash: 'r0', successorHash: 'r1', graceMs: 0, activity: { lastSeenAt: clock.now, idleExpiresAt: clock.now + 30 * MINUTE } }, clock.now)
+  t.strictSame(held, before, 'the first record is as it was read')
+  const now = await store.get('a1', clock.now) as SessionRecord
+  t.match(now, { ip: '198.51.100.7', refresh: { hash: 'r0', nextHash: 'r1', rotations: 1 } }, 'while the store moved on')
+  ;(now as { ip: string }).ip = '203.0.113.9'
+  ;(now.refresh as { hash: string }).hash = 'planted'
+  ;(given as { ip: string }).ip = '203.0.113.10'
+  t.match(await store.get('a1', clock.now), { ip: '198.51.100.7', refresh: { hash: 'r0' } }, 'changing a record read, or the one given to create, changes nothing stored')
+})
+
 t.test("onCapacity: 'reject' refuses new sessions when full, after purging expired ones", async (t) => {
   const clock = new TestClock()
   const store = memoryStore({ max: 2, onCapacity: 'reject' })
