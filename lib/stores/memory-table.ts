@@ -203,6 +203,11 @@ export class SessionTable {
     return now >= this.#expiresAt(slot) + CLOCK_SKEW_ALLOWANCE_MS
   }
 
+  /** Whether the session ended before `now`: past its deadline by at least a tick, as a TTL that ran out. */
+  isPast (slot: number, now: number): boolean {
+    return now > this.#expiresAt(slot)
+  }
+
   /** `expiresAt()`: the earlier of the two deadlines. */
   #expiresAt (slot: number): number {
     const at = slot * TIMES
@@ -224,7 +229,11 @@ export class SessionTable {
     this.#freeSlot = slot
   }
 
-  /** The slots of a user's sessions, in the order they were added (a copy: the list may change while it is used). */
+  /**
+   * The slots of a user's sessions, in the order they were added: a copy, the
+   * list may change while it is used. A slot freed meanwhile may hold another
+   * session by then: a caller that awaits between slots reads their ids first.
+   */
   slotsOf (userId: string): number[] {
     const user = this.#userSlots.get(userId)
     if (user === undefined) return []
@@ -410,7 +419,8 @@ class SharedValues<T extends object> {
 function claimsKey (claims: Readonly<Record<string, unknown>>): string | undefined {
   if (!Object.isFrozen(claims)) return undefined
   for (const value of Object.values(claims)) {
-    if (typeof value === 'number' ? !Number.isFinite(value) : value !== null && typeof value !== 'string' && typeof value !== 'boolean') return undefined
+    // -0 is written as 0 by JSON: claims holding it stay their own.
+    if (typeof value === 'number' ? !Number.isFinite(value) || Object.is(value, -0) : value !== null && typeof value !== 'string' && typeof value !== 'boolean') return undefined
   }
   // In their order: { a, b } and { b, a } are kept apart.
   return JSON.stringify(claims)

@@ -131,7 +131,7 @@ export class MemoryStore implements SessionStore {
     this.#purgeIntervalMs = purgeIntervalMs
     // One slot more than the bound: a new session takes its slot before lru-cache evicts to make room.
     this.#table = new SessionTable(max + 1)
-    // No TTLs in lru-cache: the deadlines are in the table, checked against each caller's `now`, and by #purge against the plugin's clock.
+    // No TTLs in lru-cache: the deadlines are in the table, checked against each caller's `now`, and against the plugin's clock (#cached, #purge).
     this.#cache = new LRUCache<string, number>({ max, dispose: (slot, _id, reason) => this.#disposed(slot, reason) })
     this.#counters = new MemoryCounters(maxCounters, () => this.#context.log)
     this.#history = new MemoryHistory(maxHistoryEntries)
@@ -194,7 +194,7 @@ export class MemoryStore implements SessionStore {
   }
 
   async revoke (id: string, now: number): Promise<SessionRecord | undefined> {
-    const slot = this.#cache.get(id)
+    const slot = this.#cached(id)
     if (slot === undefined) return undefined
     if (this.#table.isLive(slot, now)) {
       const session = this.#table.read(slot)
@@ -208,8 +208,8 @@ export class MemoryStore implements SessionStore {
 
   async revokeUser (userId: string, exceptId: string | undefined, now: number): Promise<SessionRecord[]> {
     const revoked: SessionRecord[] = []
-    for (const slot of this.#table.slotsOf(userId)) {
-      const id = this.#table.idOf(slot)
+    // The ids, not the slots: while a revoke awaits, a slot may be freed and taken by another user's session.
+    for (const id of this.#table.slotsOf(userId).map((slot) => this.#table.idOf(slot))) {
       if (id === exceptId) continue
       const session = await this.revoke(id, now)
       if (session !== undefined) revoked.push(session)
@@ -223,10 +223,11 @@ export class MemoryStore implements SessionStore {
 
   async * scan (batchSize: number, now: number): AsyncIterable<SessionRecord[]> {
     let batch: SessionRecord[] = []
+    const clock = this.#context.now()
     // A Map's key iterator stays valid while users come and go between batches.
     for (const userId of this.#table.userIds()) {
       for (const slot of this.#table.slotsOf(userId)) {
-        if (this.#table.isLive(slot, now)) batch.push(this.#table.read(slot))
+        if (this.#table.isLive(slot, now) && !this.#table.isPast(slot, clock)) batch.push(this.#table.read(slot))
       }
       if (batch.length >= batchSize) {
         yield batch
@@ -371,12 +372,24 @@ export class MemoryStore implements SessionStore {
   }
 
   /**
+   * The slot of session `id`, moved up the LRU order. One that ended before
+   * the plugin's clock says now is expired at once (and `onRemoved` told), as
+   * a TTL would: in one process there is no other clock to wait for.
+   */
+  #cached (id: string): number | undefined {
+    const slot = this.#cache.get(id)
+    if (slot === undefined || !this.#table.isPast(slot, this.#context.now())) return slot
+    this.#expire(slot)
+    return undefined
+  }
+
+  /**
    * The slot of session `id`, if live at `now`. One past a deadline is refused,
    * and removed only past `CLOCK_SKEW_ALLOWANCE_MS` (`isRemovable`): the
    * caller's clock may be ahead of the others'.
    */
   #liveSlot (id: string, now: number): number | undefined {
-    const slot = this.#cache.get(id)
+    const slot = this.#cached(id)
     if (slot === undefined || this.#table.isLive(slot, now)) return slot
     if (this.#table.isRemovable(slot, now)) this.#expire(slot)
     return undefined
@@ -393,7 +406,7 @@ export class MemoryStore implements SessionStore {
   /** Expires every session past a deadline by the plugin's clock. */
   #purge (): void {
     const now = this.#context.now()
-    for (const slot of this.#table.slots()) if (!this.#table.isLive(slot, now)) this.#expire(slot)
+    for (const slot of this.#table.slots()) if (this.#table.isPast(slot, now)) this.#expire(slot)
   }
 
   #ensureRoom (): void {

@@ -127,6 +127,9 @@ t.test('equal flat frozen claims are one object, kept while any session holds it
   const d = table.add({ ...base, id: 'd', claims: nested })
   const e = table.add({ ...base, id: 'e', claims: checkClaims({ roles: ['member'] }) })
   t.not(table.read(e).claims, table.read(d).claims, 'claims holding an object are never shared')
+  const zero = table.add({ ...base, id: 'z0', claims: checkClaims({ n: 0 }) })
+  const negative = table.add({ ...base, id: 'z1', claims: checkClaims({ n: -0 }) })
+  t.ok(Object.is(table.read(negative).claims?.n, -0) && Object.is(table.read(zero).claims?.n, 0), 'JSON writes -0 as 0: claims holding it are never shared')
   const own = { role: 'member' }
   t.equal(table.read(table.add({ ...base, id: 'f', claims: own })).claims, own, 'nor claims that are not frozen')
   table.write(c, { ...base, id: 'c', claims: checkClaims({ role: 'admin' }) })

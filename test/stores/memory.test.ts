@@ -44,7 +44,41 @@ t.test('eviction at capacity drops the least recently used and keeps the user in
   t.match(await store.stats(), { sessions: 3, users: 3, evictions: 3 }, 'users whose last session was evicted leave the index')
 })
 
-t.test('a record handed out never changes under its holder, and a holder that changes it changes nothing in the store', async (t) => {
+t.test('revokeUser revokes only that user\'s sessions, while other requests free and take slots meanwhile', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  open(store, clock)
+  await store.create(session('a1', 'alice', clock.now), LIMIT, clock.now)
+  await store.create(session('a2', 'alice', clock.now), LIMIT, clock.now)
+  await store.create(session('b1', 'bob', clock.now), LIMIT, clock.now)
+  // Another request, while revokeUser awaits its first revoke: a2 signs out, and bob signs in again into its slot.
+  let meanwhile: Promise<unknown> = Promise.resolve()
+  queueMicrotask(() => {
+    meanwhile = Promise.all([store.revoke('a2', clock.now), store.create(session('b2', 'bob', clock.now), LIMIT, clock.now)])
+  })
+  const revoked = await store.revokeUser('alice', undefined, clock.now)
+  await meanwhile
+  t.strictSame(revoked.map((s) => s.id), ['a1'])
+  t.strictSame((await store.listUser('bob', clock.now)).map((s) => s.id).sort(), ['b1', 'b2'], 'bob keeps both')
+})
+
+t.test('a read past the deadline by the plugin\'s clock removes the session at once, and says so', async (t) => {
+  const clock = new TestClock()
+  const store = memoryStore()
+  t.teardown(() => store.close())
+  const removed = open(store, clock)
+  await store.create(session('a1', 'alice', clock.now, MINUTE), LIMIT, clock.now)
+  clock.advance(MINUTE)
+  t.ok(await store.get('a1', clock.now - 1), 'at the deadline itself, by a caller\'s earlier now, still live')
+  t.strictSame(removed, [])
+  clock.advance(1)
+  t.equal(await store.get('a1', clock.now - MINUTE), undefined, 'past it by the plugin\'s clock: gone, whatever the caller\'s now')
+  t.strictSame(removed, [['a1', 'expired']])
+  t.match(await store.stats(), { sessions: 0, expirations: 1 })
+})
+
+t.test('a record handed out never changes under its holder, and a holder that changes its fields changes nothing in the store', async (t) => {
   const clock = new TestClock()
   const store = memoryStore()
   t.teardown(() => store.close())
