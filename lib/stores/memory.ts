@@ -101,7 +101,11 @@ export class MemoryStore implements SessionStore {
   readonly #table: SessionTable
   readonly #counters: MemoryCounters
   readonly #history: MemoryHistory
-  #context: StoreContext = { now: Date.now, onRemoved: () => {} }
+  /**
+   * The plugin's, from `open()`. Until then there is no plugin's clock: it
+   * reads as the start of time, so only the `now` each caller passes ends a session.
+   */
+  #context: StoreContext = { now: () => -Infinity, onRemoved: () => {} }
   #timer: NodeJS.Timeout | undefined
   readonly #snapshots: Snapshots | undefined
   #evictions = 0
