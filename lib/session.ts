@@ -150,7 +150,12 @@ export function expiresAt (session: Pick<SessionRecord, 'idleExpiresAt' | 'absol
 
 /** Whether a session is still usable at `now`. */
 export function isLive (session: Pick<SessionRecord, 'idleExpiresAt' | 'absoluteExpiresAt'>, now: number): boolean {
-  return now < session.idleExpiresAt && now < session.absoluteExpiresAt
+  return liveAt(expiresAt(session), now)
+}
+
+/** `isLive()` of a session that ends at `deadline` (its `expiresAt()`). */
+export function liveAt (deadline: number, now: number): boolean {
+  return now < deadline
 }
 
 /**
@@ -182,7 +187,12 @@ export const CLOCK_SKEW_ALLOWANCE_MS = 60 * 60_000
  * A revocation removes a session whatever this says.
  */
 export function isRemovable (session: Pick<SessionRecord, 'idleExpiresAt' | 'absoluteExpiresAt'>, now: number): boolean {
-  return now >= expiresAt(session) + CLOCK_SKEW_ALLOWANCE_MS
+  return removableAt(expiresAt(session), now)
+}
+
+/** `isRemovable()` of a session that ends at `deadline` (its `expiresAt()`). */
+export function removableAt (deadline: number, now: number): boolean {
+  return now >= deadline + CLOCK_SKEW_ALLOWANCE_MS
 }
 
 /** Which deadline an expired session has passed: the absolute one wins when both have. */

@@ -1,5 +1,5 @@
 import type { DeviceInfo } from '../devices/device.js'
-import { CLOCK_SKEW_ALLOWANCE_MS, type Location, type SessionRecord, type TravelAnchor } from '../session.js'
+import { liveAt, removableAt, type Location, type SessionRecord, type TravelAnchor } from '../session.js'
 
 /**
  * The sessions of the memory store, column by column, with each user's
@@ -195,12 +195,12 @@ export class SessionTable {
 
   /** `isLive()` of the session in `slot`, without building its record. */
   isLive (slot: number, now: number): boolean {
-    return now < this.#expiresAt(slot)
+    return liveAt(this.#expiresAt(slot), now)
   }
 
   /** `isRemovable()` of the session in `slot`, without building its record. */
   isRemovable (slot: number, now: number): boolean {
-    return now >= this.#expiresAt(slot) + CLOCK_SKEW_ALLOWANCE_MS
+    return removableAt(this.#expiresAt(slot), now)
   }
 
   /** Whether the session ended before `now`: past its deadline by at least a tick, as a TTL that ran out. */
@@ -208,7 +208,7 @@ export class SessionTable {
     return now > this.#expiresAt(slot)
   }
 
-  /** `expiresAt()`: the earlier of the two deadlines. */
+  /** `expiresAt()` of the session in `slot`, read from its columns without building an object on every check. */
   #expiresAt (slot: number): number {
     const at = slot * TIMES
     return Math.min(this.#times[at + 2] as number, this.#times[at + 3] as number)
