@@ -122,13 +122,15 @@ serverTest(t, 'with durability, a WAIT the client resends to the new primary doe
   const [primaryPort, replicaPort, secondPort] = [await freePort(), await freePort(), await freePort()]
   const byFile = ['--repl-diskless-sync', 'no']
   const primary = await startServer(t, primaryPort, byFile)
-  const link = await relay(t, primaryPort, slowLinkMs)
+  // The link is fast while the replicas make their first sync (a handshake of several round trips), then slow.
+  const link = await relay(t, primaryPort, 0)
   await startServer(t, replicaPort, [...byFile, '--replicaof', '127.0.0.1', String(link.port)])
   // A replica of the replica: once promoted, the new primary has a replica to acknowledge a WAIT at once.
   await startServer(t, secondPort, ['--replicaof', '127.0.0.1', String(replicaPort)])
   const [admin, replica] = [serverClient(t, primaryPort), serverClient(t, replicaPort)]
   const online = async (): Promise<boolean> => /state=online/.test(await replicationField(replica, 'slave0') ?? '')
   await waitFor(async () => await replicationField(replica, 'master_link_status') === 'up' && await online(), 10_000, 'the replicas to sync')
+  link.delay(slowLinkMs)
   const address = await front(t, primaryPort)
   const store = redisStore({ connection: { host: '127.0.0.1', port: address.port }, commandTimeoutMs: 3000, durability: { replicas: 1, timeoutMs: 2000 } })
   t.teardown(() => store.close())

@@ -273,6 +273,8 @@ export interface Relay {
   port: number
   /** Cuts the link: closes every socket and the listener, and drops every chunk not yet delivered. */
   cut: () => void
+  /** Sets the delay of the chunks relayed from now on; only ever raise it, or a chunk could overtake one delayed before it. */
+  delay: (ms: number) => void
 }
 
 /**
@@ -284,6 +286,7 @@ export interface Relay {
  * Sentinel as well, while its replica lags.
  */
 export async function relay (t: Test, target: number, delayMs: number, { replicationOnly = false } = {}): Promise<Relay> {
+  let current = delayMs
   const sockets = new Set<Socket>()
   const timers = new Set<NodeJS.Timeout>()
   const forward = (chunk: Buffer, to: Socket, delayMs: number): void => {
@@ -310,7 +313,7 @@ export async function relay (t: Test, target: number, delayMs: number, { replica
       forward(chunk, upstream, 0)
     })
     // A chunk sent undelayed never overtakes one delayed before it: once lagging, always lagging.
-    upstream.on('data', (chunk: Buffer) => forward(chunk, downstream, lagging ? delayMs : 0))
+    upstream.on('data', (chunk: Buffer) => forward(chunk, downstream, lagging ? current : 0))
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -321,7 +324,7 @@ export async function relay (t: Test, target: number, delayMs: number, { replica
     server.close()
   }
   t.teardown(cut)
-  return { port: (server.address() as { port: number }).port, cut }
+  return { port: (server.address() as { port: number }).port, cut, delay: (ms) => { current = ms } }
 }
 
 /** Session `s<n>` of one of eight users, live for half an hour from `EPOCH`. */
