@@ -68,10 +68,15 @@ redisTest(t, 'a revoke on one instance is refused on the other within 50 ms', as
   t.equal((await a.me(alice)).statusCode, 401, 'and stays refused')
 })
 
-redisTest(t, '50 parallel logins of one user over both instances end at exactly the limit', async (t) => {
+// 30, not more: the stats remember a user's latest 32 removals, so a follow-up that arrives after more evictions
+// than that may count its session again until its deadline (docs/stores.md, "Stats"); the sessions themselves
+// end at the limit however many logins race.
+const PARALLEL_LOGINS = 30
+
+redisTest(t, `${PARALLEL_LOGINS} parallel logins of one user over both instances end at exactly the limit`, async (t) => {
   const { a, b } = await twoInstances(t)
-  const logins = await Promise.all(Array.from({ length: 50 }, async (_, j) => await (j % 2 === 0 ? a : b).login('alice')))
-  t.equal(new Set(logins.map((login) => login.sessionId)).size, 50, 'each login got a session')
+  const logins = await Promise.all(Array.from({ length: PARALLEL_LOGINS }, async (_, j) => await (j % 2 === 0 ? a : b).login('alice')))
+  t.equal(new Set(logins.map((login) => login.sessionId)).size, PARALLEL_LOGINS, 'each login got a session')
   const listed = await a.app.sessions.list('alice')
   t.equal(listed.length, MAX_SESSIONS)
   t.strictSame((await b.app.sessions.list('alice')).map((session) => session.id), listed.map((session) => session.id), 'both instances agree')
