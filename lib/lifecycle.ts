@@ -26,7 +26,7 @@ import { checkClaims, isStorable, type AccessTokens } from './tokens/access-toke
 import type { DeviceToken } from './tokens/device-tokens.js'
 import { idSetHash, type LimitTickets } from './tokens/limit-tickets.js'
 import type { OpenedRefreshToken, RefreshTokens } from './tokens/refresh-tokens.js'
-import { duration, isToken, origins, routePath, section, type Duration, type OptionNames } from './validate.js'
+import { duration, isToken, origins, routePath, section, shown, type Duration, type OptionNames } from './validate.js'
 
 /** 128 random bits. */
 const SESSION_ID_BYTES = 16
@@ -119,7 +119,7 @@ export function parseRefreshOptions (value: RefreshOptions | undefined): Refresh
   const refresh = section(value, REFRESH_OPTION_NAMES, 'refresh')
   const transport = refresh.transport ?? 'cookie'
   if (transport !== 'cookie' && transport !== 'body') {
-    throw new InvalidOptionError('refresh.transport', `must be 'cookie' or 'body', got ${String(transport)}`)
+    throw new InvalidOptionError('refresh.transport', `must be 'cookie' or 'body', got ${shown(transport)}`)
   }
   const path = routePath(refresh.path ?? DEFAULT_REFRESH_PATH, 'refresh.path')
   const csrfHeader = refresh.csrfHeader ?? DEFAULT_CSRF_HEADER

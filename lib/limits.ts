@@ -2,7 +2,7 @@ import type { DeviceType } from './devices/device.js'
 import { InvalidOptionError } from './errors.js'
 import { deviceTypeOf, type SessionRecord } from './session.js'
 import type { DeviceTypeLimit, SessionLimit } from './stores/store.js'
-import { section, type OptionNames } from './validate.js'
+import { section, shown, type OptionNames } from './validate.js'
 
 /** The limit of one device type: `deviceTypeLimits: { mobile: { max: 1, onLimit: 'reject' } }`. */
 export interface DeviceTypeLimitOptions {
@@ -47,10 +47,10 @@ export function parseDeviceTypeLimits (value: DeviceTypeLimitsOptions | undefine
     const path = `${PATH}.${type}`
     if (options === undefined) continue
     const { max, onLimit = total.onLimit } = section(options, LIMIT_OPTION_NAMES, path)
-    if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionError(`${path}.max`, `must be a positive integer, got ${String(max)}`)
+    if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionError(`${path}.max`, `must be a positive integer, got ${shown(max)}`)
     if (max > total.max) throw new InvalidOptionError(`${path}.max`, `must be at most maxSessionsPerUser (${total.max}), got ${max}`)
     if (onLimit !== 'evict-oldest' && onLimit !== 'reject') {
-      throw new InvalidOptionError(`${path}.onLimit`, `must be 'evict-oldest' or 'reject', got ${String(onLimit)}`)
+      throw new InvalidOptionError(`${path}.onLimit`, `must be 'evict-oldest' or 'reject', got ${shown(onLimit)}`)
     }
     limits[type] = Object.freeze({ type, max, onLimit })
   }

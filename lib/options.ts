@@ -23,7 +23,7 @@ import type { Clock, Lifetime, Lifetimes } from './session.js'
 import { memoryStore } from './stores/memory.js'
 import type { SessionLimit, SessionStore } from './stores/store.js'
 import { parseTokenOptions, TOKEN_OPTION_NAMES, type TokenOptions, type TokenPolicy } from './tokens/jwt.js'
-import { duration, optionalFunction, section, type Duration, type OptionNames } from './validate.js'
+import { duration, optionalFunction, section, shown, type Duration, type OptionNames } from './validate.js'
 
 /**
  * The plugin's options. Every one has a safe default except the signing key.
@@ -337,11 +337,11 @@ function parseLifetimes (options: SessionGuardOptions): Lifetimes {
 function parseLimit (options: SessionGuardOptions): SessionLimit {
   const max = options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER
   if (!Number.isSafeInteger(max) || max < 1) {
-    throw new InvalidOptionError('maxSessionsPerUser', `must be a positive integer, got ${String(max)}`)
+    throw new InvalidOptionError('maxSessionsPerUser', `must be a positive integer, got ${shown(max)}`)
   }
   const onLimit = options.onSessionLimit ?? 'evict-oldest'
   if (onLimit !== 'evict-oldest' && onLimit !== 'reject') {
-    throw new InvalidOptionError('onSessionLimit', `must be 'evict-oldest' or 'reject', got ${String(onLimit)}`)
+    throw new InvalidOptionError('onSessionLimit', `must be 'evict-oldest' or 'reject', got ${shown(onLimit)}`)
   }
   return { max, onLimit }
 }

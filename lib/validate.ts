@@ -24,9 +24,20 @@ export function section<T extends object> (value: T | undefined, names: OptionNa
   if (value === undefined) return {} as T
   if (typeof value !== 'object' || value === null) throw new InvalidOptionError(path, 'must be an object')
   for (const key of Object.keys(value)) {
-    if (!Object.hasOwn(names, key)) throw new InvalidOptionError(join(path, key), 'is not an option of fastify-session-guard')
+    if (!Object.hasOwn(names, key)) throw new InvalidOptionError(join(path, key), `is not an option of ${ownerOf(path)}`)
   }
   return value
+}
+
+/** A value as an error message shows it: a string quoted, so `'5'` reads apart from `5` and `''` shows at all. */
+export function shown (value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value)
+}
+
+/** What a section's options belong to: a store factory's, or the plugin's. */
+function ownerOf (path: string): string {
+  const factory = /^(?:memoryStore|redisStore|postgresStore)(?=\.|$)/.exec(path)?.[0]
+  return factory === undefined ? 'fastify-session-guard' : `${factory}()`
 }
 
 /** `path.name`, or `name` at the top level. */
@@ -37,7 +48,7 @@ export function join (path: string, name: string): string {
 export function duration (value: Duration, name: string, { allowZero = false } = {}): number {
   const ms = typeof value === 'string' ? parseDuration(value) : value
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero)) {
-    throw new InvalidOptionError(name, `must be a ${allowZero ? 'non-negative' : 'positive'} duration in ms or a string such as '15m', got ${String(value)}`)
+    throw new InvalidOptionError(name, `must be a ${allowZero ? 'non-negative' : 'positive'} duration in ms or a string such as '15m', got ${shown(value)}`)
   }
   return ms
 }

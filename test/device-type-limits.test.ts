@@ -52,7 +52,7 @@ t.test('deviceTypeLimits is checked at registration, each bad value with a coded
   t.match(await refused({ tablet: { max: 1.5 } }), invalid(/deviceTypeLimits\.tablet\.max/), 'not an integer')
   t.match(await refused({ mobile: { max: 4 } }, { maxSessionsPerUser: 3 }), invalid(/deviceTypeLimits\.mobile\.max.*at most maxSessionsPerUser \(3\), got 4/), 'above the total')
   t.match(await refused({ mobile: { max: 16 } }), invalid(/at most maxSessionsPerUser \(15\)/), 'above the default total')
-  t.match(await refused({ mobile: { max: 1, onLimit: 'evict' } }), invalid(/deviceTypeLimits\.mobile\.onLimit.*'evict-oldest' or 'reject', got evict/))
+  t.match(await refused({ mobile: { max: 1, onLimit: 'evict' } }), invalid(/deviceTypeLimits\.mobile\.onLimit.*'evict-oldest' or 'reject', got "evict"/))
   t.match(await refused({ mobile: { max: 1, limit: 2 } }), invalid(/deviceTypeLimits\.mobile\.limit.*not an option/), 'an unknown name inside a limit')
   t.equal(await refused({ mobile: { max: 3 }, unknown: { max: 1, onLimit: 'reject' }, bot: undefined }, { maxSessionsPerUser: 3 }), undefined, 'a max equal to the total, unknown devices, an absent entry')
 })

@@ -123,7 +123,7 @@ t.test('the hashed mode needs a long secret salt', async (t) => {
 })
 
 t.test('bad options name themselves', async (t) => {
-  t.throws(() => createPrivacyPolicy({ ipMode: 'masked' as never }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"privacy\.ipMode": must be 'full', 'truncated', 'hashed' or 'none', got masked/ })
+  t.throws(() => createPrivacyPolicy({ ipMode: 'masked' as never }), { code: 'FST_SESSION_GUARD_INVALID_OPTION', message: /"privacy\.ipMode": must be 'full', 'truncated', 'hashed' or 'none', got "masked"/ })
   t.throws(() => createPrivacyPolicy({ keepUserAgent: 'yes' as never }), { message: /"privacy\.keepUserAgent": must be a boolean/ })
   t.throws(() => createPrivacyPolicy({ ipMode: 'nope' as never }, 'devices.privacy'), { message: /"devices\.privacy\.ipMode"/ }, 'under the caller\'s prefix')
 })

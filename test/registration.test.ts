@@ -67,7 +67,7 @@ t.test('unsafe or malformed options are refused at registration, naming the opti
   t.equal(await registrationError({ secret: SECRET, global: false }), undefined, 'global: false is off, not a section')
   t.equal(await registrationError({ secret: SECRET, clockTolerance: '5m', dpop: { window: '5m' } }), undefined, 'five minutes of clock tolerance and DPoP window at most')
   t.equal((await registrationError({ secret: SECRET, clockTolerance: '1d' }))?.message,
-    'Invalid option "clockTolerance": must be at most \'5m\': every token would be good that long past its expiry, got 1d', 'and says why')
+    'Invalid option "clockTolerance": must be at most \'5m\': every token would be good that long past its expiry, got "1d"', 'and says why')
   t.match((await registrationError({ secret: SECRET, global: { skip: 1 as unknown as () => boolean } }))?.message, 'must be a function (route) => boolean', 'and says what a skip is')
 })
 
@@ -170,7 +170,7 @@ t.test('refresh.path must be a cookie path', async (t) => {
 t.test('each refusal of the refresh options says what is wanted', async (t) => {
   const origins = 'must be an array of origins such as "https://app.example.com"'
   const cases: Array<[string, unknown, string, string]> = [
-    ['a transport of neither kind', { transport: 'header' }, 'refresh.transport', "must be 'cookie' or 'body', got header"],
+    ['a transport of neither kind', { transport: 'header' }, 'refresh.transport', "must be 'cookie' or 'body', got \"header\""],
     ['a header name with a space', { csrfHeader: 'bad header' }, 'refresh.csrfHeader', 'must be a header name'],
     ['one origin, not in an array', { allowedOrigins: 'https://a.example' }, 'refresh.allowedOrigins', origins],
     ['an array with one origin that is no string', { allowedOrigins: ['https://a.example', 1] }, 'refresh.allowedOrigins', origins],

@@ -232,7 +232,7 @@ t.test('a malformed or doubled access token cookie is refused', async (t) => {
 
 t.test('the accessToken option is checked at registration', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    [{ transport: 'query' }, /"accessToken.transport": must be 'header', 'cookie' or 'both', got query/],
+    [{ transport: 'query' }, /"accessToken.transport": must be 'header', 'cookie' or 'both', got "query"/],
     [{ cookie: 'at' }, /"accessToken.cookie": needs `transport: 'cookie'` or `'both'`/],
     [{ transport: 'both', cookie: 'a b' }, /"accessToken.cookie": must be a valid cookie name/],
     [{ transport: 'both', other: 1 }, /"accessToken.other": is not an option/],

@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache'
 import { parseItem, parseList, Token } from 'structured-headers'
 import UAParser from 'ua-parser-js'
 import { InvalidOptionError } from '../errors.js'
+import { shown } from '../validate.js'
 
 /**
  * Device metadata from request headers: the User-Agent string, read with
@@ -70,7 +71,7 @@ const UNKNOWN: DeviceInfo = freezeDevice('unknown', 'Unknown device', undefined,
 export function createDeviceParser (options: DeviceParserOptions = {}): DeviceParser {
   const max = options.cacheSize ?? DEFAULT_CACHE_SIZE
   if (!Number.isSafeInteger(max) || max < 1) {
-    throw new InvalidOptionError('cacheSize', `must be a positive integer, got ${String(max)}`)
+    throw new InvalidOptionError('cacheSize', `must be a positive integer, got ${shown(max)}`)
   }
   const cache = new LRUCache<string, DeviceInfo>({ max })
 

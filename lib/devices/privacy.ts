@@ -4,7 +4,7 @@ import ipaddr from 'ipaddr.js'
 import { LRUCache } from 'lru-cache'
 import { hasControlCharacter, MAX_USER_AGENT_LENGTH } from './device.js'
 import { InvalidOptionError } from '../errors.js'
-import { section, type OptionNames } from '../validate.js'
+import { section, shown, type OptionNames } from '../validate.js'
 
 /**
  * What of a client's IP address and user agent a session keeps. The devices
@@ -74,7 +74,7 @@ export function createPrivacyPolicy (value?: PrivacyOptions, prefix = 'privacy')
   const options = section(value, PRIVACY_OPTION_NAMES, prefix)
   const ipMode = options.ipMode ?? DEFAULT_IP_MODE
   if (!IP_MODES.has(ipMode)) {
-    throw new InvalidOptionError(`${prefix}.ipMode`, `must be 'full', 'truncated', 'hashed' or 'none', got ${String(ipMode)}`)
+    throw new InvalidOptionError(`${prefix}.ipMode`, `must be 'full', 'truncated', 'hashed' or 'none', got ${shown(ipMode)}`)
   }
   const keep = options.keepUserAgent ?? DEFAULT_KEEP_USER_AGENT
   if (typeof keep !== 'boolean') {

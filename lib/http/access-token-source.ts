@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidOptionError } from '../errors.js'
-import { section, type OptionNames } from '../validate.js'
+import { section, shown, type OptionNames } from '../validate.js'
 import { cookieValues } from './cookies.js'
 import { checkAmbientCredential, type CsrfPolicy } from './csrf.js'
 
@@ -42,7 +42,7 @@ export function parseAccessTokenOptions (value: AccessTokenOptions | undefined):
   const options = section(value, ACCESS_TOKEN_OPTION_NAMES, 'accessToken')
   const transport = options.transport ?? 'header'
   if (!TRANSPORTS.has(transport)) {
-    throw new InvalidOptionError('accessToken.transport', `must be 'header', 'cookie' or 'both', got ${String(transport)}`)
+    throw new InvalidOptionError('accessToken.transport', `must be 'header', 'cookie' or 'both', got ${shown(transport)}`)
   }
   if (transport === 'header' && options.cookie !== undefined) {
     throw new InvalidOptionError('accessToken.cookie', "needs `transport: 'cookie'` or `'both'`: with 'header' no cookie is written")

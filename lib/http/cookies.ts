@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidOptionError } from '../errors.js'
 import type { SessionRecord } from '../session.js'
-import { bool, isToken, section, type OptionNames } from '../validate.js'
+import { bool, isToken, section, shown, type OptionNames } from '../validate.js'
 
 /** How the plugin's cookies may travel: the `cookies` option. */
 export interface CookieAttributes {
@@ -154,7 +154,7 @@ export function parseCookieOptions (options: CookieOptions, refresh: RefreshCook
 function parseAttributes (options: CookieAttributes, secure: boolean): Pick<CookiePolicy, 'sameSite' | 'domain' | 'partitioned'> {
   const sameSite = options.sameSite ?? 'strict'
   if (!Object.hasOwn(SAME_SITE, sameSite)) {
-    throw new InvalidOptionError('cookies.sameSite', `must be 'strict', 'lax' or 'none', got ${String(sameSite)}`)
+    throw new InvalidOptionError('cookies.sameSite', `must be 'strict', 'lax' or 'none', got ${shown(sameSite)}`)
   }
   // Browsers drop a SameSite=None cookie that is not Secure.
   if (sameSite === 'none' && !secure) throw new InvalidOptionError('cookies.sameSite', "'none' needs secure cookies: a browser drops a SameSite=None cookie without Secure")

@@ -5,7 +5,7 @@ import { InvalidDpopProofError, InvalidOptionError, UseDpopNonceError } from '..
 import type { Clock } from '../session.js'
 import type { SessionStore } from '../stores/store.js'
 import type { MacKey } from '../tokens/jwt.js'
-import { bool, duration, origins, section, type Duration, type OptionNames } from '../validate.js'
+import { bool, duration, origins, section, shown, type Duration, type OptionNames } from '../validate.js'
 
 /**
  * DPoP (RFC 9449) for native apps: a login that carries a `DPoP` proof gets a
@@ -86,7 +86,7 @@ const MAX_WINDOW_MS = 5 * 60_000
 
 function dpopWindow (value: Duration): number {
   const ms = duration(value, 'dpop.window')
-  if (ms > MAX_WINDOW_MS) throw new InvalidOptionError('dpop.window', `must be at most '5m': a proof (stolen, or logged on the way) is good for that long, and each proof's jti is held in the store as long, got ${String(value)}`)
+  if (ms > MAX_WINDOW_MS) throw new InvalidOptionError('dpop.window', `must be at most '5m': a proof (stolen, or logged on the way) is good for that long, and each proof's jti is held in the store as long, got ${shown(value)}`)
   return ms
 }
 

@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache'
 import { HistoryOffError, InvalidHistoryQueryError, InvalidOptionError } from '../errors.js'
 import type { Clock } from '../session.js'
 import type { HistoryEntry, HistoryRecord, HistoryRetention, SessionStore } from '../stores/store.js'
-import { count, duration, section, type Duration, type OptionNames } from '../validate.js'
+import { count, duration, section, shown, type Duration, type OptionNames } from '../validate.js'
 import type { SessionEvent, SessionEventName } from './events.js'
 
 /** The `history` option: each user's login history (see docs/monitoring.md, "Login history"). */
@@ -145,7 +145,7 @@ export class LoginHistory {
   async read (userId: string, { limit = 50, before }: { limit?: number, before?: string } = {}): Promise<HistoryEntry[]> {
     const { store, retention } = this.#enabled()
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_HISTORY_PAGE) {
-      throw new InvalidHistoryQueryError(`limit must be an integer from 1 to ${MAX_HISTORY_PAGE}, got ${String(limit)}`)
+      throw new InvalidHistoryQueryError(`limit must be an integer from 1 to ${MAX_HISTORY_PAGE}, got ${shown(limit)}`)
     }
     if (before !== undefined && (typeof before !== 'string' || !CURSOR.test(before))) {
       throw new InvalidHistoryQueryError('before must be the id of a history entry')

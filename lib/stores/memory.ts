@@ -7,7 +7,7 @@ import { MemoryHistory } from './memory-history.js'
 import { Snapshots, snapshotSettings, type SnapshotContent, type SnapshotOptions } from './memory-snapshot.js'
 import { SessionTable } from './memory-table.js'
 import { decideRotation, isLive, rotatedState, type RefreshState, type SessionRecord, supersedes, withActivity } from '../session.js'
-import { count, section, type OptionNames } from '../validate.js'
+import { count, section, shown, type OptionNames } from '../validate.js'
 import type {
   Activity,
   Counter,
@@ -123,10 +123,10 @@ export class MemoryStore implements SessionStore {
     } = section(options, OPTION_NAMES, PATH)
     count(max, `${PATH}.max`)
     if (onCapacity !== 'evict-lru' && onCapacity !== 'reject') {
-      throw new InvalidOptionError(`${PATH}.onCapacity`, `must be 'evict-lru' or 'reject', got ${String(onCapacity)}`)
+      throw new InvalidOptionError(`${PATH}.onCapacity`, `must be 'evict-lru' or 'reject', got ${shown(onCapacity)}`)
     }
     if (!Number.isFinite(purgeIntervalMs) || purgeIntervalMs <= 0) {
-      throw new InvalidOptionError(`${PATH}.purgeIntervalMs`, `must be a positive number, got ${String(purgeIntervalMs)}`)
+      throw new InvalidOptionError(`${PATH}.purgeIntervalMs`, `must be a positive number, got ${shown(purgeIntervalMs)}`)
     }
     count(maxCounters, `${PATH}.maxCounters`)
     count(maxHistoryEntries, `${PATH}.maxHistoryEntries`)

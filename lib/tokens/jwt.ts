@@ -1,7 +1,7 @@
 import { hkdfSync } from 'node:crypto'
 import { createDecoder, createSigner, createVerifier } from 'fast-jwt'
 import { InvalidOptionError } from '../errors.js'
-import { duration, type Duration } from '../validate.js'
+import { duration, shown, type Duration } from '../validate.js'
 
 /**
  * Token keys in one place: the signing options, their checks, the keyrings
@@ -155,7 +155,7 @@ export function parseTokenOptions (options: TokenOptions): TokenPolicy {
     clockToleranceMs: duration(options.clockTolerance ?? 0, 'clockTolerance', { allowZero: true })
   }
   if (times.clockToleranceMs > MAX_CLOCK_TOLERANCE_MS) {
-    throw new InvalidOptionError('clockTolerance', `must be at most '5m': every token would be good that long past its expiry, got ${String(options.clockTolerance)}`)
+    throw new InvalidOptionError('clockTolerance', `must be at most '5m': every token would be good that long past its expiry, got ${shown(options.clockTolerance)}`)
   }
   if (secret !== undefined && keys !== undefined) {
     throw new InvalidOptionError('secret', 'give either `secret` or `keys`, not both')

@@ -162,7 +162,7 @@ t.test('constructor options are validated, as strictly as the plugin\'s', async 
     [{ purgeIntervalMs: -1 }, /"memoryStore.purgeIntervalMs": must be a positive number/],
     [{ maxCounters: 0 }, /"memoryStore.maxCounters": must be a positive integer/],
     // A misspelt name is refused, not silently left at its default.
-    [{ maxSessions: 10 }, /"memoryStore.maxSessions": is not an option/],
+    [{ maxSessions: 10 }, /"memoryStore.maxSessions": is not an option of memoryStore\(\)$/],
     [{ oncapacity: 'reject' }, /"memoryStore.oncapacity": is not an option/],
     [5, /"memoryStore": must be an object/]
   ]

@@ -50,7 +50,7 @@ t.test('options are checked when the store is made, each named', async (t) => {
     [{ pool, purge: { intervalMs: -1 } }, /"postgresStore\.purge\.intervalMs": must be a non-negative number/],
     [{ pool, purge: { batchSize: 0 } }, /"postgresStore\.purge\.batchSize": must be a positive integer/],
     // A misspelt name is refused, not silently left at its default.
-    [{ pool, localcache: true }, /"postgresStore\.localcache": is not an option/],
+    [{ pool, localcache: true }, /"postgresStore\.localcache": is not an option of postgresStore\(\)$/],
     [{ pool, localCache: { maxSize: 5 } }, /"postgresStore\.localCache\.maxSize": is not an option/],
     [{ pool, purge: { interval: 5 } }, /"postgresStore\.purge\.interval": is not an option/]
   ]

@@ -45,10 +45,15 @@ t.test('options are checked when the store is made, as strictly as the plugin\'s
     [{ client, localCache: { ttlMs: -1 } }, /"redisStore.localCache.ttlMs": must be a positive number/],
     [{ client, localCache: { ttlMs: Number.POSITIVE_INFINITY } }, /"redisStore.localCache.ttlMs"/],
     [{ client, statsShards: 0 }, /"redisStore.statsShards": must be a whole number from 1 to 256, got 0/],
+    [{ client, statsShards: '4' as unknown as number }, /"redisStore.statsShards": must be a whole number from 1 to 256, got "4"$/],
+    [{ connection: 'not a url' }, /"redisStore.connection": must be a redis:\/\/ or rediss:\/\/ URL, a Unix socket path, or ioredis options$/],
+    [{ connection: 'http://user:secret@127.0.0.1:6379' }, /^(?:(?!secret).)*$/],
+    [{ connection: 42 as unknown as string }, /"redisStore.connection"/],
+    [{ connection: null as unknown as string }, /"redisStore.connection"/],
     [{ client, statsShards: 257 }, /"redisStore.statsShards"/],
     [{ client, statsShards: 2.5 }, /"redisStore.statsShards"/],
     // Misspelt names, at every level, are refused rather than silently left at their defaults.
-    [{ client, localcache: true } as Parameters<typeof redisStore>[0], /"redisStore.localcache": is not an option/],
+    [{ client, localcache: true } as Parameters<typeof redisStore>[0], /"redisStore.localcache": is not an option of redisStore\(\)$/],
     [{ client, localCache: { maxSize: 10 } } as Parameters<typeof redisStore>[0], /"redisStore.localCache.maxSize": is not an option/],
     [{ cluster: { nodes: [], option: {} } } as Parameters<typeof redisStore>[0], /"redisStore.cluster.option": is not an option/],
     [{ cluster: 'redis://x' } as unknown as Parameters<typeof redisStore>[0], /"redisStore.cluster": must be an object/]
@@ -59,6 +64,9 @@ t.test('options are checked when the store is made, as strictly as the plugin\'s
   t.ok(redisStore({ client, localCache: { max: 10, ttlMs: 100 } }) instanceof RedisStore)
   t.ok(redisStore({ client, closeClient: false, localCache: false, prefix: 'p:', commandTimeoutMs: 5 }) instanceof RedisStore)
   t.ok(redisStore({ cluster: { nodes: [] } }) instanceof RedisStore)
+  for (const connection of ['redis://127.0.0.1:6379/2', 'rediss://user:pass@redis.example:6380', '/run/redis/redis.sock', { host: '127.0.0.1' }]) {
+    t.ok(redisStore({ connection }) instanceof RedisStore, `connection ${JSON.stringify(connection)}`)
+  }
   t.ok(redisStore({ client, statsShards: 1 }) instanceof RedisStore)
   t.ok(redisStore({ client, statsShards: 256 }) instanceof RedisStore)
 })

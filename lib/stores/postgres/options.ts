@@ -1,6 +1,6 @@
 import type { Pool, PoolConfig } from 'pg'
 import { InvalidOptionError } from '../../errors.js'
-import { bool, section, type OptionNames } from '../../validate.js'
+import { bool, section, shown, type OptionNames } from '../../validate.js'
 
 export interface PostgresStoreOptions {
   /**
@@ -109,7 +109,7 @@ const PURGE_OPTION_NAMES: OptionNames<PurgeOptions> = { intervalMs: true, batchS
 /** A schema name checked to be a plain identifier, as `migrate()` and the store take it. */
 export function checkSchema (schema: unknown, path = `${PATH}.schema`): string {
   if (typeof schema !== 'string' || !SCHEMA.test(schema)) {
-    throw new InvalidOptionError(path, `must be a lower-case SQL identifier (letters, digits, _), got ${String(schema)}`)
+    throw new InvalidOptionError(path, `must be a lower-case SQL identifier (letters, digits, _), got ${shown(schema)}`)
   }
   return schema
 }
@@ -117,7 +117,7 @@ export function checkSchema (schema: unknown, path = `${PATH}.schema`): string {
 function positive (name: string, value: number, integer: boolean, zero = false): void {
   const ok = integer ? Number.isSafeInteger(value) : Number.isFinite(value)
   if (!ok || value < 0 || (value === 0 && !zero)) {
-    throw new InvalidOptionError(`${PATH}.${name}`, `must be a ${zero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}, got ${String(value)}`)
+    throw new InvalidOptionError(`${PATH}.${name}`, `must be a ${zero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}, got ${shown(value)}`)
   }
 }
 

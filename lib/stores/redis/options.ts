@@ -1,6 +1,6 @@
 import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
 import { InvalidOptionError } from '../../errors.js'
-import { bool, section, type OptionNames } from '../../validate.js'
+import { bool, section, shown, type OptionNames } from '../../validate.js'
 import type { RedisClient } from './client.js'
 
 export interface RedisStoreOptions {
@@ -117,6 +117,14 @@ const OPTION_NAMES: OptionNames<RedisStoreOptions> = {
 const CLUSTER_OPTION_NAMES: OptionNames<NonNullable<RedisStoreOptions['cluster']>> = { nodes: true, options: true }
 const LOCAL_CACHE_OPTION_NAMES: OptionNames<LocalCacheOptions> = { max: true, ttlMs: true }
 
+/** A URL of a scheme ioredis connects with, a Unix socket's path, or an options object. */
+function isConnection (connection: unknown): boolean {
+  if (typeof connection === 'object') return connection !== null
+  if (typeof connection !== 'string') return false
+  if (connection.startsWith('/')) return true
+  return URL.canParse(connection) && ['redis:', 'rediss:'].includes(new URL(connection).protocol)
+}
+
 /**
  * Checks the options when the store is made, as the plugin checks its own: a
  * misspelt or bad option fails at startup with `FST_SESSION_GUARD_INVALID_OPTION`, naming it.
@@ -128,11 +136,15 @@ export function settingsOf (options: RedisStoreOptions): Settings {
     throw new InvalidOptionError(PATH, 'give exactly one of "client", "connection" or "cluster"')
   }
   if (cluster !== undefined) section(cluster, CLUSTER_OPTION_NAMES, `${PATH}.cluster`)
+  if (connection !== undefined && !isConnection(connection)) {
+    // Not shown: a URL may hold a password.
+    throw new InvalidOptionError(`${PATH}.connection`, 'must be a redis:// or rediss:// URL, a Unix socket path, or ioredis options')
+  }
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
-    throw new InvalidOptionError(`${PATH}.prefix`, `must be a string without "{" or "}", got ${String(prefix)}`)
+    throw new InvalidOptionError(`${PATH}.prefix`, `must be a string without "{" or "}", got ${shown(prefix)}`)
   }
   if (!Number.isFinite(commandTimeoutMs) || commandTimeoutMs <= 0) {
-    throw new InvalidOptionError(`${PATH}.commandTimeoutMs`, `must be a positive number, got ${String(commandTimeoutMs)}`)
+    throw new InvalidOptionError(`${PATH}.commandTimeoutMs`, `must be a positive number, got ${shown(commandTimeoutMs)}`)
   }
   if (options.closeClient !== undefined) bool(options.closeClient, `${PATH}.closeClient`)
   if (typeof localCache !== 'boolean' && typeof localCache !== 'object') {
@@ -141,13 +153,13 @@ export function settingsOf (options: RedisStoreOptions): Settings {
   const cache = typeof localCache === 'object' ? section(localCache, LOCAL_CACHE_OPTION_NAMES, `${PATH}.localCache`) : {}
   const { max = DEFAULT_CACHE_MAX, ttlMs = DEFAULT_CACHE_TTL_MS } = cache
   if (!Number.isSafeInteger(max) || max < 1) {
-    throw new InvalidOptionError(`${PATH}.localCache.max`, `must be a positive integer, got ${String(max)}`)
+    throw new InvalidOptionError(`${PATH}.localCache.max`, `must be a positive integer, got ${shown(max)}`)
   }
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new InvalidOptionError(`${PATH}.localCache.ttlMs`, `must be a positive number, got ${String(ttlMs)}`)
+    throw new InvalidOptionError(`${PATH}.localCache.ttlMs`, `must be a positive number, got ${shown(ttlMs)}`)
   }
   if (!Number.isSafeInteger(statsShards) || statsShards < 1 || statsShards > MAX_STATS_SHARDS) {
-    throw new InvalidOptionError(`${PATH}.statsShards`, `must be a whole number from 1 to ${MAX_STATS_SHARDS}, got ${String(statsShards)}`)
+    throw new InvalidOptionError(`${PATH}.statsShards`, `must be a whole number from 1 to ${MAX_STATS_SHARDS}, got ${shown(statsShards)}`)
   }
   return {
     prefix,
@@ -162,10 +174,10 @@ function durabilityOf (durability: DurabilityOptions, commandTimeoutMs: number, 
   const path = `${PATH}.durability`
   const { replicas, timeoutMs = DEFAULT_DURABILITY_TIMEOUT_MS } = section(durability, DURABILITY_NAMES, path)
   if (!Number.isSafeInteger(replicas) || replicas < 1) {
-    throw new InvalidOptionError(`${path}.replicas`, `must be a positive integer, got ${String(replicas)}`)
+    throw new InvalidOptionError(`${path}.replicas`, `must be a positive integer, got ${shown(replicas)}`)
   }
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs >= commandTimeoutMs) {
-    throw new InvalidOptionError(`${path}.timeoutMs`, `must be a whole number of ms from 1 to below "commandTimeoutMs" (${commandTimeoutMs}), got ${String(timeoutMs)}`)
+    throw new InvalidOptionError(`${path}.timeoutMs`, `must be a whole number of ms from 1 to below "commandTimeoutMs" (${commandTimeoutMs}), got ${shown(timeoutMs)}`)
   }
   if (cluster) throw new InvalidOptionError(path, 'is not available on a Cluster (WAIT must reach the node that took the write)')
   return { replicas, timeoutMs }
