@@ -68,7 +68,7 @@ export async function buildServer (
   }
 
   await app.register(sessionGuard, {
-    secret: guardOptions.secret ?? process.env.JWT_SECRET ?? randomSecret(app),
+    secret: guardOptions.secret ?? process.env.SESSION_SECRET ?? randomSecret(app),
     accessTokenTtl: '15m',
     idleTimeout: '30m',
     absoluteTimeout: '12h',
@@ -244,7 +244,7 @@ class StepUpCodes {
 }
 
 function randomSecret (app: FastifyInstance): string {
-  app.log.warn('JWT_SECRET is not set: using a random secret, so tokens die with this process')
+  app.log.warn('SESSION_SECRET is not set: using a random secret, so tokens die with this process')
   return randomBytes(32).toString('base64url')
 }
 
