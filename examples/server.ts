@@ -117,7 +117,7 @@ export async function buildServer (
     const user = await checkPassword(username, password)
     if (user === undefined) {
       await app.sessions.loginAttempts.fail(request, username, { userId })
-      return await reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Wrong username or password' })
+      return await reply.code(401).send({ statusCode: 401, code: 'WRONG_CREDENTIALS', error: 'Unauthorized', message: 'Wrong username or password' })
     }
     await app.sessions.loginAttempts.succeed(request, username)
     const { accessToken, refreshToken, session } = await reply.issueSession({
@@ -141,8 +141,8 @@ export async function buildServer (
   }, async (request, reply) => {
     const verdict = stepUpCodes.check(request.authSession!.id, request.body.code)
     if (verdict !== 'right') {
-      const [statusCode, message] = STEP_UP_REFUSALS[verdict]
-      return await reply.code(statusCode).send({ statusCode, error: 'Step-up', message })
+      const [statusCode, code, message] = STEP_UP_REFUSALS[verdict]
+      return await reply.code(statusCode).send({ statusCode, code, error: 'Step-up', message })
     }
     // The code vouched for the device: remember it if the sign-in asked to ("Remember this device" was checked).
     return { completed: await request.completeChallenge(reply, { rememberDevice: request.authSession!.remembered }) }
@@ -205,9 +205,9 @@ export async function buildServer (
 }
 
 const STEP_UP_REFUSALS = {
-  wrong: [400, 'Wrong code'],
-  none: [409, 'No code pending: sign in again'],
-  locked: [429, 'Too many wrong codes: try again in an hour']
+  wrong: [400, 'STEP_UP_WRONG_CODE', 'Wrong code'],
+  none: [409, 'STEP_UP_NO_CODE', 'No code pending: sign in again'],
+  locked: [429, 'STEP_UP_LOCKED', 'Too many wrong codes: try again in an hour']
 } as const
 
 /**
