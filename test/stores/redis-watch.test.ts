@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import t from 'tap'
 import type { RedisClient, RedisClientOptions, RedisNode } from '../../lib/stores/redis/index.js'
 import { Connection } from '../../lib/stores/redis/connection.js'
+import { ioredis } from '../../lib/stores/redis/ioredis.js'
 import { ConnectionWatch } from '../../lib/stores/redis/watch.js'
 
 /** A client of the store's shape, as far as the watch looks at it: its events, its options, its nodes. */
@@ -72,7 +73,7 @@ t.test('one line per outage, one when it ends; stopped, it hears nothing', async
 })
 
 t.test('a call that fails while Redis is reachable keeps its own error', async (t) => {
-  const connection = new Connection({ connection: 'redis://127.0.0.1:6379' }, 1000)
+  const connection = new Connection({ connection: 'redis://127.0.0.1:6379' }, 1000, ioredis('redisStore.connection'))
   const wrongType = Object.assign(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'), { name: 'ReplyError' })
   await t.rejects(connection.run(Promise.reject(wrongType)), wrongType, 'no connection problem to name: the reply error as it is')
 })

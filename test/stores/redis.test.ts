@@ -6,6 +6,7 @@ import { sessionDecoder } from '../../lib/stores/redis/codec.js'
 import { SessionCommands } from '../../lib/stores/redis/commands.js'
 import { Connection } from '../../lib/stores/redis/connection.js'
 import { redisStore, RedisStore } from '../../lib/stores/redis/index.js'
+import { ioredis } from '../../lib/stores/redis/ioredis.js'
 import { KeyLayout } from '../../lib/stores/redis/keys.js'
 import { EPOCH, MINUTE, TestClock } from '../helper.js'
 import { deleteKeys, freePort, leftNoKeys, REDIS_URL, redisTest, statsKeys, storeFor, testClient, uniquePrefix, waitFor } from './redis-helper.js'
@@ -69,6 +70,19 @@ t.test('options are checked when the store is made, as strictly as the plugin\'s
   }
   t.ok(redisStore({ client, statsShards: 1 }) instanceof RedisStore)
   t.ok(redisStore({ client, statsShards: 256 }) instanceof RedisStore)
+})
+
+t.test('ioredis is loaded only for a client the store makes, and its absence is a coded option error', async (t) => {
+  t.equal(ioredis('redisStore.connection').Redis, Redis, 'installed: the module itself')
+  const missing = (id: string): never => { throw Object.assign(new Error(`Cannot find module '${id}'`), { code: 'MODULE_NOT_FOUND' }) }
+  t.throws(() => ioredis('redisStore.cluster', missing), {
+    code: 'FST_SESSION_GUARD_INVALID_OPTION',
+    message: /^Invalid option "redisStore\.cluster": needs the ioredis package, an optional peer dependency of fastify-session-guard: npm i ioredis \(or pass a client of your own as "client"\)$/
+  })
+  const inside = (): never => { throw Object.assign(new Error("Cannot find module 'denque'"), { code: 'MODULE_NOT_FOUND' }) }
+  t.throws(() => ioredis('redisStore.connection', inside), { message: "Cannot find module 'denque'" }, 'a module missing inside ioredis is a broken install, told as it is')
+  const broken = (): never => { throw new SyntaxError('Unexpected token') }
+  t.throws(() => ioredis('redisStore.connection', broken), SyntaxError, 'and so is any other failure')
 })
 
 t.test('a store that was never opened says so', async (t) => {
@@ -275,7 +289,7 @@ t.test('with a Cluster client that may answer reads from replicas, a session is 
   let reads = 0
   const attached = (isCluster: boolean, scaleReads: unknown): Connection => {
     const client = { isCluster, options: { scaleReads }, defineCommand () {}, on () {}, off () {}, get: async () => { reads++; return null } }
-    const connection = new Connection({ client: client as never }, 1000)
+    const connection = new Connection({ client: client as never }, 1000, undefined)
     connection.attach({}, undefined)
     return connection
   }

@@ -1,6 +1,7 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import type { StoreLog } from '../store.js'
 import type { RedisClient } from './client.js'
+import type { Ioredis } from './ioredis.js'
 import type { RedisStoreOptions } from './options.js'
 import { ConnectionWatch } from './watch.js'
 
@@ -43,6 +44,8 @@ function failFast (commandTimeoutMs: number, pipelined: boolean): RedisOptions {
 export class Connection {
   readonly #options: RedisStoreOptions
   readonly #timeoutMs: number
+  /** ioredis, to make the client with: `undefined` when the app gives its own. */
+  readonly #ioredis: Ioredis | undefined
   #client: RedisClient | undefined
   #watch: ConnectionWatch | undefined
   #owned = false
@@ -50,9 +53,10 @@ export class Connection {
   #lost = 0
   readonly #onClose = (): void => { this.#lost++ }
 
-  constructor (options: RedisStoreOptions, timeoutMs: number) {
+  constructor (options: RedisStoreOptions, timeoutMs: number, library: Ioredis | undefined) {
     this.#options = options
     this.#timeoutMs = timeoutMs
+    this.#ioredis = library
   }
 
   /** The client, once `attach()` found or made it. */
@@ -101,6 +105,7 @@ export class Connection {
       target = client
     } else {
       this.#owned = true
+      const { Cluster, Redis } = this.#ioredis as Ioredis
       const defaults = failFast(this.#timeoutMs, this.#options.durability === undefined)
       if (cluster !== undefined) {
         target = new Cluster(cluster.nodes, {

@@ -7,8 +7,9 @@
  *
  * It runs on ioredis, an optional peer dependency of the package that the app
  * installs: the main entry never loads this one, so an app on the memory store
- * loads no Redis client. A client the app gives may be any of the shape
- * `RedisClient` (ioredis 5 or 6, iovalkey). The files beside this one are its parts.
+ * loads no Redis client, and this one loads ioredis only to make a client itself.
+ * A client the app gives may be any of the shape `RedisClient` (ioredis 5 or 6,
+ * iovalkey). The files beside this one are its parts.
  */
 export { RedisStore, redisStore } from './redis-store.js'
 export type { DurabilityOptions, LocalCacheOptions, RedisStoreOptions } from './options.js'

@@ -24,6 +24,7 @@ import { SESSION_COMMANDS, SessionCommands } from './commands.js'
 import { Connection, noop } from './connection.js'
 import * as counters from './counters.js'
 import * as history from './history.js'
+import { ioredis } from './ioredis.js'
 import { checkId, KeyLayout } from './keys.js'
 import { LocalCache } from './local-cache.js'
 import { UserLookups } from './lookups.js'
@@ -77,7 +78,8 @@ export class RedisStore implements SessionStore {
   constructor (options: RedisStoreOptions) {
     const { prefix, commandTimeoutMs, localCache, durability, statsShards } = settingsOf(options)
     this.#durability = durability
-    this.#connection = new Connection(options, commandTimeoutMs)
+    const library = options.client === undefined ? ioredis(options.connection === undefined ? 'redisStore.cluster' : 'redisStore.connection') : undefined
+    this.#connection = new Connection(options, commandTimeoutMs, library)
     this.#keys = new KeyLayout(prefix, statsShards)
     this.#commands = new SessionCommands(this.#connection, this.#keys, this.#decode)
     this.#lookups = new UserLookups(this.#connection, this.#keys)
