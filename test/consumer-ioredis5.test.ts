@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { installed, pack, ROOT, run, tempDir } from './package-helper.js'
+import { installed, npmInstall, pack, ROOT, run, tempDir } from './package-helper.js'
 import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './stores/redis-helper.js'
 
 /**
@@ -79,9 +79,7 @@ redisTest(t, 'an app on ioredis 5 installs the package, compiles, and keeps its 
     files: ['app.ts']
   }))
   await writeFile(join(dir, 'app.ts'), APP)
-  const install = await run('npm', [
-    'install', '--install-strategy=linked', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'
-  ], { cwd: dir, timeoutMs: 120_000 })
+  const install = await npmInstall(dir)
   t.equal(install.code, 0, `npm install beside ioredis ${ioredis5}: ${install.stderr}`)
   const compiled = await run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { timeoutMs: 120_000 })
   t.equal(compiled.code, 0, `tsc against ioredis ${ioredis5}'s types\n${compiled.stdout}${compiled.stderr}`)

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { installed, pack, run, tempDir } from './package-helper.js'
+import { installed, npmInstall, pack, run, tempDir } from './package-helper.js'
 import { deleteKeys, REDIS_URL, redisTest, testClient, uniquePrefix } from './stores/redis-helper.js'
 
 /**
@@ -60,9 +60,7 @@ redisTest(t, 'an app on iovalkey, without ioredis, installs the package and keep
     dependencies: { 'fastify-session-guard': `file:${tarball}`, fastify: await installed('fastify'), iovalkey: await installed('iovalkey') }
   }))
   await writeFile(join(dir, 'app.js'), APP)
-  const install = await run('npm', [
-    'install', '--install-strategy=linked', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'
-  ], { cwd: dir, timeoutMs: 120_000 })
+  const install = await npmInstall(dir)
   t.equal(install.code, 0, `npm install with iovalkey: ${install.stderr}`)
   const prefix = uniquePrefix()
   t.teardown(async () => await deleteKeys(admin, prefix))

@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { installed, pack, ROOT, run, tempDir } from './package-helper.js'
+import { installed, npmInstall, pack, ROOT, run, tempDir } from './package-helper.js'
 
 /**
  * Apps as users write them, on the packed tarball: installed by npm in its
@@ -246,9 +246,7 @@ t.test('apps on the packed tarball compile the README verbatim and answer a guar
       ...Object.fromEntries(await Promise.all(ECOSYSTEM.map(async (name) => [name, await installed(name)])))
     }
   }))
-  const install = await run('npm', [
-    'install', '--install-strategy=linked', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'
-  ], { cwd: root, timeoutMs: 120_000 })
+  const install = await npmInstall(root)
   t.equal(install.code, 0, `npm install: ${install.stderr}`)
 
   const readme = await readFile(join(ROOT, 'README.md'), 'utf8')

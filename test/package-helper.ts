@@ -52,6 +52,13 @@ export async function pack (t: Test): Promise<string> {
   return join(dir, tarball)
 }
 
+/** `npm install` in an app a test made: from npm's cache where it can, without install scripts, quietly. */
+export async function npmInstall (dir: string): Promise<Run> {
+  return await run('npm', [
+    'install', '--install-strategy=linked', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'
+  ], { cwd: dir, timeoutMs: 120_000 })
+}
+
 /** The version of a package this repository has installed, so an app made by a test installs what npm has cached. */
 export async function installed (name: string): Promise<string> {
   return (JSON.parse(await readFile(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
